@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// errHelp ends a command after it printed its --help.
+var errHelp = errors.New("help shown")
+
+// listFlag collects a repeatable flag (--external A --external B, or A,B).
+type listFlag struct{ vals []string }
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+func (l *listFlag) Set(s string) error {
+	l.vals = append(l.vals, s)
+	return nil
+}
+
+// textFlag remembers whether it was given, so settings only override a
+// preset when the user asked; bool-like ones accept a bare --hairpin.
+type textFlag struct {
+	val    string
+	set    bool
+	isBool bool
+}
+
+func (f *textFlag) String() string   { return f.val }
+func (f *textFlag) IsBoolFlag() bool { return f.isBool }
+func (f *textFlag) Set(s string) error {
+	f.val, f.set = s, true
+	return nil
+}
+
+// parse runs fs over args, turning flag's errors into one clear line and
+// --help into the command's help text on stdout.
+func parse(fs *flag.FlagSet, args []string, help string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(os.Stdout, help)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return errHelp
+	}
+	if err != nil {
+		return usageErr("%v (see gonat %s --help)", err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q (see gonat %s --help)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}

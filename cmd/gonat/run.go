@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/gonat/gonat/lab"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/table"
+)
+
+const runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
+                 --external ADDR [--external ADDR...] [--preset NAME] [behaviour flags]
+
+Runs one NAT between network namespaces that already exist (see
+scripts/netns-setup.sh for a ready-made set). For each --inside, gonat
+creates a TUN device in NS, puts the addresses on it and a default route
+through it; for --outside it creates a TUN device in NS and routes the
+external addresses to it. Packets the inside hosts send are translated to
+an external address and port; replies are translated back.
+
+gonat prints a line starting with "ready" once every port is up, and on
+Ctrl-C (SIGINT) or SIGTERM removes every device and route it made.
+
+Presets (any behaviour flag overrides the preset's value):
+  full-cone             EIM mapping, EIF filtering, port preserve, hairpin on
+  restricted-cone       EIM, ADF (address-dependent filtering)
+  port-restricted-cone  EIM, APDF (the default)
+  symmetric             APDM, APDF, random ports
+  linux                 what Linux MASQUERADE does: EIM, APDF, preserve, no hairpin,
+                        UDP 120s, ICMP 30s, inbound packets refresh
+
+Example:
+  sudo scripts/netns-setup.sh
+  sudo gonat run --inside gonat-a=10.0.0.2/24 --inside gonat-b=10.0.0.3/24 \
+                 --outside gonat-wan --external 198.51.100.1 --preset full-cone -v
+
+Flags:
+`
+
+func runCmd(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var inside, external listFlag
+	fs.Var(&inside, "inside", "inside port: `NS=ADDR/PREFIX[,ADDR/PREFIX...]` (repeatable)")
+	outside := fs.String("outside", "", "namespace of the outside port")
+	fs.Var(&external, "external", "external `ADDR` of the NAT (repeatable, or comma-separated: a pool)")
+	preset := fs.String("preset", "", "behaviour preset: "+strings.Join(table.PresetNames(), ", "))
+	settings := map[string]*textFlag{}
+	settingHelp := map[string]string{
+		lab.SetMapping:               "mapping `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eim|adm|apdm)",
+		lab.SetFiltering:             "filtering `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eif|adf|apdf)",
+		lab.SetPortAssignment:        "external port choice: preserve|sequential|random",
+		lab.SetPortRange:             "external ports for inside ports >= 1024: `LO-HI` (default 1024-65535)",
+		lab.SetParity:                "keep the inside port's parity (true|false)",
+		lab.SetPooling:               "with several --external: paired (one external address per inside host) | arbitrary",
+		lab.SetHairpin:               "hairpinning: inside hosts reach each other's external endpoints (true|false)",
+		lab.SetUDPTimeout:            "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
+		lab.SetTCPEstablishedTimeout: "established TCP connection lifetime (`duration`, default 2h4m)",
+		lab.SetTCPTransitoryTimeout:  "TCP lifetime while opening or closing (`duration`, default 4m)",
+		lab.SetICMPTimeout:           "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
+		lab.SetInboundRefresh:        "inbound packets refresh mappings too (true|false)",
+		lab.SetSeed:                  "seed for random port choice, so runs repeat (`N`)",
+	}
+	for _, n := range lab.SettingNames() {
+		f := &textFlag{isBool: n == lab.SetHairpin || n == lab.SetParity || n == lab.SetInboundRefresh}
+		settings[n] = f
+		fs.Var(f, n, settingHelp[n])
+	}
+	verbose := fs.Bool("v", false, "log every mapping created and expired")
+	trace := fs.Bool("trace", false, "print one line per packet: the packet before and after translation, or why it was dropped")
+	mtu := fs.Int("mtu", 1500, "MTU of the TUN devices")
+	if err := parse(fs, args, runHelp); err != nil {
+		return err
+	}
+
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu}
+	if len(inside.vals) == 0 {
+		return usageErr("--inside: at least one is required, e.g. --inside lan=10.0.0.2/24")
+	}
+	for _, v := range inside.vals {
+		in, err := parseInside(v)
+		if err != nil {
+			return usageErr("--inside %q: %v", v, err)
+		}
+		spec.Inside = append(spec.Inside, in)
+	}
+	if *outside == "" {
+		return usageErr("--outside: required, the namespace of the public side")
+	}
+	var ext []netip.Addr
+	for _, v := range external.vals {
+		for _, s := range strings.Split(v, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil || !a.Is4() {
+				return usageErr("--external %q: want an IPv4 address such as 198.51.100.1", s)
+			}
+			ext = append(ext, a)
+		}
+	}
+	if len(ext) == 0 {
+		return usageErr("--external: at least one external address is required, e.g. --external 198.51.100.1")
+	}
+	given := map[string]string{}
+	for n, f := range settings {
+		if f.set {
+			given[n] = f.val
+		}
+	}
+	if *preset != "" {
+		if _, err := table.Preset(*preset); err != nil {
+			return usageErr("--preset: %v", err)
+		}
+	}
+	for n, v := range given {
+		var c table.Config
+		if err := lab.ApplySetting(&c, n, v); err != nil {
+			return usageErr("--%v", err)
+		}
+	}
+	behavior, err := lab.Behavior(*preset, given, ext)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	spec.Behavior = behavior
+	if err := ns.Check(*outside); err != nil {
+		return usageErr("--outside: %v", err)
+	}
+	for _, in := range spec.Inside {
+		if err := ns.Check(in.Namespace); err != nil {
+			return usageErr("--inside: %v", err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create TUN devices in namespaces")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "gonat: "+format+"\n", a...) }
+	spec.Logf = logf
+	n, err := lab.StartNAT(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if *verbose || *trace {
+		events := make(chan nat.Event, 4096)
+		n.Engine.SetObserver(func(ev nat.Event) {
+			select {
+			case events <- ev:
+			default: // never block the packet path on a slow terminal
+			}
+		})
+		n.Engine.SetTracing(*trace)
+		go func() {
+			for ev := range events {
+				fmt.Fprintln(os.Stdout, ev.String())
+			}
+		}()
+	}
+	fmt.Printf("ready: %s\n", n.Describe())
+	select {
+	case <-ctx.Done():
+	case <-n.Done():
+	}
+	err = n.Close()
+	printCounters(n.Engine)
+	return err
+}
+
+func printCounters(e *nat.Engine) {
+	var parts []string
+	for _, v := range nat.Verdicts() {
+		if c := e.Count(v); c > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", v, c))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(os.Stderr, "gonat: packets: %s\n", strings.Join(parts, " "))
+	}
+}
+
+// parseInside reads NS=ADDR/PREFIX[,ADDR/PREFIX...].
+func parseInside(v string) (lab.InsideSpec, error) {
+	name, addrs, ok := strings.Cut(v, "=")
+	if !ok || name == "" || addrs == "" {
+		return lab.InsideSpec{}, fmt.Errorf("want NS=ADDR/PREFIX[,ADDR/PREFIX...], e.g. lan=10.0.0.2/24")
+	}
+	in := lab.InsideSpec{Namespace: name}
+	for _, s := range strings.Split(addrs, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil || !p.Addr().Is4() {
+			return lab.InsideSpec{}, fmt.Errorf("%q is not an IPv4 ADDR/PREFIX such as 10.0.0.2/24", s)
+		}
+		if p.Addr() == p.Masked().Addr() && p.Bits() < 31 {
+			return lab.InsideSpec{}, fmt.Errorf("%s is a network address; give the host's address, e.g. %s", p, p.Masked().Addr().Next())
+		}
+		in.Hosts = append(in.Hosts, p)
+	}
+	return in, nil
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gonat/gonat/stun"
+)
+
+const stunServerHelp = `Usage: gonat stun-server --primary IP --alternate IP [--port 3478] [--alt-port 3479]
+
+An RFC 5780 STUN server for NAT behaviour discovery: it listens on both
+addresses and both ports (four sockets), reports the address it saw
+(XOR-MAPPED-ADDRESS and MAPPED-ADDRESS), where it answered from
+(RESPONSE-ORIGIN), its other address (OTHER-ADDRESS), and honours
+CHANGE-REQUEST; RFC 3489 clients get SOURCE-ADDRESS and CHANGED-ADDRESS.
+Both addresses must be on this host (run it in a namespace with
+'ip netns exec NS gonat stun-server ...').
+
+Flags:
+`
+
+func stunServerCmd(args []string) error {
+	fs := flag.NewFlagSet("stun-server", flag.ContinueOnError)
+	primary := fs.String("primary", "", "primary `IP` (A1)")
+	alternate := fs.String("alternate", "", "alternate `IP` (A2)")
+	port := fs.Uint("port", stun.DefaultPort, "primary port (P1)")
+	altPort := fs.Uint("alt-port", stun.DefaultAltPort, "alternate port (P2)")
+	verbose := fs.Bool("v", false, "log every request")
+	if err := parse(fs, args, stunServerHelp); err != nil {
+		return err
+	}
+	p, err := netip.ParseAddr(*primary)
+	if err != nil {
+		return usageErr("--primary %q: want an IP address such as 203.0.113.1", *primary)
+	}
+	a, err := netip.ParseAddr(*alternate)
+	if err != nil || a == p {
+		return usageErr("--alternate %q: want a second IP address of this host, other than --primary", *alternate)
+	}
+	if *port == 0 || *port > 65535 || *altPort == 0 || *altPort > 65535 || *port == *altPort {
+		return usageErr("--port %d / --alt-port %d: want two different ports in 1-65535", *port, *altPort)
+	}
+	cfg := stun.ServerConfig{Primary: p, Alternate: a, Port: uint16(*port), AltPort: uint16(*altPort)}
+	if *verbose {
+		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	}
+	srv, err := stun.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	addrs := srv.Addrs()
+	fmt.Printf("ready: stun server on %s %s %s %s\n", addrs[0], addrs[1], addrs[2], addrs[3])
+	go func() { <-ctx.Done(); srv.Close() }()
+	err = srv.Serve(ctx)
+	st := srv.Stats()
+	fmt.Fprintf(os.Stderr, "stun-server: requests=%d responses=%d errors=%d malformed=%d\n", st.Requests, st.Responses, st.Errors, st.Malformed)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+const probeHelp = `Usage: gonat probe [--server IP[:PORT]] [--json]
+
+Discovers the NAT in front of this host with an RFC 5780 STUN server
+(RFC 5780 section 4): its mapping behaviour (endpoint-independent,
+address-dependent, address-and-port-dependent), its filtering behaviour,
+whether it hairpins, and the classic RFC 3489 name. Requests are
+retransmitted (RFC 8489), so one lost packet does not change a verdict.
+
+Flags:
+`
+
+func probeCmd(args []string) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	server := fs.String("server", "203.0.113.1:3478", "RFC 5780 server `IP[:PORT]`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	rto := fs.Duration("rto", 500*time.Millisecond, "initial retransmission timeout")
+	retries := fs.Int("retries", 4, "requests per transaction before a test counts as silent")
+	if err := parse(fs, args, probeHelp); err != nil {
+		return err
+	}
+	srv, err := netip.ParseAddrPort(*server)
+	if err != nil {
+		a, err2 := netip.ParseAddr(*server)
+		if err2 != nil {
+			return usageErr("--server %q: want IP or IP:PORT", *server)
+		}
+		srv = netip.AddrPortFrom(a, stun.DefaultPort)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := map[string]any{
+			"mapping": r.Mapping, "filtering": r.Filtering, "hairpin": r.Hairpin, "classic": r.Classic,
+			"local": r.Local.String(), "mapped": []string{r.Mapped[0].String(), r.Mapped[1].String(), r.Mapped[2].String()},
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Printf("local      %s\nmapped     %s (A1:P1)  %s (A2:P1)  %s (A2:P2)\nmapping    %s\nfiltering  %s\nhairpin    %s\nclassic    %s\n",
+		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), boolWord(r.Hairpin), orUnknown(r.Classic))
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func boolWord(b *bool) string {
+	switch {
+	case b == nil:
+		return "unknown"
+	case *b:
+		return "yes"
+	}
+	return "no"
+}

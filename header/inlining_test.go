@@ -1,0 +1,39 @@
+package header
+
+import (
+	"os/exec"
+	"regexp"
+	"testing"
+)
+
+// TestInlining fails if a hot accessor stops being inlinable, which would
+// cost a call per field per packet.
+func TestInlining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package")
+	}
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool:", err)
+	}
+	out, err := exec.Command(gotool, "build", "-gcflags=-m", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -gcflags=-m: %v\n%s", err, out)
+	}
+	want := []string{
+		"IPv4.HeaderLen", "IPv4.TotalLen", "IPv4.Protocol", "IPv4.TTL", "IPv4.Src", "IPv4.Dst",
+		"IPv4.Checksum", "IPv4.SetChecksum", "IPv4.FragmentOffset", "IPv4.Payload",
+		"UDP.SrcPort", "UDP.DstPort", "UDP.Checksum", "UDP.SetChecksum",
+		"TCP.SrcPort", "TCP.DstPort", "TCP.Flags", "TCP.DataOffset", "TCP.Checksum", "TCP.SetChecksum",
+		"ICMPv4.Type", "ICMPv4.Ident", "ICMPv4.Checksum", "ICMPv4.SetChecksum",
+		"(*Parsed).HasPorts", "(*Parsed).IsFragment", "(*Parsed).IsFirstFragment",
+		"IsICMPError", "IsICMPQuery", "Status.String",
+		"Fold", "UpdateChecksum16", "delta16", "delta32", "applyDelta", "put16", "udpChecksumFix",
+	}
+	for _, fn := range want {
+		re := regexp.MustCompile(`(?m): can inline ` + regexp.QuoteMeta(fn) + `$`)
+		if !re.Match(out) {
+			t.Errorf("%s is not inlinable", fn)
+		}
+	}
+}

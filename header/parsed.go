@@ -1,0 +1,266 @@
+package header
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// Status is Decode's verdict on a packet. Anything but OK means the packet
+// must not be forwarded: its offsets could not be trusted.
+type Status uint8
+
+// Decode results, in the order Decode checks them.
+const (
+	// OK: a well-formed IPv4 packet; every offset in Parsed is in bounds.
+	OK Status = iota
+	// Truncated: the buffer ends before the IPv4 header, or before the
+	// header length or total length says the packet ends.
+	Truncated
+	// BadVersion: not IPv4.
+	BadVersion
+	// BadHeaderLen: IHL below 5.
+	BadHeaderLen
+	// BadTotalLen: total length smaller than the header length.
+	BadTotalLen
+	// BadTransport: a first fragment too short for its UDP, TCP or ICMP
+	// header, or a TCP data offset below 20 bytes or past the end.
+	BadTransport
+	// BadInner: an ICMP error (IsICMPError) whose quoted packet cannot be
+	// translated: not IPv4, header cut short, fewer than 8 bytes of its
+	// transport header, a non-first fragment, or a protocol other than
+	// UDP, TCP and ICMP queries. RFC 792 and RFC 1122 section 3.2.2 make
+	// the sender quote the header and at least 8 bytes of a first
+	// fragment, and never about an ICMP error.
+	BadInner
+)
+
+var statusNames = [...]string{
+	OK:           "ok",
+	Truncated:    "truncated",
+	BadVersion:   "bad-version",
+	BadHeaderLen: "bad-header-length",
+	BadTotalLen:  "bad-total-length",
+	BadTransport: "bad-transport-header",
+	BadInner:     "bad-inner-packet",
+}
+
+// String names the status; it does not allocate.
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown-status"
+}
+
+// Parsed is a packet decoded once, with the offsets and 5-tuple the NAT
+// needs. Decode fills it; the Rewrite functions keep it in step with the
+// bytes they change. It holds no reference to the packet.
+type Parsed struct {
+	// Status says whether the rest can be trusted. When it is not OK, the
+	// fields decoded before the problem was found are set and the others
+	// are zero (Src and Dst addresses are set from BadTransport on).
+	Status Status
+	// IPProto is the IPv4 protocol field.
+	IPProto uint8
+	// Src and Dst are the addresses and transport ports. An ICMP query's
+	// identifier is both ports (RFC 5508 section 3; the identifier
+	// names the flow both ways). Ports are 0 where there are none: other
+	// protocols, ICMP errors, and fragments other than the first.
+	Src, Dst netip.AddrPort
+	// IPHeaderLen is the IPv4 header length: the transport header starts
+	// here.
+	IPHeaderLen int
+	// Length is the IPv4 total length. Bytes past it (link padding) are
+	// not part of the packet.
+	Length int
+	// TTL is the time to live.
+	TTL uint8
+	// ID is the identification field.
+	ID uint16
+	// FragOffset is the fragment offset in bytes.
+	FragOffset uint16
+	// MoreFrags and DontFrag are the MF and DF flags.
+	MoreFrags, DontFrag bool
+	// TCPFlags is the TCP flags byte of a TCP first fragment.
+	TCPFlags uint8
+	// ICMPType and ICMPCode are set for an ICMP first fragment only.
+	ICMPType, ICMPCode uint8
+
+	// For an ICMP error (IsICMPError) that is OK, the quoted packet.
+	// InnerOff is 0 otherwise.
+
+	// InnerOff is the offset of the quoted IPv4 header in the packet
+	// (always IPHeaderLen+8).
+	InnerOff int
+	// InnerHeaderLen is the quoted IPv4 header's length; at least 8 bytes
+	// of its transport header follow it.
+	InnerHeaderLen int
+	// InnerProto is the quoted packet's protocol: UDP, TCP or ICMP (then
+	// a query).
+	InnerProto uint8
+	// InnerSrc and InnerDst are the quoted packet's addresses and ports
+	// (an ICMP query's identifier in both).
+	InnerSrc, InnerDst netip.AddrPort
+}
+
+// Decode decodes the IPv4 packet at the start of b into p, overwriting all
+// of p. It never panics and never allocates, whatever b holds. It checks
+// the lengths, not the checksums (the kernel verified those for packets
+// read from a TUN device); see ICMPChecksumValid and InnerIPChecksumValid
+// for ICMP errors, which the NAT must verify (RFC 5508 REQ-3).
+//
+// Ports are read only from first fragments (FragOffset 0) whose transport
+// header is complete; a first fragment too short for one is BadTransport.
+func (p *Parsed) Decode(b []byte) {
+	*p = Parsed{}
+	if len(b) == 0 {
+		p.Status = Truncated
+		return
+	}
+	if b[ipVersIHL]>>4 != 4 {
+		p.Status = BadVersion
+		return
+	}
+	if len(b) < IPv4MinSize {
+		p.Status = Truncated
+		return
+	}
+	hl := int(b[ipVersIHL]&0x0f) << 2
+	if hl < IPv4MinSize {
+		p.Status = BadHeaderLen
+		return
+	}
+	if hl > len(b) {
+		p.Status = Truncated
+		return
+	}
+	tl := int(binary.BigEndian.Uint16(b[ipTotalLen:]))
+	if tl < hl {
+		p.Status = BadTotalLen
+		return
+	}
+	if tl > len(b) {
+		p.Status = Truncated
+		return
+	}
+	frag := binary.BigEndian.Uint16(b[ipFlagsFrag:])
+	p.IPProto = b[ipProtocol]
+	p.IPHeaderLen = hl
+	p.Length = tl
+	p.TTL = b[ipTTL]
+	p.ID = binary.BigEndian.Uint16(b[ipID:])
+	p.FragOffset = (frag & ipFragOffMask) << 3
+	p.MoreFrags = frag&ipFlagMF != 0
+	p.DontFrag = frag&ipFlagDF != 0
+	src := netip.AddrFrom4([4]byte(b[ipSrc : ipSrc+4]))
+	dst := netip.AddrFrom4([4]byte(b[ipDst : ipDst+4]))
+	p.Src = netip.AddrPortFrom(src, 0)
+	p.Dst = netip.AddrPortFrom(dst, 0)
+	if p.FragOffset != 0 {
+		// No transport header in this fragment.
+		return
+	}
+	t := b[hl:tl]
+	switch p.IPProto {
+	case ProtoUDP:
+		if len(t) < UDPSize {
+			p.Status = BadTransport
+			return
+		}
+		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[udpSrcPort:]))
+		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[udpDstPort:]))
+	case ProtoTCP:
+		if len(t) < TCPMinSize {
+			p.Status = BadTransport
+			return
+		}
+		if off := TCP(t).DataOffset(); off < TCPMinSize || off > len(t) {
+			p.Status = BadTransport
+			return
+		}
+		p.TCPFlags = t[tcpFlags]
+		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[tcpSrcPort:]))
+		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[tcpDstPort:]))
+	case ProtoICMP:
+		if len(t) < ICMPv4MinSize {
+			p.Status = BadTransport
+			return
+		}
+		p.ICMPType = t[icmpType]
+		p.ICMPCode = t[icmpCode]
+		switch {
+		case IsICMPQuery(p.ICMPType):
+			id := binary.BigEndian.Uint16(t[icmpIdent:])
+			p.Src = netip.AddrPortFrom(src, id)
+			p.Dst = netip.AddrPortFrom(dst, id)
+		case IsICMPError(p.ICMPType):
+			if !p.decodeInner(b[hl+ICMPv4MinSize : tl]) {
+				p.Status = BadInner
+				return
+			}
+			p.InnerOff = hl + ICMPv4MinSize
+		}
+	}
+}
+
+// decodeInner decodes the packet quoted by an ICMP error into p's Inner
+// fields, except InnerOff, and reports whether it can be translated.
+func (p *Parsed) decodeInner(q []byte) bool {
+	if len(q) < IPv4MinSize || q[ipVersIHL]>>4 != 4 {
+		return false
+	}
+	hl := int(q[ipVersIHL]&0x0f) << 2
+	// The quoted total length is not checked: it describes the original
+	// packet, not the quote, and some stacks are known to mangle it.
+	if hl < IPv4MinSize || hl+8 > len(q) {
+		return false
+	}
+	if binary.BigEndian.Uint16(q[ipFlagsFrag:])&ipFragOffMask != 0 {
+		return false
+	}
+	t := q[hl:]
+	var sp, dp uint16
+	switch proto := q[ipProtocol]; proto {
+	case ProtoUDP, ProtoTCP:
+		// Same offsets in both.
+		sp = binary.BigEndian.Uint16(t[udpSrcPort:])
+		dp = binary.BigEndian.Uint16(t[udpDstPort:])
+	case ProtoICMP:
+		if !IsICMPQuery(t[icmpType]) {
+			return false
+		}
+		sp = binary.BigEndian.Uint16(t[icmpIdent:])
+		dp = sp
+	default:
+		return false
+	}
+	p.InnerHeaderLen = hl
+	p.InnerProto = q[ipProtocol]
+	p.InnerSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(q[ipSrc:ipSrc+4])), sp)
+	p.InnerDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(q[ipDst:ipDst+4])), dp)
+	return true
+}
+
+// IsFirstFragment reports whether the packet starts its datagram
+// (fragment offset 0), which is also true of unfragmented packets: only
+// these carry the transport header.
+func (p *Parsed) IsFirstFragment() bool { return p.FragOffset == 0 }
+
+// IsFragment reports whether the packet is part of a fragmented datagram:
+// MF set or a non-zero offset.
+func (p *Parsed) IsFragment() bool { return p.MoreFrags || p.FragOffset != 0 }
+
+// HasPorts reports whether Src and Dst carry ports the NAT can map: a
+// UDP or TCP first fragment, or an ICMP query, that decoded OK.
+func (p *Parsed) HasPorts() bool {
+	if p.Status != OK || p.FragOffset != 0 {
+		return false
+	}
+	switch p.IPProto {
+	case ProtoUDP, ProtoTCP:
+		return true
+	case ProtoICMP:
+		return IsICMPQuery(p.ICMPType)
+	}
+	return false
+}

@@ -1,0 +1,196 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun"
+)
+
+// InsideSpec is one inside port: an existing namespace and the host
+// addresses (with their network prefix) gonat puts on its TUN device there.
+type InsideSpec struct {
+	Namespace string
+	Hosts     []netip.Prefix
+}
+
+// NATSpec is one NAT between existing namespaces.
+type NATSpec struct {
+	Inside   []InsideSpec
+	Outside  string       // namespace of the outside port
+	Behavior table.Config // with External set
+	// DeviceName is the TUN name in every namespace; may hold %d. Default
+	// "gnat%d".
+	DeviceName string
+	MTU        int
+	Logf       func(format string, args ...any)
+}
+
+// NAT is a running NAT: its devices exist and its router is pumping.
+type NAT struct {
+	Engine  *nat.Engine
+	Router  *nat.Router
+	spec    NATSpec
+	devices []tun.Device
+	gws     []netip.Addr
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error
+	closeOnce sync.Once
+}
+
+// StartNAT creates the NAT's TUN devices (outside first), routes the
+// external addresses to the outside one and a default route in each inside
+// namespace to its inside one, and starts translating. Any failure undoes
+// what was done. The devices, and with them every address and route,
+// vanish when the NAT is closed or the process dies.
+func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
+	if spec.Outside == "" {
+		return nil, errors.New("no outside namespace")
+	}
+	if err := ns.Check(spec.Outside); err != nil {
+		return nil, fmt.Errorf("outside: %w", err)
+	}
+	seen := map[string]bool{spec.Outside: true}
+	for _, in := range spec.Inside {
+		if seen[in.Namespace] {
+			return nil, fmt.Errorf("namespace %q used for two ports", in.Namespace)
+		}
+		seen[in.Namespace] = true
+		if err := ns.Check(in.Namespace); err != nil {
+			return nil, fmt.Errorf("inside: %w", err)
+		}
+	}
+	cfg := nat.Config{Table: spec.Behavior}
+	hostSet := map[netip.Addr]bool{}
+	for _, in := range spec.Inside {
+		for _, h := range in.Hosts {
+			hostSet[h.Addr()] = true
+		}
+	}
+	gws := make([]netip.Addr, len(spec.Inside))
+	for i, in := range spec.Inside {
+		gws[i] = chooseGateway(in.Hosts, hostSet)
+		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i]})
+	}
+	eng, err := nat.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := spec.DeviceName
+	if name == "" {
+		name = "gnat%d"
+	}
+	var devs []tun.Device
+	undo := func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}
+	var routes []netip.Prefix
+	for _, e := range eng.Config().Table.External {
+		routes = append(routes, netip.PrefixFrom(e, 32))
+	}
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Routes: routes})
+	if err != nil {
+		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
+	}
+	devs = append(devs, out)
+	for _, in := range spec.Inside {
+		d, err := tun.Create(tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Addresses: in.Hosts,
+			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}})
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)
+		}
+		devs = append(devs, d)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	n := &NAT{
+		Engine: eng, spec: spec, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
+		Router: &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf},
+	}
+	n.Router.ExpireEvery = sweepInterval(eng.Config().Table)
+	go func() {
+		n.err = n.Router.Run(rctx)
+		close(n.done)
+	}()
+	return n, nil
+}
+
+// sweepInterval reports expiries promptly when tests use short timeouts.
+func sweepInterval(c table.Config) time.Duration {
+	d := time.Second
+	for _, t := range []time.Duration{c.UDPTimeout, c.TCPTransitoryTimeout, c.ICMPTimeout} {
+		if t > 0 && t/20 < d {
+			d = t / 20
+		}
+	}
+	return max(d, 50*time.Millisecond)
+}
+
+// chooseGateway picks the NAT's own address on an inside network: the
+// first address of the first prefix that no host uses.
+func chooseGateway(hosts []netip.Prefix, used map[netip.Addr]bool) netip.Addr {
+	for _, h := range hosts {
+		p := h.Masked()
+		if p.Bits() >= 31 {
+			continue
+		}
+		for a := p.Addr().Next(); p.Contains(a); a = a.Next() {
+			if !used[a] && p.Contains(a.Next()) { // not the broadcast address
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// Gateways returns the NAT's own address on each inside port.
+func (n *NAT) Gateways() []netip.Addr { return n.gws }
+
+// Describe says what was built, for the `ready` line.
+func (n *NAT) Describe() string {
+	var b strings.Builder
+	c := n.Engine.Config().Table
+	ext := make([]string, len(c.External))
+	for i, e := range c.External {
+		ext[i] = e.String()
+	}
+	fmt.Fprintf(&b, "outside %s/%s external %s", n.spec.Outside, n.devices[0].Name(), strings.Join(ext, ","))
+	for i, in := range n.spec.Inside {
+		hs := make([]string, len(in.Hosts))
+		for j, h := range in.Hosts {
+			hs[j] = h.String()
+		}
+		fmt.Fprintf(&b, "; inside %s/%s %s", in.Namespace, n.devices[i+1].Name(), strings.Join(hs, ","))
+		if n.gws[i].IsValid() {
+			fmt.Fprintf(&b, " gateway %s", n.gws[i])
+		}
+	}
+	fmt.Fprintf(&b, "; mapping %s filtering %s port-assignment %s hairpin %t",
+		c.Mapping, c.Filtering, c.PortAssignment, c.Hairpin)
+	return b.String()
+}
+
+// Done is closed when the NAT has stopped.
+func (n *NAT) Done() <-chan struct{} { return n.done }
+
+// Close stops the NAT and removes its devices (and so its addresses and
+// routes). It is safe to call more than once.
+func (n *NAT) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		<-n.done
+	})
+	return n.err
+}

@@ -1,0 +1,585 @@
+// Package nat is gonat's translation engine: it rewrites packets in place
+// between inside ports (private hosts) and one outside port, using the
+// mappings and filters of package table, and moves batches of packets
+// between TUN devices (Router).
+//
+// The per-packet path decodes once into a header.Parsed on the stack,
+// rewrites addresses, ports and checksums in place (RFC 1624 incremental
+// updates) and allocates nothing.
+package nat
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
+)
+
+// Port identifies one of the engine's ports: Outside, or an inside port
+// numbered from 1 in the order of Config.Inside.
+type Port int
+
+// Outside is the port towards the public side.
+const Outside Port = 0
+
+// InsidePort describes the hosts behind one inside port.
+type InsidePort struct {
+	// Hosts are the inside hosts' addresses with their network prefix
+	// (10.0.0.2/24). Packets to one of these addresses leave by this port.
+	Hosts []netip.Prefix
+	// Gateway is the NAT's own address on this side: the source of the
+	// ICMP errors it generates (Time Exceeded, so traceroute shows the NAT
+	// as a hop; 3/13 when ports run out).
+	Gateway netip.Addr
+}
+
+// Config is the engine's whole configuration.
+type Config struct {
+	Table  table.Config
+	Inside []InsidePort
+}
+
+// Validate checks the parts of the configuration the table does not know
+// about: addresses that would make routing ambiguous (RFC 4787 REQ-7:
+// overlapping inside and outside spaces are refused at start-up).
+func (c *Config) Validate() error {
+	if len(c.Inside) == 0 {
+		return errors.New("no inside port")
+	}
+	seen := map[netip.Addr]int{}
+	for i, ip := range c.Inside {
+		if len(ip.Hosts) == 0 {
+			return fmt.Errorf("inside port %d: no host address", i+1)
+		}
+		for _, h := range ip.Hosts {
+			a := h.Addr()
+			if !a.Is4() {
+				return fmt.Errorf("inside address %s: only IPv4 is supported", h)
+			}
+			if j, dup := seen[a]; dup {
+				return fmt.Errorf("inside address %s given twice (ports %d and %d)", a, j+1, i+1)
+			}
+			seen[a] = i
+			for _, e := range c.Table.External {
+				if h.Contains(e) {
+					return fmt.Errorf("external address %s lies inside the inside network %s", e, h.Masked())
+				}
+			}
+		}
+		if ip.Gateway.IsValid() {
+			if _, dup := seen[ip.Gateway]; dup {
+				return fmt.Errorf("gateway %s is also a host address", ip.Gateway)
+			}
+		}
+	}
+	return nil
+}
+
+// Result tells the caller what to do with a processed packet.
+type Result struct {
+	Verdict Verdict
+	// Out is the port to send the (rewritten) packet to when Verdict is
+	// Forward.
+	Out Port
+	// ReplyLen > 0 means reply[:ReplyLen] holds an ICMP error the NAT
+	// generated, to be sent back out of the port the packet came in on.
+	ReplyLen int
+}
+
+// Engine translates packets. It is safe for concurrent use by one
+// goroutine per port.
+type Engine struct {
+	mu    sync.Mutex // guards tab and frags
+	tab   *table.Table
+	frags fragCache
+
+	cfg      Config
+	hairpin  atomic.Bool
+	external []netip.Addr
+	hosts    map[netip.Addr]Port // inside host address -> port
+	inside   []InsidePort
+
+	counters [numVerdicts]atomic.Uint64
+
+	observer atomic.Pointer[func(Event)]
+	tracing  atomic.Bool
+}
+
+// New builds an engine. It does not touch any device.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tab, err := table.New(cfg.Table)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		tab:      tab,
+		cfg:      cfg,
+		external: append([]netip.Addr(nil), tab.Config().External...),
+		hosts:    make(map[netip.Addr]Port),
+		inside:   cfg.Inside,
+	}
+	e.cfg.Table = tab.Config()
+	e.hairpin.Store(e.cfg.Table.Hairpin)
+	for i, ip := range cfg.Inside {
+		for _, h := range ip.Hosts {
+			e.hosts[h.Addr()] = Port(i + 1)
+		}
+	}
+	return e, nil
+}
+
+// Config returns the configuration in force (with defaults filled in).
+func (e *Engine) Config() Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg
+}
+
+// SetTableConfig replaces the NAT behaviour at run time. Existing mappings
+// are dropped (a behaviour change invalidates them), as a NAT reboot would.
+// The external addresses must stay the same.
+func (e *Engine) SetTableConfig(c table.Config) error {
+	tab, err := table.New(c)
+	if err != nil {
+		return err
+	}
+	nc := tab.Config()
+	if len(nc.External) != len(e.external) {
+		return errors.New("external addresses cannot change at run time")
+	}
+	for i := range nc.External {
+		if nc.External[i] != e.external[i] {
+			return errors.New("external addresses cannot change at run time")
+		}
+	}
+	e.mu.Lock()
+	e.tab = tab
+	e.cfg.Table = nc
+	e.frags = fragCache{}
+	e.mu.Unlock()
+	e.hairpin.Store(nc.Hairpin)
+	return nil
+}
+
+// Flush drops every mapping (NAT rebinding).
+func (e *Engine) Flush() {
+	e.mu.Lock()
+	e.tab.Flush()
+	e.frags = fragCache{}
+	e.mu.Unlock()
+}
+
+// Count returns how many packets got verdict v.
+func (e *Engine) Count(v Verdict) uint64 {
+	if v >= numVerdicts {
+		return 0
+	}
+	return e.counters[v].Load()
+}
+
+// Mappings calls fn with a snapshot of every live mapping.
+func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
+	var ms []MappingInfo
+	e.mu.Lock()
+	e.tab.All(func(m *table.Mapping) bool {
+		if m.Expires.After(now) {
+			ms = append(ms, snapshot(m))
+		}
+		return true
+	})
+	e.mu.Unlock()
+	for _, m := range ms {
+		fn(m)
+	}
+}
+
+// Expire removes lapsed mappings and reports each as an EventExpired.
+func (e *Engine) Expire(now time.Time) int {
+	obs := e.observer.Load()
+	var gone []MappingInfo
+	e.mu.Lock()
+	n := e.tab.Expire(now, func(m *table.Mapping) {
+		if obs != nil {
+			gone = append(gone, snapshot(m))
+		}
+	})
+	e.mu.Unlock()
+	if obs != nil {
+		for _, m := range gone {
+			(*obs)(Event{Kind: EventExpired, Time: now, Proto: m.Proto, Mapping: m})
+		}
+	}
+	return n
+}
+
+func (e *Engine) isExternal(a netip.Addr) bool {
+	for _, x := range e.external {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// insidePort returns the inside port of host address a.
+func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
+	p, ok := e.hosts[a]
+	return p, ok
+}
+
+// inInsideNetwork reports whether a lies in an inside network without
+// being a known host or gateway: such packets are never sent outside
+// (REQ-7: never mis-routed).
+func (e *Engine) inInsideNetwork(a netip.Addr) bool {
+	for _, ip := range e.inside {
+		if ip.Gateway == a {
+			return true
+		}
+		for _, h := range ip.Hosts {
+			if h.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Engine) gateway(in Port) netip.Addr {
+	if in >= 1 && int(in) <= len(e.inside) {
+		return e.inside[in-1].Gateway
+	}
+	return netip.Addr{}
+}
+
+func (e *Engine) done(v Verdict, out Port, reply int) Result {
+	e.counters[v].Add(1)
+	return Result{Verdict: v, Out: out, ReplyLen: reply}
+}
+
+// Process handles one packet that arrived on port in, rewriting it in
+// place. reply is scratch space for an ICMP error the NAT may generate
+// (at least 576 bytes). now is read once per batch by the caller.
+func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	var p header.Parsed
+	p.Decode(b)
+	if p.Status != header.OK {
+		if p.Status == header.BadVersion {
+			return e.drop(in, &p, DropNotIPv4, now)
+		}
+		return e.drop(in, &p, DropMalformed, now)
+	}
+	b = b[:p.Length]
+	if in == Outside {
+		return e.inbound(b, &p, reply, now)
+	}
+	return e.outbound(in, b, &p, reply, now)
+}
+
+func (e *Engine) drop(in Port, p *header.Parsed, v Verdict, now time.Time) Result {
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventDrop, Time: now, Verdict: v, In: in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst})
+	}
+	return e.done(v, 0, 0)
+}
+
+// timeExceeded answers a packet whose TTL ran out here (RFC 5508 REQ-10,
+// RFC 1812 5.3.1): traceroute shows the NAT as a hop.
+func (e *Engine) timeExceeded(in Port, b []byte, p *header.Parsed, src netip.Addr, reply []byte, now time.Time) Result {
+	n := 0
+	if src.IsValid() {
+		n = header.BuildICMPError(reply, b, src, header.ICMPTimeExceeded, 0, 0)
+	}
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventDrop, Time: now, Verdict: DropTTLExceeded, In: in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst})
+	}
+	return e.done(DropTTLExceeded, 0, n)
+}
+
+func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
+	dst := p.Dst.Addr()
+	// Between inside hosts: routed, not translated.
+	if out, ok := e.insidePort(dst); ok {
+		if p.TTL <= 1 {
+			return e.timeExceeded(in, b, p, e.gateway(in), reply, now)
+		}
+		header.IPv4(b).DecTTL()
+		return e.done(Forward, out, 0)
+	}
+	if e.inInsideNetwork(dst) {
+		return e.drop(in, p, DropNoRoute, now)
+	}
+	if _, ok := e.insidePort(p.Src.Addr()); !ok {
+		// Spoofed or misconfigured source: translating it would create
+		// mappings for hosts we cannot reach back.
+		return e.drop(in, p, DropNoRoute, now)
+	}
+	if p.TTL <= 1 {
+		return e.timeExceeded(in, b, p, e.gateway(in), reply, now)
+	}
+	proto := table.Protocol(p.IPProto)
+	switch p.IPProto {
+	case header.ProtoUDP, header.ProtoTCP:
+	case header.ProtoICMP:
+		if header.IsICMPError(p.ICMPType) {
+			return e.outboundICMPError(in, b, p, now)
+		}
+		if !header.IsICMPQuery(p.ICMPType) {
+			return e.drop(in, p, DropUnsupported, now)
+		}
+	default:
+		return e.drop(in, p, DropUnsupported, now)
+	}
+	if p.IsFragment() && !p.IsFirstFragment() {
+		return e.outboundFragment(in, b, p, now)
+	}
+	if !p.HasPorts() {
+		return e.drop(in, p, DropMalformed, now)
+	}
+	before := [2]netip.AddrPort{p.Src, p.Dst}
+	hairpin := e.isExternal(dst)
+	if hairpin && !e.hairpin.Load() {
+		return e.drop(in, p, DropHairpinOff, now)
+	}
+
+	e.mu.Lock()
+	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
+	if err != nil {
+		e.mu.Unlock()
+		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
+		// live mapping.
+		n := header.BuildICMPError(reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
+		if e.tracing.Load() {
+			e.emit(Event{Kind: EventDrop, Time: now, Verdict: DropPoolExhausted, In: in, Proto: proto, Src: p.Src, Dst: p.Dst})
+		}
+		return e.done(DropPoolExhausted, 0, n)
+	}
+	m.AddBytes(true, len(b))
+	ext := m.External
+	var info MappingInfo
+	if created {
+		info = snapshot(m)
+	}
+	if p.MoreFrags {
+		e.frags.put(fragKeyOf(p), ext.Addr(), now)
+	}
+	var target *table.Mapping
+	var tv table.Verdict
+	if hairpin {
+		// The packet turns around inside the NAT: it leaves with the
+		// sender's external endpoint as source (REQ-9a) and enters the
+		// destination mapping through its filter like any inbound packet.
+		target, tv = e.tab.Inbound(proto, p.Dst, ext, p.TCPFlags, now)
+		if tv == table.Accept {
+			target.AddBytes(false, len(b))
+		}
+	}
+	var internal netip.AddrPort
+	if target != nil {
+		internal = target.Internal
+	}
+	e.mu.Unlock()
+
+	if created {
+		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
+	}
+	header.RewriteSrc(b, p, ext)
+	header.IPv4(b).DecTTL()
+	out := Outside
+	if hairpin {
+		if tv != table.Accept {
+			return e.drop(in, p, tableVerdict(tv), now)
+		}
+		header.RewriteDst(b, p, internal)
+		port, ok := e.insidePort(internal.Addr())
+		if !ok {
+			return e.drop(in, p, DropNoRoute, now)
+		}
+		out = port
+	}
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: out, Proto: proto, Src: before[0], Dst: before[1],
+			NewSrc: p.Src, NewDst: p.Dst, Created: created, Hairpin: hairpin})
+	}
+	return e.done(Forward, out, 0)
+}
+
+func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
+	dst := p.Dst.Addr()
+	if !e.isExternal(dst) {
+		return e.drop(Outside, p, DropNoRoute, now)
+	}
+	if p.TTL <= 1 {
+		return e.timeExceeded(Outside, b, p, dst, reply, now)
+	}
+	proto := table.Protocol(p.IPProto)
+	switch p.IPProto {
+	case header.ProtoUDP, header.ProtoTCP:
+	case header.ProtoICMP:
+		if header.IsICMPError(p.ICMPType) {
+			return e.inboundICMPError(b, p, now)
+		}
+		if !header.IsICMPQuery(p.ICMPType) {
+			return e.drop(Outside, p, DropUnsupported, now)
+		}
+	default:
+		return e.drop(Outside, p, DropUnsupported, now)
+	}
+	if p.IsFragment() && !p.IsFirstFragment() {
+		return e.inboundFragment(b, p, now)
+	}
+	if !p.HasPorts() {
+		return e.drop(Outside, p, DropMalformed, now)
+	}
+	before := [2]netip.AddrPort{p.Src, p.Dst}
+	e.mu.Lock()
+	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
+	if tv != table.Accept {
+		e.mu.Unlock()
+		return e.drop(Outside, p, tableVerdict(tv), now)
+	}
+	m.AddBytes(false, len(b))
+	internal := m.Internal
+	if p.MoreFrags {
+		e.frags.put(fragKeyOf(p), internal.Addr(), now)
+	}
+	e.mu.Unlock()
+
+	out, ok := e.insidePort(internal.Addr())
+	if !ok {
+		return e.drop(Outside, p, DropNoRoute, now)
+	}
+	header.RewriteDst(b, p, internal)
+	header.IPv4(b).DecTTL()
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventTranslated, Time: now, In: Outside, Out: out, Proto: proto, Src: before[0], Dst: before[1], NewSrc: p.Src, NewDst: p.Dst})
+	}
+	return e.done(Forward, out, 0)
+}
+
+// inboundICMPError translates an error about a packet we sent out
+// (RFC 5508 REQ-4/5): the embedded packet's source is our external
+// endpoint; it becomes the inside endpoint again, and the outer
+// destination the inside host. Checked first (REQ-3), looked up without
+// refreshing or creating anything (REQ-6).
+func (e *Engine) inboundICMPError(b []byte, p *header.Parsed, now time.Time) Result {
+	if p.InnerOff == 0 {
+		return e.drop(Outside, p, DropMalformed, now)
+	}
+	if !header.ICMPChecksumValid(b, p) || !header.InnerIPChecksumValid(b, p) {
+		return e.drop(Outside, p, DropBadChecksum, now)
+	}
+	if p.InnerSrc.Addr() != p.Dst.Addr() {
+		return e.drop(Outside, p, DropNoMapping, now)
+	}
+	proto := table.Protocol(p.InnerProto)
+	e.mu.Lock()
+	m, tv := e.tab.PeekInbound(proto, p.InnerSrc, p.InnerDst, now)
+	var internal netip.AddrPort
+	if m != nil && tv == table.Accept {
+		internal = m.Internal
+	}
+	e.mu.Unlock()
+	if m == nil {
+		return e.drop(Outside, p, DropNoMapping, now)
+	}
+	if tv != table.Accept {
+		return e.drop(Outside, p, tableVerdict(tv), now)
+	}
+	out, ok := e.insidePort(internal.Addr())
+	if !ok {
+		return e.drop(Outside, p, DropNoRoute, now)
+	}
+	before := [2]netip.AddrPort{p.Src, p.Dst}
+	header.RewriteInnerSrc(b, p, internal)
+	header.RewriteDst(b, p, netip.AddrPortFrom(internal.Addr(), 0))
+	header.IPv4(b).DecTTL()
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventTranslated, Time: now, In: Outside, Out: out, Proto: table.ICMP, Src: before[0], Dst: before[1], NewSrc: p.Src, NewDst: p.Dst, ICMPError: true})
+	}
+	return e.done(Forward, out, 0)
+}
+
+// outboundICMPError translates an inside host's error about a packet it
+// received from outside (its kernel's port unreachable, say): the embedded
+// packet's destination was our external endpoint.
+func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time.Time) Result {
+	if p.InnerOff == 0 {
+		return e.drop(in, p, DropMalformed, now)
+	}
+	if !header.ICMPChecksumValid(b, p) || !header.InnerIPChecksumValid(b, p) {
+		return e.drop(in, p, DropBadChecksum, now)
+	}
+	if p.InnerDst.Addr() != p.Src.Addr() {
+		return e.drop(in, p, DropNoMapping, now)
+	}
+	proto := table.Protocol(p.InnerProto)
+	e.mu.Lock()
+	m := e.tab.PeekOutbound(proto, p.InnerDst, p.InnerSrc, now)
+	var ext netip.AddrPort
+	if m != nil {
+		ext = m.External
+	}
+	e.mu.Unlock()
+	if m == nil {
+		return e.drop(in, p, DropNoMapping, now)
+	}
+	before := [2]netip.AddrPort{p.Src, p.Dst}
+	header.RewriteInnerDst(b, p, ext)
+	header.RewriteSrc(b, p, netip.AddrPortFrom(ext.Addr(), 0))
+	header.IPv4(b).DecTTL()
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: Outside, Proto: table.ICMP, Src: before[0], Dst: before[1], NewSrc: p.Src, NewDst: p.Dst, ICMPError: true})
+	}
+	return e.done(Forward, Outside, 0)
+}
+
+// Fragments after the first carry no ports: they follow the address their
+// first fragment was translated to, remembered by (src, dst, proto, id).
+func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
+	e.mu.Lock()
+	ext, ok := e.frags.get(fragKeyOf(p), now)
+	e.mu.Unlock()
+	if !ok {
+		return e.drop(in, p, DropFragment, now)
+	}
+	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, Outside, 0)
+}
+
+func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
+	e.mu.Lock()
+	internal, ok := e.frags.get(fragKeyOf(p), now)
+	e.mu.Unlock()
+	if !ok {
+		return e.drop(Outside, p, DropFragment, now)
+	}
+	out, ok := e.insidePort(internal)
+	if !ok {
+		return e.drop(Outside, p, DropNoRoute, now)
+	}
+	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, out, 0)
+}
+
+func tableVerdict(v table.Verdict) Verdict {
+	switch v {
+	case table.Accept:
+		return Forward
+	case table.DropFiltered:
+		return DropFiltered
+	case table.DropUnsolicitedSYN:
+		return DropUnsolicitedSYN
+	default:
+		return DropNoMapping
+	}
+}

@@ -1,0 +1,462 @@
+package nat
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
+)
+
+var (
+	hostA = netip.MustParseAddr("10.0.0.2")
+	hostB = netip.MustParseAddr("10.0.0.3")
+	gw    = netip.MustParseAddr("10.0.0.1")
+	ext   = netip.MustParseAddr("198.51.100.1")
+	srv1  = netip.MustParseAddr("203.0.113.1")
+	srv2  = netip.MustParseAddr("203.0.113.2")
+	rtr   = netip.MustParseAddr("203.0.113.254")
+	t0    = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func ap(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
+
+// newEngine: A on port 1, B on port 2, one external address.
+func newEngine(t testing.TB, preset string, tweak ...func(*table.Config)) *Engine {
+	t.Helper()
+	c, err := table.Preset(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.External = []netip.Addr{ext}
+	for _, f := range tweak {
+		f(&c)
+	}
+	e, err := New(Config{Table: c, Inside: []InsidePort{
+		{Hosts: []netip.Prefix{netip.PrefixFrom(hostA, 24)}, Gateway: gw},
+		{Hosts: []netip.Prefix{netip.PrefixFrom(hostB, 24)}, Gateway: gw},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func udpPkt(src, dst netip.AddrPort, ttl uint8, payload string) []byte {
+	b := make([]byte, 1500)
+	n := header.BuildUDP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), Protocol: header.ProtoUDP, TTL: ttl, ID: 1},
+		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, []byte(payload))
+	return b[:n]
+}
+
+func tcpPkt(src, dst netip.AddrPort, flags uint8) []byte {
+	b := make([]byte, 1500)
+	n := header.BuildTCP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), Protocol: header.ProtoTCP, TTL: 64},
+		header.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(), Seq: 1000, Flags: flags, Window: 65535}, nil)
+	return b[:n]
+}
+
+func echoPkt(src, dst netip.Addr, typ uint8, id uint16) []byte {
+	b := make([]byte, 1500)
+	n := header.BuildICMP(b, header.IPv4Fields{Src: src, Dst: dst, Protocol: header.ProtoICMP, TTL: 64},
+		header.ICMPFields{Type: typ, Ident: id, Seq: 1}, []byte("ping"))
+	return b[:n]
+}
+
+// checkSums recomputes every checksum from scratch (the reference the
+// incremental updates must agree with), the embedded ones included.
+func checkSums(t *testing.T, b []byte) {
+	t.Helper()
+	if err := sumsValid(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sumsValid(b []byte) error {
+	ip := header.IPv4(b)
+	if !ip.ChecksumValid() {
+		return fmt.Errorf("IPv4 header checksum %#04x invalid", ip.Checksum())
+	}
+	pl := ip.Payload()
+	switch ip.Protocol() {
+	case header.ProtoUDP, header.ProtoTCP:
+		if ip.Protocol() == header.ProtoUDP && binary.BigEndian.Uint16(pl[6:]) == 0 {
+			return nil
+		}
+		if header.Checksum(pl, header.PseudoHeaderSum(ip.Src(), ip.Dst(), ip.Protocol(), uint16(len(pl)))) != 0 {
+			return fmt.Errorf("transport checksum invalid")
+		}
+	case header.ProtoICMP:
+		if header.Checksum(pl, 0) != 0 {
+			return fmt.Errorf("ICMP checksum invalid")
+		}
+		if typ := pl[0]; header.IsICMPError(typ) {
+			inner := header.IPv4(pl[8:])
+			if !inner.ChecksumValid() {
+				return fmt.Errorf("embedded IPv4 checksum invalid")
+			}
+		}
+	}
+	return nil
+}
+
+// process runs one packet; when the engine answers with an ICMP error,
+// the returned Parsed describes the reply and lastReply holds it.
+func process(t *testing.T, e *Engine, in Port, b []byte, now time.Time) (Result, header.Parsed) {
+	t.Helper()
+	reply := make([]byte, 1500)
+	r := e.Process(in, b, reply, now)
+	var p header.Parsed
+	if r.ReplyLen > 0 {
+		lastReply = reply[:r.ReplyLen]
+		p.Decode(lastReply)
+	} else {
+		p.Decode(b)
+	}
+	return r, p
+}
+
+var lastReply []byte
+
+func TestOutboundInboundUDP(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	out := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "hello")
+	r, p := process(t, e, 1, out, t0)
+	if r.Verdict != Forward || r.Out != Outside {
+		t.Fatalf("outbound: %+v", r)
+	}
+	if p.Src != ap(ext, 5000) || p.Dst != ap(srv1, 3478) || p.TTL != 63 {
+		t.Fatalf("outbound rewritten to %s -> %s ttl %d", p.Src, p.Dst, p.TTL)
+	}
+	checkSums(t, out)
+
+	back := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "world")
+	r, p = process(t, e, Outside, back, t0.Add(time.Second))
+	if r.Verdict != Forward || r.Out != 1 || p.Dst != ap(hostA, 5000) || p.Src != ap(srv1, 3478) {
+		t.Fatalf("inbound: %+v %s -> %s", r, p.Src, p.Dst)
+	}
+	checkSums(t, back)
+
+	// Port-restricted: another port of the same server is filtered.
+	other := udpPkt(ap(srv1, 3479), ap(ext, 5000), 64, "x")
+	if r, _ := process(t, e, Outside, other, t0); r.Verdict != DropFiltered {
+		t.Fatalf("APDF let %v through", r)
+	}
+	// No mapping at all.
+	none := udpPkt(ap(srv1, 3478), ap(ext, 6000), 64, "x")
+	if r, _ := process(t, e, Outside, none, t0); r.Verdict != DropNoMapping {
+		t.Fatalf("unmapped port: %v", r.Verdict)
+	}
+	if e.Count(DropFiltered) != 1 || e.Count(DropNoMapping) != 1 || e.Count(Forward) != 2 {
+		t.Fatalf("counters: fwd %d filtered %d nomap %d", e.Count(Forward), e.Count(DropFiltered), e.Count(DropNoMapping))
+	}
+}
+
+func TestInsideToInsideUntranslated(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	b := udpPkt(ap(hostA, 5000), ap(hostB, 6000), 64, "hi")
+	r, p := process(t, e, 1, b, t0)
+	if r.Verdict != Forward || r.Out != 2 || p.Src != ap(hostA, 5000) {
+		t.Fatalf("%+v %s", r, p.Src)
+	}
+	// An unknown address in the inside network is never sent outside.
+	b = udpPkt(ap(hostA, 5000), ap(netip.MustParseAddr("10.0.0.77"), 6000), 64, "hi")
+	if r, _ := process(t, e, 1, b, t0); r.Verdict != DropNoRoute {
+		t.Fatalf("unknown inside host: %v", r.Verdict)
+	}
+}
+
+func TestHairpin(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint("hairpin=", on), func(t *testing.T) {
+			e := newEngine(t, "full-cone", func(c *table.Config) { c.Hairpin = on })
+			// B makes a mapping, then A sends to it.
+			process(t, e, 2, udpPkt(ap(hostB, 6000), ap(srv1, 3478), 64, "b"), t0)
+			b := udpPkt(ap(hostA, 5000), ap(ext, 6000), 64, "to MB")
+			r, p := process(t, e, 1, b, t0)
+			if !on {
+				if r.Verdict != DropHairpinOff {
+					t.Fatalf("hairpin off: %v", r.Verdict)
+				}
+				return
+			}
+			if r.Verdict != Forward || r.Out != 2 {
+				t.Fatalf("hairpin: %+v", r)
+			}
+			if p.Src != ap(ext, 5000) || p.Dst != ap(hostB, 6000) {
+				t.Fatalf("hairpinned as %s -> %s; want source MA=%s (REQ-9a)", p.Src, p.Dst, ap(ext, 5000))
+			}
+			checkSums(t, b)
+		})
+	}
+}
+
+func TestTTLExceeded(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	b := udpPkt(ap(hostA, 5000), ap(srv1, 33434), 1, "probe")
+	r, p := process(t, e, 1, b, t0)
+	if r.Verdict != DropTTLExceeded || r.ReplyLen == 0 {
+		t.Fatalf("%+v", r)
+	}
+	if p.IPProto != header.ProtoICMP || p.ICMPType != header.ICMPTimeExceeded || p.Src.Addr() != gw || p.Dst.Addr() != hostA {
+		t.Fatalf("reply %d/%d from %s to %s", p.ICMPType, p.ICMPCode, p.Src, p.Dst)
+	}
+	checkSums(t, lastReply)
+	var n int
+	e.Mappings(t0, func(MappingInfo) { n++ })
+	if n != 0 {
+		t.Fatalf("an expiring packet created %d mappings", n)
+	}
+}
+
+// quote builds an ICMP error from `from` about packet orig (as the
+// remote side saw it).
+func quote(t *testing.T, orig []byte, from netip.Addr, typ, code uint8) []byte {
+	b := make([]byte, 1500)
+	n := header.BuildICMPError(b, orig, from, typ, code, 0)
+	if n == 0 {
+		t.Fatal("BuildICMPError refused")
+	}
+	return b[:n]
+}
+
+func TestICMPErrorTranslation(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	out := udpPkt(ap(hostA, 5000), ap(srv1, 9), 64, "anyone?")
+	process(t, e, 1, out, t0)
+	// R reports Time Exceeded about E1:5000 -> S1:9 (RFC 5508 REQ-4).
+	errPkt := quote(t, out, rtr, header.ICMPTimeExceeded, 0)
+	r, p := process(t, e, Outside, errPkt, t0)
+	if r.Verdict != Forward || r.Out != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if p.Dst.Addr() != hostA || p.InnerSrc != ap(hostA, 5000) || p.InnerDst != ap(srv1, 9) || p.ICMPType != header.ICMPTimeExceeded {
+		t.Fatalf("translated to dst %s inner %s -> %s type %d", p.Dst, p.InnerSrc, p.InnerDst, p.ICMPType)
+	}
+	checkSums(t, errPkt)
+	if !header.ICMPChecksumValid(errPkt, &p) || !header.InnerIPChecksumValid(errPkt, &p) {
+		t.Fatal("checksums after translation")
+	}
+
+	// Bad ICMP checksum: dropped (REQ-3).
+	bad := quote(t, out, rtr, header.ICMPDestUnreachable, header.ICMPCodePortUnreachable)
+	bad[len(bad)-1] ^= 0xff
+	if r, _ := process(t, e, Outside, bad, t0); r.Verdict != DropBadChecksum {
+		t.Fatalf("bad checksum: %v", r.Verdict)
+	}
+	// No mapping: dropped.
+	stray := udpPkt(ap(ext, 7777), ap(srv1, 9), 64, "never sent")
+	if r, _ := process(t, e, Outside, quote(t, stray, rtr, header.ICMPDestUnreachable, 3), t0); r.Verdict != DropNoMapping {
+		t.Fatalf("error without mapping: %v", r.Verdict)
+	}
+}
+
+// An ICMP error neither refreshes nor deletes the mapping (RFC 5508 REQ-6).
+func TestICMPErrorDoesNotRefresh(t *testing.T) {
+	e := newEngine(t, "full-cone", func(c *table.Config) { c.UDPTimeout = 10 * time.Second })
+	out := udpPkt(ap(hostA, 5000), ap(srv1, 9), 64, "x")
+	process(t, e, 1, out, t0)
+	errPkt := quote(t, out, srv1, header.ICMPDestUnreachable, header.ICMPCodePortUnreachable)
+	if r, _ := process(t, e, Outside, errPkt, t0.Add(9*time.Second)); r.Verdict != Forward {
+		t.Fatalf("%v", r.Verdict)
+	}
+	in := udpPkt(ap(srv2, 1), ap(ext, 5000), 64, "late")
+	if r, _ := process(t, e, Outside, in, t0.Add(10*time.Second+time.Millisecond)); r.Verdict != DropNoMapping {
+		t.Fatalf("the ICMP error refreshed the mapping: %v", r.Verdict)
+	}
+}
+
+func TestOutboundICMPError(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "x"), t0)
+	in := udpPkt(ap(srv2, 4000), ap(ext, 5000), 64, "to a closed port")
+	process(t, e, Outside, in, t0) // now in == srv2:4000 -> 10.0.0.2:5000
+	// A's kernel answers port unreachable about what it received.
+	errPkt := quote(t, in, hostA, header.ICMPDestUnreachable, header.ICMPCodePortUnreachable)
+	r, p := process(t, e, 1, errPkt, t0)
+	if r.Verdict != Forward || r.Out != Outside || p.Src.Addr() != ext || p.InnerDst != ap(ext, 5000) {
+		t.Fatalf("%+v src %s inner dst %s", r, p.Src, p.InnerDst)
+	}
+	checkSums(t, errPkt)
+}
+
+func TestEcho(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	// Two hosts, same identifier (RFC 5508 REQ-1).
+	a := echoPkt(hostA, srv1, header.ICMPEchoRequest, 0x4242)
+	b := echoPkt(hostB, srv1, header.ICMPEchoRequest, 0x4242)
+	_, pa := process(t, e, 1, a, t0)
+	_, pb := process(t, e, 2, b, t0)
+	checkSums(t, a)
+	checkSums(t, b)
+	if pa.Src == pb.Src {
+		t.Fatalf("both echo requests left as %s", pa.Src)
+	}
+	for i, want := range []struct {
+		id   uint16
+		port Port
+	}{{pa.Src.Port(), 1}, {pb.Src.Port(), 2}} {
+		reply := echoPkt(srv1, ext, header.ICMPEchoReply, want.id)
+		r, p := process(t, e, Outside, reply, t0)
+		if r.Verdict != Forward || r.Out != want.port || p.Dst.Port() != 0x4242 {
+			t.Fatalf("reply %d: %+v id %#x", i, r, p.Dst.Port())
+		}
+		checkSums(t, reply)
+	}
+}
+
+func TestTCPUnsolicitedAndSimultaneousOpen(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	syn := tcpPkt(ap(srv1, 7000), ap(ext, 7001), header.TCPSyn)
+	if r, _ := process(t, e, Outside, syn, t0); r.Verdict != DropUnsolicitedSYN || r.ReplyLen != 0 {
+		t.Fatalf("unsolicited SYN: %+v", r)
+	}
+	// Simultaneous open: SYN out, SYN in, SYN-ACKs both ways.
+	steps := []struct {
+		in    Port
+		flags uint8
+	}{{1, header.TCPSyn}, {Outside, header.TCPSyn}, {1, header.TCPSyn | header.TCPAck}, {Outside, header.TCPSyn | header.TCPAck}, {1, header.TCPAck}}
+	for i, s := range steps {
+		var b []byte
+		if s.in == Outside {
+			b = tcpPkt(ap(srv1, 7000), ap(ext, 7001), s.flags)
+		} else {
+			b = tcpPkt(ap(hostA, 7001), ap(srv1, 7000), s.flags)
+		}
+		r, _ := process(t, e, s.in, b, t0)
+		if r.Verdict != Forward {
+			t.Fatalf("step %d (%#x from port %d): %v", i, s.flags, s.in, r.Verdict)
+		}
+		checkSums(t, b)
+	}
+}
+
+func TestPoolExhaustedSends313(t *testing.T) {
+	e := newEngine(t, "full-cone", func(c *table.Config) { c.PortLo, c.PortHi = 20000, 20001 })
+	for i := range 2 {
+		if r, _ := process(t, e, 1, udpPkt(ap(hostA, uint16(30000+i)), ap(srv1, 1), 64, "x"), t0); r.Verdict != Forward {
+			t.Fatalf("%v", r.Verdict)
+		}
+	}
+	b := udpPkt(ap(hostA, 30002), ap(srv1, 1), 64, "x")
+	r, p := process(t, e, 1, b, t0)
+	if r.Verdict != DropPoolExhausted || p.ICMPType != header.ICMPDestUnreachable || p.ICMPCode != header.ICMPCodeAdminProhibited {
+		t.Fatalf("%+v type %d code %d", r, p.ICMPType, p.ICMPCode)
+	}
+	// The live mappings were not stolen.
+	for i := range 2 {
+		if r, _ := process(t, e, Outside, udpPkt(ap(srv1, 1), ap(ext, uint16(20000+i)), 64, "x"), t0); r.Verdict != Forward {
+			t.Fatalf("mapping %d lost: %v", i, r.Verdict)
+		}
+	}
+}
+
+func TestFragmentsFollowFirst(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	first := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "0123456789abcdef")
+	ip := header.IPv4(first)
+	// Mark it as a first fragment (MF) and make a second fragment.
+	binary.BigEndian.PutUint16(first[6:], 0x2000)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.ComputeChecksum())
+	second := make([]byte, 28)
+	copy(second, first[:20])
+	binary.BigEndian.PutUint16(second[2:], 28)
+	binary.BigEndian.PutUint16(second[6:], 3) // offset 24 bytes, last
+	header.IPv4(second).SetChecksum(0)
+	header.IPv4(second).SetChecksum(header.IPv4(second).ComputeChecksum())
+	if r, _ := process(t, e, 1, second, t0); r.Verdict != DropFragment {
+		t.Fatalf("second fragment before the first: %v", r.Verdict)
+	}
+	copy(second, first[:20])
+	binary.BigEndian.PutUint16(second[2:], 28)
+	binary.BigEndian.PutUint16(second[6:], 3)
+	header.IPv4(second).SetChecksum(0)
+	header.IPv4(second).SetChecksum(header.IPv4(second).ComputeChecksum())
+	if r, _ := process(t, e, 1, first, t0); r.Verdict != Forward {
+		t.Fatal(r.Verdict)
+	}
+	r, p := process(t, e, 1, second, t0)
+	if r.Verdict != Forward || p.Src.Addr() != ext || !header.IPv4(second).ChecksumValid() {
+		t.Fatalf("second fragment: %v src %s", r.Verdict, p.Src)
+	}
+}
+
+func TestMalformedNeverPanics(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	for _, b := range [][]byte{nil, {0x45}, make([]byte, 19), {0x60, 0, 0, 0}, append([]byte{0x4f}, make([]byte, 30)...)} {
+		for _, in := range []Port{Outside, 1} {
+			r := e.Process(in, b, make([]byte, 1500), t0)
+			if r.Verdict == Forward {
+				t.Fatalf("%x forwarded", b)
+			}
+		}
+	}
+}
+
+var sinkResult Result
+
+// The per-packet path allocates nothing (style.md: TestNoAllocs).
+func TestNoAllocs(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	out := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "hello")
+	in := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "world")
+	tcpOut := tcpPkt(ap(hostA, 5001), ap(srv1, 80), header.TCPAck)
+	tcpIn := tcpPkt(ap(srv1, 80), ap(ext, 5001), header.TCPAck)
+	reply := make([]byte, 1500)
+	process(t, e, 1, append([]byte(nil), out...), t0)
+	process(t, e, 1, tcpPkt(ap(hostA, 5001), ap(srv1, 80), header.TCPSyn), t0)
+	bufs := [][]byte{make([]byte, len(out)), make([]byte, len(in)), make([]byte, len(tcpOut)), make([]byte, len(tcpIn))}
+	for name, c := range map[string]struct {
+		port Port
+		pkt  []byte
+		buf  []byte
+	}{
+		"udp outbound": {1, out, bufs[0]}, "udp inbound": {Outside, in, bufs[1]},
+		"tcp outbound": {1, tcpOut, bufs[2]}, "tcp inbound": {Outside, tcpIn, bufs[3]},
+	} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			copy(c.buf, c.pkt)
+			sinkResult = e.Process(c.port, c.buf, reply, t0)
+		})
+		if allocs != 0 || sinkResult.Verdict != Forward {
+			t.Errorf("%s: %v allocs per packet, verdict %v", name, allocs, sinkResult.Verdict)
+		}
+	}
+}
+
+func benchProcess(b *testing.B, port Port, pkt []byte, setup ...[]byte) {
+	e := newEngine(b, "port-restricted-cone")
+	reply := make([]byte, 1500)
+	for _, s := range setup {
+		e.Process(1, append([]byte(nil), s...), reply, t0)
+	}
+	buf := make([]byte, len(pkt))
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, pkt)
+		sinkResult = e.Process(port, buf, reply, t0)
+	}
+	if sinkResult.Verdict != Forward {
+		b.Fatal(sinkResult.Verdict)
+	}
+}
+
+func BenchmarkTranslate(b *testing.B) {
+	out := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "0123456789012345678901234567890123456789")
+	b.Run("udp-outbound", func(b *testing.B) { benchProcess(b, 1, out) })
+	b.Run("udp-inbound", func(b *testing.B) {
+		benchProcess(b, Outside, udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "0123456789012345678901234567890123456789"), out)
+	})
+	syn := tcpPkt(ap(hostA, 5001), ap(srv1, 80), header.TCPSyn)
+	b.Run("tcp-outbound", func(b *testing.B) { benchProcess(b, 1, tcpPkt(ap(hostA, 5001), ap(srv1, 80), header.TCPAck), syn) })
+	b.Run("tcp-inbound", func(b *testing.B) {
+		benchProcess(b, Outside, tcpPkt(ap(srv1, 80), ap(ext, 5001), header.TCPAck), syn)
+	})
+	ping := echoPkt(hostA, srv1, header.ICMPEchoRequest, 7)
+	b.Run("icmp-echo-outbound", func(b *testing.B) { benchProcess(b, 1, ping) })
+}

@@ -1,0 +1,57 @@
+package nat
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gonat/gonat/header"
+)
+
+// fragKey names the datagram a fragment belongs to (RFC 791: source,
+// destination, protocol, identification), as seen before translation.
+type fragKey struct {
+	src, dst [4]byte
+	id       uint16
+	proto    uint8
+}
+
+func fragKeyOf(p *header.Parsed) fragKey {
+	return fragKey{src: p.Src.Addr().As4(), dst: p.Dst.Addr().As4(), id: p.ID, proto: p.IPProto}
+}
+
+// fragLifetime bounds how long a first fragment's translation is kept for
+// the rest of its datagram (Linux's ipfrag_time is 30 s).
+const fragLifetime = 30 * time.Second
+
+// fragCache remembers where first fragments were translated, so later
+// fragments (no ports) follow them. Fixed size and direct-mapped: a flood
+// of fragments can only evict entries, never grow memory (REQ-14: bounded
+// against DoS).
+type fragCache struct {
+	slots [1024]fragSlot
+}
+
+type fragSlot struct {
+	key     fragKey
+	addr    netip.Addr
+	expires time.Time
+}
+
+func (c *fragCache) slot(k fragKey) *fragSlot {
+	h := uint32(k.id)*2654435761 ^ uint32(k.src[3])<<8 ^ uint32(k.dst[3])<<16 ^ uint32(k.proto)
+	h ^= uint32(k.src[2])<<24 ^ uint32(k.dst[2])
+	return &c.slots[h%uint32(len(c.slots))]
+}
+
+func (c *fragCache) put(k fragKey, a netip.Addr, now time.Time) {
+	s := c.slot(k)
+	*s = fragSlot{key: k, addr: a, expires: now.Add(fragLifetime)}
+}
+
+func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, bool) {
+	s := c.slot(k)
+	if s.key != k || !s.addr.IsValid() || !now.Before(s.expires) {
+		return netip.Addr{}, false
+	}
+	return s.addr, true
+}

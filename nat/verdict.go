@@ -1,0 +1,57 @@
+package nat
+
+// Verdict is what the engine did with one packet. Every drop has its own
+// reason, counted separately, so a user can always tell why a packet did
+// not pass.
+type Verdict uint8
+
+const (
+	Forward            Verdict = iota // translated (or routed) and sent on
+	DropMalformed                     // not a well-formed IPv4 packet
+	DropNotIPv4                       // IPv6 or other; gonat translates IPv4
+	DropNoMapping                     // inbound, no live mapping for the destination
+	DropFiltered                      // inbound, a mapping exists but its filter refuses the source
+	DropUnsolicitedSYN                // inbound TCP SYN with no mapping (RFC 5382 REQ-4: silent)
+	DropPoolExhausted                 // no free external port; ICMP 3/13 sent back
+	DropTTLExceeded                   // TTL ran out here; ICMP Time Exceeded sent back
+	DropBadChecksum                   // ICMP error with a bad ICMP or embedded IP checksum (RFC 5508 REQ-3)
+	DropNoRoute                       // destination is neither outside nor a known inside host
+	DropHairpinOff                    // inside host sent to an external address and hairpinning is off
+	DropUnsupported                   // protocol or ICMP type gonat does not translate
+	DropFragment                      // non-first fragment with no state from its first fragment
+	DropLocal                         // addressed to the NAT itself
+	numVerdicts
+)
+
+var verdictNames = [numVerdicts]string{
+	Forward:            "forward",
+	DropMalformed:      "malformed",
+	DropNotIPv4:        "not-ipv4",
+	DropNoMapping:      "no-mapping",
+	DropFiltered:       "filtered",
+	DropUnsolicitedSYN: "unsolicited-syn",
+	DropPoolExhausted:  "pool-exhausted",
+	DropTTLExceeded:    "ttl-exceeded",
+	DropBadChecksum:    "bad-checksum",
+	DropNoRoute:        "no-route",
+	DropHairpinOff:     "hairpin-off",
+	DropUnsupported:    "unsupported",
+	DropFragment:       "fragment-no-state",
+	DropLocal:          "local",
+}
+
+func (v Verdict) String() string {
+	if v < numVerdicts {
+		return verdictNames[v]
+	}
+	return "unknown"
+}
+
+// Verdicts lists every verdict, for counters and docs.
+func Verdicts() []Verdict {
+	vs := make([]Verdict, numVerdicts)
+	for i := range vs {
+		vs[i] = Verdict(i)
+	}
+	return vs
+}

@@ -1,0 +1,382 @@
+package stun
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Mapping and filtering behaviours (RFC 4787 §4.1 and §5), as Result
+// reports them. The empty string means the probe could not tell.
+const (
+	EndpointIndependent     = "endpoint-independent"
+	AddressDependent        = "address-dependent"
+	AddressAndPortDependent = "address-and-port-dependent"
+)
+
+// Classic NAT names (RFC 3489 §5 and the decision flow of §10.1).
+const (
+	ClassicOpen               = "open internet"
+	ClassicFullCone           = "full cone"
+	ClassicRestrictedCone     = "restricted cone"
+	ClassicPortRestrictedCone = "port restricted cone"
+	ClassicSymmetric          = "symmetric"
+	ClassicBlocked            = "blocked"
+	ClassicUDPFirewall        = "udp firewall"
+)
+
+// ProbeConfig says where the RFC 5780 server is and how to reach it.
+type ProbeConfig struct {
+	// Server is the primary address and port of an RFC 5780 server.
+	Server netip.AddrPort
+	// ListenPacket opens each fresh socket the probe needs, as
+	// ListenPacket("udp4", ":0") (or "udp6"), or with Local's address;
+	// nil means net.ListenPacket.
+	ListenPacket func(network, address string) (net.PacketConn, error)
+	// RTO is the initial retransmission timeout, doubled after each
+	// retransmission (RFC 8489 §6.2.1); zero means DefaultRTO.
+	RTO time.Duration
+	// Retries is Rc, the number of requests per transaction; zero means
+	// DefaultRetries. See Binding for the time a silent test costs.
+	Retries int
+	// Local, when valid, is the local endpoint of the mapping socket.
+	Local netip.AddrPort
+}
+
+// Result is the probe's verdict.
+type Result struct {
+	Mapping   string // EndpointIndependent, AddressDependent, AddressAndPortDependent or ""
+	Filtering string // same vocabulary
+	// Hairpin says whether a packet from a second local socket to the
+	// first socket's mapped address arrived (RFC 5780 §3.4, RFC 4787
+	// REQ-9); nil when it could not be tested.
+	Hairpin *bool
+	// HairpinSource is the source address the hairpinned packet arrived
+	// with: the second socket's mapped address on a NAT that behaves (RFC
+	// 4787 REQ-9a), its private address on one that does not.
+	HairpinSource netip.AddrPort
+	// Classic is one of the Classic* names, or "" when the tests that
+	// decide it did not all complete.
+	Classic string
+	// Local is the local endpoint of the mapping socket. When that socket
+	// is bound to the unspecified address, its IP is filled in from M1 if
+	// the path turns out not to be translated.
+	Local netip.AddrPort
+	// Mapped holds M1, M2, M3: the mapped addresses seen by A1:P1, A2:P1
+	// and A2:P2 for requests from the mapping socket (RFC 5780 §4.3).
+	Mapped [3]netip.AddrPort
+	// OtherAddress is the server's OTHER-ADDRESS (A2:P2).
+	OtherAddress netip.AddrPort
+}
+
+// Probe runs the RFC 5780 §4 behaviour discovery tests against cfg.Server:
+//
+//   - Mapping (§4.3): from one socket, Binding requests to A1:P1, A2:P1 and
+//     A2:P2 give M1, M2, M3. Endpoint-independent iff M1 == M2, else
+//     address-dependent iff M2 == M3, else address-and-port-dependent.
+//   - Filtering (§4.4), on a fresh socket, since filtering depends on the
+//     state earlier tests leave: requests to A1:P1 asking for change IP and
+//     port (F2) and change port only (F3). F2 answered: endpoint-independent;
+//     else F3 answered: address-dependent; else address-and-port-dependent.
+//     Both go out at once; the NAT sees the same traffic as when they run
+//     one after the other, and a silent test is waited for only once.
+//   - Hairpinning (§3.4): a second fresh socket learns its own mapping,
+//     the mapping socket sends it a packet (so that a filtering NAT lets the
+//     reverse direction in, as a peer behind the same NAT would), then the
+//     second socket sends a Binding request to M1; Hairpin is whether the
+//     mapping socket receives it. Runs alongside the filtering test.
+//
+// Every test that gets no answer costs one whole Binding schedule (see
+// Binding); the filtering and hairpin tests overlap, so a filtering,
+// non-hairpinning NAT costs about one such wait (39.5 s at the defaults,
+// 190 ms with RTO 10ms and Retries 3).
+//
+// No answer to the first request gives Classic "blocked" and a nil error.
+// A server without OTHER-ADDRESS (no RFC 5780 support) or one that ignores
+// CHANGE-REQUEST gives an error with the partial Result.
+func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
+	var res Result
+	if !cfg.Server.IsValid() {
+		return res, errors.New("stun: probe needs a server address")
+	}
+	server := netip.AddrPortFrom(cfg.Server.Addr().Unmap(), cfg.Server.Port())
+	listen := cfg.ListenPacket
+	if listen == nil {
+		listen = net.ListenPacket
+	}
+	network := "udp4"
+	if !server.Addr().Is4() {
+		network = "udp6"
+	}
+	fresh := func(addr string) (net.PacketConn, error) {
+		c, err := listen(network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("stun: probe socket %s: %w", addr, err)
+		}
+		return c, nil
+	}
+	rto, retries := cfg.RTO, cfg.Retries
+
+	local := ":0"
+	if cfg.Local.IsValid() {
+		local = cfg.Local.String()
+	}
+	c1, err := fresh(local)
+	if err != nil {
+		return res, err
+	}
+	defer c1.Close()
+	res.Local = addrPortOf(c1.LocalAddr())
+
+	// Test I: is there a server at all, and what is M1?
+	r1, err := Binding(ctx, c1, server, 0, rto, retries)
+	if errors.Is(err, ErrTimeout) {
+		res.Classic = ClassicBlocked
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Mapped[0] = r1.Mapped
+	res.OtherAddress = r1.OtherAddress
+	other := r1.OtherAddress
+	if !other.IsValid() || other.Addr() == server.Addr() || other.Port() == server.Port() {
+		return res, fmt.Errorf("stun: %v sent OTHER-ADDRESS %v: not an RFC 5780 server with two addresses and ports", server, other)
+	}
+	translated := isTranslated(&res, listen, network)
+
+	// Mapping: M2 from A2:P1, M3 from A2:P2, same socket.
+	r2, err2 := Binding(ctx, c1, netip.AddrPortFrom(other.Addr(), server.Port()), 0, rto, retries)
+	if err2 != nil && !errors.Is(err2, ErrTimeout) {
+		return res, err2
+	}
+	res.Mapped[1] = r2.Mapped
+	r3, err3 := Binding(ctx, c1, other, 0, rto, retries)
+	if err3 != nil && !errors.Is(err3, ErrTimeout) {
+		return res, err3
+	}
+	res.Mapped[2] = r3.Mapped
+	switch m1, m2, m3 := res.Mapped[0], res.Mapped[1], res.Mapped[2]; {
+	case !m2.IsValid():
+		// unknown
+	case m1 == m2:
+		res.Mapping = EndpointIndependent
+	case !m3.IsValid():
+		// unknown
+	case m2 == m3:
+		res.Mapping = AddressDependent
+	default:
+		res.Mapping = AddressAndPortDependent
+	}
+
+	// Filtering and hairpinning, side by side on their own sockets.
+	var (
+		wg                 sync.WaitGroup
+		filterErr, hpinErr error
+		hairpin            *bool
+		hairpinSrc         netip.AddrPort
+		filtering          string
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		filtering, filterErr = probeFiltering(ctx, fresh, server, other, rto, retries)
+	}()
+	go func() {
+		defer wg.Done()
+		hairpin, hairpinSrc, hpinErr = probeHairpin(ctx, fresh, c1, server, res.Mapped[0], rto, retries)
+	}()
+	wg.Wait()
+	res.Filtering, res.Hairpin, res.HairpinSource = filtering, hairpin, hairpinSrc
+	if err := errors.Join(filterErr, hpinErr); err != nil {
+		return res, err
+	}
+
+	switch {
+	case !translated && res.Filtering == EndpointIndependent:
+		res.Classic = ClassicOpen
+	case !translated && res.Filtering != "":
+		res.Classic = ClassicUDPFirewall
+	case !translated:
+	case res.Mapping == AddressDependent || res.Mapping == AddressAndPortDependent:
+		res.Classic = ClassicSymmetric
+	case res.Mapping != EndpointIndependent:
+	case res.Filtering == EndpointIndependent:
+		res.Classic = ClassicFullCone
+	case res.Filtering == AddressDependent:
+		res.Classic = ClassicRestrictedCone
+	case res.Filtering == AddressAndPortDependent:
+		res.Classic = ClassicPortRestrictedCone
+	}
+	return res, nil
+}
+
+// isTranslated reports whether M1 differs from the mapping socket's local
+// endpoint (RFC 3489 §10.1). A socket bound to the unspecified address does
+// not know its IP; then the path counts as untranslated when the ports agree
+// and M1's IP can be bound here (the test the RFC 3489 client stund uses),
+// and res.Local gets that IP.
+func isTranslated(res *Result, listen func(string, string) (net.PacketConn, error), network string) bool {
+	m1, local := res.Mapped[0], res.Local
+	if !local.Addr().IsUnspecified() {
+		return m1 != local
+	}
+	if m1.Port() != local.Port() {
+		return true
+	}
+	c, err := listen(network, netip.AddrPortFrom(m1.Addr(), 0).String())
+	if err != nil {
+		return true
+	}
+	_ = c.Close()
+	res.Local = m1
+	return false
+}
+
+// probeFiltering runs F2 and F3 (RFC 5780 §4.4) from a fresh socket.
+func probeFiltering(ctx context.Context, fresh func(string) (net.PacketConn, error), server, other netip.AddrPort, rto time.Duration, retries int) (string, error) {
+	c, err := fresh(":0")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	f2, f3 := newTxn(ChangeIP|ChangePort), newTxn(ChangePort)
+	if err := transact(ctx, c, []*txn{f2, f3}, server, rto, retries); err != nil {
+		return "", err
+	}
+	for _, t := range []*txn{f2, f3} {
+		if t.err != nil {
+			return "", fmt.Errorf("stun: filtering test (change %v): %w", t.change, t.err)
+		}
+	}
+	// A server that ignored CHANGE-REQUEST would make every NAT look
+	// endpoint-independent; check where the answers came from.
+	if f2.done && f2.resp.From != other {
+		return "", fmt.Errorf("stun: change ip+port answer came from %v, want %v: server ignores CHANGE-REQUEST", f2.resp.From, other)
+	}
+	if want := netip.AddrPortFrom(server.Addr(), other.Port()); f3.done && f3.resp.From != want {
+		return "", fmt.Errorf("stun: change port answer came from %v, want %v: server ignores CHANGE-REQUEST", f3.resp.From, want)
+	}
+	switch {
+	case f2.done:
+		return EndpointIndependent, nil
+	case f3.done:
+		return AddressDependent, nil
+	}
+	return AddressAndPortDependent, nil
+}
+
+// probeHairpin tests hairpinning towards mapping socket c1, whose mapped
+// address is m1 (RFC 5780 §3.4). It returns nil when the second socket could
+// not learn its own mapping.
+func probeHairpin(ctx context.Context, fresh func(string) (net.PacketConn, error), c1 net.PacketConn, server, m1 netip.AddrPort, rto time.Duration, retries int) (*bool, netip.AddrPort, error) {
+	c2, err := fresh(":0")
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	defer c2.Close()
+	r, err := Binding(ctx, c2, server, 0, rto, retries)
+	if errors.Is(err, ErrTimeout) {
+		return nil, netip.AddrPort{}, nil
+	}
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	m2 := r.Mapped
+	punch, probe := newTxn(0), newTxn(0)
+	if rto <= 0 {
+		rto = DefaultRTO
+	}
+	if retries <= 0 {
+		retries = DefaultRetries
+	}
+
+	// The reader: c1 waits for probe's request, until found or stopped.
+	stopRead := make(chan struct{})
+	found := make(chan netip.AddrPort, 1)
+	readDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := readFrom(c1, buf)
+			if err != nil {
+				select {
+				case <-stopRead:
+					readDone <- nil
+				default:
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						continue
+					}
+					readDone <- fmt.Errorf("stun: hairpin read: %w", err)
+				}
+				return
+			}
+			if n >= headerSize && bytes.Equal(buf[4:headerSize], probe.key[:]) {
+				found <- from
+				readDone <- nil
+				return
+			}
+		}
+	}()
+
+	// The sender: punch from c1 to m2, then probe from c2 to m1, on the
+	// retransmission schedule.
+	var (
+		src      netip.AddrPort
+		ok       bool
+		sendErr  error
+		interval = rto
+	)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+send:
+	for sent := 0; sent < retries; sent++ {
+		if err := writeTo(c1, punch.req, m2); err != nil {
+			sendErr = fmt.Errorf("stun: hairpin punch to %v: %w", m2, err)
+			break
+		}
+		if err := writeTo(c2, probe.req, m1); err != nil {
+			sendErr = fmt.Errorf("stun: hairpin probe to %v: %w", m1, err)
+			break
+		}
+		wait := interval
+		if sent == retries-1 {
+			wait = finalWaitRTOs * rto
+		}
+		interval *= 2
+		timer.Reset(wait)
+		select {
+		case src = <-found:
+			ok = true
+			break send
+		case <-timer.C:
+		case <-ctx.Done():
+			sendErr = ctx.Err()
+			break send
+		}
+	}
+	if !ok && sendErr == nil {
+		select { // a last arrival racing the final timer
+		case src = <-found:
+			ok = true
+		default:
+		}
+	}
+	if !ok {
+		close(stopRead)
+		_ = c1.SetReadDeadline(time.Unix(1, 0))
+	}
+	readErr := <-readDone
+	_ = c1.SetReadDeadline(time.Time{})
+	if err := errors.Join(sendErr, readErr); err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	return &ok, src, nil
+}

@@ -1,0 +1,390 @@
+package stun
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	pstun "github.com/pion/stun/v3"
+)
+
+// Small timers for loopback: a silent test costs (1+2+16)*20ms = 380ms,
+// long enough that a loaded CI machine does not turn an answer into silence.
+const (
+	testRTO     = 20 * time.Millisecond
+	testRetries = 3
+)
+
+func TestProbeLoopbackIsOpenInternet(t *testing.T) {
+	s := startServer(t)
+	addrs := s.Addrs()
+	res, err := Probe(context.Background(), ProbeConfig{Server: addrs[0], RTO: testRTO, Retries: testRetries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOpen(t, res, addrs)
+}
+
+func checkOpen(t *testing.T, res Result, addrs [4]netip.AddrPort) {
+	t.Helper()
+	if res.Classic != ClassicOpen || res.Mapping != EndpointIndependent || res.Filtering != EndpointIndependent {
+		t.Errorf("got %+v, want open internet, EIM, EIF", res)
+	}
+	if res.Hairpin == nil || !*res.Hairpin {
+		t.Errorf("hairpin %v, want true on loopback", res.Hairpin)
+	}
+	if res.Local.Addr() != loA1 {
+		t.Errorf("Local %v, want the IP filled in from M1", res.Local)
+	}
+	for i, m := range res.Mapped {
+		if m != res.Local {
+			t.Errorf("M%d = %v, want the local endpoint %v", i+1, m, res.Local)
+		}
+	}
+	if res.OtherAddress != addrs[3] {
+		t.Errorf("OtherAddress %v, want %v", res.OtherAddress, addrs[3])
+	}
+}
+
+// A lost first request on every socket costs a retransmission, not the
+// verdict.
+func TestProbeSurvivesLoss(t *testing.T) {
+	s := startServer(t)
+	addrs := s.Addrs()
+	var (
+		mu    sync.Mutex
+		conns []*lossyConn
+	)
+	listen := func(network, address string) (net.PacketConn, error) {
+		c, err := net.ListenPacket(network, address)
+		if err != nil {
+			return nil, err
+		}
+		lc := &lossyConn{PacketConn: c, drop: 1}
+		mu.Lock()
+		conns = append(conns, lc)
+		mu.Unlock()
+		return lc, nil
+	}
+	res, err := Probe(context.Background(), ProbeConfig{Server: addrs[0], ListenPacket: listen, RTO: testRTO, Retries: testRetries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOpen(t, res, addrs)
+	mu.Lock()
+	defer mu.Unlock()
+	dropped := 0
+	for _, c := range conns {
+		dropped += c.dropped
+	}
+	if dropped < 3 {
+		t.Errorf("only %d requests were dropped; the test did not test loss", dropped)
+	}
+}
+
+func TestProbeBlocked(t *testing.T) {
+	silent := listenUDP(t)
+	res, err := Probe(context.Background(), ProbeConfig{Server: localAP(silent), RTO: testRTO, Retries: testRetries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Classic != ClassicBlocked || res.Mapping != "" || res.Filtering != "" || res.Hairpin != nil {
+		t.Errorf("got %+v, want blocked and nothing else", res)
+	}
+}
+
+func TestProbeFixedLocal(t *testing.T) {
+	s := startServer(t)
+	// Find a free port, free it, and ask for it.
+	c := listenUDP(t)
+	local := localAP(c)
+	_ = c.Close()
+	res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], Local: local, RTO: testRTO, Retries: testRetries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Local != local || res.Mapped[0] != local || res.Classic != ClassicOpen {
+		t.Errorf("got %+v, want open internet from %v", res, local)
+	}
+}
+
+// A server that is not RFC 5780 (no OTHER-ADDRESS) is reported as such.
+func TestProbeNotRFC5780(t *testing.T) {
+	c := listenUDP(t)
+	go func() {
+		// A minimal RFC 8489 server: XOR-MAPPED-ADDRESS only.
+		h := handler{}
+		sc := newScratch()
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			r, ok := h.handle(sc, buf[:n], 0, src)
+			if !ok {
+				continue
+			}
+			m := &sc.resp
+			m.Reset()
+			m.Type = pstun.BindingSuccess
+			m.TransactionID = sc.req.TransactionID
+			m.WriteHeader()
+			key := xorKey(m.Raw)
+			m.Add(attrXORMappedAddress, appendAddr(nil, src, &key))
+			_, _ = c.WriteToUDPAddrPort(m.Raw, r.dst)
+		}
+	}()
+	res, err := Probe(context.Background(), ProbeConfig{Server: localAP(c), RTO: testRTO, Retries: testRetries})
+	if err == nil {
+		t.Fatalf("no error; result %+v", res)
+	}
+	if res.Mapped[0].Port() == 0 {
+		t.Errorf("partial result lost M1: %+v", res)
+	}
+}
+
+// The classification logic, against a userspace NAT of each of the nine
+// mapping x filtering kinds (RFC 4787 §4.1, §5).
+func TestProbeAgainstFakeNAT(t *testing.T) {
+	s := startServer(t)
+	kinds := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+	for _, mapping := range kinds {
+		for _, filtering := range kinds {
+			t.Run(fmt.Sprintf("mapping %s, filtering %s", mapping, filtering), func(t *testing.T) {
+				nat := newFakeNAT(t, mapping, filtering)
+				res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], ListenPacket: nat.listen, RTO: testRTO, Retries: testRetries})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := ClassicSymmetric
+				if mapping == EndpointIndependent {
+					want = map[string]string{
+						EndpointIndependent:     ClassicFullCone,
+						AddressDependent:        ClassicRestrictedCone,
+						AddressAndPortDependent: ClassicPortRestrictedCone,
+					}[filtering]
+				}
+				if res.Mapping != mapping || res.Filtering != filtering || res.Classic != want {
+					t.Errorf("got mapping %q filtering %q classic %q, want %q %q %q\n%+v",
+						res.Mapping, res.Filtering, res.Classic, mapping, filtering, want, res)
+				}
+				if res.Local.Addr() != fakeInside {
+					t.Errorf("Local %v, want the inside address", res.Local)
+				}
+				if res.Hairpin == nil {
+					t.Fatalf("hairpin not tested")
+				}
+				// With one mapping per socket, the punch opens the filter
+				// and the hairpinned request gets in, with the second
+				// socket's mapped address as its source.
+				if mapping == EndpointIndependent && (!*res.Hairpin || res.HairpinSource.Addr() != loA1) {
+					t.Errorf("hairpin %v from %v, want true from a mapped address", *res.Hairpin, res.HairpinSource)
+				}
+			})
+		}
+	}
+}
+
+// fakeInside is the private address the fake NAT's inside sockets claim.
+var fakeInside = netip.MustParseAddr("10.0.0.2")
+
+// fakeNAT is a userspace NAT for tests: each inside socket (a natConn) gets
+// real outside sockets on 127.0.0.1, one per mapping key, and each outside
+// socket lets in only what its filter allows.
+type fakeNAT struct {
+	t                  *testing.T
+	mapping, filtering string
+	mu                 sync.Mutex
+	nextPort           uint16
+}
+
+func newFakeNAT(t *testing.T, mapping, filtering string) *fakeNAT {
+	return &fakeNAT{t: t, mapping: mapping, filtering: filtering, nextPort: 5000}
+}
+
+func (n *fakeNAT) listen(network, address string) (net.PacketConn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nextPort++
+	c := &natConn{
+		nat:       n,
+		local:     netip.AddrPortFrom(fakeInside, n.nextPort),
+		in:        make(chan datagram, 64),
+		closed:    make(chan struct{}),
+		dlChanged: make(chan struct{}),
+		ext:       map[netip.AddrPort]*outside{},
+	}
+	n.t.Cleanup(func() { _ = c.Close() })
+	return c, nil
+}
+
+type datagram struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// outside is one mapping: a real socket and the endpoints it has sent to.
+type outside struct {
+	conn   *net.UDPConn
+	mu     sync.Mutex
+	sentTo map[netip.AddrPort]bool
+}
+
+func (o *outside) permits(src netip.AddrPort, filtering string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch filtering {
+	case EndpointIndependent:
+		return true
+	case AddressDependent:
+		for d := range o.sentTo {
+			if d.Addr() == src.Addr() {
+				return true
+			}
+		}
+		return false
+	}
+	return o.sentTo[src]
+}
+
+type natConn struct {
+	nat       *fakeNAT
+	local     netip.AddrPort
+	in        chan datagram
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	mu        sync.Mutex
+	ext       map[netip.AddrPort]*outside // by mapping key
+	deadline  time.Time
+	dlChanged chan struct{}
+}
+
+// key zeroes what the mapping behaviour ignores of the destination.
+func (c *natConn) key(dst netip.AddrPort) netip.AddrPort {
+	switch c.nat.mapping {
+	case EndpointIndependent:
+		return netip.AddrPort{}
+	case AddressDependent:
+		return netip.AddrPortFrom(dst.Addr(), 0)
+	}
+	return dst
+}
+
+func (c *natConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	dst := addrPortOf(a)
+	c.mu.Lock()
+	select {
+	case <-c.closed:
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	default:
+	}
+	o := c.ext[c.key(dst)]
+	if o == nil {
+		u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, 0)))
+		if err != nil {
+			c.mu.Unlock()
+			return 0, err
+		}
+		o = &outside{conn: u, sentTo: map[netip.AddrPort]bool{}}
+		c.ext[c.key(dst)] = o
+		c.wg.Add(1)
+		go c.pump(o)
+	}
+	c.mu.Unlock()
+	o.mu.Lock()
+	o.sentTo[dst] = true
+	o.mu.Unlock()
+	return o.conn.WriteToUDPAddrPort(b, dst)
+}
+
+// pump moves what the filter lets in from an outside socket to the inside.
+func (c *natConn) pump(o *outside) {
+	defer c.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, src, err := o.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if !o.permits(src, c.nat.filtering) {
+			continue
+		}
+		select {
+		case c.in <- datagram{b: append([]byte(nil), buf[:n]...), from: src}:
+		default: // queue full: dropped, as a NAT would
+		}
+	}
+}
+
+func (c *natConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		c.mu.Lock()
+		dl, changed := c.deadline, c.dlChanged
+		c.mu.Unlock()
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, nil, os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			timeout = timer.C
+		}
+		select {
+		case p := <-c.in:
+			stopTimer(timer)
+			return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
+		case <-timeout:
+			return 0, nil, os.ErrDeadlineExceeded
+		case <-changed:
+			stopTimer(timer)
+		case <-c.closed:
+			stopTimer(timer)
+			return 0, nil, net.ErrClosed
+		}
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func (c *natConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	close(c.dlChanged)
+	c.dlChanged = make(chan struct{})
+	return nil
+}
+
+func (c *natConn) SetDeadline(t time.Time) error    { return c.SetReadDeadline(t) }
+func (c *natConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *natConn) LocalAddr() net.Addr              { return net.UDPAddrFromAddrPort(c.local) }
+func (c *natConn) String() string                   { return "natConn " + c.local.String() }
+func (c *natConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		close(c.closed)
+		for _, o := range c.ext {
+			_ = o.conn.Close()
+		}
+		c.mu.Unlock()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+var _ net.PacketConn = (*natConn)(nil)

@@ -1,0 +1,216 @@
+package table
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Default timeouts and port range. The UDP and TCP values are the RFCs'
+// recommendations: RFC 4787 REQ-5 (UDP >= 120 s, 300 s recommended),
+// RFC 5382 REQ-5 (established >= 2 h 4 min, transitory >= 4 min),
+// RFC 5508 REQ-2 (ICMP query >= 60 s).
+const (
+	DefaultUDPTimeout            = 300 * time.Second
+	DefaultTCPEstablishedTimeout = 7440 * time.Second
+	DefaultTCPTransitoryTimeout  = 240 * time.Second
+	DefaultICMPTimeout           = 60 * time.Second
+	DefaultPortLo                = 1024
+	DefaultPortHi                = 65535
+)
+
+// Config is a NAT's behaviour as data. The zero timeouts and port range ends
+// are filled with the defaults by New; Validate checks filled-in values.
+type Config struct {
+	// External is the pool of external IPv4 unicast addresses: at least one.
+	External []netip.Addr
+	// Mapping is the mapping behaviour for UDP and TCP (RFC 4787 §4.1).
+	// ICMP query mappings are always endpoint-independent (RFC 5508 REQ-1).
+	Mapping Behavior
+	// Filtering is the filtering behaviour for UDP and TCP (RFC 4787 §5,
+	// RFC 5382 REQ-3). ICMP replies are always filtered address-dependently.
+	Filtering Behavior
+	// PortAssignment chooses a new mapping's external port.
+	PortAssignment PortAssignment
+	// PortLo and PortHi bound the external ports given to internal ports
+	// >= 1024 (default 1024-65535). Internal ports below 1024 map into
+	// 1-1023 (RFC 4787 REQ-3a).
+	PortLo, PortHi uint16
+	// Parity keeps the internal port's parity for UDP and TCP (RFC 4787 REQ-4).
+	Parity bool
+	// Pooling picks the external address of a new mapping (RFC 4787 REQ-2).
+	Pooling Pooling
+	// Hairpin is stored for the engine; the table does not act on it
+	// (RFC 4787 REQ-9).
+	Hairpin bool
+	// UDPTimeout is how long a UDP mapping and each filter permission live
+	// after their last refresh (RFC 4787 REQ-5). Values under 120 s break
+	// that requirement but are accepted (tests use them).
+	UDPTimeout time.Duration
+	// TCPEstablishedTimeout is the idle timeout of an established TCP
+	// session (RFC 5382 REQ-5).
+	TCPEstablishedTimeout time.Duration
+	// TCPTransitoryTimeout is the idle timeout of a TCP session in any other
+	// state: opening, closing, or reset (RFC 5382 REQ-5, RFC 7857 §2.2).
+	TCPTransitoryTimeout time.Duration
+	// ICMPTimeout is the idle timeout of an ICMP query mapping (RFC 5508 REQ-2).
+	ICMPTimeout time.Duration
+	// InboundRefresh makes accepted inbound UDP and ICMP packets refresh the
+	// mapping (and the sender's permission) too (RFC 4787 REQ-6). TCP
+	// sessions are timed by their state machine and refresh on packets in
+	// either direction whatever this says.
+	InboundRefresh bool
+	// Seed makes random port assignment and arbitrary pooling reproducible.
+	Seed int64
+}
+
+// DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and
+// friends): endpoint-independent mapping, address-and-port-dependent
+// filtering, port preservation over 1024-65535, paired pooling, hairpinning,
+// the default timeouts, outbound-only refresh. It is the
+// "port-restricted-cone" preset. External is left empty.
+func DefaultConfig() Config {
+	return Config{
+		Mapping:               EndpointIndependent,
+		Filtering:             AddressAndPortDependent,
+		PortAssignment:        Preserve,
+		PortLo:                DefaultPortLo,
+		PortHi:                DefaultPortHi,
+		Pooling:               Paired,
+		Hairpin:               true,
+		UDPTimeout:            DefaultUDPTimeout,
+		TCPEstablishedTimeout: DefaultTCPEstablishedTimeout,
+		TCPTransitoryTimeout:  DefaultTCPTransitoryTimeout,
+		ICMPTimeout:           DefaultICMPTimeout,
+	}
+}
+
+var presetNames = []string{"full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "linux"}
+
+// PresetNames lists the names Preset accepts.
+func PresetNames() []string {
+	return append([]string(nil), presetNames...)
+}
+
+// Preset returns a named configuration with External left empty. The RFC 3489
+// type names map to RFC 4787 terms as in RFC 4787 §3 and RFC 5780 §4:
+//
+//	full-cone             EIM, EIF,  preserve, hairpin
+//	restricted-cone       EIM, ADF,  preserve, hairpin
+//	port-restricted-cone  EIM, APDF, preserve, hairpin
+//	symmetric             APDM, APDF, random, hairpin
+//	linux                 what Linux MASQUERADE does: EIM, APDF, preserve
+//	                      (random on clash), no hairpin, UDP 120 s (conntrack's
+//	                      udp_timeout_stream), ICMP 30 s, TCP established 5 days,
+//	                      transitory 120 s, both directions refresh
+//
+// All use ports 1024-65535 and paired pooling.
+func Preset(name string) (Config, error) {
+	c := DefaultConfig()
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "full-cone":
+		c.Filtering = EndpointIndependent
+	case "restricted-cone":
+		c.Filtering = AddressDependent
+	case "port-restricted-cone":
+	case "symmetric":
+		c.Mapping = AddressAndPortDependent
+		c.PortAssignment = Random
+	case "linux":
+		c.Hairpin = false
+		c.UDPTimeout = 120 * time.Second
+		c.ICMPTimeout = 30 * time.Second
+		c.TCPEstablishedTimeout = 432000 * time.Second
+		c.TCPTransitoryTimeout = 120 * time.Second
+		c.InboundRefresh = true
+	default:
+		return Config{}, fmt.Errorf("preset %q: want one of %s", name, strings.Join(presetNames, ", "))
+	}
+	return c, nil
+}
+
+// withDefaults fills zero timeouts and zero port range ends.
+func (c Config) withDefaults() Config {
+	c.External = append([]netip.Addr(nil), c.External...)
+	if c.PortLo == 0 {
+		c.PortLo = DefaultPortLo
+	}
+	if c.PortHi == 0 {
+		c.PortHi = DefaultPortHi
+	}
+	if c.UDPTimeout == 0 {
+		c.UDPTimeout = DefaultUDPTimeout
+	}
+	if c.TCPEstablishedTimeout == 0 {
+		c.TCPEstablishedTimeout = DefaultTCPEstablishedTimeout
+	}
+	if c.TCPTransitoryTimeout == 0 {
+		c.TCPTransitoryTimeout = DefaultTCPTransitoryTimeout
+	}
+	if c.ICMPTimeout == 0 {
+		c.ICMPTimeout = DefaultICMPTimeout
+	}
+	return c
+}
+
+// Validate checks the configuration as given (New fills zero timeouts and
+// port range ends first). Every error names the setting and what was
+// expected; all problems are reported, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.External) == 0 {
+		add("external addresses: none given, want at least one IPv4 unicast address")
+	}
+	seen := make(map[netip.Addr]bool, len(c.External))
+	for _, a := range c.External {
+		switch {
+		case !a.IsValid():
+			add("external address (invalid): want an IPv4 unicast address")
+			continue
+		case !a.Is4():
+			add("external address %s: want IPv4 (IPv6 is not supported)", a)
+		case a.IsUnspecified(), a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			add("external address %s: want a unicast address", a)
+		}
+		if seen[a] {
+			add("external address %s repeated", a)
+		}
+		seen[a] = true
+	}
+	if c.Mapping > AddressAndPortDependent {
+		add("mapping %s: want endpoint-independent, address-dependent or address-and-port-dependent", c.Mapping)
+	}
+	if c.Filtering > AddressAndPortDependent {
+		add("filtering %s: want endpoint-independent, address-dependent or address-and-port-dependent", c.Filtering)
+	}
+	if c.PortAssignment > Random {
+		add("port-assignment %s: want preserve, sequential or random", c.PortAssignment)
+	}
+	if c.Pooling > Arbitrary {
+		add("pooling %s: want paired or arbitrary", c.Pooling)
+	}
+	switch {
+	case c.PortLo > c.PortHi:
+		add("port range %d-%d: low end above high end", c.PortLo, c.PortHi)
+	case c.PortLo < 1024:
+		add("port range %d-%d: low end must be >= 1024 (ports below 1024 map into 1-1023)", c.PortLo, c.PortHi)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"udp-timeout", c.UDPTimeout},
+		{"tcp-established-timeout", c.TCPEstablishedTimeout},
+		{"tcp-transitory-timeout", c.TCPTransitoryTimeout},
+		{"icmp-timeout", c.ICMPTimeout},
+	} {
+		if d.v <= 0 {
+			add("%s %v: must be > 0", d.name, d.v)
+		}
+	}
+	return errors.Join(errs...)
+}

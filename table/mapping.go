@@ -1,0 +1,391 @@
+package table
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// outKey finds a mapping from the inside: the protocol, the internal endpoint
+// and the part of the remote endpoint the mapping behaviour looks at (the rest
+// zeroed, as natlab does). Small fixed-size arrays make a fast map key
+// (tailscale flowtrack); the fields are ordered so the struct has no padding,
+// which lets the runtime hash and compare it as one block of memory.
+type outKey struct {
+	in      [4]byte
+	rem     [4]byte
+	inPort  uint16
+	remPort uint16
+	proto   Protocol
+	//lint:ignore U1000 always 0: a named field (not _) keeps the key free of padding
+	pad uint8
+}
+
+// extKey finds a mapping from the outside: protocol and external endpoint.
+// 8 bytes without padding: the runtime's fast 64-bit hash applies.
+type extKey struct {
+	addr  [4]byte
+	port  uint16
+	proto Protocol
+	//lint:ignore U1000 always 0, as in outKey
+	pad uint8
+}
+
+// remKey is a remote endpoint inside a mapping's session list.
+type remKey struct {
+	addr [4]byte
+	port uint16
+}
+
+func (r remKey) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(r.addr), r.port)
+}
+
+// TCP session flag bits: what the session has seen. State is derived from
+// them, so any order of packets is accepted (RFC 5382 REQ-2: every valid
+// sequence, simultaneous open included).
+const (
+	tcpSynOut uint8 = 1 << iota
+	tcpSynIn
+	tcpFinOut
+	tcpFinIn
+	tcpRst
+	tcpSeenOut
+	tcpSeenIn
+)
+
+// tcpState is a TCP session's state, as far as the NAT tracks it.
+type tcpState uint8
+
+const (
+	stateSynSent     tcpState = iota // opened from inside, no answering SYN yet
+	stateSynRcvd                     // opened from outside (simultaneous open, hole punching)
+	stateEstablished                 // SYNs seen both ways (or mid-stream pickup seen both ways)
+	stateFinWait                     // FIN from inside only
+	stateCloseWait                   // FIN from outside only
+	stateTimeWait                    // FINs both ways
+	stateClosed                      // RST seen
+)
+
+var tcpStateNames = [...]string{
+	stateSynSent:     "SYN_SENT",
+	stateSynRcvd:     "SYN_RCVD",
+	stateEstablished: "ESTABLISHED",
+	stateFinWait:     "FIN_WAIT",
+	stateCloseWait:   "CLOSE_WAIT",
+	stateTimeWait:    "TIME_WAIT",
+	stateClosed:      "CLOSED",
+}
+
+func (s tcpState) String() string { return tcpStateNames[s] }
+
+func tcpStateOf(b uint8) tcpState {
+	switch {
+	case b&tcpRst != 0:
+		return stateClosed
+	case b&(tcpFinOut|tcpFinIn) == tcpFinOut|tcpFinIn:
+		return stateTimeWait
+	case b&tcpFinOut != 0:
+		return stateFinWait
+	case b&tcpFinIn != 0:
+		return stateCloseWait
+	case b&(tcpSynOut|tcpSynIn) == tcpSynOut|tcpSynIn:
+		return stateEstablished
+	case b&(tcpSynOut|tcpSynIn) == 0 && b&(tcpSeenOut|tcpSeenIn) == tcpSeenOut|tcpSeenIn:
+		// No SYN seen but traffic both ways: a connection picked up in the
+		// middle (after Flush or a NAT restart), as conntrack's loose mode does.
+		return stateEstablished
+	case b&tcpSynOut != 0:
+		return stateSynSent
+	case b&tcpSynIn != 0:
+		return stateSynRcvd
+	case b&tcpSeenOut != 0:
+		return stateSynSent
+	}
+	return stateSynRcvd
+}
+
+// tcpAdvance returns the session bits after a packet with flags in direction
+// out (internal to remote) or in.
+func tcpAdvance(b uint8, out bool, flags uint8) uint8 {
+	if isConnRequest(flags) {
+		if st := tcpStateOf(b); st == stateTimeWait || st == stateClosed {
+			b = 0 // a new connection on the same 4-tuple
+		}
+	}
+	if flags&FlagRST != 0 {
+		b |= tcpRst
+	}
+	if out {
+		b |= tcpSeenOut
+		if flags&FlagSYN != 0 {
+			b |= tcpSynOut
+		}
+		if flags&FlagFIN != 0 {
+			b |= tcpFinOut
+		}
+	} else {
+		b |= tcpSeenIn
+		if flags&FlagSYN != 0 {
+			b |= tcpSynIn
+		}
+		if flags&FlagFIN != 0 {
+			b |= tcpFinIn
+		}
+	}
+	return b
+}
+
+// session is one remote endpoint a mapping has talked to: the filter
+// permission (RFC 4787 §5) and, for TCP, the connection state.
+type session struct {
+	remote  remKey
+	tcp     uint8 // tcpSynOut... bits; 0 for UDP and ICMP
+	expires time.Time
+}
+
+func (s *session) alive(now time.Time) bool { return now.Before(s.expires) }
+
+// indexThreshold is the session count above which a mapping indexes its
+// sessions by remote (a server talking to thousands of peers must not go O(n)
+// per packet).
+const indexThreshold = 8
+
+// sessionIndex speeds up a mapping with many sessions.
+type sessionIndex struct {
+	pos     map[remKey]int32      // position in Mapping.sess
+	addr    map[[4]byte]time.Time // latest expiry of the sessions with this address (ADF)
+	pruneAt int                   // prune lapsed sessions when len(sess) reaches this
+}
+
+// Mapping is one binding of an internal endpoint to an external endpoint
+// (RFC 4787 §4.1), with its filter permissions and, for TCP, its sessions.
+// The exported fields are read-only to callers; the table owns the Mapping
+// and is not safe for concurrent use.
+//
+// Fields are laid out hot first: what a lookup hit reads and writes shares
+// the first cache lines.
+type Mapping struct {
+	// Expires is when the mapping lapses without more traffic: for TCP the
+	// latest expiry of its sessions. It is gone at Expires (not after).
+	Expires time.Time
+
+	sess []session     // starts as inl[:0]: no allocation for the first remote
+	idx  *sessionIndex // nil while len(sess) <= indexThreshold
+
+	// PacketsOut and PacketsIn count the packets the table saw (inbound:
+	// accepted ones only).
+	PacketsOut, PacketsIn uint64
+
+	inl [1]session
+
+	// Expiry heap: due (since Table.epoch) <= Expires always; hidx is the
+	// heap position or -1.
+	due  time.Duration
+	hidx int32
+	ext  int32 // index of the external address
+
+	// Proto is the protocol the mapping is for.
+	Proto Protocol
+	okey  outKey
+
+	// BytesOut and BytesIn count translated bytes; the engine adds them
+	// with AddBytes.
+	BytesOut, BytesIn uint64
+	// Internal is the internal endpoint; for ICMP, (address, echo identifier).
+	Internal netip.AddrPort
+	// External is the external endpoint the internal one is seen as.
+	External netip.AddrPort
+	// Created is when the mapping was made.
+	Created time.Time
+}
+
+// extKey returns the mapping's key on the outside.
+func (m *Mapping) extKey() extKey {
+	return extKey{proto: m.Proto, addr: m.External.Addr().As4(), port: m.External.Port()}
+}
+
+// SessionInfo describes one session of a mapping, for display.
+type SessionInfo struct {
+	// Remote is the remote endpoint (port 0 for ICMP: only the address counts).
+	Remote netip.AddrPort
+	// State is the TCP state ("SYN_SENT", "ESTABLISHED", "TIME_WAIT", ...),
+	// empty for UDP and ICMP.
+	State string
+	// Expires is when the session (and its filter permission) lapses.
+	Expires time.Time
+}
+
+// Sessions calls fn for each session the mapping holds until fn returns
+// false. Lapsed sessions not yet pruned are included: compare Expires with
+// the current time to skip them.
+func (m *Mapping) Sessions(fn func(s SessionInfo) bool) {
+	for i := range m.sess {
+		s := &m.sess[i]
+		info := SessionInfo{Remote: s.remote.addrPort(), Expires: s.expires}
+		if m.Proto == TCP {
+			info.State = tcpStateOf(s.tcp).String()
+		}
+		if !fn(info) {
+			return
+		}
+	}
+}
+
+// AddBytes adds n bytes to BytesOut (out true) or BytesIn.
+func (m *Mapping) AddBytes(out bool, n int) {
+	if out {
+		m.BytesOut += uint64(n)
+	} else {
+		m.BytesIn += uint64(n)
+	}
+}
+
+// String describes the mapping, e.g. "udp 10.0.0.2:5000 -> 198.51.100.1:5000".
+func (m *Mapping) String() string {
+	return fmt.Sprintf("%s %s -> %s", m.Proto, m.Internal, m.External)
+}
+
+func (m *Mapping) alive(now time.Time) bool { return now.Before(m.Expires) }
+
+// find returns the position of the session with remote r, live or not, or -1.
+func (m *Mapping) find(r remKey) int {
+	if m.idx != nil {
+		if i, ok := m.idx.pos[r]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range m.sess {
+		if m.sess[i].remote == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// findLive is find for a session that has not lapsed.
+func (m *Mapping) findLive(r remKey, now time.Time) int {
+	if i := m.find(r); i >= 0 && m.sess[i].alive(now) {
+		return i
+	}
+	return -1
+}
+
+// addrAlive reports whether a live session has remote address a (ADF).
+func (m *Mapping) addrAlive(a [4]byte, now time.Time) bool {
+	if m.idx != nil {
+		e, ok := m.idx.addr[a]
+		return ok && now.Before(e)
+	}
+	for i := range m.sess {
+		if m.sess[i].remote.addr == a && m.sess[i].alive(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// admits applies filtering behaviour f to remote r (RFC 4787 §5). It returns
+// the position of r's live session (or -1) and whether r may send in.
+func (m *Mapping) admits(f Behavior, r remKey, now time.Time) (int, bool) {
+	i := m.findLive(r, now)
+	switch {
+	case i >= 0, f == EndpointIndependent:
+		return i, true
+	case f == AddressDependent:
+		return -1, m.addrAlive(r.addr, now)
+	}
+	return -1, false
+}
+
+// addSession appends a session for r (expiry zero: the caller sets it) and
+// returns its position, pruning lapsed sessions and indexing as the list grows.
+func (m *Mapping) addSession(r remKey, now time.Time) int {
+	limit := indexThreshold
+	if m.idx != nil {
+		limit = m.idx.pruneAt
+	}
+	if len(m.sess) >= limit {
+		m.prune(now)
+	}
+	m.sess = append(m.sess, session{remote: r})
+	i := len(m.sess) - 1
+	switch {
+	case m.idx != nil:
+		m.idx.pos[r] = int32(i)
+	case len(m.sess) > indexThreshold:
+		m.reindex()
+	}
+	return i
+}
+
+// prune drops lapsed sessions and rebuilds (or drops) the index.
+func (m *Mapping) prune(now time.Time) {
+	live := m.sess[:0]
+	for _, s := range m.sess {
+		if s.alive(now) {
+			live = append(live, s)
+		}
+	}
+	clear(m.sess[len(live):])
+	m.sess = live
+	if len(m.sess) <= indexThreshold/2 {
+		m.idx = nil
+		return
+	}
+	m.reindex()
+}
+
+// reindex builds the index from scratch.
+func (m *Mapping) reindex() {
+	idx := &sessionIndex{
+		pos:     make(map[remKey]int32, 2*len(m.sess)),
+		addr:    make(map[[4]byte]time.Time),
+		pruneAt: max(2*len(m.sess), 2*indexThreshold),
+	}
+	for i, s := range m.sess {
+		idx.pos[s.remote] = int32(i)
+		if e, ok := idx.addr[s.remote.addr]; !ok || s.expires.After(e) {
+			idx.addr[s.remote.addr] = s.expires
+		}
+	}
+	m.idx = idx
+}
+
+// maxSessionExpiry returns the latest session expiry (zero time if none).
+func (m *Mapping) maxSessionExpiry() time.Time {
+	var e time.Time
+	for i := range m.sess {
+		if m.sess[i].expires.After(e) {
+			e = m.sess[i].expires
+		}
+	}
+	return e
+}
+
+// setSessionExpiry sets session i's expiry, keeping the address index right.
+// It reports the old expiry.
+func (m *Mapping) setSessionExpiry(i int, e time.Time) time.Time {
+	s := &m.sess[i]
+	old := s.expires
+	s.expires = e
+	if m.idx != nil {
+		a := s.remote.addr
+		cur, ok := m.idx.addr[a]
+		switch {
+		case !ok || e.After(cur):
+			m.idx.addr[a] = e
+		case e.Before(old) && old.Equal(cur):
+			// The address's latest session got shorter: recompute.
+			var best time.Time
+			for j := range m.sess {
+				if m.sess[j].remote.addr == a && m.sess[j].expires.After(best) {
+					best = m.sess[j].expires
+				}
+			}
+			m.idx.addr[a] = best
+		}
+	}
+	return old
+}

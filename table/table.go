@@ -1,0 +1,654 @@
+// Package table holds a NAT's state as pure data: behaviours and config,
+// presets, mappings and their filter permissions, port allocation, pooling
+// over several external addresses, TCP session state, and expiry.
+//
+// The table does no I/O, starts no goroutines and never reads the clock: every
+// call that depends on time takes now. Expiry is lazy and exact: a mapping or
+// permission whose Expires is <= now is gone for every lookup, whenever Expire
+// last ran. A Table is not safe for concurrent use; the engine serialises
+// calls. IPv4 only.
+package table
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+)
+
+// ErrPortsExhausted is returned by Outbound when no external port is free for
+// a new mapping. Live mappings are never evicted to make room (RFC 5508 REQ-8,
+// RFC 6888 REQ-4); the engine should answer with ICMP 3/13.
+var ErrPortsExhausted = errors.New("no free external port")
+
+// ErrNotIPv4 is returned by Outbound for an endpoint that is not IPv4.
+var ErrNotIPv4 = errors.New("table: endpoint is not IPv4")
+
+// ErrProtocol is returned by Outbound for a protocol other than ICMP, TCP, UDP.
+var ErrProtocol = errors.New("table: protocol not supported")
+
+// pair is the paired-pooling state of one internal address.
+type pair struct {
+	ext int32 // index of its external address
+	n   int32 // its mappings, all protocols
+}
+
+// Table is the NAT's state. Create it with New.
+type Table struct {
+	cfg     Config
+	ext     [][4]byte    // external addresses, as keys
+	extAddr []netip.Addr // the same, for building endpoints
+
+	out map[outKey]*Mapping // by internal side (mapping behaviour's key)
+	in  map[extKey]*Mapping // by external endpoint
+
+	pools [3][]*portPool // [protocol index][external address index], made on first use
+	pairs map[[4]byte]pair
+	rr    int // next external address for a new internal address (paired)
+	rng   *rand.Rand
+
+	heap      []*Mapping // min-heap on Mapping.due
+	epoch     time.Time  // the first now seen; Mapping.due counts from it
+	haveEpoch bool
+	graveyard []*Mapping // removed outside Expire, reported by the next Expire
+}
+
+// New returns an empty table for c. Zero timeouts and zero port range ends
+// take the defaults; the result must pass Validate.
+func New(c Config) (*Table, error) {
+	c = c.withDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Table{
+		cfg:   c,
+		out:   make(map[outKey]*Mapping),
+		in:    make(map[extKey]*Mapping),
+		pairs: make(map[[4]byte]pair),
+		rng:   rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
+	}
+	for _, a := range c.External {
+		t.ext = append(t.ext, a.As4())
+		t.extAddr = append(t.extAddr, a)
+	}
+	for i := range t.pools {
+		t.pools[i] = make([]*portPool, len(c.External))
+	}
+	return t, nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (t *Table) Config() Config {
+	c := t.cfg
+	c.External = append([]netip.Addr(nil), c.External...)
+	return c
+}
+
+// Len returns the number of mappings held, including lapsed ones that Expire
+// (or a later Outbound) has not removed yet.
+func (t *Table) Len() int { return len(t.in) }
+
+// All calls fn for each mapping held until fn returns false, in no
+// particular order. Lapsed mappings not yet removed are included: compare
+// Expires with the current time to skip them. fn must not change the table.
+func (t *Table) All(fn func(*Mapping) bool) {
+	for _, m := range t.in {
+		if !fn(m) {
+			return
+		}
+	}
+}
+
+// Flush drops every mapping at once, as a NAT reboot would (for NAT
+// rebinding tests). Dropped mappings are not reported by Expire. Sequential
+// cursors and the random source carry on.
+func (t *Table) Flush() {
+	t.out = make(map[outKey]*Mapping)
+	t.in = make(map[extKey]*Mapping)
+	t.pairs = make(map[[4]byte]pair)
+	for _, pools := range t.pools {
+		for _, p := range pools {
+			if p != nil {
+				p.used = [len(p.used)]uint64{}
+				p.n = 0
+			}
+		}
+	}
+	for _, m := range t.heap {
+		m.hidx = -1
+	}
+	clear(t.heap)
+	t.heap = t.heap[:0]
+	clear(t.graveyard)
+	t.graveyard = t.graveyard[:0]
+}
+
+// PoolUsage returns how many external ports of proto are held (lapsed
+// mappings included until removed) and how many there are, over all external
+// addresses. UDP and TCP count 1-1023 plus PortLo-PortHi (with Parity on, a
+// given internal port can use only half of them); ICMP identifiers 1-65535.
+func (t *Table) PoolUsage(proto Protocol) (used, size int) {
+	pi := proto.index()
+	if pi < 0 {
+		return 0, 0
+	}
+	for _, p := range t.pools[pi] {
+		if p != nil {
+			used += p.n
+		}
+	}
+	per := 65535
+	if proto != ICMP {
+		per = 1023 + int(t.cfg.PortHi) - int(t.cfg.PortLo) + 1
+	}
+	return used, per * len(t.ext)
+}
+
+// outKey builds the lookup key of the mapping behaviour: the remote fields it
+// ignores are zero (RFC 4787 §4.1; ICMP queries are always endpoint
+// independent, RFC 5508 REQ-1).
+func (t *Table) outKey(proto Protocol, internal, remote netip.AddrPort) outKey {
+	k := outKey{proto: proto, in: internal.Addr().As4(), inPort: internal.Port()}
+	b := t.cfg.Mapping
+	if proto == ICMP {
+		b = EndpointIndependent
+	}
+	switch b {
+	case AddressAndPortDependent:
+		k.remPort = remote.Port()
+		k.rem = remote.Addr().As4()
+	case AddressDependent:
+		k.rem = remote.Addr().As4()
+	}
+	return k
+}
+
+// remKeyOf is the session key of a remote endpoint. ICMP sessions key on the
+// address only: replies are filtered address-dependently (RFC 5508 REQ-1).
+func remKeyOf(proto Protocol, remote netip.AddrPort) remKey {
+	r := remKey{addr: remote.Addr().As4(), port: remote.Port()}
+	if proto == ICMP {
+		r.port = 0
+	}
+	return r
+}
+
+func (t *Table) filtering(proto Protocol) Behavior {
+	if proto == ICMP {
+		return AddressDependent
+	}
+	return t.cfg.Filtering
+}
+
+// timeout is the idle timeout for a session of proto in TCP state bits b.
+func (t *Table) timeout(proto Protocol, b uint8) time.Duration {
+	switch proto {
+	case UDP:
+		return t.cfg.UDPTimeout
+	case ICMP:
+		return t.cfg.ICMPTimeout
+	}
+	// RFC 5382 REQ-5: established sessions get the long timer, all other
+	// states (opening, closing) the transitory one; RFC 7857 §2.2: a reset
+	// session stays for the transitory time too.
+	if tcpStateOf(b) == stateEstablished {
+		return t.cfg.TCPEstablishedTimeout
+	}
+	return t.cfg.TCPTransitoryTimeout
+}
+
+// Outbound handles a packet from internal to remote. It finds or creates the
+// mapping (created reports a new one), records or refreshes the session for
+// remote (which is also the filter permission), refreshes the timer (RFC 4787
+// REQ-6: outbound always refreshes), advances the TCP state with tcpFlags (0
+// for UDP and ICMP) and counts the packet. For ICMP, internal is (address,
+// echo identifier). It returns ErrPortsExhausted when no external port is
+// free; live mappings are never evicted.
+func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, now time.Time) (m *Mapping, created bool, err error) {
+	if proto.index() < 0 {
+		return nil, false, ErrProtocol
+	}
+	if !internal.Addr().Is4() || !remote.Addr().Is4() {
+		return nil, false, ErrNotIPv4
+	}
+	k := t.outKey(proto, internal, remote)
+	m = t.out[k]
+	if m != nil && !m.alive(now) {
+		t.bury(m)
+		m = nil
+	}
+	if m == nil {
+		if m, err = t.create(proto, k, internal, now); err != nil {
+			return nil, false, err
+		}
+		created = true
+	}
+
+	r := remKeyOf(proto, remote)
+	i := m.find(r)
+	if i < 0 {
+		i = m.addSession(r, now)
+	} else if !m.sess[i].alive(now) {
+		m.sess[i].tcp = 0 // a lapsed session starts afresh
+	}
+	if proto == TCP {
+		s := &m.sess[i]
+		s.tcp = tcpAdvance(s.tcp, true, tcpFlags)
+		t.setTCPSessionExpiry(m, i, now.Add(t.timeout(TCP, s.tcp)))
+	} else {
+		e := now.Add(t.timeout(proto, 0))
+		if e.After(m.Expires) {
+			m.Expires = e // later: the heap needs no change
+		}
+		if e.After(m.sess[i].expires) {
+			m.setSessionExpiry(i, e)
+		}
+	}
+	if created {
+		m.due = m.Expires.Sub(t.epoch)
+		t.heapPush(m)
+	}
+	m.PacketsOut++
+	return m, created, nil
+}
+
+// Inbound handles a packet from remote to external. It finds the mapping that
+// holds external and applies the filtering behaviour (RFC 4787 §5): EIF admits
+// any remote, ADF a remote whose address has a live session, APDF a remote
+// with a live session of its own; ICMP replies are always filtered
+// address-dependently. For TCP, packets of a known session advance its state
+// and reset its timer; a SYN admitted from a remote with no session creates
+// one (hole punching, simultaneous open); other admitted packets from such a
+// remote pass without one. For UDP and ICMP, an accepted packet refreshes the
+// mapping and the sender's permission when InboundRefresh is set. An accepted
+// packet is counted.
+//
+// The mapping is returned with Accept and DropFiltered, nil otherwise. A SYN
+// (without ACK) that finds no mapping gets DropUnsolicitedSYN (RFC 5382
+// REQ-4).
+func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, now time.Time) (*Mapping, Verdict) {
+	m, i, v := t.match(proto, external, remote, now)
+	switch v {
+	case Accept:
+	case DropNoMapping:
+		if proto == TCP && isConnRequest(tcpFlags) {
+			v = DropUnsolicitedSYN
+		}
+		return nil, v
+	default:
+		return m, v
+	}
+	m.PacketsIn++
+	if proto == TCP {
+		if i < 0 {
+			if !isConnRequest(tcpFlags) {
+				return m, Accept
+			}
+			r := remKeyOf(proto, remote)
+			if i = m.find(r); i < 0 {
+				i = m.addSession(r, now)
+			} else {
+				m.sess[i].tcp = 0 // lapsed: start afresh
+			}
+		}
+		s := &m.sess[i]
+		s.tcp = tcpAdvance(s.tcp, false, tcpFlags)
+		t.setTCPSessionExpiry(m, i, now.Add(t.timeout(TCP, s.tcp)))
+		return m, Accept
+	}
+	// RFC 4787 REQ-6: inbound refresh is optional.
+	if t.cfg.InboundRefresh {
+		e := now.Add(t.timeout(proto, 0))
+		if e.After(m.Expires) {
+			m.Expires = e
+		}
+		if i >= 0 && e.After(m.sess[i].expires) {
+			m.setSessionExpiry(i, e)
+		}
+	}
+	return m, Accept
+}
+
+// PeekInbound is Inbound without side effects, for ICMP error translation: an
+// error neither creates, refreshes nor deletes a mapping (RFC 5508 REQ-6).
+// It never returns DropUnsolicitedSYN.
+func (t *Table) PeekInbound(proto Protocol, external, remote netip.AddrPort, now time.Time) (*Mapping, Verdict) {
+	m, _, v := t.match(proto, external, remote, now)
+	return m, v
+}
+
+// PeekOutbound returns the live mapping Outbound would use for internal to
+// remote, or nil; it has no side effects (RFC 5508 REQ-6).
+func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, now time.Time) *Mapping {
+	if !internal.Addr().Is4() || !remote.Addr().Is4() {
+		return nil
+	}
+	m := t.out[t.outKey(proto, internal, remote)]
+	if m == nil || !m.alive(now) {
+		return nil
+	}
+	return m
+}
+
+// match finds the live mapping holding external and applies its filter. It
+// returns the position of remote's live session (or -1).
+func (t *Table) match(proto Protocol, external, remote netip.AddrPort, now time.Time) (*Mapping, int, Verdict) {
+	if !external.Addr().Is4() || !remote.Addr().Is4() {
+		return nil, -1, DropNoMapping
+	}
+	m := t.in[extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}]
+	if m == nil || !m.alive(now) {
+		return nil, -1, DropNoMapping
+	}
+	i, ok := m.admits(t.filtering(proto), remKeyOf(proto, remote), now)
+	if !ok {
+		return m, -1, DropFiltered
+	}
+	return m, i, Accept
+}
+
+// Expire removes the mappings that have lapsed by now (Expires <= now) and
+// frees their ports, calling fn (if not nil) for each. Mappings that Outbound
+// removed on the way (a lapsed mapping in the way of a new one) are reported
+// here too, so every mapping that leaves the table other than by Flush is
+// reported exactly once. It returns how many were reported. fn must not
+// change the table. The cost is O(log n) per removed mapping (plus, amortised,
+// one heap step per live mapping per timeout period), not a scan of the table.
+func (t *Table) Expire(now time.Time, fn func(*Mapping)) int {
+	t.reapDue(now)
+	n := len(t.graveyard)
+	if fn != nil {
+		for _, m := range t.graveyard {
+			fn(m)
+		}
+	}
+	clear(t.graveyard)
+	t.graveyard = t.graveyard[:0]
+	return n
+}
+
+// reapDue moves every lapsed mapping to the graveyard and returns how many.
+func (t *Table) reapDue(now time.Time) int {
+	n := 0
+	if !t.haveEpoch {
+		return 0
+	}
+	at := now.Sub(t.epoch)
+	for len(t.heap) > 0 && t.heap[0].due <= at {
+		m := t.heap[0]
+		if !m.alive(now) {
+			t.bury(m)
+			n++
+			continue
+		}
+		m.due = m.Expires.Sub(t.epoch)
+		t.heapDown(0)
+	}
+	return n
+}
+
+// setExpires sets a mapping's expiry, moving it up the heap if it got earlier
+// than its due time. Moving Expires later needs no call: due stays below it.
+func (t *Table) setExpires(m *Mapping, e time.Time) {
+	m.Expires = e
+	if m.hidx >= 0 {
+		if d := e.Sub(t.epoch); d < m.due {
+			m.due = d
+			t.heapUp(int(m.hidx))
+		}
+	}
+}
+
+// setTCPSessionExpiry sets a TCP session's expiry; the mapping lives while
+// any session lives, so its Expires is the latest of its sessions'.
+func (t *Table) setTCPSessionExpiry(m *Mapping, i int, e time.Time) {
+	old := m.setSessionExpiry(i, e)
+	switch {
+	case e.After(m.Expires):
+		m.Expires = e
+	case e.Before(old) && old.Equal(m.Expires):
+		t.setExpires(m, m.maxSessionExpiry())
+	}
+}
+
+// create makes a new mapping for key k; the caller adds the session, sets the
+// expiry and pushes it on the heap.
+func (t *Table) create(proto Protocol, k outKey, internal netip.AddrPort, now time.Time) (*Mapping, error) {
+	ext, port, err := t.allocate(proto, k.in, k.inPort, now)
+	if err != nil {
+		return nil, err
+	}
+	if !t.haveEpoch {
+		t.epoch, t.haveEpoch = now, true
+	}
+	t.pool(proto.index(), ext).set(port)
+	m := &Mapping{
+		Proto:    proto,
+		Internal: internal,
+		External: netip.AddrPortFrom(t.extAddr[ext], port),
+		Created:  now,
+		okey:     k,
+		ext:      int32(ext),
+		hidx:     -1,
+	}
+	m.sess = m.inl[:0]
+	t.out[k] = m
+	t.in[m.extKey()] = m
+	if t.cfg.Pooling == Paired {
+		p, ok := t.pairs[k.in]
+		if !ok {
+			p.ext = int32(ext)
+			t.rr = ext + 1
+		}
+		p.n++
+		t.pairs[k.in] = p
+	}
+	return m, nil
+}
+
+// remove takes m out of every index and frees its port.
+func (t *Table) remove(m *Mapping) {
+	if t.out[m.okey] == m {
+		delete(t.out, m.okey)
+	}
+	delete(t.in, m.extKey())
+	t.pool(m.Proto.index(), int(m.ext)).clear(m.External.Port())
+	if t.cfg.Pooling == Paired {
+		p := t.pairs[m.okey.in]
+		if p.n--; p.n <= 0 {
+			delete(t.pairs, m.okey.in)
+		} else {
+			t.pairs[m.okey.in] = p
+		}
+	}
+	if m.hidx >= 0 {
+		t.heapRemove(int(m.hidx))
+	}
+}
+
+// bury removes a lapsed mapping and keeps it for the next Expire to report.
+func (t *Table) bury(m *Mapping) {
+	t.remove(m)
+	t.graveyard = append(t.graveyard, m)
+}
+
+func (t *Table) pool(pi, ext int) *portPool {
+	p := t.pools[pi][ext]
+	if p == nil {
+		p = new(portPool)
+		t.pools[pi][ext] = p
+	}
+	return p
+}
+
+// portRange returns the external port range for an internal port and the
+// Sequential cursor it uses. RFC 4787 REQ-3a: ports below 1024 map into
+// 1-1023, others into PortLo-PortHi. ICMP identifiers use 1-65535.
+func (t *Table) portRange(proto Protocol, inPort uint16) (lo, hi uint16, class int) {
+	switch {
+	case proto == ICMP:
+		return 1, 65535, 0
+	case inPort < 1024:
+		return 1, 1023, 0
+	}
+	return t.cfg.PortLo, t.cfg.PortHi, 1
+}
+
+// allocate picks an external address and port for a new mapping. When none
+// is free it removes lapsed mappings and tries once more, so a lapsed mapping
+// never blocks a new one even before Expire runs.
+func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Time) (int, uint16, error) {
+	for attempt := 0; ; attempt++ {
+		if ext, port, ok := t.pick(proto, ia, inPort, now); ok {
+			return ext, port, nil
+		}
+		if attempt > 0 || t.reapDue(now) == 0 {
+			// RFC 5508 REQ-8, RFC 6888 REQ-4: never steal a live mapping.
+			return 0, 0, ErrPortsExhausted
+		}
+	}
+}
+
+// pick chooses the external address and port.
+func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Time) (int, uint16, bool) {
+	n := len(t.ext)
+	start, count := 0, n
+	switch {
+	case t.cfg.Pooling == Paired:
+		// RFC 4787 REQ-2: every mapping of one internal address uses the same
+		// external address while it holds any mapping (lapsed ones not yet
+		// removed included); a new internal address takes the next one round
+		// robin (or any with a free port).
+		if p, ok := t.pairs[ia]; ok {
+			start, count = int(p.ext), 1
+		} else {
+			start = t.rr % n
+		}
+	case n > 1:
+		start = t.rng.IntN(n)
+	}
+
+	lo, hi, class := t.portRange(proto, inPort)
+	mask := maskAll
+	if t.cfg.Parity && proto != ICMP {
+		// RFC 4787 REQ-4: keep the port's parity (RTP even, RTCP odd).
+		mask = maskEven
+		if inPort%2 == 1 {
+			mask = maskOdd
+		}
+	}
+	mode := t.cfg.PortAssignment
+	if proto == ICMP {
+		mode = Preserve // identifiers: keep if free (RFC 5508 REQ-1), else random
+	}
+	pi := proto.index()
+
+	if mode == Preserve && inPort >= lo && inPort <= hi {
+		// Port preservation may try every address of the pool before giving
+		// up the port (RFC 4787 §4.2.1); paired pooling allows only one.
+		for j := range count {
+			e := (start + j) % n
+			if t.takeable(proto, e, inPort, now) {
+				return e, inPort, true
+			}
+		}
+	}
+	for j := range count {
+		e := (start + j) % n
+		p := t.pool(pi, e)
+		var port uint16
+		var ok bool
+		if mode == Sequential {
+			if port, ok = p.nextFree(lo, hi, p.last[class]+1, mask); ok {
+				p.last[class] = port
+			}
+		} else {
+			// Random, and Preserve after a clash (as Linux does).
+			port, ok = p.random(lo, hi, mask, t.rng)
+		}
+		if ok {
+			return e, port, true
+		}
+	}
+	return 0, 0, false
+}
+
+// takeable reports whether port is free on external address e, removing a
+// lapsed mapping that still holds it.
+func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Time) bool {
+	p := t.pool(proto.index(), e)
+	if !p.isUsed(port) {
+		return true
+	}
+	if h := t.in[extKey{proto: proto, addr: t.ext[e], port: port}]; h != nil && !h.alive(now) {
+		t.bury(h)
+		return true
+	}
+	return false
+}
+
+// The expiry heap: a min-heap of mappings on due, each knowing its position.
+// due never exceeds Expires, so the top is checked no later than the first
+// mapping to lapse; a live top is rescheduled at its Expires. Refreshes on
+// the hot path only move Expires later and never touch the heap.
+
+func (t *Table) heapLess(i, j int) bool { return t.heap[i].due < t.heap[j].due }
+
+func (t *Table) heapSwap(i, j int) {
+	h := t.heap
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = int32(i)
+	h[j].hidx = int32(j)
+}
+
+func (t *Table) heapPush(m *Mapping) {
+	m.hidx = int32(len(t.heap))
+	t.heap = append(t.heap, m)
+	t.heapUp(len(t.heap) - 1)
+}
+
+func (t *Table) heapUp(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !t.heapLess(i, parent) {
+			return
+		}
+		t.heapSwap(i, parent)
+		i = parent
+	}
+}
+
+func (t *Table) heapDown(i int) bool {
+	start := i
+	n := len(t.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && t.heapLess(r, l) {
+			c = r
+		}
+		if !t.heapLess(c, i) {
+			break
+		}
+		t.heapSwap(i, c)
+		i = c
+	}
+	return i > start
+}
+
+func (t *Table) heapRemove(i int) {
+	last := len(t.heap) - 1
+	m := t.heap[i]
+	if i != last {
+		t.heapSwap(i, last)
+	}
+	t.heap[last] = nil
+	t.heap = t.heap[:last]
+	m.hidx = -1
+	if i != last && !t.heapDown(i) {
+		t.heapUp(i)
+	}
+}

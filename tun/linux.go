@@ -1,0 +1,151 @@
+//go:build linux
+
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+
+	"github.com/songgao/water"
+	"github.com/vishvananda/netlink"
+
+	"github.com/gonat/gonat/ns"
+)
+
+// Config says where a TUN device is created and how its namespace routes
+// through it.
+type Config struct {
+	Namespace string         // existing named namespace; "" means the current one
+	Name      string         // interface name; may hold one %d for the kernel to fill ("gnat%d")
+	MTU       int            // 0: DefaultMTU
+	Addresses []netip.Prefix // addresses put on the device (host address + its network)
+	// Routes are sent through the device; a zero-length prefix
+	// (0.0.0.0/0) is the namespace's default route.
+	Routes []netip.Prefix
+}
+
+// waterDevice is the first Linux backend: songgao/water, one packet per
+// read/write syscall. water opens /dev/net/tun non-blocking, so the fd is
+// in Go's netpoller and Close wakes a blocked Read.
+type waterDevice struct {
+	ifce *water.Interface
+	name string
+	mtu  int
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Create makes a TUN device inside cfg.Namespace, puts its addresses and
+// routes there, and brings it up. The device (and with it its addresses and
+// routes) disappears when it is closed or the process exits.
+func Create(cfg Config) (Device, error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
+	if cfg.Name == "" {
+		cfg.Name = "gnat%d"
+	}
+	var dev *waterDevice
+	setup := func() error {
+		ifce, err := water.New(water.Config{
+			DeviceType:             water.TUN,
+			PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name},
+		})
+		if err != nil {
+			if errors.Is(err, fs.ErrPermission) || errors.Is(err, os.ErrPermission) {
+				return fmt.Errorf("create TUN device: %w (gonat needs root or CAP_NET_ADMIN)", err)
+			}
+			return fmt.Errorf("create TUN device %q: %w", cfg.Name, err)
+		}
+		dev = &waterDevice{ifce: ifce, name: ifce.Name(), mtu: cfg.MTU}
+		if err := configure(dev.name, cfg); err != nil {
+			ifce.Close()
+			return err
+		}
+		return nil
+	}
+	var err error
+	if cfg.Namespace == "" {
+		err = setup()
+	} else {
+		err = ns.Do(cfg.Namespace, setup)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return dev, nil
+}
+
+// configure runs inside the device's namespace.
+func configure(name string, cfg Config) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
+		return fmt.Errorf("set MTU %d on %s: %w", cfg.MTU, name, err)
+	}
+	// A TUN's default txqueuelen (500) drops bursts the engine would
+	// otherwise absorb; the kernel's veth default is 1000.
+	_ = netlink.LinkSetTxQLen(link, 1000)
+	// gonat translates IPv4; IPv6 on its ports would only send router
+	// solicitations it has to drop. Best effort: the file is per
+	// namespace and this runs in the device's one.
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644)
+	for _, p := range cfg.Addresses {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if err := netlink.AddrAdd(link, a); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", p, name, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	for _, r := range cfg.Routes {
+		dst := &net.IPNet{IP: r.Masked().Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}
+		if err := netlink.RouteReplace(route); err != nil {
+			return fmt.Errorf("add route %s via %s: %w", r, name, err)
+		}
+	}
+	return nil
+}
+
+func (d *waterDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.ifce.Read(bufs[0][offset:])
+	if err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return 0, ErrClosed
+		}
+		return 0, err
+	}
+	sizes[0] = n
+	return 1, nil
+}
+
+func (d *waterDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if _, err := d.ifce.Write(b[offset:]); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return i, ErrClosed
+			}
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+func (d *waterDevice) BatchSize() int { return 1 }
+func (d *waterDevice) MTU() int       { return d.mtu }
+func (d *waterDevice) Name() string   { return d.name }
+
+func (d *waterDevice) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.ifce.Close() })
+	return d.closeErr
+}

@@ -1,0 +1,37 @@
+// Package tun moves IP packets between gonat and the kernels of network
+// namespaces through TUN devices.
+//
+// The Device interface works in batches and leaves headroom in front of each
+// packet (the shape wireguard-go's tun package uses), so a backend that reads
+// several packets per call or needs a virtio-net header in front of each one
+// (IFF_VNET_HDR with TSO/USO offload) fits behind it without changing the
+// engine.
+package tun
+
+import "errors"
+
+// Device is one TUN port.
+type Device interface {
+	// Read reads up to len(bufs) packets. Packet i lands in bufs[i][offset:]
+	// and its length in sizes[i]. It blocks until at least one packet is
+	// available, and returns ErrClosed once the device is closed.
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	// Write writes each bufs[i][offset:] as one packet and returns how many
+	// were written.
+	Write(bufs [][]byte, offset int) (int, error)
+	// BatchSize is the most packets one Read returns; fixed for the
+	// device's life.
+	BatchSize() int
+	// MTU is the device's maximum packet size (without headroom).
+	MTU() int
+	// Name is the interface name in its namespace.
+	Name() string
+	// Close removes the device; its addresses and routes go with it.
+	Close() error
+}
+
+// ErrClosed is returned by Read and Write on a closed device.
+var ErrClosed = errors.New("tun: device closed")
+
+// DefaultMTU is the MTU of devices created without one.
+const DefaultMTU = 1500
