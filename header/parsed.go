@@ -83,14 +83,16 @@ type Parsed struct {
 	MoreFrags, DontFrag bool
 	// TCPFlags is the TCP flags byte of a TCP first fragment.
 	TCPFlags uint8
-	// ICMPType and ICMPCode are set for an ICMP first fragment only.
+	// ICMPType and ICMPCode are set for an ICMP first fragment only; a
+	// later fragment leaves them 0, which is also ICMPEchoReply, so look
+	// at IsFirstFragment first.
 	ICMPType, ICMPCode uint8
 
-	// For an ICMP error (IsICMPError) that is OK, the quoted packet.
-	// InnerOff is 0 otherwise.
+	// The Inner fields describe the packet an ICMP error (IsICMPError)
+	// quotes, and are set only when Status is OK.
 
 	// InnerOff is the offset of the quoted IPv4 header in the packet
-	// (always IPHeaderLen+8).
+	// (always IPHeaderLen+8), or 0 when there is no usable quote.
 	InnerOff int
 	// InnerHeaderLen is the quoted IPv4 header's length; at least 8 bytes
 	// of its transport header follow it.
@@ -105,9 +107,10 @@ type Parsed struct {
 
 // Decode decodes the IPv4 packet at the start of b into p, overwriting all
 // of p. It never panics and never allocates, whatever b holds. It checks
-// the lengths, not the checksums (the kernel verified those for packets
-// read from a TUN device); see ICMPChecksumValid and InnerIPChecksumValid
-// for ICMP errors, which the NAT must verify (RFC 5508 REQ-3).
+// lengths, not checksums: the rewrites keep a bad checksum bad, so the
+// receiver still drops a corrupted packet. ICMP errors are the exception
+// the NAT must verify (RFC 5508 REQ-3): see ICMPChecksumValid and
+// InnerIPChecksumValid.
 //
 // Ports are read only from first fragments (FragOffset 0) whose transport
 // header is complete; a first fragment too short for one is BadTransport.

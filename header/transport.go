@@ -6,8 +6,8 @@ import "encoding/binary"
 const (
 	ICMPEchoReply       = 0
 	ICMPDestUnreachable = 3
-	ICMPSourceQuench    = 4 // deprecated by RFC 6633; never translated
-	ICMPRedirect        = 5 // never translated across the NAT
+	ICMPSourceQuench    = 4 // deprecated (RFC 6633); not an IsICMPError
+	ICMPRedirect        = 5 // not an IsICMPError: never translated
 	ICMPEchoRequest     = 8
 	ICMPTimeExceeded    = 11
 	ICMPParamProblem    = 12
@@ -42,9 +42,10 @@ const (
 // IsICMPError reports whether typ is an ICMP error that the NAT
 // translates: Destination Unreachable, Time Exceeded and Parameter
 // Problem (RFC 5508 section 4). They quote the packet they are about, and
-// Decode reads that quote. Source Quench and Redirect are errors too
-// (RFC 1122 section 3.2.2) but are not forwarded, so they are left out
-// here; BuildICMPError still counts them as errors.
+// Decode reads that quote. Source Quench (deprecated, RFC 6633) and
+// Redirect (about the sender's own link) are errors too (RFC 1122
+// section 3.2.2) but have no business crossing a NAT, so they are left
+// out here; BuildICMPError still counts them as errors.
 func IsICMPError(typ uint8) bool {
 	return typ == ICMPDestUnreachable || typ == ICMPTimeExceeded || typ == ICMPParamProblem
 }

@@ -326,19 +326,22 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	}
 	proto := table.Protocol(p.IPProto)
 	switch p.IPProto {
-	case header.ProtoUDP, header.ProtoTCP:
-	case header.ProtoICMP:
+	case header.ProtoUDP, header.ProtoTCP, header.ProtoICMP:
+	default:
+		return e.drop(in, p, DropUnsupported, now)
+	}
+	// Later fragments carry no transport header (ICMPType reads 0):
+	// they follow their first fragment.
+	if p.IsFragment() && !p.IsFirstFragment() {
+		return e.outboundFragment(in, b, p, now)
+	}
+	if p.IPProto == header.ProtoICMP {
 		if header.IsICMPError(p.ICMPType) {
 			return e.outboundICMPError(in, b, p, now)
 		}
 		if !header.IsICMPQuery(p.ICMPType) {
 			return e.drop(in, p, DropUnsupported, now)
 		}
-	default:
-		return e.drop(in, p, DropUnsupported, now)
-	}
-	if p.IsFragment() && !p.IsFirstFragment() {
-		return e.outboundFragment(in, b, p, now)
 	}
 	if !p.HasPorts() {
 		return e.drop(in, p, DropMalformed, now)
@@ -421,19 +424,20 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 	}
 	proto := table.Protocol(p.IPProto)
 	switch p.IPProto {
-	case header.ProtoUDP, header.ProtoTCP:
-	case header.ProtoICMP:
+	case header.ProtoUDP, header.ProtoTCP, header.ProtoICMP:
+	default:
+		return e.drop(Outside, p, DropUnsupported, now)
+	}
+	if p.IsFragment() && !p.IsFirstFragment() {
+		return e.inboundFragment(b, p, now)
+	}
+	if p.IPProto == header.ProtoICMP {
 		if header.IsICMPError(p.ICMPType) {
 			return e.inboundICMPError(b, p, now)
 		}
 		if !header.IsICMPQuery(p.ICMPType) {
 			return e.drop(Outside, p, DropUnsupported, now)
 		}
-	default:
-		return e.drop(Outside, p, DropUnsupported, now)
-	}
-	if p.IsFragment() && !p.IsFirstFragment() {
-		return e.inboundFragment(b, p, now)
 	}
 	if !p.HasPorts() {
 		return e.drop(Outside, p, DropMalformed, now)
