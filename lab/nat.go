@@ -20,6 +20,11 @@ import (
 type InsideSpec struct {
 	Namespace string
 	Hosts     []netip.Prefix
+	// Transit marks a port whose namespace is a router, not a host: the
+	// uplink of a nested NAT. Its device gets no address (the host
+	// address belongs to the nested NAT's outside port beyond it), only
+	// the default route.
+	Transit bool
 }
 
 // NATSpec is one NAT between existing namespaces.
@@ -106,8 +111,12 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		d, err := tun.Create(tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Addresses: in.Hosts,
-			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}})
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Addresses: in.Hosts,
+			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
+		if in.Transit {
+			tc.Addresses = nil
+		}
+		d, err := tun.Create(tc)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 func setLoopbackUp() error {
@@ -38,4 +40,92 @@ func AddLocalAddrs(nsName string, addrs ...netip.Prefix) error {
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	a := p.Addr()
 	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(p.Bits(), a.BitLen())}
+}
+
+// Sysctl writes a /proc/sys value inside the named namespace (net.* keys
+// are per namespace), e.g. Sysctl(n, "net/ipv4/ip_forward", "1").
+func Sysctl(nsName, key, value string) error {
+	return Do(nsName, func() error {
+		return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644)
+	})
+}
+
+// VethPeer links namespace a (device nameA) to namespace b (device nameB)
+// with a veth pair and brings both ends up.
+func VethPeer(a, nameA, b, nameB string) error {
+	hb, err := netns.GetFromName(b)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, b)
+	}
+	defer hb.Close()
+	err = Do(a, func() error {
+		la := netlink.NewLinkAttrs()
+		la.Name = nameA
+		v := &netlink.Veth{LinkAttrs: la, PeerName: nameB, PeerNamespace: netlink.NsFd(int(hb))}
+		if err := netlink.LinkAdd(v); err != nil {
+			return fmt.Errorf("veth %s/%s - %s/%s: %w", a, nameA, b, nameB, err)
+		}
+		return netlink.LinkSetUp(v)
+	})
+	if err != nil {
+		return err
+	}
+	return Do(b, func() error {
+		l, err := netlink.LinkByName(nameB)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(l)
+	})
+}
+
+// AddAddr puts an address on a device in the named namespace.
+func AddAddr(nsName, dev string, p netip.Prefix) error {
+	return Do(nsName, func() error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: prefixToIPNet(p)}); err != nil {
+			return fmt.Errorf("address %s on %s in %s: %w", p, dev, nsName, err)
+		}
+		return nil
+	})
+}
+
+// AddRoute routes dst through dev in the named namespace; with a valid
+// gw, through that next hop, reachable on dev even if no prefix covers
+// it (onlink).
+func AddRoute(nsName, dev string, dst netip.Prefix, gw netip.Addr) error {
+	return Do(nsName, func() error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixToIPNet(dst)}
+		if gw.IsValid() {
+			r.Gw = gw.AsSlice()
+			r.Flags = int(netlink.FLAG_ONLINK)
+		} else {
+			r.Scope = netlink.SCOPE_LINK
+		}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("route %s via %s in %s: %w", dst, dev, nsName, err)
+		}
+		return nil
+	})
+}
+
+// DelLocalAddrs removes addresses AddLocalAddrs put on loopback.
+func DelLocalAddrs(nsName string, addrs ...netip.Prefix) error {
+	return Do(nsName, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		for _, p := range addrs {
+			netlink.AddrDel(lo, &netlink.Addr{IPNet: prefixToIPNet(p)})
+		}
+		return nil
+	})
 }

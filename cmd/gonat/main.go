@@ -20,8 +20,12 @@ symmetric, Linux MASQUERADE, or any RFC 4787 mapping x filtering pair.
 Usage:
   gonat demo                  build a throwaway lab and show each NAT type at work
   gonat run [flags]           run one NAT between existing namespaces
+  gonat lab up FILE           build a whole network from a topology file (see gonat lab --help)
   gonat stun-server [flags]   an RFC 5780 STUN server (behaviour discovery)
   gonat probe [flags]         discover the NAT in front of this host (RFC 5780)
+  gonat rendezvous [flags]    the referral server of hole punching
+  gonat peer [flags]          a hole-punching peer: register, exchange candidates, punch, report
+  gonat matrix [flags]        hole punching between every pair of NAT types, observed vs expected
   gonat version               print the version
 
 Run 'gonat COMMAND --help' for a command's flags. gonat needs root (or
@@ -59,10 +63,18 @@ func mainCode(args []string) int {
 		err = runCmd(rest)
 	case "demo":
 		err = demoCmd(rest)
+	case "lab":
+		err = labCmd(rest)
 	case "stun-server":
 		err = stunServerCmd(rest)
 	case "probe":
 		err = probeCmd(rest)
+	case "rendezvous":
+		err = rendezvousCmd(rest)
+	case "peer":
+		err = peerCmd(rest)
+	case "matrix":
+		err = matrixCmd(rest)
 	case "version", "--version", "-version":
 		fmt.Println("gonat", version)
 		return 0
@@ -70,7 +82,7 @@ func mainCode(args []string) int {
 		fmt.Print(usage)
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: demo, run, stun-server, probe, version; see gonat --help)\n", cmd)
+		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: demo, run, lab, stun-server, probe, rendezvous, peer, matrix, version; see gonat --help)\n", cmd)
 		return 2
 	}
 	if err == nil || errors.Is(err, errHelp) {

@@ -1,0 +1,619 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gonat/gonat/experiment"
+	"github.com/gonat/gonat/lab"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/table"
+)
+
+const labHelp = `Usage: gonat lab COMMAND [flags]
+
+A lab is a whole network from one topology file (see examples/): NATs,
+NATs behind NATs, hosts behind them, public servers, and the commands the
+hosts run. Every namespace of lab NAME is called NAME.NODE, so nothing of
+two labs collides and 'gonat lab down' finds everything, even after a crash.
+
+Commands:
+  up FILE [--name N] [-d]           build the lab and run it until Ctrl-C (-d: in the background)
+  exec [--lab N] NODE -- CMD ARGS   run a program on a node (exit code passed through)
+  status [--lab N] [--json]         nodes, NATs, mappings and packet counters
+  table [--lab N] [--nat NAT] [--json]  the live mappings
+  list                              labs on this machine
+  set [--lab N] NAT [--preset P] [--mapping M] ...   change a NAT's behaviour (drops its mappings)
+  flush [--lab N] NAT               drop a NAT's mappings (a NAT reboot: rebinding)
+  down [--lab N] [--all]            remove a lab (also after kill -9 of its process)
+  verify [--lab N] [--json]         probe every NAT (RFC 5780) and compare with its configuration
+
+--lab may be left out when exactly one lab runs.
+`
+
+func labCmd(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, labHelp)
+		return usageErr("which lab command? (up, exec, status, table, list, set, flush, down, verify)")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "up":
+		return labUp(rest)
+	case "exec":
+		return labExec(rest)
+	case "status":
+		return labStatus(rest)
+	case "table":
+		return labTable(rest)
+	case "list":
+		return labList(rest)
+	case "set":
+		return labSet(rest, false)
+	case "flush":
+		return labSet(rest, true)
+	case "down":
+		return labDown(rest)
+	case "verify":
+		return labVerify(rest)
+	case "-h", "--help", "help":
+		fmt.Print(labHelp)
+		return errHelp
+	}
+	return usageErr("unknown lab command %q (up, exec, status, table, list, set, flush, down, verify)", sub)
+}
+
+// parseMixed parses flags that may come before or after positional
+// arguments (gonat lab set home1 --preset symmetric).
+func parseMixed(fs *flag.FlagSet, args []string, help string) ([]string, error) {
+	var pos []string
+	for {
+		fs.SetOutput(io.Discard)
+		fs.Usage = func() {}
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Print(help)
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, usageErr("%v (see gonat lab %s --help)", err, fs.Name())
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		if fs.Arg(0) == "--" {
+			return append(pos, fs.Args()...), nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// pickLab resolves --lab: given, or the only lab running.
+func pickLab(name string) (string, error) {
+	if name != "" {
+		if err := lab.ValidName(name); err != nil {
+			return "", usageErr("--lab: %v", err)
+		}
+		return name, nil
+	}
+	labs := lab.Labs()
+	switch len(labs) {
+	case 0:
+		return "", usageErr("--lab: no lab is running (start one with gonat lab up FILE)")
+	case 1:
+		return labs[0], nil
+	}
+	return "", usageErr("--lab: several labs exist (%s); say which", strings.Join(labs, ", "))
+}
+
+const labUpHelp = `Usage: gonat lab up FILE [--name N] [-d]
+
+Builds the topology in FILE: namespaces, TUN ports, addresses, routes; starts
+its NATs (outermost first) and the commands its hosts declare; prints the
+nodes with their addresses; runs until Ctrl-C, then removes everything.
+With -d it runs in the background (state, control socket and host logs in
+/run/gonat/NAME) and 'gonat lab down' stops it.
+
+Flags:
+`
+
+func labUp(args []string) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	name := fs.String("name", "", "lab name (default: the file's name = ...); also the namespace prefix")
+	detach := fs.Bool("d", false, "run in the background")
+	child := fs.Bool("daemon-child", false, "internal: the background process of -d")
+	trace := fs.Bool("trace", false, "print every packet before and after translation, or why it was dropped")
+	verbose := fs.Bool("v", false, "print every mapping created and expired")
+	pos, err := parseMixed(fs, args, labUpHelp)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
+	}
+	file := pos[0]
+	topo, err := lab.Load(file)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	labName := topo.Name
+	if *name != "" {
+		labName = *name
+	}
+	if err := lab.ValidName(labName); err != nil {
+		return usageErr("--name: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (it creates network namespaces and TUN devices)")
+	}
+	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
+		return fmt.Errorf("lab %s is already running (pid %d); gonat lab down --lab %s", labName, st.PID, labName)
+	}
+	if *detach {
+		return startDetached(file, labName)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dir := lab.StateDir(labName)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, Logf: func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
+	}}
+	if *trace || *verbose {
+		events := make(chan string, 4096)
+		opts.Observer = func(natName string, ev nat.Event) {
+			if !*trace && (ev.Kind == nat.EventTranslated || ev.Kind == nat.EventDrop) {
+				return
+			}
+			select {
+			case events <- natName + ": " + ev.String():
+			default: // never block a packet path on a slow terminal
+			}
+		}
+		go func() {
+			for line := range events {
+				fmt.Println(line)
+			}
+		}()
+	}
+	start := time.Now()
+	l, err := lab.Up(ctx, topo, opts)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := lab.WriteState(l, absPath(file)); err != nil {
+		return err
+	}
+	go l.ServeControl(ctx, stop)
+	printStatus(os.Stdout, l.Status())
+	fmt.Printf("ready: lab %s up in %s; gonat lab exec --lab %s NODE -- CMD to use it, Ctrl-C or gonat lab down to remove it\n",
+		labName, time.Since(start).Round(time.Millisecond), labName)
+	_ = child // marks the background process in ps; it behaves as the foreground one
+	<-ctx.Done()
+	fmt.Fprintf(os.Stderr, "lab %s: removing\n", labName)
+	return l.Close()
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// startDetached re-runs `gonat lab up` in its own session, waits until it
+// answers on its control socket, and prints its nodes.
+func startDetached(file, name string) error {
+	dir := lab.StateDir(name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "gonat.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "lab", "up", file, "--name", name, "--daemon-child")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(60 * time.Second)
+	for {
+		if resp, err := lab.Call(name, lab.Request{Op: "status"}); err == nil {
+			printStatus(os.Stdout, resp.Status)
+			fmt.Printf("ready: lab %s running in the background (pid %d, log %s); gonat lab down --lab %s removes it\n",
+				name, cmd.Process.Pid, logPath, name)
+			return nil
+		}
+		select {
+		case err := <-exited:
+			out, _ := os.ReadFile(logPath)
+			return fmt.Errorf("lab %s failed to start (%v):\n%s", name, err, out)
+		case <-deadline:
+			return fmt.Errorf("lab %s did not come up within 60s; see %s", name, logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func printStatus(w io.Writer, st *lab.LabStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tKIND\tNETWORK\tNAMESPACE\tADDRESSES")
+	for _, n := range st.Nodes {
+		if n.Kind == "public" {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.Kind, n.Network, n.Namespace, strings.Join(n.Addresses, ","))
+	}
+	tw.Flush()
+	if len(st.NATs) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "NAT\tMAPPING\tFILTERING\tPORTS\tHAIRPIN\tMAPPINGS\tPACKETS")
+		for _, n := range st.NATs {
+			var ps []string
+			for k, v := range n.Packets {
+				ps = append(ps, fmt.Sprintf("%s=%d", k, v))
+			}
+			sort.Strings(ps)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%d\t%s\n", n.Name, short(n.Mapping, false), short(n.Filtering, true), n.PortAssignment, n.Hairpin, n.Mappings, strings.Join(ps, " "))
+		}
+		tw.Flush()
+	}
+}
+
+func short(behavior string, filtering bool) string {
+	b, err := table.ParseBehavior(behavior)
+	if err != nil {
+		return behavior
+	}
+	return b.Short(filtering)
+}
+
+func labExec(args []string) error {
+	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	// Everything after NODE belongs to the command: stop at the first
+	// positional argument.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Print(labHelp)
+			return errHelp
+		}
+		return usageErr("%v", err)
+	}
+	rest := fs.Args()
+	if len(rest) < 2 {
+		return usageErr("want NODE -- CMD [ARGS...], e.g. gonat lab exec alice -- ping -c1 203.0.113.10")
+	}
+	node, cmd := rest[0], rest[1:]
+	if cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	if len(cmd) == 0 {
+		return usageErr("no command after NODE --")
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	nsName := lab.NamespacePrefix(name) + node
+	if resp, err := lab.Call(name, lab.Request{Op: "status"}); err == nil {
+		found := false
+		var known []string
+		for _, n := range resp.Status.Nodes {
+			known = append(known, n.Name)
+			if n.Name == node {
+				nsName, found = n.Namespace, true
+			}
+		}
+		if !found {
+			return usageErr("lab %s has no node %q (nodes: %s)", name, node, strings.Join(known, ", "))
+		}
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		return errors.New("needs iproute2 (ip)")
+	}
+	// Replace this process: the command's exit code is ours.
+	return syscall.Exec(ip, append([]string{"ip", "netns", "exec", nsName}, cmd...), os.Environ())
+}
+
+func labStatus(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	resp, err := lab.Call(name, lab.Request{Op: "status"})
+	if err != nil {
+		if st, serr := lab.ReadState(name); serr == nil && !st.Alive() {
+			return fmt.Errorf("lab %s is not running (its process %d is gone: crashed or killed); gonat lab down --lab %s cleans up", name, st.PID, name)
+		}
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(resp.Status)
+	}
+	printStatus(os.Stdout, resp.Status)
+	return nil
+}
+
+func labTable(args []string) error {
+	fs := flag.NewFlagSet("table", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	natName := fs.String("nat", "", "only this NAT")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	resp, err := lab.Call(name, lab.Request{Op: "table", NAT: *natName})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(resp.Table)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES\tEXPIRES IN")
+	for _, r := range resp.Table {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), r.Expires)
+	}
+	return tw.Flush()
+}
+
+func labList(args []string) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAB\tSTATE\tPID\tFILE")
+	for _, name := range lab.Labs() {
+		st, err := lab.ReadState(name)
+		state := "running"
+		if err != nil {
+			state = "starting"
+		} else if !st.Alive() {
+			state = "dead (gonat lab down cleans up)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", name, state, st.PID, st.File)
+	}
+	return tw.Flush()
+}
+
+func labSet(args []string, flush bool) error {
+	op := "set"
+	if flush {
+		op = "flush"
+	}
+	fs := flag.NewFlagSet(op, flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	preset := fs.String("preset", "", "behaviour preset: "+strings.Join(table.PresetNames(), ", "))
+	settings := map[string]*textFlag{}
+	if !flush {
+		for _, n := range lab.SettingNames() {
+			f := &textFlag{isBool: n == lab.SetHairpin || n == lab.SetParity || n == lab.SetInboundRefresh}
+			settings[n] = f
+			fs.Var(f, n, "behaviour setting (as in gonat run)")
+		}
+	}
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("want one NAT name, e.g. gonat lab %s home1", op)
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	req := lab.Request{Op: op, NAT: pos[0], Preset: *preset, Settings: map[string]string{}}
+	if *preset != "" {
+		if _, err := table.Preset(*preset); err != nil {
+			return usageErr("--preset: %v", err)
+		}
+	}
+	for n, f := range settings {
+		if f.set {
+			var c table.Config
+			if err := lab.ApplySetting(&c, n, f.val); err != nil {
+				return usageErr("--%v", err)
+			}
+			req.Settings[n] = f.val
+		}
+	}
+	if !flush && *preset == "" && len(req.Settings) == 0 {
+		return usageErr("nothing to set: give --preset and/or behaviour flags")
+	}
+	if _, err := lab.Call(name, req); err != nil {
+		return err
+	}
+	fmt.Printf("lab %s: nat %s %s\n", name, pos[0], map[bool]string{true: "flushed", false: "updated (its mappings were dropped)"}[flush])
+	return nil
+}
+
+func labDown(args []string) error {
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	all := fs.Bool("all", false, "remove every lab on this machine")
+	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	var names []string
+	if *all {
+		names = lab.Labs()
+	} else {
+		name, err := pickLab(*labName)
+		if err != nil {
+			return err
+		}
+		names = []string{name}
+	}
+	var errs []error
+	for _, name := range names {
+		if err := downOne(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// downOne asks a live lab to stop, and then removes whatever is left in
+// any case: a crashed lab leaves namespaces and host processes.
+func downOne(name string) error {
+	st, stErr := lab.ReadState(name)
+	if stErr == nil && st.Alive() {
+		if _, err := lab.Call(name, lab.Request{Op: "down"}); err == nil {
+			for deadline := time.Now().Add(15 * time.Second); st.Alive() && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if st.Alive() {
+			syscall.Kill(st.PID, syscall.SIGKILL)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	removed, err := lab.Remove(name)
+	os.RemoveAll(lab.StateDir(name))
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 && stErr != nil {
+		return fmt.Errorf("no lab %q here (labs: %s)", name, strings.Join(lab.Labs(), ", "))
+	}
+	if len(removed) > 0 {
+		fmt.Printf("lab %s removed (cleaned up %d namespaces it left behind)\n", name, len(removed))
+	} else {
+		fmt.Printf("lab %s removed\n", name)
+	}
+	return nil
+}
+
+func labVerify(args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	resp, err := lab.Call(name, lab.Request{Op: "status"})
+	if err != nil {
+		return err
+	}
+	st := resp.Status
+	used := map[netip.Addr]bool{}
+	for _, n := range st.Nodes {
+		for _, a := range n.Addresses {
+			if ap, err := netip.ParseAddr(a); err == nil {
+				used[ap] = true
+			}
+		}
+	}
+	// Two addresses of TEST-NET-1 no node uses, for the probe's server.
+	var servers []netip.Addr
+	for a := netip.MustParseAddr("192.0.2.254"); len(servers) < 2 && a.As4()[3] > 0; a = a.Prev() {
+		if !used[a] {
+			servers = append(servers, a)
+		}
+	}
+	var targets []experiment.VerifyTarget
+	for _, n := range st.NATs {
+		c := table.DefaultConfig()
+		lab.ApplySetting(&c, lab.SetMapping, n.Mapping)
+		lab.ApplySetting(&c, lab.SetFiltering, n.Filtering)
+		lab.ApplySetting(&c, lab.SetPortAssignment, n.PortAssignment)
+		c.Hairpin = n.Hairpin
+		tg := experiment.VerifyTarget{NAT: n.Name, Configured: c}
+		for _, node := range st.Nodes {
+			if node.Kind == "nat" && node.Name == n.Name {
+				tg.Outside = node.Namespace
+			}
+			if node.Kind == "host" && node.Network == n.Name && tg.From == "" {
+				tg.From, tg.FromName = node.Namespace, node.Name
+			}
+		}
+		targets = append(targets, tg)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results := experiment.Verify(ctx, targets, [2]netip.Addr{servers[0], servers[1]})
+	bad := 0
+	for _, r := range results {
+		if !r.OK() {
+			bad++
+		}
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(results)
+	} else {
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAT\tPROBED FROM\tPROPERTY\tCONFIGURED\tOBSERVED\t")
+		for _, r := range results {
+			switch {
+			case r.Err != "":
+				fmt.Fprintf(tw, "%s\t%s\terror: %s\t\t\t\n", r.NAT, r.From, r.Err)
+			case r.Skipped != "":
+				fmt.Fprintf(tw, "%s\t-\tskipped: %s\t\t\t\n", r.NAT, r.Skipped)
+			}
+			for _, c := range r.Checks {
+				mark := "ok"
+				if !c.OK {
+					mark = "MISMATCH"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.NAT, r.From, c.Property, c.Configured, c.Observed, mark)
+			}
+		}
+		tw.Flush()
+	}
+	if bad > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d NATs do not behave as configured", bad)}
+	}
+	return nil
+}

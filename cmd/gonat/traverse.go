@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gonat/gonat/experiment"
+	"github.com/gonat/gonat/traverse"
+)
+
+const rendezvousHelp = `Usage: gonat rendezvous --listen IP:PORT
+
+The referral server of hole punching: peers register under a name (UDP and
+TCP on the same address and port) and learn each other's candidates: the
+local endpoints they report, and the server-reflexive endpoint the server
+observes (what their NAT made).
+
+Flags:
+`
+
+func rendezvousCmd(args []string) error {
+	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
+	listen := fs.String("listen", "", "`IP:PORT` to listen on (UDP and TCP)")
+	verbose := fs.Bool("v", false, "log every registration and lookup")
+	if err := parse(fs, args, rendezvousHelp); err != nil {
+		return err
+	}
+	ap, err := netip.ParseAddrPort(*listen)
+	if err != nil {
+		return usageErr("--listen %q: want IP:PORT such as 203.0.113.20:7000", *listen)
+	}
+	cfg := traverse.ServerConfig{Listen: ap}
+	if *verbose {
+		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	}
+	srv, err := traverse.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); srv.Close() }()
+	fmt.Printf("ready: rendezvous server on %s (udp and tcp)\n", srv.Addr())
+	err = srv.Serve(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+const peerHelp = `Usage: gonat peer --rendezvous IP:PORT --name A --connect B [--tcp] [--json] [--predict N]
+
+One hole-punching peer: registers as A with the rendezvous server, learns
+its candidates (host, and server-reflexive from the rendezvous server or
+--stun), learns B's, punches (UDP: sends to every candidate of B at once and
+again; TCP: simultaneous open from the same port), reports which pair
+connected and how long it took, or that it failed and why, then exchanges a
+message both ways. Exit 0 when connected, 1 when not.
+
+Flags:
+`
+
+func peerCmd(args []string) error {
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	rv := fs.String("rendezvous", "", "rendezvous server `IP:PORT`")
+	name := fs.String("name", "", "this peer's name")
+	connect := fs.String("connect", "", "the peer to connect to")
+	tcp := fs.Bool("tcp", false, "TCP simultaneous open instead of UDP")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	predict := fs.Int("predict", 0, "also try the peer's server-reflexive port +1..+N (sequential symmetric NATs)")
+	stunSrv := fs.String("stun", "", "STUN server `IP:PORT` for the server-reflexive candidate (UDP)")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	verbose := fs.Bool("v", false, "log each step")
+	if err := parse(fs, args, peerHelp); err != nil {
+		return err
+	}
+	ap, err := netip.ParseAddrPort(*rv)
+	if err != nil {
+		return usageErr("--rendezvous %q: want IP:PORT such as 203.0.113.20:7000", *rv)
+	}
+	if *name == "" || *connect == "" || *name == *connect {
+		return usageErr("--name and --connect: want two different peer names")
+	}
+	cfg := traverse.PeerConfig{Rendezvous: ap, Name: *name, Connect: *connect, TCP: *tcp, PredictPorts: *predict, Timeout: *timeout}
+	if *stunSrv != "" {
+		s, err := netip.ParseAddrPort(*stunSrv)
+		if err != nil {
+			return usageErr("--stun %q: want IP:PORT", *stunSrv)
+		}
+		cfg.STUN = s
+	}
+	if *verbose {
+		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := traverse.RunPeer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(rep)
+	} else {
+		fmt.Printf("%s -> %s (%s):\n", rep.Name, rep.Peer, rep.Proto)
+		for _, c := range rep.LocalCandidates {
+			fmt.Printf("  local candidate   %s\n", c)
+		}
+		for _, c := range rep.RemoteCandidates {
+			fmt.Printf("  remote candidate  %s\n", c)
+		}
+		if rep.Connected {
+			fmt.Printf("  connected in %s: %s <-> %s; message exchanged: %t\n", rep.Elapsed.Round(time.Millisecond), rep.Local, rep.Remote, rep.MessageExchanged)
+		} else {
+			fmt.Printf("  not connected after %s: %s\n", rep.Elapsed.Round(time.Millisecond), rep.Reason)
+		}
+		if rep.Detail != "" {
+			fmt.Printf("  %s\n", rep.Detail)
+		}
+	}
+	if !rep.Connected {
+		return &exitError{code: 1, err: fmt.Errorf("%s could not reach %s: %s", rep.Name, rep.Peer, rep.Reason)}
+	}
+	return nil
+}
+
+const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all]
+
+Builds a lab with two peers behind every pair of NAT types (the four classic
+presets; --all: the nine mapping x filtering combinations), runs the
+rendezvous server and the peers, and prints the table of outcomes next to
+the expected one. Exit 1 on any disagreement.
+
+Flags:
+`
+
+func matrixCmd(args []string) error {
+	fs := flag.NewFlagSet("matrix", flag.ContinueOnError)
+	tcp := fs.Bool("tcp", false, "TCP simultaneous open instead of UDP")
+	asJSON := fs.Bool("json", false, "print the outcomes as JSON")
+	all := fs.Bool("all", false, "all nine mapping x filtering combinations")
+	parallel := fs.Int("parallel", 4, "labs at once")
+	timeout := fs.Duration("timeout", 5*time.Second, "per peer")
+	if err := parse(fs, args, matrixHelp); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (it builds labs of network namespaces)")
+	}
+	types := experiment.ClassicTypes()
+	if *all {
+		types = experiment.AllCombinations()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	self, _ := os.Executable()
+	start := time.Now()
+	outs, err := experiment.RunMatrix(ctx, experiment.MatrixConfig{
+		Types: types, TCP: *tcp, Parallel: *parallel, Timeout: *timeout, GonatPath: self,
+		Progress: func(done, total int, o experiment.Outcome) {
+			res := "no"
+			if o.Connected {
+				res = "yes"
+			}
+			if o.Err != "" {
+				res = "error: " + o.Err
+			}
+			fmt.Fprintf(os.Stderr, "[%d/%d] %s x %s: %s (%s)\n", done, total, o.A, o.B, res, o.Elapsed.Round(time.Millisecond))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(outs)
+	} else {
+		proto := "UDP"
+		if *tcp {
+			proto = "TCP"
+		}
+		fmt.Printf("%s hole punching, two peers behind NATs of these types (no port prediction); took %s\n\n", proto, time.Since(start).Round(time.Second))
+		experiment.RenderMatrix(os.Stdout, types, outs)
+	}
+	if bad := experiment.Disagreements(outs); len(bad) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d outcomes differ from the expected table", len(bad))}
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/stun"
+	"github.com/gonat/gonat/table"
+	"time"
+)
+
+// VerifyTarget is one NAT to check: its configured behaviour, a
+// namespace directly behind it to probe from, and the namespace its
+// outside port is in (where a STUN server sees exactly this NAT's work).
+type VerifyTarget struct {
+	NAT        string
+	Configured table.Config
+	From       string // namespace of a host directly behind the NAT ("" if none)
+	FromName   string // that host's name
+	Outside    string // namespace of the NAT's outside port
+}
+
+// Check is one property, configured next to observed.
+type Check struct {
+	Property   string `json:"property"`
+	Configured string `json:"configured"`
+	Observed   string `json:"observed"`
+	OK         bool   `json:"ok"`
+}
+
+// VerifyResult is the verdict for one NAT.
+type VerifyResult struct {
+	NAT     string  `json:"nat"`
+	From    string  `json:"from,omitempty"`
+	Checks  []Check `json:"checks,omitempty"`
+	Skipped string  `json:"skipped,omitempty"`
+	Err     string  `json:"error,omitempty"`
+}
+
+// OK reports whether every checked property matched.
+func (r VerifyResult) OK() bool {
+	if r.Err != "" {
+		return false
+	}
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify probes each target with the RFC 5780 probe against a STUN server
+// started for the purpose on the NAT's outside, on two addresses (servers)
+// put on that namespace's loopback for the duration: so a NAT behind
+// another NAT is measured alone, not combined with its upstream.
+func Verify(ctx context.Context, targets []VerifyTarget, servers [2]netip.Addr) []VerifyResult {
+	var out []VerifyResult
+	started := map[string]bool{}
+	for _, tg := range targets {
+		r := VerifyResult{NAT: tg.NAT, From: tg.FromName}
+		if tg.From == "" {
+			r.Skipped = "no host directly behind it to probe from"
+			out = append(out, r)
+			continue
+		}
+		if !started[tg.Outside] {
+			stop, err := startProbeServer(ctx, tg.Outside, servers)
+			if err != nil {
+				r.Err = err.Error()
+				out = append(out, r)
+				continue
+			}
+			defer stop()
+			started[tg.Outside] = true
+		}
+		r.Checks, r.Err = verifyOne(ctx, tg, servers)
+		out = append(out, r)
+	}
+	return out
+}
+
+func startProbeServer(ctx context.Context, nsName string, servers [2]netip.Addr) (func(), error) {
+	if err := ns.AddLocalAddrs(nsName, netip.PrefixFrom(servers[0], 32), netip.PrefixFrom(servers[1], 32)); err != nil {
+		return nil, err
+	}
+	srv, err := stun.NewServer(stun.ServerConfig{Primary: servers[0], Alternate: servers[1], ListenPacket: ns.ListenPacket(nsName)})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	go srv.Serve(sctx)
+	return func() {
+		cancel()
+		srv.Close()
+		ns.DelLocalAddrs(nsName, netip.PrefixFrom(servers[0], 32), netip.PrefixFrom(servers[1], 32))
+	}, nil
+}
+
+func verifyOne(ctx context.Context, tg VerifyTarget, servers [2]netip.Addr) ([]Check, string) {
+	server := netip.AddrPortFrom(servers[0], stun.DefaultPort)
+	listen := ns.ListenPacket(tg.From)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := stun.Probe(pctx, stun.ProbeConfig{Server: server, ListenPacket: listen, RTO: 100 * time.Millisecond, Retries: 3})
+	if err != nil {
+		return nil, err.Error()
+	}
+	c := tg.Configured
+	checks := []Check{
+		{Property: "mapping", Configured: c.Mapping.String(), Observed: orUnknown(res.Mapping)},
+		{Property: "filtering", Configured: c.Filtering.String(), Observed: orUnknown(res.Filtering)},
+	}
+	// The probe sees hairpinning only where its second socket's packet can
+	// pass M1's filter: not when a non-EIM NAT also filters.
+	if c.Mapping == table.EndpointIndependent || c.Filtering == table.EndpointIndependent {
+		obs := "unknown"
+		if res.Hairpin != nil {
+			obs = strconv.FormatBool(*res.Hairpin)
+		}
+		checks = append(checks, Check{Property: "hairpin", Configured: strconv.FormatBool(c.Hairpin), Observed: obs})
+	}
+	pa, err := observePortAssignment(pctx, listen, server)
+	if err != nil {
+		return nil, err.Error()
+	}
+	checks = append(checks, Check{Property: "port-assignment", Configured: c.PortAssignment.String(), Observed: pa})
+	for i := range checks {
+		checks[i].OK = checks[i].Configured == checks[i].Observed
+	}
+	return checks, ""
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// observePortAssignment binds fresh sockets to chosen local ports and
+// asks the server for each mapping: every port kept is preserve, each one
+// above the last is sequential, anything else random.
+func observePortAssignment(ctx context.Context, listen func(string, string) (net.PacketConn, error), server netip.AddrPort) (string, error) {
+	const n = 8
+	ports := rand.Perm(20000)[:n]
+	sort.Ints(ports)
+	preserved, sequential := 0, 0
+	var prev uint16
+	for i, p := range ports {
+		local := uint16(30000 + p)
+		c, err := listen("udp4", fmt.Sprintf(":%d", local))
+		if err != nil {
+			return "", err
+		}
+		r, err := stun.Binding(ctx, c, server, 0, 100*time.Millisecond, 4)
+		c.Close()
+		if err != nil {
+			return "", fmt.Errorf("binding from port %d: %w", local, err)
+		}
+		m := r.Mapped.Port()
+		if m == local {
+			preserved++
+		}
+		if i > 0 && m == prev+1 {
+			sequential++
+		}
+		prev = m
+	}
+	switch {
+	case preserved == n:
+		return "preserve", nil
+	case sequential == n-1:
+		return "sequential", nil
+	}
+	return "random", nil
+}
+
+// ErrMismatch reports that some NAT did not behave as configured.
+var ErrMismatch = errors.New("observed behaviour differs from the configuration")

@@ -1,0 +1,453 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/table"
+)
+
+// How a topology becomes namespaces (a lab named L):
+//
+//   - L.public is the public network's core router: IP forwarding on, a
+//     veth to every public host, and the outside port (TUN) of every NAT
+//     whose upstream is the public network, with its external addresses
+//     routed to it.
+//   - Each host H is namespace L.H. Behind a NAT, it is one of that NAT's
+//     inside ports: a TUN device carrying H's addresses and its default
+//     route (as `gonat run --inside` does). On the public network, a veth
+//     to L.public carries its addresses, default route via the core.
+//   - A nested NAT N (upstream U) has an uplink namespace L.N, a router
+//     between U's inside port for N (no address, default route) and N's
+//     outside port (N's external addresses routed to it).
+//
+// Every namespace starts with "L." and every device lives in one of
+// them, so removing the namespaces removes everything, even after the
+// process that built the lab was killed.
+
+// coreLink is the address the public core answers on every host veth:
+// hosts reach it on-link (169.254.0.0/16 never leaves the lab).
+var coreLink = netip.MustParseAddr("169.254.0.1")
+
+// NamespacePrefix is how every namespace of lab name starts.
+func NamespacePrefix(name string) string { return name + "." }
+
+// Options adjust Up.
+type Options struct {
+	// Name overrides the topology's name (two labs from one file).
+	Name string
+	// LogDir receives one log file per host command; "" discards their
+	// output.
+	LogDir string
+	// Logf reports progress ("creating namespaces...").
+	Logf func(format string, args ...any)
+	// Observer receives every NAT's events (mapping created/expired; with
+	// Trace, every packet). It runs on the packet path: keep it quick.
+	Observer func(natName string, ev nat.Event)
+	Trace    bool
+	// GonatPath replaces a host command's "gonat" (default: this
+	// executable), so topology files work without installing gonat.
+	GonatPath string
+}
+
+// Lab is a running topology.
+type Lab struct {
+	Name string
+	Topo *Topology
+
+	mu       sync.Mutex
+	nodes    map[string]*Node
+	nats     map[string]*NAT
+	natOrder []string
+	procs    []*exec.Cmd
+	made     []string // namespaces, in creation order
+	closed   bool
+	procDone map[*exec.Cmd]chan struct{}
+}
+
+// Node is a host, a NAT's uplink, or the public core, by its name.
+type Node struct {
+	Name      string
+	Namespace string
+	Kind      string // "host", "nat", "public"
+	Network   string // hosts: Public or a NAT's name
+	Addresses []netip.Addr
+}
+
+// Command returns a command that runs in the node's namespace (through
+// `ip netns exec`, so it is a normal child process).
+func (n *Node) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Namespace, name}, args...)...)
+}
+
+// CommandContext is Command bound to ctx.
+func (n *Node) CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Namespace, name}, args...)...)
+}
+
+// Run calls fn on a locked OS thread inside the node's namespace: sockets
+// it opens (net.Dial, net.ListenPacket) belong to the node for life.
+func (n *Node) Run(fn func() error) error { return ns.Do(n.Namespace, fn) }
+
+// Up builds topo: namespaces, links, addresses, routes, NAT engines
+// (outermost first), then starts the hosts' commands. On any failure it
+// removes what it made. ctx bounds the NATs' lifetime as well as Up.
+func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
+	name := topo.Name
+	if opt.Name != "" {
+		name = opt.Name
+	}
+	if err := ValidName(name); err != nil {
+		return nil, fmt.Errorf("lab name: %w", err)
+	}
+	if existing, _ := namespacesOf(name); len(existing) > 0 {
+		return nil, fmt.Errorf("lab %q already exists (namespaces %s); `gonat lab down --lab %s` removes it", name, strings.Join(existing, ", "), name)
+	}
+	logf := opt.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	l = &Lab{Name: name, Topo: topo, nodes: map[string]*Node{}, nats: map[string]*NAT{}, procDone: map[*exec.Cmd]chan struct{}{}}
+	defer func() {
+		if err != nil {
+			l.Close()
+			l = nil
+		}
+	}()
+	pfx := NamespacePrefix(name)
+	core := pfx + Public
+	mk := func(n string) error {
+		if err := ns.Create(n); err != nil {
+			return err
+		}
+		l.made = append(l.made, n)
+		return nil
+	}
+	logf("creating namespaces for %d NATs and %d hosts", len(topo.NATs), len(topo.Hosts))
+	if err := mk(core); err != nil {
+		return nil, err
+	}
+	if err := ns.Sysctl(core, "net/ipv4/ip_forward", "1"); err != nil {
+		return nil, err
+	}
+	l.nodes[Public] = &Node{Name: Public, Namespace: core, Kind: "public"}
+	for _, n := range topo.NATs {
+		node := &Node{Name: n.Name, Namespace: core, Kind: "nat", Network: n.Upstream, Addresses: n.External}
+		if n.Upstream != Public {
+			node.Namespace = pfx + n.Name
+			if err := mk(node.Namespace); err != nil {
+				return nil, err
+			}
+			if err := ns.Sysctl(node.Namespace, "net/ipv4/ip_forward", "1"); err != nil {
+				return nil, err
+			}
+		}
+		l.nodes[n.Name] = node
+	}
+	pubIndex := 0
+	for _, h := range topo.Hosts {
+		node := &Node{Name: h.Name, Namespace: pfx + h.Name, Kind: "host", Network: h.Network, Addresses: h.Addresses}
+		if err := mk(node.Namespace); err != nil {
+			return nil, err
+		}
+		l.nodes[h.Name] = node
+		if h.Network != Public {
+			continue
+		}
+		// A veth to the core: host side eth0 with its addresses, default
+		// via the core's on-link address; core side routes each address.
+		coreDev := fmt.Sprintf("pub%d", pubIndex)
+		pubIndex++
+		if err := ns.VethPeer(node.Namespace, "eth0", core, coreDev); err != nil {
+			return nil, err
+		}
+		if err := ns.AddAddr(core, coreDev, netip.PrefixFrom(coreLink, 32)); err != nil {
+			return nil, err
+		}
+		for _, a := range h.Addresses {
+			if err := ns.AddAddr(node.Namespace, "eth0", netip.PrefixFrom(a, 32)); err != nil {
+				return nil, err
+			}
+			if err := ns.AddRoute(core, coreDev, netip.PrefixFrom(a, 32), netip.Addr{}); err != nil {
+				return nil, err
+			}
+		}
+		if err := ns.AddRoute(node.Namespace, "eth0", netip.PrefixFrom(netip.IPv4Unspecified(), 0), coreLink); err != nil {
+			return nil, err
+		}
+	}
+
+	// NATs, outermost first: an inner NAT's uplink must exist before its
+	// upstream makes an inside port there.
+	for _, n := range topo.Order() {
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior}
+		if n.Upstream == Public {
+			spec.Outside = core
+		}
+		for _, h := range topo.Hosts {
+			if h.Network != n.Name {
+				continue
+			}
+			in := InsideSpec{Namespace: pfx + h.Name}
+			for _, a := range h.Addresses {
+				in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
+			}
+			spec.Inside = append(spec.Inside, in)
+		}
+		for _, inner := range topo.NATs {
+			if inner.Upstream != n.Name {
+				continue
+			}
+			in := InsideSpec{Namespace: pfx + inner.Name, Transit: true}
+			for _, a := range inner.External {
+				in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
+			}
+			spec.Inside = append(spec.Inside, in)
+		}
+		if len(spec.Inside) == 0 {
+			// A NAT with nothing behind it still runs (hosts may come
+			// later in a future version); give it nothing to route.
+			logf("nat %s has no hosts behind it", n.Name)
+			continue
+		}
+		logf("starting nat %s (%s)", n.Name, n.Behavior.Mapping.Short(false)+"/"+n.Behavior.Filtering.Short(true))
+		running, err := StartNAT(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("nat %s: %w", n.Name, err)
+		}
+		if opt.Observer != nil {
+			natName := n.Name
+			running.Engine.SetObserver(func(ev nat.Event) { opt.Observer(natName, ev) })
+			running.Engine.SetTracing(opt.Trace)
+		}
+		l.nats[n.Name] = running
+		l.natOrder = append(l.natOrder, n.Name)
+	}
+
+	gonat := opt.GonatPath
+	if gonat == "" {
+		gonat, _ = os.Executable()
+	}
+	for _, h := range topo.Hosts {
+		if len(h.Run) == 0 {
+			continue
+		}
+		argv := append([]string(nil), h.Run...)
+		if argv[0] == "gonat" && gonat != "" {
+			argv[0] = gonat
+		}
+		cmd := l.nodes[h.Name].Command(argv[0], argv[1:]...)
+		// Dies with us, even after kill -9.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		if opt.LogDir != "" {
+			f, err := os.OpenFile(filepath.Join(opt.LogDir, h.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stdout, cmd.Stderr = f, f
+			defer f.Close()
+		}
+		logf("starting on %s: %s", h.Name, strings.Join(h.Run, " "))
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("host %s: run %q: %w", h.Name, strings.Join(h.Run, " "), err)
+		}
+		done := make(chan struct{})
+		l.mu.Lock()
+		l.procs = append(l.procs, cmd)
+		l.procDone[cmd] = done
+		l.mu.Unlock()
+		go func() { cmd.Wait(); close(done) }()
+	}
+	return l, nil
+}
+
+// Node returns the named node (a host, a NAT's uplink, or "public"), or
+// nil.
+func (l *Lab) Node(name string) *Node { return l.nodes[name] }
+
+// Nodes returns every node, hosts first, sorted by name.
+func (l *Lab) Nodes() []*Node {
+	var out []*Node
+	for _, n := range l.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind == "host"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// NAT returns the running NAT of that name, or nil.
+func (l *Lab) NAT(name string) *NAT { return l.nats[name] }
+
+// NATNames lists the running NATs, outermost first.
+func (l *Lab) NATNames() []string { return append([]string(nil), l.natOrder...) }
+
+// Set changes a running NAT's behaviour: a preset ("" keeps the current
+// behaviour as the base) and settings over it. Its mappings are dropped.
+func (n *NAT) Set(preset string, settings map[string]string) error {
+	cur := n.Engine.Config().Table
+	base := cur
+	if preset != "" {
+		p, err := table.Preset(preset)
+		if err != nil {
+			return err
+		}
+		base = p
+	}
+	for _, k := range SettingNames() {
+		if v, ok := settings[k]; ok {
+			if err := ApplySetting(&base, k, v); err != nil {
+				return err
+			}
+		}
+	}
+	for k := range settings {
+		if err := ApplySetting(&table.Config{}, k, settings[k]); err != nil {
+			return err
+		}
+	}
+	base.External = cur.External
+	if err := base.Validate(); err != nil {
+		return err
+	}
+	return n.Engine.SetTableConfig(base)
+}
+
+// Flush drops all of the NAT's mappings (a NAT reboot: rebinding tests).
+func (n *NAT) Flush() { n.Engine.Flush() }
+
+// Close stops host commands, NATs (innermost first) and removes every
+// namespace. Safe to call more than once.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	procs := l.procs
+	l.mu.Unlock()
+	for _, p := range procs {
+		if p.Process != nil {
+			syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		}
+	}
+	for _, p := range procs {
+		select {
+		case <-l.procDone[p]:
+		case <-time.After(2 * time.Second):
+			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			<-l.procDone[p]
+		}
+	}
+	for i := len(l.natOrder) - 1; i >= 0; i-- {
+		l.nats[l.natOrder[i]].Close()
+	}
+	var errs []error
+	for i := len(l.made) - 1; i >= 0; i-- {
+		if err := ns.Delete(l.made[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// namespacesOf lists the namespaces of lab name.
+func namespacesOf(name string) ([]string, error) {
+	all, err := ns.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range all {
+		if strings.HasPrefix(n, NamespacePrefix(name)) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Remove tears down whatever lab name left behind, with or without the
+// process that built it: it kills every process inside the lab's
+// namespaces, then deletes them. It returns what it removed.
+func Remove(name string) ([]string, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	names, err := namespacesOf(name)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := killInNamespace(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range names {
+		if err := ns.Delete(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return names, errors.Join(errs...)
+}
+
+// killInNamespace SIGKILLs every process whose network namespace is n
+// (found by comparing /proc/PID/ns/net with the namespace's inode).
+func killInNamespace(n string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(ns.Dir, n), &st); err != nil {
+		return nil
+	}
+	target := st.Ino
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	self := os.Getpid()
+	for _, p := range procs {
+		var ps syscall.Stat_t
+		if syscall.Stat(p, &ps) != nil || ps.Ino != target {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(strings.TrimPrefix(p, "/proc/"), "%d", &pid)
+		if pid > 0 && pid != self {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return nil
+}
+
+// ProcessesIn lists the PIDs running inside namespace n.
+func ProcessesIn(n string) []int {
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(ns.Dir, n), &st); err != nil {
+		return nil
+	}
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, p := range procs {
+		var ps syscall.Stat_t
+		if syscall.Stat(p, &ps) != nil || ps.Ino != st.Ino || ps.Dev != st.Dev {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(strings.TrimPrefix(p, "/proc/"), "%d", &pid)
+		pids = append(pids, pid)
+	}
+	return pids
+}

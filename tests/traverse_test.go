@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gonat/gonat/lab/labtest"
+)
+
+// `gonat matrix` agrees with the expected table: UDP and TCP over the
+// four classic types, and UDP over all nine mapping x filtering pairs.
+func TestMatrix(t *testing.T) {
+	for _, args := range [][]string{{"matrix", "--json"}, {"matrix", "--json", "--tcp"}, {"matrix", "--json", "--all"}} {
+		t.Run(strings.Join(args[1:], " "), func(t *testing.T) {
+			cmd := exec.Command(gonatBin, args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			var outs []struct {
+				A, B                string
+				Expected, Connected bool
+				Error               string
+			}
+			if jerr := json.Unmarshal(out, &outs); jerr != nil {
+				t.Fatalf("matrix output is not JSON (%v, exit %v):\n%s\n%s", jerr, err, out, stderr.String())
+			}
+			want := 10
+			if len(args) == 3 && args[2] == "--all" {
+				want = 45
+			}
+			if len(outs) != want {
+				t.Fatalf("%d outcomes, want %d", len(outs), want)
+			}
+			yes := 0
+			for _, o := range outs {
+				if o.Error != "" || o.Connected != o.Expected {
+					t.Errorf("%s x %s: connected %v, expected %v %s", o.A, o.B, o.Connected, o.Expected, o.Error)
+				}
+				if o.Connected {
+					yes++
+				}
+			}
+			if yes == 0 || yes == len(outs) {
+				t.Errorf("%d of %d pairs connected: the matrix cannot tell NAT types apart", yes, len(outs))
+			}
+			if err != nil {
+				t.Errorf("matrix exit: %v\n%s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "/"+itoa(want)+"]") {
+				t.Errorf("no progress lines on stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// The real commands on a lab: rendezvous server as a host command, two
+// `gonat peer` runs through `gonat lab exec`, full cone with symmetric:
+// they connect, and say which pair did.
+func TestPeersThroughLabExec(t *testing.T) {
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	file, _ := filepath.Abs("../examples/two-homes.toml")
+	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	type report struct {
+		Connected        bool   `json:"connected"`
+		MessageExchanged bool   `json:"message_exchanged"`
+		Reason           string `json:"reason"`
+	}
+	reps := make([]report, 2)
+	outs := make([]string, 2)
+	var wg sync.WaitGroup
+	for i, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, _ := run("lab", "exec", "--lab", name, p[0], "--", gonatBin, "peer", "--rendezvous", "203.0.113.20:7000",
+				"--name", p[0], "--connect", p[1], "--json", "--timeout", "15s")
+			outs[i] = out
+			if j := strings.Index(out, "{"); j >= 0 {
+				json.Unmarshal([]byte(out[j:]), &reps[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range reps {
+		if !r.Connected || !r.MessageExchanged {
+			t.Errorf("peer %d: %+v\n%s", i, r, outs[i])
+		}
+	}
+}

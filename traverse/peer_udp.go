@@ -1,0 +1,188 @@
+package traverse
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+type udpPacket struct {
+	m    message
+	from netip.AddrPort
+}
+
+// udpRun is the UDP half of a peer: one socket for STUN, the rendezvous
+// server and punching, so that every server saw the mapping the punches use.
+type udpRun struct {
+	*peer
+	conn net.PacketConn
+
+	remote     netip.AddrPort // where the peer's first packet came from
+	lastPunch  time.Time
+	lastHello  time.Time
+	gotHello   bool
+	helloAcked bool
+	lingerEnd  time.Time
+}
+
+func (p *peer) runUDP(ctx context.Context) error {
+	network := "udp4"
+	if !p.server.Addr().Is4() {
+		network = "udp6"
+	}
+	bind := p.bind()
+	conn, err := p.net.ListenPacket(network, bind.String())
+	if err != nil {
+		return fmt.Errorf("traverse: listen %s %v: %w", network, bind, err)
+	}
+	u := &udpRun{peer: p, conn: conn}
+	p.addHostCandidate(addrPortOf(conn.LocalAddr()))
+	if p.cfg.STUN.IsValid() {
+		p.stunCandidate(ctx, conn) // before the reader: Binding must be the only reader
+	}
+
+	events := make(chan udpPacket, 256)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		u.read(events)
+	}()
+	defer func() {
+		_ = conn.Close()
+		<-readerDone
+	}()
+	p.send = func(m message) { u.write(m, p.server) }
+
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		u.step(now)
+		if p.phase == phaseDone {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			u.bye()
+			return ctx.Err()
+		case ev := <-events:
+			u.handle(ev, time.Now())
+		case <-tick.C:
+		}
+	}
+	u.bye()
+	return nil
+}
+
+// read delivers every well-formed message until the socket closes; a full
+// channel drops (the protocol retransmits).
+func (u *udpRun) read(events chan<- udpPacket) {
+	buf := make([]byte, 65536)
+	for {
+		n, a, err := u.conn.ReadFrom(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		from := addrPortOf(a)
+		m, err := decode(buf[:n])
+		if err != nil || !from.IsValid() {
+			continue
+		}
+		select {
+		case events <- udpPacket{m: m, from: from}:
+		default:
+		}
+	}
+}
+
+func (u *udpRun) write(m message, to netip.AddrPort) {
+	if _, err := u.conn.WriteTo(encode(m), net.UDPAddrFromAddrPort(to)); err != nil {
+		u.logf("peer %s: send %s to %v: %v", u.cfg.Name, m.T, to, err)
+	}
+}
+
+// toPeer sends a peer-to-peer message of type t to addr.
+func (u *udpRun) toPeer(t string, addr netip.AddrPort, text string) {
+	u.write(message{T: t, From: u.cfg.Name, To: u.cfg.Connect, Sid: u.sid, Addr: addr, Text: text}, addr)
+}
+
+func (u *udpRun) bye() {
+	if !u.everRegistered {
+		return
+	}
+	m := message{T: tBye, Name: u.cfg.Name, Sid: u.sid}
+	u.write(m, u.server)
+	u.write(m, u.server)
+}
+
+// step runs timers and periodic sends.
+func (u *udpRun) step(now time.Time) {
+	u.timers(now)
+	switch u.phase {
+	case phasePunch:
+		if now.Sub(u.lastPunch) >= punchEvery {
+			u.lastPunch = now
+			for _, c := range u.remoteCands {
+				u.toPeer(tPunch, c.Addr, "")
+			}
+		}
+	case phaseExchange:
+		if !u.helloAcked && now.Sub(u.lastHello) >= helloEvery {
+			u.lastHello = now
+			u.toPeer(tHello, u.remote, "hello from "+u.cfg.Name)
+		}
+	case phaseLinger:
+		if !now.Before(u.lingerEnd) {
+			u.phase = phaseDone
+		}
+	}
+	u.rendezvousTick(now)
+}
+
+// handle takes one message.
+func (u *udpRun) handle(ev udpPacket, now time.Time) {
+	if ev.from == u.server {
+		u.handleServer(ev.m)
+		return
+	}
+	m := ev.m
+	if m.From != u.cfg.Connect || m.To != u.cfg.Name {
+		return
+	}
+	switch m.T {
+	case tPunch, tAck, tHello, tHelloAck:
+	default:
+		return
+	}
+	if !u.rep.Connected && u.phase != phaseDone {
+		u.remote = ev.from
+		u.connected(now, ev.from, m.Addr)
+		u.lastHello = time.Time{}
+	}
+	switch m.T {
+	case tPunch:
+		u.toPeer(tAck, ev.from, "")
+	case tHello:
+		if !u.gotHello {
+			u.gotHello = true
+			u.rep.Message = m.Text
+			u.logf("peer %s: %s says %q", u.cfg.Name, u.cfg.Connect, m.Text)
+		}
+		u.toPeer(tHelloAck, ev.from, "")
+	case tHelloAck:
+		u.helloAcked = true
+	}
+	if u.phase == phaseExchange && u.gotHello && u.helloAcked {
+		u.rep.MessageExchanged = true
+		u.phase = phaseLinger
+		u.lingerEnd = now.Add(maxLinger)
+		if u.lingerEnd.After(u.deadline) {
+			u.lingerEnd = u.deadline
+		}
+	}
+}
