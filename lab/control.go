@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
 )
 
 // StateRoot holds one directory per lab started with `gonat lab up`:
@@ -28,6 +30,7 @@ func StateDir(name string) string { return filepath.Join(StateRoot, name) }
 // it later (status, set, down), also after a crash.
 type State struct {
 	Name       string    `json:"name"`
+	Kind       string    `json:"kind"` // "lab", or "run" for gonat run
 	File       string    `json:"file"`
 	PID        int       `json:"pid"`
 	Started    time.Time `json:"started"`
@@ -36,11 +39,15 @@ type State struct {
 
 // WriteState records l as run by this process.
 func WriteState(l *Lab, file string) error {
+	kind := "lab"
+	if l.Topo == nil {
+		kind = "run"
+	}
 	dir := StateDir(l.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	st := State{Name: l.Name, File: file, PID: os.Getpid(), Started: time.Now(), Namespaces: l.made}
+	st := State{Name: l.Name, Kind: kind, File: file, PID: os.Getpid(), Started: time.Now(), Namespaces: l.made}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -85,7 +92,8 @@ func Labs() []string {
 
 // Request is one call on a lab's control socket (JSON, one per line).
 type Request struct {
-	Op       string            `json:"op"` // status | set | flush | table | down
+	Op       string            `json:"op"`                // status | set | flush | table | watch | down
+	Packets  bool              `json:"packets,omitempty"` // watch: per-packet events too
 	NAT      string            `json:"nat,omitempty"`
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"`
@@ -129,12 +137,17 @@ type NATStatus struct {
 
 // MappingRow is one live mapping.
 type MappingRow struct {
-	NAT      string   `json:"nat"`
-	Proto    string   `json:"proto"`
-	Internal string   `json:"internal"`
-	External string   `json:"external"`
-	Remotes  []string `json:"remotes"`
-	Expires  string   `json:"expires_in"`
+	NAT        string   `json:"nat"`
+	Proto      string   `json:"proto"`
+	Internal   string   `json:"internal"`
+	External   string   `json:"external"`
+	Remotes    []string `json:"remotes"` // admitted by the filter; "addr:port (STATE)" for TCP
+	Expires    string   `json:"expires_in"`
+	Age        string   `json:"age"`
+	PacketsOut uint64   `json:"packets_out"`
+	PacketsIn  uint64   `json:"packets_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+	BytesIn    uint64   `json:"bytes_in"`
 }
 
 // Status describes the lab.
@@ -177,9 +190,14 @@ func (l *Lab) Table(natName string) ([]MappingRow, error) {
 		}
 		l.nats[name].Engine.Mappings(now, func(m nat.MappingInfo) {
 			r := MappingRow{NAT: name, Proto: m.Proto.String(), Internal: m.Internal.String(), External: m.External.String(),
-				Expires: m.Expires.Sub(now).Round(time.Second).String()}
+				Expires: m.Expires.Sub(now).Round(time.Second).String(), Age: now.Sub(m.Created).Round(time.Second).String(),
+				PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn, BytesOut: m.BytesOut, BytesIn: m.BytesIn}
 			for _, s := range m.Remotes {
-				r.Remotes = append(r.Remotes, s.Remote.String())
+				rem := s.Remote.String()
+				if m.Proto == table.TCP && s.State != "" {
+					rem += " (" + s.State + ")"
+				}
+				r.Remotes = append(r.Remotes, rem)
 			}
 			rows = append(rows, r)
 		})
@@ -247,10 +265,13 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			} else if err := n.Set(req.Preset, req.Settings); err != nil {
 				fail(err)
 			}
+		case "watch":
+			l.watch(c, req.Packets)
+			return
 		case "down":
 			defer stop()
 		default:
-			fail(fmt.Errorf("unknown op %q (status, table, set, flush, down)", req.Op))
+			fail(fmt.Errorf("unknown op %q (status, table, set, flush, watch, down)", req.Op))
 		}
 	}
 	json.NewEncoder(c).Encode(resp)
@@ -278,4 +299,61 @@ func Call(name string, req Request) (Response, error) {
 		return resp, errors.New(resp.Error)
 	}
 	return resp, nil
+}
+
+// watch streams events as JSON lines until the client goes away.
+func (l *Lab) watch(c net.Conn, packets bool) {
+	c.SetDeadline(time.Time{})
+	events, cancel := l.Events.Subscribe(packets)
+	defer cancel()
+	gone := make(chan struct{})
+	go func() {
+		// The client sends nothing more; a read returning means it left.
+		c.Read(make([]byte, 1))
+		close(gone)
+	}()
+	enc := json.NewEncoder(c)
+	if enc.Encode(Response{OK: true}) != nil {
+		return
+	}
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok || enc.Encode(ev) != nil {
+				return
+			}
+		case <-gone:
+			return
+		}
+	}
+}
+
+// Watch subscribes to lab name's events; fn gets each until it returns
+// false or the lab goes away.
+func Watch(name string, packets bool, fn func(observe.Event) bool) error {
+	c, err := net.DialTimeout("unix", filepath.Join(StateDir(name), "control.sock"), 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: %s (%v)", ErrNotRunning, name, err)
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(Request{Op: "watch", Packets: packets}); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(c)
+	var resp Response
+	if err := dec.Decode(&resp); err != nil {
+		return fmt.Errorf("lab %s: no answer: %w", name, err)
+	}
+	if !resp.OK {
+		return errors.New(resp.Error)
+	}
+	for {
+		var ev observe.Event
+		if err := dec.Decode(&ev); err != nil {
+			return nil // the lab stopped
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
 }

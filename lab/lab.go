@@ -16,6 +16,7 @@ import (
 
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
 )
 
@@ -66,6 +67,9 @@ type Options struct {
 type Lab struct {
 	Name string
 	Topo *Topology
+	// Events carries every NAT's events to watchers (gonat table
+	// --watch, the web view).
+	Events *observe.Hub
 
 	mu       sync.Mutex
 	nodes    map[string]*Node
@@ -119,7 +123,8 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	l = &Lab{Name: name, Topo: topo, nodes: map[string]*Node{}, nats: map[string]*NAT{}, procDone: map[*exec.Cmd]chan struct{}{}}
+	l = &Lab{Name: name, Topo: topo, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{}, procDone: map[*exec.Cmd]chan struct{}{}}
+	l.Events.ForceTracing(opt.Trace)
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -227,11 +232,12 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("nat %s: %w", n.Name, err)
 		}
+		var also func(nat.Event)
 		if opt.Observer != nil {
 			natName := n.Name
-			running.Engine.SetObserver(func(ev nat.Event) { opt.Observer(natName, ev) })
-			running.Engine.SetTracing(opt.Trace)
+			also = func(ev nat.Event) { opt.Observer(natName, ev) }
 		}
+		l.Events.Attach(n.Name, running.Engine, also)
 		l.nats[n.Name] = running
 		l.natOrder = append(l.natOrder, n.Name)
 	}
@@ -271,6 +277,26 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		go func() { cmd.Wait(); close(done) }()
 	}
 	return l, nil
+}
+
+// Single presents one NAT started with StartNAT as a lab of one NAT
+// (what `gonat run` builds), so status, table, set, flush and watch work
+// the same on it. Closing it closes the NAT and removes no namespace:
+// they belong to the user.
+func Single(name, natName string, n *NAT, spec NATSpec, also func(nat.Event)) *Lab {
+	l := &Lab{Name: name, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{natName: n},
+		natOrder: []string{natName}, procDone: map[*exec.Cmd]chan struct{}{}}
+	l.nodes[Public] = &Node{Name: Public, Namespace: spec.Outside, Kind: "public"}
+	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public, Addresses: spec.Behavior.External}
+	for _, in := range spec.Inside {
+		node := &Node{Name: in.Namespace, Namespace: in.Namespace, Kind: "host", Network: natName}
+		for _, h := range in.Hosts {
+			node.Addresses = append(node.Addresses, h.Addr())
+		}
+		l.nodes[node.Name] = node
+	}
+	l.Events.Attach(natName, n.Engine, also)
+	return l
 }
 
 // Node returns the named node (a host, a NAT's uplink, or "public"), or

@@ -36,7 +36,11 @@ type NATSpec struct {
 	// "gnat%d".
 	DeviceName string
 	MTU        int
+	Backend    string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
 	Logf       func(format string, args ...any)
+	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
+	// counters): port 0 is the outside, 1.. the inside ports.
+	Wrap func(port int, d tun.Device) tun.Device
 }
 
 // NAT is a running NAT: its devices exist and its router is pumping.
@@ -105,13 +109,13 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Routes: routes})
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil
@@ -122,6 +126,11 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)
 		}
 		devs = append(devs, d)
+	}
+	if spec.Wrap != nil {
+		for i := range devs {
+			devs[i] = spec.Wrap(i, devs[i])
+		}
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n := &NAT{

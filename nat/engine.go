@@ -201,6 +201,14 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	}
 }
 
+// PoolUsage reports how many external ports (ICMP: identifiers) of proto
+// are in use, and how many there are.
+func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tab.PoolUsage(proto)
+}
+
 // Expire removes lapsed mappings and reports each as an EventExpired.
 func (e *Engine) Expire(now time.Time) int {
 	obs := e.observer.Load()

@@ -90,6 +90,17 @@ loop:
 
 func (r *Router) pump(ctx context.Context, in Port) error {
 	dev := r.Ports[in]
+	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
+	// in the headroom, just before the packet.
+	vin := tun.HasVirtioHdr(dev)
+	vout := make([]bool, len(r.Ports))
+	uso := make([]bool, len(r.Ports)) // takes UDP super-packets: coalesce datagrams
+	for i, d := range r.Ports {
+		vout[i] = tun.HasVirtioHdr(d)
+		if v, ok := d.(tun.VirtioDevice); ok && vout[i] {
+			uso[i] = v.USO()
+		}
+	}
 	bs := dev.BatchSize()
 	bufs := make([][]byte, bs)
 	for i := range bufs {
@@ -102,6 +113,19 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 	for i := range out {
 		out[i] = make([][]byte, 0, bs)
 	}
+	flush := func(p int) {
+		q := out[p]
+		if uso[p] && len(q) > 1 {
+			q = coalesceUDP(q, Headroom)
+		}
+		r.write(r.Ports[p], q)
+		out[p] = out[p][:0]
+	}
+	var (
+		h   tun.VirtioHdr
+		seg *segmenter // for super-packets bound for a device without offloads
+	)
+	const hdrAt = Headroom - tun.VirtioHdrLen
 	for {
 		n, err := dev.Read(bufs, sizes, Headroom)
 		if err != nil {
@@ -113,25 +137,66 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 		now := time.Now()
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][Headroom : Headroom+sizes[i]]
-			res := r.Engine.Process(in, pkt, reply[Headroom:], now)
+			var res Result
+			if vin {
+				h.Decode(bufs[i][hdrAt:Headroom])
+				res = r.Engine.ProcessVirtio(in, pkt, &h, reply[Headroom:], now)
+			} else {
+				res = r.Engine.Process(in, pkt, reply[Headroom:], now)
+			}
 			if res.Verdict == Forward {
-				out[res.Out] = append(out[res.Out], bufs[i][:Headroom+sizes[i]])
+				to := res.Out
+				switch {
+				case vout[to] && vin:
+					h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
+				case vout[to]:
+					clear(bufs[i][hdrAt:Headroom]) // a plain packet
+				case vin && h.IsGSO():
+					// Segments follow what is queued for that port.
+					if seg == nil {
+						seg = newSegmenter(64, r.maxMTU(), Headroom)
+					}
+					flush(int(to))
+					for k, nseg := 0, numSegments(pkt, &h); k < nseg; {
+						q, next, lost := seg.split(pkt, &h, k)
+						r.writeErrors.Add(uint64(lost))
+						r.write(r.Ports[to], q)
+						k = next
+					}
+					continue
+				case vin && h.NeedsCsum():
+					finishCsum(pkt)
+				}
+				out[to] = append(out[to], bufs[i][:Headroom+sizes[i]])
 			}
 			if res.ReplyLen > 0 {
+				if vin {
+					clear(reply[hdrAt:Headroom])
+				}
 				replyBatch[0] = reply[:Headroom+res.ReplyLen]
 				r.write(dev, replyBatch)
 			}
 		}
-		for p, q := range out {
-			if len(q) > 0 {
-				r.write(r.Ports[p], q)
-				out[p] = q[:0]
-			}
+		for p := range out {
+			flush(p)
 		}
 	}
 }
 
+// maxMTU is the largest MTU among the ports, at least the default: the
+// largest segment a super-packet is cut into.
+func (r *Router) maxMTU() int {
+	m := tun.DefaultMTU
+	for _, d := range r.Ports {
+		m = max(m, d.MTU())
+	}
+	return m
+}
+
 func (r *Router) write(dev tun.Device, q [][]byte) {
+	if len(q) == 0 {
+		return
+	}
 	n, err := dev.Write(q, Headroom)
 	if err != nil {
 		r.writeErrors.Add(uint64(len(q) - n))

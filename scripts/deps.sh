@@ -5,7 +5,7 @@
 set -euo pipefail
 want=(ip:iproute2)
 if [ "${1:-}" = test ]; then
-	want+=(ping:iputils-ping tracepath:iputils-tracepath stun:stun-client)
+	want+=(ping:iputils-ping tracepath:iputils-tracepath stun:stun-client tshark:tshark chromium:chromium)
 fi
 missing=()
 for w in "${want[@]}"; do

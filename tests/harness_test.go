@@ -106,6 +106,7 @@ func cannotRun() string {
 // answering on 203.0.113.1 and .2.
 type topo struct {
 	t            *testing.T
+	Name         string // the gonat run --name, for gonat table --lab
 	A, B, C, WAN string
 	gonat        *exec.Cmd
 	stdout       *lineBuffer
@@ -120,7 +121,7 @@ func newTopo(t *testing.T) *topo {
 	t.Helper()
 	id := nsCounter.Add(1)
 	p := fmt.Sprintf("%s%d", runPrefix, id)
-	tp := &topo{t: t, A: p + "a", B: p + "b", C: p + "c", WAN: p + "w"}
+	tp := &topo{t: t, Name: p, A: p + "a", B: p + "b", C: p + "c", WAN: p + "w"}
 	for _, n := range []string{tp.A, tp.B, tp.C, tp.WAN} {
 		if err := ns.Create(n); err != nil {
 			t.Fatalf("create namespace: %v", err)
@@ -147,7 +148,7 @@ func (tp *topo) startNAT(extra ...string) {
 		"--inside", tp.A + "=" + hostA.String() + "/24",
 		"--inside", tp.B + "=" + hostB.String() + "/24",
 		"--inside", tp.C + "=" + hostC.String() + "/24",
-		"--outside", tp.WAN, "--external", ext1.String(), "-v"}
+		"--outside", tp.WAN, "--external", ext1.String(), "-v", "--name", tp.Name}
 	args = append(args, extra...)
 	cmd := exec.Command(gonatBin, args...)
 	tp.stdout, tp.stderr = newLineBuffer(), newLineBuffer()

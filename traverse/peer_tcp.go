@@ -53,7 +53,9 @@ type tcpRun struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	punchCtx  context.Context
+	runCtx    context.Context // ends with the run
+	stopRun   context.CancelFunc
+	punchCtx  context.Context // ends when punching stops
 	stopPunch context.CancelFunc
 	dialing   map[netip.AddrPort]bool
 	epoch     int
@@ -83,7 +85,8 @@ func (p *peer) runTCP(ctx context.Context) error {
 		dialing:     make(map[netip.AddrPort]bool),
 		conns:       make(map[net.Conn]struct{}),
 	}
-	t.punchCtx, t.stopPunch = context.WithCancel(ctx)
+	t.runCtx, t.stopRun = context.WithCancel(ctx)
+	t.punchCtx, t.stopPunch = context.WithCancel(t.runCtx)
 	p.addHostCandidate(addrPortOf(ln.Addr()))
 	p.send = t.sendServer
 	defer t.cleanup()
@@ -116,7 +119,7 @@ func (p *peer) runTCP(ctx context.Context) error {
 // cleanup stops every goroutine and closes every socket.
 func (t *tcpRun) cleanup() {
 	close(t.done)
-	t.stopPunch()
+	t.stopRun()
 	_ = t.ln.Close()
 	t.mu.Lock()
 	t.closed = true
@@ -186,7 +189,7 @@ func (t *tcpRun) serverLoop() {
 			return
 		default:
 		}
-		dctx, cancel := context.WithTimeout(t.punchCtx, dialAttempt)
+		dctx, cancel := context.WithTimeout(t.runCtx, dialAttempt)
 		c, err := t.net.DialTCP(dctx, t.local, t.server)
 		cancel()
 		if err != nil {

@@ -27,6 +27,8 @@ type Config struct {
 	// Routes are sent through the device; a zero-length prefix
 	// (0.0.0.0/0) is the namespace's default route.
 	Routes []netip.Prefix
+	// Backend is BackendOffload, BackendWater, or "" (BackendAuto).
+	Backend string
 }
 
 // waterDevice is the first Linux backend: songgao/water, one packet per
@@ -45,6 +47,9 @@ type waterDevice struct {
 // routes there, and brings it up. The device (and with it its addresses and
 // routes) disappears when it is closed or the process exits.
 func Create(cfg Config) (Device, error) {
+	if d, handled, err := createBackend(cfg); handled {
+		return d, err
+	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gonat/gonat/experiment"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
 )
 
@@ -376,17 +377,48 @@ func labStatus(args []string) error {
 	return nil
 }
 
+const tableHelp = `Usage: gonat table [--lab N] [--nat NAME] [--json] [--watch]
+
+The live mappings of a running NAT (gonat run, or a lab's NATs): protocol,
+inside endpoint, external endpoint, the remote endpoints its filter admits
+(with TCP state), expiry, packets each way. --watch streams events instead,
+like conntrack -E: NEW, REFRESH (at most once a second per mapping), EXPIRE,
+and DROP with its reason (filtered, no-mapping, unsolicited-syn,
+bad-checksum, malformed, pool-exhausted, ttl-exceeded, hairpin-off, ...),
+as text or JSON lines. --lab names the lab or the gonat run instance (its
+--name, run-PID by default); it may be left out when only one runs.
+
+Flags:
+`
+
 func labTable(args []string) error {
 	fs := flag.NewFlagSet("table", flag.ContinueOnError)
-	labName := fs.String("lab", "", "lab name")
+	labName := fs.String("lab", "", "lab (or gonat run --name) to show")
 	natName := fs.String("nat", "", "only this NAT")
-	asJSON := fs.Bool("json", false, "JSON output")
-	if _, err := parseMixed(fs, args, labHelp); err != nil {
+	asJSON := fs.Bool("json", false, "JSON output (JSON lines with --watch)")
+	watch := fs.Bool("watch", false, "stream events until Ctrl-C")
+	if _, err := parseMixed(fs, args, tableHelp); err != nil {
 		return err
 	}
 	name, err := pickLab(*labName)
 	if err != nil {
 		return err
+	}
+	if *watch {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		enc := json.NewEncoder(os.Stdout)
+		go func() { <-ctx.Done(); os.Exit(0) }()
+		return lab.Watch(name, true, func(ev observe.Event) bool {
+			if *natName != "" && ev.NAT != *natName {
+				return true
+			}
+			if *asJSON {
+				return enc.Encode(ev) == nil
+			}
+			_, err := fmt.Printf("%s %s: %s\n", ev.Time.Format("15:04:05.000"), ev.NAT, ev.Text)
+			return err == nil
+		})
 	}
 	resp, err := lab.Call(name, lab.Request{Op: "table", NAT: *natName})
 	if err != nil {
@@ -396,9 +428,9 @@ func labTable(args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(resp.Table)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES\tEXPIRES IN")
+	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES (STATE)\tEXPIRES IN\tPKTS OUT/IN")
 	for _, r := range resp.Table {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), r.Expires)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), r.Expires, r.PacketsOut, r.PacketsIn)
 	}
 	return tw.Flush()
 }

@@ -21,6 +21,7 @@ Usage:
   gonat demo                  build a throwaway lab and show each NAT type at work
   gonat run [flags]           run one NAT between existing namespaces
   gonat lab up FILE           build a whole network from a topology file (see gonat lab --help)
+  gonat table [--watch]       the live mappings of a running NAT or lab; --watch streams events
   gonat stun-server [flags]   an RFC 5780 STUN server (behaviour discovery)
   gonat probe [flags]         discover the NAT in front of this host (RFC 5780)
   gonat rendezvous [flags]    the referral server of hole punching
@@ -65,6 +66,8 @@ func mainCode(args []string) int {
 		err = demoCmd(rest)
 	case "lab":
 		err = labCmd(rest)
+	case "table":
+		err = labTable(rest)
 	case "stun-server":
 		err = stunServerCmd(rest)
 	case "probe":
@@ -82,7 +85,7 @@ func mainCode(args []string) int {
 		fmt.Print(usage)
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: demo, run, lab, stun-server, probe, rendezvous, peer, matrix, version; see gonat --help)\n", cmd)
+		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: demo, run, lab, table, stun-server, probe, rendezvous, peer, matrix, version; see gonat --help)\n", cmd)
 		return 2
 	}
 	if err == nil || errors.Is(err, errHelp) {

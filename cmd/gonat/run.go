@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun"
 )
 
 const runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
@@ -76,11 +78,23 @@ func runCmd(args []string) error {
 	verbose := fs.Bool("v", false, "log every mapping created and expired")
 	trace := fs.Bool("trace", false, "print one line per packet: the packet before and after translation, or why it was dropped")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN devices")
+	name := fs.String("name", fmt.Sprintf("run-%d", os.Getpid()), "name of this NAT for gonat table, lab status/set/flush (state in /run/gonat/NAME)")
+	obs := observerFlags(fs)
+	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
 	if err := parse(fs, args, runHelp); err != nil {
 		return err
 	}
+	if err := lab.ValidName(*name); err != nil {
+		return usageErr("--name: %v", err)
+	}
+	if st, err := lab.ReadState(*name); err == nil && st.Alive() {
+		return usageErr("--name %s: already in use by process %d", *name, st.PID)
+	}
 
-	spec := lab.NATSpec{Outside: *outside, MTU: *mtu}
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend}
+	if !slices.Contains(tun.Backends(), *backend) {
+		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
+	}
 	if len(inside.vals) == 0 {
 		return usageErr("--inside: at least one is required, e.g. --inside lan=10.0.0.2/24")
 	}
@@ -145,26 +159,41 @@ func runCmd(args []string) error {
 	defer stop()
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "gonat: "+format+"\n", a...) }
 	spec.Logf = logf
+	wrap, err := obs.wrap()
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	spec.Wrap = wrap
 	n, err := lab.StartNAT(ctx, spec)
 	if err != nil {
 		return err
 	}
+	var also func(nat.Event)
 	if *verbose || *trace {
-		events := make(chan nat.Event, 4096)
-		n.Engine.SetObserver(func(ev nat.Event) {
-			select {
-			case events <- ev:
-			default: // never block the packet path on a slow terminal
+		p := newPrinter(os.Stdout, 200)
+		also = func(ev nat.Event) {
+			if *trace || ev.Kind == nat.EventCreated || ev.Kind == nat.EventExpired {
+				p.offer(ev.String())
 			}
-		})
-		n.Engine.SetTracing(*trace)
-		go func() {
-			for ev := range events {
-				fmt.Fprintln(os.Stdout, ev.String())
-			}
-		}()
+		}
+		go p.run(ctx)
 	}
-	fmt.Printf("ready: %s\n", n.Describe())
+	// The NAT as a lab of one: gonat table, lab status/set/flush and the
+	// control socket work on it as on any lab.
+	l := lab.Single(*name, "nat", n, spec, also)
+	l.Events.ForceTracing(*trace)
+	if err := lab.WriteState(l, ""); err != nil {
+		n.Close()
+		return err
+	}
+	defer os.RemoveAll(lab.StateDir(*name))
+	go l.ServeControl(ctx, stop)
+	if err := startObservers(ctx, l, obs); err != nil {
+		n.Close()
+		return err
+	}
+	fmt.Printf("ready: %s; name %s (gonat table --lab %s)\n", n.Describe(), *name, *name)
 	select {
 	case <-ctx.Done():
 	case <-n.Done():
@@ -204,4 +233,12 @@ func parseInside(v string) (lab.InsideSpec, error) {
 		in.Hosts = append(in.Hosts, p)
 	}
 	return in, nil
+}
+
+// envOr is the environment variable k, or def when it is unset or empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gonat/gonat/ns"
+)
+
+// row is one way of joining client and server, and what it measured.
+// Zero means not measured (see Errors).
+type row struct {
+	Key     string `json:"key"`
+	Name    string `json:"name"`
+	Skipped string `json:"skipped,omitempty"`
+
+	TCP1Gbps   float64 `json:"tcp_1_stream_gbit_s"`
+	TCP4Gbps   float64 `json:"tcp_4_streams_gbit_s"`
+	UDPkpps    float64 `json:"udp_64b_received_kpps"` // at full offered load
+	UDPOffered float64 `json:"udp_64b_offered_kpps"`
+	UDPLoss    float64 `json:"udp_64b_max_loss_percent"`
+	Loss40k    float64 `json:"udp_64b_loss_at_40kpps_percent"`
+	RTTp50us   float64 `json:"rtt_p50_us"`
+	RTTp99us   float64 `json:"rtt_p99_us"`
+	MapsPerSec float64 `json:"new_mappings_per_s"`
+	MapsFailed int     `json:"new_mappings_failed"`
+	RSSMB      float64 `json:"gonat_peak_rss_mb,omitempty"`
+
+	Ratio  map[string]float64 `json:"ratio_to_kernel_nat,omitempty"`
+	Added  map[string]float64 `json:"added_latency_us_vs_kernel_nat,omitempty"`
+	Errors map[string]string  `json:"errors,omitempty"`
+}
+
+func (r *row) fail(what string, err error) {
+	if r.Errors == nil {
+		r.Errors = map[string]string{}
+	}
+	r.Errors[what] = err.Error()
+	fmt.Printf("   %s: %v\n", what, err)
+}
+
+func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
+	var t *topo
+	var err error
+	switch r.Key {
+	case "route":
+		t, err = b.kernelTopo(ctx, false, natTool)
+	case "nat":
+		t, err = b.kernelTopo(ctx, true, natTool)
+	default:
+		t, err = b.gonatTopo(ctx, r.Key)
+	}
+	if err != nil {
+		r.Skipped = "setup failed: " + err.Error()
+		fmt.Printf("   %s\n", r.Skipped)
+		return
+	}
+	defer t.teardown()
+
+	srv, _, err := b.start("ip", "netns", "exec", t.server, "iperf3", "-s", "-B", serverAddr)
+	if err != nil {
+		r.Skipped = "iperf3 server: " + err.Error()
+		return
+	}
+	defer stop(srv)
+	if err := waitListen(ctx, t.server, ":5201"); err != nil {
+		r.Skipped = "iperf3 server: " + err.Error()
+		return
+	}
+	secs := strconv.Itoa(b.secs)
+	iperf := func(args ...string) (*iperfEnd, error) {
+		return b.iperf(ctx, t.client, append([]string{"-t", secs, "-O", "1"}, args...)...)
+	}
+	if e, err := iperf(); err != nil {
+		r.fail("tcp1", err)
+	} else {
+		r.TCP1Gbps = e.SumReceived.BitsPerSecond / 1e9
+		fmt.Printf("   TCP 1 stream   %6.2f Gbit/s\n", r.TCP1Gbps)
+	}
+	if e, err := iperf("-P", "4"); err != nil {
+		r.fail("tcp4", err)
+	} else {
+		r.TCP4Gbps = e.SumReceived.BitsPerSecond / 1e9
+		fmt.Printf("   TCP 4 streams  %6.2f Gbit/s\n", r.TCP4Gbps)
+	}
+	if e, err := iperf("-u", "-l", "64", "-b", "0"); err != nil {
+		r.fail("udp-max", err)
+	} else {
+		s := e.SumReceived
+		r.UDPkpps = float64(s.Packets-s.LostPackets) / s.Seconds / 1e3
+		r.UDPOffered = float64(e.SumSent.Packets) / e.SumSent.Seconds / 1e3
+		r.UDPLoss = s.LostPercent
+		fmt.Printf("   UDP 64 B       %6.1f kpps received of %.1f kpps offered (%.1f%% lost)\n", r.UDPkpps, r.UDPOffered, r.UDPLoss)
+	}
+	// iperf3 counts payload bits: 40 000 datagrams of 64 bytes a second.
+	if e, err := iperf("-u", "-l", "64", "-b", strconv.Itoa(40000*64*8)); err != nil {
+		r.fail("udp-40k", err)
+	} else {
+		r.Loss40k = e.SumReceived.LostPercent
+		fmt.Printf("   UDP @40 kpps   %6.2f%% lost\n", r.Loss40k)
+	}
+	stop(srv)
+	if p50, p99, err := latency(ctx, t.client, t.server, 1000); err != nil {
+		r.fail("rtt", err)
+	} else {
+		r.RTTp50us, r.RTTp99us = p50, p99
+		fmt.Printf("   UDP RTT        p50 %.0f µs, p99 %.0f µs\n", p50, p99)
+	}
+	if rate, failed, err := mappings(ctx, t.client, t.server, b.flows); err != nil {
+		r.fail("mappings", err)
+	} else {
+		r.MapsPerSec, r.MapsFailed = rate, failed
+		fmt.Printf("   new mappings   %6.0f /s (%d flows unanswered)\n", rate, failed)
+	}
+	if t.gonat != nil {
+		if kb, err := peakRSS(t.gonat.Process.Pid); err != nil {
+			r.fail("rss", err)
+		} else {
+			r.RSSMB = float64(kb) / 1024
+			fmt.Printf("   gonat peak RSS %6.1f MB\n", r.RSSMB)
+		}
+	}
+}
+
+// waitListen polls until something listens on TCP port addr in namespace n.
+func waitListen(ctx context.Context, n, port string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := sh(ctx, 5*time.Second, "ip", "netns", "exec", n, "ss", "-Hltn")
+		if strings.Contains(out, port) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listening on %s after 10 s", port)
+}
+
+type iperfSum struct {
+	Seconds       float64 `json:"seconds"`
+	BitsPerSecond float64 `json:"bits_per_second"`
+	Packets       int64   `json:"packets"`
+	LostPackets   int64   `json:"lost_packets"`
+	LostPercent   float64 `json:"lost_percent"`
+}
+
+type iperfEnd struct {
+	SumSent     iperfSum `json:"sum_sent"`
+	SumReceived iperfSum `json:"sum_received"`
+}
+
+// iperf runs one bounded iperf3 client in namespace n and parses its
+// JSON report.
+func (b *bench) iperf(ctx context.Context, n string, args ...string) (*iperfEnd, error) {
+	args = append([]string{"netns", "exec", n, "iperf3", "-c", serverAddr, "-J"}, args...)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.secs+15)*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	var rep struct {
+		End   iperfEnd `json:"end"`
+		Error string   `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		if err == nil {
+			err = jerr
+		}
+		return nil, fmt.Errorf("iperf3 %s: %v", strings.Join(args[5:], " "), err)
+	}
+	if rep.Error != "" {
+		return nil, fmt.Errorf("iperf3 %s: %s", strings.Join(args[5:], " "), rep.Error)
+	}
+	if rep.End.SumReceived.Seconds == 0 {
+		return nil, fmt.Errorf("iperf3 %s: no receiver report", strings.Join(args[5:], " "))
+	}
+	return &rep.End, nil
+}
+
+// latency is a UDP ping-pong under light load: count round trips, 1 ms
+// apart, from the client to an echo socket on the server; the
+// percentiles in microseconds. The first few (mapping creation) are not
+// counted.
+func latency(ctx context.Context, client, server string, count int) (p50, p99 float64, err error) {
+	echo, err := ns.ListenPacket(server)("udp4", serverAddr+":7")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from)
+		}
+	}()
+	c, err := ns.ListenPacket(client)("udp4", clientAddr+":0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(serverAddr + ":7"))
+	var rtts []float64
+	buf := make([]byte, 64)
+	lost := 0
+	for i := -10; i < count && ctx.Err() == nil; i++ {
+		msg := []byte(fmt.Sprintf("%016d", i))
+		start := time.Now()
+		if _, err := c.WriteTo(msg, to); err != nil {
+			return 0, 0, err
+		}
+		c.SetReadDeadline(start.Add(time.Second))
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				lost++
+				break
+			}
+			if string(buf[:n]) == string(msg) {
+				if i >= 0 {
+					rtts = append(rtts, float64(time.Since(start).Nanoseconds())/1e3)
+				}
+				break
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(rtts) < count/2 {
+		return 0, 0, fmt.Errorf("only %d of %d round trips (%d lost)", len(rtts), count, lost)
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)*50/100], rtts[len(rtts)*99/100], nil
+}
+
+// mappings opens many short UDP flows, each from a port of its own (a
+// new mapping for any NAT): bind, send one datagram, wait for the echo,
+// close. Flows per second over the run (at most flows, at most 5 s).
+func mappings(ctx context.Context, client, server string, flows int) (rate float64, failed int, err error) {
+	echo, err := ns.ListenPacket(server)("udp4", serverAddr+":8")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer echo.Close()
+	for range 2 {
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				n, from, err := echo.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				echo.WriteTo(buf[:n], from)
+			}
+		}()
+	}
+	const workers, firstPort = 16, 10000
+	flows = min(flows, 60000-firstPort)
+	var next, done, lost atomic.Int64
+	deadline := time.Now().Add(5 * time.Second)
+	srv := unix.SockaddrInet4{Port: 8, Addr: netip.MustParseAddr(serverAddr).As4()}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A thread in the client namespace, so the plain socket
+			// calls below make sockets there.
+			errs <- ns.Do(client, func() error {
+				buf := make([]byte, 64)
+				tv := unix.Timeval{Usec: 500000}
+				for ctx.Err() == nil && time.Now().Before(deadline) {
+					i := next.Add(1) - 1
+					if i >= int64(flows) {
+						return nil
+					}
+					fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+					if err != nil {
+						return err
+					}
+					unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+					err = unix.Bind(fd, &unix.SockaddrInet4{Port: firstPort + int(i), Addr: netip.MustParseAddr(clientAddr).As4()})
+					if err == nil {
+						err = unix.Sendto(fd, []byte("m"), 0, &srv)
+					}
+					if err == nil {
+						_, _, err = unix.Recvfrom(fd, buf, 0)
+					}
+					unix.Close(fd)
+					if err != nil {
+						lost.Add(1)
+					} else {
+						done.Add(1)
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	close(errs)
+	for e := range errs {
+		if e != nil {
+			return 0, 0, e
+		}
+	}
+	if done.Load() == 0 {
+		return 0, int(lost.Load()), fmt.Errorf("no flow was answered (%d tried)", lost.Load())
+	}
+	return float64(done.Load()) / elapsed, int(lost.Load()), nil
+}
+
+// peakRSS is a process's peak resident set (VmHWM) in KB.
+func peakRSS(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+type results struct {
+	Date     string `json:"date"`
+	Kernel   string `json:"kernel"`
+	CPUs     int    `json:"cpus"`
+	Iperf3   string `json:"iperf3"`
+	Seconds  int    `json:"iperf3_seconds"`
+	Flows    int    `json:"mapping_flows"`
+	Duration string `json:"duration"`
+	Rows     []*row `json:"rows"`
+}
+
+// ratios fills each row's figures relative to the kernel NAT row:
+// throughput as a ratio, latency as microseconds added.
+func (res *results) ratios() {
+	var k *row
+	for _, r := range res.Rows {
+		if r.Key == "nat" && r.Skipped == "" {
+			k = r
+		}
+	}
+	if k == nil {
+		return
+	}
+	ratio := func(a, b float64) float64 {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	for _, r := range res.Rows {
+		if r.Skipped != "" {
+			continue
+		}
+		r.Ratio = map[string]float64{
+			"tcp_1_stream":  ratio(r.TCP1Gbps, k.TCP1Gbps),
+			"tcp_4_streams": ratio(r.TCP4Gbps, k.TCP4Gbps),
+			"udp_64b_pps":   ratio(r.UDPkpps, k.UDPkpps),
+			"new_mappings":  ratio(r.MapsPerSec, k.MapsPerSec),
+		}
+		if r.RTTp50us > 0 && k.RTTp50us > 0 {
+			r.Added = map[string]float64{"p50": r.RTTp50us - k.RTTp50us, "p99": r.RTTp99us - k.RTTp99us}
+		}
+	}
+}
+
+func (res *results) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "gonat bench, %s: %d cores, Linux %s, %s, TCP/UDP runs of %d s (+1 s omitted), MTU 1500.\n",
+		res.Date, res.CPUs, res.Kernel, res.Iperf3, res.Seconds)
+	b.WriteString("Ratios in brackets are to the kernel NAT row; latency in brackets is what the path adds over it.\n\n")
+	b.WriteString("| path | TCP 1 stream | TCP 4 streams | UDP 64 B, most received | UDP 64 B loss @40 kpps | RTT p50 / p99 | new mappings/s | RSS |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Rows {
+		if r.Skipped != "" {
+			fmt.Fprintf(&b, "| %s | skipped: %s |||||||\n", r.Name, oneLine(r.Skipped))
+			continue
+		}
+		rt := func(k string) string {
+			if v, ok := r.Ratio[k]; ok && v > 0 {
+				return fmt.Sprintf(" (%.2fx)", v)
+			}
+			return ""
+		}
+		cell := func(v float64, format, key string) string {
+			if v == 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf(format, v) + rt(key)
+		}
+		lat := "n/a"
+		if r.RTTp50us > 0 {
+			lat = fmt.Sprintf("%.0f / %.0f µs", r.RTTp50us, r.RTTp99us)
+			if r.Added != nil && r.Key != "nat" {
+				lat += fmt.Sprintf(" (%+.0f / %+.0f)", r.Added["p50"], r.Added["p99"])
+			}
+		}
+		loss := "n/a"
+		if _, bad := r.Errors["udp-40k"]; !bad {
+			loss = fmt.Sprintf("%.2f%%", r.Loss40k)
+		}
+		rss := "-"
+		if r.RSSMB > 0 {
+			rss = fmt.Sprintf("%.0f MB", r.RSSMB)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name,
+			cell(r.TCP1Gbps, "%.2f Gbit/s", "tcp_1_stream"), cell(r.TCP4Gbps, "%.2f Gbit/s", "tcp_4_streams"),
+			cell(r.UDPkpps, "%.0f kpps", "udp_64b_pps"), loss, lat,
+			cell(r.MapsPerSec, "%.0f", "new_mappings"), rss)
+	}
+	b.WriteString("\nUDP 64 B, most received: iperf3 -u -l 64 -b 0 (as fast as the client sends); what the server got per second.\n")
+	b.WriteString("RTT: UDP ping-pong, 1000 round trips 1 ms apart. New mappings: 16 threads, each flow a fresh source port, one datagram and its echo.\n")
+	for _, r := range res.Rows {
+		for what, e := range r.Errors {
+			fmt.Fprintf(&b, "\n%s, %s: %s", r.Name, what, oneLine(e))
+		}
+	}
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (res *results) write(dir, table string) error {
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(table), 0o644); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(j, '\n'), 0o644)
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/gonat/gonat/lab"
+	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/tun"
+)
+
+// observers are the observability flags shared by gonat run and lab up.
+type observers struct {
+	pcapInside, pcapOutside *string
+	metrics                 *string
+
+	inPcap, outPcap   *observe.Pcap
+	inbound, outbound observe.Traffic
+}
+
+func observerFlags(fs *flag.FlagSet) *observers {
+	return &observers{
+		pcapInside:  fs.String("pcap-inside", "", "write every packet on the inside ports (before outbound / after inbound translation) to this pcap `FILE`"),
+		pcapOutside: fs.String("pcap-outside", "", "write every packet on the outside port (after outbound / before inbound translation) to this pcap `FILE`"),
+		metrics:     fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9100, port 0 picks one) at /metrics"),
+	}
+}
+
+// wrap opens the capture files and returns the device wrapper for
+// lab.NATSpec.Wrap (nil when nothing is asked).
+func (o *observers) wrap() (func(int, tun.Device) tun.Device, error) {
+	var err error
+	if *o.pcapInside != "" {
+		if o.inPcap, err = observe.CreatePcap(*o.pcapInside); err != nil {
+			return nil, usageErr("--pcap-inside: %v", err)
+		}
+	}
+	if *o.pcapOutside != "" {
+		if o.outPcap, err = observe.CreatePcap(*o.pcapOutside); err != nil {
+			return nil, usageErr("--pcap-outside: %v", err)
+		}
+	}
+	if o.inPcap == nil && o.outPcap == nil && *o.metrics == "" {
+		return nil, nil
+	}
+	return func(port int, d tun.Device) tun.Device {
+		if port == 0 {
+			return &observe.Tap{Device: d, Pcap: o.outPcap, Written: &o.outbound}
+		}
+		return &observe.Tap{Device: d, Pcap: o.inPcap, Written: &o.inbound}
+	}, nil
+}
+
+func (o *observers) close() {
+	if o.inPcap != nil {
+		o.inPcap.Close()
+	}
+	if o.outPcap != nil {
+		o.outPcap.Close()
+	}
+}
+
+// startObservers starts the metrics endpoint for a lab of one NAT.
+func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
+	if *o.metrics == "" {
+		return nil
+	}
+	var nats []observe.MetricsNAT
+	for _, name := range l.NATNames() {
+		nats = append(nats, observe.MetricsNAT{Name: name, Engine: l.NAT(name).Engine, Outbound: &o.outbound, Inbound: &o.inbound})
+	}
+	addr, err := observe.ServeMetrics(ctx, *o.metrics, observe.NewCollector(l.Events, nats...))
+	if err != nil {
+		return usageErr("--metrics: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "gonat: metrics on http://%s/metrics\n", addr)
+	return nil
+}

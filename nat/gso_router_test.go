@@ -1,0 +1,128 @@
+package nat
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/tun"
+)
+
+// withHdr puts a virtio-net header in front of a packet, as a
+// VirtioChannelDevice carries it.
+func withHdr(h tun.VirtioHdr, pkt []byte) []byte {
+	b := make([]byte, tun.VirtioHdrLen+len(pkt))
+	h.Encode(b)
+	copy(b[tun.VirtioHdrLen:], pkt)
+	return b
+}
+
+func recv(t *testing.T, c chan []byte, what string) []byte {
+	t.Helper()
+	select {
+	case p := <-c:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: nothing arrived", what)
+	}
+	return nil
+}
+
+func runRouter(t *testing.T, ports ...tun.Device) {
+	t.Helper()
+	e := newEngine(t, "port-restricted-cone")
+	r := &Router{Engine: e, Ports: ports}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if n := r.WriteErrors(); n != 0 {
+			t.Errorf("%d write errors", n)
+		}
+	})
+}
+
+// Between devices with offloads a super-packet crosses whole, with its
+// virtio-net header; to a device without, it leaves in segments with
+// complete checksums; a plain packet gets a zero header on its way to a
+// device with offloads.
+func TestRouterVirtio(t *testing.T) {
+	payload := make([]byte, 30000)
+	fill(payload, 9)
+
+	t.Run("offload to offload", func(t *testing.T) {
+		outside, a := tun.NewVirtioChannel("out"), tun.NewVirtioChannel("a")
+		runRouter(t, outside, a, tun.NewVirtioChannel("b"))
+		b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+		a.In <- withHdr(sh, syn)
+		recv(t, outside.Out, "SYN")
+		a.In <- withHdr(h, b)
+		got := recv(t, outside.Out, "super-packet")
+		var gh tun.VirtioHdr
+		gh.Decode(got)
+		pkt := got[tun.VirtioHdrLen:]
+		if gh != h || len(pkt) != len(b) {
+			t.Fatalf("header %+v (sent %+v), %d bytes (sent %d)", gh, h, len(pkt), len(b))
+		}
+		checkSums(t, deviceFinish(pkt, gh))
+		if header.IPv4(pkt).Src() != ext || !bytes.Equal(pkt[40:], payload) {
+			t.Fatal("not translated, or the payload changed")
+		}
+	})
+
+	t.Run("offload to plain", func(t *testing.T) {
+		outside, a := tun.NewChannel("out"), tun.NewVirtioChannel("a")
+		runRouter(t, outside, a, tun.NewVirtioChannel("b"))
+		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+		a.In <- withHdr(sh, syn)
+		checkSums(t, recv(t, outside.Out, "SYN")) // partial checksum finished
+		b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+		a.In <- withHdr(h, b)
+		var got []byte
+		for i := range (len(payload) + mss - 1) / mss {
+			s := recv(t, outside.Out, "segment")
+			checkSums(t, s)
+			if header.IPv4(s).Src() != ext || len(s) > 1500 {
+				t.Fatalf("segment %d: from %s, %d bytes", i, header.IPv4(s).Src(), len(s))
+			}
+			got = append(got, s[40:]...)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatal("the segments do not add up to the payload")
+		}
+	})
+
+	t.Run("plain to offload", func(t *testing.T) {
+		outside, a := tun.NewVirtioChannel("out"), tun.NewChannel("a")
+		runRouter(t, outside, a, tun.NewChannel("b"))
+		a.In <- udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "plain")
+		got := recv(t, outside.Out, "datagram")
+		var gh tun.VirtioHdr
+		gh.Decode(got)
+		if gh != (tun.VirtioHdr{}) {
+			t.Fatalf("header %+v, want zero", gh)
+		}
+		checkSums(t, got[tun.VirtioHdrLen:])
+	})
+
+	t.Run("time exceeded back to offload", func(t *testing.T) {
+		outside, a := tun.NewVirtioChannel("out"), tun.NewVirtioChannel("a")
+		runRouter(t, outside, a, tun.NewVirtioChannel("b"))
+		b, h := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 1, "ttl")
+		a.In <- withHdr(h, b)
+		got := recv(t, a.Out, "time exceeded")
+		var gh tun.VirtioHdr
+		gh.Decode(got)
+		checkSums(t, got[tun.VirtioHdrLen:])
+		if gh != (tun.VirtioHdr{}) || header.ICMPv4(got[tun.VirtioHdrLen+20:]).Type() != header.ICMPTimeExceeded {
+			t.Fatalf("header %+v, type %d", gh, got[tun.VirtioHdrLen+20])
+		}
+	})
+}

@@ -1,0 +1,122 @@
+package observe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/table"
+)
+
+// MetricsNAT is what the metrics read of one NAT.
+type MetricsNAT struct {
+	Name     string
+	Engine   *nat.Engine
+	Outbound *Traffic // packets written to the outside port
+	Inbound  *Traffic // packets written to inside ports
+}
+
+// Collector exports NATs' counters to Prometheus, read at scrape time
+// (nothing on the packet path beyond the counters themselves).
+type Collector struct {
+	NATs []MetricsNAT
+	Hub  *Hub
+
+	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost *prometheus.Desc
+}
+
+// NewCollector describes the metrics.
+func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("gonat_"+name, help, labels, nil)
+	}
+	return &Collector{NATs: nats, Hub: hub,
+		packets:  d("packets_total", "Packets translated and sent on, by direction (outbound: to the outside port) and protocol.", "nat", "direction", "proto"),
+		bytes:    d("bytes_total", "Bytes translated and sent on, by direction and protocol.", "nat", "direction", "proto"),
+		verdicts: d("verdicts_total", "Packets by the engine's verdict: forward, or the drop reason.", "nat", "verdict"),
+		mappings: d("mappings", "Live mappings by protocol.", "nat", "proto"),
+		created:  d("mappings_created_total", "Mappings created.", "nat"),
+		expired:  d("mappings_expired_total", "Mappings expired.", "nat"),
+		poolUsed: d("port_pool_used", "External ports (or ICMP identifiers) in use.", "nat", "proto"),
+		poolSize: d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
+		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost} {
+		ch <- d
+	}
+}
+
+var protos = []table.Protocol{table.UDP, table.TCP, table.ICMP}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for _, n := range c.NATs {
+		for dir, tr := range map[string]*Traffic{"outbound": n.Outbound, "inbound": n.Inbound} {
+			if tr == nil {
+				continue
+			}
+			tr.Each(func(proto uint8, p, b uint64) {
+				ps := table.Protocol(proto).String()
+				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(p), n.Name, dir, ps)
+				ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b), n.Name, dir, ps)
+			})
+		}
+		for _, v := range nat.Verdicts() {
+			ch <- prometheus.MustNewConstMetric(c.verdicts, prometheus.CounterValue, float64(n.Engine.Count(v)), n.Name, v.String())
+		}
+		live := map[table.Protocol]int{}
+		n.Engine.Mappings(now, func(m nat.MappingInfo) { live[m.Proto]++ })
+		for _, p := range protos {
+			ch <- prometheus.MustNewConstMetric(c.mappings, prometheus.GaugeValue, float64(live[p]), n.Name, p.String())
+			used, size := n.Engine.PoolUsage(p)
+			ch <- prometheus.MustNewConstMetric(c.poolUsed, prometheus.GaugeValue, float64(used), n.Name, p.String())
+			ch <- prometheus.MustNewConstMetric(c.poolSize, prometheus.GaugeValue, float64(size), n.Name, p.String())
+		}
+		if c.Hub != nil {
+			cr, ex := c.Hub.NATCounts(n.Name)
+			ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(cr), n.Name)
+			ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(ex), n.Name)
+		}
+	}
+	if c.Hub != nil {
+		_, _, lost := c.Hub.Counts()
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(lost))
+	}
+}
+
+// ServeMetrics serves /metrics on addr until ctx ends and returns the
+// address it listens on (addr may use port 0).
+func ServeMetrics(ctx context.Context, addr string, c *Collector) (net.Addr, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err
+		}
+	}()
+	return ln.Addr(), nil
+}

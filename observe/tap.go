@@ -1,0 +1,117 @@
+package observe
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/gonat/gonat/tun"
+)
+
+// Pcap writes packets to a pcap file (LINKTYPE_RAW: IPv4 with no link
+// header), which Wireshark and tshark open. One file may take packets
+// from several devices at once.
+type Pcap struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *pcapgo.Writer
+}
+
+// CreatePcap creates (truncates) path and writes the file header.
+func CreatePcap(path string) (*Pcap, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pcap %s: %w", path, err)
+	}
+	return &Pcap{f: f, w: w}, nil
+}
+
+func (p *Pcap) write(b []byte, now time.Time) {
+	n := min(len(b), 65535)
+	p.mu.Lock()
+	p.w.WritePacket(gopacket.CaptureInfo{Timestamp: now, CaptureLength: n, Length: len(b)}, b[:n])
+	p.mu.Unlock()
+}
+
+// Close flushes and closes the file.
+func (p *Pcap) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.f.Close()
+}
+
+// Traffic counts packets and bytes per IP protocol in one direction.
+type Traffic struct {
+	packets, bytes [256]atomic.Uint64
+}
+
+func (t *Traffic) add(b []byte) {
+	proto := 0
+	if len(b) >= 20 {
+		proto = int(b[9])
+	}
+	t.packets[proto].Add(1)
+	t.bytes[proto].Add(uint64(len(b)))
+}
+
+// Each calls fn for every protocol that carried traffic.
+func (t *Traffic) Each(fn func(proto uint8, packets, bytes uint64)) {
+	for i := range t.packets {
+		if p := t.packets[i].Load(); p > 0 {
+			fn(uint8(i), p, t.bytes[i].Load())
+		}
+	}
+}
+
+// Tap wraps a device: every packet read from it and written to it goes
+// to Pcap (if set), and every packet written to it is counted in Written
+// (if set): written to the outside port is outbound traffic, to an
+// inside port inbound.
+type Tap struct {
+	tun.Device
+	Pcap    *Pcap
+	Written *Traffic
+}
+
+var _ tun.Device = (*Tap)(nil)
+
+// Read implements tun.Device.
+func (t *Tap) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := t.Device.Read(bufs, sizes, offset)
+	if t.Pcap != nil && n > 0 {
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			t.Pcap.write(bufs[i][offset:offset+sizes[i]], now)
+		}
+	}
+	return n, err
+}
+
+// Write implements tun.Device.
+func (t *Tap) Write(bufs [][]byte, offset int) (int, error) {
+	var now time.Time
+	if t.Pcap != nil {
+		now = time.Now()
+	}
+	for _, b := range bufs {
+		p := b[offset:]
+		if t.Pcap != nil {
+			t.Pcap.write(p, now)
+		}
+		if t.Written != nil {
+			t.Written.add(p)
+		}
+	}
+	return t.Device.Write(bufs, offset)
+}

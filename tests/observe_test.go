@@ -1,0 +1,203 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// gonat table --json lists the mapping a STUN exchange made, with the
+// endpoints the server saw.
+func TestTableJSON(t *testing.T) {
+	tp := newTopo(t)
+	tp.startSTUN()
+	tp.startNAT("--preset", "full-cone")
+	a := udp(t, tp.A, ":5000")
+	m := mapped(t, a, stunServer)
+	out, err := exec.Command(gonatBin, "table", "--lab", tp.Name, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gonat table: %v\n%s", err, out)
+	}
+	var rows []struct {
+		Proto, Internal, External string
+		Remotes                   []string
+		PacketsOut                uint64 `json:"packets_out"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Proto == "udp" && r.Internal == "10.0.0.2:5000" {
+			found = true
+			if r.External != m.String() || len(r.Remotes) != 1 || r.Remotes[0] != stunServer.String() || r.PacketsOut == 0 {
+				t.Errorf("row %+v; want external %s (what the server saw), remote %s", r, m, stunServer)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no row for 10.0.0.2:5000 in %s", out)
+	}
+}
+
+// --watch streams NEW, then a DROP with its reason for an unsolicited
+// packet, then EXPIRE when the mapping lapses.
+func TestTableWatch(t *testing.T) {
+	tp := newTopo(t)
+	tp.startSTUN()
+	tp.startNAT("--preset", "port-restricted-cone", "--udp-timeout", "2s")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gonatBin, "table", "--lab", tp.Name, "--watch", "--json")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); cmd.Wait() }()
+	events := make(chan map[string]string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]string
+			json.Unmarshal(sc.Bytes(), &ev)
+			events <- ev
+		}
+		close(events)
+	}()
+	time.Sleep(300 * time.Millisecond) // the watch connects; nothing to poll for
+	a := udp(t, tp.A, ":5000")
+	m := mapped(t, a, stunServer)
+	w := udp(t, tp.WAN, "203.0.113.2:4000")
+	w.WriteToUDPAddrPort([]byte("unsolicited"), m)
+	var kinds []string
+	sawDrop := false
+	for ev := range events {
+		if ev["internal"] != "10.0.0.2:5000" && ev["kind"] != "DROP" {
+			continue
+		}
+		kinds = append(kinds, ev["kind"])
+		if ev["kind"] == "DROP" && ev["reason"] == "filtered" && strings.Contains(ev["text"], "203.0.113.2:4000") {
+			sawDrop = true
+		}
+		if ev["kind"] == "EXPIRE" {
+			break
+		}
+	}
+	if len(kinds) == 0 || kinds[0] != "NEW" || kinds[len(kinds)-1] != "EXPIRE" || !sawDrop {
+		t.Errorf("events %v (filtered drop seen: %v); want NEW first, a DROP reason=filtered, EXPIRE last", kinds, sawDrop)
+	}
+}
+
+// --pcap-inside and --pcap-outside hold the same packet before and after
+// translation, and tshark reads both.
+func TestPcapBothSides(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark missing; make test installs it (Debian package tshark)")
+		}
+		t.Skip("tshark not installed")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap")
+	tp := newTopo(t)
+	tp.startSTUN()
+	tp.startNAT("--pcap-inside", in, "--pcap-outside", out)
+	m := mapped(t, udp(t, tp.A, ":5000"), stunServer)
+	tp.stopNAT() // flushes and closes the files
+	read := func(f string) string {
+		o, err := exec.Command("tshark", "-n", "-r", f, "-T", "fields", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport").CombinedOutput()
+		if err != nil {
+			t.Fatalf("tshark -r %s: %v\n%s", f, err, o)
+		}
+		return string(o)
+	}
+	inside, outside := read(in), read(out)
+	if !strings.Contains(inside, "10.0.0.2\t5000\t203.0.113.1\t3478") {
+		t.Errorf("inside capture lacks the request from 10.0.0.2:5000:\n%s", inside)
+	}
+	if !strings.Contains(outside, fmt.Sprintf("%s\t%d\t203.0.113.1\t3478", m.Addr(), m.Port())) {
+		t.Errorf("outside capture lacks the request from %s:\n%s", m, outside)
+	}
+	if strings.Contains(outside, "10.0.0.2") {
+		t.Errorf("a private address leaked to the outside capture:\n%s", outside)
+	}
+}
+
+// /metrics parses with Prometheus' own parser, and its packet counters
+// equal the packets the test sent.
+func TestMetrics(t *testing.T) {
+	tp := newTopo(t)
+	tp.startNAT("--metrics", "127.0.0.1:0")
+	re := regexp.MustCompile(`metrics on (http://\S+/metrics)`)
+	var url string
+	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if mm := re.FindStringSubmatch(tp.stderr.String()); mm != nil {
+			url = mm[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no metrics address in:\n%s", tp.stderr.String())
+	}
+	w := udp(t, tp.WAN, "203.0.113.1:4000")
+	a := udp(t, tp.A, ":5000")
+	const n = 25
+	for i := range n {
+		a.WriteToUDPAddrPort([]byte(fmt.Sprint(i)), netip.MustParseAddrPort("203.0.113.1:4000"))
+	}
+	got := 0
+	for got < n {
+		if _, _, err := recvFrom(w, 2*time.Second); err != nil {
+			break
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("server got %d of %d datagrams", got, n)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		for _, m := range fams[name].GetMetric() {
+			ok := true
+			for _, l := range m.GetLabel() {
+				if v, want := labels[l.GetName()], l.GetValue(); v != "" && v != want {
+					ok = false
+				}
+			}
+			if ok {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	if v := value("gonat_packets_total", map[string]string{"direction": "outbound", "proto": "udp"}); v != n {
+		t.Errorf("gonat_packets_total{outbound,udp} = %v, want %d", v, n)
+	}
+	if v := value("gonat_mappings", map[string]string{"proto": "udp"}); v != 1 {
+		t.Errorf("gonat_mappings{udp} = %v, want 1", v)
+	}
+	if v := value("gonat_mappings_created_total", nil); v != 1 {
+		t.Errorf("gonat_mappings_created_total = %v, want 1", v)
+	}
+}

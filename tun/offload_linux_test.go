@@ -1,0 +1,245 @@
+//go:build linux
+
+package tun
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/ns"
+)
+
+// needRoot skips a test that needs root and /dev/net/tun, or fails it
+// under CI (CI=true), where such tests must run.
+func needRoot(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "not root"
+	} else if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
+		why = err.Error()
+	} else {
+		f.Close()
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs root and /dev/net/tun under CI: %s", why)
+	}
+	t.Skipf("needs root and /dev/net/tun: %s", why)
+}
+
+var nsSeq atomic.Int64
+
+// testNS creates a namespace with a name unique to this run and test,
+// removed when the test ends.
+func testNS(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("gtun%x-%d", os.Getpid(), nsSeq.Add(1))
+	if err := ns.Create(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Delete(name) })
+	return name
+}
+
+var (
+	hostAddr = netip.MustParsePrefix("10.0.0.2/24")
+	peer     = netip.MustParseAddrPort("203.0.113.1:9")
+)
+
+func createIn(t *testing.T, n, backend string) Device {
+	t.Helper()
+	d, err := Create(Config{Namespace: n, Backend: backend, Addresses: []netip.Prefix{hostAddr},
+		Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestBackendDispatch(t *testing.T) {
+	needRoot(t)
+	n := testNS(t)
+	if _, err := Create(Config{Namespace: n, Backend: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown backend: %v", err)
+	}
+	for _, c := range []struct {
+		backend string
+		virtio  bool
+	}{{BackendWater, false}, {BackendOffload, true}, {BackendAuto, true}, {"", true}} {
+		d, err := Create(Config{Namespace: n, Backend: c.backend, Name: "gt%d"})
+		if err != nil {
+			t.Fatalf("%q: %v", c.backend, err)
+		}
+		if HasVirtioHdr(d) != c.virtio {
+			t.Errorf("%q: virtio header %v, want %v (this kernel takes TUNSETOFFLOAD)", c.backend, HasVirtioHdr(d), c.virtio)
+		}
+		d.Close()
+	}
+}
+
+// What a socket sends through an offload device arrives with its
+// virtio-net header: a UDP datagram with a partial checksum (the folded
+// pseudo-header sum) and the offsets of the UDP checksum.
+func TestOffloadReadsPartialChecksum(t *testing.T) {
+	needRoot(t)
+	n := testNS(t)
+	d := createIn(t, n, BackendOffload)
+	c, err := ns.ListenPacket(n)("udp4", "10.0.0.2:5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(peer)); err != nil {
+		t.Fatal(err)
+	}
+	bufs := [][]byte{make([]byte, 16+65535), make([]byte, 16+65535)}
+	sizes := make([]int, 2)
+	for {
+		k, err := d.Read(bufs, sizes, 16)
+		if err != nil || k < 1 {
+			t.Fatalf("read: %d %v", k, err)
+		}
+		pkt := bufs[0][16 : 16+sizes[0]]
+		if pkt[0]>>4 != 4 || pkt[9] != 17 {
+			continue // something else the namespace sent
+		}
+		var h VirtioHdr
+		h.Decode(bufs[0][16-VirtioHdrLen:])
+		if h.Flags != VirtioNeedsCsum || h.GSOType != GSONone || h.CsumStart != 20 || h.CsumOffset != 6 {
+			t.Fatalf("header %+v", h)
+		}
+		// The field holds the pseudo-header sum: src, dst, proto, length.
+		want := pseudo(pkt[12:16]) + pseudo(pkt[16:20]) + 17 + uint32(len(pkt)-20)
+		want = want>>16 + want&0xffff
+		if got := binary.BigEndian.Uint16(pkt[26:]); uint32(got) != want {
+			t.Fatalf("partial checksum %#x, want %#x", got, want)
+		}
+		return
+	}
+}
+
+func pseudo(a []byte) uint32 {
+	return uint32(binary.BigEndian.Uint16(a)) + uint32(binary.BigEndian.Uint16(a[2:]))
+}
+
+// A packet written with a zero header is delivered as is; a packet
+// written with a partial checksum is accepted as well.
+func TestOffloadWrite(t *testing.T) {
+	needRoot(t)
+	n := testNS(t)
+	d := createIn(t, n, BackendOffload)
+	c, err := ns.ListenPacket(n)("udp4", "10.0.0.2:6000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, partial := range []bool{false, true} {
+		buf := make([]byte, 16+64)
+		pkt := buf[16:]
+		msg := fmt.Sprintf("partial=%v", partial)
+		l := udpPacket(pkt, peer, netip.MustParseAddrPort("10.0.0.2:6000"), msg)
+		h := VirtioHdr{}
+		if partial {
+			h = VirtioHdr{Flags: VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
+			s := pseudo(pkt[12:16]) + pseudo(pkt[16:20]) + 17 + uint32(l-20)
+			s = s>>16 + s&0xffff
+			binary.BigEndian.PutUint16(pkt[26:], uint16(s))
+		}
+		h.Encode(buf[16-VirtioHdrLen:])
+		if k, err := d.Write([][]byte{buf[:16+l]}, 16); k != 1 || err != nil {
+			t.Fatalf("write: %d %v", k, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, 100)
+		m, from, err := c.ReadFrom(got)
+		if err != nil || string(got[:m]) != msg || from.String() != peer.String() {
+			t.Fatalf("got %q from %v: %v", got[:m], from, err)
+		}
+	}
+}
+
+// udpPacket writes an IPv4/UDP packet with valid checksums into b.
+func udpPacket(b []byte, src, dst netip.AddrPort, payload string) int {
+	n := 28 + len(payload)
+	b[0], b[1] = 0x45, 0
+	binary.BigEndian.PutUint16(b[2:], uint16(n))
+	binary.BigEndian.PutUint32(b[4:], 0)
+	b[8], b[9] = 64, 17
+	binary.BigEndian.PutUint16(b[10:], 0)
+	s, d := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:], s[:])
+	copy(b[16:], d[:])
+	binary.BigEndian.PutUint16(b[10:], ^fold(sum(b[:20])))
+	binary.BigEndian.PutUint16(b[20:], src.Port())
+	binary.BigEndian.PutUint16(b[22:], dst.Port())
+	binary.BigEndian.PutUint16(b[24:], uint16(n-20))
+	binary.BigEndian.PutUint16(b[26:], 0)
+	copy(b[28:], payload)
+	ps := pseudo(b[12:16]) + pseudo(b[16:20]) + 17 + uint32(n-20)
+	binary.BigEndian.PutUint16(b[26:], ^fold(ps+sum(b[20:n])))
+	return n
+}
+
+func sum(b []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+// Close wakes a Read waiting in the netpoller, which returns ErrClosed.
+func TestOffloadCloseUnblocksRead(t *testing.T) {
+	needRoot(t)
+	for _, backend := range []string{BackendOffload, BackendWater} {
+		t.Run(backend, func(t *testing.T) {
+			n := testNS(t)
+			d, err := Create(Config{Namespace: n, Backend: backend})
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				bufs := [][]byte{make([]byte, 16+65535)}
+				for {
+					if _, err := d.Read(bufs, []int{0}, 16); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(50 * time.Millisecond) // let it block
+			d.Close()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("read after close: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Read still blocked 5s after Close")
+			}
+		})
+	}
+}
