@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/stun"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/traverse"
 )
 
 const demoHelp = `Usage: gonat demo
@@ -180,6 +183,134 @@ to tell how the NAT maps and filters.
 			return fmt.Errorf("preset %s was observed as %q", p.name, res.Classic)
 		}
 	}
-	fmt.Printf("\nDone; removing the lab. Next: `gonat run --help`, scripts/netns-setup.sh, README.md.\n")
+	if err := demoHolePunch(ctx, prefix); err != nil {
+		return err
+	}
+	fmt.Printf("\nDone; removing the labs. Next: `gonat run --help`, `gonat lab up examples/two-homes.toml`, `gonat matrix`, README.md.\n")
+	return nil
+}
+
+// The second act: two peers behind two NATs learn their public endpoints,
+// meet at a rendezvous server, and punch; once between a full cone and a
+// symmetric NAT (it works), once between a port-restricted cone and a
+// symmetric NAT (both filters drop the punches).
+const demoPunchTopo = `
+[[nat]]
+name = "home-a"
+preset = "full-cone"
+external = ["198.51.100.1"]
+inside = "10.0.1.0/24"
+
+[[nat]]
+name = "home-b"
+preset = "symmetric"
+seed = 7
+external = ["198.51.100.2"]
+inside = "10.0.2.0/24"
+
+[[host]]
+name = "alice"
+network = "home-a"
+
+[[host]]
+name = "bob"
+network = "home-b"
+
+[[host]]
+name = "server"
+network = "public"
+address = ["203.0.113.10", "203.0.113.11"]
+`
+
+func demoHolePunch(ctx context.Context, prefix string) error {
+	topo, err := lab.Parse([]byte("name = \"demo\"\n"+demoPunchTopo), "demo.toml")
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var lines []string
+	l, err := lab.Up(ctx, topo, lab.Options{Name: strings.TrimSuffix(prefix, "-") + "p", Observer: func(natName string, ev nat.Event) {
+		if ev.Kind == nat.EventCreated || (ev.Kind == nat.EventDrop && ev.Verdict == nat.DropFiltered) {
+			mu.Lock()
+			lines = append(lines, fmt.Sprintf("%-7s %s", natName+":", ev.String()))
+			mu.Unlock()
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	l.Events.ForceTracing(true) // DROP events for the story
+	server := l.Node("server").Namespace
+	st, err := stun.NewServer(stun.ServerConfig{Primary: netip.MustParseAddr("203.0.113.10"), Alternate: netip.MustParseAddr("203.0.113.11"), ListenPacket: ns.ListenPacket(server)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	go st.Serve(ctx)
+	in := func(n string) traverse.Net {
+		return traverse.NetIn(func(fn func() error) error { return ns.Do(n, fn) }, nil)
+	}
+	rvAddr := netip.MustParseAddrPort("203.0.113.10:7000")
+	rv, err := traverse.NewServer(traverse.ServerConfig{Listen: rvAddr, Net: in(server)})
+	if err != nil {
+		return err
+	}
+	defer rv.Close()
+	go rv.Serve(ctx)
+
+	fmt.Printf(`
+== Hole punching: alice (10.0.1.2, behind home-a) and bob (10.0.2.2, behind home-b)
+   Each peer registers with a rendezvous server at %s, which tells it the
+   public endpoint it saw (what the NAT made) and the other peer's; then both
+   send to each other's public endpoint at once, so each NAT sees an outbound
+   packet before the other side's arrives.
+`, rvAddr)
+	acts := []struct{ presetA, title string }{
+		{"full-cone", "full cone (alice) with symmetric (bob)"},
+		{"port-restricted-cone", "port-restricted cone (alice) with symmetric (bob)"},
+	}
+	for i, act := range acts {
+		if err := l.NAT("home-a").Set(act.presetA, nil); err != nil {
+			return err
+		}
+		l.NAT("home-b").Flush()
+		mu.Lock()
+		lines = lines[:0]
+		mu.Unlock()
+		var wg sync.WaitGroup
+		reps := make([]traverse.Report, 2)
+		for j, who := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reps[j], _ = traverse.RunPeer(ctx, traverse.PeerConfig{Rendezvous: rvAddr, Name: who[0] + strconv.Itoa(i), Connect: who[1] + strconv.Itoa(i),
+					Timeout: 3 * time.Second, Net: in(l.Node(who[0]).Namespace)})
+			}()
+		}
+		wg.Wait()
+		fmt.Printf("\n   %d/2  %s\n", i+1, act.title)
+		mu.Lock()
+		shown := 0
+		for _, line := range lines {
+			if shown == 8 {
+				fmt.Printf("     ... %d more\n", len(lines)-shown)
+				break
+			}
+			fmt.Println("     " + line)
+			shown++
+		}
+		mu.Unlock()
+		a := reps[0]
+		if a.Connected && a.MessageExchanged {
+			fmt.Printf("   => connected in %s (%s <-> %s), a message went both ways.\n", a.Elapsed.Round(time.Millisecond), a.Local, a.Remote)
+			fmt.Println("      Bob's symmetric NAT sends his punch from a new port, but alice's full-cone NAT admits anyone to her mapping;")
+			fmt.Println("      she answers to that port, which bob's NAT admits because he sent to her.")
+		} else {
+			fmt.Printf("   => no connection (%s).\n", a.Reason)
+			fmt.Println("      Bob's punch comes from a new port alice's filter never sent to; alice's punch reaches the mapping bob's")
+			fmt.Println("      NAT made for the rendezvous server only: both filters drop them (reason=filtered above).")
+		}
+	}
 	return nil
 }
