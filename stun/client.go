@@ -81,7 +81,12 @@ type txn struct {
 }
 
 // newTxn encodes a Binding request with a fresh random transaction ID.
-func newTxn(change ChangeFlags) *txn {
+func newTxn(change ChangeFlags) *txn { return newRequest(change, 0) }
+
+// newRequest encodes a Binding request with a fresh random transaction ID,
+// a CHANGE-REQUEST when change is not zero and a RESPONSE-PORT (RFC 5780
+// §7.5: the port, then two bytes of padding) when responsePort is not zero.
+func newRequest(change ChangeFlags, responsePort uint16) *txn {
 	m := pstun.New()
 	m.Type = pstun.BindingRequest
 	m.TransactionID = pstun.NewTransactionID()
@@ -90,6 +95,9 @@ func newTxn(change ChangeFlags) *txn {
 		var v [4]byte
 		binary.BigEndian.PutUint32(v[:], uint32(change))
 		m.Add(attrChangeRequest, v[:])
+	}
+	if responsePort != 0 {
+		m.Add(attrResponsePort, []byte{byte(responsePort >> 8), byte(responsePort), 0, 0})
 	}
 	return &txn{change: change, req: m.Raw, key: xorKey(m.Raw)}
 }

@@ -10,8 +10,9 @@
 // CHANGED-ADDRESS for RFC 3489 clients (RFC 3489 §11.2.3, §11.2.5).
 //
 // The probe (Probe) classifies the path between a local socket and the
-// server in RFC 4787 terms (mapping and filtering behaviour, hairpinning)
-// and gives the matching RFC 3489 §5 name. Binding is the single
+// server in RFC 4787 terms (mapping and filtering behaviour, hairpinning,
+// port assignment), measures on request how long an idle UDP mapping lives
+// (RFC 5780 §4.6), and gives the matching RFC 3489 §5 name. Binding is the single
 // request/response transaction underneath, with RFC 8489 §6.2.1
 // retransmissions; tests of the NAT use it directly.
 //

@@ -46,6 +46,21 @@ type ProbeConfig struct {
 	Retries int
 	// Local, when valid, is the local endpoint of the mapping socket.
 	Local netip.AddrPort
+	// PortSamples is how many fresh sockets, on random local ports, the
+	// port assignment test uses; zero means DefaultPortSamples, negative
+	// skips the test.
+	PortSamples int
+	// Lifetime turns on the mapping lifetime test (RFC 5780 §4.6), which
+	// takes two to three times the lifetime it measures.
+	Lifetime bool
+	// MaxLifetime is the longest lifetime the lifetime test measures; a
+	// mapping that outlives it is reported as LifetimeBounded. Zero means
+	// DefaultMaxLifetime.
+	MaxLifetime time.Duration
+	// LifetimeTolerance is how narrow the bracket around the lifetime must
+	// get before the test stops. Zero means 5% of the bracket's lower end
+	// or 200 ms, whichever is larger.
+	LifetimeTolerance time.Duration
 }
 
 // Result is the probe's verdict.
@@ -72,6 +87,19 @@ type Result struct {
 	Mapped [3]netip.AddrPort
 	// OtherAddress is the server's OTHER-ADDRESS (A2:P2).
 	OtherAddress netip.AddrPort
+	// PortAssignment is how the NAT picks the port of a new mapping (RFC
+	// 4787 §4.2.1): PortPreserve, PortSequential, PortRandom, or "" when
+	// not tested or undecided. An untranslated path reports PortPreserve.
+	PortAssignment string
+	// Lifetime is how long a UDP mapping survives without outbound
+	// packets (RFC 5780 §4.6), within the tolerance: the middle of the
+	// final bracket. Zero when not measured (ProbeConfig.Lifetime off, or
+	// the method does not work on this path).
+	Lifetime time.Duration
+	// LifetimeBounded says the mapping was still alive after
+	// ProbeConfig.MaxLifetime; Lifetime is then that bound, a lower bound
+	// of the real lifetime.
+	LifetimeBounded bool
 }
 
 // Probe runs the RFC 5780 §4 behaviour discovery tests against cfg.Server:
@@ -90,6 +118,26 @@ type Result struct {
 //     reverse direction in, as a peer behind the same NAT would), then the
 //     second socket sends a Binding request to M1; Hairpin is whether the
 //     mapping socket receives it. Runs alongside the filtering test.
+//   - Port assignment (RFC 4787 §4.2.1): PortSamples fresh sockets on
+//     random local ports send one Binding request each to A1:P1, in
+//     ascending order of local port (see probePortAssignment). It runs
+//     right after the first request, alone: a sequential NAT numbers
+//     mappings in the order they are made, so no other test may make
+//     mappings meanwhile. It costs PortSamples round trips, and nothing on
+//     an untranslated path, which reports PortPreserve.
+//   - Mapping lifetime (§4.6), when cfg.Lifetime: a fresh socket X sends
+//     A1:P1 a Binding request and learns its mapped address MX; after T
+//     without traffic on X, another fresh socket sends A1:P1 a request with
+//     RESPONSE-PORT = MX's port; the mapping outlived T iff X receives the
+//     answer (within 2*RTO). Each T needs its own X. The waits 0, 1 s, 2 s,
+//     4 s, ... MaxLifetime run side by side, the first lapse calling off
+//     the longer ones; then waits one tolerance apart inside the bracket
+//     found, side by side again. It starts after the port assignment test,
+//     runs alongside the others on sockets of its own, and takes two to
+//     three times the lifetime (about 7-9 s for 3 s, 10 min for 5 min), or
+//     MaxLifetime when the mapping outlives it. When even T = 0 fails (a
+//     server that ignores RESPONSE-PORT, a NAT that gives the second socket
+//     another external address), Lifetime stays zero.
 //
 // Every test that gets no answer costs one whole Binding schedule (see
 // Binding); the filtering and hairpin tests overlap, so a filtering,
@@ -149,6 +197,49 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		return res, fmt.Errorf("stun: %v sent OTHER-ADDRESS %v: not an RFC 5780 server with two addresses and ports", server, other)
 	}
 	translated := isTranslated(&res, listen, network)
+	if rto <= 0 {
+		rto = DefaultRTO
+	}
+	if retries <= 0 {
+		retries = DefaultRetries
+	}
+
+	// Port assignment, before anything else makes mappings.
+	switch samples := cfg.PortSamples; {
+	case samples < 0:
+	case !translated:
+		res.PortAssignment = PortPreserve
+	default:
+		if samples == 0 {
+			samples = DefaultPortSamples
+		}
+		pa, err := probePortAssignment(ctx, fresh, server, samples, rto, retries)
+		if err != nil {
+			return res, err
+		}
+		res.PortAssignment = pa
+	}
+
+	// Mapping lifetime, on its own sockets, alongside the remaining tests.
+	var (
+		lifeWG      sync.WaitGroup
+		life        time.Duration
+		lifeBounded bool
+		lifeErr     error
+	)
+	lifeCtx, stopLife := context.WithCancel(ctx)
+	defer func() {
+		stopLife()
+		lifeWG.Wait()
+	}()
+	if cfg.Lifetime {
+		lt := &lifetimeTest{fresh: fresh, server: server, rto: rto, retries: retries,
+			max: cfg.MaxLifetime, tol: cfg.LifetimeTolerance}
+		if lt.max <= 0 {
+			lt.max = DefaultMaxLifetime
+		}
+		lifeWG.Go(func() { life, lifeBounded, lifeErr = lt.run(lifeCtx) })
+	}
 
 	// Mapping: M2 from A2:P1, M3 from A2:P2, same socket.
 	r2, err2 := Binding(ctx, c1, netip.AddrPortFrom(other.Addr(), server.Port()), 0, rto, retries)
@@ -196,6 +287,11 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	if err := errors.Join(filterErr, hpinErr); err != nil {
 		return res, err
 	}
+	lifeWG.Wait()
+	if lifeErr != nil {
+		return res, fmt.Errorf("stun: lifetime test: %w", lifeErr)
+	}
+	res.Lifetime, res.LifetimeBounded = life, lifeBounded
 
 	switch {
 	case !translated && res.Filtering == EndpointIndependent:

@@ -3,10 +3,13 @@ package stun
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +51,12 @@ func checkOpen(t *testing.T, res Result, addrs [4]netip.AddrPort) {
 	}
 	if res.OtherAddress != addrs[3] {
 		t.Errorf("OtherAddress %v, want %v", res.OtherAddress, addrs[3])
+	}
+	if res.PortAssignment != PortPreserve {
+		t.Errorf("PortAssignment %q, want %q on an untranslated path", res.PortAssignment, PortPreserve)
+	}
+	if res.Lifetime != 0 || res.LifetimeBounded {
+		t.Errorf("lifetime %v (bounded %v) measured without being asked for", res.Lifetime, res.LifetimeBounded)
 	}
 }
 
@@ -186,6 +195,9 @@ func TestProbeAgainstFakeNAT(t *testing.T) {
 				if mapping == EndpointIndependent && (!*res.Hairpin || res.HairpinSource.Addr() != loA1) {
 					t.Errorf("hairpin %v from %v, want true from a mapped address", *res.Hairpin, res.HairpinSource)
 				}
+				if res.PortAssignment != PortRandom {
+					t.Errorf("PortAssignment %q, want %q (kernel ephemeral ports)", res.PortAssignment, PortRandom)
+				}
 			})
 		}
 	}
@@ -197,31 +209,101 @@ var fakeInside = netip.MustParseAddr("10.0.0.2")
 // fakeNAT is a userspace NAT for tests: each inside socket (a natConn) gets
 // real outside sockets on 127.0.0.1, one per mapping key, and each outside
 // socket lets in only what its filter allows.
+//
+// Inside sockets live in a port space of their own (listen honours ":PORT"
+// and refuses a port in use with EADDRINUSE). The outside port of a new
+// mapping follows portAssign: PortRandom (or "") takes the kernel's random
+// ephemeral port; PortSequential the next free port of a cursor above the
+// ephemeral range; PortPreserve the inside port, reserved on 127.0.0.1 when
+// the inside socket is opened (so an explicit port that is busy there is
+// refused like a busy local port), else a random one. With timeout > 0 a
+// mapping lapses timeout after its last outbound packet, as gonat's do:
+// inbound packets are then dropped and the next outbound one makes a new
+// mapping.
 type fakeNAT struct {
 	t                  *testing.T
 	mapping, filtering string
-	mu                 sync.Mutex
-	nextPort           uint16
+	portAssign         string
+	timeout            time.Duration
+	refuse             int // explicit-port listens still to refuse with EADDRINUSE
+
+	mu       sync.Mutex
+	nextPort uint16
+	inUse    map[uint16]bool
+	seq      uint16 // PortSequential cursor
+	refused  int
 }
 
 func newFakeNAT(t *testing.T, mapping, filtering string) *fakeNAT {
-	return &fakeNAT{t: t, mapping: mapping, filtering: filtering, nextPort: 5000}
+	return &fakeNAT{t: t, mapping: mapping, filtering: filtering, nextPort: 5000,
+		inUse: map[uint16]bool{}, seq: uint16(61000 + rand.IntN(3000))}
+}
+
+func addrInUse(network string) error {
+	return &net.OpError{Op: "listen", Net: network, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
 }
 
 func (n *fakeNAT) listen(network, address string) (net.PacketConn, error) {
+	_, ps, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return nil, err
+	}
+	port := uint16(p)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.nextPort++
+	if port != 0 {
+		if n.refuse > 0 || n.inUse[port] {
+			if n.refuse > 0 {
+				n.refuse--
+				n.refused++
+			}
+			return nil, addrInUse(network)
+		}
+	} else {
+		for n.nextPort++; n.inUse[n.nextPort]; n.nextPort++ {
+		}
+		port = n.nextPort
+	}
 	c := &natConn{
 		nat:       n,
-		local:     netip.AddrPortFrom(fakeInside, n.nextPort),
+		local:     netip.AddrPortFrom(fakeInside, port),
 		in:        make(chan datagram, 64),
 		closed:    make(chan struct{}),
 		dlChanged: make(chan struct{}),
 		ext:       map[netip.AddrPort]*outside{},
 	}
+	if n.portAssign == PortPreserve {
+		u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, port)))
+		if err != nil && p != 0 {
+			return nil, addrInUse(network)
+		}
+		c.reserved = u // nil when the port was busy: the mapping takes another
+	}
+	n.inUse[port] = true
 	n.t.Cleanup(func() { _ = c.Close() })
 	return c, nil
+}
+
+// allocate opens the outside socket of a new mapping (see fakeNAT).
+func (n *fakeNAT) allocate() (*net.UDPConn, error) {
+	if n.portAssign != PortSequential {
+		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, 0)))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var err error
+	for range 100 {
+		n.seq++
+		var u *net.UDPConn
+		if u, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, n.seq))); err == nil {
+			return u, nil
+		}
+	}
+	return nil, err
 }
 
 type datagram struct {
@@ -231,9 +313,21 @@ type datagram struct {
 
 // outside is one mapping: a real socket and the endpoints it has sent to.
 type outside struct {
-	conn   *net.UDPConn
-	mu     sync.Mutex
-	sentTo map[netip.AddrPort]bool
+	conn    *net.UDPConn
+	mu      sync.Mutex
+	sentTo  map[netip.AddrPort]bool
+	lastOut time.Time
+}
+
+// lapsed says whether the mapping has expired: timeout after its last
+// outbound packet.
+func (o *outside) lapsed(timeout time.Duration) bool {
+	if timeout <= 0 {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Since(o.lastOut) >= timeout
 }
 
 func (o *outside) permits(src netip.AddrPort, filtering string) bool {
@@ -263,6 +357,7 @@ type natConn struct {
 
 	mu        sync.Mutex
 	ext       map[netip.AddrPort]*outside // by mapping key
+	reserved  *net.UDPConn                // PortPreserve: the first mapping's socket
 	deadline  time.Time
 	dlChanged chan struct{}
 }
@@ -288,11 +383,19 @@ func (c *natConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	default:
 	}
 	o := c.ext[c.key(dst)]
+	if o != nil && o.lapsed(c.nat.timeout) {
+		_ = o.conn.Close() // its pump ends
+		o = nil
+	}
 	if o == nil {
-		u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, 0)))
-		if err != nil {
-			c.mu.Unlock()
-			return 0, err
+		u := c.reserved
+		c.reserved = nil
+		if u == nil {
+			var err error
+			if u, err = c.nat.allocate(); err != nil {
+				c.mu.Unlock()
+				return 0, err
+			}
 		}
 		o = &outside{conn: u, sentTo: map[netip.AddrPort]bool{}}
 		c.ext[c.key(dst)] = o
@@ -302,6 +405,7 @@ func (c *natConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	c.mu.Unlock()
 	o.mu.Lock()
 	o.sentTo[dst] = true
+	o.lastOut = time.Now()
 	o.mu.Unlock()
 	return o.conn.WriteToUDPAddrPort(b, dst)
 }
@@ -315,7 +419,7 @@ func (c *natConn) pump(o *outside) {
 		if err != nil {
 			return
 		}
-		if !o.permits(src, c.nat.filtering) {
+		if o.lapsed(c.nat.timeout) || !o.permits(src, c.nat.filtering) {
 			continue
 		}
 		select {
@@ -381,8 +485,14 @@ func (c *natConn) Close() error {
 		for _, o := range c.ext {
 			_ = o.conn.Close()
 		}
+		if c.reserved != nil {
+			_ = c.reserved.Close()
+		}
 		c.mu.Unlock()
 		c.wg.Wait()
+		c.nat.mu.Lock()
+		delete(c.nat.inUse, c.local.Port())
+		c.nat.mu.Unlock()
 	})
 	return nil
 }

@@ -70,13 +70,20 @@ func stunServerCmd(args []string) error {
 	return err
 }
 
-const probeHelp = `Usage: gonat probe [--server IP[:PORT]] [--json]
+const probeHelp = `Usage: gonat probe [--server IP[:PORT]] [--json] [--lifetime [--max-lifetime DUR]]
 
 Discovers the NAT in front of this host with an RFC 5780 STUN server
 (RFC 5780 section 4): its mapping behaviour (endpoint-independent,
 address-dependent, address-and-port-dependent), its filtering behaviour,
-whether it hairpins, and the classic RFC 3489 name. Requests are
-retransmitted (RFC 8489), so one lost packet does not change a verdict.
+whether it hairpins, how it picks external ports (preserve, sequential,
+random: from a series of fresh sockets), the classic RFC 3489 name, and
+with --lifetime how long an idle UDP mapping lives (RFC 5780 section 4.6,
+a search that costs 2-3 times the lifetime). Requests are retransmitted
+(RFC 8489), so one lost packet does not change a verdict.
+
+--json prints one object with the keys mapping, filtering, hairpin
+(true/false/null), port_assignment, lifetime_seconds, lifetime_bounded,
+classic, local, mapped (a stable schema for scripts).
 
 Flags:
 `
@@ -87,6 +94,8 @@ func probeCmd(args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	rto := fs.Duration("rto", 500*time.Millisecond, "initial retransmission timeout")
 	retries := fs.Int("retries", 4, "requests per transaction before a test counts as silent")
+	lifetime := fs.Bool("lifetime", false, "also measure the idle UDP mapping lifetime (RFC 5780 4.6)")
+	maxLifetime := fs.Duration("max-lifetime", 5*time.Minute, "stop the lifetime search here (a lower bound then)")
 	if err := parse(fs, args, probeHelp); err != nil {
 		return err
 	}
@@ -100,21 +109,34 @@ func probeCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries})
+	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries, Lifetime: *lifetime, MaxLifetime: *maxLifetime})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		out := map[string]any{
 			"mapping": r.Mapping, "filtering": r.Filtering, "hairpin": r.Hairpin, "classic": r.Classic,
+			"port_assignment": r.PortAssignment, "lifetime_seconds": r.Lifetime.Seconds(), "lifetime_bounded": r.LifetimeBounded,
 			"local": r.Local.String(), "mapped": []string{r.Mapped[0].String(), r.Mapped[1].String(), r.Mapped[2].String()},
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Printf("local      %s\nmapped     %s (A1:P1)  %s (A2:P1)  %s (A2:P2)\nmapping    %s\nfiltering  %s\nhairpin    %s\nclassic    %s\n",
-		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), boolWord(r.Hairpin), orUnknown(r.Classic))
+	fmt.Printf("local      %s\nmapped     %s (A1:P1)  %s (A2:P1)  %s (A2:P2)\nmapping    %s\nfiltering  %s\nhairpin    %s\nports      %s\n",
+		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), boolWord(r.Hairpin), orUnknown(r.PortAssignment))
+	if *lifetime {
+		bound := ""
+		if r.LifetimeBounded {
+			bound = " or more (the search stopped at --max-lifetime)"
+		}
+		if r.Lifetime == 0 {
+			fmt.Printf("lifetime   unknown (the server ignored RESPONSE-PORT)\n")
+		} else {
+			fmt.Printf("lifetime   %s%s\n", r.Lifetime.Round(100*time.Millisecond), bound)
+		}
+	}
+	fmt.Printf("classic    %s\n", orUnknown(r.Classic))
 	return nil
 }
 
