@@ -19,9 +19,15 @@ import (
 	"github.com/gonat/gonat/table"
 )
 
-// StateRoot holds one directory per lab started with `gonat lab up`:
-// its state, its control socket and its hosts' logs.
-var StateRoot = "/run/gonat"
+// StateRoot holds one directory per lab started with `gonat lab up` (and
+// per `gonat run`): its state, its control socket and its hosts' logs.
+// GONAT_STATE_DIR overrides it (tests keep their labs apart with it).
+var StateRoot = func() string {
+	if d := os.Getenv("GONAT_STATE_DIR"); d != "" {
+		return d
+	}
+	return "/run/gonat"
+}()
 
 // StateDir is where lab name keeps its state.
 func StateDir(name string) string { return filepath.Join(StateRoot, name) }

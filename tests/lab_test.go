@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/experiment"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/lab/labtest"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/stun"
+	"github.com/gonat/gonat/table"
 )
 
 // labOpts makes host commands run the gonat binary under test.
@@ -372,4 +374,108 @@ func alive(pid int) bool {
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// gonat lab verify probes every NAT against a STUN server on its own
+// outside and agrees with the configuration, also for a NAT behind
+// another NAT and after lab set; a wrong configuration is caught.
+func TestLabVerify(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nested.toml")
+	if err := os.WriteFile(file, []byte(nestedTopo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	// home2 behind the carrier, made symmetric with random ports: verify
+	// must measure home2 alone, not home2 combined with the carrier.
+	if out, code := run("lab", "set", "--lab", name, "home2", "--preset", "symmetric"); code != 0 {
+		t.Fatalf("lab set: %d\n%s", code, out)
+	}
+	out, code := run("lab", "verify", "--lab", name, "--json")
+	var results []struct {
+		NAT     string `json:"nat"`
+		Skipped string `json:"skipped"`
+		Checks  []struct {
+			Property, Configured, Observed string
+			OK                             bool
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "["):]), &results); err != nil || code != 0 {
+		t.Fatalf("lab verify: exit %d, %v\n%s", code, err, out)
+	}
+	checked := map[string]bool{}
+	for _, r := range results {
+		for _, c := range r.Checks {
+			checked[r.NAT+"/"+c.Property] = true
+			if !c.OK {
+				t.Errorf("%s %s: configured %s, observed %s", r.NAT, c.Property, c.Configured, c.Observed)
+			}
+		}
+	}
+	for _, want := range []string{"home1/mapping", "home1/filtering", "home1/hairpin", "home1/port-assignment", "home2/mapping", "home2/port-assignment"} {
+		if !checked[want] {
+			t.Errorf("verify did not check %s: %s", want, out)
+		}
+	}
+}
+
+// A lab verify against a configuration the NAT does not have must fail:
+// the check can fail.
+func TestVerifyCatchesMismatch(t *testing.T) {
+	l := labtest.Up(t, labtest.Parse(t, homeTopo), labOpts())
+	wrong, _ := table.Preset("symmetric") // the NAT is full cone
+	res := experiment.Verify(context.Background(), []experiment.VerifyTarget{{
+		NAT: "home", Configured: wrong, From: l.Node("alice").Namespace, FromName: "alice", Outside: l.Node("home").Namespace,
+	}}, [2]netip.Addr{netip.MustParseAddr("192.0.2.254"), netip.MustParseAddr("192.0.2.253")})
+	if len(res) != 1 || res[0].Err != "" {
+		t.Fatalf("%+v", res)
+	}
+	if res[0].OK() {
+		t.Fatalf("a full-cone NAT passed verification as symmetric: %+v", res[0].Checks)
+	}
+}
+
+// lab down --all removes every lab.
+func TestLabDownAll(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "home.toml")
+	os.WriteFile(file, []byte(homeTopo), 0o644)
+	names := []string{labtest.Name(), labtest.Name()}
+	// A state directory of its own: --all must not touch labs of other
+	// test runs or of the machine's users.
+	env := append(os.Environ(), "GONAT_STATE_DIR="+t.TempDir())
+	gonat := func(args ...string) *exec.Cmd {
+		c := exec.Command(gonatBin, args...)
+		c.Env = env
+		return c
+	}
+	for _, n := range names {
+		out, err := gonat("lab", "up", "-d", file, "--name", n).CombinedOutput()
+		if err != nil {
+			t.Fatalf("lab up %s: %v\n%s", n, err, out)
+		}
+	}
+	if out, err := gonat("lab", "list").CombinedOutput(); err != nil || !strings.Contains(string(out), names[0]) || !strings.Contains(string(out), names[1]) {
+		t.Errorf("lab list: %v\n%s", err, out)
+	}
+	out, err := gonat("lab", "down", "--all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lab down --all: %v\n%s", err, out)
+	}
+	all, _ := ns.List()
+	for _, n := range all {
+		for _, l := range names {
+			if strings.HasPrefix(n, lab.NamespacePrefix(l)) {
+				t.Errorf("namespace %s left after lab down --all", n)
+			}
+		}
+	}
 }

@@ -182,21 +182,14 @@ func labUp(args []string) error {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
 	if *trace || *verbose {
-		events := make(chan string, 4096)
+		p := newPrinter(os.Stdout, 200)
 		opts.Observer = func(natName string, ev nat.Event) {
 			if !*trace && (ev.Kind == nat.EventTranslated || ev.Kind == nat.EventDrop) {
 				return
 			}
-			select {
-			case events <- natName + ": " + ev.String():
-			default: // never block a packet path on a slow terminal
-			}
+			p.offer(natName + ": " + ev.String())
 		}
-		go func() {
-			for line := range events {
-				fmt.Println(line)
-			}
-		}()
+		go p.run(ctx)
 	}
 	start := time.Now()
 	l, err := lab.Up(ctx, topo, opts)
