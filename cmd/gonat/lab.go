@@ -345,6 +345,23 @@ func labExec(args []string) error {
 	return syscall.Exec(ip, append([]string{"ip", "netns", "exec", nsName}, cmd...), os.Environ())
 }
 
+// statusOf resolves --lab and asks the lab for its status, saying so
+// clearly when its process is gone.
+func statusOf(labName string) (string, *lab.LabStatus, error) {
+	name, err := pickLab(labName)
+	if err != nil {
+		return "", nil, err
+	}
+	resp, err := lab.Call(name, lab.Request{Op: "status"})
+	if err != nil {
+		if st, serr := lab.ReadState(name); serr == nil && !st.Alive() {
+			return "", nil, fmt.Errorf("lab %s is not running (its process %d is gone: crashed or killed); gonat lab down --lab %s cleans up", name, st.PID, name)
+		}
+		return "", nil, err
+	}
+	return name, resp.Status, nil
+}
+
 func labStatus(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
@@ -352,21 +369,14 @@ func labStatus(args []string) error {
 	if _, err := parseMixed(fs, args, labHelp); err != nil {
 		return err
 	}
-	name, err := pickLab(*labName)
+	_, st, err := statusOf(*labName)
 	if err != nil {
-		return err
-	}
-	resp, err := lab.Call(name, lab.Request{Op: "status"})
-	if err != nil {
-		if st, serr := lab.ReadState(name); serr == nil && !st.Alive() {
-			return fmt.Errorf("lab %s is not running (its process %d is gone: crashed or killed); gonat lab down --lab %s cleans up", name, st.PID, name)
-		}
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(resp.Status)
+		return json.NewEncoder(os.Stdout).Encode(st)
 	}
-	printStatus(os.Stdout, resp.Status)
+	printStatus(os.Stdout, st)
 	return nil
 }
 
@@ -564,15 +574,10 @@ func labVerify(args []string) error {
 	if _, err := parseMixed(fs, args, labHelp); err != nil {
 		return err
 	}
-	name, err := pickLab(*labName)
+	_, st, err := statusOf(*labName)
 	if err != nil {
 		return err
 	}
-	resp, err := lab.Call(name, lab.Request{Op: "status"})
-	if err != nil {
-		return err
-	}
-	st := resp.Status
 	used := map[netip.Addr]bool{}
 	for _, n := range st.Nodes {
 		for _, a := range n.Addresses {
