@@ -142,6 +142,8 @@ func labUp(args []string) error {
 	child := fs.Bool("daemon-child", false, "internal: the background process of -d")
 	trace := fs.Bool("trace", false, "print every packet before and after translation, or why it was dropped")
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
+	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics")
 	pos, err := parseMixed(fs, args, labUpHelp)
 	if err != nil {
 		return err
@@ -168,7 +170,14 @@ func labUp(args []string) error {
 		return fmt.Errorf("lab %s is already running (pid %d); gonat lab down --lab %s", labName, st.PID, labName)
 	}
 	if *detach {
-		return startDetached(file, labName)
+		var extra []string
+		if *webAddr != "" {
+			extra = append(extra, "--web", *webAddr)
+		}
+		if *metricsAddr != "" {
+			extra = append(extra, "--metrics", *metricsAddr)
+		}
+		return startDetached(file, labName, extra...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -201,6 +210,10 @@ func labUp(args []string) error {
 		return err
 	}
 	go l.ServeControl(ctx, stop)
+	empty := ""
+	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, pcapInside: &empty, pcapOutside: &empty}); err != nil {
+		return err
+	}
 	printStatus(os.Stdout, l.Status())
 	fmt.Printf("ready: lab %s up in %s; gonat lab exec --lab %s NODE -- CMD to use it, Ctrl-C or gonat lab down to remove it\n",
 		labName, time.Since(start).Round(time.Millisecond), labName)
@@ -219,7 +232,7 @@ func absPath(p string) string {
 
 // startDetached re-runs `gonat lab up` in its own session, waits until it
 // answers on its control socket, and prints its nodes.
-func startDetached(file, name string) error {
+func startDetached(file, name string, extra ...string) error {
 	dir := lab.StateDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -234,7 +247,7 @@ func startDetached(file, name string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "lab", "up", file, "--name", name, "--daemon-child")
+	cmd := exec.Command(self, append([]string{"lab", "up", file, "--name", name, "--daemon-child"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

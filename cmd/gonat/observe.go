@@ -9,12 +9,14 @@ import (
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/web"
 )
 
 // observers are the observability flags shared by gonat run and lab up.
 type observers struct {
 	pcapInside, pcapOutside *string
 	metrics                 *string
+	web                     *string
 
 	inPcap, outPcap   *observe.Pcap
 	inbound, outbound observe.Traffic
@@ -25,6 +27,7 @@ func observerFlags(fs *flag.FlagSet) *observers {
 		pcapInside:  fs.String("pcap-inside", "", "write every packet on the inside ports (before outbound / after inbound translation) to this pcap `FILE`"),
 		pcapOutside: fs.String("pcap-outside", "", "write every packet on the outside port (after outbound / before inbound translation) to this pcap `FILE`"),
 		metrics:     fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9100, port 0 picks one) at /metrics"),
+		web:         fs.String("web", "", "serve a live web view (topology, mappings, events) on `ADDR`, e.g. 127.0.0.1:8080"),
 	}
 }
 
@@ -62,8 +65,15 @@ func (o *observers) close() {
 	}
 }
 
-// startObservers starts the metrics endpoint for a lab of one NAT.
+// startObservers starts the web view and the metrics endpoint.
 func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
+	if *o.web != "" {
+		addr, err := web.ListenAndServe(ctx, *o.web, l.WebSource())
+		if err != nil {
+			return usageErr("--web: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "gonat: web view on http://%s/\n", addr)
+	}
 	if *o.metrics == "" {
 		return nil
 	}

@@ -1,0 +1,72 @@
+package lab
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/web"
+)
+
+// WebSource presents the lab (or a gonat run NAT) to the web view.
+func (l *Lab) WebSource() web.Source { return webSource{l} }
+
+type webSource struct{ l *Lab }
+
+func (s webSource) Snapshot() web.Snapshot {
+	st := s.l.Status()
+	snap := web.Snapshot{Name: st.Name}
+	for _, n := range st.Nodes {
+		snap.Nodes = append(snap.Nodes, web.Node{Name: n.Name, Kind: n.Kind, Network: n.Network, Addresses: n.Addresses})
+	}
+	now := time.Now()
+	for _, n := range st.NATs {
+		wn := web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering, PortAssignment: n.PortAssignment,
+			Hairpin: n.Hairpin, Counters: n.Packets}
+		s.l.NAT(n.Name).Engine.Mappings(now, func(m nat.MappingInfo) {
+			wm := web.Mapping{Proto: m.Proto.String(), Internal: m.Internal.String(), External: m.External.String(),
+				ExpiresIn: m.Expires.Sub(now), PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn}
+			for _, r := range m.Remotes {
+				wm.Remotes = append(wm.Remotes, r.Remote.String())
+			}
+			wn.Mappings = append(wn.Mappings, wm)
+		})
+		snap.NATs = append(snap.NATs, wn)
+	}
+	return snap
+}
+
+func (s webSource) Subscribe(ctx context.Context) <-chan web.Event {
+	events, cancel := s.l.Events.Subscribe(true)
+	out := make(chan web.Event, 256)
+	go func() {
+		defer close(out)
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				select {
+				case out <- web.Event{Time: ev.Time, NAT: ev.NAT, Kind: ev.Kind, Text: plainText(ev.Kind, ev.Text), Reason: ev.Reason}:
+				default: // the page shows its own count of what it missed
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// plainText drops what the page shows in its own columns: the kind in
+// front and the drop reason behind.
+func plainText(kind, text string) string {
+	text = strings.TrimPrefix(text, kind+" ")
+	if i := strings.Index(text, "  reason="); i >= 0 {
+		text = text[:i]
+	}
+	return text
+}

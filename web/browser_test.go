@@ -1,0 +1,164 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/internal/browser"
+)
+
+func TestBrowserLiveView(t *testing.T) {
+	b := browser.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
+	defer cancel()
+
+	src := newFake(twoHomes())
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr.String() + "/"
+	const width = 1280
+	page := b.Open(ctx, width, 900)
+	b.Navigate(ctx, page, url)
+
+	// (1) The page shows the mapping the source reports.
+	s := b.State(ctx, page)
+	if s.Title != "two-homes · gonat live view" {
+		t.Errorf("title %q", s.Title)
+	}
+	if !browser.HasMapping(s, "10.0.1.2:5000") {
+		t.Fatalf("no mapping of 10.0.1.2:5000 on the page: %q", s.Mappings)
+	}
+	for _, m := range s.Mappings {
+		if strings.Contains(m, "10.0.1.2:5000") && !strings.Contains(m, "198.51.100.1:40001") {
+			t.Errorf("mapping row %q lacks its external endpoint", m)
+		}
+	}
+	b.WaitState(ctx, page, "the page to go live", func(s browser.PageState) bool { return s.Live })
+	b.Eval(ctx, page, `window.__gonatTestMarker = 42`, nil)
+
+	// A few things happen in the lab...
+	now := time.Now()
+	for _, ev := range []Event{
+		{NAT: "home-a", Kind: "NEW", Text: "udp 10.0.1.2:5000 <-> 198.51.100.1:40001 expires-in 5m0s"},
+		{NAT: "home-a", Kind: "XLATE", Text: "udp 10.0.1.2:5000 -> 203.0.113.10:3478  =>  198.51.100.1:40001 -> 203.0.113.10:3478  (new mapping)"},
+		{NAT: "home-a", Kind: "XLATE", Text: "udp 203.0.113.10:3478 -> 198.51.100.1:40001  =>  203.0.113.10:3478 -> 10.0.1.2:5000"},
+		{NAT: "home-b", Kind: "NEW", Text: "udp 10.0.2.2:6000 <-> 198.51.100.2:51234 expires-in 30s"},
+		{NAT: "home-b", Kind: "NEW", Text: "udp 10.0.2.2:6000 <-> 198.51.100.2:62817 expires-in 30s"},
+		{NAT: "home-b", Kind: "DROP", Text: "udp 203.0.113.11:3478 -> 198.51.100.2:51234", Reason: "filtered"},
+		{NAT: "home-a", Kind: "DROP", Text: "udp 198.51.100.2:62817 -> 198.51.100.1:40009", Reason: "no-mapping"},
+		{NAT: "home-a", Kind: "REFRESH", Text: "tcp 10.0.1.2:43122 <-> 198.51.100.1:40002 expires-in 2h4m0s"},
+	} {
+		now = now.Add(137 * time.Millisecond)
+		ev.Time = now
+		src.emit(ev)
+	}
+	// ... and then the mapping expires.
+	src.set(withoutMapping(twoHomes()))
+	ev := expireEvent
+	ev.Time = now.Add(time.Second)
+	src.emit(ev)
+
+	// (2) Without a reload, its row goes and the EXPIRE line comes.
+	s = b.WaitState(ctx, page, "the mapping to go and the EXPIRE line to come", func(s browser.PageState) bool {
+		return !browser.HasMapping(s, "10.0.1.2:5000") && len(s.Log) > 0 && s.Log[0].Kind == "EXPIRE"
+	})
+	if !s.Marker {
+		t.Error("the page reloaded")
+	}
+	if top := s.Log[0]; top.Text != expireEvent.Text || !top.Live {
+		t.Errorf("top log line %+v, want the EXPIRE line, added live", top)
+	}
+	if len(s.Log) != 9 {
+		t.Errorf("%d log lines, want 9", len(s.Log))
+	}
+	var drops []string
+	for _, l := range s.Log {
+		if l.Kind == "DROP" {
+			drops = append(drops, l.Reason)
+		}
+	}
+	if strings.Join(drops, " ") != "no-mapping filtered" {
+		t.Errorf("DROP reasons %q, want no-mapping, filtered (newest first)", drops)
+	}
+	if strings.Join(s.Counts, ",") != "1 mapping,2 mappings" {
+		t.Errorf("mapping counts in the drawing %q", s.Counts)
+	}
+	if !browser.HasMapping(s, "10.0.2.2:6000") {
+		t.Errorf("home-b's mappings went too: %q", s.Mappings)
+	}
+
+	// (3) A picture of it, for the README.
+	png := b.Screenshot(ctx, page, width)
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("Screenshot is not a PNG")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Screenshot.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Screenshot: %s (%d KB)", filepath.Join(dir, "Screenshot.png"), len(png)>>10)
+	if os.Getenv("GONAT_SCREENSHOT") == "1" {
+		if len(png) > 300<<10 {
+			t.Errorf("Screenshot is %d KB, more than the 300 KB worth committing", len(png)>>10)
+		}
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("testdata", "Screenshot.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote testdata/Screenshot.png")
+	}
+	b.CheckProblems()
+}
+
+// The page's script escapes hostile names too: they arrive by the event
+// stream and must show as text.
+func TestBrowserHostileNames(t *testing.T) {
+	b := browser.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
+	defer cancel()
+
+	src := newFake(twoHomes())
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := b.Open(ctx, 1024, 768)
+	b.Navigate(ctx, page, "http://"+addr.String()+"/")
+	b.WaitState(ctx, page, "the page to go live", func(s browser.PageState) bool { return s.Live })
+
+	evil := `<img src=x onerror="window.__pwned=1">`
+	s := twoHomes()
+	nats := append([]NAT(nil), s.NATs...)
+	nats = append(nats, NAT{Name: evil, Mapping: evil, Filtering: "eif",
+		Mappings: []Mapping{{Proto: evil, Internal: evil, External: evil}}})
+	s.NATs = nats
+	src.set(s)
+	src.emit(Event{Time: time.Now(), NAT: evil, Kind: "DROP", Text: evil, Reason: evil})
+	st := b.WaitState(ctx, page, "the hostile NAT and event", func(s browser.PageState) bool {
+		return browser.HasMapping(s, evil) && len(s.Log) > 0 && s.Log[0].Text == evil
+	})
+	if st.Log[0].Reason != evil {
+		t.Errorf("reason %q", st.Log[0].Reason)
+	}
+	var imgs int
+	var pwned bool
+	b.Eval(ctx, page, `document.querySelectorAll('main img').length`, &imgs)
+	b.Eval(ctx, page, `window.__pwned === 1`, &pwned)
+	if imgs != 0 || pwned {
+		t.Errorf("markup from the source became elements: %d <img>, script ran: %v", imgs, pwned)
+	}
+	b.CheckProblems()
+}

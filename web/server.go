@@ -1,0 +1,345 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed assets
+var assets embed.FS
+
+//go:embed page.html
+var pageHTML string
+
+var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
+
+type server struct {
+	src  Source
+	hub  *hub
+	mux  *http.ServeMux
+	tick time.Duration // how often /events sends a snapshot
+}
+
+func newServer(src Source) *server {
+	s := &server{src: src, hub: newHub(src), mux: http.NewServeMux(), tick: time.Second}
+	s.mux.HandleFunc("GET /{$}", s.page)
+	s.mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, s.src.Snapshot())
+	})
+	s.mux.HandleFunc("GET /events", s.events)
+	s.mux.HandleFunc("GET /topology.svg", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Header().Set("Cache-Control", "no-store")
+		// The lone drawing carries its own <style>.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		// ?inline leaves the styles out, for the page to put it in
+		// its own.
+		_, inline := r.URL.Query()["inline"]
+		svg := topology(s.src.Snapshot(), !inline)
+		if svg == "" {
+			svg = `<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>`
+		}
+		fmt.Fprintln(w, svg)
+	})
+	sub, _ := fs.Sub(assets, "assets")
+	s.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(sub)))
+	return s
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// events streams server-sent events: first a snapshot and the
+// remembered events the page has not seen, then live ones, a snapshot
+// every tick, and how many events this connection missed whenever that
+// number grows.
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("after")
+	}
+	c, backlog, leave := s.hub.join(s.hub.after(last))
+	defer leave()
+	w.WriteHeader(http.StatusOK)
+
+	ctx := r.Context()
+	var buf bytes.Buffer
+	send := func(event, id string, v any) {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		if id != "" {
+			buf.WriteString("id: " + id + "\n")
+		}
+		buf.WriteString("event: " + event + "\ndata: ")
+		buf.Write(data)
+		buf.WriteString("\n\n")
+	}
+	// flush writes what is queued; a page that takes more than 10 s to
+	// accept it is gone.
+	flush := func() bool {
+		err := rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return false
+		}
+		buf.Reset()
+		return rc.Flush() == nil
+	}
+	sendEvent := func(n numbered) { send("nat", s.hub.id(n.Seq), n.Event) }
+
+	buf.WriteString("retry: 2000\n\n")
+	send("snapshot", "", s.src.Snapshot())
+	for _, n := range backlog {
+		sendEvent(n)
+	}
+	if !flush() {
+		return
+	}
+	tick := time.NewTicker(s.tick)
+	defer tick.Stop()
+	var reported uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-c.ch:
+			sendEvent(n)
+			// Send what else is queued in one write.
+		more:
+			for range clientQueue {
+				select {
+				case n := <-c.ch:
+					sendEvent(n)
+				default:
+					break more
+				}
+			}
+		case <-tick.C:
+			send("snapshot", "", s.src.Snapshot())
+			if d := c.dropped.Load(); d != reported {
+				reported = d
+				send("dropped", "", map[string]uint64{"dropped": d})
+			}
+		}
+		if !flush() {
+			return
+		}
+	}
+}
+
+// The page's view of the state, everything already formatted.
+type pageView struct {
+	Name     string
+	SVG      template.HTML
+	NATs     []natView
+	Events   []eventView // newest first
+	LastID   string
+	Time     string
+	NoEvents bool
+}
+
+type natView struct {
+	Name, Classic      string
+	Mapping, Filtering behaviourView
+	PortAssignment     string
+	Hairpin            string
+	Counters           []counterView
+	Mappings           []mappingView
+	MappingCount       string
+}
+
+type behaviourView struct{ long, short string }
+
+func (b behaviourView) Long() string  { return b.long }
+func (b behaviourView) Short() string { return b.short }
+
+type counterView struct {
+	Verdict, Count string
+	Drop           bool
+}
+
+type mappingView struct {
+	Key, Proto, Internal, External, Remotes, ExpiresIn, PacketsOut, PacketsIn string
+	AnyRemote                                                                 bool
+}
+
+type eventView struct {
+	ID, Time, ISOTime, NAT, Kind, Text, Reason string
+}
+
+func (s *server) page(w http.ResponseWriter, r *http.Request) {
+	snap := s.src.Snapshot()
+	recent, last := s.hub.recent(0)
+	v := pageView{
+		Name:   snap.Name,
+		SVG:    template.HTML(topology(snap, false)), // topology escapes every name and address
+		LastID: s.hub.id(last),
+		Time:   time.Now().Format("15:04:05"),
+	}
+	for _, n := range snap.NATs {
+		v.NATs = append(v.NATs, viewNAT(n))
+	}
+	for i := len(recent) - 1; i >= 0; i-- {
+		v.Events = append(v.Events, viewEvent(s.hub.id(recent[i].Seq), recent[i].Event))
+	}
+	v.NoEvents = len(v.Events) == 0
+	var out bytes.Buffer
+	if err := pageTmpl.Execute(&out, v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(out.Bytes())
+}
+
+func viewNAT(n NAT) natView {
+	v := natView{
+		Name:           n.Name,
+		Classic:        classic(n.Mapping, n.Filtering),
+		Mapping:        behaviour(n.Mapping, false),
+		Filtering:      behaviour(n.Filtering, true),
+		PortAssignment: n.PortAssignment,
+		Hairpin:        "off",
+		MappingCount:   countText(len(n.Mappings)),
+	}
+	if n.Hairpin {
+		v.Hairpin = "on"
+	}
+	for _, verdict := range verdictOrder(n.Counters) {
+		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Counters[verdict]), Drop: verdict != "forward"})
+	}
+	anyRemote := v.Filtering.short == "EIF"
+	for _, m := range n.Mappings {
+		mv := mappingView{
+			Key:        m.Proto + " " + m.Internal + " " + m.External,
+			Proto:      m.Proto,
+			Internal:   m.Internal,
+			External:   m.External,
+			ExpiresIn:  expires(m.ExpiresIn),
+			PacketsOut: group(m.PacketsOut),
+			PacketsIn:  group(m.PacketsIn),
+		}
+		switch {
+		case anyRemote:
+			mv.Remotes, mv.AnyRemote = "anyone", true
+		case len(m.Remotes) == 0:
+			mv.Remotes = "—"
+		default:
+			mv.Remotes = strings.Join(m.Remotes, ", ")
+		}
+		v.Mappings = append(v.Mappings, mv)
+	}
+	return v
+}
+
+func viewEvent(id string, e Event) eventView {
+	return eventView{ID: id, Time: e.Time.Format("15:04:05.000"), ISOTime: e.Time.Format(time.RFC3339Nano),
+		NAT: e.NAT, Kind: e.Kind, Text: e.Text, Reason: e.Reason}
+}
+
+// verdictOrder lists forward first, then the drops, most frequent first.
+func verdictOrder(c map[string]uint64) []string {
+	var vs []string
+	for k := range c {
+		vs = append(vs, k)
+	}
+	sort.Slice(vs, func(i, j int) bool {
+		a, b := vs[i], vs[j]
+		if (a == "forward") != (b == "forward") {
+			return a == "forward"
+		}
+		if c[a] != c[b] {
+			return c[a] > c[b]
+		}
+		return a < b
+	})
+	return vs
+}
+
+// behaviour names a mapping or filtering behaviour both ways, from its
+// long or short name.
+func behaviour(s string, filtering bool) behaviourView {
+	suffix := "M"
+	if filtering {
+		suffix = "F"
+	}
+	switch strings.ToLower(s) {
+	case "endpoint-independent", "eim", "eif":
+		return behaviourView{"endpoint-independent", "EI" + suffix}
+	case "address-dependent", "adm", "adf":
+		return behaviourView{"address-dependent", "AD" + suffix}
+	case "address-and-port-dependent", "apdm", "apdf":
+		return behaviourView{"address-and-port-dependent", "APD" + suffix}
+	}
+	return behaviourView{s, s}
+}
+
+// classic is the RFC 3489 name of a mapping and filtering pair, if it has
+// one.
+func classic(mapping, filtering string) string {
+	switch behaviour(mapping, false).short + "/" + behaviour(filtering, true).short {
+	case "EIM/EIF":
+		return "full cone"
+	case "EIM/ADF":
+		return "restricted cone"
+	case "EIM/APDF":
+		return "port-restricted cone"
+	}
+	// RFC 3489 calls every NAT whose mapping depends on the
+	// destination symmetric.
+	switch behaviour(mapping, false).short {
+	case "ADM", "APDM":
+		return "symmetric"
+	}
+	return ""
+}
+
+// expires formats the time left the way the page's script does.
+func expires(d time.Duration) string {
+	if d <= 0 {
+		return "expiring"
+	}
+	s := int64((d + time.Second - 1) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	default:
+		return fmt.Sprintf("%dh %02dm", s/3600, s%3600/60)
+	}
+}
+
+// group writes n with thousands separators, as the page's script does.
+func group(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
