@@ -12,9 +12,12 @@ deps:
 	@scripts/deps.sh test
 
 # The README's test command: lint, unit tests, end-to-end tests in real
-# namespaces through real TUN devices, all with the race detector.
+# namespaces through real TUN devices, all with the race detector; the
+# end-to-end suite once per TUN backend (auto picks offload where the
+# kernel has it).
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	GONAT_TUN_BACKEND=water $(GO) test -race -count=1 -timeout 20m ./tests/
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -27,17 +26,18 @@ type row struct {
 	Name    string `json:"name"`
 	Skipped string `json:"skipped,omitempty"`
 
-	TCP1Gbps   float64 `json:"tcp_1_stream_gbit_s"`
-	TCP4Gbps   float64 `json:"tcp_4_streams_gbit_s"`
-	UDPkpps    float64 `json:"udp_64b_received_kpps"` // at full offered load
-	UDPOffered float64 `json:"udp_64b_offered_kpps"`
-	UDPLoss    float64 `json:"udp_64b_max_loss_percent"`
-	Loss40k    float64 `json:"udp_64b_loss_at_40kpps_percent"`
-	RTTp50us   float64 `json:"rtt_p50_us"`
-	RTTp99us   float64 `json:"rtt_p99_us"`
-	MapsPerSec float64 `json:"new_mappings_per_s"`
-	MapsFailed int     `json:"new_mappings_failed"`
-	RSSMB      float64 `json:"gonat_peak_rss_mb,omitempty"`
+	TCP1Gbps    float64 `json:"tcp_1_stream_gbit_s"`
+	TCP4Gbps    float64 `json:"tcp_4_streams_gbit_s"`
+	UDPkpps     float64 `json:"udp_64b_received_kpps"` // at full offered load
+	UDPOffered  float64 `json:"udp_64b_offered_kpps"`
+	UDPLoss     float64 `json:"udp_64b_max_loss_percent"`
+	Loss40k     float64 `json:"udp_64b_loss_at_40kpps_percent"`
+	UDPZeroLoss float64 `json:"udp_64b_kpps_at_low_loss"` // highest rate found with loss <= lowLoss
+	RTTp50us    float64 `json:"rtt_p50_us"`
+	RTTp99us    float64 `json:"rtt_p99_us"`
+	MapsPerSec  float64 `json:"new_mappings_per_s"`
+	MapsFailed  int     `json:"new_mappings_failed"`
+	RSSMB       float64 `json:"gonat_peak_rss_mb,omitempty"`
 
 	Ratio  map[string]float64 `json:"ratio_to_kernel_nat,omitempty"`
 	Added  map[string]float64 `json:"added_latency_us_vs_kernel_nat,omitempty"`
@@ -84,18 +84,27 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 	iperf := func(args ...string) (*iperfEnd, error) {
 		return b.iperf(ctx, t.client, append([]string{"-t", secs, "-O", "1"}, args...)...)
 	}
-	if e, err := iperf(); err != nil {
-		r.fail("tcp1", err)
-	} else {
-		r.TCP1Gbps = e.SumReceived.BitsPerSecond / 1e9
-		fmt.Printf("   TCP 1 stream   %6.2f Gbit/s\n", r.TCP1Gbps)
+	// TCP: the best of b.runs runs, every row alike, so a neighbour's
+	// burst on a shared machine costs less.
+	best := func(what string, args ...string) float64 {
+		v := 0.0
+		for range b.runs {
+			e, err := iperf(args...)
+			if err != nil {
+				r.fail(what, err)
+				continue
+			}
+			v = max(v, e.SumReceived.BitsPerSecond/1e9)
+		}
+		if v > 0 {
+			delete(r.Errors, what)
+		}
+		return v
 	}
-	if e, err := iperf("-P", "4"); err != nil {
-		r.fail("tcp4", err)
-	} else {
-		r.TCP4Gbps = e.SumReceived.BitsPerSecond / 1e9
-		fmt.Printf("   TCP 4 streams  %6.2f Gbit/s\n", r.TCP4Gbps)
-	}
+	r.TCP1Gbps = best("tcp1")
+	fmt.Printf("   TCP 1 stream   %6.2f Gbit/s\n", r.TCP1Gbps)
+	r.TCP4Gbps = best("tcp4", "-P", "4")
+	fmt.Printf("   TCP 4 streams  %6.2f Gbit/s\n", r.TCP4Gbps)
 	if e, err := iperf("-u", "-l", "64", "-b", "0"); err != nil {
 		r.fail("udp-max", err)
 	} else {
@@ -112,12 +121,16 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		r.Loss40k = e.SumReceived.LostPercent
 		fmt.Printf("   UDP @40 kpps   %6.2f%% lost\n", r.Loss40k)
 	}
+	if r.UDPkpps > 0 {
+		r.UDPZeroLoss = b.lossSearch(ctx, t.client, r.Loss40k)
+		fmt.Printf("   UDP 64 B       %6.1f kpps with <= %.1f%% loss (search)\n", r.UDPZeroLoss, lowLoss)
+	}
 	stop(srv)
-	if p50, p99, err := latency(ctx, t.client, t.server, 1000); err != nil {
+	if p50, p99, err := latency(ctx, t.client, 1000); err != nil {
 		r.fail("rtt", err)
 	} else {
 		r.RTTp50us, r.RTTp99us = p50, p99
-		fmt.Printf("   UDP RTT        p50 %.0f µs, p99 %.0f µs\n", p50, p99)
+		fmt.Printf("   ping RTT       p50 %.0f µs, p99 %.0f µs\n", p50, p99)
 	}
 	if rate, failed, err := mappings(ctx, t.client, t.server, b.flows); err != nil {
 		r.fail("mappings", err)
@@ -187,59 +200,29 @@ func (b *bench) iperf(ctx context.Context, n string, args ...string) (*iperfEnd,
 	return &rep.End, nil
 }
 
-// latency is a UDP ping-pong under light load: count round trips, 1 ms
-// apart, from the client to an echo socket on the server; the
-// percentiles in microseconds. The first few (mapping creation) are not
-// counted.
-func latency(ctx context.Context, client, server string, count int) (p50, p99 float64, err error) {
-	echo, err := ns.ListenPacket(server)("udp4", serverAddr+":7")
+// latency is ping(8) under light load: count echo requests 2 ms apart
+// from the client to the server, whose kernel answers; the percentiles
+// of the round trips in microseconds. The server end has no process to
+// wake, so what a path adds shows undiluted.
+func latency(ctx context.Context, client string, count int) (p50, p99 float64, err error) {
+	out, err := sh(ctx, time.Duration(count)*3*time.Millisecond+10*time.Second, "ip", "netns", "exec", client,
+		"ping", "-n", "-i", "0.002", "-W", "1", "-c", strconv.Itoa(count), serverAddr)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteTo(buf[:n], from)
-		}
-	}()
-	c, err := ns.ListenPacket(client)("udp4", clientAddr+":0")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
-	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(serverAddr + ":7"))
 	var rtts []float64
-	buf := make([]byte, 64)
-	lost := 0
-	for i := -10; i < count && ctx.Err() == nil; i++ {
-		msg := []byte(fmt.Sprintf("%016d", i))
-		start := time.Now()
-		if _, err := c.WriteTo(msg, to); err != nil {
-			return 0, 0, err
+	for _, line := range strings.Split(out, "\n") {
+		_, t, ok := strings.Cut(line, "time=")
+		if !ok {
+			continue
 		}
-		c.SetReadDeadline(start.Add(time.Second))
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				lost++
-				break
-			}
-			if string(buf[:n]) == string(msg) {
-				if i >= 0 {
-					rtts = append(rtts, float64(time.Since(start).Nanoseconds())/1e3)
-				}
-				break
-			}
+		ms, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(t), " ms"), 64)
+		if err == nil {
+			rtts = append(rtts, ms*1000)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	if len(rtts) < count/2 {
-		return 0, 0, fmt.Errorf("only %d of %d round trips (%d lost)", len(rtts), count, lost)
+		return 0, 0, fmt.Errorf("only %d of %d echo replies", len(rtts), count)
 	}
 	slices.Sort(rtts)
 	return rtts[len(rtts)*50/100], rtts[len(rtts)*99/100], nil
@@ -337,4 +320,41 @@ func peakRSS(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// lowLoss is the loss the rate search accepts as none: a few datagrams
+// in a thousand go astray on a busy 2-core machine whatever the path.
+const lowLoss = 0.5
+
+// lossSearch bisects the offered rate of 64-byte datagrams (2 s runs)
+// for the highest with at most lowLoss percent lost, between 0 and 250
+// kpps, starting from the 40 kpps run already made. A 40 kpps run that
+// lost more is not tried again: the search then looks below it.
+func (b *bench) lossSearch(ctx context.Context, client string, loss40k float64) float64 {
+	lo, hi := 0.0, 250.0
+	if loss40k <= lowLoss {
+		lo = 40
+	} else {
+		hi = 40
+	}
+	// A rate fails only if two runs at it lose too much: one bad run on
+	// a shared machine would otherwise halve the answer.
+	ok := func(kpps float64) bool {
+		for range 2 {
+			e, err := b.iperf(ctx, client, "-t", "2", "-u", "-l", "64", "-b", strconv.Itoa(int(kpps*1000)*64*8))
+			if err == nil && e.SumReceived.LostPercent <= lowLoss {
+				return true
+			}
+		}
+		return false
+	}
+	for range 5 {
+		mid := (lo + hi) / 2
+		if ok(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }

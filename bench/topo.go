@@ -25,6 +25,7 @@ type bench struct {
 	prefix string
 	gonat  string
 	secs   int
+	runs   int // TCP runs per figure, the best counted
 	flows  int
 
 	mu    sync.Mutex

@@ -61,6 +61,9 @@ type Options struct {
 	// GonatPath replaces a host command's "gonat" (default: this
 	// executable), so topology files work without installing gonat.
 	GonatPath string
+	// Backend is the TUN backend of every NAT (offload, water, auto);
+	// "" takes $GONAT_TUN_BACKEND, else auto.
+	Backend string
 }
 
 // Lab is a running topology.
@@ -131,6 +134,10 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 			l = nil
 		}
 	}()
+	backend := opt.Backend
+	if backend == "" {
+		backend = os.Getenv("GONAT_TUN_BACKEND")
+	}
 	pfx := NamespacePrefix(name)
 	core := pfx + Public
 	mk := func(n string) error {
@@ -197,7 +204,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// NATs, outermost first: an inner NAT's uplink must exist before its
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior}
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend}
 		if n.Upstream == Public {
 			spec.Outside = core
 		}
