@@ -18,6 +18,7 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun"
 )
 
 // How a topology becomes namespaces (a lab named L):
@@ -61,6 +62,9 @@ type Options struct {
 	// GonatPath replaces a host command's "gonat" (default: this
 	// executable), so topology files work without installing gonat.
 	GonatPath string
+	// Wrap, if set, may wrap each NAT's devices (pcap taps, counters):
+	// port 0 is the NAT's outside, 1.. its inside ports.
+	Wrap func(natName string, port int, d tun.Device) tun.Device
 	// Backend is the TUN backend of every NAT (offload, water, auto);
 	// "" takes $GONAT_TUN_BACKEND, else auto.
 	Backend string
@@ -205,6 +209,10 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
 		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend}
+		if opt.Wrap != nil {
+			natName := n.Name
+			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }
+		}
 		if n.Upstream == Public {
 			spec.Outside = core
 		}

@@ -479,3 +479,49 @@ func TestLabDownAll(t *testing.T) {
 		}
 	}
 }
+
+// lab up --pcap-dir: each NAT's captures show the same packet before and
+// after that NAT; a packet through two NATs shows three addresses.
+func TestLabPcapDir(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark missing; make test installs it (Debian package tshark)")
+		}
+		t.Skip("tshark not installed")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nested.toml")
+	os.WriteFile(file, []byte(nestedTopo), 0o644)
+	caps := filepath.Join(dir, "pcap")
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	if out, code := run("lab", "up", "-d", file, "--name", name, "--pcap-dir", caps); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
+	if code != 0 {
+		t.Fatalf("probe: %d\n%s", code, out)
+	}
+	if out, code := run("lab", "down", "--lab", name); code != 0 {
+		t.Fatalf("lab down: %d\n%s", code, out)
+	}
+	src := func(f string) string {
+		o, err := exec.Command("tshark", "-n", "-r", filepath.Join(caps, f), "-T", "fields", "-e", "ip.src").CombinedOutput()
+		if err != nil {
+			t.Fatalf("tshark %s: %v\n%s", f, err, o)
+		}
+		return string(o)
+	}
+	for f, want := range map[string]string{"home1.inside.pcap": "10.0.1.2", "home1.outside.pcap": "100.64.0.2", "cgnat.inside.pcap": "100.64.0.2", "cgnat.outside.pcap": "198.51.100.1"} {
+		if got := src(f); !strings.Contains(got, want+"\n") {
+			t.Errorf("%s has no packet from %s:\n%s", f, want, got)
+		}
+	}
+	if got := src("cgnat.outside.pcap"); strings.Contains(got, "10.0.1.2") || strings.Contains(got, "100.64.0.2") {
+		t.Errorf("private addresses on the carrier's outside:\n%s", got)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun"
 )
 
 const labHelp = `Usage: gonat lab COMMAND [flags]
@@ -144,6 +145,7 @@ func labUp(args []string) error {
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
 	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics")
+	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	pos, err := parseMixed(fs, args, labUpHelp)
 	if err != nil {
 		return err
@@ -177,6 +179,9 @@ func labUp(args []string) error {
 		if *metricsAddr != "" {
 			extra = append(extra, "--metrics", *metricsAddr)
 		}
+		if *pcapDir != "" {
+			extra = append(extra, "--pcap-dir", absPath(*pcapDir))
+		}
 		return startDetached(file, labName, extra...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -199,6 +204,14 @@ func labUp(args []string) error {
 			p.offer(natName + ": " + ev.String())
 		}
 		go p.run(ctx)
+	}
+	if *pcapDir != "" {
+		wrap, closeAll, err := labPcaps(*pcapDir, topo)
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		opts.Wrap = wrap
 	}
 	start := time.Now()
 	l, err := lab.Up(ctx, topo, opts)
@@ -659,4 +672,40 @@ func labVerify(args []string) error {
 		return &exitError{code: 1, err: fmt.Errorf("%d NATs do not behave as configured", bad)}
 	}
 	return nil
+}
+
+// labPcaps opens two capture files per NAT of topo in dir.
+func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun.Device, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, usageErr("--pcap-dir: %v", err)
+	}
+	type pair struct{ in, out *observe.Pcap }
+	files := map[string]pair{}
+	closeAll := func() {
+		for _, p := range files {
+			p.in.Close()
+			p.out.Close()
+		}
+	}
+	for _, n := range topo.NATs {
+		in, err := observe.CreatePcap(filepath.Join(dir, n.Name+".inside.pcap"))
+		if err != nil {
+			closeAll()
+			return nil, nil, usageErr("--pcap-dir: %v", err)
+		}
+		out, err := observe.CreatePcap(filepath.Join(dir, n.Name+".outside.pcap"))
+		if err != nil {
+			in.Close()
+			closeAll()
+			return nil, nil, usageErr("--pcap-dir: %v", err)
+		}
+		files[n.Name] = pair{in, out}
+	}
+	return func(natName string, port int, d tun.Device) tun.Device {
+		p := files[natName]
+		if port == 0 {
+			return &observe.Tap{Device: d, Pcap: p.out}
+		}
+		return &observe.Tap{Device: d, Pcap: p.in}
+	}, closeAll, nil
 }
