@@ -94,9 +94,10 @@ type Result struct {
 // Engine translates packets. It is safe for concurrent use by one
 // goroutine per port.
 type Engine struct {
-	mu    sync.Mutex // guards tab and frags
+	mu    sync.Mutex // guards tab, frags and held
 	tab   *table.Table
 	frags fragCache
+	held  fragHold
 
 	cfg      Config
 	hairpin  atomic.Bool
@@ -164,6 +165,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.tab = tab
 	e.cfg.Table = nc
 	e.frags = fragCache{}
+	e.held.reset()
 	e.mu.Unlock()
 	e.hairpin.Store(nc.Hairpin)
 	return nil
@@ -174,6 +176,7 @@ func (e *Engine) Flush() {
 	e.mu.Lock()
 	e.tab.Flush()
 	e.frags = fragCache{}
+	e.held.reset()
 	e.mu.Unlock()
 }
 
@@ -378,8 +381,10 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	if created {
 		info = snapshot(m)
 	}
-	if p.MoreFrags {
-		e.frags.put(fragKeyOf(p), ext.Addr(), now)
+	if p.MoreFrags && !hairpin {
+		k := fragKeyOf(p)
+		e.frags.put(k, ext.Addr(), now)
+		e.held.release(k, true, ext.Addr(), Outside)
 	}
 	var target *table.Mapping
 	var tv table.Verdict
@@ -459,12 +464,14 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 	}
 	m.AddBytes(false, len(b))
 	internal := m.Internal
-	if p.MoreFrags {
-		e.frags.put(fragKeyOf(p), internal.Addr(), now)
+	out, ok := e.insidePort(internal.Addr())
+	if p.MoreFrags && ok {
+		k := fragKeyOf(p)
+		e.frags.put(k, internal.Addr(), now)
+		e.held.release(k, false, internal.Addr(), out)
 	}
 	e.mu.Unlock()
 
-	out, ok := e.insidePort(internal.Addr())
 	if !ok {
 		return e.drop(Outside, p, DropNoRoute, now)
 	}
@@ -558,6 +565,10 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
 	ext, ok := e.frags.get(fragKeyOf(p), now)
+	if !ok && e.held.hold(fragKeyOf(p), b, now) {
+		e.mu.Unlock()
+		return e.done(HeldFragment, 0, 0)
+	}
 	e.mu.Unlock()
 	if !ok {
 		return e.drop(in, p, DropFragment, now)
@@ -570,6 +581,10 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
 	internal, ok := e.frags.get(fragKeyOf(p), now)
+	if !ok && e.held.hold(fragKeyOf(p), b, now) {
+		e.mu.Unlock()
+		return e.done(HeldFragment, 0, 0)
+	}
 	e.mu.Unlock()
 	if !ok {
 		return e.drop(Outside, p, DropFragment, now)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -377,8 +378,8 @@ func TestFragmentsFollowFirst(t *testing.T) {
 	binary.BigEndian.PutUint16(second[6:], 3) // offset 24 bytes, last
 	header.IPv4(second).SetChecksum(0)
 	header.IPv4(second).SetChecksum(header.IPv4(second).ComputeChecksum())
-	if r, _ := process(t, e, 1, second, t0); r.Verdict != DropFragment {
-		t.Fatalf("second fragment before the first: %v", r.Verdict)
+	if r, _ := process(t, e, 1, second, t0); r.Verdict != HeldFragment {
+		t.Fatalf("second fragment before the first: %v (want held until the first passes)", r.Verdict)
 	}
 	copy(second, first[:20])
 	binary.BigEndian.PutUint16(second[2:], 28)
@@ -468,4 +469,97 @@ func BenchmarkTranslate(b *testing.B) {
 	})
 	ping := echoPkt(hostA, srv1, header.ICMPEchoRequest, 7)
 	b.Run("icmp-echo-outbound", func(b *testing.B) { benchProcess(b, 1, ping) })
+}
+
+// fragments splits a UDP datagram into fragments of at most mtu bytes of
+// IP payload (a multiple of 8), in order.
+func fragments(t *testing.T, whole []byte, size int) [][]byte {
+	t.Helper()
+	ip := header.IPv4(whole)
+	hl := ip.HeaderLen()
+	pl := whole[hl:ip.TotalLen()]
+	var out [][]byte
+	for off := 0; off < len(pl); off += size {
+		end := min(off+size, len(pl))
+		f := make([]byte, hl+end-off)
+		copy(f, whole[:hl])
+		copy(f[hl:], pl[off:end])
+		binary.BigEndian.PutUint16(f[2:], uint16(len(f)))
+		flags := uint16(off / 8)
+		if end < len(pl) {
+			flags |= 0x2000
+		}
+		binary.BigEndian.PutUint16(f[6:], flags)
+		header.IPv4(f).SetChecksum(0)
+		header.IPv4(f).SetChecksum(header.IPv4(f).ComputeChecksum())
+		out = append(out, f)
+	}
+	return out
+}
+
+// Out of order (RFC 4787 REQ-14): the last fragments arrive first, wait,
+// and leave translated right after the first.
+func TestFragmentsOutOfOrder(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "open the mapping"), t0)
+	whole := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, strings.Repeat("0123456789", 30))
+	frags := fragments(t, whole, 96)
+	if len(frags) < 3 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	reply := make([]byte, 1500)
+	for i := len(frags) - 1; i >= 1; i-- {
+		if r := e.Process(Outside, frags[i], reply, t0); r.Verdict != HeldFragment {
+			t.Fatalf("fragment %d before the first: %v", i, r.Verdict)
+		}
+	}
+	if e.HeldReady() {
+		t.Fatal("released before the first fragment")
+	}
+	if r := e.Process(Outside, frags[0], reply, t0); r.Verdict != Forward || r.Out != 1 {
+		t.Fatalf("first fragment: %+v", r)
+	}
+	got := 0
+	buf := make([]byte, 2048)
+	for e.HeldReady() {
+		n, out, ok := e.NextHeld(buf)
+		if !ok {
+			break
+		}
+		var p header.Parsed
+		p.Decode(buf[:n])
+		if out != 1 || p.Dst.Addr() != hostA || !header.IPv4(buf[:n]).ChecksumValid() {
+			t.Fatalf("held fragment out of port %d to %s", out, p.Dst)
+		}
+		got++
+	}
+	if got != len(frags)-1 {
+		t.Fatalf("released %d of %d held fragments", got, len(frags)-1)
+	}
+}
+
+// A flood of incomplete datagrams holds at most the fixed pool and evicts
+// the oldest; an unfragmented packet still passes at once.
+func TestFragmentFloodBounded(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "x"), t0)
+	reply := make([]byte, 1500)
+	for i := range 10000 {
+		whole := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, strings.Repeat("y", 200))
+		binary.BigEndian.PutUint16(whole[4:], uint16(i)) // a new datagram each time
+		f := fragments(t, whole, 96)
+		e.Process(Outside, f[len(f)-1], reply, t0)
+	}
+	held := 0
+	for i := range e.held.slots {
+		if e.held.slots[i].state != slotFree {
+			held++
+		}
+	}
+	if held > heldSlots {
+		t.Fatalf("%d held", held)
+	}
+	if r, _ := process(t, e, Outside, udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "ping"), t0); r.Verdict != Forward {
+		t.Fatalf("an unfragmented packet during the flood: %v", r.Verdict)
+	}
 }

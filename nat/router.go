@@ -109,6 +109,8 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 	sizes := make([]int, bs)
 	reply := make([]byte, Headroom+1500)
 	replyBatch := [][]byte{nil}
+	held := make([]byte, Headroom+heldMaxSize)
+	heldBatch := [][]byte{nil}
 	out := make([][][]byte, len(r.Ports))
 	for i := range out {
 		out[i] = make([][]byte, 0, bs)
@@ -179,6 +181,17 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 		}
 		for p := range out {
 			flush(p)
+		}
+		// Fragments that waited for their first fragment, which has
+		// just gone out with this batch.
+		for r.Engine.HeldReady() {
+			n, to, ok := r.Engine.NextHeld(held[Headroom:])
+			if !ok {
+				break
+			}
+			clear(held[:Headroom]) // a plain packet for devices with a virtio header
+			heldBatch[0] = held[:Headroom+n]
+			r.write(r.Ports[to], heldBatch)
 		}
 	}
 }

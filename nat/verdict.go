@@ -20,6 +20,7 @@ const (
 	DropUnsupported                   // protocol or ICMP type gonat does not translate
 	DropFragment                      // non-first fragment with no state from its first fragment
 	DropLocal                         // addressed to the NAT itself
+	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
 	numVerdicts
 )
 
@@ -38,6 +39,7 @@ var verdictNames = [numVerdicts]string{
 	DropUnsupported:    "unsupported",
 	DropFragment:       "fragment-no-state",
 	DropLocal:          "local",
+	HeldFragment:       "fragment-held",
 }
 
 func (v Verdict) String() string {
