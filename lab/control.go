@@ -83,6 +83,17 @@ func (st State) Alive() bool {
 	return syscall.Kill(st.PID, 0) == nil
 }
 
+// RemoveStaleRuns deletes the state of gonat run instances whose process
+// is gone (killed with -9: their devices went with them, their state
+// directory did not).
+func RemoveStaleRuns() {
+	for _, name := range Labs() {
+		if st, err := ReadState(name); err == nil && st.Kind == "run" && !st.Alive() {
+			os.RemoveAll(StateDir(name))
+		}
+	}
+}
+
 // Labs lists the labs that have state, sorted.
 func Labs() []string {
 	ents, _ := os.ReadDir(StateRoot)

@@ -87,6 +87,7 @@ func runCmd(args []string) error {
 	if err := lab.ValidName(*name); err != nil {
 		return usageErr("--name: %v", err)
 	}
+	lab.RemoveStaleRuns()
 	if st, err := lab.ReadState(*name); err == nil && st.Alive() {
 		return usageErr("--name %s: already in use by process %d", *name, st.PID)
 	}
