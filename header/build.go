@@ -225,3 +225,35 @@ func singleHost(a netip.Addr) bool {
 	b := a.As4()
 	return b[0] != 0 && !a.IsLoopback() && !a.IsMulticast() && b[0] < 240
 }
+
+// Fragments splits the IPv4 datagram whole into fragments carrying size
+// bytes of its payload each (size is rounded down to a multiple of 8, as
+// RFC 791 offsets count 8-byte units), in order, each a new slice with a
+// valid header checksum. For building test traffic: it allocates.
+func Fragments(whole []byte, size int) [][]byte {
+	size &^= 7
+	ip := IPv4(whole)
+	if len(whole) < IPv4MinSize || size <= 0 {
+		return nil
+	}
+	hl := ip.HeaderLen()
+	pl := whole[hl:ip.TotalLen()]
+	var out [][]byte
+	for off := 0; off < len(pl); off += size {
+		end := min(off+size, len(pl))
+		f := make([]byte, hl+end-off)
+		copy(f, whole[:hl])
+		copy(f[hl:], pl[off:end])
+		fi := IPv4(f)
+		fi.SetTotalLen(uint16(len(f)))
+		flags := uint16(off / 8)
+		if end < len(pl) {
+			flags |= 0x2000 // more fragments
+		}
+		binary.BigEndian.PutUint16(f[6:], flags)
+		fi.SetChecksum(0)
+		fi.SetChecksum(fi.ComputeChecksum())
+		out = append(out, f)
+	}
+	return out
+}

@@ -471,39 +471,13 @@ func BenchmarkTranslate(b *testing.B) {
 	b.Run("icmp-echo-outbound", func(b *testing.B) { benchProcess(b, 1, ping) })
 }
 
-// fragments splits a UDP datagram into fragments of at most mtu bytes of
-// IP payload (a multiple of 8), in order.
-func fragments(t *testing.T, whole []byte, size int) [][]byte {
-	t.Helper()
-	ip := header.IPv4(whole)
-	hl := ip.HeaderLen()
-	pl := whole[hl:ip.TotalLen()]
-	var out [][]byte
-	for off := 0; off < len(pl); off += size {
-		end := min(off+size, len(pl))
-		f := make([]byte, hl+end-off)
-		copy(f, whole[:hl])
-		copy(f[hl:], pl[off:end])
-		binary.BigEndian.PutUint16(f[2:], uint16(len(f)))
-		flags := uint16(off / 8)
-		if end < len(pl) {
-			flags |= 0x2000
-		}
-		binary.BigEndian.PutUint16(f[6:], flags)
-		header.IPv4(f).SetChecksum(0)
-		header.IPv4(f).SetChecksum(header.IPv4(f).ComputeChecksum())
-		out = append(out, f)
-	}
-	return out
-}
-
 // Out of order (RFC 4787 REQ-14): the last fragments arrive first, wait,
 // and leave translated right after the first.
 func TestFragmentsOutOfOrder(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "open the mapping"), t0)
 	whole := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, strings.Repeat("0123456789", 30))
-	frags := fragments(t, whole, 96)
+	frags := header.Fragments(whole, 96)
 	if len(frags) < 3 {
 		t.Fatalf("%d fragments", len(frags))
 	}
@@ -547,7 +521,7 @@ func TestFragmentFloodBounded(t *testing.T) {
 	for i := range 10000 {
 		whole := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, strings.Repeat("y", 200))
 		binary.BigEndian.PutUint16(whole[4:], uint16(i)) // a new datagram each time
-		f := fragments(t, whole, 96)
+		f := header.Fragments(whole, 96)
 		e.Process(Outside, f[len(f)-1], reply, t0)
 	}
 	held := 0

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"net/netip"
 	"os/exec"
@@ -35,31 +34,6 @@ func rawSender(t *testing.T, nsName string) func(pkt []byte) {
 	}
 }
 
-// fragmentsOf splits a whole IPv4 datagram into fragments carrying size
-// bytes of payload each (a multiple of 8).
-func fragmentsOf(whole []byte, size int) [][]byte {
-	ip := header.IPv4(whole)
-	hl := ip.HeaderLen()
-	pl := whole[hl:ip.TotalLen()]
-	var out [][]byte
-	for off := 0; off < len(pl); off += size {
-		end := min(off+size, len(pl))
-		f := make([]byte, hl+end-off)
-		copy(f, whole[:hl])
-		copy(f[hl:], pl[off:end])
-		binary.BigEndian.PutUint16(f[2:], uint16(len(f)))
-		flags := uint16(off / 8)
-		if end < len(pl) {
-			flags |= 0x2000 // more fragments
-		}
-		binary.BigEndian.PutUint16(f[6:], flags)
-		header.IPv4(f).SetChecksum(0)
-		header.IPv4(f).SetChecksum(header.IPv4(f).ComputeChecksum())
-		out = append(out, f)
-	}
-	return out
-}
-
 // Out-of-order fragments work (RFC 4787 REQ-14): the server sends a
 // datagram's fragments in the order 3, 2, 1, and A receives the whole
 // datagram; and during a flood of 10,000 incomplete datagrams an
@@ -76,7 +50,7 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 	buf := make([]byte, 1500)
 	n := header.BuildUDP(buf, header.IPv4Fields{Src: srv1, Dst: m.Addr(), Protocol: header.ProtoUDP, TTL: 64, ID: 4242},
 		header.UDPFields{SrcPort: 3478, DstPort: m.Port()}, []byte(payload))
-	frags := fragmentsOf(buf[:n], 104)
+	frags := header.Fragments(buf[:n], 104)
 	if len(frags) < 3 {
 		t.Fatalf("%d fragments", len(frags))
 	}
@@ -101,7 +75,7 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 	for id := range 10000 {
 		n := header.BuildUDP(whole, header.IPv4Fields{Src: srv1, Dst: m.Addr(), Protocol: header.ProtoUDP, TTL: 64, ID: uint16(id + 1)},
 			header.UDPFields{SrcPort: 3478, DstPort: m.Port()}, []byte(payload))
-		f := fragmentsOf(whole[:n], 104)
+		f := header.Fragments(whole[:n], 104)
 		send(f[len(f)-1])
 	}
 	w := udp(t, tp.WAN, "203.0.113.2:4000")
