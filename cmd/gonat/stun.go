@@ -56,14 +56,21 @@ func stunServerCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	addrs := srv.Addrs()
-	fmt.Printf("ready: stun server on %s %s %s %s\n", addrs[0], addrs[1], addrs[2], addrs[3])
-	go func() { <-ctx.Done(); srv.Close() }()
-	err = srv.Serve(ctx)
+	err = serveUntilSignal(fmt.Sprintf("stun server on %s %s %s %s", addrs[0], addrs[1], addrs[2], addrs[3]), srv.Serve, srv.Close)
 	st := srv.Stats()
 	fmt.Fprintf(os.Stderr, "stun-server: requests=%d responses=%d errors=%d malformed=%d\n", st.Requests, st.Responses, st.Errors, st.Malformed)
+	return err
+}
+
+// serveUntilSignal prints the ready line and runs serve until it returns
+// or SIGINT/SIGTERM arrives, which closes the server and is no error.
+func serveUntilSignal(what string, serve func(context.Context) error, closeFn func() error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); closeFn() }()
+	fmt.Printf("ready: %s\n", what)
+	err := serve(ctx)
 	if ctx.Err() != nil {
 		return nil
 	}

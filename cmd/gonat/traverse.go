@@ -45,15 +45,7 @@ func rendezvousCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() { <-ctx.Done(); srv.Close() }()
-	fmt.Printf("ready: rendezvous server on %s (udp and tcp)\n", srv.Addr())
-	err = srv.Serve(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	return serveUntilSignal(fmt.Sprintf("rendezvous server on %s (udp and tcp)", srv.Addr()), srv.Serve, srv.Close)
 }
 
 const peerHelp = `Usage: gonat peer --rendezvous IP:PORT --name A --connect B [--tcp] [--json] [--predict N]
