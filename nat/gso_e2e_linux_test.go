@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
@@ -31,7 +32,7 @@ import (
 // ends. Bulk TCP and a UDP flood must arrive intact, counted and hashed.
 // Needs root; under CI (CI=true) it fails instead of skipping.
 func TestEndToEndBackends(t *testing.T) {
-	needRoot(t)
+	privtest.Require(t)
 	for _, backend := range []string{tun.BackendOffload, tun.BackendWater} {
 		t.Run(backend, func(t *testing.T) {
 			lan := startLab(t, backend)
@@ -40,25 +41,6 @@ func TestEndToEndBackends(t *testing.T) {
 			t.Run("udp gso", func(t *testing.T) { udpGSO(t, lan) })
 		})
 	}
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
-		why = err.Error()
-	} else {
-		f.Close()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("needs root and /dev/net/tun under CI: %s", why)
-	}
-	t.Skipf("needs root and /dev/net/tun: %s", why)
 }
 
 type lab struct {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 func testMain(m *testing.M) int {
 	runPrefix = fmt.Sprintf("gt%x-", os.Getpid())
 	if why := cannotRun(); why != "" {
-		if os.Getenv("CI") == "true" {
+		if privtest.CI() {
 			fmt.Fprintf(os.Stderr, "FAIL: end-to-end tests cannot run under CI: %s\n", why)
 			return 1
 		}
@@ -87,14 +88,9 @@ func testMain(m *testing.M) int {
 }
 
 func cannotRun() string {
-	if os.Geteuid() != 0 {
-		return "not root"
+	if why := privtest.Missing(); why != "" {
+		return why
 	}
-	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err != nil {
-		return "/dev/net/tun: " + err.Error()
-	}
-	f.Close()
 	if _, err := exec.LookPath("ip"); err != nil {
 		return "iproute2 (ip) not installed"
 	}

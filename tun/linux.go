@@ -75,16 +75,19 @@ func Create(cfg Config) (Device, error) {
 		}
 		return nil
 	}
-	var err error
-	if cfg.Namespace == "" {
-		err = setup()
-	} else {
-		err = ns.Do(cfg.Namespace, setup)
-	}
-	if err != nil {
+	if err := inNamespace(cfg.Namespace, setup); err != nil {
 		return nil, err
 	}
 	return dev, nil
+}
+
+// inNamespace runs fn in the named namespace, or right here for "": a
+// TUN device belongs to the namespace of the thread that creates it.
+func inNamespace(name string, fn func() error) error {
+	if name == "" {
+		return fn()
+	}
+	return ns.Do(name, fn)
 }
 
 // configure runs inside the device's namespace.

@@ -12,8 +12,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gonat/gonat/ns"
 )
 
 // Backends for Config.Backend.
@@ -158,13 +156,7 @@ func createOffload(cfg Config) (Device, error) {
 		dev = d
 		return nil
 	}
-	var err error
-	if cfg.Namespace == "" {
-		err = setup()
-	} else {
-		err = ns.Do(cfg.Namespace, setup)
-	}
-	if err != nil {
+	if err := inNamespace(cfg.Namespace, setup); err != nil {
 		return nil, err
 	}
 	return dev, nil

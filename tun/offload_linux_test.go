@@ -14,29 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 )
-
-// needRoot skips a test that needs root and /dev/net/tun, or fails it
-// under CI (CI=true), where such tests must run.
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
-		why = err.Error()
-	} else {
-		f.Close()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("needs root and /dev/net/tun under CI: %s", why)
-	}
-	t.Skipf("needs root and /dev/net/tun: %s", why)
-}
 
 var nsSeq atomic.Int64
 
@@ -69,7 +49,7 @@ func createIn(t *testing.T, n, backend string) Device {
 }
 
 func TestBackendDispatch(t *testing.T) {
-	needRoot(t)
+	privtest.Require(t)
 	n := testNS(t)
 	if _, err := Create(Config{Namespace: n, Backend: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("unknown backend: %v", err)
@@ -93,7 +73,7 @@ func TestBackendDispatch(t *testing.T) {
 // virtio-net header: a UDP datagram with a partial checksum (the folded
 // pseudo-header sum) and the offsets of the UDP checksum.
 func TestOffloadReadsPartialChecksum(t *testing.T) {
-	needRoot(t)
+	privtest.Require(t)
 	n := testNS(t)
 	d := createIn(t, n, BackendOffload)
 	c, err := ns.ListenPacket(n)("udp4", "10.0.0.2:5000")
@@ -137,7 +117,7 @@ func pseudo(a []byte) uint32 {
 // A packet written with a zero header is delivered as is; a packet
 // written with a partial checksum is accepted as well.
 func TestOffloadWrite(t *testing.T) {
-	needRoot(t)
+	privtest.Require(t)
 	n := testNS(t)
 	d := createIn(t, n, BackendOffload)
 	c, err := ns.ListenPacket(n)("udp4", "10.0.0.2:6000")
@@ -212,7 +192,7 @@ func fold(s uint32) uint16 {
 
 // Close wakes a Read waiting in the netpoller, which returns ErrClosed.
 func TestOffloadCloseUnblocksRead(t *testing.T) {
-	needRoot(t)
+	privtest.Require(t)
 	for _, backend := range []string{BackendOffload, BackendWater} {
 		t.Run(backend, func(t *testing.T) {
 			n := testNS(t)

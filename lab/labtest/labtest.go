@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/lab"
 )
 
@@ -51,12 +52,7 @@ func Parse(t testing.TB, text string) *lab.Topology {
 // CI (CI=true) and is skipped elsewhere.
 func Up(t testing.TB, topo *lab.Topology, opt lab.Options) *lab.Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("labs need root, and CI must run them")
-		}
-		t.Skip("labs need root")
-	}
+	privtest.Require(t)
 	opt.Name = Name()
 	ctx, cancel := context.WithCancel(context.Background())
 	l, err := lab.Up(ctx, topo, opt)
