@@ -94,16 +94,19 @@ type Result struct {
 // Engine translates packets. It is safe for concurrent use by one
 // goroutine per port.
 type Engine struct {
-	mu    sync.Mutex // guards tab, frags and held
+	mu    sync.Mutex // guards tab, frags, held and prefetchKeys
 	tab   *table.Table
 	frags fragCache
 	held  fragHold
+
+	prefetchKeys []table.LookupKey // Prefetch's scratch, kept between batches
 
 	cfg      Config
 	hairpin  atomic.Bool
 	external []netip.Addr
 	hosts    map[netip.Addr]Port // inside host address -> port
 	inside   []InsidePort
+	nets     []netip.Prefix // the inside networks and gateways, each once
 
 	counters [numVerdicts]atomic.Uint64
 
@@ -130,8 +133,10 @@ func New(cfg Config) (*Engine, error) {
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	for i, ip := range cfg.Inside {
+		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
 			e.hosts[h.Addr()] = Port(i + 1)
+			e.nets = appendNet(e.nets, h.Masked())
 		}
 	}
 	return e, nil
@@ -193,7 +198,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	var ms []MappingInfo
 	e.mu.Lock()
 	e.tab.All(func(m *table.Mapping) bool {
-		if m.Expires.After(now) {
+		if m.Expires().After(now) {
 			ms = append(ms, snapshot(m))
 		}
 		return true
@@ -250,17 +255,26 @@ func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
 // being a known host or gateway: such packets are never sent outside
 // (REQ-7: never mis-routed).
 func (e *Engine) inInsideNetwork(a netip.Addr) bool {
-	for _, ip := range e.inside {
-		if ip.Gateway == a {
+	for _, n := range e.nets {
+		if n.Contains(a) {
 			return true
-		}
-		for _, h := range ip.Hosts {
-			if h.Contains(a) {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// appendNet adds n to nets unless it is there: a thousand hosts on one
+// /24 make one network to check per packet, not a thousand.
+func appendNet(nets []netip.Prefix, n netip.Prefix) []netip.Prefix {
+	if !n.IsValid() {
+		return nets
+	}
+	for _, x := range nets {
+		if x == n {
+			return nets
+		}
+	}
+	return append(nets, n)
 }
 
 func (e *Engine) gateway(in Port) netip.Addr {
@@ -292,6 +306,34 @@ func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result 
 		return e.inbound(b, &p, reply, now)
 	}
 	return e.outbound(in, b, &p, reply, now)
+}
+
+// Prefetch starts the mapping-table loads that translating a batch of
+// packets from port in will make, so that with a big table the batch pays
+// its cache misses together rather than one per packet (see
+// table.Prefetch). Call it with the batch just read, then Process each
+// packet. It changes nothing; with a small table it returns at once.
+func (e *Engine) Prefetch(in Port, pkts [][]byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.tab.PrefetchHelps() {
+		return
+	}
+	keys := e.prefetchKeys[:0]
+	for _, b := range pkts {
+		var p header.Parsed
+		p.Decode(b)
+		if p.Status != header.OK || !p.HasPorts() || (p.IsFragment() && !p.IsFirstFragment()) {
+			continue
+		}
+		k := table.LookupKey{Proto: table.Protocol(p.IPProto), Local: p.Dst}
+		if in != Outside {
+			k.Outbound, k.Local, k.Remote = true, p.Src, p.Dst
+		}
+		keys = append(keys, k)
+	}
+	e.tab.Prefetch(keys)
+	e.prefetchKeys = keys[:0]
 }
 
 func (e *Engine) drop(in Port, p *header.Parsed, v Verdict, now time.Time) Result {
@@ -376,7 +418,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		return e.done(DropPoolExhausted, 0, n)
 	}
 	m.AddBytes(true, len(b))
-	ext := m.External
+	ext := m.External()
 	var info MappingInfo
 	if created {
 		info = snapshot(m)
@@ -399,7 +441,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	}
 	var internal netip.AddrPort
 	if target != nil {
-		internal = target.Internal
+		internal = target.Internal()
 	}
 	e.mu.Unlock()
 
@@ -463,7 +505,7 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 		return e.drop(Outside, p, tableVerdict(tv), now)
 	}
 	m.AddBytes(false, len(b))
-	internal := m.Internal
+	internal := m.Internal()
 	out, ok := e.insidePort(internal.Addr())
 	if p.MoreFrags && ok {
 		k := fragKeyOf(p)
@@ -503,7 +545,7 @@ func (e *Engine) inboundICMPError(b []byte, p *header.Parsed, now time.Time) Res
 	m, tv := e.tab.PeekInbound(proto, p.InnerSrc, p.InnerDst, now)
 	var internal netip.AddrPort
 	if m != nil && tv == table.Accept {
-		internal = m.Internal
+		internal = m.Internal()
 	}
 	e.mu.Unlock()
 	if m == nil {
@@ -544,7 +586,7 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 	m := e.tab.PeekOutbound(proto, p.InnerDst, p.InnerSrc, now)
 	var ext netip.AddrPort
 	if m != nil {
-		ext = m.External
+		ext = m.External()
 	}
 	e.mu.Unlock()
 	if m == nil {

@@ -107,6 +107,7 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 		bufs[i] = make([]byte, bufSize)
 	}
 	sizes := make([]int, bs)
+	views := make([][]byte, bs) // the packets of a batch, for Prefetch
 	reply := make([]byte, Headroom+1500)
 	replyBatch := [][]byte{nil}
 	held := make([]byte, Headroom+heldMaxSize)
@@ -137,6 +138,10 @@ func (r *Router) pump(ctx context.Context, in Port) error {
 			return err
 		}
 		now := time.Now()
+		for i := range n {
+			views[i] = bufs[i][Headroom : Headroom+sizes[i]]
+		}
+		r.Engine.Prefetch(in, views[:n])
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][Headroom : Headroom+sizes[i]]
 			var res Result

@@ -155,6 +155,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// MaxExternal is the most external addresses a pool may hold (a mapping
+// keeps its address's index in 16 bits).
+const MaxExternal = 65535
+
 // Validate checks the configuration as given (New fills zero timeouts and
 // port range ends first). Every error names the setting and what was
 // expected; all problems are reported, joined.
@@ -164,6 +168,9 @@ func (c *Config) Validate() error {
 
 	if len(c.External) == 0 {
 		add("external addresses: none given, want at least one IPv4 unicast address")
+	}
+	if len(c.External) > MaxExternal {
+		add("external addresses: %d given, want at most %d", len(c.External), MaxExternal)
 	}
 	seen := make(map[netip.Addr]bool, len(c.External))
 	for _, a := range c.External {

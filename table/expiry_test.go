@@ -17,16 +17,16 @@ func TestUDPExpiry(t *testing.T) {
 	t.Run("lives at t-1s, gone at t and t+1s", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
-		if !m.Expires.Equal(at(timeout)) {
-			t.Errorf("Expires %v, want +%v", m.Expires.Sub(t0), timeout)
+		if !m.Expires().Equal(at(timeout)) {
+			t.Errorf("Expires %v, want +%v", m.Expires().Sub(t0), timeout)
 		}
-		in(t, tab, UDP, m.External, srv, 0, at(timeout-time.Second), Accept)
-		in(t, tab, UDP, m.External, srv, 0, at(timeout), DropNoMapping)
-		in(t, tab, UDP, m.External, srv, 0, at(timeout+time.Second), DropNoMapping)
+		in(t, tab, UDP, m.External(), srv, 0, at(timeout-time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(timeout), DropNoMapping)
+		in(t, tab, UDP, m.External(), srv, 0, at(timeout+time.Second), DropNoMapping)
 		if tab.PeekOutbound(UDP, a, srv, at(timeout+time.Second)) != nil {
 			t.Error("PeekOutbound finds a lapsed mapping")
 		}
-		if _, v := tab.PeekInbound(UDP, m.External, srv, at(timeout+time.Second)); v != DropNoMapping {
+		if _, v := tab.PeekInbound(UDP, m.External(), srv, at(timeout+time.Second)); v != DropNoMapping {
 			t.Errorf("PeekInbound: %s", v)
 		}
 		m2, created, err := tab.Outbound(UDP, a, srv, 0, at(timeout+time.Second))
@@ -38,49 +38,49 @@ func TestUDPExpiry(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		out(t, tab, UDP, a, srv, 0, at(200*time.Second))
-		in(t, tab, UDP, m.External, srv, 0, at(499*time.Second), Accept)
-		in(t, tab, UDP, m.External, srv, 0, at(501*time.Second), DropNoMapping)
+		in(t, tab, UDP, m.External(), srv, 0, at(499*time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(501*time.Second), DropNoMapping)
 	})
 	t.Run("outbound to another remote refreshes an EIM mapping", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		out(t, tab, UDP, a, ep(srvA2, portP1), 0, at(200*time.Second))
-		in(t, tab, UDP, m.External, ep(srvA2, portP1), 0, at(499*time.Second), Accept)
+		in(t, tab, UDP, m.External(), ep(srvA2, portP1), 0, at(499*time.Second), Accept)
 	})
 	t.Run("inbound does not refresh without InboundRefresh", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
-		in(t, tab, UDP, m.External, srv, 0, at(200*time.Second), Accept)
-		in(t, tab, UDP, m.External, srv, 0, at(301*time.Second), DropNoMapping)
+		in(t, tab, UDP, m.External(), srv, 0, at(200*time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(301*time.Second), DropNoMapping)
 	})
 	t.Run("inbound refreshes with InboundRefresh", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.InboundRefresh = true })
 		m := out(t, tab, UDP, a, srv, 0, t0)
-		in(t, tab, UDP, m.External, srv, 0, at(200*time.Second), Accept)
-		if !m.Expires.Equal(at(500 * time.Second)) {
-			t.Errorf("Expires +%v", m.Expires.Sub(t0))
+		in(t, tab, UDP, m.External(), srv, 0, at(200*time.Second), Accept)
+		if !m.Expires().Equal(at(500 * time.Second)) {
+			t.Errorf("Expires +%v", m.Expires().Sub(t0))
 		}
-		if _, v := tab.PeekInbound(UDP, m.External, srv, at(499*time.Second)); v != Accept {
+		if _, v := tab.PeekInbound(UDP, m.External(), srv, at(499*time.Second)); v != Accept {
 			t.Errorf("at +499s: %s", v)
 		}
-		if _, v := tab.PeekInbound(UDP, m.External, srv, at(500*time.Second)); v != DropNoMapping {
+		if _, v := tab.PeekInbound(UDP, m.External(), srv, at(500*time.Second)); v != DropNoMapping {
 			t.Errorf("at +500s: %s", v)
 		}
 	})
 	t.Run("a filtered packet never refreshes", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.InboundRefresh = true })
 		m := out(t, tab, UDP, a, srv, 0, t0)
-		in(t, tab, UDP, m.External, ep(srvA2, portP1), 0, at(200*time.Second), DropFiltered)
-		if !m.Expires.Equal(at(timeout)) || m.PacketsIn != 0 {
-			t.Errorf("filtered packet touched the mapping: +%v, %d in", m.Expires.Sub(t0), m.PacketsIn)
+		in(t, tab, UDP, m.External(), ep(srvA2, portP1), 0, at(200*time.Second), DropFiltered)
+		if !m.Expires().Equal(at(timeout)) || m.PacketsIn != 0 {
+			t.Errorf("filtered packet touched the mapping: +%v, %d in", m.Expires().Sub(t0), m.PacketsIn)
 		}
 	})
 	t.Run("permissions lapse on their own", func(t *testing.T) {
 		tab := newTable(t, nil) // EIM, APDF
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		out(t, tab, UDP, a, ep(srvA2, portP1), 0, at(200*time.Second))
-		in(t, tab, UDP, m.External, srv, 0, at(301*time.Second), DropFiltered)
-		in(t, tab, UDP, m.External, ep(srvA2, portP1), 0, at(301*time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(301*time.Second), DropFiltered)
+		in(t, tab, UDP, m.External(), ep(srvA2, portP1), 0, at(301*time.Second), Accept)
 		var exp []time.Duration
 		m.Sessions(func(s SessionInfo) bool {
 			exp = append(exp, s.Expires.Sub(t0))
@@ -94,22 +94,22 @@ func TestUDPExpiry(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.Filtering = AddressDependent })
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		out(t, tab, UDP, a, ep(srvA2, portP1), 0, at(200*time.Second))
-		in(t, tab, UDP, m.External, ep(srvA1, portP2), 0, at(299*time.Second), Accept)
-		in(t, tab, UDP, m.External, ep(srvA1, portP2), 0, at(300*time.Second), DropFiltered)
-		in(t, tab, UDP, m.External, ep(srvA2, portP2), 0, at(300*time.Second), Accept)
+		in(t, tab, UDP, m.External(), ep(srvA1, portP2), 0, at(299*time.Second), Accept)
+		in(t, tab, UDP, m.External(), ep(srvA1, portP2), 0, at(300*time.Second), DropFiltered)
+		in(t, tab, UDP, m.External(), ep(srvA2, portP2), 0, at(300*time.Second), Accept)
 	})
 	t.Run("inbound refresh also renews the sender's permission", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.InboundRefresh = true })
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		out(t, tab, UDP, a, ep(srvA2, portP1), 0, at(100*time.Second))
-		in(t, tab, UDP, m.External, srv, 0, at(250*time.Second), Accept)
-		in(t, tab, UDP, m.External, srv, 0, at(301*time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(250*time.Second), Accept)
+		in(t, tab, UDP, m.External(), srv, 0, at(301*time.Second), Accept)
 	})
 	t.Run("Expire removes and frees the port", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
-		if m.External.Port() != 5000 {
-			t.Fatalf("A:5000 mapped to %v", m.External)
+		if m.External().Port() != 5000 {
+			t.Fatalf("A:5000 mapped to %v", m.External())
 		}
 		if n := tab.Expire(at(timeout-time.Second), nil); n != 0 {
 			t.Errorf("Expire before the timeout removed %d", n)
@@ -128,8 +128,8 @@ func TestUDPExpiry(t *testing.T) {
 			t.Errorf("%d ports still used", used)
 		}
 		mb := out(t, tab, UDP, ep(hostB, 5000), srv, 0, at(timeout))
-		if mb.External != m.External {
-			t.Errorf("B:5000 got %v, want the freed %v", mb.External, m.External)
+		if mb.External() != m.External() {
+			t.Errorf("B:5000 got %v, want the freed %v", mb.External(), m.External())
 		}
 		if n := tab.Expire(at(timeout), nil); n != 0 {
 			t.Errorf("second Expire removed %d", n)
@@ -139,8 +139,8 @@ func TestUDPExpiry(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		m2 := out(t, tab, UDP, a, srv, 0, at(timeout+time.Second))
-		if m2 == m || m2.External != m.External {
-			t.Errorf("new mapping %v (old %v)", m2.External, m.External)
+		if m2 == m || m2.External() != m.External() {
+			t.Errorf("new mapping %v (old %v)", m2.External(), m.External())
 		}
 		var removed []*Mapping
 		if n := tab.Expire(at(timeout+time.Second), func(m *Mapping) { removed = append(removed, m) }); n != 1 || removed[0] != m {
@@ -154,8 +154,8 @@ func TestUDPExpiry(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		mb := out(t, tab, UDP, ep(hostB, 5000), srv, 0, at(timeout))
-		if mb.External != m.External {
-			t.Errorf("B got %v, want %v", mb.External, m.External)
+		if mb.External() != m.External() {
+			t.Errorf("B got %v, want %v", mb.External(), m.External())
 		}
 		if tab.Len() != 1 || tab.Expire(at(timeout), nil) != 1 {
 			t.Error("lapsed mapping not reported once")
@@ -170,7 +170,7 @@ func TestUDPExpiry(t *testing.T) {
 		if tab.Len() != 0 {
 			t.Errorf("Len %d", tab.Len())
 		}
-		in(t, tab, UDP, m.External, srv, 0, t0, DropNoMapping)
+		in(t, tab, UDP, m.External(), srv, 0, t0, DropNoMapping)
 		for _, p := range []Protocol{UDP, TCP, ICMP} {
 			if used, _ := tab.PoolUsage(p); used != 0 {
 				t.Errorf("%s: %d ports used", p, used)
@@ -180,8 +180,8 @@ func TestUDPExpiry(t *testing.T) {
 			t.Errorf("Expire after Flush removed %d", n)
 		}
 		m2, created, _ := tab.Outbound(UDP, a, srv, 0, t0)
-		if !created || m2.External != m.External {
-			t.Errorf("after Flush: created %v, %v", created, m2.External)
+		if !created || m2.External() != m.External() {
+			t.Errorf("after Flush: created %v, %v", created, m2.External())
 		}
 	})
 }
@@ -223,19 +223,19 @@ func TestExpireExact(t *testing.T) {
 			created++
 		}
 		if rng.IntN(2) == 0 {
-			tab.Inbound(proto, m.External, rem, flags[rng.IntN(len(flags))], now)
+			tab.Inbound(proto, m.External(), rem, flags[rng.IntN(len(flags))], now)
 		}
 		if step%100 == 0 {
 			checkInvariants(t, tab)
 		}
 		if step%500 == 0 {
 			removed += tab.Expire(now, func(m *Mapping) {
-				if m.Expires.After(now) {
-					t.Fatalf("removed a live mapping %v (+%v)", m, m.Expires.Sub(now))
+				if m.Expires().After(now) {
+					t.Fatalf("removed a live mapping %v (+%v)", m, m.Expires().Sub(now))
 				}
 			})
 			tab.All(func(m *Mapping) bool {
-				if !m.Expires.After(now) {
+				if !m.Expires().After(now) {
 					t.Fatalf("kept a lapsed mapping %v", m)
 				}
 				return true
@@ -258,35 +258,38 @@ func TestExpireExact(t *testing.T) {
 			t.Errorf("%s: %d ports used with no mapping", p, used)
 		}
 	}
-	if len(tab.pairs) != 0 || len(tab.heap) != 0 || len(tab.out) != 0 {
-		t.Errorf("state left: %d pairs, %d heap, %d out", len(tab.pairs), len(tab.heap), len(tab.out))
+	if len(tab.pairs) != 0 || len(tab.heap) != 0 || tab.out.n != 0 {
+		t.Errorf("state left: %d pairs, %d heap, %d out", len(tab.pairs), len(tab.heap), tab.out.n)
 	}
 }
 
 // checkInvariants verifies the table's internal indexes agree with each other.
 func checkInvariants(t *testing.T, tab *Table) {
 	t.Helper()
-	if len(tab.in) != len(tab.out) || len(tab.heap) != len(tab.in) {
-		t.Fatalf("%d in, %d out, %d in heap", len(tab.in), len(tab.out), len(tab.heap))
+	if tab.in.n != tab.out.n || len(tab.heap) != tab.in.n {
+		t.Fatalf("%d in, %d out, %d in heap", tab.in.n, tab.out.n, len(tab.heap))
 	}
+	checkIndex(t, &tab.in, func(m *Mapping) uint32 { return hashExt(m.extKey(), tab.seed) })
+	checkIndex(t, &tab.out, func(m *Mapping) uint32 { return hashOut(m.okey, tab.seed) })
 	perProto := map[int]int{}
 	pairs := map[[4]byte]pair{}
-	for k, m := range tab.in {
-		if k != m.extKey() || tab.out[m.okey] != m {
+	for m := range tab.in.all {
+		k := m.extKey()
+		if tab.in.findExt(hashExt(k, tab.seed), k) != m || tab.out.findOut(hashOut(m.okey, tab.seed), m.okey) != m {
 			t.Fatalf("%v indexed wrongly", m)
 		}
-		if !tab.pools[m.Proto.index()][m.ext].isUsed(m.External.Port()) {
+		if !tab.pools[m.Proto().index()][m.ext].isUsed(m.External().Port()) {
 			t.Fatalf("%v: port not marked used", m)
 		}
-		if tab.heap[m.hidx] != m || m.due > m.Expires.Sub(tab.epoch) {
+		if tab.heap[m.hidx] != m || m.due > m.expires {
 			t.Fatalf("%v: heap slot %d, due %v after Expires", m, m.hidx, m.due)
 		}
-		perProto[m.Proto.index()]++
+		perProto[m.Proto().index()]++
 		p := pairs[m.okey.in]
-		p.ext = m.ext
+		p.ext = int32(m.ext)
 		p.n++
 		pairs[m.okey.in] = p
-		if tab.cfg.Pooling == Paired && tab.pairs[m.okey.in].ext != m.ext {
+		if tab.cfg.Pooling == Paired && tab.pairs[m.okey.in].ext != int32(m.ext) {
 			t.Fatalf("%v not on its paired address", m)
 		}
 	}

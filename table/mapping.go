@@ -137,14 +137,15 @@ func tcpAdvance(b uint8, out bool, flags uint8) uint8 {
 }
 
 // session is one remote endpoint a mapping has talked to: the filter
-// permission (RFC 4787 §5) and, for TCP, the connection state.
+// permission (RFC 4787 §5) and, for TCP, the connection state. 16 bytes:
+// the first one lives inside the Mapping.
 type session struct {
 	remote  remKey
-	tcp     uint8 // tcpSynOut... bits; 0 for UDP and ICMP
-	expires time.Time
+	tcp     uint8         // tcpSynOut... bits; 0 for UDP and ICMP
+	expires time.Duration // since Table.epoch
 }
 
-func (s *session) alive(now time.Time) bool { return now.Before(s.expires) }
+func (s *session) alive(now time.Duration) bool { return now < s.expires }
 
 // indexThreshold is the session count above which a mapping indexes its
 // sessions by remote (a server talking to thousands of peers must not go O(n)
@@ -153,9 +154,9 @@ const indexThreshold = 8
 
 // sessionIndex speeds up a mapping with many sessions.
 type sessionIndex struct {
-	pos     map[remKey]int32      // position in Mapping.sess
-	addr    map[[4]byte]time.Time // latest expiry of the sessions with this address (ADF)
-	pruneAt int                   // prune lapsed sessions when len(sess) reaches this
+	pos     map[remKey]int32          // position in Mapping.sess
+	addr    map[[4]byte]time.Duration // latest expiry of the sessions with this address (ADF)
+	pruneAt int                       // prune lapsed sessions when len(sess) reaches this
 }
 
 // Mapping is one binding of an internal endpoint to an external endpoint
@@ -163,46 +164,60 @@ type sessionIndex struct {
 // The exported fields are read-only to callers; the table owns the Mapping
 // and is not safe for concurrent use.
 //
-// Fields are laid out hot first: what a lookup hit reads and writes shares
-// the first cache lines.
+// A million of them must fit in a few hundred megabytes and be found with
+// as few cache misses as possible, so the struct is 144 bytes (a Go size
+// class) and everything a lookup hit reads and writes comes first: the key
+// the indexes compare, the expiry, the first session. Times are durations
+// since the table's epoch (8 bytes, not time.Time's 24); the methods turn
+// them back into times.
 type Mapping struct {
-	// Expires is when the mapping lapses without more traffic: for TCP the
-	// latest expiry of its sessions. It is gone at Expires (not after).
-	Expires time.Time
+	okey    outKey        // protocol, internal endpoint, remote part of the key
+	extPort uint16        // external port (ICMP: identifier)
+	extAddr [4]byte       // external address
+	ext     uint16        // index of extAddr in Table.ext
+	hidx    int32         // expiry heap position, or -1
+	expires time.Duration // since Table.epoch; gone at expires (not after)
+	sess    []session     // starts as inl[:0]: no allocation for the first remote
 
-	sess []session     // starts as inl[:0]: no allocation for the first remote
-	idx  *sessionIndex // nil while len(sess) <= indexThreshold
+	inl [1]session
+	idx *sessionIndex // nil while len(sess) <= indexThreshold
+
+	// Expiry heap: due <= expires always.
+	due     time.Duration
+	created time.Duration
+	tab     *Table // for the epoch the durations count from
 
 	// PacketsOut and PacketsIn count the packets the table saw (inbound:
 	// accepted ones only).
 	PacketsOut, PacketsIn uint64
-
-	inl [1]session
-
-	// Expiry heap: due (since Table.epoch) <= Expires always; hidx is the
-	// heap position or -1.
-	due  time.Duration
-	hidx int32
-	ext  int32 // index of the external address
-
-	// Proto is the protocol the mapping is for.
-	Proto Protocol
-	okey  outKey
-
 	// BytesOut and BytesIn count translated bytes; the engine adds them
 	// with AddBytes.
 	BytesOut, BytesIn uint64
-	// Internal is the internal endpoint; for ICMP, (address, echo identifier).
-	Internal netip.AddrPort
-	// External is the external endpoint the internal one is seen as.
-	External netip.AddrPort
-	// Created is when the mapping was made.
-	Created time.Time
 }
+
+// Proto is the protocol the mapping is for.
+func (m *Mapping) Proto() Protocol { return m.okey.proto }
+
+// Internal is the internal endpoint; for ICMP, (address, echo identifier).
+func (m *Mapping) Internal() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(m.okey.in), m.okey.inPort)
+}
+
+// External is the external endpoint the internal one is seen as.
+func (m *Mapping) External() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(m.extAddr), m.extPort)
+}
+
+// Created is when the mapping was made.
+func (m *Mapping) Created() time.Time { return m.tab.epoch.Add(m.created) }
+
+// Expires is when the mapping lapses without more traffic: for TCP the
+// latest expiry of its sessions. It is gone at Expires (not after).
+func (m *Mapping) Expires() time.Time { return m.tab.epoch.Add(m.expires) }
 
 // extKey returns the mapping's key on the outside.
 func (m *Mapping) extKey() extKey {
-	return extKey{proto: m.Proto, addr: m.External.Addr().As4(), port: m.External.Port()}
+	return extKey{proto: m.okey.proto, addr: m.extAddr, port: m.extPort}
 }
 
 // SessionInfo describes one session of a mapping, for display.
@@ -222,8 +237,8 @@ type SessionInfo struct {
 func (m *Mapping) Sessions(fn func(s SessionInfo) bool) {
 	for i := range m.sess {
 		s := &m.sess[i]
-		info := SessionInfo{Remote: s.remote.addrPort(), Expires: s.expires}
-		if m.Proto == TCP {
+		info := SessionInfo{Remote: s.remote.addrPort(), Expires: m.tab.epoch.Add(s.expires)}
+		if m.okey.proto == TCP {
 			info.State = tcpStateOf(s.tcp).String()
 		}
 		if !fn(info) {
@@ -243,10 +258,10 @@ func (m *Mapping) AddBytes(out bool, n int) {
 
 // String describes the mapping, e.g. "udp 10.0.0.2:5000 -> 198.51.100.1:5000".
 func (m *Mapping) String() string {
-	return fmt.Sprintf("%s %s -> %s", m.Proto, m.Internal, m.External)
+	return fmt.Sprintf("%s %s -> %s", m.Proto(), m.Internal(), m.External())
 }
 
-func (m *Mapping) alive(now time.Time) bool { return now.Before(m.Expires) }
+func (m *Mapping) alive(now time.Duration) bool { return now < m.expires }
 
 // find returns the position of the session with remote r, live or not, or -1.
 func (m *Mapping) find(r remKey) int {
@@ -265,7 +280,7 @@ func (m *Mapping) find(r remKey) int {
 }
 
 // findLive is find for a session that has not lapsed.
-func (m *Mapping) findLive(r remKey, now time.Time) int {
+func (m *Mapping) findLive(r remKey, now time.Duration) int {
 	if i := m.find(r); i >= 0 && m.sess[i].alive(now) {
 		return i
 	}
@@ -273,10 +288,10 @@ func (m *Mapping) findLive(r remKey, now time.Time) int {
 }
 
 // addrAlive reports whether a live session has remote address a (ADF).
-func (m *Mapping) addrAlive(a [4]byte, now time.Time) bool {
+func (m *Mapping) addrAlive(a [4]byte, now time.Duration) bool {
 	if m.idx != nil {
 		e, ok := m.idx.addr[a]
-		return ok && now.Before(e)
+		return ok && now < e
 	}
 	for i := range m.sess {
 		if m.sess[i].remote.addr == a && m.sess[i].alive(now) {
@@ -288,7 +303,7 @@ func (m *Mapping) addrAlive(a [4]byte, now time.Time) bool {
 
 // admits applies filtering behaviour f to remote r (RFC 4787 §5). It returns
 // the position of r's live session (or -1) and whether r may send in.
-func (m *Mapping) admits(f Behavior, r remKey, now time.Time) (int, bool) {
+func (m *Mapping) admits(f Behavior, r remKey, now time.Duration) (int, bool) {
 	i := m.findLive(r, now)
 	switch {
 	case i >= 0, f == EndpointIndependent:
@@ -301,7 +316,7 @@ func (m *Mapping) admits(f Behavior, r remKey, now time.Time) (int, bool) {
 
 // addSession appends a session for r (expiry zero: the caller sets it) and
 // returns its position, pruning lapsed sessions and indexing as the list grows.
-func (m *Mapping) addSession(r remKey, now time.Time) int {
+func (m *Mapping) addSession(r remKey, now time.Duration) int {
 	limit := indexThreshold
 	if m.idx != nil {
 		limit = m.idx.pruneAt
@@ -321,7 +336,7 @@ func (m *Mapping) addSession(r remKey, now time.Time) int {
 }
 
 // prune drops lapsed sessions and rebuilds (or drops) the index.
-func (m *Mapping) prune(now time.Time) {
+func (m *Mapping) prune(now time.Duration) {
 	live := m.sess[:0]
 	for _, s := range m.sess {
 		if s.alive(now) {
@@ -341,23 +356,23 @@ func (m *Mapping) prune(now time.Time) {
 func (m *Mapping) reindex() {
 	idx := &sessionIndex{
 		pos:     make(map[remKey]int32, 2*len(m.sess)),
-		addr:    make(map[[4]byte]time.Time),
+		addr:    make(map[[4]byte]time.Duration),
 		pruneAt: max(2*len(m.sess), 2*indexThreshold),
 	}
 	for i, s := range m.sess {
 		idx.pos[s.remote] = int32(i)
-		if e, ok := idx.addr[s.remote.addr]; !ok || s.expires.After(e) {
+		if e, ok := idx.addr[s.remote.addr]; !ok || s.expires > e {
 			idx.addr[s.remote.addr] = s.expires
 		}
 	}
 	m.idx = idx
 }
 
-// maxSessionExpiry returns the latest session expiry (zero time if none).
-func (m *Mapping) maxSessionExpiry() time.Time {
-	var e time.Time
+// maxSessionExpiry returns the latest session expiry (0 if none).
+func (m *Mapping) maxSessionExpiry() time.Duration {
+	var e time.Duration
 	for i := range m.sess {
-		if m.sess[i].expires.After(e) {
+		if m.sess[i].expires > e {
 			e = m.sess[i].expires
 		}
 	}
@@ -366,7 +381,7 @@ func (m *Mapping) maxSessionExpiry() time.Time {
 
 // setSessionExpiry sets session i's expiry, keeping the address index right.
 // It reports the old expiry.
-func (m *Mapping) setSessionExpiry(i int, e time.Time) time.Time {
+func (m *Mapping) setSessionExpiry(i int, e time.Duration) time.Duration {
 	s := &m.sess[i]
 	old := s.expires
 	s.expires = e
@@ -374,13 +389,13 @@ func (m *Mapping) setSessionExpiry(i int, e time.Time) time.Time {
 		a := s.remote.addr
 		cur, ok := m.idx.addr[a]
 		switch {
-		case !ok || e.After(cur):
+		case !ok || e > cur:
 			m.idx.addr[a] = e
-		case e.Before(old) && old.Equal(cur):
+		case e < old && old == cur:
 			// The address's latest session got shorter: recompute.
-			var best time.Time
+			var best time.Duration
 			for j := range m.sess {
-				if m.sess[j].remote.addr == a && m.sess[j].expires.After(best) {
+				if m.sess[j].remote.addr == a && m.sess[j].expires > best {
 					best = m.sess[j].expires
 				}
 			}

@@ -103,12 +103,12 @@ func TestBehaviorMatrix(t *testing.T) {
 								t.Errorf("created = %v, want %v", created, want)
 							}
 							if !want && st.sameAs != "" && m != maps[st.sameAs] {
-								t.Errorf("mapping %v, want the one of %s (%v)", m.External, st.sameAs, maps[st.sameAs].External)
+								t.Errorf("mapping %v, want the one of %s (%v)", m.External(), st.sameAs, maps[st.sameAs].External())
 							}
 							if want {
 								for l, o := range maps {
-									if o.External == m.External {
-										t.Errorf("new mapping reuses %s's external %v", l, m.External)
+									if o.External() == m.External() {
+										t.Errorf("new mapping reuses %s's external %v", l, m.External())
 									}
 								}
 							}
@@ -129,7 +129,7 @@ func TestBehaviorMatrix(t *testing.T) {
 						if target == nil {
 							t.Fatalf("no mapping %s", st.to)
 						}
-						m, v := tab.Inbound(UDP, target.External, st.src, 0, now)
+						m, v := tab.Inbound(UDP, target.External(), st.src, 0, now)
 						if v != want {
 							t.Fatalf("verdict %s, want %s", v, want)
 						}

@@ -104,13 +104,13 @@ func TestNoPortOverloading(t *testing.T) {
 			tab := newTable(t, func(c *Config) { c.PortAssignment = pa })
 			ma := out(t, tab, UDP, ep(hostA, 5000), ep(srvA1, portP1), 0, t0)
 			mb := out(t, tab, UDP, ep(hostB, 5000), ep(srvA1, portP1), 0, t0)
-			if ma.External == mb.External {
-				t.Fatalf("both mapped to %v", ma.External)
+			if ma.External() == mb.External() {
+				t.Fatalf("both mapped to %v", ma.External())
 			}
-			if m, v := tab.Inbound(UDP, ma.External, ep(srvA1, portP1), 0, t0); v != Accept || m.Internal != ep(hostA, 5000) {
+			if m, v := tab.Inbound(UDP, ma.External(), ep(srvA1, portP1), 0, t0); v != Accept || m.Internal() != ep(hostA, 5000) {
 				t.Errorf("reply to A's external reached %v (%s)", m, v)
 			}
-			if m, v := tab.Inbound(UDP, mb.External, ep(srvA1, portP1), 0, t0); v != Accept || m.Internal != ep(hostB, 5000) {
+			if m, v := tab.Inbound(UDP, mb.External(), ep(srvA1, portP1), 0, t0); v != Accept || m.Internal() != ep(hostB, 5000) {
 				t.Errorf("reply to B's external reached %v (%s)", m, v)
 			}
 		})
@@ -125,7 +125,7 @@ func TestNoPortOverloading(t *testing.T) {
 			m1 := out(t, tab, UDP, ep(h, 5000), ep(srvA1, portP1), 0, t0)
 			m2 := out(t, tab, UDP, ep(h, 5000), ep(srvA2, portP2), 0, t0)
 			if m1 != m2 {
-				t.Errorf("%v: M1 %v != M2 %v", h, m1.External, m2.External)
+				t.Errorf("%v: M1 %v != M2 %v", h, m1.External(), m2.External())
 			}
 		}
 	})
@@ -138,7 +138,7 @@ func TestPortRanges(t *testing.T) {
 			tab := newTable(t, func(c *Config) { c.PortAssignment = pa })
 			for _, h := range []netip.Addr{hostA, hostB, hostC} {
 				m := out(t, tab, UDP, ep(h, 700), ep(srvA1, portP1), 0, t0)
-				if p := m.External.Port(); p == 0 || p >= 1024 {
+				if p := m.External().Port(); p == 0 || p >= 1024 {
 					t.Errorf("%v:700 mapped to port %d", h, p)
 				}
 			}
@@ -147,7 +147,7 @@ func TestPortRanges(t *testing.T) {
 			tab := newTable(t, func(c *Config) { c.PortAssignment = pa })
 			for _, h := range []netip.Addr{hostA, hostB, hostC} {
 				m := out(t, tab, UDP, ep(h, 40000), ep(srvA1, portP1), 0, t0)
-				if p := m.External.Port(); p < 1024 {
+				if p := m.External().Port(); p < 1024 {
 					t.Errorf("%v:40000 mapped to port %d", h, p)
 				}
 			}
@@ -157,7 +157,7 @@ func TestPortRanges(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.PortLo, c.PortHi = 30000, 30099 })
 		for i := range 50 {
 			m := out(t, tab, TCP, ep(hostA, uint16(2000+i)), ep(srvA1, 80), FlagSYN, t0)
-			if p := m.External.Port(); p < 30000 || p > 30099 {
+			if p := m.External().Port(); p < 30000 || p > 30099 {
 				t.Errorf("port %d outside 30000-30099", p)
 			}
 		}
@@ -165,7 +165,7 @@ func TestPortRanges(t *testing.T) {
 	t.Run("port 0 never used", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, UDP, ep(hostA, 0), ep(srvA1, portP1), 0, t0)
-		if p := m.External.Port(); p == 0 || p >= 1024 {
+		if p := m.External().Port(); p == 0 || p >= 1024 {
 			t.Errorf("internal port 0 mapped to %d", p)
 		}
 	})
@@ -175,30 +175,30 @@ func TestPortAssignment(t *testing.T) {
 	t.Run("preserve keeps the port then clashes", func(t *testing.T) {
 		tab := newTable(t, nil)
 		ma := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0)
-		if ma.External != ep(ext1, 40000) {
-			t.Errorf("A:40000 mapped to %v, want %v", ma.External, ep(ext1, 40000))
+		if ma.External() != ep(ext1, 40000) {
+			t.Errorf("A:40000 mapped to %v, want %v", ma.External(), ep(ext1, 40000))
 		}
 		mb := out(t, tab, UDP, ep(hostB, 40000), ep(srvA1, portP1), 0, t0)
-		if mb.External.Port() == 40000 || mb.External.Port() < 1024 {
-			t.Errorf("B:40000 mapped to %v", mb.External)
+		if mb.External().Port() == 40000 || mb.External().Port() < 1024 {
+			t.Errorf("B:40000 mapped to %v", mb.External())
 		}
 		ml := out(t, tab, UDP, ep(hostA, 700), ep(srvA1, portP1), 0, t0)
-		if ml.External.Port() != 700 {
-			t.Errorf("A:700 mapped to %v", ml.External)
+		if ml.External().Port() != 700 {
+			t.Errorf("A:700 mapped to %v", ml.External())
 		}
 	})
 	t.Run("preserve is per protocol", func(t *testing.T) {
 		tab := newTable(t, nil)
 		mu := out(t, tab, UDP, ep(hostA, 5000), ep(srvA1, portP1), 0, t0)
 		mt := out(t, tab, TCP, ep(hostB, 5000), ep(srvA1, portP1), FlagSYN, t0)
-		if mu.External != ep(ext1, 5000) || mt.External != ep(ext1, 5000) {
-			t.Errorf("udp %v tcp %v, want both :5000", mu.External, mt.External)
+		if mu.External() != ep(ext1, 5000) || mt.External() != ep(ext1, 5000) {
+			t.Errorf("udp %v tcp %v, want both :5000", mu.External(), mt.External())
 		}
 	})
 	t.Run("preserve out of the configured range picks one inside", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.PortLo, c.PortHi = 30000, 30009 })
 		m := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0)
-		if p := m.External.Port(); p < 30000 || p > 30009 {
+		if p := m.External().Port(); p < 30000 || p > 30009 {
 			t.Errorf("mapped to %d", p)
 		}
 	})
@@ -207,7 +207,7 @@ func TestPortAssignment(t *testing.T) {
 			tab := newTable(t, func(c *Config) { c.Seed = seed })
 			var ports []uint16
 			for _, h := range []netip.Addr{hostA, hostB, hostC} {
-				ports = append(ports, out(t, tab, UDP, ep(h, 40000), ep(srvA1, portP1), 0, t0).External.Port())
+				ports = append(ports, out(t, tab, UDP, ep(h, 40000), ep(srvA1, portP1), 0, t0).External().Port())
 			}
 			return ports
 		}
@@ -224,7 +224,7 @@ func TestPortAssignment(t *testing.T) {
 		var prev uint16
 		for i := range 10 {
 			m := out(t, tab, UDP, ep(hostA, uint16(51234+7*i)), ep(srvA1, portP1), 0, t0)
-			p := m.External.Port()
+			p := m.External().Port()
 			if i > 0 && p != prev+1 {
 				t.Errorf("socket %d got %d after %d", i, p, prev)
 			}
@@ -238,7 +238,7 @@ func TestPortAssignment(t *testing.T) {
 		})
 		var got []uint16
 		for i := range 4 {
-			got = append(got, out(t, tab, UDP, ep(hostA, uint16(40000+i)), ep(srvA1, portP1), 0, t0).External.Port())
+			got = append(got, out(t, tab, UDP, ep(hostA, uint16(40000+i)), ep(srvA1, portP1), 0, t0).External().Port())
 		}
 		want := []uint16{30000, 30001, 30002, 30003}
 		for i := range want {
@@ -251,8 +251,8 @@ func TestPortAssignment(t *testing.T) {
 		tab.Outbound(UDP, ep(hostA, 40002), ep(srvA1, portP1), 0, t0.Add(200*time.Second))
 		tab.Outbound(UDP, ep(hostA, 40003), ep(srvA1, portP1), 0, t0.Add(200*time.Second))
 		m := out(t, tab, UDP, ep(hostB, 40000), ep(srvA1, portP1), 0, t0.Add(400*time.Second))
-		if m.External.Port() != 30001 {
-			t.Errorf("after wrap got %d, want 30001", m.External.Port())
+		if m.External().Port() != 30001 {
+			t.Errorf("after wrap got %d, want 30001", m.External().Port())
 		}
 	})
 	t.Run("random has no monotonic run over 100 sockets", func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestPortAssignment(t *testing.T) {
 		var ports []uint16
 		seen := map[uint16]bool{}
 		for i := range 100 {
-			p := out(t, tab, UDP, ep(hostA, uint16(40000+i)), ep(srvA1, portP1), 0, t0).External.Port()
+			p := out(t, tab, UDP, ep(hostA, uint16(40000+i)), ep(srvA1, portP1), 0, t0).External().Port()
 			if seen[p] {
 				t.Fatalf("port %d given twice", p)
 			}
@@ -283,7 +283,7 @@ func TestPortAssignment(t *testing.T) {
 	t.Run("random differs by seed and repeats with it", func(t *testing.T) {
 		run := func(seed int64) uint16 {
 			tab := newTable(t, func(c *Config) { c.PortAssignment = Random; c.Seed = seed })
-			return out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External.Port()
+			return out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External().Port()
 		}
 		a, b := run(7), run(7)
 		if a != b {
@@ -304,8 +304,8 @@ func TestParity(t *testing.T) {
 				for _, h := range []netip.Addr{hostA, hostB} { // B clashes with A under preserve
 					inPort := uint16(40000 + i)
 					m := out(t, tab, UDP, ep(h, inPort), ep(srvA1, portP1), 0, t0)
-					if m.External.Port()%2 != inPort%2 {
-						t.Fatalf("%v:%d mapped to %v", h, inPort, m.External)
+					if m.External().Port()%2 != inPort%2 {
+						t.Fatalf("%v:%d mapped to %v", h, inPort, m.External())
 					}
 				}
 			}
@@ -313,16 +313,16 @@ func TestParity(t *testing.T) {
 	}
 	t.Run("sequential with parity steps by two", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.PortAssignment = Sequential; c.Parity = true })
-		a := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External.Port()
-		b := out(t, tab, UDP, ep(hostA, 40002), ep(srvA1, portP1), 0, t0).External.Port()
+		a := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External().Port()
+		b := out(t, tab, UDP, ep(hostA, 40002), ep(srvA1, portP1), 0, t0).External().Port()
 		if b != a+2 {
 			t.Errorf("got %d then %d", a, b)
 		}
 	})
 	t.Run("off: parity not forced", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.PortAssignment = Sequential })
-		a := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External.Port()
-		b := out(t, tab, UDP, ep(hostA, 40002), ep(srvA1, portP1), 0, t0).External.Port()
+		a := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0).External().Port()
+		b := out(t, tab, UDP, ep(hostA, 40002), ep(srvA1, portP1), 0, t0).External().Port()
 		if b != a+1 {
 			t.Errorf("got %d then %d", a, b)
 		}
@@ -351,7 +351,7 @@ func TestPooling(t *testing.T) {
 				proto = TCP
 			}
 			m := out(t, tab, proto, ep(h, uint16(40000+i%3)), rem, FlagSYN, t0)
-			used[m.External.Addr()]++
+			used[m.External().Addr()]++
 		}
 		return used
 	}
@@ -376,17 +376,17 @@ func TestPooling(t *testing.T) {
 			two(Paired)(c)
 			c.UDPTimeout = 60 * time.Second
 		})
-		first := out(t, tab, UDP, ep(hostA, 1), ep(srvA1, portP1), 0, t0).External.Addr() // lives to +60s
-		out(t, tab, ICMP, ep(hostA, 77), ep(srvA1, 0), 0, t0.Add(30*time.Second))         // lives to +90s
+		first := out(t, tab, UDP, ep(hostA, 1), ep(srvA1, portP1), 0, t0).External().Addr() // lives to +60s
+		out(t, tab, ICMP, ep(hostA, 77), ep(srvA1, 0), 0, t0.Add(30*time.Second))           // lives to +90s
 		if n := tab.Expire(t0.Add(70*time.Second), nil); n != 1 {
 			t.Fatalf("Expire removed %d", n)
 		}
-		if m := out(t, tab, UDP, ep(hostB, 1), ep(srvA1, portP1), 0, t0.Add(70*time.Second)); m.External.Addr() == first {
+		if m := out(t, tab, UDP, ep(hostB, 1), ep(srvA1, portP1), 0, t0.Add(70*time.Second)); m.External().Addr() == first {
 			t.Errorf("B shares A's address %v", first)
 		}
 		m := out(t, tab, TCP, ep(hostA, 2), ep(srvA1, 80), FlagSYN, t0.Add(80*time.Second))
-		if m.External.Addr() != first {
-			t.Errorf("A's TCP mapping on %v, its first mapping on %v", m.External.Addr(), first)
+		if m.External().Addr() != first {
+			t.Errorf("A's TCP mapping on %v, its first mapping on %v", m.External().Addr(), first)
 		}
 	})
 	t.Run("paired/a full address fails rather than unpair", func(t *testing.T) {
@@ -401,8 +401,8 @@ func TestPooling(t *testing.T) {
 		}
 		// A new host may still use the other address.
 		m := out(t, tab, UDP, ep(hostB, 40000), ep(srvA1, 3), 0, t0)
-		if m.External.Addr() != ext2 {
-			t.Errorf("B on %v", m.External.Addr())
+		if m.External().Addr() != ext2 {
+			t.Errorf("B on %v", m.External().Addr())
 		}
 	})
 	t.Run("arbitrary/50 flows from A use both addresses", func(t *testing.T) {
@@ -419,8 +419,8 @@ func TestPooling(t *testing.T) {
 		})
 		ma := out(t, tab, UDP, ep(hostA, 40000), ep(srvA1, portP1), 0, t0)
 		mb := out(t, tab, UDP, ep(hostB, 40000), ep(srvA1, portP1), 0, t0)
-		if ma.External.Port() != 40000 || mb.External.Port() != 40000 || ma.External == mb.External {
-			t.Errorf("A %v B %v, want port 40000 on both addresses", ma.External, mb.External)
+		if ma.External().Port() != 40000 || mb.External().Port() != 40000 || ma.External() == mb.External() {
+			t.Errorf("A %v B %v, want port 40000 on both addresses", ma.External(), mb.External())
 		}
 	})
 	t.Run("pool usage", func(t *testing.T) {
@@ -466,13 +466,13 @@ func TestExhaustion(t *testing.T) {
 				t.Fatalf("Len %d after exhaustion", tab.Len())
 			}
 			for i, m := range live {
-				if m.External != before[i].External || m.Expires != before[i].Expires {
-					t.Errorf("mapping %d changed: %v -> %v", i, before[i].External, m.External)
+				if m.External() != before[i].External() || m.Expires() != before[i].Expires() {
+					t.Errorf("mapping %d changed: %v -> %v", i, before[i].External(), m.External())
 				}
-				if got := tab.PeekOutbound(UDP, m.Internal, ep(srvA1, portP1), t0.Add(time.Second)); got != m {
+				if got := tab.PeekOutbound(UDP, m.Internal(), ep(srvA1, portP1), t0.Add(time.Second)); got != m {
 					t.Errorf("mapping %d no longer found", i)
 				}
-				in(t, tab, UDP, m.External, ep(srvA1, portP1), 0, t0.Add(time.Second), Accept)
+				in(t, tab, UDP, m.External(), ep(srvA1, portP1), 0, t0.Add(time.Second), Accept)
 			}
 			if used, _ := tab.PoolUsage(UDP); used != 10 {
 				t.Errorf("used %d", used)
@@ -483,12 +483,12 @@ func TestExhaustion(t *testing.T) {
 			// Keep one alive; after the rest lapse a port is free again,
 			// even before Expire runs.
 			later := t0.Add(100 * time.Second)
-			out(t, tab, UDP, live[3].Internal, ep(srvA1, portP1), 0, later)
+			out(t, tab, UDP, live[3].Internal(), ep(srvA1, portP1), 0, later)
 			m := out(t, tab, UDP, ep(hostB, 50000), ep(srvA1, portP1), 0, t0.Add(121*time.Second))
-			if p := m.External.Port(); p < 40000 || p > 40009 || p == live[3].External.Port() {
-				t.Errorf("after expiry got %v", m.External)
+			if p := m.External().Port(); p < 40000 || p > 40009 || p == live[3].External().Port() {
+				t.Errorf("after expiry got %v", m.External())
 			}
-			if got := tab.PeekOutbound(UDP, live[3].Internal, ep(srvA1, portP1), t0.Add(121*time.Second)); got != live[3] {
+			if got := tab.PeekOutbound(UDP, live[3].Internal(), ep(srvA1, portP1), t0.Add(121*time.Second)); got != live[3] {
 				t.Error("refreshed mapping lost")
 			}
 			if n := tab.Expire(t0.Add(121*time.Second), nil); n != 9 {
@@ -520,34 +520,34 @@ func TestICMPQueryMappings(t *testing.T) {
 	})
 	m := out(t, tab, ICMP, ep(hostA, 4321), ep(srvA1, 0), 0, t0)
 	t.Run("identifier preserved", func(t *testing.T) {
-		if m.External != ep(ext1, 4321) {
-			t.Errorf("external %v", m.External)
+		if m.External() != ep(ext1, 4321) {
+			t.Errorf("external %v", m.External())
 		}
 	})
 	t.Run("endpoint independent whatever the config", func(t *testing.T) {
 		m2, created, _ := tab.Outbound(ICMP, ep(hostA, 4321), ep(srvA2, 0), 0, t0)
 		if created || m2 != m {
-			t.Errorf("ping to A2 made a new mapping %v", m2.External)
+			t.Errorf("ping to A2 made a new mapping %v", m2.External())
 		}
 	})
 	t.Run("clashing identifier moves", func(t *testing.T) {
 		mb := out(t, tab, ICMP, ep(hostB, 4321), ep(srvA1, 0), 0, t0)
-		if mb.External == m.External || mb.External.Port() == 0 {
-			t.Errorf("B's ping mapped to %v", mb.External)
+		if mb.External() == m.External() || mb.External().Port() == 0 {
+			t.Errorf("B's ping mapped to %v", mb.External())
 		}
 	})
 	t.Run("identifier 0 gets a nonzero one", func(t *testing.T) {
 		m0 := out(t, tab, ICMP, ep(hostC, 0), ep(srvA1, 0), 0, t0)
-		if m0.External.Port() == 0 {
+		if m0.External().Port() == 0 {
 			t.Error("identifier 0 kept")
 		}
 	})
 	t.Run("reply from a pinged address answered", func(t *testing.T) {
-		in(t, tab, ICMP, m.External, ep(srvA2, 4321), 0, t0, Accept)
-		in(t, tab, ICMP, m.External, ep(srvA1, 0), 0, t0, Accept)
+		in(t, tab, ICMP, m.External(), ep(srvA2, 4321), 0, t0, Accept)
+		in(t, tab, ICMP, m.External(), ep(srvA1, 0), 0, t0, Accept)
 	})
 	t.Run("reply from another address dropped", func(t *testing.T) {
-		in(t, tab, ICMP, m.External, ep(other, 4321), 0, t0, DropFiltered)
+		in(t, tab, ICMP, m.External(), ep(other, 4321), 0, t0, DropFiltered)
 	})
 	t.Run("sessions show the address", func(t *testing.T) {
 		st := sessionStates(m)
@@ -556,8 +556,8 @@ func TestICMPQueryMappings(t *testing.T) {
 		}
 	})
 	t.Run("lives 60s", func(t *testing.T) {
-		in(t, tab, ICMP, m.External, ep(srvA1, 0), 0, t0.Add(59*time.Second), Accept)
-		in(t, tab, ICMP, m.External, ep(srvA1, 0), 0, t0.Add(60*time.Second), DropNoMapping)
+		in(t, tab, ICMP, m.External(), ep(srvA1, 0), 0, t0.Add(59*time.Second), Accept)
+		in(t, tab, ICMP, m.External(), ep(srvA1, 0), 0, t0.Add(60*time.Second), DropNoMapping)
 	})
 	t.Run("not IPv4", func(t *testing.T) {
 		if _, _, err := tab.Outbound(ICMP, netip.MustParseAddrPort("[2001:db8::1]:1"), ep(srvA1, 0), 0, t0); !errors.Is(err, ErrNotIPv4) {
@@ -566,7 +566,7 @@ func TestICMPQueryMappings(t *testing.T) {
 		if _, _, err := tab.Outbound(47, ep(hostA, 1), ep(srvA1, 0), 0, t0); !errors.Is(err, ErrProtocol) {
 			t.Errorf("err %v", err)
 		}
-		if _, v := tab.Inbound(UDP, m.External, netip.MustParseAddrPort("[2001:db8::1]:1"), 0, t0); v != DropNoMapping {
+		if _, v := tab.Inbound(UDP, m.External(), netip.MustParseAddrPort("[2001:db8::1]:1"), 0, t0); v != DropNoMapping {
 			t.Errorf("verdict %v", v)
 		}
 	})

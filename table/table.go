@@ -39,8 +39,9 @@ type Table struct {
 	ext     [][4]byte    // external addresses, as keys
 	extAddr []netip.Addr // the same, for building endpoints
 
-	out map[outKey]*Mapping // by internal side (mapping behaviour's key)
-	in  map[extKey]*Mapping // by external endpoint
+	out  index  // by internal side (mapping behaviour's key)
+	in   index  // by external endpoint
+	seed uint64 // of the index hashes
 
 	pools [3][]*portPool // [protocol index][external address index], made on first use
 	pairs map[[4]byte]pair
@@ -62,10 +63,9 @@ func New(c Config) (*Table, error) {
 	}
 	t := &Table{
 		cfg:   c,
-		out:   make(map[outKey]*Mapping),
-		in:    make(map[extKey]*Mapping),
 		pairs: make(map[[4]byte]pair),
 		rng:   rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
+		seed:  rand.Uint64(),
 	}
 	for _, a := range c.External {
 		t.ext = append(t.ext, a.As4())
@@ -86,25 +86,21 @@ func (t *Table) Config() Config {
 
 // Len returns the number of mappings held, including lapsed ones that Expire
 // (or a later Outbound) has not removed yet.
-func (t *Table) Len() int { return len(t.in) }
+func (t *Table) Len() int { return t.in.n }
 
 // All calls fn for each mapping held until fn returns false, in no
 // particular order. Lapsed mappings not yet removed are included: compare
 // Expires with the current time to skip them. fn must not change the table.
 func (t *Table) All(fn func(*Mapping) bool) {
-	for _, m := range t.in {
-		if !fn(m) {
-			return
-		}
-	}
+	t.in.all(fn)
 }
 
 // Flush drops every mapping at once, as a NAT reboot would (for NAT
 // rebinding tests). Dropped mappings are not reported by Expire. Sequential
 // cursors and the random source carry on.
 func (t *Table) Flush() {
-	t.out = make(map[outKey]*Mapping)
-	t.in = make(map[extKey]*Mapping)
+	t.out.reset()
+	t.in.reset()
 	t.pairs = make(map[[4]byte]pair)
 	for _, pools := range t.pools {
 		for _, p := range pools {
@@ -142,6 +138,16 @@ func (t *Table) PoolUsage(proto Protocol) (used, size int) {
 		per = 1023 + int(t.cfg.PortHi) - int(t.cfg.PortLo) + 1
 	}
 	return used, per * len(t.ext)
+}
+
+// since turns now into the table's time: a duration since its epoch (the
+// first now it saw). The monotonic clock is used when now and the epoch
+// both carry it, so a wall clock step moves no expiry.
+func (t *Table) since(now time.Time) time.Duration {
+	if !t.haveEpoch {
+		t.epoch, t.haveEpoch = now, true
+	}
+	return now.Sub(t.epoch)
 }
 
 // outKey builds the lookup key of the mapping behaviour: the remote fields it
@@ -212,13 +218,15 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		return nil, false, ErrNotIPv4
 	}
 	k := t.outKey(proto, internal, remote)
-	m = t.out[k]
-	if m != nil && !m.alive(now) {
+	rel := t.since(now)
+	h := hashOut(k, t.seed)
+	m = t.out.findOut(h, k)
+	if m != nil && !m.alive(rel) {
 		t.bury(m)
 		m = nil
 	}
 	if m == nil {
-		if m, err = t.create(proto, k, internal, now); err != nil {
+		if m, err = t.create(proto, k, h, rel); err != nil {
 			return nil, false, err
 		}
 		created = true
@@ -227,25 +235,25 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	r := remKeyOf(proto, remote)
 	i := m.find(r)
 	if i < 0 {
-		i = m.addSession(r, now)
-	} else if !m.sess[i].alive(now) {
+		i = m.addSession(r, rel)
+	} else if !m.sess[i].alive(rel) {
 		m.sess[i].tcp = 0 // a lapsed session starts afresh
 	}
 	if proto == TCP {
 		s := &m.sess[i]
 		s.tcp = tcpAdvance(s.tcp, true, tcpFlags)
-		t.setTCPSessionExpiry(m, i, now.Add(t.timeout(TCP, s.tcp)))
+		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 	} else {
-		e := now.Add(t.timeout(proto, 0))
-		if e.After(m.Expires) {
-			m.Expires = e // later: the heap needs no change
+		e := rel + t.timeout(proto, 0)
+		if e > m.expires {
+			m.expires = e // later: the heap needs no change
 		}
-		if e.After(m.sess[i].expires) {
+		if e > m.sess[i].expires {
 			m.setSessionExpiry(i, e)
 		}
 	}
 	if created {
-		m.due = m.Expires.Sub(t.epoch)
+		m.due = m.expires
 		t.heapPush(m)
 	}
 	m.PacketsOut++
@@ -268,6 +276,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 // REQ-4).
 func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, now time.Time) (*Mapping, Verdict) {
 	m, i, v := t.match(proto, external, remote, now)
+	rel := now.Sub(t.epoch) // a mapping exists, so the epoch does
 	switch v {
 	case Accept:
 	case DropNoMapping:
@@ -286,23 +295,23 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 			}
 			r := remKeyOf(proto, remote)
 			if i = m.find(r); i < 0 {
-				i = m.addSession(r, now)
+				i = m.addSession(r, rel)
 			} else {
 				m.sess[i].tcp = 0 // lapsed: start afresh
 			}
 		}
 		s := &m.sess[i]
 		s.tcp = tcpAdvance(s.tcp, false, tcpFlags)
-		t.setTCPSessionExpiry(m, i, now.Add(t.timeout(TCP, s.tcp)))
+		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 		return m, Accept
 	}
 	// RFC 4787 REQ-6: inbound refresh is optional.
 	if t.cfg.InboundRefresh {
-		e := now.Add(t.timeout(proto, 0))
-		if e.After(m.Expires) {
-			m.Expires = e
+		e := rel + t.timeout(proto, 0)
+		if e > m.expires {
+			m.expires = e
 		}
-		if i >= 0 && e.After(m.sess[i].expires) {
+		if i >= 0 && e > m.sess[i].expires {
 			m.setSessionExpiry(i, e)
 		}
 	}
@@ -323,8 +332,9 @@ func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, no
 	if !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil
 	}
-	m := t.out[t.outKey(proto, internal, remote)]
-	if m == nil || !m.alive(now) {
+	k := t.outKey(proto, internal, remote)
+	m := t.out.findOut(hashOut(k, t.seed), k)
+	if m == nil || !m.alive(now.Sub(t.epoch)) {
 		return nil
 	}
 	return m
@@ -336,11 +346,16 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, now time.
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, -1, DropNoMapping
 	}
-	m := t.in[extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}]
-	if m == nil || !m.alive(now) {
+	k := extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}
+	m := t.in.findExt(hashExt(k, t.seed), k)
+	if m == nil {
 		return nil, -1, DropNoMapping
 	}
-	i, ok := m.admits(t.filtering(proto), remKeyOf(proto, remote), now)
+	rel := now.Sub(t.epoch)
+	if !m.alive(rel) {
+		return nil, -1, DropNoMapping
+	}
+	i, ok := m.admits(t.filtering(proto), remKeyOf(proto, remote), rel)
 	if !ok {
 		return m, -1, DropFiltered
 	}
@@ -376,12 +391,12 @@ func (t *Table) reapDue(now time.Time) int {
 	at := now.Sub(t.epoch)
 	for len(t.heap) > 0 && t.heap[0].due <= at {
 		m := t.heap[0]
-		if !m.alive(now) {
+		if !m.alive(at) {
 			t.bury(m)
 			n++
 			continue
 		}
-		m.due = m.Expires.Sub(t.epoch)
+		m.due = m.expires
 		t.heapDown(0)
 	}
 	return n
@@ -389,51 +404,47 @@ func (t *Table) reapDue(now time.Time) int {
 
 // setExpires sets a mapping's expiry, moving it up the heap if it got earlier
 // than its due time. Moving Expires later needs no call: due stays below it.
-func (t *Table) setExpires(m *Mapping, e time.Time) {
-	m.Expires = e
-	if m.hidx >= 0 {
-		if d := e.Sub(t.epoch); d < m.due {
-			m.due = d
-			t.heapUp(int(m.hidx))
-		}
+func (t *Table) setExpires(m *Mapping, e time.Duration) {
+	m.expires = e
+	if m.hidx >= 0 && e < m.due {
+		m.due = e
+		t.heapUp(int(m.hidx))
 	}
 }
 
 // setTCPSessionExpiry sets a TCP session's expiry; the mapping lives while
 // any session lives, so its Expires is the latest of its sessions'.
-func (t *Table) setTCPSessionExpiry(m *Mapping, i int, e time.Time) {
+func (t *Table) setTCPSessionExpiry(m *Mapping, i int, e time.Duration) {
 	old := m.setSessionExpiry(i, e)
 	switch {
-	case e.After(m.Expires):
-		m.Expires = e
-	case e.Before(old) && old.Equal(m.Expires):
+	case e > m.expires:
+		m.expires = e
+	case e < old && old == m.expires:
 		t.setExpires(m, m.maxSessionExpiry())
 	}
 }
 
 // create makes a new mapping for key k; the caller adds the session, sets the
 // expiry and pushes it on the heap.
-func (t *Table) create(proto Protocol, k outKey, internal netip.AddrPort, now time.Time) (*Mapping, error) {
+// h is k's hash.
+func (t *Table) create(proto Protocol, k outKey, h uint32, now time.Duration) (*Mapping, error) {
 	ext, port, err := t.allocate(proto, k.in, k.inPort, now)
 	if err != nil {
 		return nil, err
 	}
-	if !t.haveEpoch {
-		t.epoch, t.haveEpoch = now, true
-	}
 	t.pool(proto.index(), ext).set(port)
 	m := &Mapping{
-		Proto:    proto,
-		Internal: internal,
-		External: netip.AddrPortFrom(t.extAddr[ext], port),
-		Created:  now,
-		okey:     k,
-		ext:      int32(ext),
-		hidx:     -1,
+		okey:    k,
+		extPort: port,
+		extAddr: t.ext[ext],
+		ext:     uint16(ext),
+		hidx:    -1,
+		created: now,
+		tab:     t,
 	}
 	m.sess = m.inl[:0]
-	t.out[k] = m
-	t.in[m.extKey()] = m
+	t.out.insert(h, m)
+	t.in.insert(hashExt(m.extKey(), t.seed), m)
 	if t.cfg.Pooling == Paired {
 		p, ok := t.pairs[k.in]
 		if !ok {
@@ -448,11 +459,9 @@ func (t *Table) create(proto Protocol, k outKey, internal netip.AddrPort, now ti
 
 // remove takes m out of every index and frees its port.
 func (t *Table) remove(m *Mapping) {
-	if t.out[m.okey] == m {
-		delete(t.out, m.okey)
-	}
-	delete(t.in, m.extKey())
-	t.pool(m.Proto.index(), int(m.ext)).clear(m.External.Port())
+	t.out.remove(hashOut(m.okey, t.seed), m)
+	t.in.remove(hashExt(m.extKey(), t.seed), m)
+	t.pool(m.okey.proto.index(), int(m.ext)).clear(m.extPort)
 	if t.cfg.Pooling == Paired {
 		p := t.pairs[m.okey.in]
 		if p.n--; p.n <= 0 {
@@ -497,12 +506,12 @@ func (t *Table) portRange(proto Protocol, inPort uint16) (lo, hi uint16, class i
 // allocate picks an external address and port for a new mapping. When none
 // is free it removes lapsed mappings and tries once more, so a lapsed mapping
 // never blocks a new one even before Expire runs.
-func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Time) (int, uint16, error) {
+func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Duration) (int, uint16, error) {
 	for attempt := 0; ; attempt++ {
 		if ext, port, ok := t.pick(proto, ia, inPort, now); ok {
 			return ext, port, nil
 		}
-		if attempt > 0 || t.reapDue(now) == 0 {
+		if attempt > 0 || t.reapDue(t.epoch.Add(now)) == 0 {
 			// RFC 5508 REQ-8, RFC 6888 REQ-4: never steal a live mapping.
 			return 0, 0, ErrPortsExhausted
 		}
@@ -510,7 +519,7 @@ func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Tim
 }
 
 // pick chooses the external address and port.
-func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Time) (int, uint16, bool) {
+func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Duration) (int, uint16, bool) {
 	n := len(t.ext)
 	start, count := 0, n
 	switch {
@@ -575,12 +584,13 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Time) (
 
 // takeable reports whether port is free on external address e, removing a
 // lapsed mapping that still holds it.
-func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Time) bool {
+func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Duration) bool {
 	p := t.pool(proto.index(), e)
 	if !p.isUsed(port) {
 		return true
 	}
-	if h := t.in[extKey{proto: proto, addr: t.ext[e], port: port}]; h != nil && !h.alive(now) {
+	k := extKey{proto: proto, addr: t.ext[e], port: port}
+	if h := t.in.findExt(hashExt(k, t.seed), k); h != nil && !h.alive(now) {
 		t.bury(h)
 		return true
 	}

@@ -21,8 +21,8 @@ func TestPeekHasNoSideEffects(t *testing.T) {
 	check := func(t *testing.T) {
 		t.Helper()
 		m1, mt1, n1, s1 := snap()
-		if !m1.Expires.Equal(m0.Expires) || !mt1.Expires.Equal(mt0.Expires) {
-			t.Errorf("Expires moved: %v %v", m1.Expires.Sub(m0.Expires), mt1.Expires.Sub(mt0.Expires))
+		if !m1.Expires().Equal(m0.Expires()) || !mt1.Expires().Equal(mt0.Expires()) {
+			t.Errorf("Expires moved: %v %v", m1.Expires().Sub(m0.Expires()), mt1.Expires().Sub(mt0.Expires()))
 		}
 		if m1.PacketsIn != m0.PacketsIn || m1.PacketsOut != m0.PacketsOut || mt1.PacketsIn != mt0.PacketsIn {
 			t.Error("counters moved")
@@ -35,16 +35,16 @@ func TestPeekHasNoSideEffects(t *testing.T) {
 		}
 	}
 	t.Run("PeekInbound accepted", func(t *testing.T) {
-		if got, v := tab.PeekInbound(UDP, m.External, r, t0.Add(100*time.Second)); v != Accept || got != m {
+		if got, v := tab.PeekInbound(UDP, m.External(), r, t0.Add(100*time.Second)); v != Accept || got != m {
 			t.Errorf("%v %s", got, v)
 		}
-		if got, v := tab.PeekInbound(TCP, mt.External, r, t0.Add(100*time.Second)); v != Accept || got != mt {
+		if got, v := tab.PeekInbound(TCP, mt.External(), r, t0.Add(100*time.Second)); v != Accept || got != mt {
 			t.Errorf("%v %s", got, v)
 		}
 		check(t)
 	})
 	t.Run("PeekInbound filtered", func(t *testing.T) {
-		if got, v := tab.PeekInbound(UDP, m.External, ep(srvA2, portP1), t0); v != DropFiltered || got != m {
+		if got, v := tab.PeekInbound(UDP, m.External(), ep(srvA2, portP1), t0); v != DropFiltered || got != m {
 			t.Errorf("%v %s", got, v)
 		}
 		check(t)
@@ -78,7 +78,7 @@ func TestPeekHasNoSideEffects(t *testing.T) {
 		if got := tab.PeekOutbound(UDP, a, r, late); got != nil {
 			t.Errorf("got %v", got)
 		}
-		if got, v := tab.PeekInbound(UDP, m.External, r, late); v != DropNoMapping || got != nil {
+		if got, v := tab.PeekInbound(UDP, m.External(), r, late); v != DropNoMapping || got != nil {
 			t.Errorf("%v %s", got, v)
 		}
 		check(t)
@@ -100,13 +100,13 @@ func TestCountersAndAccessors(t *testing.T) {
 	}
 	m.AddBytes(true, 100)
 	out(t, tab, UDP, a, ep(srvA2, portP2), 0, t0)
-	in(t, tab, UDP, m.External, r, 0, t0, Accept)
+	in(t, tab, UDP, m.External(), r, 0, t0, Accept)
 	m.AddBytes(false, 40)
-	in(t, tab, UDP, m.External, ep(other, 1), 0, t0, Accept)
+	in(t, tab, UDP, m.External(), ep(other, 1), 0, t0, Accept)
 	if m.PacketsOut != 2 || m.PacketsIn != 2 || m.BytesOut != 100 || m.BytesIn != 40 {
 		t.Errorf("counters %d/%d packets %d/%d bytes", m.PacketsOut, m.PacketsIn, m.BytesOut, m.BytesIn)
 	}
-	if !m.Created.Equal(t0) || m.Proto != UDP || m.Internal != a {
+	if !m.Created().Equal(t0) || m.Proto() != UDP || m.Internal() != a {
 		t.Errorf("fields %+v", m)
 	}
 	if s := m.String(); s != "udp 10.0.0.2:5000 -> 198.51.100.1:5000" {
@@ -199,7 +199,7 @@ func TestManySessions(t *testing.T) {
 					case !admits(r, now):
 						want = DropFiltered
 					}
-					if _, v := tab.Inbound(UDP, m.External, r, 0, now); v != want {
+					if _, v := tab.Inbound(UDP, m.External(), r, 0, now); v != want {
 						t.Fatalf("step %d: from %v at +%v: %s, want %s (indexed %v, %d sessions)",
 							step, r, now.Sub(t0), v, want, m.idx != nil, len(m.sess))
 					}
@@ -209,8 +209,8 @@ func TestManySessions(t *testing.T) {
 							sess[r] = now.Add(timeout)
 						}
 					}
-					if want == Accept && !mapExp.Equal(m.Expires) {
-						t.Fatalf("step %d: Expires +%v, model +%v", step, m.Expires.Sub(t0), mapExp.Sub(t0))
+					if want == Accept && !mapExp.Equal(m.Expires()) {
+						t.Fatalf("step %d: Expires +%v, model +%v", step, m.Expires().Sub(t0), mapExp.Sub(t0))
 					}
 				}
 				if maxSess > 2*300+2*indexThreshold {
@@ -233,7 +233,7 @@ func TestHitsDoNotAllocate(t *testing.T) {
 	a, r := ep(hostA, 5000), ep(srvA1, portP1)
 	mu := out(t, tab, UDP, a, r, 0, t0)
 	mt := out(t, tab, TCP, a, r, syn, t0)
-	in(t, tab, TCP, mt.External, r, synAck, t0, Accept)
+	in(t, tab, TCP, mt.External(), r, synAck, t0, Accept)
 	mi := out(t, tab, ICMP, a, r, 0, t0)
 	// A mapping with an indexed session list.
 	big := out(t, tab, UDP, ep(hostB, 6000), r, 0, t0)
@@ -249,16 +249,16 @@ func TestHitsDoNotAllocate(t *testing.T) {
 		fn   func()
 	}{
 		{"udp outbound hit", func() { sinkMapping, sinkBool, _ = tab.Outbound(UDP, a, r, 0, now) }},
-		{"udp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, mu.External, r, 0, now) }},
-		{"udp inbound filtered", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, mu.External, ep(other, 1), 0, now) }},
+		{"udp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, mu.External(), r, 0, now) }},
+		{"udp inbound filtered", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, mu.External(), ep(other, 1), 0, now) }},
 		{"udp inbound no mapping", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, ep(ext1, 1), r, 0, now) }},
 		{"tcp outbound hit", func() { sinkMapping, sinkBool, _ = tab.Outbound(TCP, a, r, ack, now) }},
-		{"tcp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(TCP, mt.External, r, ack, now) }},
+		{"tcp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(TCP, mt.External(), r, ack, now) }},
 		{"icmp outbound hit", func() { sinkMapping, sinkBool, _ = tab.Outbound(ICMP, a, r, 0, now) }},
-		{"icmp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(ICMP, mi.External, r, 0, now) }},
+		{"icmp inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(ICMP, mi.External(), r, 0, now) }},
 		{"indexed outbound hit", func() { sinkMapping, sinkBool, _ = tab.Outbound(UDP, ep(hostB, 6000), ep(other, 140), 0, now) }},
-		{"indexed inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, big.External, ep(other, 140), 0, now) }},
-		{"peek inbound", func() { sinkMapping, sinkVerdict = tab.PeekInbound(UDP, mu.External, r, now) }},
+		{"indexed inbound hit", func() { sinkMapping, sinkVerdict = tab.Inbound(UDP, big.External(), ep(other, 140), 0, now) }},
+		{"peek inbound", func() { sinkMapping, sinkVerdict = tab.PeekInbound(UDP, mu.External(), r, now) }},
 		{"peek outbound", func() { sinkMapping = tab.PeekOutbound(UDP, a, r, now) }},
 	}
 	for _, c := range cases {
@@ -285,25 +285,25 @@ func TestManySessionsTCP(t *testing.T) {
 	if m.idx == nil {
 		t.Fatal("13 sessions not indexed")
 	}
-	in(t, tab, TCP, m.External, x(5), synAck, t0.Add(10*time.Second), Accept) // until +7450s
-	if !m.Expires.Equal(t0.Add(7450 * time.Second)) {
-		t.Fatalf("Expires +%v", m.Expires.Sub(t0))
+	in(t, tab, TCP, m.External(), x(5), synAck, t0.Add(10*time.Second), Accept) // until +7450s
+	if !m.Expires().Equal(t0.Add(7450 * time.Second)) {
+		t.Fatalf("Expires +%v", m.Expires().Sub(t0))
 	}
-	in(t, tab, TCP, m.External, x(5), rst, t0.Add(20*time.Second), Accept) // CLOSED until +260s
-	if !m.Expires.Equal(t0.Add(260 * time.Second)) {
-		t.Fatalf("after RST Expires +%v", m.Expires.Sub(t0))
+	in(t, tab, TCP, m.External(), x(5), rst, t0.Add(20*time.Second), Accept) // CLOSED until +260s
+	if !m.Expires().Equal(t0.Add(260 * time.Second)) {
+		t.Fatalf("after RST Expires +%v", m.Expires().Sub(t0))
 	}
-	if e := m.idx.addr[x(5).Addr().As4()]; !e.Equal(t0.Add(260 * time.Second)) {
+	if e := tab.epoch.Add(m.idx.addr[x(5).Addr().As4()]); !e.Equal(t0.Add(260 * time.Second)) {
 		t.Fatalf("address index +%v", e.Sub(t0))
 	}
 	at := t0.Add(250 * time.Second)
-	if _, v := tab.PeekInbound(TCP, m.External, x(99), at); v != Accept {
+	if _, v := tab.PeekInbound(TCP, m.External(), x(99), at); v != Accept {
 		t.Errorf("X:99 at +250s: %s", v)
 	}
-	if _, v := tab.PeekInbound(TCP, m.External, ep(y.Addr(), 2), at); v != DropFiltered {
+	if _, v := tab.PeekInbound(TCP, m.External(), ep(y.Addr(), 2), at); v != DropFiltered {
 		t.Errorf("Y:2 at +250s: %s", v)
 	}
-	if _, v := tab.PeekInbound(TCP, m.External, x(99), t0.Add(260*time.Second)); v != DropNoMapping {
+	if _, v := tab.PeekInbound(TCP, m.External(), x(99), t0.Add(260*time.Second)); v != DropNoMapping {
 		t.Errorf("X:99 at +260s: %s", v)
 	}
 }
@@ -325,7 +325,7 @@ func TestSessionListShrinks(t *testing.T) {
 	if m.idx != nil || len(m.sess) != 2 {
 		t.Errorf("after prune: %d sessions, indexed %v", len(m.sess), m.idx != nil)
 	}
-	in(t, tab, UDP, m.External, ep(rem(1).Addr(), 9), 0, late, Accept)
-	in(t, tab, UDP, m.External, ep(rem(200).Addr(), 9), 0, late, Accept)
-	in(t, tab, UDP, m.External, rem(2), 0, late, DropFiltered)
+	in(t, tab, UDP, m.External(), ep(rem(1).Addr(), 9), 0, late, Accept)
+	in(t, tab, UDP, m.External(), ep(rem(200).Addr(), 9), 0, late, Accept)
+	in(t, tab, UDP, m.External(), rem(2), 0, late, DropFiltered)
 }

@@ -124,7 +124,7 @@ func TestTCPSessions(t *testing.T) {
 				if p.out {
 					m = out(t, tab, TCP, a, r, p.flags, now)
 				} else {
-					got, v := tab.Inbound(TCP, m.External, r, p.flags, now)
+					got, v := tab.Inbound(TCP, m.External(), r, p.flags, now)
 					if v != p.verdict {
 						t.Fatalf("packet %d (in %#x): %s, want %s", i, p.flags, v, p.verdict)
 					}
@@ -138,16 +138,16 @@ func TestTCPSessions(t *testing.T) {
 					}
 				}
 				if p.wantLife != 0 {
-					if life := m.Expires.Sub(now); life != p.wantLife {
+					if life := m.Expires().Sub(now); life != p.wantLife {
 						t.Errorf("packet %d: mapping lives %v, want %v", i, life, p.wantLife)
 					}
 				}
 			}
 			// Peek does not refresh, so it can probe both sides of the end.
-			if _, v := tab.PeekInbound(TCP, m.External, r, t0.Add(tt.gone-time.Second)); v != Accept {
+			if _, v := tab.PeekInbound(TCP, m.External(), r, t0.Add(tt.gone-time.Second)); v != Accept {
 				t.Errorf("1s before the end: %s", v)
 			}
-			if _, v := tab.PeekInbound(TCP, m.External, r, t0.Add(tt.gone)); v != DropNoMapping {
+			if _, v := tab.PeekInbound(TCP, m.External(), r, t0.Add(tt.gone)); v != DropNoMapping {
 				t.Errorf("at the end: %s", v)
 			}
 			if n := tab.Expire(t0.Add(tt.gone-time.Second), nil); n != 0 {
@@ -177,18 +177,18 @@ func TestTCPFiltering(t *testing.T) {
 		// nat-requirements 18: per-protocol state, even for a full cone.
 		tab := newTable(t, func(c *Config) { c.Filtering = EndpointIndependent })
 		m := out(t, tab, UDP, ep(hostA, 5000), r1, 0, t0)
-		if m.External != ep(ext1, 5000) {
-			t.Fatalf("external %v", m.External)
+		if m.External() != ep(ext1, 5000) {
+			t.Fatalf("external %v", m.External())
 		}
-		in(t, tab, TCP, m.External, r1, syn, t0, DropUnsolicitedSYN)
-		in(t, tab, UDP, m.External, r1, 0, t0, Accept)
-		in(t, tab, ICMP, m.External, r1, 0, t0, DropNoMapping)
+		in(t, tab, TCP, m.External(), r1, syn, t0, DropUnsolicitedSYN)
+		in(t, tab, UDP, m.External(), r1, 0, t0, Accept)
+		in(t, tab, ICMP, m.External(), r1, 0, t0, DropNoMapping)
 	})
 	t.Run("port-restricted-cone/SYN from another remote filtered", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, TCP, a, r1, syn, t0)
-		in(t, tab, TCP, m.External, r2, syn, t0, DropFiltered)
-		in(t, tab, TCP, m.External, ep(srvA1, 444), syn, t0, DropFiltered)
+		in(t, tab, TCP, m.External(), r2, syn, t0, DropFiltered)
+		in(t, tab, TCP, m.External(), ep(srvA1, 444), syn, t0, DropFiltered)
 		if len(sessionStates(m)) != 1 {
 			t.Errorf("sessions %v", sessionStates(m))
 		}
@@ -196,8 +196,8 @@ func TestTCPFiltering(t *testing.T) {
 	t.Run("restricted-cone/SYN from another port of the same address opens a session", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.Filtering = AddressDependent })
 		m := out(t, tab, TCP, a, r1, syn, t0)
-		in(t, tab, TCP, m.External, r2, syn, t0, DropFiltered)
-		in(t, tab, TCP, m.External, ep(srvA1, 444), syn, t0, Accept)
+		in(t, tab, TCP, m.External(), r2, syn, t0, DropFiltered)
+		in(t, tab, TCP, m.External(), ep(srvA1, 444), syn, t0, Accept)
 		if st := sessionStates(m)[ep(srvA1, 444)]; st != "SYN_RCVD" {
 			t.Errorf("state %q", st)
 		}
@@ -205,7 +205,7 @@ func TestTCPFiltering(t *testing.T) {
 	t.Run("full-cone/hole punching: SYN from a new remote opens a session", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.Filtering = EndpointIndependent })
 		m := out(t, tab, TCP, a, r1, syn, t0)
-		in(t, tab, TCP, m.External, r2, syn, t0.Add(time.Second), Accept)
+		in(t, tab, TCP, m.External(), r2, syn, t0.Add(time.Second), Accept)
 		if st := sessionStates(m)[r2]; st != "SYN_RCVD" {
 			t.Fatalf("state %q", st)
 		}
@@ -213,17 +213,17 @@ func TestTCPFiltering(t *testing.T) {
 		if st := sessionStates(m)[r2]; st != "ESTABLISHED" {
 			t.Errorf("state %q", st)
 		}
-		if life := m.Expires.Sub(t0.Add(time.Second)); life != 7440*time.Second {
+		if life := m.Expires().Sub(t0.Add(time.Second)); life != 7440*time.Second {
 			t.Errorf("mapping lives %v", life)
 		}
 	})
 	t.Run("full-cone/non-SYN from a new remote passes without a session", func(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.Filtering = EndpointIndependent })
 		m := out(t, tab, TCP, a, r1, syn, t0)
-		exp := m.Expires
-		in(t, tab, TCP, m.External, r2, ack, t0.Add(time.Second), Accept)
-		if len(sessionStates(m)) != 1 || !m.Expires.Equal(exp) {
-			t.Errorf("sessions %v, expires moved %v", sessionStates(m), m.Expires.Sub(exp))
+		exp := m.Expires()
+		in(t, tab, TCP, m.External(), r2, ack, t0.Add(time.Second), Accept)
+		if len(sessionStates(m)) != 1 || !m.Expires().Equal(exp) {
+			t.Errorf("sessions %v, expires moved %v", sessionStates(m), m.Expires().Sub(exp))
 		}
 		if m.PacketsIn != 1 {
 			t.Errorf("PacketsIn %d", m.PacketsIn)
@@ -232,14 +232,14 @@ func TestTCPFiltering(t *testing.T) {
 	t.Run("mapping lives while any session lives", func(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, TCP, a, r1, syn, t0)
-		in(t, tab, TCP, m.External, r1, synAck, t0, Accept) // r1 established: +7440s
+		in(t, tab, TCP, m.External(), r1, synAck, t0, Accept) // r1 established: +7440s
 		out(t, tab, TCP, a, r2, syn, t0.Add(10*time.Second))
-		in(t, tab, TCP, m.External, r2, rst, t0.Add(10*time.Second), Accept) // r2 closed
-		if life := m.Expires.Sub(t0); life != 7440*time.Second {
+		in(t, tab, TCP, m.External(), r2, rst, t0.Add(10*time.Second), Accept) // r2 closed
+		if life := m.Expires().Sub(t0); life != 7440*time.Second {
 			t.Errorf("mapping lives %v", life)
 		}
 		out(t, tab, TCP, a, r1, rst, t0.Add(20*time.Second)) // r1 closed too: +20s+240s
-		if life := m.Expires.Sub(t0); life != 260*time.Second {
+		if life := m.Expires().Sub(t0); life != 260*time.Second {
 			t.Errorf("mapping lives %v after both closed", life)
 		}
 		if n := tab.Expire(t0.Add(260*time.Second), nil); n != 1 {
@@ -250,8 +250,8 @@ func TestTCPFiltering(t *testing.T) {
 		tab := newTable(t, nil)
 		m := out(t, tab, TCP, a, r1, syn, t0)                 // r1 SYN_SENT until +240s
 		out(t, tab, TCP, a, r2, syn, t0.Add(200*time.Second)) // r2 until +440s
-		in(t, tab, TCP, m.External, r1, synAck, t0.Add(300*time.Second), DropFiltered)
-		in(t, tab, TCP, m.External, r2, synAck, t0.Add(300*time.Second), Accept)
+		in(t, tab, TCP, m.External(), r1, synAck, t0.Add(300*time.Second), DropFiltered)
+		in(t, tab, TCP, m.External(), r2, synAck, t0.Add(300*time.Second), Accept)
 		out(t, tab, TCP, a, r1, syn, t0.Add(301*time.Second)) // r1 starts afresh
 		if st := sessionStates(m)[r1]; st != "SYN_SENT" {
 			t.Errorf("state %q", st)
