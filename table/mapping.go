@@ -152,11 +152,13 @@ func (s *session) alive(now time.Duration) bool { return now < s.expires }
 // per packet).
 const indexThreshold = 8
 
-// sessionIndex speeds up a mapping with many sessions.
-type sessionIndex struct {
-	pos     map[remKey]int32          // position in Mapping.sess
+// sessionSet holds a mapping's sessions after the first, and their index
+// once there are many.
+type sessionSet struct {
+	list    []session                 // sessions 1..nsess-1
+	pos     map[remKey]int32          // position (0..nsess-1); nil until indexed
 	addr    map[[4]byte]time.Duration // latest expiry of the sessions with this address (ADF)
-	pruneAt int                       // prune lapsed sessions when len(sess) reaches this
+	pruneAt int                       // prune lapsed sessions when nsess reaches this
 }
 
 // Mapping is one binding of an internal endpoint to an external endpoint
@@ -165,9 +167,10 @@ type sessionIndex struct {
 // and is not safe for concurrent use.
 //
 // A million of them must fit in a few hundred megabytes and be found with
-// as few cache misses as possible, so the struct is 144 bytes (a Go size
-// class) and everything a lookup hit reads and writes comes first: the key
-// the indexes compare, the expiry, the first session. Times are durations
+// as few cache misses as possible, so the struct is 120 bytes (in Go's
+// 128-byte size class, so every Mapping starts a cache line) and the first
+// line holds all a lookup reads: the key the indexes compare, the expiry
+// and the first session (most mappings have one). Times are durations
 // since the table's epoch (8 bytes, not time.Time's 24); the methods turn
 // them back into times.
 type Mapping struct {
@@ -176,11 +179,10 @@ type Mapping struct {
 	extAddr [4]byte       // external address
 	ext     uint16        // index of extAddr in Table.ext
 	hidx    int32         // expiry heap position, or -1
+	nsess   int32         // sessions held: inl, then more.list
 	expires time.Duration // since Table.epoch; gone at expires (not after)
-	sess    []session     // starts as inl[:0]: no allocation for the first remote
-
-	inl [1]session
-	idx *sessionIndex // nil while len(sess) <= indexThreshold
+	inl     session       // the first session
+	more    *sessionSet   // nil while there is at most one session
 
 	// Expiry heap: due <= expires always.
 	due     time.Duration
@@ -194,6 +196,17 @@ type Mapping struct {
 	// with AddBytes.
 	BytesOut, BytesIn uint64
 }
+
+// sess returns session i (0 <= i < nsess).
+func (m *Mapping) sess(i int) *session {
+	if i == 0 {
+		return &m.inl
+	}
+	return &m.more.list[i-1]
+}
+
+// indexed reports whether the sessions are indexed by remote.
+func (m *Mapping) indexed() bool { return m.more != nil && m.more.pos != nil }
 
 // Proto is the protocol the mapping is for.
 func (m *Mapping) Proto() Protocol { return m.okey.proto }
@@ -235,8 +248,8 @@ type SessionInfo struct {
 // false. Lapsed sessions not yet pruned are included: compare Expires with
 // the current time to skip them.
 func (m *Mapping) Sessions(fn func(s SessionInfo) bool) {
-	for i := range m.sess {
-		s := &m.sess[i]
+	for i := range int(m.nsess) {
+		s := m.sess(i)
 		info := SessionInfo{Remote: s.remote.addrPort(), Expires: m.tab.epoch.Add(s.expires)}
 		if m.okey.proto == TCP {
 			info.State = tcpStateOf(s.tcp).String()
@@ -265,15 +278,20 @@ func (m *Mapping) alive(now time.Duration) bool { return now < m.expires }
 
 // find returns the position of the session with remote r, live or not, or -1.
 func (m *Mapping) find(r remKey) int {
-	if m.idx != nil {
-		if i, ok := m.idx.pos[r]; ok {
+	if m.indexed() {
+		if i, ok := m.more.pos[r]; ok {
 			return int(i)
 		}
 		return -1
 	}
-	for i := range m.sess {
-		if m.sess[i].remote == r {
-			return i
+	if m.nsess > 0 && m.inl.remote == r {
+		return 0
+	}
+	if m.more != nil {
+		for i := range m.more.list {
+			if m.more.list[i].remote == r {
+				return i + 1
+			}
 		}
 	}
 	return -1
@@ -281,7 +299,7 @@ func (m *Mapping) find(r remKey) int {
 
 // findLive is find for a session that has not lapsed.
 func (m *Mapping) findLive(r remKey, now time.Duration) int {
-	if i := m.find(r); i >= 0 && m.sess[i].alive(now) {
+	if i := m.find(r); i >= 0 && m.sess(i).alive(now) {
 		return i
 	}
 	return -1
@@ -289,12 +307,12 @@ func (m *Mapping) findLive(r remKey, now time.Duration) int {
 
 // addrAlive reports whether a live session has remote address a (ADF).
 func (m *Mapping) addrAlive(a [4]byte, now time.Duration) bool {
-	if m.idx != nil {
-		e, ok := m.idx.addr[a]
+	if m.indexed() {
+		e, ok := m.more.addr[a]
 		return ok && now < e
 	}
-	for i := range m.sess {
-		if m.sess[i].remote.addr == a && m.sess[i].alive(now) {
+	for i := range int(m.nsess) {
+		if s := m.sess(i); s.remote.addr == a && s.alive(now) {
 			return true
 		}
 	}
@@ -318,18 +336,26 @@ func (m *Mapping) admits(f Behavior, r remKey, now time.Duration) (int, bool) {
 // returns its position, pruning lapsed sessions and indexing as the list grows.
 func (m *Mapping) addSession(r remKey, now time.Duration) int {
 	limit := indexThreshold
-	if m.idx != nil {
-		limit = m.idx.pruneAt
+	if m.indexed() {
+		limit = m.more.pruneAt
 	}
-	if len(m.sess) >= limit {
+	if int(m.nsess) >= limit {
 		m.prune(now)
 	}
-	m.sess = append(m.sess, session{remote: r})
-	i := len(m.sess) - 1
+	i := int(m.nsess)
+	if i == 0 {
+		m.inl = session{remote: r}
+	} else {
+		if m.more == nil {
+			m.more = &sessionSet{}
+		}
+		m.more.list = append(m.more.list, session{remote: r})
+	}
+	m.nsess++
 	switch {
-	case m.idx != nil:
-		m.idx.pos[r] = int32(i)
-	case len(m.sess) > indexThreshold:
+	case m.indexed():
+		m.more.pos[r] = int32(i)
+	case m.nsess > indexThreshold:
 		m.reindex()
 	}
 	return i
@@ -337,44 +363,51 @@ func (m *Mapping) addSession(r remKey, now time.Duration) int {
 
 // prune drops lapsed sessions and rebuilds (or drops) the index.
 func (m *Mapping) prune(now time.Duration) {
-	live := m.sess[:0]
-	for _, s := range m.sess {
-		if s.alive(now) {
-			live = append(live, s)
+	w := 0
+	for i := range int(m.nsess) {
+		if s := *m.sess(i); s.alive(now) {
+			*m.sess(w) = s
+			w++
 		}
 	}
-	clear(m.sess[len(live):])
-	m.sess = live
-	if len(m.sess) <= indexThreshold/2 {
-		m.idx = nil
+	m.nsess = int32(w)
+	if m.more == nil {
 		return
 	}
-	m.reindex()
+	rest := max(w-1, 0)
+	clear(m.more.list[rest:])
+	m.more.list = m.more.list[:rest]
+	switch {
+	case w <= 1:
+		m.more = nil
+	case w <= indexThreshold/2:
+		m.more.pos, m.more.addr = nil, nil
+	default:
+		m.reindex()
+	}
 }
 
 // reindex builds the index from scratch.
 func (m *Mapping) reindex() {
-	idx := &sessionIndex{
-		pos:     make(map[remKey]int32, 2*len(m.sess)),
-		addr:    make(map[[4]byte]time.Duration),
-		pruneAt: max(2*len(m.sess), 2*indexThreshold),
-	}
-	for i, s := range m.sess {
-		idx.pos[s.remote] = int32(i)
-		if e, ok := idx.addr[s.remote.addr]; !ok || s.expires > e {
-			idx.addr[s.remote.addr] = s.expires
+	n := int(m.nsess)
+	set := m.more
+	set.pos = make(map[remKey]int32, 2*n)
+	set.addr = make(map[[4]byte]time.Duration)
+	set.pruneAt = max(2*n, 2*indexThreshold)
+	for i := range n {
+		s := m.sess(i)
+		set.pos[s.remote] = int32(i)
+		if e, ok := set.addr[s.remote.addr]; !ok || s.expires > e {
+			set.addr[s.remote.addr] = s.expires
 		}
 	}
-	m.idx = idx
 }
 
 // maxSessionExpiry returns the latest session expiry (0 if none).
 func (m *Mapping) maxSessionExpiry() time.Duration {
 	var e time.Duration
-	for i := range m.sess {
-		if m.sess[i].expires > e {
-			e = m.sess[i].expires
-		}
+	for i := range int(m.nsess) {
+		e = max(e, m.sess(i).expires)
 	}
 	return e
 }
@@ -382,24 +415,24 @@ func (m *Mapping) maxSessionExpiry() time.Duration {
 // setSessionExpiry sets session i's expiry, keeping the address index right.
 // It reports the old expiry.
 func (m *Mapping) setSessionExpiry(i int, e time.Duration) time.Duration {
-	s := &m.sess[i]
+	s := m.sess(i)
 	old := s.expires
 	s.expires = e
-	if m.idx != nil {
+	if m.indexed() {
 		a := s.remote.addr
-		cur, ok := m.idx.addr[a]
+		cur, ok := m.more.addr[a]
 		switch {
 		case !ok || e > cur:
-			m.idx.addr[a] = e
+			m.more.addr[a] = e
 		case e < old && old == cur:
 			// The address's latest session got shorter: recompute.
 			var best time.Duration
-			for j := range m.sess {
-				if m.sess[j].remote.addr == a && m.sess[j].expires > best {
-					best = m.sess[j].expires
+			for j := range int(m.nsess) {
+				if t := m.sess(j); t.remote.addr == a {
+					best = max(best, t.expires)
 				}
 			}
-			m.idx.addr[a] = best
+			m.more.addr[a] = best
 		}
 	}
 	return old

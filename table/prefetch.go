@@ -56,7 +56,7 @@ func (t *Table) Prefetch(keys []LookupKey) {
 			}
 		}
 		// Stage 2: the slots are arriving; prefetch the Mapping of the
-		// first slot whose hash matches (all three of its cache lines).
+		// first slot whose hash matches (both of its cache lines).
 		for i := range n {
 			if xs[i] == nil {
 				continue
@@ -65,7 +65,6 @@ func (t *Table) Prefetch(keys []LookupKey) {
 				p := unsafe.Pointer(m)
 				prefetch(p)
 				prefetch(unsafe.Add(p, 64))
-				prefetch(unsafe.Add(p, 128))
 			}
 		}
 		keys = keys[n:]

@@ -236,11 +236,11 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	i := m.find(r)
 	if i < 0 {
 		i = m.addSession(r, rel)
-	} else if !m.sess[i].alive(rel) {
-		m.sess[i].tcp = 0 // a lapsed session starts afresh
+	} else if !m.sess(i).alive(rel) {
+		m.sess(i).tcp = 0 // a lapsed session starts afresh
 	}
 	if proto == TCP {
-		s := &m.sess[i]
+		s := m.sess(i)
 		s.tcp = tcpAdvance(s.tcp, true, tcpFlags)
 		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 	} else {
@@ -248,7 +248,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		if e > m.expires {
 			m.expires = e // later: the heap needs no change
 		}
-		if e > m.sess[i].expires {
+		if e > m.sess(i).expires {
 			m.setSessionExpiry(i, e)
 		}
 	}
@@ -297,10 +297,10 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 			if i = m.find(r); i < 0 {
 				i = m.addSession(r, rel)
 			} else {
-				m.sess[i].tcp = 0 // lapsed: start afresh
+				m.sess(i).tcp = 0 // lapsed: start afresh
 			}
 		}
-		s := &m.sess[i]
+		s := m.sess(i)
 		s.tcp = tcpAdvance(s.tcp, false, tcpFlags)
 		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 		return m, Accept
@@ -311,7 +311,7 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 		if e > m.expires {
 			m.expires = e
 		}
-		if i >= 0 && e > m.sess[i].expires {
+		if i >= 0 && e > m.sess(i).expires {
 			m.setSessionExpiry(i, e)
 		}
 	}
@@ -442,7 +442,6 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, now time.Duration) (*
 		created: now,
 		tab:     t,
 	}
-	m.sess = m.inl[:0]
 	t.out.insert(h, m)
 	t.in.insert(hashExt(m.extKey(), t.seed), m)
 	if t.cfg.Pooling == Paired {

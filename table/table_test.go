@@ -186,7 +186,7 @@ func TestManySessions(t *testing.T) {
 						m = out(t, tab, UDP, a, r, 0, now)
 						mapExp = now.Add(timeout)
 						sess[r] = now.Add(timeout)
-						maxSess = max(maxSess, len(m.sess))
+						maxSess = max(maxSess, int(m.nsess))
 						continue
 					}
 					if m == nil {
@@ -201,7 +201,7 @@ func TestManySessions(t *testing.T) {
 					}
 					if _, v := tab.Inbound(UDP, m.External(), r, 0, now); v != want {
 						t.Fatalf("step %d: from %v at +%v: %s, want %s (indexed %v, %d sessions)",
-							step, r, now.Sub(t0), v, want, m.idx != nil, len(m.sess))
+							step, r, now.Sub(t0), v, want, m.indexed(), int(m.nsess))
 					}
 					if want == Accept && refresh {
 						mapExp = now.Add(timeout)
@@ -240,7 +240,7 @@ func TestHitsDoNotAllocate(t *testing.T) {
 	for i := range 50 {
 		out(t, tab, UDP, ep(hostB, 6000), ep(other, uint16(100+i)), 0, t0)
 	}
-	if big.idx == nil {
+	if !big.indexed() {
 		t.Fatal("50 sessions not indexed")
 	}
 	now := t0.Add(time.Second)
@@ -282,7 +282,7 @@ func TestManySessionsTCP(t *testing.T) {
 		m = out(t, tab, TCP, a, x(p), syn, t0) // SYN_SENT until +240s
 	}
 	out(t, tab, TCP, a, y, syn, t0)
-	if m.idx == nil {
+	if !m.indexed() {
 		t.Fatal("13 sessions not indexed")
 	}
 	in(t, tab, TCP, m.External(), x(5), synAck, t0.Add(10*time.Second), Accept) // until +7450s
@@ -293,7 +293,7 @@ func TestManySessionsTCP(t *testing.T) {
 	if !m.Expires().Equal(t0.Add(260 * time.Second)) {
 		t.Fatalf("after RST Expires +%v", m.Expires().Sub(t0))
 	}
-	if e := tab.epoch.Add(m.idx.addr[x(5).Addr().As4()]); !e.Equal(t0.Add(260 * time.Second)) {
+	if e := tab.epoch.Add(m.more.addr[x(5).Addr().As4()]); !e.Equal(t0.Add(260 * time.Second)) {
 		t.Fatalf("address index +%v", e.Sub(t0))
 	}
 	at := t0.Add(250 * time.Second)
@@ -313,17 +313,17 @@ func TestSessionListShrinks(t *testing.T) {
 	a := ep(hostA, 5000)
 	rem := func(i int) netip.AddrPort { return ep(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 7) }
 	m := out(t, tab, UDP, a, rem(1), 0, t0)
-	for i := 2; m.idx == nil || len(m.sess) < m.idx.pruneAt; i++ {
+	for i := 2; !m.indexed() || int(m.nsess) < m.more.pruneAt; i++ {
 		out(t, tab, UDP, a, rem(i), 0, t0)
 	}
-	if len(m.sess) < 2*indexThreshold {
-		t.Fatalf("pruning due at %d sessions", len(m.sess))
+	if int(m.nsess) < 2*indexThreshold {
+		t.Fatalf("pruning due at %d sessions", int(m.nsess))
 	}
 	out(t, tab, UDP, a, rem(1), 0, t0.Add(200*time.Second))
 	late := t0.Add(301 * time.Second)
 	out(t, tab, UDP, a, rem(200), 0, late) // prunes all lapsed sessions
-	if m.idx != nil || len(m.sess) != 2 {
-		t.Errorf("after prune: %d sessions, indexed %v", len(m.sess), m.idx != nil)
+	if m.indexed() || int(m.nsess) != 2 {
+		t.Errorf("after prune: %d sessions, indexed %v", int(m.nsess), m.indexed())
 	}
 	in(t, tab, UDP, m.External(), ep(rem(1).Addr(), 9), 0, late, Accept)
 	in(t, tab, UDP, m.External(), ep(rem(200).Addr(), 9), 0, late, Accept)
