@@ -43,6 +43,8 @@ func main() {
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
 	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water); default all")
+	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
+	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
 	*secs = max(1, min(*secs, 4))
 	if err := run(*gonat, *outDir, *secs, max(1, *runs), *flows, *only); err != nil {
@@ -50,6 +52,13 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// latencyOnly and pings are set by flags: a quick run of the latency
+// column alone, for A/B comparisons.
+var (
+	latencyOnly bool
+	pings       = 1000
+)
 
 func run(gonat, outDir string, secs, runs, flows int, only string) error {
 	if os.Geteuid() != 0 {

@@ -70,6 +70,10 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 	}
 	defer t.teardown()
 
+	if latencyOnly {
+		b.measureLatency(ctx, r, t)
+		return
+	}
 	srv, _, err := b.start("ip", "netns", "exec", t.server, "iperf3", "-s", "-B", serverAddr)
 	if err != nil {
 		r.Skipped = "iperf3 server: " + err.Error()
@@ -126,12 +130,7 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		fmt.Printf("   UDP 64 B       %6.1f kpps with <= %.1f%% loss (search)\n", r.UDPZeroLoss, lowLoss)
 	}
 	stop(srv)
-	if p50, p99, err := latency(ctx, t.client, 1000); err != nil {
-		r.fail("rtt", err)
-	} else {
-		r.RTTp50us, r.RTTp99us = p50, p99
-		fmt.Printf("   ping RTT       p50 %.0f µs, p99 %.0f µs\n", p50, p99)
-	}
+	b.measureLatency(ctx, r, t)
 	if rate, failed, err := mappings(ctx, t.client, t.server, b.flows); err != nil {
 		r.fail("mappings", err)
 	} else {
@@ -145,6 +144,17 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 			r.RSSMB = float64(kb) / 1024
 			fmt.Printf("   gonat peak RSS %6.1f MB\n", r.RSSMB)
 		}
+	}
+}
+
+// measureLatency fills the ping RTT column of r (the only one a
+// -latency-only run fills).
+func (b *bench) measureLatency(ctx context.Context, r *row, t *topo) {
+	if p50, p99, err := latency(ctx, t.client, pings); err != nil {
+		r.fail("rtt", err)
+	} else {
+		r.RTTp50us, r.RTTp99us = p50, p99
+		fmt.Printf("   ping RTT       p50 %.0f µs, p99 %.0f µs\n", p50, p99)
 	}
 }
 

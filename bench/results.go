@@ -88,7 +88,7 @@ func (res *results) markdown() string {
 			}
 		}
 		loss := "n/a"
-		if _, bad := r.Errors["udp-40k"]; !bad {
+		if _, bad := r.Errors["udp-40k"]; !bad && !latencyOnly {
 			loss = fmt.Sprintf("%.2f%%", r.Loss40k)
 		}
 		rss := "-"
@@ -102,7 +102,7 @@ func (res *results) markdown() string {
 	}
 	b.WriteString("\nUDP 64 B, most received: iperf3 -u -l 64 -b 0 (as fast as the client sends); what the server got per second.\n")
 	fmt.Fprintf(&b, "UDP 64 B at <= %.1f%% loss: the highest offered rate (bisected, 2 s runs, a rate failing only when two runs at it lose more; 250 kpps at most).\n", lowLoss)
-	b.WriteString("RTT: ping, 1000 echo requests 2 ms apart, answered by the server's kernel. New mappings: 16 threads, each flow a fresh source port, one datagram and its echo.\n")
+	fmt.Fprintf(&b, "RTT: ping, %d echo requests 2 ms apart, answered by the server's kernel. New mappings: 16 threads, each flow a fresh source port, one datagram and its echo.\n", pings)
 	for _, r := range res.Rows {
 		for what, e := range r.Errors {
 			fmt.Fprintf(&b, "\n%s, %s: %s", r.Name, what, oneLine(e))
