@@ -64,6 +64,10 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root: it creates network namespaces, veths and TUN devices")
 	}
+	// Fail now, not after minutes of measuring, if the results cannot be kept.
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fmt.Errorf("results directory: %w", err)
+	}
 	if _, err := os.Stat(gonat); err != nil {
 		return fmt.Errorf("gonat binary: %v (build it with `make build`)", err)
 	}

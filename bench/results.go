@@ -114,6 +114,9 @@ func (res *results) markdown() string {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (res *results) write(dir, table string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(table), 0o644); err != nil {
 		return err
 	}
