@@ -275,8 +275,8 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 // (without ACK) that finds no mapping gets DropUnsolicitedSYN (RFC 5382
 // REQ-4).
 func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, now time.Time) (*Mapping, Verdict) {
-	m, i, v := t.match(proto, external, remote, now)
-	rel := now.Sub(t.epoch) // a mapping exists, so the epoch does
+	rel := now.Sub(t.epoch) // before the first mapping: unused, as none is found
+	m, i, v := t.match(proto, external, remote, rel)
 	switch v {
 	case Accept:
 	case DropNoMapping:
@@ -322,7 +322,7 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 // error neither creates, refreshes nor deletes a mapping (RFC 5508 REQ-6).
 // It never returns DropUnsolicitedSYN.
 func (t *Table) PeekInbound(proto Protocol, external, remote netip.AddrPort, now time.Time) (*Mapping, Verdict) {
-	m, _, v := t.match(proto, external, remote, now)
+	m, _, v := t.match(proto, external, remote, now.Sub(t.epoch))
 	return m, v
 }
 
@@ -341,18 +341,15 @@ func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, no
 }
 
 // match finds the live mapping holding external and applies its filter. It
-// returns the position of remote's live session (or -1).
-func (t *Table) match(proto Protocol, external, remote netip.AddrPort, now time.Time) (*Mapping, int, Verdict) {
+// returns the position of remote's live session (or -1). rel is now in the
+// table's time.
+func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.Duration) (*Mapping, int, Verdict) {
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, -1, DropNoMapping
 	}
 	k := extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}
 	m := t.in.findExt(hashExt(k, t.seed), k)
-	if m == nil {
-		return nil, -1, DropNoMapping
-	}
-	rel := now.Sub(t.epoch)
-	if !m.alive(rel) {
+	if m == nil || !m.alive(rel) {
 		return nil, -1, DropNoMapping
 	}
 	i, ok := m.admits(t.filtering(proto), remKeyOf(proto, remote), rel)
@@ -370,7 +367,9 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, now time.
 // change the table. The cost is O(log n) per removed mapping (plus, amortised,
 // one heap step per live mapping per timeout period), not a scan of the table.
 func (t *Table) Expire(now time.Time, fn func(*Mapping)) int {
-	t.reapDue(now)
+	if t.haveEpoch {
+		t.reapDue(now.Sub(t.epoch))
+	}
 	n := len(t.graveyard)
 	if fn != nil {
 		for _, m := range t.graveyard {
@@ -382,13 +381,10 @@ func (t *Table) Expire(now time.Time, fn func(*Mapping)) int {
 	return n
 }
 
-// reapDue moves every lapsed mapping to the graveyard and returns how many.
-func (t *Table) reapDue(now time.Time) int {
+// reapDue moves every mapping lapsed at table time at to the graveyard and
+// returns how many.
+func (t *Table) reapDue(at time.Duration) int {
 	n := 0
-	if !t.haveEpoch {
-		return 0
-	}
-	at := now.Sub(t.epoch)
 	for len(t.heap) > 0 && t.heap[0].due <= at {
 		m := t.heap[0]
 		if !m.alive(at) {
@@ -510,7 +506,7 @@ func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Dur
 		if ext, port, ok := t.pick(proto, ia, inPort, now); ok {
 			return ext, port, nil
 		}
-		if attempt > 0 || t.reapDue(t.epoch.Add(now)) == 0 {
+		if attempt > 0 || t.reapDue(now) == 0 {
 			// RFC 5508 REQ-8, RFC 6888 REQ-4: never steal a live mapping.
 			return 0, 0, ErrPortsExhausted
 		}
