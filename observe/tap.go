@@ -84,7 +84,19 @@ type Tap struct {
 	Written *Traffic
 }
 
-var _ tun.Device = (*Tap)(nil)
+var _ tun.VirtioDevice = (*Tap)(nil)
+
+// VirtioHdr implements tun.VirtioDevice: a Tap has the header if its
+// device has. Without it, the router would take an offload device for a
+// plain one behind --pcap-* or --metrics, and update partial checksums
+// as if they were whole.
+func (t *Tap) VirtioHdr() bool { return tun.HasVirtioHdr(t.Device) }
+
+// USO implements tun.VirtioDevice: the device's answer.
+func (t *Tap) USO() bool {
+	v, ok := t.Device.(tun.VirtioDevice)
+	return ok && v.USO()
+}
 
 // Read implements tun.Device.
 func (t *Tap) Read(bufs [][]byte, sizes []int, offset int) (int, error) {

@@ -1,0 +1,29 @@
+package observe
+
+import (
+	"testing"
+
+	"github.com/gonat/gonat/tun"
+)
+
+// A Tap must not hide what its device is: with the offload backend the
+// router reads a virtio-net header in front of every packet only if it
+// can see the device has one. A Tap that hid it made --pcap-* and
+// --metrics turn offload devices into plain ones (partial checksums
+// then took the plain checksum update).
+func TestTapKeepsVirtioHdr(t *testing.T) {
+	v := tun.NewVirtioChannel("v0")
+	defer v.Close()
+	tap := &Tap{Device: v}
+	if !tun.HasVirtioHdr(tap) {
+		t.Error("Tap over a virtio device: HasVirtioHdr false")
+	}
+	if vd, ok := tun.Device(tap).(tun.VirtioDevice); !ok || vd.USO() != v.USO() {
+		t.Error("Tap over a virtio device: USO not passed on")
+	}
+	p := tun.NewChannel("p0")
+	defer p.Close()
+	if tun.HasVirtioHdr(&Tap{Device: p}) {
+		t.Error("Tap over a plain device: HasVirtioHdr true")
+	}
+}
