@@ -68,6 +68,8 @@ type Options struct {
 	// Backend is the TUN backend of every NAT (offload, water, auto);
 	// "" takes $GONAT_TUN_BACKEND, else auto.
 	Backend string
+	// BusyPoll is every NAT's NATSpec.BusyPoll (0: off).
+	BusyPoll time.Duration
 }
 
 // Lab is a running topology.
@@ -208,7 +210,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// NATs, outermost first: an inner NAT's uplink must exist before its
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend}
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll}
 		if opt.Wrap != nil {
 			natName := n.Name
 			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }

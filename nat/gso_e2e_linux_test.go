@@ -35,12 +35,41 @@ func TestEndToEndBackends(t *testing.T) {
 	privtest.Require(t)
 	for _, backend := range []string{tun.BackendOffload, tun.BackendWater} {
 		t.Run(backend, func(t *testing.T) {
-			lan := startLab(t, backend)
+			lan := startLab(t, backend, 0)
 			t.Run("tcp 100MB each way", func(t *testing.T) { tcpBulk(t, lan, 100<<20) })
 			t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
 			t.Run("udp gso", func(t *testing.T) { udpGSO(t, lan) })
 		})
 	}
+}
+
+// With Router.BusyPoll one goroutine reads both devices without
+// sleeping while traffic flows: the same traffic must arrive intact, and
+// once it stops the loop must go to sleep in poll(2) rather than spin on.
+func TestEndToEndBusyPoll(t *testing.T) {
+	privtest.Require(t)
+	lan := startLab(t, tun.BackendOffload, 100*time.Millisecond)
+	t.Run("tcp 20MB each way", func(t *testing.T) { tcpBulk(t, lan, 20<<20) })
+	t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
+	t.Run("sleeps when idle", func(t *testing.T) {
+		time.Sleep(300 * time.Millisecond) // past BusyPoll
+		before := processCPU(t)
+		time.Sleep(time.Second)
+		// A spinning loop burns about a CPU-second a second; asleep it
+		// burns next to nothing (a poll(2) wake-up every 20 ms).
+		if used := processCPU(t) - before; used > 400*time.Millisecond {
+			t.Errorf("idle router used %v of CPU in 1s: still spinning", used)
+		}
+	})
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type lab struct {
@@ -53,7 +82,7 @@ var labSeq atomic.Int64
 
 // startLab makes the two namespaces (a prefix unique to this process),
 // the devices and the router; all of it goes when the test ends.
-func startLab(t *testing.T, backend string) *lab {
+func startLab(t *testing.T, backend string, busyPoll time.Duration) *lab {
 	t.Helper()
 	p := fmt.Sprintf("gnat%x-%d", os.Getpid(), labSeq.Add(1))
 	l := &lab{inside: p + "a", outside: p + "w"}
@@ -86,7 +115,7 @@ func startLab(t *testing.T, backend string) *lab {
 		t.Fatalf("backend %s: virtio header %v", backend, tun.HasVirtioHdr(in))
 	}
 	l.engine = e
-	l.router = &Router{Engine: e, Ports: []tun.Device{out, in}, Logf: t.Logf}
+	l.router = &Router{Engine: e, Ports: []tun.Device{out, in}, Logf: t.Logf, BusyPoll: busyPoll}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.router.Run(ctx) }()

@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,19 @@ func TestRouterVirtio(t *testing.T) {
 			t.Fatalf("header %+v, type %d", gh, got[tun.VirtioHdrLen+20])
 		}
 	})
+}
+
+// BusyPoll needs every port to be a tun.Poller: with one that is not,
+// Run says which at once instead of starting.
+func TestRouterBusyPollNeedsPoller(t *testing.T) {
+	a, b := tun.NewChannel("out0"), tun.NewChannel("in0")
+	defer a.Close()
+	defer b.Close()
+	r := &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: []tun.Device{a, b}, BusyPoll: time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := r.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "out0") || !strings.Contains(err.Error(), "offload") {
+		t.Fatalf("Run with a channel device and BusyPoll: %v, want an error naming out0 and the offload backend", err)
+	}
 }

@@ -3,6 +3,8 @@ package nat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,15 @@ type Router struct {
 	ExpireEvery time.Duration
 	// Logf, if set, reports device errors.
 	Logf func(format string, args ...any)
+	// BusyPoll, if > 0, reads every device from one goroutine that does
+	// not sleep while packets keep coming: it tries each device in turn
+	// and, once none has had a packet for BusyPoll, waits in poll(2)
+	// until one has. It spends a CPU core while traffic flows to save
+	// the wake-up of a sleeping reader per packet, which on VMs that halt
+	// idle vCPUs is tens of µs (see the README's latency figures). Every
+	// port must be a tun.Poller (the offload backend). 0: a goroutine per
+	// device, sleeping in Go's netpoller.
+	BusyPoll time.Duration
 
 	writeErrors atomic.Uint64
 }
@@ -46,19 +57,35 @@ func (r *Router) Run(ctx context.Context) error {
 	if len(r.Ports) < 2 {
 		return errors.New("router needs an outside and at least one inside device")
 	}
+	var pollers []tun.Poller
+	if r.BusyPoll > 0 {
+		for i, d := range r.Ports {
+			if !tun.CanPoll(d) {
+				return fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
+			}
+			pollers = append(pollers, d.(tun.Poller))
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(r.Ports))
-	for i := range r.Ports {
+	run := func(f func() error) {
 		wg.Add(1)
-		go func(in Port) {
+		go func() {
 			defer wg.Done()
-			if err := r.pump(ctx, in); err != nil {
+			if err := f(); err != nil {
 				errc <- err
 				cancel()
 			}
-		}(Port(i))
+		}()
+	}
+	if pollers != nil {
+		run(func() error { return r.busyPoll(ctx, pollers) })
+	} else {
+		for i := range r.Ports {
+			run(func() error { return r.pump(ctx, Port(i)) })
+		}
 	}
 	every := r.ExpireEvery
 	if every <= 0 {
@@ -76,6 +103,11 @@ loop:
 			r.Engine.Expire(now)
 		}
 	}
+	if pollers != nil {
+		// The busy-poll loop sees ctx within busyPollWait; it must be
+		// gone before the devices (and the fds it polls) are.
+		wg.Wait()
+	}
 	// Readers blocked in Read return once their device is closed.
 	for _, d := range r.Ports {
 		d.Close()
@@ -88,116 +120,209 @@ loop:
 	return err
 }
 
-func (r *Router) pump(ctx context.Context, in Port) error {
-	dev := r.Ports[in]
+// pumper is one reading goroutine's state: its buffers and the queues of
+// the batch it is translating. The per-device pumps have one each; the
+// busy-poll loop has one for all devices.
+type pumper struct {
+	r          *Router
+	vhdr, uso  []bool // by port: carries a virtio-net header; takes UDP super-packets
+	bufs       [][]byte
+	sizes      []int
+	views      [][]byte // the packets of a batch, for Prefetch
+	reply      []byte
+	replyBatch [][]byte
+	held       []byte
+	heldBatch  [][]byte
+	out        [][][]byte // by port: packets to write at the end of the batch
+	h          tun.VirtioHdr
+	seg        *segmenter // for super-packets bound for a device without offloads
+}
+
+// newPumper sizes a pumper for batches of up to bs packets, once.
+func (r *Router) newPumper(bs int) *pumper {
+	p := &pumper{
+		r:          r,
+		vhdr:       make([]bool, len(r.Ports)),
+		uso:        make([]bool, len(r.Ports)),
+		bufs:       make([][]byte, bs),
+		sizes:      make([]int, bs),
+		views:      make([][]byte, bs),
+		reply:      make([]byte, Headroom+1500),
+		replyBatch: [][]byte{nil},
+		held:       make([]byte, Headroom+heldMaxSize),
+		heldBatch:  [][]byte{nil},
+		out:        make([][][]byte, len(r.Ports)),
+	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
 	// in the headroom, just before the packet.
-	vin := tun.HasVirtioHdr(dev)
-	vout := make([]bool, len(r.Ports))
-	uso := make([]bool, len(r.Ports)) // takes UDP super-packets: coalesce datagrams
 	for i, d := range r.Ports {
-		vout[i] = tun.HasVirtioHdr(d)
-		if v, ok := d.(tun.VirtioDevice); ok && vout[i] {
-			uso[i] = v.USO()
+		p.vhdr[i] = tun.HasVirtioHdr(d)
+		if v, ok := d.(tun.VirtioDevice); ok && p.vhdr[i] {
+			p.uso[i] = v.USO()
 		}
 	}
-	bs := dev.BatchSize()
-	bufs := make([][]byte, bs)
-	for i := range bufs {
-		bufs[i] = make([]byte, bufSize)
+	for i := range p.bufs {
+		p.bufs[i] = make([]byte, bufSize)
 	}
-	sizes := make([]int, bs)
-	views := make([][]byte, bs) // the packets of a batch, for Prefetch
-	reply := make([]byte, Headroom+1500)
-	replyBatch := [][]byte{nil}
-	held := make([]byte, Headroom+heldMaxSize)
-	heldBatch := [][]byte{nil}
-	out := make([][][]byte, len(r.Ports))
-	for i := range out {
-		out[i] = make([][]byte, 0, bs)
+	for i := range p.out {
+		p.out[i] = make([][]byte, 0, bs)
 	}
-	flush := func(p int) {
-		q := out[p]
-		if uso[p] && len(q) > 1 {
-			q = coalesceUDP(q, Headroom)
-		}
-		r.write(r.Ports[p], q)
-		out[p] = out[p][:0]
-	}
-	var (
-		h   tun.VirtioHdr
-		seg *segmenter // for super-packets bound for a device without offloads
-	)
-	const hdrAt = Headroom - tun.VirtioHdrLen
+	return p
+}
+
+func (r *Router) pump(ctx context.Context, in Port) error {
+	dev := r.Ports[in]
+	p := r.newPumper(dev.BatchSize())
 	for {
-		n, err := dev.Read(bufs, sizes, Headroom)
+		n, err := dev.Read(p.bufs, p.sizes, Headroom)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, tun.ErrClosed) {
 				return nil
 			}
 			return err
 		}
-		now := time.Now()
-		for i := range n {
-			views[i] = bufs[i][Headroom : Headroom+sizes[i]]
+		p.batch(in, n, time.Now())
+	}
+}
+
+// busyPollWait bounds one poll(2) wait of an idle busy-poll loop, so it
+// notices shutdown soon.
+const busyPollWait = 20 * time.Millisecond
+
+// busyPoll is the reader of every device when BusyPoll is set: one
+// goroutine, trying each device without waiting, translating what it
+// gets; it yields the processor between empty rounds and sleeps in
+// poll(2) only once the devices have been quiet for BusyPoll.
+func (r *Router) busyPoll(ctx context.Context, devs []tun.Poller) error {
+	bs := 0
+	for _, d := range devs {
+		bs = max(bs, d.BatchSize())
+	}
+	p := r.newPumper(bs)
+	w := tun.NewWaiter(devs)
+	done := ctx.Done()
+	last := time.Now() // of the last packet
+	for empty := 0; ; {
+		got := false
+		for i, d := range devs {
+			n, err := d.TryRead(p.bufs[:d.BatchSize()], p.sizes, Headroom)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, tun.ErrClosed) {
+					return nil
+				}
+				return err
+			}
+			if n > 0 {
+				got = true
+				last = time.Now()
+				p.batch(Port(i), n, last)
+			}
 		}
-		r.Engine.Prefetch(in, views[:n])
-		for i := 0; i < n; i++ {
-			pkt := bufs[i][Headroom : Headroom+sizes[i]]
-			var res Result
+		if got {
+			empty = 0
+			continue
+		}
+		// Look at the clock and ctx every 64 empty rounds, not each.
+		if empty++; empty%64 != 0 {
+			runtime.Gosched()
+			continue
+		}
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		if time.Since(last) < r.BusyPoll {
+			runtime.Gosched()
+			continue
+		}
+		ready, err := w.Wait(busyPollWait)
+		if err != nil {
+			return fmt.Errorf("busy-poll: wait: %w", err)
+		}
+		if ready {
+			last = time.Now() // traffic again: spin before the next sleep
+		}
+	}
+}
+
+func (p *pumper) flush(to int) {
+	q := p.out[to]
+	if p.uso[to] && len(q) > 1 {
+		q = coalesceUDP(q, Headroom)
+	}
+	p.r.write(p.r.Ports[to], q)
+	p.out[to] = p.out[to][:0]
+}
+
+// batch translates the n packets just read from port in (in p.bufs) and
+// writes them on, grouped by destination port; now is read once per
+// batch.
+func (p *pumper) batch(in Port, n int, now time.Time) {
+	r := p.r
+	dev := r.Ports[in]
+	vin := p.vhdr[in]
+	bufs, sizes, h := p.bufs, p.sizes, &p.h
+	const hdrAt = Headroom - tun.VirtioHdrLen
+	for i := range n {
+		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
+	}
+	r.Engine.Prefetch(in, p.views[:n])
+	for i := 0; i < n; i++ {
+		pkt := bufs[i][Headroom : Headroom+sizes[i]]
+		var res Result
+		if vin {
+			h.Decode(bufs[i][hdrAt:Headroom])
+			res = r.Engine.ProcessVirtio(in, pkt, h, p.reply[Headroom:], now)
+		} else {
+			res = r.Engine.Process(in, pkt, p.reply[Headroom:], now)
+		}
+		if res.Verdict == Forward {
+			to := res.Out
+			switch {
+			case p.vhdr[to] && vin:
+				h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
+			case p.vhdr[to]:
+				clear(bufs[i][hdrAt:Headroom]) // a plain packet
+			case vin && h.IsGSO():
+				// Segments follow what is queued for that port.
+				if p.seg == nil {
+					p.seg = newSegmenter(64, r.maxMTU(), Headroom)
+				}
+				p.flush(int(to))
+				for k, nseg := 0, numSegments(pkt, h); k < nseg; {
+					q, next, lost := p.seg.split(pkt, h, k)
+					r.writeErrors.Add(uint64(lost))
+					r.write(r.Ports[to], q)
+					k = next
+				}
+				continue
+			case vin && h.NeedsCsum():
+				finishCsum(pkt)
+			}
+			p.out[to] = append(p.out[to], bufs[i][:Headroom+sizes[i]])
+		}
+		if res.ReplyLen > 0 {
 			if vin {
-				h.Decode(bufs[i][hdrAt:Headroom])
-				res = r.Engine.ProcessVirtio(in, pkt, &h, reply[Headroom:], now)
-			} else {
-				res = r.Engine.Process(in, pkt, reply[Headroom:], now)
+				clear(p.reply[hdrAt:Headroom])
 			}
-			if res.Verdict == Forward {
-				to := res.Out
-				switch {
-				case vout[to] && vin:
-					h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
-				case vout[to]:
-					clear(bufs[i][hdrAt:Headroom]) // a plain packet
-				case vin && h.IsGSO():
-					// Segments follow what is queued for that port.
-					if seg == nil {
-						seg = newSegmenter(64, r.maxMTU(), Headroom)
-					}
-					flush(int(to))
-					for k, nseg := 0, numSegments(pkt, &h); k < nseg; {
-						q, next, lost := seg.split(pkt, &h, k)
-						r.writeErrors.Add(uint64(lost))
-						r.write(r.Ports[to], q)
-						k = next
-					}
-					continue
-				case vin && h.NeedsCsum():
-					finishCsum(pkt)
-				}
-				out[to] = append(out[to], bufs[i][:Headroom+sizes[i]])
-			}
-			if res.ReplyLen > 0 {
-				if vin {
-					clear(reply[hdrAt:Headroom])
-				}
-				replyBatch[0] = reply[:Headroom+res.ReplyLen]
-				r.write(dev, replyBatch)
-			}
+			p.replyBatch[0] = p.reply[:Headroom+res.ReplyLen]
+			r.write(dev, p.replyBatch)
 		}
-		for p := range out {
-			flush(p)
+	}
+	for to := range p.out {
+		p.flush(to)
+	}
+	// Fragments that waited for their first fragment, which has just
+	// gone out with this batch.
+	for r.Engine.HeldReady() {
+		n, to, ok := r.Engine.NextHeld(p.held[Headroom:])
+		if !ok {
+			break
 		}
-		// Fragments that waited for their first fragment, which has
-		// just gone out with this batch.
-		for r.Engine.HeldReady() {
-			n, to, ok := r.Engine.NextHeld(held[Headroom:])
-			if !ok {
-				break
-			}
-			clear(held[:Headroom]) // a plain packet for devices with a virtio header
-			heldBatch[0] = held[:Headroom+n]
-			r.write(r.Ports[to], heldBatch)
-		}
+		clear(p.held[:Headroom]) // a plain packet for devices with a virtio header
+		p.heldBatch[0] = p.held[:Headroom+n]
+		r.write(r.Ports[to], p.heldBatch)
 	}
 }
 

@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -84,7 +85,10 @@ type Tap struct {
 	Written *Traffic
 }
 
-var _ tun.VirtioDevice = (*Tap)(nil)
+var (
+	_ tun.VirtioDevice = (*Tap)(nil)
+	_ tun.Poller       = (*Tap)(nil)
+)
 
 // VirtioHdr implements tun.VirtioDevice: a Tap has the header if its
 // device has. Without it, the router would take an offload device for a
@@ -101,13 +105,36 @@ func (t *Tap) USO() bool {
 // Read implements tun.Device.
 func (t *Tap) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := t.Device.Read(bufs, sizes, offset)
+	t.capture(bufs, sizes, offset, n)
+	return n, err
+}
+
+// TryRead implements tun.Poller for a device that is one (PollFd says).
+func (t *Tap) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	d, ok := t.Device.(tun.Poller)
+	if !ok {
+		return 0, errors.New("observe: Tap: device cannot be read without waiting")
+	}
+	n, err := d.TryRead(bufs, sizes, offset)
+	t.capture(bufs, sizes, offset, n)
+	return n, err
+}
+
+// PollFd implements tun.Poller: the device's, or -1.
+func (t *Tap) PollFd() int {
+	if d, ok := t.Device.(tun.Poller); ok {
+		return d.PollFd()
+	}
+	return -1
+}
+
+func (t *Tap) capture(bufs [][]byte, sizes []int, offset, n int) {
 	if t.Pcap != nil && n > 0 {
 		now := time.Now()
 		for i := 0; i < n; i++ {
 			t.Pcap.write(bufs[i][offset:offset+sizes[i]], now)
 		}
 	}
-	return n, err
 }
 
 // Write implements tun.Device.

@@ -27,3 +27,16 @@ func TestTapKeepsVirtioHdr(t *testing.T) {
 		t.Error("Tap over a plain device: HasVirtioHdr true")
 	}
 }
+
+// A Tap can be busy-polled exactly when its device can.
+func TestTapPoller(t *testing.T) {
+	p := tun.NewChannel("p0")
+	defer p.Close()
+	tap := &Tap{Device: p}
+	if tun.CanPoll(tap) {
+		t.Error("Tap over a channel device: CanPoll true")
+	}
+	if _, err := tap.TryRead(make([][]byte, 1), make([]int, 1), 0); err == nil {
+		t.Error("TryRead through a Tap over a device that is no Poller: no error")
+	}
+}

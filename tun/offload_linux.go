@@ -74,13 +74,15 @@ type offloadDevice struct {
 	// these fields, so no closure is allocated per call.
 	readMu sync.Mutex
 	rd     struct {
-		bufs  [][]byte
-		sizes []int
-		off   int
-		n     int
-		err   error
-		fn    func(fd uintptr) bool
+		bufs   [][]byte
+		sizes  []int
+		off    int
+		n      int
+		err    error
+		nowait bool // TryRead: return on EAGAIN even with nothing read
+		fn     func(fd uintptr) bool
 	}
+	fd int // for PollFd; valid until Close
 	writeMu sync.Mutex
 	wr      struct {
 		bufs    [][]byte
@@ -92,7 +94,10 @@ type offloadDevice struct {
 	}
 }
 
-var _ VirtioDevice = (*offloadDevice)(nil)
+var (
+	_ VirtioDevice = (*offloadDevice)(nil)
+	_ Poller       = (*offloadDevice)(nil)
+)
 
 // autoState remembers what BackendAuto found out on this kernel.
 var autoState struct {
@@ -213,7 +218,7 @@ func openOffload(name string) (*offloadDevice, error) {
 		f.Close()
 		return nil, err
 	}
-	d := &offloadDevice{file: f, rc: rc, name: ifr.Name(), offloads: offloads}
+	d := &offloadDevice{file: f, rc: rc, name: ifr.Name(), offloads: offloads, fd: fd}
 	d.rd.fn = d.readRaw
 	d.wr.fn = d.writeRaw
 	return d, nil
@@ -224,13 +229,26 @@ func openOffload(name string) (*offloadDevice, error) {
 // the packet in bufs[i][offset:], which must hold 65535 bytes for a
 // super-packet to fit.
 func (d *offloadDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.read(bufs, sizes, offset, false)
+}
+
+// TryRead implements Poller: Read that returns (0, nil) at once when no
+// packet is waiting.
+func (d *offloadDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.read(bufs, sizes, offset, true)
+}
+
+// PollFd implements Poller.
+func (d *offloadDevice) PollFd() int { return d.fd }
+
+func (d *offloadDevice) read(bufs [][]byte, sizes []int, offset int, nowait bool) (int, error) {
 	if offset < VirtioHdrLen {
 		return 0, fmt.Errorf("tun: read offset %d leaves no room for the %d-byte virtio-net header", offset, VirtioHdrLen)
 	}
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
 	r := &d.rd
-	r.bufs, r.sizes, r.off, r.n, r.err = bufs, sizes, offset, 0, nil
+	r.bufs, r.sizes, r.off, r.n, r.err, r.nowait = bufs, sizes, offset, 0, nil, nowait
 	err := d.rc.Read(r.fn)
 	n, rerr := r.n, r.err
 	r.bufs, r.sizes = nil, nil
@@ -260,7 +278,7 @@ func (d *offloadDevice) readRaw(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return r.n > 0
+			return r.n > 0 || r.nowait
 		case err != nil:
 			r.err = err
 			return true

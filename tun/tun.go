@@ -30,6 +30,25 @@ type Device interface {
 	Close() error
 }
 
+// Poller is a Device that can also be read without waiting, for a reader
+// that busy-polls (nat.Router.BusyPoll) instead of sleeping until a
+// packet comes. The offload backend is one; water is not.
+type Poller interface {
+	Device
+	// TryRead is Read that returns (0, nil) at once when no packet waits.
+	TryRead(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	// PollFd is the file descriptor to wait on with poll(2), or -1 when
+	// the device cannot be busy-polled (a wrapper around a device that is
+	// not a Poller). It stays valid until Close.
+	PollFd() int
+}
+
+// CanPoll reports whether d can be busy-polled.
+func CanPoll(d Device) bool {
+	p, ok := d.(Poller)
+	return ok && p.PollFd() >= 0
+}
+
 // ErrClosed is returned by Read and Write on a closed device.
 var ErrClosed = errors.New("tun: device closed")
 
