@@ -82,7 +82,7 @@ type offloadDevice struct {
 		nowait bool // TryRead: return on EAGAIN even with nothing read
 		fn     func(fd uintptr) bool
 	}
-	fd int // for PollFd; valid until Close
+	fd      int // for PollFd; valid until Close
 	writeMu sync.Mutex
 	wr      struct {
 		bufs    [][]byte
