@@ -1,11 +1,13 @@
 // Command bench measures gonat against the Linux kernel on this machine:
-// the same client and server namespaces joined four ways, one after the
+// the same client and server namespaces joined five ways, one after the
 // other in one run,
 //
 //	kernel routing   client -veth- router -veth- server, no NAT (the limit)
 //	kernel NAT       the same with nftables (or iptables) MASQUERADE
 //	gonat offload    client -TUN- gonat -TUN- server, --tun-backend offload
 //	gonat water      the same with --tun-backend water
+//	gonat busypoll   offload with --busy-poll: one reader that spins while
+//	                 traffic flows (a CPU core for lower latency)
 //
 // and prints a table of absolute figures and ratios to the kernel NAT:
 // iperf3 TCP with 1 and 4 streams, UDP 64-byte datagrams (the most the
@@ -42,7 +44,7 @@ func main() {
 	secs := flag.Int("t", 4, "seconds each iperf3 run measures (after 1 s omitted; at most 4)")
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
-	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water); default all")
+	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
@@ -107,6 +109,7 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 		{Key: "nat", Name: "kernel NAT (" + natTool + " masquerade)"},
 		{Key: "offload", Name: "gonat --tun-backend offload"},
 		{Key: "water", Name: "gonat --tun-backend water"},
+		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
 	}
 	if natErr != nil {
 		rows[1].Name = "kernel NAT (masquerade)"

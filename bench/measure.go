@@ -60,6 +60,8 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		t, err = b.kernelTopo(ctx, false, natTool)
 	case "nat":
 		t, err = b.kernelTopo(ctx, true, natTool)
+	case "busypoll":
+		t, err = b.gonatTopo(ctx, "offload", "--busy-poll", busyPoll.String())
 	default:
 		t, err = b.gonatTopo(ctx, r.Key)
 	}

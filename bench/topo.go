@@ -195,7 +195,7 @@ func (b *bench) kernelTopo(ctx context.Context, nat bool, tool string) (*topo, e
 // gonatTopo joins client and server through gonat, the way `gonat run`
 // is documented: its inside TUN in the client namespace, its outside one
 // in the server namespace, whose address is on loopback.
-func (b *bench) gonatTopo(ctx context.Context, backend string) (*topo, error) {
+func (b *bench) gonatTopo(ctx context.Context, backend string, extra ...string) (*topo, error) {
 	c, err := b.newNS(ctx, "c")
 	if err != nil {
 		return nil, err
@@ -207,8 +207,9 @@ func (b *bench) gonatTopo(ctx context.Context, backend string) (*topo, error) {
 	if err := ip(ctx, "-n "+s+" addr add 203.0.113.1/32 dev lo"); err != nil {
 		return nil, err
 	}
-	cmd, out, err := b.start(b.gonat, "run", "--inside", c+"=10.0.0.2/24", "--outside", s,
-		"--external", gonatExt, "--tun-backend", backend)
+	args := append([]string{"run", "--inside", c + "=10.0.0.2/24", "--outside", s,
+		"--external", gonatExt, "--tun-backend", backend}, extra...)
+	cmd, out, err := b.start(append([]string{b.gonat}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -243,3 +244,8 @@ func (b *bench) delNS(names ...string) {
 		exec.Command("ip", "netns", "del", n).Run()
 	}
 }
+
+// busyPoll is the --busy-poll of the busypoll row: longer than the gap
+// between two pings of the RTT column, so the loop spins through it as
+// it would under steady traffic.
+const busyPoll = 200 * time.Millisecond

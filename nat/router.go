@@ -41,7 +41,9 @@ type Router struct {
 	// the wake-up of a sleeping reader per packet, which on VMs that halt
 	// idle vCPUs is tens of µs (see the README's latency figures). Every
 	// port must be a tun.Poller (the offload backend). 0: a goroutine per
-	// device, sleeping in Go's netpoller.
+	// device, sleeping in Go's netpoller. The tail latency is best with
+	// GOMAXPROCS=1 (gonat run sets it): with more Ps, idle ones steal the
+	// loop between threads each time it yields.
 	BusyPoll time.Duration
 
 	writeErrors atomic.Uint64
