@@ -30,6 +30,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"bad inside address", []string{"run", "--inside", tp.A + "=10.0.0.300/24", "--outside", tp.WAN, "--external", "198.51.100.1"}, "--inside"},
 		{"external inside the inside network", []string{"run", "--inside", tp.A + "=10.0.0.2/24", "--outside", tp.WAN, "--external", "10.0.0.9"}, "10.0.0.9"},
 		{"unknown flag", append(base, "--frobnicate"), "frobnicate"},
+		{"negative busy-poll", append(base, "--busy-poll", "-1s"), "--busy-poll"},
+		{"busy-poll with water", append(base, "--busy-poll", "100ms", "--tun-backend", "water"), "--busy-poll"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
