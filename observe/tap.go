@@ -96,11 +96,10 @@ var (
 // as if they were whole.
 func (t *Tap) VirtioHdr() bool { return tun.HasVirtioHdr(t.Device) }
 
-// USO implements tun.VirtioDevice: the device's answer.
-func (t *Tap) USO() bool {
-	v, ok := t.Device.(tun.VirtioDevice)
-	return ok && v.USO()
-}
+// USO implements tun.VirtioDevice: false, so the router writes UDP
+// datagrams to a tapped device one by one rather than coalesced into
+// super-packets, and the capture and the counters see each datagram.
+func (t *Tap) USO() bool { return false }
 
 // Read implements tun.Device.
 func (t *Tap) Read(bufs [][]byte, sizes []int, offset int) (int, error) {

@@ -13,13 +13,16 @@ import (
 // then took the plain checksum update).
 func TestTapKeepsVirtioHdr(t *testing.T) {
 	v := tun.NewVirtioChannel("v0")
+	v.TakesUSO = true
 	defer v.Close()
 	tap := &Tap{Device: v}
 	if !tun.HasVirtioHdr(tap) {
 		t.Error("Tap over a virtio device: HasVirtioHdr false")
 	}
-	if vd, ok := tun.Device(tap).(tun.VirtioDevice); !ok || vd.USO() != v.USO() {
-		t.Error("Tap over a virtio device: USO not passed on")
+	// USO stays off behind a Tap: coalesced datagrams would reach the
+	// capture and the counters as one packet.
+	if vd, ok := tun.Device(tap).(tun.VirtioDevice); !ok || vd.USO() {
+		t.Error("Tap over a USO device: USO on")
 	}
 	p := tun.NewChannel("p0")
 	defer p.Close()
