@@ -57,13 +57,15 @@ type Traffic struct {
 	packets, bytes [256]atomic.Uint64
 }
 
-func (t *Traffic) add(b []byte) {
+// add counts packet b, which the wire sees as segs packets (a
+// super-packet's segments each carry hdrLen bytes of headers).
+func (t *Traffic) add(b []byte, segs, hdrLen int) {
 	proto := 0
 	if len(b) >= 20 {
 		proto = int(b[9])
 	}
-	t.packets[proto].Add(1)
-	t.bytes[proto].Add(uint64(len(b)))
+	t.packets[proto].Add(uint64(segs))
+	t.bytes[proto].Add(uint64(len(b) + (segs-1)*hdrLen))
 }
 
 // Each calls fn for every protocol that carried traffic.
@@ -142,13 +144,22 @@ func (t *Tap) Write(bufs [][]byte, offset int) (int, error) {
 	if t.Pcap != nil {
 		now = time.Now()
 	}
+	// Super-packets count as the segments the kernel cuts them into,
+	// as a link would carry them.
+	vhdr := offset >= tun.VirtioHdrLen && t.VirtioHdr()
+	var h tun.VirtioHdr
 	for _, b := range bufs {
 		p := b[offset:]
 		if t.Pcap != nil {
 			t.Pcap.write(p, now)
 		}
 		if t.Written != nil {
-			t.Written.add(p)
+			segs, hl := 1, 0
+			if vhdr {
+				h.Decode(b[offset-tun.VirtioHdrLen : offset])
+				segs, hl = h.WireSegments(p)
+			}
+			t.Written.add(p, segs, hl)
 		}
 	}
 	return t.Device.Write(bufs, offset)

@@ -43,3 +43,35 @@ func TestTapPoller(t *testing.T) {
 		t.Error("TryRead through a Tap over a device that is no Poller: no error")
 	}
 }
+
+// A super-packet written through a Tap counts as the packets and bytes
+// the wire carries once the kernel has cut it.
+func TestTapCountsSegments(t *testing.T) {
+	v := tun.NewVirtioChannel("v0")
+	defer v.Close()
+	var w Traffic
+	tap := &Tap{Device: v, Written: &w}
+	const off = 16
+	buf := make([]byte, off+20+20+3*1000)
+	p := buf[off:]
+	p[0], p[9], p[20+12] = 0x45, 6, 5<<4
+	h := tun.VirtioHdr{GSOType: tun.GSOTCPv4, GSOSize: 1000}
+	h.Encode(buf[off-tun.VirtioHdrLen : off])
+	plain := make([]byte, off+20+20+100)
+	plain[off], plain[off+9] = 0x45, 6
+	if _, err := tap.Write([][]byte{buf, plain}, off); err != nil {
+		t.Fatal(err)
+	}
+	var pk, by uint64
+	w.Each(func(proto uint8, packets, bytes uint64) {
+		if proto == 6 {
+			pk, by = packets, bytes
+		}
+	})
+	if want := uint64(3 + 1); pk != want {
+		t.Errorf("packets %d, want %d (3 segments + 1 plain)", pk, want)
+	}
+	if want := uint64(3*(40+1000) + 140); by != want {
+		t.Errorf("bytes %d, want %d", by, want)
+	}
+}

@@ -75,6 +75,30 @@ func (h *VirtioHdr) Encode(b []byte) {
 	binary.NativeEndian.PutUint16(b[8:], h.CsumOffset)
 }
 
+// WireSegments returns how many packets super-packet pkt (IPv4) becomes
+// on the wire and the header bytes each of them carries: 1 and 0 for a
+// packet that is not a super-packet or is too short to tell, so a
+// counter can count what a link would see.
+func (h *VirtioHdr) WireSegments(pkt []byte) (n, hdrLen int) {
+	if !h.IsGSO() || h.GSOSize == 0 || len(pkt) < 20 {
+		return 1, 0
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	switch {
+	case pkt[9] == 6 && len(pkt) >= ihl+20: // TCP
+		hdrLen = ihl + int(pkt[ihl+12]>>4)*4
+	case pkt[9] == 17: // UDP
+		hdrLen = ihl + 8
+	default:
+		return 1, 0
+	}
+	payload := len(pkt) - hdrLen
+	if payload <= int(h.GSOSize) {
+		return 1, hdrLen
+	}
+	return (payload + int(h.GSOSize) - 1) / int(h.GSOSize), hdrLen
+}
+
 // IsGSO reports whether the packet is a super-packet to be segmented.
 func (h *VirtioHdr) IsGSO() bool { return h.GSOType != GSONone }
 

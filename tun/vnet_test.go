@@ -38,3 +38,36 @@ func TestHasVirtioHdr(t *testing.T) {
 		t.Fatal("HasVirtioHdr / USO")
 	}
 }
+
+func TestWireSegments(t *testing.T) {
+	pkt := func(proto byte, thl, payload int) []byte {
+		b := make([]byte, 20+thl+payload)
+		b[0], b[9] = 0x45, proto
+		if proto == 6 {
+			b[20+12] = byte(thl/4) << 4
+		}
+		return b
+	}
+	tcp := VirtioHdr{GSOType: GSOTCPv4, GSOSize: 1448}
+	udp := VirtioHdr{GSOType: GSOUDPL4, GSOSize: 64}
+	cases := []struct {
+		name     string
+		h        VirtioHdr
+		pkt      []byte
+		n, hdrLn int
+	}{
+		{"tcp 3 full segments", tcp, pkt(6, 32, 3*1448), 3, 52},
+		{"tcp short last segment", tcp, pkt(6, 20, 2*1448+1), 3, 40},
+		{"tcp one segment", tcp, pkt(6, 20, 1000), 1, 40},
+		{"udp 25 datagrams", udp, pkt(17, 8, 25*64), 25, 28},
+		{"not gso", VirtioHdr{}, pkt(6, 20, 5000), 1, 0},
+		{"gso size 0", VirtioHdr{GSOType: GSOTCPv4}, pkt(6, 20, 5000), 1, 0},
+		{"runt", tcp, []byte{0x45, 0, 0}, 1, 0},
+		{"tcp header cut", tcp, pkt(6, 20, 0)[:30], 1, 0},
+	}
+	for _, c := range cases {
+		if n, hl := c.h.WireSegments(c.pkt); n != c.n || hl != c.hdrLn {
+			t.Errorf("%s: %d segments of %d header bytes, want %d of %d", c.name, n, hl, c.n, c.hdrLn)
+		}
+	}
+}
