@@ -1,8 +1,13 @@
 package tests
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/gonat/gonat/lab/labtest"
 )
 
 // gonat run --busy-poll translates as the default reader does, also
@@ -21,4 +26,34 @@ func TestBusyPollCLI(t *testing.T) {
 		t.Errorf("second host mapped to %s (first %s); want a distinct endpoint on %s", m2, m, ext1)
 	}
 	tp.stopNAT()
+}
+
+// gonat lab up --busy-poll: a NAT behind a NAT, both busy-polling (in
+// the background child, which must get the flag), still translate: the
+// probe through both answers.
+func TestLabBusyPoll(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nested.toml")
+	if err := os.WriteFile(file, []byte(nestedTopo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	if out, code := run("lab", "up", "-d", file, "--name", name, "--busy-poll", "100ms"); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
+	if code != 0 || !strings.Contains(out, "198.51.100.1") {
+		t.Fatalf("probe through two busy-polling NATs: exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", code, out)
+	}
+	if out, code := run("lab", "down", "--lab", name); code != 0 {
+		t.Fatalf("lab down: %d\n%s", code, out)
+	}
+	if out, code := run("lab", "up", file, "--name", name, "--busy-poll", "-5ms"); code != 2 || !strings.Contains(out, "--busy-poll") {
+		t.Errorf("lab up --busy-poll -5ms: exit %d\n%s\nwant exit 2 naming --busy-poll", code, out)
+	}
 }
