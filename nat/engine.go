@@ -425,8 +425,8 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	}
 	if p.MoreFrags && !hairpin {
 		k := fragKeyOf(p)
-		e.frags.put(k, ext.Addr(), now)
-		e.held.release(k, true, ext.Addr(), Outside)
+		e.frags.put(k, ext.Addr(), fragWay{}, now)
+		e.held.release(k, true, ext.Addr(), Outside, fragWay{})
 	}
 	var target *table.Mapping
 	var tv table.Verdict
@@ -442,6 +442,15 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	var internal netip.AddrPort
 	if target != nil {
 		internal = target.Internal()
+	}
+	if p.MoreFrags && hairpin && tv == table.Accept {
+		// The rest of the datagram takes the same way round (later
+		// fragments have no ports to find the target by).
+		if port, ok := e.insidePort(internal.Addr()); ok {
+			k, w := fragKeyOf(p), fragWay{dst: internal.Addr(), out: port}
+			e.frags.put(k, ext.Addr(), w, now)
+			e.held.release(k, true, ext.Addr(), Outside, w)
+		}
 	}
 	e.mu.Unlock()
 
@@ -509,8 +518,8 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 	out, ok := e.insidePort(internal.Addr())
 	if p.MoreFrags && ok {
 		k := fragKeyOf(p)
-		e.frags.put(k, internal.Addr(), now)
-		e.held.release(k, false, internal.Addr(), out)
+		e.frags.put(k, internal.Addr(), fragWay{}, now)
+		e.held.release(k, false, internal.Addr(), out, fragWay{})
 	}
 	e.mu.Unlock()
 
@@ -606,7 +615,7 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 // first fragment was translated to, remembered by (src, dst, proto, id).
 func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
-	ext, ok := e.frags.get(fragKeyOf(p), now)
+	ext, w, ok := e.frags.get(fragKeyOf(p), now)
 	if !ok && e.held.hold(fragKeyOf(p), b, now) {
 		e.mu.Unlock()
 		return e.done(HeldFragment, 0, 0)
@@ -616,13 +625,18 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 		return e.drop(in, p, DropFragment, now)
 	}
 	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
+	out := Outside
+	if w.dst.IsValid() { // hairpinned
+		header.RewriteDst(b, p, netip.AddrPortFrom(w.dst, 0))
+		out = w.out
+	}
 	header.IPv4(b).DecTTL()
-	return e.done(Forward, Outside, 0)
+	return e.done(Forward, out, 0)
 }
 
 func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
-	internal, ok := e.frags.get(fragKeyOf(p), now)
+	internal, _, ok := e.frags.get(fragKeyOf(p), now)
 	if !ok && e.held.hold(fragKeyOf(p), b, now) {
 		e.mu.Unlock()
 		return e.done(HeldFragment, 0, 0)

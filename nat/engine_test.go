@@ -537,3 +537,67 @@ func TestFragmentFloodBounded(t *testing.T) {
 		t.Fatalf("an unfragmented packet during the flood: %v", r.Verdict)
 	}
 }
+
+// A fragmented datagram hairpinned inside the NAT: every fragment leaves
+// with the sender's external address as source and the target's internal
+// address as destination, out of the target's port, whether the later
+// fragments come after the first or before it (held, then released).
+func TestHairpinFragments(t *testing.T) {
+	for _, order := range []string{"in order", "later first"} {
+		t.Run(order, func(t *testing.T) {
+			e := newEngine(t, "full-cone", func(c *table.Config) { c.Hairpin = true })
+			process(t, e, 2, udpPkt(ap(hostB, 6000), ap(srv1, 3478), 64, "b"), t0)
+			whole := udpPkt(ap(hostA, 5000), ap(ext, 6000), 64, strings.Repeat("0123456789", 30))
+			frags := header.Fragments(whole, 96)
+			if len(frags) < 3 {
+				t.Fatalf("%d fragments", len(frags))
+			}
+			reply := make([]byte, 1500)
+			check := func(what string, b []byte, out Port) {
+				t.Helper()
+				var p header.Parsed
+				p.Decode(b)
+				if out != 2 || p.Src.Addr() != ext || p.Dst.Addr() != hostB || !header.IPv4(b).ChecksumValid() {
+					t.Errorf("%s: out of port %d as %s -> %s (checksum ok: %v); want port 2, %s -> %s",
+						what, out, p.Src.Addr(), p.Dst.Addr(), header.IPv4(b).ChecksumValid(), ext, hostB)
+				}
+			}
+			if order == "later first" {
+				for i := len(frags) - 1; i >= 1; i-- {
+					if r := e.Process(1, frags[i], reply, t0); r.Verdict != HeldFragment {
+						t.Fatalf("fragment %d before the first: %v", i, r.Verdict)
+					}
+				}
+			}
+			r := e.Process(1, frags[0], reply, t0)
+			if r.Verdict != Forward {
+				t.Fatalf("first fragment: %v", r.Verdict)
+			}
+			check("first fragment", frags[0], r.Out)
+			got := 0
+			if order == "in order" {
+				for i := 1; i < len(frags); i++ {
+					r := e.Process(1, frags[i], reply, t0)
+					if r.Verdict != Forward {
+						t.Fatalf("fragment %d: %v", i, r.Verdict)
+					}
+					check(fmt.Sprint("fragment ", i), frags[i], r.Out)
+					got++
+				}
+			} else {
+				buf := make([]byte, 2048)
+				for e.HeldReady() {
+					n, out, ok := e.NextHeld(buf)
+					if !ok {
+						break
+					}
+					check("held fragment", buf[:n], out)
+					got++
+				}
+			}
+			if got != len(frags)-1 {
+				t.Fatalf("%d of %d later fragments passed", got, len(frags)-1)
+			}
+		})
+	}
+}

@@ -34,7 +34,16 @@ type fragCache struct {
 type fragSlot struct {
 	key     fragKey
 	addr    netip.Addr
+	fragWay // for hairpinned datagrams
 	expires time.Time
+}
+
+// fragWay is where a hairpinned datagram's later fragments go: besides
+// the new source (fragSlot.addr), the target's internal address and its
+// port. dst is invalid for a datagram that crosses the NAT.
+type fragWay struct {
+	dst netip.Addr
+	out Port
 }
 
 func (c *fragCache) slot(k fragKey) *fragSlot {
@@ -43,15 +52,15 @@ func (c *fragCache) slot(k fragKey) *fragSlot {
 	return &c.slots[h%uint32(len(c.slots))]
 }
 
-func (c *fragCache) put(k fragKey, a netip.Addr, now time.Time) {
+func (c *fragCache) put(k fragKey, a netip.Addr, w fragWay, now time.Time) {
 	s := c.slot(k)
-	*s = fragSlot{key: k, addr: a, expires: now.Add(fragLifetime)}
+	*s = fragSlot{key: k, addr: a, fragWay: w, expires: now.Add(fragLifetime)}
 }
 
-func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, bool) {
+func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {
 	s := c.slot(k)
 	if s.key != k || !s.addr.IsValid() || !now.Before(s.expires) {
-		return netip.Addr{}, false
+		return netip.Addr{}, fragWay{}, false
 	}
-	return s.addr, true
+	return s.addr, s.fragWay, true
 }

@@ -203,3 +203,35 @@ func TestHairpinTCP(t *testing.T) {
 		t.Fatal("B never accepted A's connection")
 	}
 }
+
+// A datagram too big for one packet, hairpinned: the sender's kernel cuts
+// it into fragments, gonat must turn every one of them around (the later
+// ones carry no ports), and the target's kernel puts it back together.
+func TestHairpinFragmentedUDP(t *testing.T) {
+	tp := newTopo(t)
+	tp.startSTUN()
+	tp.startNAT("--preset", "full-cone", "--hairpin=true")
+	a, b := udp(t, tp.A, ":5000"), udp(t, tp.B, ":5001")
+	ma, mb := mapped(t, a, stunServer), mapped(t, b, stunServer)
+	msg := make([]byte, 4000) // three fragments at MTU 1500
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	buf := make([]byte, 8192)
+	for try := 0; try < 5; try++ {
+		if _, err := a.WriteToUDPAddrPort(msg, mb); err != nil {
+			t.Fatal(err)
+		}
+		b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, from, err := b.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if n != len(msg) || string(buf[:n]) != string(msg) || from != ma {
+			t.Fatalf("B got %d bytes from %s; want the %d sent, from MA=%s", n, from, len(msg), ma)
+		}
+		return
+	}
+	t.Fatalf("B never got the fragmented datagram A sent to MB=%s", mb)
+}
