@@ -132,6 +132,15 @@ func (b IPv4) ChecksumValid() bool {
 // incrementally (RFC 1624; RFC 1812 section 5.3.1 requires the forwarding
 // router to do both). A TTL of 0 is left alone rather than wrapped to
 // 255: callers drop such packets, with Time Exceeded, before forwarding.
+// RewriteID sets the identification field, fixing the header checksum
+// (RFC 1624), and records it in p.
+func RewriteID(b []byte, p *Parsed, id uint16) {
+	ip := IPv4(b)
+	ip.SetChecksum(UpdateChecksum16(ip.Checksum(), ip.ID(), id))
+	ip.SetID(id)
+	p.ID = id
+}
+
 func (b IPv4) DecTTL() {
 	ttl := b[ipTTL]
 	if ttl == 0 {

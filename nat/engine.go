@@ -11,6 +11,7 @@ package nat
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,13 @@ type Engine struct {
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
+
+	// ipID numbers the non-atomic datagrams (DF clear or fragmented) that
+	// leave through the external addresses: inside hosts number theirs
+	// independently, and two of them behind one address could otherwise
+	// send fragments the receiver cannot tell apart (RFC 7857 §10, RFC
+	// 6864 §5.3). Starts at a random value.
+	ipID atomic.Uint32
 }
 
 // New builds an engine. It does not touch any device.
@@ -132,6 +140,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
+	e.ipID.Store(rand.Uint32())
 	for i, ip := range cfg.Inside {
 		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
@@ -423,10 +432,17 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	if created {
 		info = snapshot(m)
 	}
+	// A non-atomic datagram gets an identification of the NAT's; a first
+	// fragment leaves it for the rest of its datagram (the key is the
+	// original identification, so it is read before the rewrite).
+	var newID uint16
+	if !p.DontFrag || p.MoreFrags {
+		newID = uint16(e.ipID.Add(1))
+	}
 	if p.MoreFrags && !hairpin {
 		k := fragKeyOf(p)
-		e.frags.put(k, ext.Addr(), fragWay{}, now)
-		e.held.release(k, true, ext.Addr(), Outside, fragWay{})
+		e.frags.put(k, ext.Addr(), fragWay{id: newID}, now)
+		e.held.release(k, true, ext.Addr(), Outside, fragWay{id: newID})
 	}
 	var target *table.Mapping
 	var tv table.Verdict
@@ -447,7 +463,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		// The rest of the datagram takes the same way round (later
 		// fragments have no ports to find the target by).
 		if port, ok := e.insidePort(internal.Addr()); ok {
-			k, w := fragKeyOf(p), fragWay{dst: internal.Addr(), out: port}
+			k, w := fragKeyOf(p), fragWay{id: newID, dst: internal.Addr(), out: port}
 			e.frags.put(k, ext.Addr(), w, now)
 			e.held.release(k, true, ext.Addr(), Outside, w)
 		}
@@ -456,6 +472,9 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 
 	if created {
 		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
+	}
+	if !p.DontFrag || p.MoreFrags {
+		header.RewriteID(b, p, newID)
 	}
 	header.RewriteSrc(b, p, ext)
 	header.IPv4(b).DecTTL()
@@ -624,6 +643,7 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 	if !ok {
 		return e.drop(in, p, DropFragment, now)
 	}
+	header.RewriteID(b, p, w.id)
 	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
 	out := Outside
 	if w.dst.IsValid() { // hairpinned

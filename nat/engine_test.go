@@ -601,3 +601,87 @@ func TestHairpinFragments(t *testing.T) {
 		})
 	}
 }
+
+// RFC 7857 §10 (checklist 34): A and B number their datagrams on their
+// own, so behind one external address two of them can carry the same
+// identification to the same server, and the server would mix their
+// fragments. The NAT gives each non-atomic datagram an identification of
+// its own, the same for all of a datagram's fragments (also those held
+// until their first fragment came); atomic datagrams (DF set) keep theirs.
+func TestIPIDNonAtomic(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	reply := make([]byte, 1500)
+	datagram := func(src netip.Addr) [][]byte {
+		b := make([]byte, 1500)
+		n := header.BuildUDP(b, header.IPv4Fields{Src: src, Dst: srv1, Protocol: header.ProtoUDP, TTL: 64, ID: 777},
+			header.UDPFields{SrcPort: 5000, DstPort: 3478}, []byte(strings.Repeat("0123456789", 30)))
+		return header.Fragments(b[:n], 96)
+	}
+	fa, fb := datagram(hostA), datagram(hostB)
+	// B's later fragments come before its first: held, then released.
+	for i := len(fb) - 1; i >= 1; i-- {
+		if r := e.Process(2, fb[i], reply, t0); r.Verdict != HeldFragment {
+			t.Fatalf("B fragment %d: %v", i, r.Verdict)
+		}
+	}
+	idsOf := func(who string, frags [][]byte, port Port) map[uint16]bool {
+		ids := map[uint16]bool{}
+		for i, f := range frags {
+			r := e.Process(port, f, reply, t0)
+			if r.Verdict != Forward {
+				t.Fatalf("%s fragment %d: %v", who, i, r.Verdict)
+			}
+			checkSums(t, f)
+			ids[header.IPv4(f).ID()] = true
+		}
+		return ids
+	}
+	// Interleaved as two senders would be: A's first, B's first, A's rest.
+	idA := idsOf("A", fa[:1], 1)
+	idB := idsOf("B", fb[:1], 2)
+	for id := range idsOf("A", fa[1:], 1) {
+		idA[id] = true
+	}
+	buf := make([]byte, 2048)
+	for e.HeldReady() {
+		n, _, ok := e.NextHeld(buf)
+		if !ok {
+			break
+		}
+		if !header.IPv4(buf[:n]).ChecksumValid() {
+			t.Error("held fragment: bad header checksum")
+		}
+		idB[header.IPv4(buf[:n]).ID()] = true
+	}
+	if len(idA) != 1 || len(idB) != 1 {
+		t.Fatalf("identifications within one datagram differ: A %v, B %v", idA, idB)
+	}
+	for id := range idA {
+		if idB[id] {
+			t.Fatalf("A's and B's datagrams both left as %s -> %s with ID %d", ext, srv1, id)
+		}
+	}
+	// Unfragmented: DF clear gets a fresh identification each time, DF
+	// set keeps the sender's.
+	seen := map[uint16]bool{}
+	for range 3 {
+		b := make([]byte, 1500)
+		n := header.BuildUDP(b, header.IPv4Fields{Src: hostA, Dst: srv1, Protocol: header.ProtoUDP, TTL: 64, ID: 9},
+			header.UDPFields{SrcPort: 5001, DstPort: 3478}, []byte("x"))
+		if r := e.Process(1, b[:n], reply, t0); r.Verdict != Forward {
+			t.Fatal(r.Verdict)
+		}
+		checkSums(t, b[:n])
+		seen[header.IPv4(b[:n]).ID()] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("three DF-clear datagrams left with IDs %v; want three distinct", seen)
+	}
+	b := make([]byte, 1500)
+	n := header.BuildUDP(b, header.IPv4Fields{Src: hostA, Dst: srv1, Protocol: header.ProtoUDP, TTL: 64, ID: 9, DontFrag: true},
+		header.UDPFields{SrcPort: 5001, DstPort: 3478}, []byte("x"))
+	e.Process(1, b[:n], reply, t0)
+	if id := header.IPv4(b[:n]).ID(); id != 9 {
+		t.Errorf("an atomic datagram (DF set) left with ID %d; want the sender's 9", id)
+	}
+}

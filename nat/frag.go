@@ -38,10 +38,12 @@ type fragSlot struct {
 	expires time.Time
 }
 
-// fragWay is where a hairpinned datagram's later fragments go: besides
-// the new source (fragSlot.addr), the target's internal address and its
-// port. dst is invalid for a datagram that crosses the NAT.
+// fragWay is how an outbound datagram's later fragments are translated
+// besides the new source (fragSlot.addr): the identification its first
+// fragment got, and for a hairpinned datagram the target's internal
+// address and port (dst is invalid for one that crosses the NAT).
 type fragWay struct {
+	id  uint16
 	dst netip.Addr
 	out Port
 }

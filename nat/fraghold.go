@@ -76,9 +76,10 @@ func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
 }
 
 // release translates the fragments waiting for key k now that its first
-// fragment went through: outbound ones get source address to, inbound
-// ones destination address to, and go to port out. Hairpinned ones
-// (outbound, hp.dst valid) get destination hp.dst too and go to hp.out.
+// fragment went through: outbound ones get source address to and
+// identification hp.id, inbound ones destination address to, and go to
+// port out. Hairpinned ones (outbound, hp.dst valid) get destination
+// hp.dst too and go to hp.out.
 func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp fragWay) int {
 	n := 0
 	for i := range h.slots {
@@ -94,6 +95,7 @@ func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp
 			continue
 		}
 		if outbound {
+			header.RewriteID(b, &p, hp.id)
 			header.RewriteSrc(b, &p, netip.AddrPortFrom(to, 0))
 			if hp.dst.IsValid() {
 				header.RewriteDst(b, &p, netip.AddrPortFrom(hp.dst, 0))
