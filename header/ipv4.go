@@ -128,10 +128,6 @@ func (b IPv4) ChecksumValid() bool {
 	return Checksum(b[:b.HeaderLen()], 0) == 0
 }
 
-// DecTTL decrements the TTL and updates the header checksum for it
-// incrementally (RFC 1624; RFC 1812 section 5.3.1 requires the forwarding
-// router to do both). A TTL of 0 is left alone rather than wrapped to
-// 255: callers drop such packets, with Time Exceeded, before forwarding.
 // RewriteID sets the identification field, fixing the header checksum
 // (RFC 1624), and records it in p.
 func RewriteID(b []byte, p *Parsed, id uint16) {
@@ -141,6 +137,10 @@ func RewriteID(b []byte, p *Parsed, id uint16) {
 	p.ID = id
 }
 
+// DecTTL decrements the TTL and updates the header checksum for it
+// incrementally (RFC 1624; RFC 1812 section 5.3.1 requires the forwarding
+// router to do both). A TTL of 0 is left alone rather than wrapped to
+// 255: callers drop such packets, with Time Exceeded, before forwarding.
 func (b IPv4) DecTTL() {
 	ttl := b[ipTTL]
 	if ttl == 0 {

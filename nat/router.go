@@ -220,19 +220,21 @@ func (r *Router) busyPoll(ctx context.Context, devs []tun.Poller) error {
 				p.batch(Port(i), n, last)
 			}
 		}
-		if got {
-			empty = 0
-			continue
-		}
-		// Look at the clock and ctx every 64 empty rounds, not each.
-		if empty++; empty%64 != 0 {
-			runtime.Gosched()
-			continue
-		}
+		// ctx every round, busy or not: Run waits for this loop before
+		// it closes the devices, so nothing else can stop it.
 		select {
 		case <-done:
 			return nil
 		default:
+		}
+		if got {
+			empty = 0
+			continue
+		}
+		// Look at the clock every 64 empty rounds, not each.
+		if empty++; empty%64 != 0 {
+			runtime.Gosched()
+			continue
 		}
 		if time.Since(last) < r.BusyPoll {
 			runtime.Gosched()

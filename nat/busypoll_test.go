@@ -1,0 +1,72 @@
+//go:build linux
+
+package nat
+
+import (
+	"context"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/tun"
+)
+
+// floodDevice is a tun.Poller that always has a packet: what a busy-poll
+// loop sees under unending traffic. Writes are counted and dropped.
+type floodDevice struct {
+	*tun.ChannelDevice
+	pkt     []byte
+	fd      int // a pipe's read end: valid for poll(2), never readable
+	written atomic.Int64
+}
+
+func newFloodDevice(t *testing.T, name string, pkt []byte) *floodDevice {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(p[0]); syscall.Close(p[1]) })
+	return &floodDevice{ChannelDevice: tun.NewChannel(name), pkt: pkt, fd: p[0]}
+}
+
+func (d *floodDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	sizes[0] = copy(bufs[0][offset:], d.pkt)
+	return 1, nil
+}
+
+func (d *floodDevice) PollFd() int { return d.fd }
+
+func (d *floodDevice) Write(bufs [][]byte, offset int) (int, error) {
+	d.written.Add(int64(len(bufs)))
+	return len(bufs), nil
+}
+
+// Run must return soon after ctx ends even while packets never stop
+// coming: the busy-poll loop is the one thing that can end itself.
+func TestBusyPollStopsUnderTraffic(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	out := newFloodDevice(t, "out0", nil)
+	in := newFloodDevice(t, "in0", udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "flood"))
+	out.pkt = udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "back") // answers the mapping in's packets make
+	r := &Router{Engine: e, Ports: []tun.Device{out, in}, BusyPoll: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for out.written.Load() < 100 || in.written.Load() < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no traffic through the busy-poll loop: %d out, %d in", out.written.Load(), in.written.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still busy 5 s after its context ended, with traffic flowing")
+	}
+}
