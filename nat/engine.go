@@ -440,9 +440,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		newID = uint16(e.ipID.Add(1))
 	}
 	if p.MoreFrags && !hairpin {
-		k := fragKeyOf(p)
-		e.frags.put(k, ext.Addr(), fragWay{id: newID}, now)
-		e.held.release(k, true, ext.Addr(), Outside, fragWay{id: newID})
+		e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID}, now)
 	}
 	var target *table.Mapping
 	var tv table.Verdict
@@ -463,9 +461,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		// The rest of the datagram takes the same way round (later
 		// fragments have no ports to find the target by).
 		if port, ok := e.insidePort(internal.Addr()); ok {
-			k, w := fragKeyOf(p), fragWay{id: newID, dst: internal.Addr(), out: port}
-			e.frags.put(k, ext.Addr(), w, now)
-			e.held.release(k, true, ext.Addr(), Outside, w)
+			e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID, dst: internal.Addr(), out: port}, now)
 		}
 	}
 	e.mu.Unlock()
@@ -536,9 +532,7 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 	internal := m.Internal()
 	out, ok := e.insidePort(internal.Addr())
 	if p.MoreFrags && ok {
-		k := fragKeyOf(p)
-		e.frags.put(k, internal.Addr(), fragWay{}, now)
-		e.held.release(k, false, internal.Addr(), out, fragWay{})
+		e.firstFragment(fragKeyOf(p), b, p, internal.Addr(), false, out, fragWay{}, now)
 	}
 	e.mu.Unlock()
 
@@ -634,8 +628,12 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 // first fragment was translated to, remembered by (src, dst, proto, id).
 func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
-	ext, w, ok := e.frags.get(fragKeyOf(p), now)
-	if !ok && e.held.hold(fragKeyOf(p), b, now) {
+	k := fragKeyOf(p)
+	ext, w, ok := e.frags.get(k, now)
+	if ok {
+		n, end := fragPayload(b, p)
+		e.frags.count(k, n, end)
+	} else if e.held.hold(k, b, now) {
 		e.mu.Unlock()
 		return e.done(HeldFragment, 0, 0)
 	}
@@ -656,8 +654,12 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 
 func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
 	e.mu.Lock()
-	internal, _, ok := e.frags.get(fragKeyOf(p), now)
-	if !ok && e.held.hold(fragKeyOf(p), b, now) {
+	k := fragKeyOf(p)
+	internal, _, ok := e.frags.get(k, now)
+	if ok {
+		n, end := fragPayload(b, p)
+		e.frags.count(k, n, end)
+	} else if e.held.hold(k, b, now) {
 		e.mu.Unlock()
 		return e.done(HeldFragment, 0, 0)
 	}
@@ -672,6 +674,16 @@ func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Resu
 	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
 	header.IPv4(b).DecTTL()
 	return e.done(Forward, out, 0)
+}
+
+// firstFragment records, under e.mu, how the first fragment of datagram
+// k (packet b, not yet rewritten) was translated, so its later fragments
+// follow, and releases those that came before it.
+func (e *Engine) firstFragment(k fragKey, b []byte, p *header.Parsed, addr netip.Addr, outbound bool, out Port, w fragWay, now time.Time) {
+	first, _ := fragPayload(b, p)
+	e.frags.put(k, addr, w, first, now)
+	_, bytes, end := e.held.release(k, outbound, addr, out, w)
+	e.frags.count(k, bytes, end)
 }
 
 func tableVerdict(v table.Verdict) Verdict {

@@ -366,32 +366,51 @@ func TestPoolExhaustedSends313(t *testing.T) {
 
 func TestFragmentsFollowFirst(t *testing.T) {
 	e := newEngine(t, "full-cone")
-	first := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "0123456789abcdef")
-	ip := header.IPv4(first)
-	// Mark it as a first fragment (MF) and make a second fragment.
-	binary.BigEndian.PutUint16(first[6:], 0x2000)
-	ip.SetChecksum(0)
-	ip.SetChecksum(ip.ComputeChecksum())
-	second := make([]byte, 28)
-	copy(second, first[:20])
-	binary.BigEndian.PutUint16(second[2:], 28)
-	binary.BigEndian.PutUint16(second[6:], 3) // offset 24 bytes, last
-	header.IPv4(second).SetChecksum(0)
-	header.IPv4(second).SetChecksum(header.IPv4(second).ComputeChecksum())
-	if r, _ := process(t, e, 1, second, t0); r.Verdict != HeldFragment {
-		t.Fatalf("second fragment before the first: %v (want held until the first passes)", r.Verdict)
+	reply := make([]byte, 1500)
+	datagram := func(id uint16) [][]byte {
+		b := make([]byte, 1500)
+		n := header.BuildUDP(b, header.IPv4Fields{Src: hostA, Dst: srv1, Protocol: header.ProtoUDP, TTL: 64, ID: id},
+			header.UDPFields{SrcPort: 5000, DstPort: 3478}, []byte(strings.Repeat("0123456789", 20)))
+		return header.Fragments(b[:n], 96)
 	}
-	copy(second, first[:20])
-	binary.BigEndian.PutUint16(second[2:], 28)
-	binary.BigEndian.PutUint16(second[6:], 3)
-	header.IPv4(second).SetChecksum(0)
-	header.IPv4(second).SetChecksum(header.IPv4(second).ComputeChecksum())
-	if r, _ := process(t, e, 1, first, t0); r.Verdict != Forward {
-		t.Fatal(r.Verdict)
+	// In order: every later fragment follows its first.
+	for i, f := range datagram(1) {
+		r, p := process(t, e, 1, f, t0)
+		if r.Verdict != Forward || p.Src.Addr() != ext || !header.IPv4(f).ChecksumValid() {
+			t.Fatalf("datagram 1, fragment %d: %v from %s", i, r.Verdict, p.Src)
+		}
 	}
-	r, p := process(t, e, 1, second, t0)
-	if r.Verdict != Forward || p.Src.Addr() != ext || !header.IPv4(second).ChecksumValid() {
-		t.Fatalf("second fragment: %v src %s", r.Verdict, p.Src)
+	// Later fragment first: held until its first fragment passes.
+	d2 := datagram(2)
+	if r := e.Process(1, d2[2], reply, t0); r.Verdict != HeldFragment {
+		t.Fatalf("last fragment before the first: %v (want held until the first passes)", r.Verdict)
+	}
+	for i, f := range d2[:2] {
+		if r, _ := process(t, e, 1, f, t0); r.Verdict != Forward {
+			t.Fatalf("datagram 2, fragment %d: %v", i, r.Verdict)
+		}
+	}
+	buf := make([]byte, 2048)
+	if n, out, ok := e.NextHeld(buf); !ok || out != Outside || header.IPv4(buf[:n]).Src() != ext {
+		t.Fatalf("held fragment: released %v, out of port %d", ok, out)
+	}
+	// Found in review: once a datagram has passed whole, a new one that
+	// reuses its identification must not be translated as it was. Its
+	// last fragment, first to come, waits for its own first fragment
+	// and then leaves with the identification that one gets.
+	d3 := datagram(1)
+	if r := e.Process(1, d3[2], reply, t0); r.Verdict != HeldFragment {
+		t.Fatalf("datagram 3 (ID of datagram 1 again), last fragment first: %v; want held", r.Verdict)
+	}
+	for _, f := range d3[:2] {
+		if r, _ := process(t, e, 1, f, t0); r.Verdict != Forward {
+			t.Fatal(r.Verdict)
+		}
+	}
+	n, _, ok := e.NextHeld(buf)
+	if !ok || header.IPv4(buf[:n]).ID() != header.IPv4(d3[0]).ID() {
+		t.Fatalf("datagram 3's last fragment: released %v with ID %d; its first fragment left with %d",
+			ok, header.IPv4(buf[:n]).ID(), header.IPv4(d3[0]).ID())
 	}
 }
 

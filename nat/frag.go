@@ -36,6 +36,9 @@ type fragSlot struct {
 	addr    netip.Addr
 	fragWay // for hairpinned datagrams
 	expires time.Time
+	// Payload bytes of the datagram seen so far, and its payload length
+	// once its last fragment has told (0 before).
+	seen, end int
 }
 
 // fragWay is how an outbound datagram's later fragments are translated
@@ -54,9 +57,43 @@ func (c *fragCache) slot(k fragKey) *fragSlot {
 	return &c.slots[h%uint32(len(c.slots))]
 }
 
-func (c *fragCache) put(k fragKey, a netip.Addr, w fragWay, now time.Time) {
+// put records how the first fragment of k's datagram was translated;
+// first is its payload bytes.
+func (c *fragCache) put(k fragKey, a netip.Addr, w fragWay, first int, now time.Time) {
 	s := c.slot(k)
-	*s = fragSlot{key: k, addr: a, fragWay: w, expires: now.Add(fragLifetime)}
+	*s = fragSlot{key: k, addr: a, fragWay: w, expires: now.Add(fragLifetime), seen: first}
+}
+
+// count adds n payload bytes of k's datagram that have passed; end, when
+// not 0, is the datagram's payload length (a last fragment passed). Once
+// every byte has passed the entry goes, so a later datagram that reuses
+// the identification is not translated as this one was (its later
+// fragments wait for its own first fragment instead). A duplicated
+// fragment can end an entry early: the datagram's remaining fragments
+// then wait for a first fragment that has gone, and are lost.
+func (c *fragCache) count(k fragKey, n, end int) {
+	s := c.slot(k)
+	if s.key != k || !s.addr.IsValid() {
+		return
+	}
+	s.seen += n
+	if end > 0 {
+		s.end = end
+	}
+	if s.end > 0 && s.seen >= s.end {
+		*s = fragSlot{}
+	}
+}
+
+// fragPayload is the payload bytes of fragment b, and its datagram's
+// payload length if it is the last fragment (else 0).
+func fragPayload(b []byte, p *header.Parsed) (n, end int) {
+	ip := header.IPv4(b)
+	n = int(ip.TotalLen()) - ip.HeaderLen()
+	if !p.MoreFrags {
+		end = int(p.FragOffset) + n
+	}
+	return n, end
 }
 
 func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {

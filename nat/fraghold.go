@@ -80,8 +80,9 @@ func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
 // identification hp.id, inbound ones destination address to, and go to
 // port out. Hairpinned ones (outbound, hp.dst valid) get destination
 // hp.dst too and go to hp.out.
-func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp fragWay) int {
-	n := 0
+// It returns how many fragments it released, their payload bytes, and
+// the datagram's payload length if the last fragment was among them.
+func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp fragWay) (n, bytes, end int) {
 	for i := range h.slots {
 		s := &h.slots[i]
 		if s.state != slotWaiting || s.key != k {
@@ -94,6 +95,9 @@ func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp
 			s.state = slotFree
 			continue
 		}
+		pl, e := fragPayload(b, &p)
+		bytes += pl
+		end = max(end, e)
 		if outbound {
 			header.RewriteID(b, &p, hp.id)
 			header.RewriteSrc(b, &p, netip.AddrPortFrom(to, 0))
@@ -109,7 +113,7 @@ func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp
 		n++
 	}
 	h.ready.Add(int32(n))
-	return n
+	return n, bytes, end
 }
 
 // HeldReady reports whether fragments released from the hold wait to be

@@ -54,6 +54,14 @@ func (e *Engine) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte
 	res := e.Process(in, b, reply, now)
 	switch {
 	case res.Verdict == Forward:
+		if in != Outside && h.IsGSO() && b[6]&0x40 == 0 {
+			// DF clear: the kernel numbers the segments ID, ID+1, ...
+			// from the ID Process gave the whole; keep those numbers
+			// out of the next datagrams' way.
+			if n, _ := h.WireSegments(b); n > 1 {
+				e.ipID.Add(uint32(n - 1))
+			}
+		}
 		// Process treated the field as a full checksum; put back the
 		// partial sum with only the pseudo-header change in it.
 		partial = partialUpdate(partial, src, [4]byte(b[12:16]))
