@@ -161,7 +161,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 // sweepInterval reports expiries promptly when tests use short timeouts.
 func sweepInterval(c table.Config) time.Duration {
 	d := time.Second
-	for _, t := range []time.Duration{c.UDPTimeout, c.TCPTransitoryTimeout, c.ICMPTimeout} {
+	for _, t := range []time.Duration{c.UDPTimeout, c.UDPUnrepliedTimeout, c.TCPTransitoryTimeout, c.ICMPTimeout} {
 		if t > 0 && t/20 < d {
 			d = t / 20
 		}

@@ -21,10 +21,12 @@ const (
 	SetFiltering             = "filtering"
 	SetPortAssignment        = "port-assignment"
 	SetPortRange             = "port-range"
+	SetLinuxLowPorts         = "linux-low-ports"
 	SetParity                = "parity"
 	SetPooling               = "pooling"
 	SetHairpin               = "hairpin"
 	SetUDPTimeout            = "udp-timeout"
+	SetUDPUnrepliedTimeout   = "udp-unreplied-timeout"
 	SetTCPEstablishedTimeout = "tcp-established-timeout"
 	SetTCPTransitoryTimeout  = "tcp-transitory-timeout"
 	SetICMPTimeout           = "icmp-timeout"
@@ -34,9 +36,19 @@ const (
 
 // SettingNames lists every behaviour setting, in the order --help shows them.
 func SettingNames() []string {
-	return []string{SetMapping, SetFiltering, SetPortAssignment, SetPortRange, SetParity, SetPooling,
-		SetHairpin, SetUDPTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout,
+	return []string{SetMapping, SetFiltering, SetPortAssignment, SetPortRange, SetLinuxLowPorts, SetParity, SetPooling,
+		SetHairpin, SetUDPTimeout, SetUDPUnrepliedTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout,
 		SetInboundRefresh, SetSeed}
+}
+
+// IsBoolSetting reports whether a setting takes true or false (a bare
+// --NAME flag means true).
+func IsBoolSetting(name string) bool {
+	switch name {
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
+		return true
+	}
+	return false
 }
 
 // Behavior builds a NAT behaviour: a preset (empty: the default,
@@ -109,7 +121,7 @@ func ApplySetting(c *table.Config, name, value string) error {
 			return bad("LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999")
 		}
 		c.PortLo, c.PortHi = uint16(l), uint16(h)
-	case SetHairpin, SetParity, SetInboundRefresh:
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
 		v, err := strconv.ParseBool(value)
 		if err != nil {
 			return bad("true or false")
@@ -119,9 +131,17 @@ func ApplySetting(c *table.Config, name, value string) error {
 			c.Hairpin = v
 		case SetParity:
 			c.Parity = v
+		case SetLinuxLowPorts:
+			c.LinuxLowPorts = v
 		default:
 			c.InboundRefresh = v
 		}
+	case SetUDPUnrepliedTimeout:
+		d, err := time.ParseDuration(value)
+		if err != nil || d < 0 {
+			return bad("a duration >= 0 such as 30s (0: off, udp-timeout from the first packet)")
+		}
+		c.UDPUnrepliedTimeout = d
 	case SetUDPTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout:
 		d, err := time.ParseDuration(value)
 		if err != nil || d <= 0 {

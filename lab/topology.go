@@ -838,7 +838,7 @@ func settingText(key string, v any) (string, error) {
 	case string:
 		return x, nil
 	case bool:
-		if key == SetHairpin || key == SetParity || key == SetInboundRefresh {
+		if IsBoolSetting(key) {
 			return strconv.FormatBool(x), nil
 		}
 	case int64:
@@ -848,11 +848,11 @@ func settingText(key string, v any) (string, error) {
 	}
 	var want string
 	switch key {
-	case SetHairpin, SetParity, SetInboundRefresh:
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
 		want = "true or false"
 	case SetSeed:
 		want = "an integer"
-	case SetUDPTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout:
+	case SetUDPTimeout, SetUDPUnrepliedTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout:
 		want = `a duration string such as "30s", "5m" or "2h"`
 	case SetPortRange:
 		want = `a string "LO-HI" such as "20000-29999"`

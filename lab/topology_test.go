@@ -132,6 +132,8 @@ parity = true
 inbound-refresh = false
 seed = 7
 udp-timeout = "30s"
+udp-unreplied-timeout = "10s"
+linux-low-ports = false
 tcp-established-timeout = "1h"
 tcp-transitory-timeout = "2m"
 icmp-timeout = "10s"
@@ -149,12 +151,16 @@ pooling = "arbitrary"
 	want := map[string]string{
 		"hairpin": "true", "parity": "true", "inbound-refresh": "false", "seed": "7",
 		"udp-timeout": "30s", "tcp-established-timeout": "1h", "tcp-transitory-timeout": "2m", "icmp-timeout": "10s",
+		"udp-unreplied-timeout": "10s", "linux-low-ports": "false",
 		"port-range": "20000-29999", "mapping": "apdm", "filtering": "eif", "port-assignment": "sequential", "pooling": "arbitrary",
 	}
 	if !reflect.DeepEqual(n.Settings, want) {
 		t.Errorf("settings %v\nwant %v", n.Settings, want)
 	}
 	c := n.Behavior
+	if c.UDPUnrepliedTimeout != 10*time.Second || c.LinuxLowPorts {
+		t.Errorf("udp-unreplied-timeout %v (want 10s), linux-low-ports %v (want false, over the linux preset's true)", c.UDPUnrepliedTimeout, c.LinuxLowPorts)
+	}
 	if n.Preset != "linux" || !c.Hairpin || !c.Parity || c.InboundRefresh || c.Seed != 7 || c.UDPTimeout != 30*time.Second ||
 		c.TCPEstablishedTimeout != time.Hour || c.TCPTransitoryTimeout != 2*time.Minute || c.ICMPTimeout != 10*time.Second ||
 		c.PortLo != 20000 || c.PortHi != 29999 || c.Mapping != table.AddressAndPortDependent || c.Filtering != table.EndpointIndependent ||

@@ -38,6 +38,10 @@ type Config struct {
 	// >= 1024 (default 1024-65535). Internal ports below 1024 map into
 	// 1-1023 (RFC 4787 REQ-3a).
 	PortLo, PortHi uint16
+	// LinuxLowPorts splits the ports below 1024 as Linux's NAT does
+	// (nf_nat_l4proto_unique_tuple): internal ports 1-511 map into 1-511,
+	// 512-1023 into 600-1023.
+	LinuxLowPorts bool
 	// Parity keeps the internal port's parity for UDP and TCP (RFC 4787 REQ-4).
 	Parity bool
 	// Pooling picks the external address of a new mapping (RFC 4787 REQ-2).
@@ -49,6 +53,13 @@ type Config struct {
 	// after their last refresh (RFC 4787 REQ-5). Values under 120 s break
 	// that requirement but are accepted (tests use them).
 	UDPTimeout time.Duration
+	// UDPUnrepliedTimeout, if not 0, is how long a UDP session lives after
+	// its last packet while no packet has come back on it, as Linux
+	// conntrack's udp_timeout (30 s) does; from the first packet that
+	// comes back, UDPTimeout applies (udp_timeout_stream, 120 s). 0:
+	// UDPTimeout from the first packet. The mapping lives while any of its
+	// sessions does.
+	UDPUnrepliedTimeout time.Duration
 	// TCPEstablishedTimeout is the idle timeout of an established TCP
 	// session (RFC 5382 REQ-5).
 	TCPEstablishedTimeout time.Duration
@@ -102,9 +113,11 @@ func PresetNames() []string {
 //	port-restricted-cone  EIM, APDF, preserve, hairpin
 //	symmetric             APDM, APDF, random, hairpin
 //	linux                 what Linux MASQUERADE does: EIM, APDF, preserve
-//	                      (random on clash), no hairpin, UDP 120 s (conntrack's
-//	                      udp_timeout_stream), ICMP 30 s, TCP established 5 days,
-//	                      transitory 120 s, both directions refresh
+//	                      (random on clash), no hairpin, UDP 30 s until a
+//	                      packet comes back then 120 s (conntrack's udp_timeout
+//	                      and udp_timeout_stream), ICMP 30 s, TCP established
+//	                      5 days, transitory 120 s, both directions refresh,
+//	                      ports below 1024 split 1-511 / 600-1023
 //
 // All use ports 1024-65535 and paired pooling.
 func Preset(name string) (Config, error) {
@@ -121,6 +134,8 @@ func Preset(name string) (Config, error) {
 	case "linux":
 		c.Hairpin = false
 		c.UDPTimeout = 120 * time.Second
+		c.UDPUnrepliedTimeout = 30 * time.Second
+		c.LinuxLowPorts = true
 		c.ICMPTimeout = 30 * time.Second
 		c.TCPEstablishedTimeout = 432000 * time.Second
 		c.TCPTransitoryTimeout = 120 * time.Second
@@ -218,6 +233,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			add("%s %v: must be > 0", d.name, d.v)
 		}
+	}
+	if c.UDPUnrepliedTimeout < 0 {
+		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)
 	}
 	return errors.Join(errs...)
 }

@@ -39,6 +39,8 @@ func TestPresets(t *testing.T) {
 		"linux": with(func(c *Config) {
 			c.Hairpin = false
 			c.UDPTimeout = 120 * time.Second
+			c.UDPUnrepliedTimeout = 30 * time.Second
+			c.LinuxLowPorts = true
 			c.ICMPTimeout = 30 * time.Second
 			c.TCPEstablishedTimeout = 432000 * time.Second
 			c.TCPTransitoryTimeout = 120 * time.Second

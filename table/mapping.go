@@ -44,6 +44,11 @@ func (r remKey) addrPort() netip.AddrPort {
 // TCP session flag bits: what the session has seen. State is derived from
 // them, so any order of packets is accepted (RFC 5382 REQ-2: every valid
 // sequence, simultaneous open included).
+// udpReplied marks a UDP session that has had a packet back (in
+// session.tcp, unused otherwise for UDP): its timeout is UDPTimeout,
+// before it UDPUnrepliedTimeout.
+const udpReplied uint8 = 1
+
 const (
 	tcpSynOut uint8 = 1 << iota
 	tcpSynIn
@@ -141,7 +146,7 @@ func tcpAdvance(b uint8, out bool, flags uint8) uint8 {
 // the first one lives inside the Mapping.
 type session struct {
 	remote  remKey
-	tcp     uint8         // tcpSynOut... bits; 0 for UDP and ICMP
+	tcp     uint8         // tcpSynOut... bits; udpReplied for UDP; 0 for ICMP
 	expires time.Duration // since Table.epoch
 }
 

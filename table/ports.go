@@ -10,7 +10,7 @@ import (
 type portPool struct {
 	used [65536 / 64]uint64
 	n    int       // ports in use
-	last [2]uint16 // Sequential cursors: [0] ports 1-1023, [1] the high range
+	last [3]uint16 // Sequential cursors: [0] ports 1-1023 (1-511 with LinuxLowPorts), [1] the high range, [2] 600-1023 (LinuxLowPorts)
 }
 
 // Parity masks over one bitmap word: bit i is port 64w+i, whose parity is i&1.

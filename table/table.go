@@ -135,7 +135,11 @@ func (t *Table) PoolUsage(proto Protocol) (used, size int) {
 	}
 	per := 65535
 	if proto != ICMP {
-		per = 1023 + int(t.cfg.PortHi) - int(t.cfg.PortLo) + 1
+		low := 1023
+		if t.cfg.LinuxLowPorts {
+			low = 511 + (1023 - 600 + 1)
+		}
+		per = low + int(t.cfg.PortHi) - int(t.cfg.PortLo) + 1
 	}
 	return used, per * len(t.ext)
 }
@@ -186,10 +190,14 @@ func (t *Table) filtering(proto Protocol) Behavior {
 	return t.cfg.Filtering
 }
 
-// timeout is the idle timeout for a session of proto in TCP state bits b.
+// timeout is the idle timeout for a session of proto with state bits b
+// (TCP: tcpSynOut...; UDP: udpReplied).
 func (t *Table) timeout(proto Protocol, b uint8) time.Duration {
 	switch proto {
 	case UDP:
+		if b&udpReplied == 0 && t.cfg.UDPUnrepliedTimeout > 0 {
+			return t.cfg.UDPUnrepliedTimeout
+		}
 		return t.cfg.UDPTimeout
 	case ICMP:
 		return t.cfg.ICMPTimeout
@@ -244,7 +252,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		s.tcp = tcpAdvance(s.tcp, true, tcpFlags)
 		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 	} else {
-		e := rel + t.timeout(proto, 0)
+		e := rel + t.timeout(proto, m.sess(i).tcp)
 		if e > m.expires {
 			m.expires = e // later: the heap needs no change
 		}
@@ -305,9 +313,21 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
 		return m, Accept
 	}
+	if proto == UDP && i >= 0 && m.sess(i).tcp&udpReplied == 0 {
+		// The first packet back: the session's timer becomes the replied
+		// one, counted from its last refresh.
+		s := m.sess(i)
+		s.tcp |= udpReplied
+		if u := t.cfg.UDPUnrepliedTimeout; u > 0 {
+			if e := s.expires - u + t.cfg.UDPTimeout; e > s.expires {
+				m.setSessionExpiry(i, e)
+				m.expires = max(m.expires, e)
+			}
+		}
+	}
 	// RFC 4787 REQ-6: inbound refresh is optional.
 	if t.cfg.InboundRefresh {
-		e := rel + t.timeout(proto, 0)
+		e := rel + t.timeout(proto, udpReplied) // an accepted packet back: the replied timer
 		if e > m.expires {
 			m.expires = e
 		}
@@ -487,11 +507,16 @@ func (t *Table) pool(pi, ext int) *portPool {
 
 // portRange returns the external port range for an internal port and the
 // Sequential cursor it uses. RFC 4787 REQ-3a: ports below 1024 map into
-// 1-1023, others into PortLo-PortHi. ICMP identifiers use 1-65535.
+// 1-1023 (with LinuxLowPorts 1-511 and 600-1023, as Linux does), others
+// into PortLo-PortHi. ICMP identifiers use 1-65535.
 func (t *Table) portRange(proto Protocol, inPort uint16) (lo, hi uint16, class int) {
 	switch {
 	case proto == ICMP:
 		return 1, 65535, 0
+	case inPort < 512 && t.cfg.LinuxLowPorts:
+		return 1, 511, 0
+	case inPort < 1024 && t.cfg.LinuxLowPorts:
+		return 600, 1023, 2
 	case inPort < 1024:
 		return 1, 1023, 0
 	}

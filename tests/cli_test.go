@@ -31,6 +31,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"external inside the inside network", []string{"run", "--inside", tp.A + "=10.0.0.2/24", "--outside", tp.WAN, "--external", "10.0.0.9"}, "10.0.0.9"},
 		{"unknown flag", append(base, "--frobnicate"), "frobnicate"},
 		{"negative busy-poll", append(base, "--busy-poll", "-1s"), "--busy-poll"},
+		{"negative unreplied timeout", append(base, "--udp-unreplied-timeout", "-1s"), "udp-unreplied-timeout"},
+		{"bad linux-low-ports", append(base, "--linux-low-ports=sometimes"), "linux-low-ports"},
 		{"busy-poll with water", append(base, "--busy-poll", "100ms", "--tun-backend", "water"), "--busy-poll"},
 	}
 	for _, c := range cases {

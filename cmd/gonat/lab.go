@@ -506,7 +506,7 @@ func labSet(args []string, flush bool) error {
 	settings := map[string]*textFlag{}
 	if !flush {
 		for _, n := range lab.SettingNames() {
-			f := &textFlag{isBool: n == lab.SetHairpin || n == lab.SetParity || n == lab.SetInboundRefresh}
+			f := &textFlag{isBool: lab.IsBoolSetting(n)}
 			settings[n] = f
 			fs.Var(f, n, "behaviour setting (as in gonat run)")
 		}

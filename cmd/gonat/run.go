@@ -38,7 +38,8 @@ Presets (any behaviour flag overrides the preset's value):
   port-restricted-cone  EIM, APDF (the default)
   symmetric             APDM, APDF, random ports
   linux                 what Linux MASQUERADE does: EIM, APDF, preserve, no hairpin,
-                        UDP 120s, ICMP 30s, inbound packets refresh
+                        UDP 30s until answered then 120s, ICMP 30s, inbound packets
+                        refresh, ports below 1024 split 1-511 / 600-1023
 
 Example:
   sudo scripts/netns-setup.sh
@@ -65,6 +66,8 @@ func runCmd(args []string) error {
 		lab.SetPooling:               "with several --external: paired (one external address per inside host) | arbitrary",
 		lab.SetHairpin:               "hairpinning: inside hosts reach each other's external endpoints (true|false)",
 		lab.SetUDPTimeout:            "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
+		lab.SetUDPUnrepliedTimeout:   "UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
+		lab.SetLinuxLowPorts:         "split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)",
 		lab.SetTCPEstablishedTimeout: "established TCP connection lifetime (`duration`, default 2h4m)",
 		lab.SetTCPTransitoryTimeout:  "TCP lifetime while opening or closing (`duration`, default 4m)",
 		lab.SetICMPTimeout:           "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
@@ -72,7 +75,7 @@ func runCmd(args []string) error {
 		lab.SetSeed:                  "seed for random port choice, so runs repeat (`N`)",
 	}
 	for _, n := range lab.SettingNames() {
-		f := &textFlag{isBool: n == lab.SetHairpin || n == lab.SetParity || n == lab.SetInboundRefresh}
+		f := &textFlag{isBool: lab.IsBoolSetting(n)}
 		settings[n] = f
 		fs.Var(f, n, settingHelp[n])
 	}
