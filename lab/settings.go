@@ -22,6 +22,7 @@ const (
 	SetPortAssignment        = "port-assignment"
 	SetPortRange             = "port-range"
 	SetLinuxLowPorts         = "linux-low-ports"
+	SetPortOverloading       = "port-overloading"
 	SetParity                = "parity"
 	SetPooling               = "pooling"
 	SetHairpin               = "hairpin"
@@ -36,7 +37,7 @@ const (
 
 // SettingNames lists every behaviour setting, in the order --help shows them.
 func SettingNames() []string {
-	return []string{SetMapping, SetFiltering, SetPortAssignment, SetPortRange, SetLinuxLowPorts, SetParity, SetPooling,
+	return []string{SetMapping, SetFiltering, SetPortAssignment, SetPortOverloading, SetPortRange, SetLinuxLowPorts, SetParity, SetPooling,
 		SetHairpin, SetUDPTimeout, SetUDPUnrepliedTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout,
 		SetInboundRefresh, SetSeed}
 }
@@ -45,7 +46,7 @@ func SettingNames() []string {
 // --NAME flag means true).
 func IsBoolSetting(name string) bool {
 	switch name {
-	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts, SetPortOverloading:
 		return true
 	}
 	return false
@@ -121,7 +122,7 @@ func ApplySetting(c *table.Config, name, value string) error {
 			return bad("LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999")
 		}
 		c.PortLo, c.PortHi = uint16(l), uint16(h)
-	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts, SetPortOverloading:
 		v, err := strconv.ParseBool(value)
 		if err != nil {
 			return bad("true or false")
@@ -133,6 +134,8 @@ func ApplySetting(c *table.Config, name, value string) error {
 			c.Parity = v
 		case SetLinuxLowPorts:
 			c.LinuxLowPorts = v
+		case SetPortOverloading:
+			c.PortOverloading = v
 		default:
 			c.InboundRefresh = v
 		}

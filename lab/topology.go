@@ -848,7 +848,7 @@ func settingText(key string, v any) (string, error) {
 	}
 	var want string
 	switch key {
-	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts:
+	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts, SetPortOverloading:
 		want = "true or false"
 	case SetSeed:
 		want = "an integer"

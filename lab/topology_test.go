@@ -134,6 +134,7 @@ seed = 7
 udp-timeout = "30s"
 udp-unreplied-timeout = "10s"
 linux-low-ports = false
+port-overloading = false
 tcp-established-timeout = "1h"
 tcp-transitory-timeout = "2m"
 icmp-timeout = "10s"
@@ -151,7 +152,7 @@ pooling = "arbitrary"
 	want := map[string]string{
 		"hairpin": "true", "parity": "true", "inbound-refresh": "false", "seed": "7",
 		"udp-timeout": "30s", "tcp-established-timeout": "1h", "tcp-transitory-timeout": "2m", "icmp-timeout": "10s",
-		"udp-unreplied-timeout": "10s", "linux-low-ports": "false",
+		"udp-unreplied-timeout": "10s", "linux-low-ports": "false", "port-overloading": "false",
 		"port-range": "20000-29999", "mapping": "apdm", "filtering": "eif", "port-assignment": "sequential", "pooling": "arbitrary",
 	}
 	if !reflect.DeepEqual(n.Settings, want) {

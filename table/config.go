@@ -38,6 +38,16 @@ type Config struct {
 	// >= 1024 (default 1024-65535). Internal ports below 1024 map into
 	// 1-1023 (RFC 4787 REQ-3a).
 	PortLo, PortHi uint16
+	// PortOverloading lets a new mapping take an external port that other
+	// mappings hold, as long as none of them has a live session with the
+	// same remote endpoint: the reply tuple stays unique, which is all
+	// Linux's conntrack asks (RFC 7857 §3 calls it port overlapping). A
+	// mapping that then talks to a remote that another holder of its port
+	// already talks to gets a mapping of its own, on another port, for
+	// that remote, as Linux does. Inbound packets go to the holder with a
+	// live session for their sender. Needs endpoint-independent mapping
+	// and address-and-port-dependent filtering; on in the linux preset.
+	PortOverloading bool
 	// LinuxLowPorts splits the ports below 1024 as Linux's NAT does
 	// (nf_nat_l4proto_unique_tuple): internal ports 1-511 map into 1-511,
 	// 512-1023 into 600-1023.
@@ -117,7 +127,9 @@ func PresetNames() []string {
 //	                      packet comes back then 120 s (conntrack's udp_timeout
 //	                      and udp_timeout_stream), ICMP 30 s, TCP established
 //	                      5 days, transitory 120 s, both directions refresh,
-//	                      ports below 1024 split 1-511 / 600-1023
+//	                      ports below 1024 split 1-511 / 600-1023, a port
+//	                      shared by internal endpoints that talk to
+//	                      different remotes (port overloading)
 //
 // All use ports 1024-65535 and paired pooling.
 func Preset(name string) (Config, error) {
@@ -136,6 +148,7 @@ func Preset(name string) (Config, error) {
 		c.UDPTimeout = 120 * time.Second
 		c.UDPUnrepliedTimeout = 30 * time.Second
 		c.LinuxLowPorts = true
+		c.PortOverloading = true
 		c.ICMPTimeout = 30 * time.Second
 		c.TCPEstablishedTimeout = 432000 * time.Second
 		c.TCPTransitoryTimeout = 120 * time.Second
@@ -233,6 +246,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			add("%s %v: must be > 0", d.name, d.v)
 		}
+	}
+	if c.PortOverloading && (c.Mapping != EndpointIndependent || c.Filtering != AddressAndPortDependent) {
+		add("port-overloading: needs endpoint-independent mapping and address-and-port-dependent filtering (mapping %s, filtering %s given); set port-overloading=false for other behaviours", c.Mapping, c.Filtering)
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)

@@ -41,6 +41,7 @@ func TestPresets(t *testing.T) {
 			c.UDPTimeout = 120 * time.Second
 			c.UDPUnrepliedTimeout = 30 * time.Second
 			c.LinuxLowPorts = true
+			c.PortOverloading = true
 			c.ICMPTimeout = 30 * time.Second
 			c.TCPEstablishedTimeout = 432000 * time.Second
 			c.TCPTransitoryTimeout = 120 * time.Second

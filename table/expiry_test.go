@@ -273,11 +273,17 @@ func checkInvariants(t *testing.T, tab *Table) {
 	checkIndex(t, &tab.out, func(m *Mapping) uint32 { return hashOut(m.okey, tab.seed) })
 	perProto := map[int]int{}
 	pairs := map[[4]byte]pair{}
+	holders := map[extKey]int32{}
 	for m := range tab.in.all {
 		k := m.extKey()
-		if tab.in.findExt(hashExt(k, tab.seed), k) != m || tab.out.findOut(hashOut(m.okey, tab.seed), m.okey) != m {
+		found := false
+		for c := range tab.in.eachExt(hashExt(k, tab.seed), k) {
+			found = found || c == m
+		}
+		if !found || tab.out.findOut(hashOut(m.okey, tab.seed), m.okey) != m {
 			t.Fatalf("%v indexed wrongly", m)
 		}
+		holders[k]++
 		if !tab.pools[m.Proto().index()][m.ext].isUsed(m.External().Port()) {
 			t.Fatalf("%v: port not marked used", m)
 		}
@@ -305,9 +311,26 @@ func checkInvariants(t *testing.T, tab *Table) {
 				used += p.n
 			}
 		}
-		if used != perProto[pi] {
-			t.Fatalf("protocol %d: %d ports used, %d mappings", pi, used, perProto[pi])
+		extra := 0
+		for k, n := range holders {
+			if k.proto.index() == pi {
+				extra += int(n - 1)
+			}
 		}
+		if used+extra != perProto[pi] {
+			t.Fatalf("protocol %d: %d ports used + %d shared, %d mappings", pi, used, extra, perProto[pi])
+		}
+	}
+	for k, n := range holders {
+		if n > 1 && !tab.cfg.PortOverloading {
+			t.Fatalf("%v held by %d mappings without port overloading", k, n)
+		}
+		if tab.shared[k] != n-1 {
+			t.Fatalf("%v: %d holders, shared count %d", k, n, tab.shared[k])
+		}
+	}
+	if len(tab.shared) > len(holders) {
+		t.Fatalf("shared counts for %d endpoints, %d held", len(tab.shared), len(holders))
 	}
 	if tab.cfg.Pooling == Paired && len(pairs) != len(tab.pairs) {
 		t.Fatalf("%d pairs, want %d", len(tab.pairs), len(pairs))

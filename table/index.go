@@ -180,6 +180,27 @@ func (x *index) findExt(h uint32, k extKey) *Mapping {
 	}
 }
 
+// eachExt yields every mapping held under extKey k (hash h): one, or
+// several with PortOverloading. The index must not change while it runs.
+func (x *index) eachExt(h uint32, k extKey) func(yield func(*Mapping) bool) {
+	return func(yield func(*Mapping) bool) {
+		s := x.shard(h)
+		if len(s.slots) == 0 {
+			return
+		}
+		mask := uint32(len(s.slots) - 1)
+		for i := h & mask; ; i = (i + 1) & mask {
+			e := &s.slots[i]
+			if e.m == nil {
+				return
+			}
+			if e.h == h && e.m.extPort == k.port && e.m.extAddr == k.addr && e.m.okey.proto == k.proto && !yield(e.m) {
+				return
+			}
+		}
+	}
+}
+
 // home returns the address of h's first slot, for prefetching (nil when
 // the shard is empty).
 func (x *index) home(h uint32) *slot {

@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,103 @@ func TestLinuxLowPorts(t *testing.T) {
 			}
 			checkInvariants(t, tab)
 		})
+	}
+}
+
+// PortOverloading, the scenario of nat-requirements §3 (Linux's
+// get_unique_tuple): A:5000 talks to S1 on external port 5000; B:5000
+// then talks to S2 and gets 5000 too, since the reply tuples differ.
+// Replies reach the holder that talks to their sender; anyone else is
+// filtered. When B then talks to S1, whose tuple with 5000 is A's, B gets
+// another port for S1 alone and keeps 5000 for everyone else.
+func TestPortOverloading(t *testing.T) {
+	tab := newTable(t, func(c *Config) { c.PortOverloading = true; c.UDPTimeout = time.Minute })
+	s1, s2, s3 := ep(srvA1, portP1), ep(srvA2, portP1), ep(other, 9)
+	a, b := ep(hostA, 5000), ep(hostB, 5000)
+	ma := out(t, tab, UDP, a, s1, 0, t0)
+	mb := out(t, tab, UDP, b, s2, 0, t0)
+	if ma.External() != ep(ext1, 5000) || mb.External() != ep(ext1, 5000) {
+		t.Fatalf("A -> S1 as %s, B -> S2 as %s; want both on %s:5000", ma.External(), mb.External(), ext1)
+	}
+	checkInvariants(t, tab)
+	if m := in(t, tab, UDP, ma.External(), s1, 0, t0, Accept); m != ma {
+		t.Errorf("S1's reply went to %v, want A's mapping", m)
+	}
+	if m := in(t, tab, UDP, mb.External(), s2, 0, t0, Accept); m != mb {
+		t.Errorf("S2's reply went to %v, want B's mapping", m)
+	}
+	in(t, tab, UDP, ma.External(), s3, 0, t0, DropFiltered)
+
+	// B -> S1 clashes with A's tuple: a mapping of B's own, for S1 only.
+	mb1 := out(t, tab, UDP, b, s1, 0, t0)
+	if mb1 == mb || mb1.External().Port() == 5000 || mb1.Internal() != b {
+		t.Fatalf("B -> S1 as %s (B -> S2 as %s); want B's own mapping on another port", mb1.External(), mb.External())
+	}
+	if m := out(t, tab, UDP, b, s1, 0, t0.Add(time.Second)); m != mb1 {
+		t.Errorf("B's next packet to S1 used %s, want %s", m.External(), mb1.External())
+	}
+	if m := out(t, tab, UDP, b, s3, 0, t0.Add(time.Second)); m != mb {
+		t.Errorf("B -> S3 used %s, want the shared %s", m.External(), mb.External())
+	}
+	if m := in(t, tab, UDP, mb1.External(), s1, 0, t0.Add(time.Second), Accept); m != mb1 {
+		t.Errorf("S1's reply to B's own port went to %v", m)
+	}
+	if m := in(t, tab, UDP, ma.External(), s1, 0, t0.Add(time.Second), Accept); m != ma {
+		t.Errorf("S1's reply to 5000 went to %v, want A's mapping still", m)
+	}
+	checkInvariants(t, tab)
+
+	// The shared port stays held until its last holder goes; the table
+	// reports each mapping once.
+	if n := tab.Expire(t0.Add(59*time.Second), nil); n != 0 {
+		t.Fatalf("%d expired early", n)
+	}
+	out(t, tab, UDP, a, s1, 0, t0.Add(30*time.Second)) // A lives on
+	if n := tab.Expire(t0.Add(61*time.Second), nil); n != 2 {
+		t.Fatalf("expired %d at 61 s, want B's two", n)
+	}
+	checkInvariants(t, tab)
+	if used, _ := tab.PoolUsage(UDP); used != 1 {
+		t.Errorf("%d ports held with only A's mapping left", used)
+	}
+	if m := in(t, tab, UDP, ep(ext1, 5000), s1, 0, t0.Add(61*time.Second), Accept); m != ma {
+		t.Errorf("S1's reply after B left went to %v", m)
+	}
+	tab.Expire(t0.Add(2*time.Minute), nil)
+	checkInvariants(t, tab)
+	if used, _ := tab.PoolUsage(UDP); used != 0 || tab.Len() != 0 {
+		t.Errorf("all expired: %d ports held, %d mappings", used, tab.Len())
+	}
+}
+
+// Three hosts on one port toward one server: no overloading is possible
+// (the tuples clash), so it behaves as without it; and without the
+// setting no port is ever shared.
+func TestPortOverloadingOnlyWhenUnique(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		tab := newTable(t, func(c *Config) { c.PortOverloading = on })
+		seen := map[netip.AddrPort]bool{}
+		for _, h := range []netip.Addr{hostA, hostB, hostC} {
+			m := out(t, tab, UDP, ep(h, 5000), ep(srvA1, portP1), 0, t0)
+			if seen[m.External()] {
+				t.Fatalf("overloading %v: %s shared toward one server", on, m.External())
+			}
+			seen[m.External()] = true
+		}
+		mb := out(t, tab, UDP, ep(hostB, 6000), ep(srvA2, portP1), 0, t0)
+		if mc := out(t, tab, UDP, ep(hostC, 6000), ep(other, 9), 0, t0); (mc.External() == mb.External()) != on {
+			t.Errorf("overloading %v: B:6000 -> %s and C:6000 -> %s", on, mb.External(), mc.External())
+		}
+		checkInvariants(t, tab)
+	}
+}
+
+func TestPortOverloadingNeedsEIMAndAPDF(t *testing.T) {
+	c := DefaultConfig()
+	c.External = []netip.Addr{ext1}
+	c.PortOverloading = true
+	c.Filtering = EndpointIndependent
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "port-overloading") {
+		t.Errorf("overloading with EIF: %v, want an error naming port-overloading", err)
 	}
 }

@@ -48,6 +48,12 @@ type Table struct {
 	rr    int // next external address for a new internal address (paired)
 	rng   *rand.Rand
 
+	// Port overloading: how many holders of an external endpoint there
+	// are beyond the first, and how many mappings are for one remote
+	// only (made on a clash; Outbound looks for them first).
+	shared      map[extKey]int32
+	secondaries int
+
 	heap      []*Mapping // min-heap on Mapping.due
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
 	haveEpoch bool
@@ -62,10 +68,11 @@ func New(c Config) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{
-		cfg:   c,
-		pairs: make(map[[4]byte]pair),
-		rng:   rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
-		seed:  rand.Uint64(),
+		cfg:    c,
+		pairs:  make(map[[4]byte]pair),
+		shared: make(map[extKey]int32),
+		rng:    rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
+		seed:   rand.Uint64(),
 	}
 	for _, a := range c.External {
 		t.ext = append(t.ext, a.As4())
@@ -102,6 +109,8 @@ func (t *Table) Flush() {
 	t.out.reset()
 	t.in.reset()
 	t.pairs = make(map[[4]byte]pair)
+	clear(t.shared)
+	t.secondaries = 0
 	for _, pools := range t.pools {
 		for _, p := range pools {
 			if p != nil {
@@ -227,21 +236,45 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	}
 	k := t.outKey(proto, internal, remote)
 	rel := t.since(now)
-	h := hashOut(k, t.seed)
-	m = t.out.findOut(h, k)
-	if m != nil && !m.alive(rel) {
-		t.bury(m)
-		m = nil
+	r := remKeyOf(proto, remote)
+	over := t.cfg.PortOverloading && proto != ICMP
+	if over && t.secondaries > 0 {
+		// A mapping of its own for this remote, made on a clash, wins.
+		k2 := remoteKey(k, r)
+		if m2 := t.out.findOut(hashOut(k2, t.seed), k2); m2 != nil {
+			if m2.alive(rel) {
+				m = m2
+			} else {
+				t.bury(m2)
+			}
+		}
 	}
 	if m == nil {
-		if m, err = t.create(proto, k, h, rel); err != nil {
+		h := hashOut(k, t.seed)
+		m = t.out.findOut(h, k)
+		if m != nil && !m.alive(rel) {
+			t.bury(m)
+			m = nil
+		}
+		if m == nil {
+			if m, err = t.create(proto, k, h, r, rel); err != nil {
+				return nil, false, err
+			}
+			created = true
+		}
+	}
+
+	i := m.find(r)
+	if i < 0 && over && t.clashes(m, r, rel) {
+		// Another holder of m's external port talks to r: the reply tuple
+		// would not be unique, so r gets a mapping of its own (Linux:
+		// get_unique_tuple falls back to another port).
+		k2 := remoteKey(k, r)
+		if m, err = t.create(proto, k2, hashOut(k2, t.seed), r, rel); err != nil {
 			return nil, false, err
 		}
 		created = true
 	}
-
-	r := remKeyOf(proto, remote)
-	i := m.find(r)
 	if i < 0 {
 		i = m.addSession(r, rel)
 	} else if !m.sess(i).alive(rel) {
@@ -362,21 +395,76 @@ func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, no
 
 // match finds the live mapping holding external and applies its filter. It
 // returns the position of remote's live session (or -1). rel is now in the
-// table's time.
+// table's time. An endpoint several mappings share (PortOverloading) goes
+// to the one with a live session for remote.
 func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.Duration) (*Mapping, int, Verdict) {
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, -1, DropNoMapping
 	}
 	k := extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}
-	m := t.in.findExt(hashExt(k, t.seed), k)
+	h := hashExt(k, t.seed)
+	m := t.in.findExt(h, k)
+	r := remKeyOf(proto, remote)
+	if m != nil && t.cfg.PortOverloading && t.shared[k] > 0 {
+		var live *Mapping
+		for c := range t.in.eachExt(h, k) {
+			if !c.alive(rel) {
+				continue
+			}
+			if live == nil {
+				live = c
+			}
+			if i := c.findLive(r, rel); i >= 0 {
+				return c, i, Accept
+			}
+		}
+		if live == nil {
+			return nil, -1, DropNoMapping
+		}
+		return live, -1, DropFiltered // APDF: none talks to remote
+	}
 	if m == nil || !m.alive(rel) {
 		return nil, -1, DropNoMapping
 	}
-	i, ok := m.admits(t.filtering(proto), remKeyOf(proto, remote), rel)
+	i, ok := m.admits(t.filtering(proto), r, rel)
 	if !ok {
 		return m, -1, DropFiltered
 	}
 	return m, i, Accept
+}
+
+// remoteKey is k narrowed to remote r: the key of a mapping made for r
+// alone on a port clash (PortOverloading).
+func remoteKey(k outKey, r remKey) outKey {
+	k.rem, k.remPort = r.addr, r.port
+	return k
+}
+
+// clashes reports whether another live holder of m's external endpoint
+// has a live session with r (PortOverloading).
+func (t *Table) clashes(m *Mapping, r remKey, rel time.Duration) bool {
+	k := m.extKey()
+	if t.shared[k] == 0 {
+		return false
+	}
+	for c := range t.in.eachExt(hashExt(k, t.seed), k) {
+		if c != m && c.alive(rel) && c.findLive(r, rel) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// shareable reports whether a new mapping toward r may take external
+// port on address e that live mappings hold: none of them talks to r.
+func (t *Table) shareable(proto Protocol, e int, port uint16, r remKey, rel time.Duration) bool {
+	k := extKey{proto: proto, addr: t.ext[e], port: port}
+	for c := range t.in.eachExt(hashExt(k, t.seed), k) {
+		if c.alive(rel) && c.findLive(r, rel) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Expire removes the mappings that have lapsed by now (Expires <= now) and
@@ -440,15 +528,24 @@ func (t *Table) setTCPSessionExpiry(m *Mapping, i int, e time.Duration) {
 	}
 }
 
-// create makes a new mapping for key k; the caller adds the session, sets the
-// expiry and pushes it on the heap.
-// h is k's hash.
-func (t *Table) create(proto Protocol, k outKey, h uint32, now time.Duration) (*Mapping, error) {
-	ext, port, err := t.allocate(proto, k.in, k.inPort, now)
+// create makes a new mapping for key k, the first remote it talks to
+// being r; the caller adds the session, sets the expiry and pushes it on
+// the heap. h is k's hash.
+func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Duration) (*Mapping, error) {
+	ext, port, err := t.allocate(proto, k.in, k.inPort, r, now)
 	if err != nil {
 		return nil, err
 	}
-	t.pool(proto.index(), ext).set(port)
+	if p := t.pool(proto.index(), ext); p.isUsed(port) {
+		t.shared[extKey{proto: proto, addr: t.ext[ext], port: port}]++ // overloaded
+	} else {
+		p.set(port)
+	}
+	if k.rem != ([4]byte{}) || k.remPort != 0 {
+		if t.cfg.PortOverloading {
+			t.secondaries++
+		}
+	}
 	m := &Mapping{
 		okey:    k,
 		extPort: port,
@@ -475,8 +572,19 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, now time.Duration) (*
 // remove takes m out of every index and frees its port.
 func (t *Table) remove(m *Mapping) {
 	t.out.remove(hashOut(m.okey, t.seed), m)
-	t.in.remove(hashExt(m.extKey(), t.seed), m)
-	t.pool(m.okey.proto.index(), int(m.ext)).clear(m.extPort)
+	k := m.extKey()
+	t.in.remove(hashExt(k, t.seed), m)
+	switch c := t.shared[k]; {
+	case c > 1:
+		t.shared[k] = c - 1
+	case c == 1:
+		delete(t.shared, k)
+	default:
+		t.pool(m.okey.proto.index(), int(m.ext)).clear(m.extPort)
+	}
+	if t.cfg.PortOverloading && (m.okey.rem != ([4]byte{}) || m.okey.remPort != 0) {
+		t.secondaries--
+	}
 	if t.cfg.Pooling == Paired {
 		p := t.pairs[m.okey.in]
 		if p.n--; p.n <= 0 {
@@ -526,9 +634,9 @@ func (t *Table) portRange(proto Protocol, inPort uint16) (lo, hi uint16, class i
 // allocate picks an external address and port for a new mapping. When none
 // is free it removes lapsed mappings and tries once more, so a lapsed mapping
 // never blocks a new one even before Expire runs.
-func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Duration) (int, uint16, error) {
+func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, r remKey, now time.Duration) (int, uint16, error) {
 	for attempt := 0; ; attempt++ {
-		if ext, port, ok := t.pick(proto, ia, inPort, now); ok {
+		if ext, port, ok := t.pick(proto, ia, inPort, r, now); ok {
 			return ext, port, nil
 		}
 		if attempt > 0 || t.reapDue(now) == 0 {
@@ -538,8 +646,9 @@ func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, now time.Dur
 	}
 }
 
-// pick chooses the external address and port.
-func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Duration) (int, uint16, bool) {
+// pick chooses the external address and port for a mapping whose first
+// remote is r.
+func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, r remKey, now time.Duration) (int, uint16, bool) {
 	n := len(t.ext)
 	start, count := 0, n
 	switch {
@@ -581,6 +690,16 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Duratio
 				return e, inPort, true
 			}
 		}
+		if t.cfg.PortOverloading && proto != ICMP {
+			// Held, but maybe not toward r: share it (Linux keeps the
+			// port whenever the reply tuple stays unique).
+			for j := range count {
+				e := (start + j) % n
+				if t.shareable(proto, e, inPort, r, now) {
+					return e, inPort, true
+				}
+			}
+		}
 	}
 	for j := range count {
 		e := (start + j) % n
@@ -606,15 +725,23 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, now time.Duratio
 // lapsed mapping that still holds it.
 func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Duration) bool {
 	p := t.pool(proto.index(), e)
-	if !p.isUsed(port) {
-		return true
-	}
 	k := extKey{proto: proto, addr: t.ext[e], port: port}
-	if h := t.in.findExt(hashExt(k, t.seed), k); h != nil && !h.alive(now) {
-		t.bury(h)
-		return true
+	for p.isUsed(port) {
+		// Bury lapsed holders until the port is free or a live one holds
+		// it (with PortOverloading there may be several).
+		var lapsed *Mapping
+		for c := range t.in.eachExt(hashExt(k, t.seed), k) {
+			if c.alive(now) {
+				return false
+			}
+			lapsed = c
+		}
+		if lapsed == nil {
+			return false
+		}
+		t.bury(lapsed)
 	}
-	return false
+	return true
 }
 
 // The expiry heap: a min-heap of mappings on due, each knowing its position.
