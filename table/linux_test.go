@@ -186,3 +186,22 @@ func TestPortOverloadingNeedsEIMAndAPDF(t *testing.T) {
 		t.Errorf("overloading with EIF: %v, want an error naming port-overloading", err)
 	}
 }
+
+// PeekOutbound (ICMP errors from inside) finds what Outbound would use:
+// the mapping made for a remote alone on a clash, if there is one.
+func TestPeekOutboundSecondary(t *testing.T) {
+	tab := newTable(t, func(c *Config) { c.PortOverloading = true })
+	s1, s2 := ep(srvA1, portP1), ep(srvA2, portP1)
+	out(t, tab, UDP, ep(hostA, 5000), s1, 0, t0)
+	mb := out(t, tab, UDP, ep(hostB, 5000), s2, 0, t0)
+	mb1 := out(t, tab, UDP, ep(hostB, 5000), s1, 0, t0)
+	if mb1 == mb {
+		t.Fatal("no clash mapping")
+	}
+	if m := tab.PeekOutbound(UDP, ep(hostB, 5000), s1, t0); m != mb1 {
+		t.Errorf("PeekOutbound toward S1 = %v, want %v", m, mb1)
+	}
+	if m := tab.PeekOutbound(UDP, ep(hostB, 5000), s2, t0); m != mb {
+		t.Errorf("PeekOutbound toward S2 = %v, want %v", m, mb)
+	}
+}

@@ -386,8 +386,16 @@ func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, no
 		return nil
 	}
 	k := t.outKey(proto, internal, remote)
+	rel := now.Sub(t.epoch)
+	if t.cfg.PortOverloading && proto != ICMP && t.secondaries > 0 {
+		// As Outbound: a mapping made for this remote alone comes first.
+		k2 := remoteKey(k, remKeyOf(proto, remote))
+		if m := t.out.findOut(hashOut(k2, t.seed), k2); m != nil && m.alive(rel) {
+			return m
+		}
+	}
 	m := t.out.findOut(hashOut(k, t.seed), k)
-	if m == nil || !m.alive(now.Sub(t.epoch)) {
+	if m == nil || !m.alive(rel) {
 		return nil
 	}
 	return m
