@@ -67,8 +67,8 @@ type Config struct {
 	// its last packet while no packet has come back on it, as Linux
 	// conntrack's udp_timeout (30 s) does; from the first packet that
 	// comes back, UDPTimeout applies (udp_timeout_stream, 120 s). 0:
-	// UDPTimeout from the first packet. The mapping lives while any of its
-	// sessions does.
+	// UDPTimeout from the first packet. It is capped at UDPTimeout. The
+	// mapping lives while any of its sessions does.
 	UDPUnrepliedTimeout time.Duration
 	// TCPEstablishedTimeout is the idle timeout of an established TCP
 	// session (RFC 5382 REQ-5).
@@ -249,6 +249,11 @@ func (c *Config) Validate() error {
 	}
 	if c.PortOverloading && (c.Mapping != EndpointIndependent || c.Filtering != AddressAndPortDependent) {
 		add("port-overloading: needs endpoint-independent mapping and address-and-port-dependent filtering (mapping %s, filtering %s given); set port-overloading=false for other behaviours", c.Mapping, c.Filtering)
+	}
+	if c.PortOverloading && c.Hairpin {
+		// Two inside hosts sharing an external endpoint could not be told
+		// apart when one sends to the other's (their shared) endpoint.
+		add("port-overloading: cannot be combined with hairpinning; set hairpin=false or port-overloading=false")
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)

@@ -96,7 +96,7 @@ func TestLinuxLowPorts(t *testing.T) {
 // filtered. When B then talks to S1, whose tuple with 5000 is A's, B gets
 // another port for S1 alone and keeps 5000 for everyone else.
 func TestPortOverloading(t *testing.T) {
-	tab := newTable(t, func(c *Config) { c.PortOverloading = true; c.UDPTimeout = time.Minute })
+	tab := newTable(t, func(c *Config) { c.PortOverloading, c.Hairpin = true, false; c.UDPTimeout = time.Minute })
 	s1, s2, s3 := ep(srvA1, portP1), ep(srvA2, portP1), ep(other, 9)
 	a, b := ep(hostA, 5000), ep(hostB, 5000)
 	ma := out(t, tab, UDP, a, s1, 0, t0)
@@ -160,7 +160,7 @@ func TestPortOverloading(t *testing.T) {
 // setting no port is ever shared.
 func TestPortOverloadingOnlyWhenUnique(t *testing.T) {
 	for _, on := range []bool{true, false} {
-		tab := newTable(t, func(c *Config) { c.PortOverloading = on })
+		tab := newTable(t, func(c *Config) { c.PortOverloading, c.Hairpin = on, false })
 		seen := map[netip.AddrPort]bool{}
 		for _, h := range []netip.Addr{hostA, hostB, hostC} {
 			m := out(t, tab, UDP, ep(h, 5000), ep(srvA1, portP1), 0, t0)
@@ -190,7 +190,7 @@ func TestPortOverloadingNeedsEIMAndAPDF(t *testing.T) {
 // PeekOutbound (ICMP errors from inside) finds what Outbound would use:
 // the mapping made for a remote alone on a clash, if there is one.
 func TestPeekOutboundSecondary(t *testing.T) {
-	tab := newTable(t, func(c *Config) { c.PortOverloading = true })
+	tab := newTable(t, func(c *Config) { c.PortOverloading, c.Hairpin = true, false })
 	s1, s2 := ep(srvA1, portP1), ep(srvA2, portP1)
 	out(t, tab, UDP, ep(hostA, 5000), s1, 0, t0)
 	mb := out(t, tab, UDP, ep(hostB, 5000), s2, 0, t0)
@@ -203,5 +203,50 @@ func TestPeekOutboundSecondary(t *testing.T) {
 	}
 	if m := tab.PeekOutbound(UDP, ep(hostB, 5000), s2, t0); m != mb {
 		t.Errorf("PeekOutbound toward S2 = %v, want %v", m, mb)
+	}
+}
+
+// Found in review: a mapping whose session with a remote has lapsed must
+// not revive it on a shared port another holder now uses toward that
+// remote; it gets a mapping of its own for it, as on any clash.
+func TestPortOverloadingLapsedSessionClash(t *testing.T) {
+	tab := newTable(t, func(c *Config) { c.PortOverloading, c.Hairpin = true, false; c.UDPTimeout = 60 * time.Second })
+	s1, s2 := ep(srvA1, portP1), ep(srvA2, portP1)
+	b := ep(hostB, 5000)
+	mb := out(t, tab, UDP, b, s1, 0, t0)
+	out(t, tab, UDP, b, s2, 0, t0.Add(50*time.Second)) // B's mapping lives on; its S1 session lapses at 60 s
+	ma := out(t, tab, UDP, ep(hostA, 5000), s1, 0, t0.Add(61*time.Second))
+	if ma.External() != mb.External() {
+		t.Fatalf("A -> S1 as %s; want it to share B's %s (B's S1 session has lapsed)", ma.External(), mb.External())
+	}
+	mb1 := out(t, tab, UDP, b, s1, 0, t0.Add(62*time.Second))
+	if mb1 == mb || mb1.External() == ma.External() {
+		t.Fatalf("B -> S1 again used %s; want a port of its own", mb1.External())
+	}
+	if m := in(t, tab, UDP, ma.External(), s1, 0, t0.Add(62*time.Second), Accept); m != ma {
+		t.Errorf("S1's reply to the shared port went to %v, want A", m)
+	}
+	checkInvariants(t, tab)
+}
+
+func TestPortOverloadingNoHairpin(t *testing.T) {
+	c := DefaultConfig() // hairpin on
+	c.External = []netip.Addr{ext1}
+	c.PortOverloading = true
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hairpin") {
+		t.Errorf("overloading with hairpin: %v, want an error naming hairpin", err)
+	}
+}
+
+// An unreplied timer above UDPTimeout is capped at it.
+func TestUDPUnrepliedCapped(t *testing.T) {
+	tab := newTable(t, func(c *Config) { c.UDPTimeout = 10 * time.Second; c.UDPUnrepliedTimeout = 30 * time.Second })
+	m := out(t, tab, UDP, ep(hostA, 5000), ep(srvA1, portP1), 0, t0)
+	if got := m.Expires().Sub(t0); got != 10*time.Second {
+		t.Fatalf("expires after %v, want 10s", got)
+	}
+	in(t, tab, UDP, m.External(), ep(srvA1, portP1), 0, t0.Add(5*time.Second), Accept)
+	if got := m.Expires().Sub(t0); got != 10*time.Second {
+		t.Fatalf("after a reply, expires after %v, want 10s", got)
 	}
 }

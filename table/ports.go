@@ -6,7 +6,8 @@ import (
 )
 
 // portPool is the port state of one (protocol, external address): one bit per
-// port, set while a mapping holds it (RFC 4787 REQ-3: no port overloading).
+// port, set while a mapping holds it (RFC 4787 REQ-3: no port overloading;
+// with PortOverloading, Table.shared counts a port's further holders).
 type portPool struct {
 	used [65536 / 64]uint64
 	n    int       // ports in use

@@ -129,9 +129,11 @@ func (t *Table) Flush() {
 }
 
 // PoolUsage returns how many external ports of proto are held (lapsed
-// mappings included until removed) and how many there are, over all external
-// addresses. UDP and TCP count 1-1023 plus PortLo-PortHi (with Parity on, a
-// given internal port can use only half of them); ICMP identifiers 1-65535.
+// mappings included until removed; a port several mappings share counts
+// once) and how many there are, over all external addresses. UDP and TCP
+// count 1-1023 (1-511 and 600-1023 with LinuxLowPorts) plus PortLo-PortHi
+// (with Parity on, a given internal port can use only half of them); ICMP
+// identifiers 1-65535.
 func (t *Table) PoolUsage(proto Protocol) (used, size int) {
 	pi := proto.index()
 	if pi < 0 {
@@ -199,13 +201,17 @@ func (t *Table) filtering(proto Protocol) Behavior {
 	return t.cfg.Filtering
 }
 
+// unreplied is the UDP timer before a reply: UDPUnrepliedTimeout, at most
+// UDPTimeout (so "--preset linux --udp-timeout 10s" means 10 s for all).
+func (t *Table) unreplied() time.Duration { return min(t.cfg.UDPUnrepliedTimeout, t.cfg.UDPTimeout) }
+
 // timeout is the idle timeout for a session of proto with state bits b
 // (TCP: tcpSynOut...; UDP: udpReplied).
 func (t *Table) timeout(proto Protocol, b uint8) time.Duration {
 	switch proto {
 	case UDP:
-		if b&udpReplied == 0 && t.cfg.UDPUnrepliedTimeout > 0 {
-			return t.cfg.UDPUnrepliedTimeout
+		if u := t.unreplied(); b&udpReplied == 0 && u > 0 {
+			return u
 		}
 		return t.cfg.UDPTimeout
 	case ICMP:
@@ -265,10 +271,12 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	}
 
 	i := m.find(r)
-	if i < 0 && over && t.clashes(m, r, rel) {
-		// Another holder of m's external port talks to r: the reply tuple
-		// would not be unique, so r gets a mapping of its own (Linux:
-		// get_unique_tuple falls back to another port).
+	if (i < 0 || !m.sess(i).alive(rel)) && over && t.clashes(m, r, rel) {
+		// Another holder of m's external port talks to r (m's own session
+		// with r, if any, has lapsed): the reply tuple would not be
+		// unique, so r gets a mapping of its own (Linux: get_unique_tuple
+		// falls back to another port).
+		i = -1
 		k2 := remoteKey(k, r)
 		if m, err = t.create(proto, k2, hashOut(k2, t.seed), r, rel); err != nil {
 			return nil, false, err
@@ -351,7 +359,7 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 		// one, counted from its last refresh.
 		s := m.sess(i)
 		s.tcp |= udpReplied
-		if u := t.cfg.UDPUnrepliedTimeout; u > 0 {
+		if u := t.unreplied(); u > 0 {
 			if e := s.expires - u + t.cfg.UDPTimeout; e > s.expires {
 				m.setSessionExpiry(i, e)
 				m.expires = max(m.expires, e)

@@ -34,6 +34,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"negative unreplied timeout", append(base, "--udp-unreplied-timeout", "-1s"), "udp-unreplied-timeout"},
 		{"bad linux-low-ports", append(base, "--linux-low-ports=sometimes"), "linux-low-ports"},
 		{"port overloading with eif", append(base, "--preset", "linux", "--filtering", "eif"), "port-overloading"},
+		{"port overloading with hairpin", append(base, "--preset", "linux", "--hairpin=true"), "port-overloading"},
 		{"busy-poll with water", append(base, "--busy-poll", "100ms", "--tun-backend", "water"), "--busy-poll"},
 	}
 	for _, c := range cases {

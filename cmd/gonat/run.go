@@ -69,7 +69,7 @@ func runCmd(args []string) error {
 		lab.SetUDPTimeout:            "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
 		lab.SetUDPUnrepliedTimeout:   "UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
 		lab.SetLinuxLowPorts:         "split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)",
-		lab.SetPortOverloading:       "share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping and apdf filtering)",
+		lab.SetPortOverloading:       "share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping, apdf filtering and no hairpin)",
 		lab.SetTCPEstablishedTimeout: "established TCP connection lifetime (`duration`, default 2h4m)",
 		lab.SetTCPTransitoryTimeout:  "TCP lifetime while opening or closing (`duration`, default 4m)",
 		lab.SetICMPTimeout:           "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
