@@ -29,13 +29,17 @@ func checkConnected(t *testing.T, r Report, peer string) {
 	if r.Message != "hello from "+peer {
 		t.Errorf("%s: message %q", r.Name, r.Message)
 	}
-	if r.Remote.Kind != KindHost || r.Local.Kind != KindHost {
-		t.Errorf("%s: pair %v <-> %v, want host candidates (no NAT)", r.Name, r.Local, r.Remote)
+	// No NAT: host candidates. The remote may also be peer-reflexive: over
+	// TCP the other side can connect before the rendezvous has told this
+	// one its candidates, and an address learned from the connection
+	// itself is prflx (seen in CI).
+	if r.Local.Kind != KindHost || r.Remote.Kind != KindHost && r.Remote.Kind != KindPrflx {
+		t.Errorf("%s: pair %v <-> %v, want host candidates (no NAT), or a prflx remote", r.Name, r.Local, r.Remote)
 	}
 	if r.Remote.Addr.Addr() != loopback || r.Local.Addr.Addr() != loopback {
 		t.Errorf("%s: pair %v <-> %v, want loopback", r.Name, r.Local, r.Remote)
 	}
-	if len(r.LocalCandidates) == 0 || len(r.RemoteCandidates) == 0 {
+	if len(r.LocalCandidates) == 0 || len(r.RemoteCandidates) == 0 && r.Remote.Kind != KindPrflx {
 		t.Errorf("%s: candidates %v / %v", r.Name, r.LocalCandidates, r.RemoteCandidates)
 	}
 }
