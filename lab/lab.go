@@ -134,9 +134,12 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	}
 	l = &Lab{Name: name, Topo: topo, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{}, procDone: map[*exec.Cmd]chan struct{}{}}
 	l.Events.ForceTracing(opt.Trace)
+	// The error returns below say `return nil, err`, which sets l to nil
+	// before this runs: close what was built through its own variable.
+	built := l
 	defer func() {
 		if err != nil {
-			l.Close()
+			built.Close()
 			l = nil
 		}
 	}()

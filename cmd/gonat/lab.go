@@ -266,7 +266,10 @@ func startDetached(file, name string, extra ...string) error {
 		return err
 	}
 	logPath := filepath.Join(dir, "gonat.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	// Read-write: if the child fails, its words are read back through
+	// this descriptor, since the child removes its state directory (the
+	// log's path with it) on the way out.
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
@@ -289,8 +292,11 @@ func startDetached(file, name string, extra ...string) error {
 		}
 		select {
 		case err := <-exited:
-			out, _ := os.ReadFile(logPath)
-			return fmt.Errorf("lab %s failed to start (%v):\n%s", name, err, out)
+			var out []byte
+			if _, serr := logf.Seek(0, io.SeekStart); serr == nil {
+				out, _ = io.ReadAll(logf)
+			}
+			return fmt.Errorf("lab %s failed to start (%v):\n%s", name, err, strings.TrimRight(string(out), "\n"))
 		case <-deadline:
 			return fmt.Errorf("lab %s did not come up within 60s; see %s", name, logPath)
 		case <-time.After(50 * time.Millisecond):
