@@ -627,18 +627,11 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 // Fragments after the first carry no ports: they follow the address their
 // first fragment was translated to, remembered by (src, dst, proto, id).
 func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
-	e.mu.Lock()
-	k := fragKeyOf(p)
-	ext, w, ok := e.frags.get(k, now)
-	if ok {
-		n, end := fragPayload(b, p)
-		e.frags.count(k, n, end)
-	} else if e.held.hold(k, b, now) {
-		e.mu.Unlock()
+	ext, w, ok, held := e.laterFragment(b, p, now)
+	switch {
+	case held:
 		return e.done(HeldFragment, 0, 0)
-	}
-	e.mu.Unlock()
-	if !ok {
+	case !ok:
 		return e.drop(in, p, DropFragment, now)
 	}
 	header.RewriteID(b, p, w.id)
@@ -653,18 +646,11 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 }
 
 func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
-	e.mu.Lock()
-	k := fragKeyOf(p)
-	internal, _, ok := e.frags.get(k, now)
-	if ok {
-		n, end := fragPayload(b, p)
-		e.frags.count(k, n, end)
-	} else if e.held.hold(k, b, now) {
-		e.mu.Unlock()
+	internal, _, ok, held := e.laterFragment(b, p, now)
+	switch {
+	case held:
 		return e.done(HeldFragment, 0, 0)
-	}
-	e.mu.Unlock()
-	if !ok {
+	case !ok:
 		return e.drop(Outside, p, DropFragment, now)
 	}
 	out, ok := e.insidePort(internal)
@@ -674,6 +660,21 @@ func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Resu
 	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
 	header.IPv4(b).DecTTL()
 	return e.done(Forward, out, 0)
+}
+
+// laterFragment looks up how the first fragment of b's datagram was
+// translated (ok) and counts b as passed; without that, it holds b until
+// the first fragment comes (held), if there is room.
+func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr netip.Addr, w fragWay, ok, held bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := fragKeyOf(p)
+	if addr, w, ok = e.frags.get(k, now); ok {
+		n, end := fragPayload(b, p)
+		e.frags.count(k, n, end)
+		return addr, w, true, false
+	}
+	return addr, w, false, e.held.hold(k, b, now)
 }
 
 // firstFragment records, under e.mu, how the first fragment of datagram

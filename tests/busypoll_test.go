@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/gonat/gonat/lab/labtest"
 )
 
 // gonat run --busy-poll translates as the default reader does, also
@@ -32,17 +30,7 @@ func TestBusyPollCLI(t *testing.T) {
 // the background child, which must get the flag), still translate: the
 // probe through both answers.
 func TestLabBusyPoll(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "nested.toml")
-	if err := os.WriteFile(file, []byte(nestedTopo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	file, name, run := nestedLab(t)
 
 	// With the water backend busy-poll cannot work: the lab must say why,
 	// through the background child too, and leave nothing behind (this

@@ -376,21 +376,29 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
-// gonat lab verify probes every NAT against a STUN server on its own
-// outside and agrees with the configuration, also for a NAT behind
-// another NAT and after lab set; a wrong configuration is caught.
-func TestLabVerify(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "nested.toml")
+// nestedLab writes nestedTopo to a file and returns it, a lab name of
+// this run's, and a runner for gonat commands (output, exit code); the
+// lab is taken down when the test ends, whatever happened.
+func nestedLab(t *testing.T) (file, name string, run func(args ...string) (string, int)) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), "nested.toml")
 	if err := os.WriteFile(file, []byte(nestedTopo), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
+	name = labtest.Name()
+	run = func(args ...string) (string, int) {
 		out, err := exec.Command(gonatBin, args...).CombinedOutput()
 		return string(out), exitCode(err)
 	}
 	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	return file, name, run
+}
+
+// gonat lab verify probes every NAT against a STUN server on its own
+// outside and agrees with the configuration, also for a NAT behind
+// another NAT and after lab set; a wrong configuration is caught.
+func TestLabVerify(t *testing.T) {
+	file, name, run := nestedLab(t)
 	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
 		t.Fatalf("lab up: %d\n%s", code, out)
 	}
@@ -489,16 +497,8 @@ func TestLabPcapDir(t *testing.T) {
 		}
 		t.Skip("tshark not installed")
 	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "nested.toml")
-	os.WriteFile(file, []byte(nestedTopo), 0o644)
-	caps := filepath.Join(dir, "pcap")
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	file, name, run := nestedLab(t)
+	caps := filepath.Join(t.TempDir(), "pcap")
 	if out, code := run("lab", "up", "-d", file, "--name", name, "--pcap-dir", caps); code != 0 {
 		t.Fatalf("lab up: %d\n%s", code, out)
 	}
