@@ -436,7 +436,8 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	// fragment leaves it for the rest of its datagram (the key is the
 	// original identification, so it is read before the rewrite).
 	var newID uint16
-	if !p.DontFrag || p.MoreFrags {
+	nonAtomic := !p.DontFrag || p.MoreFrags
+	if nonAtomic {
 		newID = uint16(e.ipID.Add(1))
 	}
 	if p.MoreFrags && !hairpin {
@@ -469,7 +470,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	if created {
 		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
 	}
-	if !p.DontFrag || p.MoreFrags {
+	if nonAtomic {
 		header.RewriteID(b, p, newID)
 	}
 	header.RewriteSrc(b, p, ext)

@@ -88,8 +88,7 @@ func (c *fragCache) count(k fragKey, n, end int) {
 // fragPayload is the payload bytes of fragment b, and its datagram's
 // payload length if it is the last fragment (else 0).
 func fragPayload(b []byte, p *header.Parsed) (n, end int) {
-	ip := header.IPv4(b)
-	n = int(ip.TotalLen()) - ip.HeaderLen()
+	n = len(header.IPv4(b).Payload())
 	if !p.MoreFrags {
 		end = int(p.FragOffset) + n
 	}

@@ -54,11 +54,11 @@ func (e *Engine) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte
 	res := e.Process(in, b, reply, now)
 	switch {
 	case res.Verdict == Forward:
-		if in != Outside && h.IsGSO() && b[6]&0x40 == 0 {
+		if in != Outside && h.IsGSO() && !header.IPv4(b).DontFragment() {
 			// DF clear: the kernel numbers the segments ID, ID+1, ...
 			// from the ID Process gave the whole; keep those numbers
 			// out of the next datagrams' way.
-			if n, _ := h.WireSegments(b); n > 1 {
+			if n := numSegments(b, h); n > 1 {
 				e.ipID.Add(uint32(n - 1))
 			}
 		}

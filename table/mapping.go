@@ -41,14 +41,14 @@ func (r remKey) addrPort() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(r.addr), r.port)
 }
 
-// TCP session flag bits: what the session has seen. State is derived from
-// them, so any order of packets is accepted (RFC 5382 REQ-2: every valid
-// sequence, simultaneous open included).
 // udpReplied marks a UDP session that has had a packet back (in
 // session.tcp, unused otherwise for UDP): its timeout is UDPTimeout,
 // before it UDPUnrepliedTimeout.
 const udpReplied uint8 = 1
 
+// TCP session flag bits: what the session has seen. State is derived from
+// them, so any order of packets is accepted (RFC 5382 REQ-2: every valid
+// sequence, simultaneous open included).
 const (
 	tcpSynOut uint8 = 1 << iota
 	tcpSynIn

@@ -419,9 +419,8 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 	}
 	k := extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}
 	h := hashExt(k, t.seed)
-	m := t.in.findExt(h, k)
 	r := remKeyOf(proto, remote)
-	if m != nil && t.cfg.PortOverloading && t.shared[k] > 0 {
+	if t.cfg.PortOverloading && t.shared[k] > 0 {
 		var live *Mapping
 		for c := range t.in.eachExt(h, k) {
 			if !c.alive(rel) {
@@ -439,6 +438,7 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 		}
 		return live, -1, DropFiltered // APDF: none talks to remote
 	}
+	m := t.in.findExt(h, k)
 	if m == nil || !m.alive(rel) {
 		return nil, -1, DropNoMapping
 	}
@@ -456,31 +456,36 @@ func remoteKey(k outKey, r remKey) outKey {
 	return k
 }
 
-// clashes reports whether another live holder of m's external endpoint
-// has a live session with r (PortOverloading).
-func (t *Table) clashes(m *Mapping, r remKey, rel time.Duration) bool {
-	k := m.extKey()
-	if t.shared[k] == 0 {
-		return false
-	}
+// forRemote reports whether k is the key of a mapping made for one remote
+// on a port clash (PortOverloading, whose mapping is endpoint-independent,
+// so its other keys carry no remote).
+func (t *Table) forRemote(k outKey) bool {
+	return t.cfg.PortOverloading && (k.rem != ([4]byte{}) || k.remPort != 0)
+}
+
+// talksTo reports whether a live holder of external endpoint k other than
+// except has a live session with r (PortOverloading: the reply tuple
+// (k, r) is taken).
+func (t *Table) talksTo(k extKey, r remKey, rel time.Duration, except *Mapping) bool {
 	for c := range t.in.eachExt(hashExt(k, t.seed), k) {
-		if c != m && c.alive(rel) && c.findLive(r, rel) >= 0 {
+		if c != except && c.alive(rel) && c.findLive(r, rel) >= 0 {
 			return true
 		}
 	}
 	return false
 }
 
+// clashes reports whether another live holder of m's external endpoint
+// has a live session with r.
+func (t *Table) clashes(m *Mapping, r remKey, rel time.Duration) bool {
+	k := m.extKey()
+	return t.shared[k] > 0 && t.talksTo(k, r, rel, m)
+}
+
 // shareable reports whether a new mapping toward r may take external
 // port on address e that live mappings hold: none of them talks to r.
 func (t *Table) shareable(proto Protocol, e int, port uint16, r remKey, rel time.Duration) bool {
-	k := extKey{proto: proto, addr: t.ext[e], port: port}
-	for c := range t.in.eachExt(hashExt(k, t.seed), k) {
-		if c.alive(rel) && c.findLive(r, rel) >= 0 {
-			return false
-		}
-	}
-	return true
+	return !t.talksTo(extKey{proto: proto, addr: t.ext[e], port: port}, r, rel, nil)
 }
 
 // Expire removes the mappings that have lapsed by now (Expires <= now) and
@@ -557,10 +562,8 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 	} else {
 		p.set(port)
 	}
-	if k.rem != ([4]byte{}) || k.remPort != 0 {
-		if t.cfg.PortOverloading {
-			t.secondaries++
-		}
+	if t.forRemote(k) {
+		t.secondaries++
 	}
 	m := &Mapping{
 		okey:    k,
@@ -598,7 +601,7 @@ func (t *Table) remove(m *Mapping) {
 	default:
 		t.pool(m.okey.proto.index(), int(m.ext)).clear(m.extPort)
 	}
-	if t.cfg.PortOverloading && (m.okey.rem != ([4]byte{}) || m.okey.remPort != 0) {
+	if t.forRemote(m.okey) {
 		t.secondaries--
 	}
 	if t.cfg.Pooling == Paired {
