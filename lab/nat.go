@@ -137,18 +137,16 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			devs[i] = spec.Wrap(i, devs[i])
 		}
 	}
-	if spec.BusyPoll > 0 {
-		for i, d := range devs {
-			if !tun.CanPoll(d) {
-				undo()
-				return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting: it needs the offload TUN backend", i, d.Name())
-			}
-		}
+	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll}
+	if err := router.Validate(); err != nil {
+		// Run would stop at once, in the background: say so now.
+		undo()
+		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n := &NAT{
 		Engine: eng, spec: spec, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
-		Router: &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll},
+		Router: router,
 	}
 	n.Router.ExpireEvery = sweepInterval(eng.Config().Table)
 	go func() {

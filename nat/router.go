@@ -49,6 +49,32 @@ type Router struct {
 	writeErrors atomic.Uint64
 }
 
+// Validate reports what would stop Run at once: too few ports, or a port
+// BusyPoll cannot read without waiting. A caller that runs the router in
+// the background checks it first, to say so while it can.
+func (r *Router) Validate() error {
+	_, err := r.pollers()
+	return err
+}
+
+// pollers checks the ports and, with BusyPoll, returns them as Pollers.
+func (r *Router) pollers() ([]tun.Poller, error) {
+	if len(r.Ports) < 2 {
+		return nil, errors.New("router needs an outside and at least one inside device")
+	}
+	if r.BusyPoll <= 0 {
+		return nil, nil
+	}
+	var ps []tun.Poller
+	for i, d := range r.Ports {
+		if !tun.CanPoll(d) {
+			return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
+		}
+		ps = append(ps, d.(tun.Poller))
+	}
+	return ps, nil
+}
+
 // WriteErrors counts packets the kernel refused on write.
 func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }
 
@@ -56,17 +82,9 @@ func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }
 // then on: it closes them all before it returns, and waits for its
 // goroutines, so nothing outlives it.
 func (r *Router) Run(ctx context.Context) error {
-	if len(r.Ports) < 2 {
-		return errors.New("router needs an outside and at least one inside device")
-	}
-	var pollers []tun.Poller
-	if r.BusyPoll > 0 {
-		for i, d := range r.Ports {
-			if !tun.CanPoll(d) {
-				return fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
-			}
-			pollers = append(pollers, d.(tun.Poller))
-		}
+	pollers, err := r.pollers()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -95,7 +113,6 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var err error
 loop:
 	for {
 		select {

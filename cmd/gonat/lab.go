@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -200,9 +199,7 @@ func labUp(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if *busyPoll > 0 && os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1) // as gonat run --busy-poll: the loops stay on their thread
-	}
+	busyPollProcs(*busyPoll)
 	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}

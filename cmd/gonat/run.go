@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
@@ -105,13 +106,7 @@ func runCmd(args []string) error {
 		return usageErr("--name %s: already in use by process %d", *name, st.PID)
 	}
 
-	if *busyPoll > 0 && os.Getenv("GOMAXPROCS") == "" {
-		// One P: the spinning reader stays on its thread. With a second,
-		// an idle P's thread is woken to steal it at each yield, and the
-		// migrations cost tail latency (measured: ping p99 +20 µs over
-		// the kernel NAT with one P, +100 µs with two).
-		runtime.GOMAXPROCS(1)
-	}
+	busyPollProcs(*busyPoll)
 	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
@@ -262,4 +257,15 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// busyPollProcs runs gonat on one P when busy-polling (unless GOMAXPROCS
+// is set): the spinning readers stay on their thread. With a second P, an
+// idle P's thread is woken to steal a loop at each yield, and the
+// migrations cost tail latency (measured: ping p99 +20 µs over the kernel
+// NAT with one P, +100 µs with two).
+func busyPollProcs(d time.Duration) {
+	if d > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }
