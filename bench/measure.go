@@ -62,6 +62,8 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		t, err = b.kernelTopo(ctx, true, natTool)
 	case "busypoll":
 		t, err = b.gonatTopo(ctx, "offload", "--busy-poll", busyPoll.String())
+	case "queues":
+		t, err = b.gonatTopo(ctx, "offload", "--tun-queues", strconv.Itoa(benchQueues))
 	default:
 		t, err = b.gonatTopo(ctx, r.Key)
 	}

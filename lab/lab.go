@@ -70,6 +70,8 @@ type Options struct {
 	Backend string
 	// BusyPoll is every NAT's NATSpec.BusyPoll (0: off).
 	BusyPoll time.Duration
+	// Queues is every NAT's NATSpec.Queues (0: one).
+	Queues int
 }
 
 // Lab is a running topology.
@@ -213,7 +215,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// NATs, outermost first: an inner NAT's uplink must exist before its
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll}
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll, Queues: opt.Queues}
 		if opt.Wrap != nil {
 			natName := n.Name
 			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }

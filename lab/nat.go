@@ -42,7 +42,10 @@ type NATSpec struct {
 	// (nat.Router.BusyPoll): lower latency for a CPU core. Needs the
 	// offload backend.
 	BusyPoll time.Duration
-	Logf     func(format string, args ...any)
+	// Queues is the TUN queues per port (tun.Config.Queues): a reader
+	// per queue, for hosts with cores to spare. 0 or 1: one.
+	Queues int
+	Logf   func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
 	// counters): port 0 is the outside, 1.. the inside ports.
 	Wrap func(port int, d tun.Device) tun.Device
@@ -114,13 +117,13 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Routes: routes})
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil

@@ -35,7 +35,7 @@ func TestEndToEndBackends(t *testing.T) {
 	privtest.Require(t)
 	for _, backend := range []string{tun.BackendOffload, tun.BackendWater} {
 		t.Run(backend, func(t *testing.T) {
-			lan := startLab(t, backend, 0)
+			lan := startLab(t, backend, 0, 1)
 			t.Run("tcp 100MB each way", func(t *testing.T) { tcpBulk(t, lan, 100<<20) })
 			t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
 			t.Run("udp gso", func(t *testing.T) { udpGSO(t, lan) })
@@ -48,7 +48,7 @@ func TestEndToEndBackends(t *testing.T) {
 // once it stops the loop must go to sleep in poll(2) rather than spin on.
 func TestEndToEndBusyPoll(t *testing.T) {
 	privtest.Require(t)
-	lan := startLab(t, tun.BackendOffload, 100*time.Millisecond)
+	lan := startLab(t, tun.BackendOffload, 100*time.Millisecond, 1)
 	t.Run("tcp 20MB each way", func(t *testing.T) { tcpBulk(t, lan, 20<<20) })
 	t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
 	t.Run("sleeps when idle", func(t *testing.T) {
@@ -61,6 +61,82 @@ func TestEndToEndBusyPoll(t *testing.T) {
 			t.Errorf("idle router used %v of CPU in 1s: still spinning", used)
 		}
 	})
+}
+
+// With two queues per device (IFF_MULTI_QUEUE) the router runs a reader
+// per queue (or one busy-poll loop over all): parallel TCP connections,
+// which the kernel spreads over the queues, must all arrive intact (a
+// queue left unread would stall the connections hashed to it), and with
+// a reader per queue more than one queue must have carried them.
+func TestEndToEndMultiQueue(t *testing.T) {
+	privtest.Require(t)
+	for _, busyPoll := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run(fmt.Sprintf("busy-poll %v", busyPoll), func(t *testing.T) {
+			lan := startLab(t, tun.BackendOffload, busyPoll, 2)
+			// 16 connections: all on one of two queues by chance is 1 in
+			// 2^15.
+			t.Run("16 tcp connections", func(t *testing.T) {
+				for i := range 16 {
+					t.Run(fmt.Sprint(i), func(t *testing.T) {
+						t.Parallel()
+						tcpBulkOn(t, lan, 2<<20, uint16(9200+i))
+					})
+				}
+			})
+			var per []int64
+			used := 0
+			for _, q := range lan.queues {
+				per = append(per, q.packets.Load())
+				if q.packets.Load() > 0 {
+					used++
+				}
+			}
+			// The kernel steers a flow to the queue its packets were
+			// last written on, so with one busy-poll reader (writing on
+			// queue 0) the flows gather there.
+			if used < 2 && busyPoll == 0 {
+				t.Errorf("packets read per inside queue %v: the flows did not spread", per)
+			}
+			t.Logf("packets read per inside queue: %v", per)
+			t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
+		})
+	}
+}
+
+// countedQueue counts the packets read from one queue.
+type countedQueue struct {
+	tun.Device
+	packets atomic.Int64
+}
+
+func (c *countedQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := c.Device.Read(bufs, sizes, offset)
+	c.packets.Add(int64(n))
+	return n, err
+}
+
+func (c *countedQueue) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := c.Device.(tun.Poller).TryRead(bufs, sizes, offset)
+	c.packets.Add(int64(n))
+	return n, err
+}
+
+func (c *countedQueue) PollFd() int     { return c.Device.(tun.Poller).PollFd() }
+func (c *countedQueue) VirtioHdr() bool { return tun.HasVirtioHdr(c.Device) }
+func (c *countedQueue) USO() bool       { return c.Device.(tun.VirtioDevice).USO() }
+
+// countedDevice is a MultiQueue whose queues count their reads.
+type countedDevice struct {
+	*countedQueue
+	queues []*countedQueue
+}
+
+func (d countedDevice) Queues() []tun.Device {
+	var qs []tun.Device
+	for _, q := range d.queues {
+		qs = append(qs, q)
+	}
+	return qs
 }
 
 // processCPU is the CPU time (user + system) this process has used.
@@ -76,13 +152,14 @@ type lab struct {
 	inside, outside string
 	router          *Router
 	engine          *Engine
+	queues          []*countedQueue // the inside device's, with queues > 1
 }
 
 var labSeq atomic.Int64
 
 // startLab makes the two namespaces (a prefix unique to this process),
 // the devices and the router; all of it goes when the test ends.
-func startLab(t *testing.T, backend string, busyPoll time.Duration) *lab {
+func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) *lab {
 	t.Helper()
 	p := fmt.Sprintf("gnat%x-%d", os.Getpid(), labSeq.Add(1))
 	l := &lab{inside: p + "a", outside: p + "w"}
@@ -101,11 +178,11 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
+	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
+	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Queues: queues, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
 		Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}})
 	if err != nil {
 		out.Close()
@@ -113,6 +190,16 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration) *lab {
 	}
 	if want := backend == tun.BackendOffload; tun.HasVirtioHdr(in) != want {
 		t.Fatalf("backend %s: virtio header %v", backend, tun.HasVirtioHdr(in))
+	}
+	if queues > 1 {
+		qs := tun.QueuesOf(in)
+		if len(qs) != queues {
+			t.Fatalf("inside device has %d queues, want %d", len(qs), queues)
+		}
+		for _, q := range qs {
+			l.queues = append(l.queues, &countedQueue{Device: q})
+		}
+		in = countedDevice{countedQueue: l.queues[0], queues: l.queues}
 	}
 	l.engine = e
 	l.router = &Router{Engine: e, Ports: []tun.Device{out, in}, Logf: t.Logf, BusyPoll: busyPoll}
@@ -152,8 +239,11 @@ func seed(n byte) [32]byte { return [32]byte{n, 'g', 'o', 'n', 'a', 't'} }
 
 // tcpBulk sends size bytes from the host to the server and size bytes
 // back on one connection, and compares counts and SHA-256 sums.
-func tcpBulk(t *testing.T, l *lab, size int64) {
-	lis, err := ns.Listen(l.outside, "tcp4", netip.AddrPortFrom(srv1, 9100).String())
+func tcpBulk(t *testing.T, l *lab, size int64) { tcpBulkOn(t, l, size, 9100) }
+
+// tcpBulkOn is tcpBulk with the server on port.
+func tcpBulkOn(t *testing.T, l *lab, size int64, port uint16) {
+	lis, err := ns.Listen(l.outside, "tcp4", netip.AddrPortFrom(srv1, port).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +274,7 @@ func tcpBulk(t *testing.T, l *lab, size int64) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := ns.DialContext(ctx, l.inside, nil, "tcp4", netip.AddrPortFrom(srv1, 9100).String())
+	c, err := ns.DialContext(ctx, l.inside, nil, "tcp4", netip.AddrPortFrom(srv1, port).String())
 	if err != nil {
 		t.Fatal(err)
 	}

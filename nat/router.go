@@ -57,20 +57,29 @@ func (r *Router) Validate() error {
 	return err
 }
 
-// pollers checks the ports and, with BusyPoll, returns them as Pollers.
-func (r *Router) pollers() ([]tun.Poller, error) {
+// polled is one device (queue) the busy-poll loop reads, and its port.
+type polled struct {
+	port Port
+	dev  tun.Poller
+}
+
+// pollers checks the ports and, with BusyPoll, returns every queue of
+// every port as a Poller.
+func (r *Router) pollers() ([]polled, error) {
 	if len(r.Ports) < 2 {
 		return nil, errors.New("router needs an outside and at least one inside device")
 	}
 	if r.BusyPoll <= 0 {
 		return nil, nil
 	}
-	var ps []tun.Poller
+	var ps []polled
 	for i, d := range r.Ports {
-		if !tun.CanPoll(d) {
-			return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
+		for _, q := range tun.QueuesOf(d) {
+			if !tun.CanPoll(q) {
+				return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
+			}
+			ps = append(ps, polled{Port(i), q.(tun.Poller)})
 		}
-		ps = append(ps, d.(tun.Poller))
 	}
 	return ps, nil
 }
@@ -100,11 +109,31 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	queues := make([][]tun.Device, len(r.Ports))
+	nq := 0
+	for i, d := range r.Ports {
+		queues[i] = tun.QueuesOf(d)
+		nq = max(nq, len(queues[i]))
+	}
+	// Reader q of every port writes to queue q of the others (or the
+	// last they have), so readers share no device.
+	portsOf := func(q int) []tun.Device {
+		ds := make([]tun.Device, len(queues))
+		for i, qs := range queues {
+			ds[i] = qs[min(q, len(qs)-1)]
+		}
+		return ds
+	}
 	if pollers != nil {
-		run(func() error { return r.busyPoll(ctx, pollers) })
+		run(func() error { return r.busyPoll(ctx, pollers, portsOf(0)) })
 	} else {
-		for i := range r.Ports {
-			run(func() error { return r.pump(ctx, Port(i)) })
+		for q := range nq {
+			ports := portsOf(q)
+			for i, qs := range queues {
+				if q < len(qs) {
+					run(func() error { return r.pump(ctx, Port(i), ports) })
+				}
+			}
 		}
 	}
 	every := r.ExpireEvery
@@ -144,7 +173,8 @@ loop:
 // busy-poll loop has one for all devices.
 type pumper struct {
 	r          *Router
-	vhdr, uso  []bool // by port: carries a virtio-net header; takes UDP super-packets
+	ports      []tun.Device // by port: the device (queue) this reader writes to
+	vhdr, uso  []bool       // by port: carries a virtio-net header; takes UDP super-packets
 	bufs       [][]byte
 	sizes      []int
 	views      [][]byte // the packets of a batch, for Prefetch
@@ -158,9 +188,10 @@ type pumper struct {
 }
 
 // newPumper sizes a pumper for batches of up to bs packets, once.
-func (r *Router) newPumper(bs int) *pumper {
+func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 	p := &pumper{
 		r:          r,
+		ports:      ports,
 		vhdr:       make([]bool, len(r.Ports)),
 		uso:        make([]bool, len(r.Ports)),
 		bufs:       make([][]byte, bs),
@@ -189,9 +220,10 @@ func (r *Router) newPumper(bs int) *pumper {
 	return p
 }
 
-func (r *Router) pump(ctx context.Context, in Port) error {
-	dev := r.Ports[in]
-	p := r.newPumper(dev.BatchSize())
+// pump reads port in's queue ports[in] and translates what it reads.
+func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
+	dev := ports[in]
+	p := r.newPumper(dev.BatchSize(), ports)
 	for {
 		n, err := dev.Read(p.bufs, p.sizes, Headroom)
 		if err != nil {
@@ -212,18 +244,21 @@ const busyPollWait = 20 * time.Millisecond
 // goroutine, trying each device without waiting, translating what it
 // gets; it yields the processor between empty rounds and sleeps in
 // poll(2) only once the devices have been quiet for BusyPoll.
-func (r *Router) busyPoll(ctx context.Context, devs []tun.Poller) error {
+func (r *Router) busyPoll(ctx context.Context, devs []polled, ports []tun.Device) error {
 	bs := 0
-	for _, d := range devs {
-		bs = max(bs, d.BatchSize())
+	ws := make([]tun.Poller, len(devs))
+	for i, d := range devs {
+		bs = max(bs, d.dev.BatchSize())
+		ws[i] = d.dev
 	}
-	p := r.newPumper(bs)
-	w := tun.NewWaiter(devs)
+	p := r.newPumper(bs, ports)
+	w := tun.NewWaiter(ws)
 	done := ctx.Done()
 	last := time.Now() // of the last packet
 	for empty := 0; ; {
 		got := false
-		for i, d := range devs {
+		for _, pd := range devs {
+			d := pd.dev
 			n, err := d.TryRead(p.bufs[:d.BatchSize()], p.sizes, Headroom)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, tun.ErrClosed) {
@@ -234,7 +269,7 @@ func (r *Router) busyPoll(ctx context.Context, devs []tun.Poller) error {
 			if n > 0 {
 				got = true
 				last = time.Now()
-				p.batch(Port(i), n, last)
+				p.batch(pd.port, n, last)
 			}
 		}
 		// ctx every round, busy or not: Run waits for this loop before
@@ -272,7 +307,7 @@ func (p *pumper) flush(to int) {
 	if p.uso[to] && len(q) > 1 {
 		q = coalesceUDP(q, Headroom)
 	}
-	p.r.write(p.r.Ports[to], q)
+	p.r.write(p.ports[to], q)
 	p.out[to] = p.out[to][:0]
 }
 
@@ -281,7 +316,7 @@ func (p *pumper) flush(to int) {
 // batch.
 func (p *pumper) batch(in Port, n int, now time.Time) {
 	r := p.r
-	dev := r.Ports[in]
+	dev := p.ports[in]
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
 	const hdrAt = Headroom - tun.VirtioHdrLen
@@ -314,7 +349,7 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 				for k, nseg := 0, numSegments(pkt, h); k < nseg; {
 					q, next, lost := p.seg.split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
-					r.write(r.Ports[to], q)
+					r.write(p.ports[to], q)
 					k = next
 				}
 				continue
@@ -343,7 +378,7 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 		}
 		clear(p.held[:Headroom]) // a plain packet for devices with a virtio header
 		p.heldBatch[0] = p.held[:Headroom+n]
-		r.write(r.Ports[to], p.heldBatch)
+		r.write(p.ports[to], p.heldBatch)
 	}
 }
 

@@ -90,7 +90,19 @@ type Tap struct {
 var (
 	_ tun.VirtioDevice = (*Tap)(nil)
 	_ tun.Poller       = (*Tap)(nil)
+	_ tun.MultiQueue   = (*Tap)(nil)
 )
+
+// Queues implements tun.MultiQueue: t, and a Tap with t's Pcap and
+// Written for each further queue of its device, so every queue a reader
+// takes is captured and counted (and none is left unread).
+func (t *Tap) Queues() []tun.Device {
+	qs := []tun.Device{t}
+	for _, q := range tun.QueuesOf(t.Device)[1:] {
+		qs = append(qs, &Tap{Device: q, Pcap: t.Pcap, Written: t.Written})
+	}
+	return qs
+}
 
 // VirtioHdr implements tun.VirtioDevice: a Tap has the header if its
 // device has. Without it, the router would take an offload device for a

@@ -75,3 +75,44 @@ func TestTapCountsSegments(t *testing.T) {
 		t.Errorf("bytes %d, want %d", by, want)
 	}
 }
+
+// chanQueues is a MultiQueue of channel devices, for TestTapQueues.
+type chanQueues struct {
+	*tun.ChannelDevice
+	qs []tun.Device
+}
+
+func (c chanQueues) Queues() []tun.Device { return c.qs }
+
+// A Tap over a device with several queues gives every queue a Tap of its
+// own that writes to the same counters, so no queue goes unread behind
+// it and none goes uncounted.
+func TestTapQueues(t *testing.T) {
+	q0, q1 := tun.NewChannel("q"), tun.NewChannel("q")
+	defer q0.Close()
+	defer q1.Close()
+	var w Traffic
+	tap := &Tap{Device: chanQueues{q0, []tun.Device{q0, q1}}, Written: &w}
+	qs := tun.QueuesOf(tap)
+	if len(qs) != 2 || qs[0] != tun.Device(tap) {
+		t.Fatalf("queues %v, want the tap and one more", qs)
+	}
+	pkt := make([]byte, 20)
+	pkt[0], pkt[9] = 0x45, 17
+	for _, q := range qs {
+		if _, err := q.Write([][]byte{pkt}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(q1.Out); got != 1 {
+		t.Errorf("queue 1's device got %d packets, want 1", got)
+	}
+	w.Each(func(proto uint8, packets, bytes uint64) {
+		if proto != 17 || packets != 2 {
+			t.Errorf("counted %d packets of protocol %d, want 2 of 17", packets, proto)
+		}
+	})
+	if one := tun.QueuesOf(&Tap{Device: q0}); len(one) != 1 {
+		t.Errorf("Tap over a one-queue device has %d queues", len(one))
+	}
+}

@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gonat/gonat/lab"
 )
 
 // gonat run --busy-poll translates as the default reader does, also
@@ -24,6 +28,31 @@ func TestBusyPollCLI(t *testing.T) {
 		t.Errorf("second host mapped to %s (first %s); want a distinct endpoint on %s", m2, m, ext1)
 	}
 	tp.stopNAT()
+}
+
+// gonat run --tun-queues 2 translates with a reader per queue, behind a
+// pcap tap (which must hand on every queue), alone and with busy-poll.
+func TestTunQueuesCLI(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--busy-poll", "100ms"}} {
+		t.Run(strings.Join(append([]string{"queues"}, extra...), " "), func(t *testing.T) {
+			tp := newTopo(t)
+			tp.startSTUN()
+			tp.startNAT(append([]string{"--tun-queues", "2", "--tun-backend", "offload", "--pcap-outside", filepath.Join(t.TempDir(), "out.pcap")}, extra...)...)
+			// Flows from 8 ports of two hosts: between them they use both
+			// queues, and each must get its mapping.
+			seen := map[string]bool{}
+			for _, host := range []string{tp.A, tp.B} {
+				for port := 5000; port < 5004; port++ {
+					m := mapped(t, udp(t, host, fmt.Sprintf(":%d", port)), stunServer)
+					if m.Addr() != ext1 || seen[m.String()] {
+						t.Errorf("%s:%d mapped to %s: want a distinct endpoint on %s", host, port, m, ext1)
+					}
+					seen[m.String()] = true
+				}
+			}
+			tp.stopNAT()
+		})
+	}
 }
 
 // gonat lab up --busy-poll: a NAT behind a NAT, both busy-polling (in
@@ -66,4 +95,56 @@ func TestLabBusyPoll(t *testing.T) {
 	if out, code := run("lab", "up", file, "--name", name, "--busy-poll", "-5ms"); code != 2 || !strings.Contains(out, "--busy-poll") {
 		t.Errorf("lab up --busy-poll -5ms: exit %d\n%s\nwant exit 2 naming --busy-poll", code, out)
 	}
+}
+
+// gonat lab up --tun-queues 2 gives every NAT of the lab two queues per
+// port, through the background child too; on water it is refused.
+func TestLabTunQueues(t *testing.T) {
+	file, name, run := nestedLab(t)
+	cmd := exec.Command(gonatBin, "lab", "up", file, "--name", name, "--tun-queues", "2")
+	cmd.Env = append(os.Environ(), "GONAT_TUN_BACKEND=water")
+	if out, err := cmd.CombinedOutput(); exitCode(err) != 2 || !strings.Contains(string(out), "--tun-queues") {
+		t.Errorf("lab up --tun-queues 2 on water: exit %d\n%s\nwant exit 2 naming --tun-queues", exitCode(err), out)
+	}
+	if os.Getenv("GONAT_TUN_BACKEND") == "water" {
+		return // the rest needs the offload backend
+	}
+	// The lab's process holds a /dev/net/tun descriptor per queue.
+	var fds [3]int
+	for _, queues := range []int{1, 2} {
+		if out, code := run("lab", "up", "-d", file, "--name", name, "--tun-queues", strconv.Itoa(queues)); code != 0 {
+			t.Fatalf("lab up: %d\n%s", code, out)
+		}
+		st, err := lab.ReadState(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[queues] = tunFDs(t, st.PID)
+		out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
+		if code != 0 || !strings.Contains(out, "198.51.100.1") {
+			t.Fatalf("probe through two NATs with %d queues per port: exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", queues, code, out)
+		}
+		if out, code := run("lab", "down", "--lab", name); code != 0 {
+			t.Fatalf("lab down: %d\n%s", code, out)
+		}
+	}
+	if fds[1] == 0 || fds[2] != 2*fds[1] {
+		t.Errorf("TUN descriptors: %d with one queue, %d with two; want twice as many", fds[1], fds[2])
+	}
+}
+
+// tunFDs counts the /dev/net/tun descriptors process pid holds.
+func tunFDs(t *testing.T, pid int) int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, _ := os.Readlink(filepath.Join(dir, e.Name())); l == "/dev/net/tun" {
+			n++
+		}
+	}
+	return n
 }

@@ -29,6 +29,10 @@ type Config struct {
 	Routes []netip.Prefix
 	// Backend is BackendOffload, BackendWater, or "" (BackendAuto).
 	Backend string
+	// Queues is how many queues the device has (IFF_MULTI_QUEUE, offload
+	// backend only): 0 or 1 is one. With more, Create returns a
+	// MultiQueue.
+	Queues int
 }
 
 // waterDevice is the first Linux backend: songgao/water, one packet per
@@ -49,6 +53,9 @@ type waterDevice struct {
 func Create(cfg Config) (Device, error) {
 	if d, handled, err := createBackend(cfg); handled {
 		return d, err
+	}
+	if cfg.Queues > 1 {
+		return nil, fmt.Errorf("TUN device with %d queues: the water backend has one; multi-queue needs the offload backend", cfg.Queues)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU

@@ -82,7 +82,8 @@ type offloadDevice struct {
 		nowait bool // TryRead: return on EAGAIN even with nothing read
 		fn     func(fd uintptr) bool
 	}
-	fd      int // for PollFd; valid until Close
+	fd      int      // for PollFd; valid until Close
+	queues  []Device // with Config.Queues > 1, on the first queue: all of them
 	writeMu sync.Mutex
 	wr      struct {
 		bufs    [][]byte
@@ -147,13 +148,26 @@ func createOffload(cfg Config) (Device, error) {
 	if cfg.Name == "" {
 		cfg.Name = "gnat%d"
 	}
+	queues := max(cfg.Queues, 1)
 	var dev *offloadDevice
 	setup := func() error {
-		d, err := openOffload(cfg.Name)
+		d, err := openOffload(cfg.Name, queues > 1)
 		if err != nil {
 			return err
 		}
 		d.mtu = cfg.MTU
+		if queues > 1 {
+			d.queues = []Device{d}
+			for range queues - 1 {
+				q, err := openOffload(d.name, true)
+				if err != nil {
+					d.Close()
+					return fmt.Errorf("TUN device %s: queue %d: %w", d.name, len(d.queues), err)
+				}
+				q.mtu = d.mtu
+				d.queues = append(d.queues, q)
+			}
+		}
 		if err := configure(d.name, cfg); err != nil {
 			d.Close()
 			return err
@@ -164,13 +178,25 @@ func createOffload(cfg Config) (Device, error) {
 	if err := inNamespace(cfg.Namespace, setup); err != nil {
 		return nil, err
 	}
+	if dev.queues != nil {
+		return multiQueueDevice{dev}, nil
+	}
 	return dev, nil
 }
+
+// multiQueueDevice is the first queue of a device with several; only it
+// implements MultiQueue.
+type multiQueueDevice struct{ *offloadDevice }
+
+var _ MultiQueue = multiQueueDevice{}
+
+// Queues implements MultiQueue.
+func (d multiQueueDevice) Queues() []Device { return d.queues }
 
 // openOffload opens /dev/net/tun in the calling thread's namespace and
 // makes TUN device name (may hold %d) with a virtio-net header and
 // offloads.
-func openOffload(name string) (*offloadDevice, error) {
+func openOffload(name string, multiQueue bool) (*offloadDevice, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -186,7 +212,11 @@ func openOffload(name string) (*offloadDevice, error) {
 	if err != nil {
 		return fail(fmt.Errorf("create TUN device %q: %w", name, err))
 	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if multiQueue {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		switch {
 		case errors.Is(err, unix.EPERM):
@@ -349,6 +379,9 @@ func (d *offloadDevice) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
 		d.closeErr = d.file.Close()
+		for _, q := range d.queues[min(1, len(d.queues)):] {
+			q.Close()
+		}
 	})
 	return d.closeErr
 }

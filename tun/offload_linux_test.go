@@ -223,3 +223,110 @@ func TestOffloadCloseUnblocksRead(t *testing.T) {
 		})
 	}
 }
+
+// A device with Queues > 1 is a MultiQueue: the kernel spreads the flows
+// it sends over the queues, any queue takes writes, and closing the
+// first queue removes the device (a name that can be made again, with
+// one queue).
+func TestOffloadMultiQueue(t *testing.T) {
+	privtest.Require(t)
+	n := testNS(t)
+	if _, err := Create(Config{Namespace: n, Backend: BackendWater, Queues: 2}); err == nil || !strings.Contains(err.Error(), "offload") {
+		t.Fatalf("water with 2 queues: %v, want an error naming the offload backend", err)
+	}
+	d, err := Create(Config{Namespace: n, Backend: BackendOffload, Name: "gmq0", Queues: 3, Addresses: []netip.Prefix{hostAddr},
+		Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			d.Close()
+		}
+	}()
+	qs := QueuesOf(d)
+	if len(qs) != 3 {
+		t.Fatalf("%d queues, want 3", len(qs))
+	}
+	for i, q := range qs {
+		if !HasVirtioHdr(q) || !CanPoll(q) || q.Name() != "gmq0" {
+			t.Fatalf("queue %d: virtio %v, poll %v, name %q", i, HasVirtioHdr(q), CanPoll(q), q.Name())
+		}
+	}
+
+	// 64 flows: each arrives on one queue; between them they must use
+	// more than one.
+	const flows = 64
+	var conns []net.PacketConn
+	for i := range flows {
+		c, err := ns.ListenPacket(n)("udp4", fmt.Sprintf("10.0.0.2:%d", 7000+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		if _, err := c.WriteTo([]byte("mq"), net.UDPAddrFromAddrPort(peer)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bufs := [][]byte{make([]byte, 16+65535)}
+	sizes := []int{0}
+	perQueue := make([]int, len(qs))
+	seen := map[uint16]bool{}
+	for deadline := time.Now().Add(5 * time.Second); len(seen) < flows && time.Now().Before(deadline); {
+		for i, q := range qs {
+			k, err := q.(Poller).TryRead(bufs, sizes, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == 1 {
+				pkt := bufs[0][16 : 16+sizes[0]]
+				if pkt[0]>>4 == 4 && pkt[9] == 17 && binary.BigEndian.Uint16(pkt[22:]) == peer.Port() {
+					seen[binary.BigEndian.Uint16(pkt[20:])] = true
+					perQueue[i]++
+				}
+			}
+		}
+	}
+	if len(seen) != flows {
+		t.Fatalf("read %d of %d flows from the queues (%v)", len(seen), flows, perQueue)
+	}
+	used := 0
+	for _, c := range perQueue {
+		if c > 0 {
+			used++
+		}
+	}
+	if used < 2 {
+		t.Errorf("all %d flows came on one queue: %v", flows, perQueue)
+	}
+	t.Logf("datagrams per queue: %v", perQueue)
+
+	// A write on the last queue is delivered.
+	buf := make([]byte, 16+64)
+	l := udpPacket(buf[16:], peer, netip.MustParseAddrPort("10.0.0.2:7000"), "via queue 2")
+	if k, err := qs[2].Write([][]byte{buf[:16+l]}, 16); k != 1 || err != nil {
+		t.Fatalf("write on queue 2: %d %v", k, err)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 64)
+	if m, _, err := conns[0].ReadFrom(got); err != nil || string(got[:m]) != "via queue 2" {
+		t.Fatalf("got %q: %v", got[:m], err)
+	}
+
+	d.Close()
+	closed = true
+	for i, q := range qs {
+		if _, err := q.(Poller).TryRead(bufs, sizes, 16); !errors.Is(err, ErrClosed) {
+			t.Errorf("queue %d after Close: %v, want ErrClosed", i, err)
+		}
+	}
+	// A queue left open would keep the multi-queue device, and a
+	// single-queue one of the same name could not be made.
+	again, err := Create(Config{Namespace: n, Backend: BackendOffload, Name: "gmq0"})
+	if err != nil {
+		t.Fatalf("device not gone after closing its first queue: %v", err)
+	}
+	again.Close()
+}

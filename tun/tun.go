@@ -49,6 +49,26 @@ func CanPoll(d Device) bool {
 	return ok && p.PollFd() >= 0
 }
 
+// MultiQueue is a Device opened with several queues (IFF_MULTI_QUEUE):
+// the kernel spreads the flows it sends over the queues by flow hash,
+// and each queue is read and written on its own, so one reader per
+// queue can run on each core. Every queue must be read: packets the
+// kernel gives a queue nobody reads wait there.
+type MultiQueue interface {
+	Device
+	// Queues returns the device's queues, this one first. Closing the
+	// first closes them all.
+	Queues() []Device
+}
+
+// QueuesOf returns d's queues: d alone unless it is a MultiQueue.
+func QueuesOf(d Device) []Device {
+	if m, ok := d.(MultiQueue); ok {
+		return m.Queues()
+	}
+	return []Device{d}
+}
+
 // ErrClosed is returned by Read and Write on a closed device.
 var ErrClosed = errors.New("tun: device closed")
 

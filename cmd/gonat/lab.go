@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -147,12 +148,16 @@ func labUp(args []string) error {
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics")
 	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	busyPoll := fs.Duration("busy-poll", 0, "every NAT reads its ports from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for CPU; needs the offload backend (0: off)")
+	queues := tunQueuesFlag(fs)
 	pos, err := parseMixed(fs, args, labUpHelp)
 	if err != nil {
 		return err
 	}
 	if *busyPoll < 0 {
 		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
+	}
+	if err := checkQueues(*queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
+		return err
 	}
 	if len(pos) != 1 {
 		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
@@ -189,6 +194,9 @@ func labUp(args []string) error {
 		if *busyPoll > 0 {
 			extra = append(extra, "--busy-poll", busyPoll.String())
 		}
+		if *queues > 1 {
+			extra = append(extra, "--tun-queues", strconv.Itoa(*queues))
+		}
 		return startDetached(file, labName, extra...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -200,7 +208,7 @@ func labUp(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	busyPollProcs(*busyPoll)
-	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Logf: func(f string, a ...any) {
+	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
 	if *trace || *verbose {

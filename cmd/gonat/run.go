@@ -89,11 +89,15 @@ func runCmd(args []string) error {
 	obs := observerFlags(fs)
 	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
 	busyPoll := fs.Duration("busy-poll", 0, "read every port from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for a CPU core; needs the offload backend (0: off)")
+	queues := tunQueuesFlag(fs)
 	if err := parse(fs, args, runHelp); err != nil {
 		return err
 	}
 	if *busyPoll < 0 {
 		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
+	}
+	if err := checkQueues(*queues, *backend); err != nil {
+		return err
 	}
 	if *busyPoll > 0 && *backend == tun.BackendWater {
 		return usageErr("--busy-poll needs --tun-backend offload (or auto on a kernel with TUN offload); water reads cannot be tried without waiting")
@@ -107,7 +111,7 @@ func runCmd(args []string) error {
 	}
 
 	busyPollProcs(*busyPoll)
-	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll}
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
 	}
@@ -264,6 +268,26 @@ func envOr(k, def string) string {
 // idle P's thread is woken to steal a loop at each yield, and the
 // migrations cost tail latency (measured: ping p99 +20 µs over the kernel
 // NAT with one P, +100 µs with two).
+// maxQueues is the kernel's limit of queues per TUN device (MAX_TAP_QUEUES).
+const maxQueues = 256
+
+// tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
+func tunQueuesFlag(fs *flag.FlagSet) *int {
+	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
+		"Only worth it with cores to spare: on a 2-core host it measured no faster (README, Performance). Needs the offload backend")
+}
+
+// checkQueues validates --tun-queues for the backend in use.
+func checkQueues(n int, backend string) error {
+	switch {
+	case n < 1 || n > maxQueues:
+		return usageErr("--tun-queues %d: want 1 to %d", n, maxQueues)
+	case n > 1 && backend == tun.BackendWater:
+		return usageErr("--tun-queues %d needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue", n)
+	}
+	return nil
+}
+
 func busyPollProcs(d time.Duration) {
 	if d > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
