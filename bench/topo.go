@@ -249,7 +249,3 @@ func (b *bench) delNS(names ...string) {
 // between two pings of the RTT column, so the loop spins through it as
 // it would under steady traffic.
 const busyPoll = 200 * time.Millisecond
-
-// benchQueues is the --tun-queues of the queues row: one per core of the
-// machines this project runs on.
-const benchQueues = 2

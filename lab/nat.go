@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +43,9 @@ type NATSpec struct {
 	// (nat.Router.BusyPoll): lower latency for a CPU core. Needs the
 	// offload backend.
 	BusyPoll time.Duration
-	// Queues is the TUN queues per port (tun.Config.Queues): a reader
-	// per queue, for hosts with cores to spare. 0 or 1: one.
+	// Queues is the TUN queues per port (tun.Config.Queues), each with
+	// its reader. 0: AutoQueues with the offload (or auto) backend and no
+	// BusyPoll, one otherwise.
 	Queues int
 	Logf   func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
@@ -70,6 +72,24 @@ type NAT struct {
 // namespace to its inside one, and starts translating. Any failure undoes
 // what was done. The devices, and with them every address and route,
 // vanish when the NAT is closed or the process dies.
+// AutoQueues is the TUN queues per port a NAT gets by default: one per
+// CPU core, up to 8. Measured on 2 cores (make bench, 4 interleaved
+// pairs): two queues moved 15-20% more 64-byte UDP datagrams than one
+// and TCP with 4 streams ~5% more, at the same latency.
+func AutoQueues() int { return min(runtime.NumCPU(), 8) }
+
+// queues resolves Queues: busy-poll has one reader whatever the queues,
+// and water devices have one queue.
+func (spec NATSpec) queues() int {
+	switch {
+	case spec.Queues > 0:
+		return spec.Queues
+	case spec.BusyPoll > 0 || spec.Backend == tun.BackendWater:
+		return 1
+	}
+	return AutoQueues()
+}
+
 func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	if spec.Outside == "" {
 		return nil, errors.New("no outside namespace")
@@ -117,13 +137,14 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Routes: routes})
+	queues := spec.queues()
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil

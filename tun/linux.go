@@ -31,7 +31,7 @@ type Config struct {
 	Backend string
 	// Queues is how many queues the device has (IFF_MULTI_QUEUE, offload
 	// backend only): 0 or 1 is one. With more, Create returns a
-	// MultiQueue.
+	// MultiQueue; BackendAuto falling back to water makes one.
 	Queues int
 }
 
@@ -54,7 +54,9 @@ func Create(cfg Config) (Device, error) {
 	if d, handled, err := createBackend(cfg); handled {
 		return d, err
 	}
-	if cfg.Queues > 1 {
+	// BackendAuto falling back to water falls back to one queue too (it
+	// has said why); asked for by name, water cannot have more.
+	if cfg.Queues > 1 && cfg.Backend == BackendWater {
 		return nil, fmt.Errorf("TUN device with %d queues: the water backend has one; multi-queue needs the offload backend", cfg.Queues)
 	}
 	if cfg.MTU == 0 {

@@ -273,15 +273,15 @@ const maxQueues = 256
 
 // tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
 func tunQueuesFlag(fs *flag.FlagSet) *int {
-	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
-		"Only worth it with cores to spare: on a 2-core host it measured no faster (README, Performance). Needs the offload backend")
+	return fs.Int("tun-queues", 0, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
+		"0: one per CPU core (up to 8) with the offload backend, one with --busy-poll or water. More than one needs the offload backend")
 }
 
 // checkQueues validates --tun-queues for the backend in use.
 func checkQueues(n int, backend string) error {
 	switch {
-	case n < 1 || n > maxQueues:
-		return usageErr("--tun-queues %d: want 1 to %d", n, maxQueues)
+	case n < 0 || n > maxQueues:
+		return usageErr("--tun-queues %d: want 1 to %d, or 0 for one per core", n, maxQueues)
 	case n > 1 && backend == tun.BackendWater:
 		return usageErr("--tun-queues %d needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue", n)
 	}
