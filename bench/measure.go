@@ -62,8 +62,8 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		t, err = b.kernelTopo(ctx, true, natTool)
 	case "busypoll":
 		t, err = b.gonatTopo(ctx, "offload", "--busy-poll", busyPoll.String())
-	case "onequeue":
-		t, err = b.gonatTopo(ctx, "offload", "--tun-queues", "1")
+	case "queues":
+		t, err = b.gonatTopo(ctx, "offload", "--tun-queues", "2")
 	default:
 		t, err = b.gonatTopo(ctx, r.Key)
 	}

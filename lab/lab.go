@@ -70,7 +70,7 @@ type Options struct {
 	Backend string
 	// BusyPoll is every NAT's NATSpec.BusyPoll (0: off).
 	BusyPoll time.Duration
-	// Queues is every NAT's NATSpec.Queues (0: AutoQueues, or one).
+	// Queues is every NAT's NATSpec.Queues (0: one).
 	Queues int
 }
 

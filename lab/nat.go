@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -44,12 +43,15 @@ type NATSpec struct {
 	// offload backend.
 	BusyPoll time.Duration
 	// Queues is the TUN queues per port (tun.Config.Queues), each with
-	// its reader. 0: AutoQueues with the offload (or auto) backend and no
-	// BusyPoll, one otherwise.
+	// its reader; 0 or 1 is one. Several need the offload backend. On
+	// 2 cores they measured no faster (README, Performance).
 	Queues int
 	Logf   func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
-	// counters): port 0 is the outside, 1.. the inside ports.
+	// counters): port 0 is the outside, 1.. the inside ports. A device
+	// with several queues is a tun.MultiQueue, and the wrapper must be
+	// one too, with as many queues (observe.Tap is): a queue it hid would
+	// go unread, and StartNAT refuses that.
 	Wrap func(port int, d tun.Device) tun.Device
 }
 
@@ -72,24 +74,6 @@ type NAT struct {
 // namespace to its inside one, and starts translating. Any failure undoes
 // what was done. The devices, and with them every address and route,
 // vanish when the NAT is closed or the process dies.
-// AutoQueues is the TUN queues per port a NAT gets by default: one per
-// CPU core, up to 8. Measured on 2 cores (make bench, 4 interleaved
-// pairs): two queues moved 15-20% more 64-byte UDP datagrams than one
-// and TCP with 4 streams ~5% more, at the same latency.
-func AutoQueues() int { return min(runtime.NumCPU(), 8) }
-
-// queues resolves Queues: busy-poll has one reader whatever the queues,
-// and water devices have one queue.
-func (spec NATSpec) queues() int {
-	switch {
-	case spec.Queues > 0:
-		return spec.Queues
-	case spec.BusyPoll > 0 || spec.Backend == tun.BackendWater:
-		return 1
-	}
-	return AutoQueues()
-}
-
 func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	if spec.Outside == "" {
 		return nil, errors.New("no outside namespace")
@@ -137,7 +121,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	queues := spec.queues()
+	queues := spec.Queues
 	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
@@ -158,7 +142,13 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	if spec.Wrap != nil {
 		for i := range devs {
-			devs[i] = spec.Wrap(i, devs[i])
+			d := devs[i]
+			devs[i] = spec.Wrap(i, d)
+			if got, want := len(tun.QueuesOf(devs[i])), len(tun.QueuesOf(d)); got != want {
+				devs[i] = d // close what we made, not the wrapper's idea of it
+				undo()
+				return nil, fmt.Errorf("port %d: the Wrap hook's device has %d queues, the TUN device %d (a wrapper must pass tun.MultiQueue on)", i, got, want)
+			}
 		}
 	}
 	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll}

@@ -92,8 +92,8 @@ type Result struct {
 	ReplyLen int
 }
 
-// Engine translates packets. It is safe for concurrent use by one
-// goroutine per port.
+// Engine translates packets. It is safe for concurrent use: the router
+// calls it from a goroutine per device queue.
 type Engine struct {
 	mu    sync.Mutex // guards tab, frags, held and prefetchKeys
 	tab   *table.Table

@@ -83,21 +83,23 @@ func TestEndToEndMultiQueue(t *testing.T) {
 					})
 				}
 			})
-			var per []int64
-			used := 0
-			for _, q := range lan.queues {
-				per = append(per, q.packets.Load())
-				if q.packets.Load() > 0 {
-					used++
+			for side, qs := range map[string][]*countedQueue{"inside": lan.queues[1], "outside": lan.queues[0]} {
+				var per []int64
+				used := 0
+				for _, q := range qs {
+					per = append(per, q.packets.Load())
+					if q.packets.Load() > 0 {
+						used++
+					}
 				}
+				// The kernel steers a flow to the queue its packets were
+				// last written on, so with one busy-poll reader (writing on
+				// queue 0) the flows gather there.
+				if used < 2 && busyPoll == 0 {
+					t.Errorf("packets read per %s queue %v: the flows did not spread", side, per)
+				}
+				t.Logf("packets read per %s queue: %v", side, per)
 			}
-			// The kernel steers a flow to the queue its packets were
-			// last written on, so with one busy-poll reader (writing on
-			// queue 0) the flows gather there.
-			if used < 2 && busyPoll == 0 {
-				t.Errorf("packets read per inside queue %v: the flows did not spread", per)
-			}
-			t.Logf("packets read per inside queue: %v", per)
 			t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
 		})
 	}
@@ -152,7 +154,7 @@ type lab struct {
 	inside, outside string
 	router          *Router
 	engine          *Engine
-	queues          []*countedQueue // the inside device's, with queues > 1
+	queues          [2][]*countedQueue // by port: the devices' queues, with queues > 1
 }
 
 var labSeq atomic.Int64
@@ -189,20 +191,27 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) 
 		t.Fatal(err)
 	}
 	if want := backend == tun.BackendOffload; tun.HasVirtioHdr(in) != want {
+		out.Close()
+		in.Close()
 		t.Fatalf("backend %s: virtio header %v", backend, tun.HasVirtioHdr(in))
 	}
+	devs := []tun.Device{out, in}
 	if queues > 1 {
-		qs := tun.QueuesOf(in)
-		if len(qs) != queues {
-			t.Fatalf("inside device has %d queues, want %d", len(qs), queues)
+		for port, d := range devs {
+			qs := tun.QueuesOf(d)
+			if len(qs) != queues {
+				out.Close()
+				in.Close()
+				t.Fatalf("port %d has %d queues, want %d", port, len(qs), queues)
+			}
+			for _, q := range qs {
+				l.queues[port] = append(l.queues[port], &countedQueue{Device: q})
+			}
+			devs[port] = countedDevice{countedQueue: l.queues[port][0], queues: l.queues[port]}
 		}
-		for _, q := range qs {
-			l.queues = append(l.queues, &countedQueue{Device: q})
-		}
-		in = countedDevice{countedQueue: l.queues[0], queues: l.queues}
 	}
 	l.engine = e
-	l.router = &Router{Engine: e, Ports: []tun.Device{out, in}, Logf: t.Logf, BusyPoll: busyPoll}
+	l.router = &Router{Engine: e, Ports: devs, Logf: t.Logf, BusyPoll: busyPoll}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.router.Run(ctx) }()

@@ -21,8 +21,9 @@ const Headroom = 16
 const bufSize = Headroom + 65535
 
 // Router moves packets between the engine's ports: one goroutine per
-// device reads a batch, reads the clock once, translates each packet in
-// place and writes the batch on, grouped by destination port.
+// device queue (tun.MultiQueue; one per device otherwise) reads a batch,
+// reads the clock once, translates each packet in place and writes the
+// batch on, grouped by destination port.
 type Router struct {
 	Engine *Engine
 	// Ports are the devices by engine Port: Ports[0] is Outside,
@@ -98,13 +99,18 @@ func (r *Router) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(r.Ports))
+	// The first error is the one Run returns; readers that fail with it
+	// (a device gone takes all its queues at once) must not block.
+	errc := make(chan error, 1)
 	run := func(f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(); err != nil {
-				errc <- err
+				select {
+				case errc <- err:
+				default:
+				}
 				cancel()
 			}
 		}()
@@ -116,7 +122,8 @@ func (r *Router) Run(ctx context.Context) error {
 		nq = max(nq, len(queues[i]))
 	}
 	// Reader q of every port writes to queue q of the others (or the
-	// last they have), so readers share no device.
+	// last they have): with equal queue counts, as lab.StartNAT makes
+	// them, readers share no device.
 	portsOf := func(q int) []tun.Device {
 		ds := make([]tun.Device, len(queues))
 		for i, qs := range queues {

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -66,5 +67,47 @@ func TestRouterOverChannels(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines before, %d after the router stopped", before, n)
+	}
+}
+
+// failingDevice is a queue whose reads fail at once, as every queue of a
+// TUN device does when the device is deleted under the router.
+type failingDevice struct{ *tun.ChannelDevice }
+
+func (failingDevice) Read([][]byte, []int, int) (int, error) { return 0, errors.New("device gone") }
+
+// channelQueues is a tun.MultiQueue of channel devices.
+type channelQueues struct {
+	tun.Device
+	qs []tun.Device
+}
+
+func (c channelQueues) Queues() []tun.Device { return c.qs }
+
+// With a reader per queue, every reader of a device fails when it goes:
+// Run returns one of their errors and waits for them all. (Before, the
+// error channel held one error per port, so readers failing together
+// could block on it and hang Run; that race is too narrow to force
+// here, and the send no longer blocks at all.)
+func TestRouterManyQueuesFail(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	var ports []tun.Device
+	for range 2 {
+		var qs []tun.Device
+		for range 8 {
+			qs = append(qs, failingDevice{tun.NewChannel("q")})
+		}
+		ports = append(ports, channelQueues{qs[0], qs})
+	}
+	r := &Router{Engine: e, Ports: ports}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "device gone" {
+			t.Fatalf("Run returned %v, want the readers' error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after every reader failed")
 	}
 }

@@ -36,7 +36,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"port overloading with eif", append(base, "--preset", "linux", "--filtering", "eif"), "port-overloading"},
 		{"port overloading with hairpin", append(base, "--preset", "linux", "--hairpin=true"), "port-overloading"},
 		{"busy-poll with water", append(base, "--busy-poll", "100ms", "--tun-backend", "water"), "--busy-poll"},
-		{"negative tun-queues", append(base, "--tun-queues", "-1"), "--tun-queues"},
+		{"zero tun-queues", append(base, "--tun-queues", "0"), "--tun-queues"},
 		{"too many tun-queues", append(base, "--tun-queues", "257"), "--tun-queues"},
 		{"tun-queues with water", append(base, "--tun-queues", "2", "--tun-backend", "water"), "--tun-queues"},
 	}

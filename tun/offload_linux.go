@@ -129,7 +129,11 @@ func createBackend(cfg Config) (d Device, handled bool, err error) {
 	if errors.Is(err, errNoOffload) {
 		autoState.decided, autoState.offload = true, false
 		if w := AutoFallbackLog; w != nil {
-			fmt.Fprintf(w, "gonat: TUN offload unavailable (%v); using the water backend\n", err)
+			queues := ""
+			if cfg.Queues > 1 {
+				queues = ", one queue per device"
+			}
+			fmt.Fprintf(w, "gonat: TUN offload unavailable (%v); using the water backend%s\n", err, queues)
 		}
 		return nil, false, nil
 	}

@@ -64,7 +64,9 @@ type MultiQueue interface {
 // QueuesOf returns d's queues: d alone unless it is a MultiQueue.
 func QueuesOf(d Device) []Device {
 	if m, ok := d.(MultiQueue); ok {
-		return m.Queues()
+		if qs := m.Queues(); len(qs) > 0 {
+			return qs
+		}
 	}
 	return []Device{d}
 }

@@ -194,7 +194,7 @@ func labUp(args []string) error {
 		if *busyPoll > 0 {
 			extra = append(extra, "--busy-poll", busyPoll.String())
 		}
-		if *queues > 0 {
+		if *queues > 1 {
 			extra = append(extra, "--tun-queues", strconv.Itoa(*queues))
 		}
 		return startDetached(file, labName, extra...)

@@ -263,31 +263,31 @@ func envOr(k, def string) string {
 	return def
 }
 
-// busyPollProcs runs gonat on one P when busy-polling (unless GOMAXPROCS
-// is set): the spinning readers stay on their thread. With a second P, an
-// idle P's thread is woken to steal a loop at each yield, and the
-// migrations cost tail latency (measured: ping p99 +20 µs over the kernel
-// NAT with one P, +100 µs with two).
 // maxQueues is the kernel's limit of queues per TUN device (MAX_TAP_QUEUES).
 const maxQueues = 256
 
 // tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
 func tunQueuesFlag(fs *flag.FlagSet) *int {
-	return fs.Int("tun-queues", 0, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
-		"0: one per CPU core (up to 8) with the offload backend, one with --busy-poll or water. More than one needs the offload backend")
+	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
+		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend")
 }
 
 // checkQueues validates --tun-queues for the backend in use.
 func checkQueues(n int, backend string) error {
 	switch {
-	case n < 0 || n > maxQueues:
-		return usageErr("--tun-queues %d: want 1 to %d, or 0 for one per core", n, maxQueues)
+	case n < 1 || n > maxQueues:
+		return usageErr("--tun-queues %d: want 1 to %d", n, maxQueues)
 	case n > 1 && backend == tun.BackendWater:
 		return usageErr("--tun-queues %d needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue", n)
 	}
 	return nil
 }
 
+// busyPollProcs runs gonat on one P when busy-polling (unless GOMAXPROCS
+// is set): the spinning readers stay on their thread. With a second P, an
+// idle P's thread is woken to steal a loop at each yield, and the
+// migrations cost tail latency (measured: ping p99 +20 µs over the kernel
+// NAT with one P, +100 µs with two).
 func busyPollProcs(d time.Duration) {
 	if d > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
