@@ -48,7 +48,7 @@ func snapshot(m *table.Mapping) MappingInfo {
 	mi := MappingInfo{
 		Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
 		Created: m.Created(), Expires: m.Expires(),
-		PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn, BytesOut: m.BytesOut, BytesIn: m.BytesIn,
+		PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
 	}
 	m.Sessions(func(s table.SessionInfo) bool {
 		mi.Remotes = append(mi.Remotes, s)

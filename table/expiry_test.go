@@ -71,8 +71,8 @@ func TestUDPExpiry(t *testing.T) {
 		tab := newTable(t, func(c *Config) { c.InboundRefresh = true })
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		in(t, tab, UDP, m.External(), ep(srvA2, portP1), 0, at(200*time.Second), DropFiltered)
-		if !m.Expires().Equal(at(timeout)) || m.PacketsIn != 0 {
-			t.Errorf("filtered packet touched the mapping: +%v, %d in", m.Expires().Sub(t0), m.PacketsIn)
+		if !m.Expires().Equal(at(timeout)) || m.PacketsIn() != 0 {
+			t.Errorf("filtered packet touched the mapping: +%v, %d in", m.Expires().Sub(t0), m.PacketsIn())
 		}
 	})
 	t.Run("permissions lapse on their own", func(t *testing.T) {

@@ -13,10 +13,31 @@ func TestMappingLayout(t *testing.T) {
 	if n := unsafe.Sizeof(m); n > 128 {
 		t.Errorf("Mapping is %d bytes, want <= 128", n)
 	}
-	if end := unsafe.Offsetof(m.more) + unsafe.Sizeof(m.more); end > 64 {
-		t.Errorf("lookup fields end at byte %d, want <= 64", end)
+	// What a packet of a one-session mapping reads and writes, through
+	// the counters' low words, is the first line.
+	if end := unsafe.Offsetof(m.bytesIn) + unsafe.Sizeof(m.bytesIn); end > 64 {
+		t.Errorf("per-packet fields end at byte %d, want <= 64", end)
 	}
 	if n := unsafe.Sizeof(session{}); n != 16 {
 		t.Errorf("session is %d bytes, want 16", n)
+	}
+}
+
+// The counters carry into their high words: a mapping's packets and bytes
+// go past 2^32 as a uint64 would.
+func TestMappingCounters(t *testing.T) {
+	var m Mapping
+	m.pktsOut, m.pktsIn = 1<<32-1, 1<<32-2
+	m.countPacket(true)
+	m.countPacket(false)
+	m.countPacket(false)
+	if m.PacketsOut() != 1<<32 || m.PacketsIn() != 1<<32 {
+		t.Errorf("packets %d out, %d in; want 2^32 each", m.PacketsOut(), m.PacketsIn())
+	}
+	m.AddBytes(true, 1<<31+5)
+	m.AddBytes(true, 1<<31)
+	m.AddBytes(false, 3<<32+7) // a sum from a caller, not one packet
+	if m.BytesOut() != 1<<32+5 || m.BytesIn() != 3<<32+7 {
+		t.Errorf("bytes %d out, %d in; want %d and %d", m.BytesOut(), m.BytesIn(), uint64(1<<32+5), uint64(3<<32+7))
 	}
 }

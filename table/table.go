@@ -305,7 +305,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		m.due = m.expires
 		t.heapPush(m)
 	}
-	m.PacketsOut++
+	m.countPacket(true)
 	return m, created, nil
 }
 
@@ -336,7 +336,7 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 	default:
 		return m, v
 	}
-	m.PacketsIn++
+	m.countPacket(false)
 	if proto == TCP {
 		if i < 0 {
 			if !isConnRequest(tcpFlags) {

@@ -24,7 +24,7 @@ func TestPeekHasNoSideEffects(t *testing.T) {
 		if !m1.Expires().Equal(m0.Expires()) || !mt1.Expires().Equal(mt0.Expires()) {
 			t.Errorf("Expires moved: %v %v", m1.Expires().Sub(m0.Expires()), mt1.Expires().Sub(mt0.Expires()))
 		}
-		if m1.PacketsIn != m0.PacketsIn || m1.PacketsOut != m0.PacketsOut || mt1.PacketsIn != mt0.PacketsIn {
+		if m1.PacketsIn() != m0.PacketsIn() || m1.PacketsOut() != m0.PacketsOut() || mt1.PacketsIn() != mt0.PacketsIn() {
 			t.Error("counters moved")
 		}
 		if n1 != n0 {
@@ -103,8 +103,8 @@ func TestCountersAndAccessors(t *testing.T) {
 	in(t, tab, UDP, m.External(), r, 0, t0, Accept)
 	m.AddBytes(false, 40)
 	in(t, tab, UDP, m.External(), ep(other, 1), 0, t0, Accept)
-	if m.PacketsOut != 2 || m.PacketsIn != 2 || m.BytesOut != 100 || m.BytesIn != 40 {
-		t.Errorf("counters %d/%d packets %d/%d bytes", m.PacketsOut, m.PacketsIn, m.BytesOut, m.BytesIn)
+	if m.PacketsOut() != 2 || m.PacketsIn() != 2 || m.BytesOut() != 100 || m.BytesIn() != 40 {
+		t.Errorf("counters %d/%d packets %d/%d bytes", m.PacketsOut(), m.PacketsIn(), m.BytesOut(), m.BytesIn())
 	}
 	if !m.Created().Equal(t0) || m.Proto() != UDP || m.Internal() != a {
 		t.Errorf("fields %+v", m)

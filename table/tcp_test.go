@@ -225,8 +225,8 @@ func TestTCPFiltering(t *testing.T) {
 		if len(sessionStates(m)) != 1 || !m.Expires().Equal(exp) {
 			t.Errorf("sessions %v, expires moved %v", sessionStates(m), m.Expires().Sub(exp))
 		}
-		if m.PacketsIn != 1 {
-			t.Errorf("PacketsIn %d", m.PacketsIn)
+		if m.PacketsIn() != 1 {
+			t.Errorf("PacketsIn %d", m.PacketsIn())
 		}
 	})
 	t.Run("mapping lives while any session lives", func(t *testing.T) {
