@@ -121,14 +121,13 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	queues := spec.Queues
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, Routes: routes})
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil

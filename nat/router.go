@@ -54,8 +54,18 @@ type Router struct {
 // BusyPoll cannot read without waiting. A caller that runs the router in
 // the background checks it first, to say so while it can.
 func (r *Router) Validate() error {
-	_, err := r.pollers()
+	_, err := r.pollers(r.queues())
 	return err
+}
+
+// queues returns every port's queues (one for a device that is not a
+// tun.MultiQueue), by port.
+func (r *Router) queues() [][]tun.Device {
+	qs := make([][]tun.Device, len(r.Ports))
+	for i, d := range r.Ports {
+		qs[i] = tun.QueuesOf(d)
+	}
+	return qs
 }
 
 // polled is one device (queue) the busy-poll loop reads, and its port.
@@ -65,8 +75,8 @@ type polled struct {
 }
 
 // pollers checks the ports and, with BusyPoll, returns every queue of
-// every port as a Poller.
-func (r *Router) pollers() ([]polled, error) {
+// every port (queues, by port) as a Poller.
+func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	if len(r.Ports) < 2 {
 		return nil, errors.New("router needs an outside and at least one inside device")
 	}
@@ -74,10 +84,10 @@ func (r *Router) pollers() ([]polled, error) {
 		return nil, nil
 	}
 	var ps []polled
-	for i, d := range r.Ports {
-		for _, q := range tun.QueuesOf(d) {
+	for i, qs := range queues {
+		for _, q := range qs {
 			if !tun.CanPoll(q) {
-				return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, d.Name())
+				return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, q.Name())
 			}
 			ps = append(ps, polled{Port(i), q.(tun.Poller)})
 		}
@@ -92,7 +102,8 @@ func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }
 // then on: it closes them all before it returns, and waits for its
 // goroutines, so nothing outlives it.
 func (r *Router) Run(ctx context.Context) error {
-	pollers, err := r.pollers()
+	queues := r.queues()
+	pollers, err := r.pollers(queues)
 	if err != nil {
 		return err
 	}
@@ -115,11 +126,9 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	queues := make([][]tun.Device, len(r.Ports))
 	nq := 0
-	for i, d := range r.Ports {
-		queues[i] = tun.QueuesOf(d)
-		nq = max(nq, len(queues[i]))
+	for _, qs := range queues {
+		nq = max(nq, len(qs))
 	}
 	// Reader q of every port writes to queue q of the others (or the
 	// last they have): with equal queue counts, as lab.StartNAT makes
