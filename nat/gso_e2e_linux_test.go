@@ -127,20 +127,6 @@ func (c *countedQueue) PollFd() int     { return c.Device.(tun.Poller).PollFd() 
 func (c *countedQueue) VirtioHdr() bool { return tun.HasVirtioHdr(c.Device) }
 func (c *countedQueue) USO() bool       { return c.Device.(tun.VirtioDevice).USO() }
 
-// countedDevice is a MultiQueue whose queues count their reads.
-type countedDevice struct {
-	*countedQueue
-	queues []*countedQueue
-}
-
-func (d countedDevice) Queues() []tun.Device {
-	var qs []tun.Device
-	for _, q := range d.queues {
-		qs = append(qs, q)
-	}
-	return qs
-}
-
 // processCPU is the CPU time (user + system) this process has used.
 func processCPU(t *testing.T) time.Duration {
 	var ru unix.Rusage
@@ -204,10 +190,13 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) 
 				in.Close()
 				t.Fatalf("port %d has %d queues, want %d", port, len(qs), queues)
 			}
-			for _, q := range qs {
-				l.queues[port] = append(l.queues[port], &countedQueue{Device: q})
+			counted := make([]tun.Device, len(qs))
+			for i, q := range qs {
+				c := &countedQueue{Device: q}
+				l.queues[port] = append(l.queues[port], c)
+				counted[i] = c
 			}
-			devs[port] = countedDevice{countedQueue: l.queues[port][0], queues: l.queues[port]}
+			devs[port] = tun.NewQueueSet(counted...)
 		}
 	}
 	l.engine = e

@@ -220,8 +220,10 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 		out:        make([][][]byte, len(r.Ports)),
 	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
-	// in the headroom, just before the packet.
-	for i, d := range r.Ports {
+	// in the headroom, just before the packet. Asked of the queues this
+	// reader uses (a device's queues are alike): a MultiQueue wrapper
+	// need not repeat its queues' methods.
+	for i, d := range ports {
 		p.vhdr[i] = tun.HasVirtioHdr(d)
 		if v, ok := d.(tun.VirtioDevice); ok && p.vhdr[i] {
 			p.uso[i] = v.USO()

@@ -76,14 +76,6 @@ type failingDevice struct{ *tun.ChannelDevice }
 
 func (failingDevice) Read([][]byte, []int, int) (int, error) { return 0, errors.New("device gone") }
 
-// channelQueues is a tun.MultiQueue of channel devices.
-type channelQueues struct {
-	tun.Device
-	qs []tun.Device
-}
-
-func (c channelQueues) Queues() []tun.Device { return c.qs }
-
 // With a reader per queue, every reader of a device fails when it goes:
 // Run returns one of their errors and waits for them all. (Before, the
 // error channel held one error per port, so readers failing together
@@ -97,7 +89,7 @@ func TestRouterManyQueuesFail(t *testing.T) {
 		for range 8 {
 			qs = append(qs, failingDevice{tun.NewChannel("q")})
 		}
-		ports = append(ports, channelQueues{qs[0], qs})
+		ports = append(ports, tun.NewQueueSet(qs...))
 	}
 	r := &Router{Engine: e, Ports: ports}
 	done := make(chan error, 1)

@@ -76,14 +76,6 @@ func TestTapCountsSegments(t *testing.T) {
 	}
 }
 
-// chanQueues is a MultiQueue of channel devices, for TestTapQueues.
-type chanQueues struct {
-	*tun.ChannelDevice
-	qs []tun.Device
-}
-
-func (c chanQueues) Queues() []tun.Device { return c.qs }
-
 // A Tap over a device with several queues gives every queue a Tap of its
 // own that writes to the same counters, so no queue goes unread behind
 // it and none goes uncounted.
@@ -92,7 +84,7 @@ func TestTapQueues(t *testing.T) {
 	defer q0.Close()
 	defer q1.Close()
 	var w Traffic
-	tap := &Tap{Device: chanQueues{q0, []tun.Device{q0, q1}}, Written: &w}
+	tap := &Tap{Device: tun.NewQueueSet(q0, q1), Written: &w}
 	qs := tun.QueuesOf(tap)
 	if len(qs) != 2 || qs[0] != tun.Device(tap) {
 		t.Fatalf("queues %v, want the tap and one more", qs)

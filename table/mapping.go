@@ -282,34 +282,32 @@ func (m *Mapping) BytesOut() uint64 { return uint64(m.bytesOutHi)<<32 | uint64(m
 // BytesIn is how many bytes from outside the engine has translated for it.
 func (m *Mapping) BytesIn() uint64 { return uint64(m.bytesInHi)<<32 | uint64(m.bytesIn) }
 
-// add32 adds n to the counter lo (low word) and hi (high word).
-func add32(lo, hi *uint32, n uint32) {
+// add adds n to the counter whose low word is lo and high word hi.
+func add(lo, hi *uint32, n uint64) {
 	old := *lo
-	*lo += n
+	*lo += uint32(n)
+	carry := uint32(0)
 	if *lo < old {
-		*hi++
+		carry = 1
 	}
+	*hi += uint32(n>>32) + carry
 }
 
 // countPacket counts one packet out (out true) or in.
 func (m *Mapping) countPacket(out bool) {
 	if out {
-		add32(&m.pktsOut, &m.pktsOutHi, 1)
+		add(&m.pktsOut, &m.pktsOutHi, 1)
 	} else {
-		add32(&m.pktsIn, &m.pktsInHi, 1)
+		add(&m.pktsIn, &m.pktsInHi, 1)
 	}
 }
 
 // AddBytes adds n bytes (n >= 0) to BytesOut (out true) or BytesIn.
 func (m *Mapping) AddBytes(out bool, n int) {
-	for n > 0 { // a single packet is far below 2^32; only a caller's sum is not
-		k := uint32(min(n, 1<<31))
-		if out {
-			add32(&m.bytesOut, &m.bytesOutHi, k)
-		} else {
-			add32(&m.bytesIn, &m.bytesInHi, k)
-		}
-		n -= int(k)
+	if out {
+		add(&m.bytesOut, &m.bytesOutHi, uint64(n))
+	} else {
+		add(&m.bytesIn, &m.bytesInHi, uint64(n))
 	}
 }
 

@@ -78,3 +78,16 @@ func (d *ChannelDevice) Close() error {
 	d.closeOnce.Do(func() { close(d.done) })
 	return nil
 }
+
+// QueueSet is a MultiQueue made of existing devices, the first answering
+// for the set (a fake multi-queue device for tests, or a wrapper's).
+type QueueSet struct {
+	Device
+	queues []Device
+}
+
+// NewQueueSet returns the devices as one MultiQueue; qs must not be empty.
+func NewQueueSet(qs ...Device) QueueSet { return QueueSet{Device: qs[0], queues: qs} }
+
+// Queues implements MultiQueue.
+func (s QueueSet) Queues() []Device { return s.queues }
