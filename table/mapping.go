@@ -282,15 +282,24 @@ func (m *Mapping) BytesOut() uint64 { return uint64(m.bytesOutHi)<<32 | uint64(m
 // BytesIn is how many bytes from outside the engine has translated for it.
 func (m *Mapping) BytesIn() uint64 { return uint64(m.bytesInHi)<<32 | uint64(m.bytesIn) }
 
-// add adds n to the counter whose low word is lo and high word hi.
+// add adds n to the counter whose low word is lo and high word hi. The
+// high word lives in the Mapping's second cache line, so it is written
+// only when it changes: an unconditional write (even of 0) costs that
+// line's miss on every packet (measured: ~100 ns per lookup at a million
+// mappings, BenchmarkOutboundHitBatch/1M).
 func add(lo, hi *uint32, n uint64) {
 	old := *lo
 	*lo += uint32(n)
-	carry := uint32(0)
-	if *lo < old {
-		carry = 1
+	if c := n>>32 + uint64(b2u(*lo < old)); c != 0 {
+		*hi += uint32(c)
 	}
-	*hi += uint32(n>>32) + carry
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // countPacket counts one packet out (out true) or in.
