@@ -105,7 +105,7 @@ type Engine struct {
 	cfg      Config
 	hairpin  atomic.Bool
 	external []netip.Addr
-	hosts    map[netip.Addr]Port // inside host address -> port
+	hosts    map[[4]byte]Port // inside host address -> port; [4]byte takes the runtime's 32-bit hash, netip.Addr the generic one
 	inside   []InsidePort
 	nets     []netip.Prefix // the inside networks and gateways, each once
 
@@ -135,7 +135,7 @@ func New(cfg Config) (*Engine, error) {
 		tab:      tab,
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), tab.Config().External...),
-		hosts:    make(map[netip.Addr]Port),
+		hosts:    make(map[[4]byte]Port),
 		inside:   cfg.Inside,
 	}
 	e.cfg.Table = tab.Config()
@@ -144,7 +144,7 @@ func New(cfg Config) (*Engine, error) {
 	for i, ip := range cfg.Inside {
 		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
-			e.hosts[h.Addr()] = Port(i + 1)
+			e.hosts[h.Addr().As4()] = Port(i + 1) // IPv4: Validate saw to it
 			e.nets = appendNet(e.nets, h.Masked())
 		}
 	}
@@ -256,7 +256,10 @@ func (e *Engine) isExternal(a netip.Addr) bool {
 
 // insidePort returns the inside port of host address a.
 func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
-	p, ok := e.hosts[a]
+	if !a.Is4() {
+		return 0, false // IPv6 or 4-in-6: As4 would panic, and no host is one
+	}
+	p, ok := e.hosts[a.As4()]
 	return p, ok
 }
 

@@ -704,3 +704,24 @@ func TestIPIDNonAtomic(t *testing.T) {
 		t.Errorf("an atomic datagram (DF set) left with ID %d; want the sender's 9", id)
 	}
 }
+
+// Hosts are keyed by their four bytes; an address that is not IPv4 (a
+// 4-in-6 form of a host's included) is no host, and asking must not panic.
+func TestInsidePort(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	for _, c := range []struct {
+		a    netip.Addr
+		port Port
+		ok   bool
+	}{
+		{hostA, 1, true},
+		{hostB, 2, true},
+		{netip.AddrFrom16(hostA.As16()), 0, false},
+		{netip.MustParseAddr("2001:db8::1"), 0, false},
+		{netip.MustParseAddr("10.0.0.99"), 0, false},
+	} {
+		if p, ok := e.insidePort(c.a); p != c.port || ok != c.ok {
+			t.Errorf("insidePort(%s) = %d, %v; want %d, %v", c.a, p, ok, c.port, c.ok)
+		}
+	}
+}
