@@ -290,16 +290,13 @@ func (m *Mapping) BytesIn() uint64 { return uint64(m.bytesInHi)<<32 | uint64(m.b
 func add(lo, hi *uint32, n uint64) {
 	old := *lo
 	*lo += uint32(n)
-	if c := n>>32 + uint64(b2u(*lo < old)); c != 0 {
-		*hi += uint32(c)
+	c := uint32(n >> 32)
+	if *lo < old {
+		c++ // carry
 	}
-}
-
-func b2u(b bool) uint32 {
-	if b {
-		return 1
+	if c != 0 {
+		*hi += c
 	}
-	return 0
 }
 
 // countPacket counts one packet out (out true) or in.
