@@ -269,18 +269,18 @@ func checkInvariants(t *testing.T, tab *Table) {
 	if tab.in.n != tab.out.n || len(tab.heap) != tab.in.n {
 		t.Fatalf("%d in, %d out, %d in heap", tab.in.n, tab.out.n, len(tab.heap))
 	}
-	checkIndex(t, &tab.in, func(m *Mapping) uint32 { return hashExt(m.extKey(), tab.seed) })
-	checkIndex(t, &tab.out, func(m *Mapping) uint32 { return hashOut(m.okey, tab.seed) })
+	checkIndex(t, &tab.in, func(m *Mapping) uint32 { return hashExt(m.extWord(), tab.seed) })
+	checkIndex(t, &tab.out, func(m *Mapping) uint32 { return hashOut(m.okey.probe(), tab.seed) })
 	perProto := map[int]int{}
 	pairs := map[[4]byte]pair{}
 	holders := map[extKey]int32{}
 	for m := range tab.in.all {
 		k := m.extKey()
 		found := false
-		for c := range tab.in.eachExt(hashExt(k, tab.seed), k) {
+		for c := range tab.in.eachExt(hashExt(k.word(), tab.seed), k.word()) {
 			found = found || c == m
 		}
-		if !found || tab.out.findOut(hashOut(m.okey, tab.seed), m.okey) != m {
+		if !found || tab.out.findOut(hashOut(m.okey.probe(), tab.seed), m.okey.probe()) != m {
 			t.Fatalf("%v indexed wrongly", m)
 		}
 		holders[k]++

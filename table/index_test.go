@@ -1,6 +1,7 @@
 package table
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -85,7 +86,7 @@ func TestIndexModel(t *testing.T) {
 		for _, m := range live {
 			h := model[m]
 			k := extKey{port: m.extPort}
-			if got := x.findExt(h, k); got != m {
+			if got := x.findExt(h, k.word()); got != m {
 				t.Fatalf("hashBits %d: entry %d not found", hashBits, m.extPort)
 			}
 		}
@@ -103,11 +104,48 @@ func TestHashSpreads(t *testing.T) {
 	var perShard [indexShards]int
 	for p := range 64 * 1024 {
 		k := extKey{addr: [4]byte{198, 51, 100, 1}, port: uint16(p), proto: UDP}
-		perShard[hashExt(k, seed)>>(32-shardBits)]++
+		perShard[hashExt(k.word(), seed)>>(32-shardBits)]++
 	}
 	for i, n := range perShard {
 		if n < 700 || n > 1400 { // 1024 expected
 			t.Fatalf("shard %d holds %d of 65536 sequential keys", i, n)
 		}
+	}
+}
+
+// A probe is its key, word for word: key() undoes probe(), and the probe a
+// lookup builds from a packet's endpoints is the probe of the key the
+// mapping behaviour stores (remote fields zeroed as it ignores them).
+func TestOutProbe(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		var k outKey
+		binary.LittleEndian.PutUint32(k.in[:], rng.Uint32())
+		binary.LittleEndian.PutUint32(k.rem[:], rng.Uint32())
+		k.inPort, k.remPort, k.proto = uint16(rng.Uint32()), uint16(rng.Uint32()), Protocol(rng.Uint32())
+		if got := k.probe().key(); got != k {
+			t.Fatalf("probe().key() = %+v, want %+v", got, k)
+		}
+	}
+	in, rem := ep(hostA, 5000), ep(srvA1, portP1)
+	for _, c := range []struct {
+		b     Behavior
+		proto Protocol
+		want  outKey
+	}{
+		{EndpointIndependent, UDP, outKey{in: hostA.As4(), inPort: 5000, proto: UDP}},
+		{AddressDependent, TCP, outKey{in: hostA.As4(), inPort: 5000, rem: srvA1.As4(), proto: TCP}},
+		{AddressAndPortDependent, UDP, outKey{in: hostA.As4(), inPort: 5000, rem: srvA1.As4(), remPort: portP1, proto: UDP}},
+		{AddressAndPortDependent, ICMP, outKey{in: hostA.As4(), inPort: 5000, proto: ICMP}}, // ICMP: always endpoint-independent
+	} {
+		tab := newTable(t, func(cfg *Config) { cfg.Mapping = c.b })
+		if got := tab.outProbe(c.proto, in, rem); got != c.want.probe() || got.key() != c.want {
+			t.Errorf("%v %v: probe %+v (key %+v), want key %+v", c.b, c.proto, got, got.key(), c.want)
+		}
+	}
+	k := outKey{in: hostA.As4(), inPort: 5000, proto: UDP}
+	r := remKeyOf(UDP, rem)
+	if got, want := k.probe().forRemote(r).key(), (outKey{in: k.in, inPort: 5000, rem: r.addr, remPort: r.port, proto: UDP}); got != want {
+		t.Errorf("forRemote: %+v, want %+v", got, want)
 	}
 }

@@ -47,9 +47,9 @@ func (t *Table) Prefetch(keys []LookupKey) {
 				if !k.Remote.Addr().Is4() {
 					continue
 				}
-				hs[i], xs[i] = hashOut(t.outKey(k.Proto, k.Local, k.Remote), t.seed), &t.out
+				hs[i], xs[i] = hashOut(t.outProbe(k.Proto, k.Local, k.Remote), t.seed), &t.out
 			} else {
-				hs[i], xs[i] = hashExt(extKey{proto: k.Proto, addr: k.Local.Addr().As4(), port: k.Local.Port()}, t.seed), &t.in
+				hs[i], xs[i] = hashExt(extWord(k.Proto, k.Local.Addr().As4(), k.Local.Port()), t.seed), &t.in
 			}
 			if s := xs[i].home(hs[i]); s != nil {
 				prefetch(unsafe.Pointer(s))

@@ -165,23 +165,24 @@ func (t *Table) since(now time.Time) time.Duration {
 	return now.Sub(t.epoch)
 }
 
-// outKey builds the lookup key of the mapping behaviour: the remote fields it
+// outProbe builds the lookup key of the mapping behaviour: the remote fields it
 // ignores are zero (RFC 4787 §4.1; ICMP queries are always endpoint
 // independent, RFC 5508 REQ-1).
-func (t *Table) outKey(proto Protocol, internal, remote netip.AddrPort) outKey {
-	k := outKey{proto: proto, in: internal.Addr().As4(), inPort: internal.Port()}
+func (t *Table) outProbe(proto Protocol, internal, remote netip.AddrPort) outProbe {
+	var rem [4]byte
+	var remPort uint16
 	b := t.cfg.Mapping
 	if proto == ICMP {
 		b = EndpointIndependent
 	}
 	switch b {
 	case AddressAndPortDependent:
-		k.remPort = remote.Port()
-		k.rem = remote.Addr().As4()
+		remPort = remote.Port()
+		rem = remote.Addr().As4()
 	case AddressDependent:
-		k.rem = remote.Addr().As4()
+		rem = remote.Addr().As4()
 	}
-	return k
+	return probeOf(proto, internal.Addr().As4(), internal.Port(), rem, remPort)
 }
 
 // remKeyOf is the session key of a remote endpoint. ICMP sessions key on the
@@ -240,13 +241,13 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	if !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, false, ErrNotIPv4
 	}
-	k := t.outKey(proto, internal, remote)
+	k := t.outProbe(proto, internal, remote)
 	rel := t.since(now)
 	r := remKeyOf(proto, remote)
 	over := t.cfg.PortOverloading && proto != ICMP
 	if over && t.secondaries > 0 {
 		// A mapping of its own for this remote, made on a clash, wins.
-		k2 := remoteKey(k, r)
+		k2 := k.forRemote(r)
 		if m2 := t.out.findOut(hashOut(k2, t.seed), k2); m2 != nil {
 			if m2.alive(rel) {
 				m = m2
@@ -263,7 +264,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 			m = nil
 		}
 		if m == nil {
-			if m, err = t.create(proto, k, h, r, rel); err != nil {
+			if m, err = t.create(proto, k.key(), h, r, rel); err != nil {
 				return nil, false, err
 			}
 			created = true
@@ -277,8 +278,8 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		// unique, so r gets a mapping of its own (Linux: get_unique_tuple
 		// falls back to another port).
 		i = -1
-		k2 := remoteKey(k, r)
-		if m, err = t.create(proto, k2, hashOut(k2, t.seed), r, rel); err != nil {
+		k2 := k.forRemote(r)
+		if m, err = t.create(proto, k2.key(), hashOut(k2, t.seed), r, rel); err != nil {
 			return nil, false, err
 		}
 		created = true
@@ -393,11 +394,11 @@ func (t *Table) PeekOutbound(proto Protocol, internal, remote netip.AddrPort, no
 	if !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil
 	}
-	k := t.outKey(proto, internal, remote)
+	k := t.outProbe(proto, internal, remote)
 	rel := now.Sub(t.epoch)
 	if t.cfg.PortOverloading && proto != ICMP && t.secondaries > 0 {
 		// As Outbound: a mapping made for this remote alone comes first.
-		k2 := remoteKey(k, remKeyOf(proto, remote))
+		k2 := k.forRemote(remKeyOf(proto, remote))
 		if m := t.out.findOut(hashOut(k2, t.seed), k2); m != nil && m.alive(rel) {
 			return m
 		}
@@ -417,12 +418,13 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, -1, DropNoMapping
 	}
-	k := extKey{proto: proto, addr: external.Addr().As4(), port: external.Port()}
-	h := hashExt(k, t.seed)
+	addr := external.Addr().As4()
+	w := extWord(proto, addr, external.Port())
+	h := hashExt(w, t.seed)
 	r := remKeyOf(proto, remote)
-	if t.cfg.PortOverloading && t.shared[k] > 0 {
+	if t.cfg.PortOverloading && t.shared[extKey{proto: proto, addr: addr, port: external.Port()}] > 0 {
 		var live *Mapping
-		for c := range t.in.eachExt(h, k) {
+		for c := range t.in.eachExt(h, w) {
 			if !c.alive(rel) {
 				continue
 			}
@@ -438,7 +440,7 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 		}
 		return live, -1, DropFiltered // APDF: none talks to remote
 	}
-	m := t.in.findExt(h, k)
+	m := t.in.findExt(h, w)
 	if m == nil || !m.alive(rel) {
 		return nil, -1, DropNoMapping
 	}
@@ -447,13 +449,6 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 		return m, -1, DropFiltered
 	}
 	return m, i, Accept
-}
-
-// remoteKey is k narrowed to remote r: the key of a mapping made for r
-// alone on a port clash (PortOverloading).
-func remoteKey(k outKey, r remKey) outKey {
-	k.rem, k.remPort = r.addr, r.port
-	return k
 }
 
 // forRemote reports whether k is the key of a mapping made for one remote
@@ -467,7 +462,7 @@ func (t *Table) forRemote(k outKey) bool {
 // except has a live session with r (PortOverloading: the reply tuple
 // (k, r) is taken).
 func (t *Table) talksTo(k extKey, r remKey, rel time.Duration, except *Mapping) bool {
-	for c := range t.in.eachExt(hashExt(k, t.seed), k) {
+	for c := range t.in.eachExt(hashExt(k.word(), t.seed), k.word()) {
 		if c != except && c.alive(rel) && c.findLive(r, rel) >= 0 {
 			return true
 		}
@@ -575,7 +570,7 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 		tab:     t,
 	}
 	t.out.insert(h, m)
-	t.in.insert(hashExt(m.extKey(), t.seed), m)
+	t.in.insert(hashExt(m.extWord(), t.seed), m)
 	if t.cfg.Pooling == Paired {
 		p, ok := t.pairs[k.in]
 		if !ok {
@@ -590,9 +585,9 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 
 // remove takes m out of every index and frees its port.
 func (t *Table) remove(m *Mapping) {
-	t.out.remove(hashOut(m.okey, t.seed), m)
+	t.out.remove(hashOut(m.okey.probe(), t.seed), m)
 	k := m.extKey()
-	t.in.remove(hashExt(k, t.seed), m)
+	t.in.remove(hashExt(k.word(), t.seed), m)
 	switch c := t.shared[k]; {
 	case c > 1:
 		t.shared[k] = c - 1
@@ -749,7 +744,7 @@ func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Duration) 
 		// Bury lapsed holders until the port is free or a live one holds
 		// it (with PortOverloading there may be several).
 		var lapsed *Mapping
-		for c := range t.in.eachExt(hashExt(k, t.seed), k) {
+		for c := range t.in.eachExt(hashExt(k.word(), t.seed), k.word()) {
 			if c.alive(now) {
 				return false
 			}
