@@ -338,11 +338,18 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) {
 		if p.Status != header.OK || !p.HasPorts() || (p.IsFragment() && !p.IsFirstFragment()) {
 			continue
 		}
-		k := table.LookupKey{Proto: table.Protocol(p.IPProto), Local: p.Dst}
+		// Filled in place: a key built on the stack and then copied into
+		// the slice is read back with wider loads than it was written
+		// with, a store-forwarding stall per packet (perf annotate: half
+		// of this loop's time).
+		keys = append(keys, table.LookupKey{})
+		k := &keys[len(keys)-1]
+		k.Proto = table.Protocol(p.IPProto)
 		if in != Outside {
 			k.Outbound, k.Local, k.Remote = true, p.Src, p.Dst
+		} else {
+			k.Local = p.Dst
 		}
-		keys = append(keys, k)
 	}
 	e.tab.Prefetch(keys)
 	e.prefetchKeys = keys[:0]
