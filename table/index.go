@@ -49,33 +49,32 @@ func mix(x, seed uint64) uint32 {
 	return uint32(x * 0xbf58476d1ce4e5b9 >> 32)
 }
 
-// extWord is an extKey as one word (addr | port<<32 | proto<<48): what
-// lookups hash and compare, built in registers from the packet's fields.
-// An extKey built on the stack and read back as one 8-byte load stalled
-// store forwarding (as outProbe explains).
-func extWord(proto Protocol, addr [4]byte, port uint16) uint64 {
+// endpointWord is an endpoint (and protocol) as one word, addr |
+// port<<32 | proto<<48: what lookups hash and compare, built in registers
+// from the packet's fields. A key struct built on the stack and read back
+// with wider loads than it was written with stalled store forwarding (as
+// outProbe explains). An extKey is one such word, an outProbe two.
+func endpointWord(proto Protocol, addr [4]byte, port uint16) uint64 {
 	return uint64(binary.LittleEndian.Uint32(addr[:])) | uint64(port)<<32 | uint64(proto)<<48
 }
 
-func (k extKey) word() uint64 { return extWord(k.proto, k.addr, k.port) }
+func (k extKey) word() uint64 { return endpointWord(k.proto, k.addr, k.port) }
 
-// extWord is the mapping's external endpoint as extWord builds it.
-func (m *Mapping) extWord() uint64 { return extWord(m.okey.proto, m.extAddr, m.extPort) }
+// extWord is the mapping's external endpoint as a word.
+func (m *Mapping) extWord() uint64 { return endpointWord(m.okey.proto, m.extAddr, m.extPort) }
 
 func hashExt(w, seed uint64) uint32 { return mix(w, seed) }
 
-// outProbe is an outKey as two words: a = in | inPort<<32 | proto<<48,
-// b = rem | remPort<<32. Lookups build, hash and compare it in registers.
+// outProbe is an outKey as two endpoint words: a the internal endpoint
+// with the protocol, b the remote part (no protocol). Lookups build, hash
+// and compare it in registers.
 // The 14-byte outKey, built field by field on the stack and then copied
 // and hashed with wide loads, stalled store forwarding: three such loads
 // took ~40% of Outbound's time at 1K mappings (perf annotate).
 type outProbe struct{ a, b uint64 }
 
 func probeOf(proto Protocol, in [4]byte, inPort uint16, rem [4]byte, remPort uint16) outProbe {
-	return outProbe{
-		a: uint64(binary.LittleEndian.Uint32(in[:])) | uint64(inPort)<<32 | uint64(proto)<<48,
-		b: uint64(binary.LittleEndian.Uint32(rem[:])) | uint64(remPort)<<32,
-	}
+	return outProbe{a: endpointWord(proto, in, inPort), b: endpointWord(0, rem, remPort)}
 }
 
 func (k *outKey) probe() outProbe { return probeOf(k.proto, k.in, k.inPort, k.rem, k.remPort) }
@@ -91,7 +90,7 @@ func (p outProbe) key() outKey {
 // forRemote is p narrowed to remote r: the key of a mapping made for r
 // alone on a port clash (PortOverloading).
 func (p outProbe) forRemote(r remKey) outProbe {
-	p.b = uint64(binary.LittleEndian.Uint32(r.addr[:])) | uint64(r.port)<<32
+	p.b = endpointWord(0, r.addr, r.port)
 	return p
 }
 

@@ -49,7 +49,7 @@ func (t *Table) Prefetch(keys []LookupKey) {
 				}
 				hs[i], xs[i] = hashOut(t.outProbe(k.Proto, k.Local, k.Remote), t.seed), &t.out
 			} else {
-				hs[i], xs[i] = hashExt(extWord(k.Proto, k.Local.Addr().As4(), k.Local.Port()), t.seed), &t.in
+				hs[i], xs[i] = hashExt(endpointWord(k.Proto, k.Local.Addr().As4(), k.Local.Port()), t.seed), &t.in
 			}
 			if s := xs[i].home(hs[i]); s != nil {
 				prefetch(unsafe.Pointer(s))

@@ -419,7 +419,7 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 		return nil, -1, DropNoMapping
 	}
 	addr := external.Addr().As4()
-	w := extWord(proto, addr, external.Port())
+	w := endpointWord(proto, addr, external.Port())
 	h := hashExt(w, t.seed)
 	r := remKeyOf(proto, remote)
 	if t.cfg.PortOverloading && t.shared[extKey{proto: proto, addr: addr, port: external.Port()}] > 0 {
