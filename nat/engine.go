@@ -105,7 +105,8 @@ type Engine struct {
 	cfg      Config
 	hairpin  atomic.Bool
 	external []netip.Addr
-	hosts    map[[4]byte]Port // inside host address -> port; [4]byte takes the runtime's 32-bit hash, netip.Addr the generic one
+	hosts    addrIndex // inside host address -> port
+	extIndex addrIndex // external address -> its position in external
 	inside   []InsidePort
 	nets     []netip.Prefix // the inside networks and gateways, each once
 
@@ -135,19 +136,25 @@ func New(cfg Config) (*Engine, error) {
 		tab:      tab,
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), tab.Config().External...),
-		hosts:    make(map[[4]byte]Port),
 		inside:   cfg.Inside,
 	}
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.ipID.Store(rand.Uint32())
+	hosts := make(map[netip.Addr]uint32)
 	for i, ip := range cfg.Inside {
 		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
-			e.hosts[h.Addr().As4()] = Port(i + 1) // IPv4: Validate saw to it
+			hosts[h.Addr()] = uint32(i + 1) // IPv4: Validate saw to it
 			e.nets = appendNet(e.nets, h.Masked())
 		}
 	}
+	e.hosts = newAddrIndex(hosts)
+	exts := make(map[netip.Addr]uint32, len(e.external))
+	for i, a := range e.external {
+		exts[a] = uint32(i)
+	}
+	e.extIndex = newAddrIndex(exts)
 	return e, nil
 }
 
@@ -246,21 +253,14 @@ func (e *Engine) Expire(now time.Time) int {
 }
 
 func (e *Engine) isExternal(a netip.Addr) bool {
-	for _, x := range e.external {
-		if x == a {
-			return true
-		}
-	}
-	return false
+	_, ok := e.extIndex.lookup(a)
+	return ok
 }
 
 // insidePort returns the inside port of host address a.
 func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
-	if !a.Is4() {
-		return 0, false // IPv6 or 4-in-6: As4 would panic, and no host is one
-	}
-	p, ok := e.hosts[a.As4()]
-	return p, ok
+	p, ok := e.hosts.lookup(a)
+	return Port(p), ok
 }
 
 // inInsideNetwork reports whether a lies in an inside network without

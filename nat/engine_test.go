@@ -725,3 +725,26 @@ func TestInsidePort(t *testing.T) {
 		}
 	}
 }
+
+// Every address of an external pool is external, from the first to the
+// last, and nothing else is: not a host, not a neighbour of the pool.
+func TestIsExternal(t *testing.T) {
+	var pool []netip.Addr
+	for i := range 32 {
+		pool = append(pool, netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + 3*i)}))
+	}
+	e := newEngine(t, "full-cone", func(c *table.Config) { c.External = pool })
+	for _, a := range pool {
+		if !e.isExternal(a) {
+			t.Errorf("isExternal(%s) = false, want true", a)
+		}
+		if n := a.Next(); e.isExternal(n) {
+			t.Errorf("isExternal(%s) = true, want false", n)
+		}
+	}
+	for _, a := range []netip.Addr{hostA, gw, netip.AddrFrom16(pool[0].As16()), netip.MustParseAddr("2001:db8::1")} {
+		if e.isExternal(a) {
+			t.Errorf("isExternal(%s) = true, want false", a)
+		}
+	}
+}
