@@ -136,6 +136,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("Decode wrote to the packet")
 		}
 		checkParsed(t, b, &p)
+		checkFlow(t, b, &p)
 		// BuildICMPError reads the same bytes; it must not panic either.
 		var buf [576]byte
 		if n := BuildICMPError(buf[:], b, netip.MustParseAddr("192.0.2.254"), ICMPTimeExceeded, 0, 0); n != 0 {
@@ -313,4 +314,41 @@ func unfixedNegZero(b []byte, p *Parsed) bool {
 		return ICMPv4(t).Checksum() == 0xffff
 	}
 	return false
+}
+
+// checkFlow holds Flow to Decode: ok exactly for the packets that
+// Decode finds OK with ports, and then the same protocol and endpoints.
+func checkFlow(t *testing.T, b []byte, p *Parsed) {
+	t.Helper()
+	proto, src, dst, ok := Flow(b)
+	if ok != p.HasPorts() {
+		t.Fatalf("Flow ok = %v, Decode: %v, HasPorts %v", ok, p.Status, p.HasPorts())
+	}
+	if ok && (proto != p.IPProto || src != p.Src || dst != p.Dst) {
+		t.Fatalf("Flow = %d %s -> %s, Decode %d %s -> %s", proto, src, dst, p.IPProto, p.Src, p.Dst)
+	}
+}
+
+// Flow agrees with Decode on every seed of the fuzz target (and on
+// each one cut short), which covers UDP, TCP, ICMP queries and errors,
+// options, fragments and the malformed ones.
+func TestFlow(t *testing.T) {
+	n := 0
+	for _, s := range fuzzSeeds() {
+		for cut := len(s); cut >= 0 && cut > len(s)-40; cut-- {
+			var p Parsed
+			p.Decode(s[:cut])
+			checkFlow(t, s[:cut], &p)
+			if p.HasPorts() {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no seed has ports: the test checks nothing")
+	}
+	seed := fuzzSeeds()[0]
+	if a := testing.AllocsPerRun(100, func() { Flow(seed) }); a > 0 {
+		t.Errorf("Flow: %v allocs", a)
+	}
 }

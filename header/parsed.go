@@ -267,3 +267,49 @@ func (p *Parsed) HasPorts() bool {
 	}
 	return false
 }
+
+// Flow returns what Decode puts in IPProto, Src and Dst for a packet
+// that carries ports (HasPorts: UDP, TCP or an ICMP query, not a later
+// fragment), reading only the bytes that name its flow, and ok false
+// for every other packet. It is for a lookahead that wants only the
+// flow of each packet in a batch (the engine's prefetch pass), where
+// Decode's full record costs more than the lookahead saves.
+func Flow(b []byte) (proto uint8, src, dst netip.AddrPort, ok bool) {
+	if len(b) < IPv4MinSize || b[ipVersIHL]>>4 != 4 {
+		return 0, src, dst, false
+	}
+	hl := int(b[ipVersIHL]&0x0f) << 2
+	tl := int(binary.BigEndian.Uint16(b[ipTotalLen:]))
+	if hl < IPv4MinSize || tl < hl || tl > len(b) ||
+		binary.BigEndian.Uint16(b[ipFlagsFrag:])&ipFragOffMask != 0 {
+		return 0, src, dst, false
+	}
+	t := b[hl:tl]
+	var sp, dp uint16
+	switch proto = b[ipProtocol]; proto {
+	case ProtoUDP:
+		if len(t) < UDPSize {
+			return 0, src, dst, false
+		}
+		sp, dp = binary.BigEndian.Uint16(t[udpSrcPort:]), binary.BigEndian.Uint16(t[udpDstPort:])
+	case ProtoTCP:
+		if len(t) < TCPMinSize {
+			return 0, src, dst, false
+		}
+		if off := TCP(t).DataOffset(); off < TCPMinSize || off > len(t) {
+			return 0, src, dst, false
+		}
+		sp, dp = binary.BigEndian.Uint16(t[tcpSrcPort:]), binary.BigEndian.Uint16(t[tcpDstPort:])
+	case ProtoICMP:
+		if len(t) < ICMPv4MinSize || !IsICMPQuery(t[icmpType]) {
+			return 0, src, dst, false
+		}
+		sp = binary.BigEndian.Uint16(t[icmpIdent:])
+		dp = sp
+	default:
+		return 0, src, dst, false
+	}
+	src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[ipSrc:ipSrc+4])), sp)
+	dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[ipDst:ipDst+4])), dp)
+	return proto, src, dst, true
+}

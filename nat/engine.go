@@ -333,9 +333,10 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) {
 	}
 	keys := e.prefetchKeys[:0]
 	for _, b := range pkts {
-		var p header.Parsed
-		p.Decode(b)
-		if p.Status != header.OK || !p.HasPorts() || (p.IsFragment() && !p.IsFirstFragment()) {
+		// Flow, not Decode: this pass only needs the flow, and Decode's
+		// full record cost ~10 ns per packet of it at 1M mappings.
+		proto, src, dst, ok := header.Flow(b)
+		if !ok {
 			continue
 		}
 		// Filled in place: a key built on the stack and then copied into
@@ -344,11 +345,11 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) {
 		// of this loop's time).
 		keys = append(keys, table.LookupKey{})
 		k := &keys[len(keys)-1]
-		k.Proto = table.Protocol(p.IPProto)
+		k.Proto = table.Protocol(proto)
 		if in != Outside {
-			k.Outbound, k.Local, k.Remote = true, p.Src, p.Dst
+			k.Outbound, k.Local, k.Remote = true, src, dst
 		} else {
-			k.Local = p.Dst
+			k.Local = dst
 		}
 	}
 	e.tab.Prefetch(keys)
