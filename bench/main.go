@@ -1,5 +1,5 @@
 // Command bench measures gonat against the Linux kernel on this machine:
-// the same client and server namespaces joined six ways, one after the
+// the same client and server namespaces joined seven ways, one after the
 // other in one run,
 //
 //	kernel routing   client -veth- router -veth- server, no NAT (the limit)
@@ -10,6 +10,8 @@
 //	                 traffic flows (a CPU core for lower latency)
 //	gonat queues     offload with --tun-queues 2: two queues per TUN
 //	                 device, a reader each (IFF_MULTI_QUEUE)
+//	gonat percpu     offload with --per-cpu: a queue per CPU, steered by
+//	                 the sending CPU, read by a thread pinned to it
 //
 // and prints a table of absolute figures and ratios to the kernel NAT:
 // iperf3 TCP with 1 and 4 streams, UDP 64-byte datagrams (the most the
@@ -46,7 +48,7 @@ func main() {
 	secs := flag.Int("t", 4, "seconds each iperf3 run measures (after 1 s omitted; at most 4)")
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
-	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll,queues); default all")
+	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll,queues,percpu); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
@@ -113,6 +115,7 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 		{Key: "water", Name: "gonat --tun-backend water"},
 		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
 		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
+		{Key: "percpu", Name: "gonat --tun-backend offload --per-cpu"},
 	}
 	if natErr != nil {
 		rows[1].Name = "kernel NAT (masquerade)"

@@ -46,6 +46,14 @@ type NATSpec struct {
 	// its reader; 0 or 1 is one. Several need the offload backend. On
 	// 2 cores they measured no faster (README, Performance).
 	Queues int
+	// PerCPU gives every port a queue per CPU, each packet going to the
+	// queue of the CPU that sent it (tun.Config.SteerByCPU), and reads
+	// each CPU's queues from a thread pinned to that CPU
+	// (nat.Router.PerCPU): translation beside the sender, as the kernel
+	// forwards. Lower latency and more small packets per second; less
+	// bulk TCP on few cores (README, Performance). Overrides Queues;
+	// needs the offload backend; not with BusyPoll.
+	PerCPU bool
 	Logf   func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
 	// counters): port 0 is the outside, 1.. the inside ports. A device
@@ -117,17 +125,21 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			d.Close()
 		}
 	}
+	queues := spec.Queues
+	if spec.PerCPU {
+		queues = tun.CPUQueues()
+	}
 	var routes []netip.Prefix
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Routes: routes})
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil
@@ -150,7 +162,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			}
 		}
 	}
-	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll}
+	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll, PerCPU: spec.PerCPU}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()

@@ -63,6 +63,29 @@ func TestEndToEndBusyPoll(t *testing.T) {
 	})
 }
 
+// With Router.PerCPU a thread pinned to each CPU reads that CPU's queue
+// of both devices (steered by CPU): the same traffic must arrive intact,
+// and idle the threads must sleep in poll(2), not spin.
+func TestEndToEndPerCPU(t *testing.T) {
+	privtest.Require(t)
+	lan := startLabWith(t, labOpts{backend: tun.BackendOffload, perCPU: true})
+	t.Run("tcp 20MB each way", func(t *testing.T) { tcpBulk(t, lan, 20<<20) })
+	t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
+	t.Run("sleeps when idle", func(t *testing.T) {
+		time.Sleep(100 * time.Millisecond)
+		before := processCPU(t)
+		time.Sleep(time.Second)
+		if used := processCPU(t) - before; used > 300*time.Millisecond {
+			t.Errorf("idle router used %v of CPU in 1s: a reader spins", used)
+		}
+	})
+	var per []int64
+	for _, q := range lan.queues[1] {
+		per = append(per, q.packets.Load())
+	}
+	t.Logf("packets read per inside queue: %v", per)
+}
+
 // With two queues per device (IFF_MULTI_QUEUE) the router runs a reader
 // per queue (or one busy-poll loop over all): parallel TCP connections,
 // which the kernel spreads over the queues, must all arrive intact (a
@@ -149,6 +172,23 @@ var labSeq atomic.Int64
 // the devices and the router; all of it goes when the test ends.
 func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) *lab {
 	t.Helper()
+	return startLabWith(t, labOpts{backend: backend, busyPoll: busyPoll, queues: queues})
+}
+
+// labOpts is how startLabWith makes the devices and reads them.
+type labOpts struct {
+	backend  string
+	busyPoll time.Duration
+	queues   int
+	perCPU   bool // a queue per CPU, steered by CPU; Router.PerCPU
+}
+
+func startLabWith(t *testing.T, o labOpts) *lab {
+	t.Helper()
+	backend, busyPoll, queues := o.backend, o.busyPoll, o.queues
+	if o.perCPU {
+		queues = tun.CPUQueues()
+	}
 	p := fmt.Sprintf("gnat%x-%d", os.Getpid(), labSeq.Add(1))
 	l := &lab{inside: p + "a", outside: p + "w"}
 	for _, n := range []string{l.inside, l.outside} {
@@ -166,11 +206,11 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
+	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Queues: queues, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
+	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
 		Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}})
 	if err != nil {
 		out.Close()
@@ -200,7 +240,7 @@ func startLab(t *testing.T, backend string, busyPoll time.Duration, queues int) 
 		}
 	}
 	l.engine = e
-	l.router = &Router{Engine: e, Ports: devs, Logf: t.Logf, BusyPoll: busyPoll}
+	l.router = &Router{Engine: e, Ports: devs, Logf: t.Logf, BusyPoll: busyPoll, PerCPU: o.perCPU}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.router.Run(ctx) }()

@@ -137,6 +137,26 @@ func TestRouterBusyPollNeedsPoller(t *testing.T) {
 	}
 }
 
+// PerCPU needs every port to be a tun.Poller too, and does not go with
+// BusyPoll: Validate says so, naming the mode.
+func TestRouterPerCPUValidate(t *testing.T) {
+	a, b := tun.NewChannel("out0"), tun.NewChannel("in0")
+	defer a.Close()
+	defer b.Close()
+	e := newEngine(t, "port-restricted-cone")
+	r := &Router{Engine: e, Ports: []tun.Device{a, b}, PerCPU: true}
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "per-CPU") || !strings.Contains(err.Error(), "out0") {
+		t.Errorf("PerCPU with channel devices: %v, want an error naming per-CPU readers and out0", err)
+	}
+	va, vb := tun.NewVirtioChannel("out0"), tun.NewVirtioChannel("in0")
+	defer va.Close()
+	defer vb.Close()
+	r = &Router{Engine: e, Ports: []tun.Device{va, vb}, PerCPU: true, BusyPoll: time.Millisecond}
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "busy-poll") {
+		t.Errorf("PerCPU with BusyPoll: %v, want an error naming both", err)
+	}
+}
+
 // offloadToOffload sends a TCP super-packet from a to outside through a
 // running router: it must cross whole, with its header, translated.
 func offloadToOffload(t *testing.T, outside, a *tun.VirtioChannelDevice, payload []byte) {

@@ -46,6 +46,19 @@ type Router struct {
 	// GOMAXPROCS=1 (gonat run sets it): with more Ps, idle ones steal the
 	// loop between threads each time it yields.
 	BusyPoll time.Duration
+	// PerCPU reads queue q of every port from one thread pinned to CPU
+	// q, which sleeps in poll(2) when its queues are empty. With devices
+	// that steer by CPU (tun.Config.SteerByCPU) and a queue per CPU, a
+	// packet is then translated on the CPU that sent it, as the kernel
+	// forwards a packet in its sender's context: waking the reader is a
+	// switch on that CPU, not an interrupt to another (on VMs that halt
+	// idle vCPUs the costly part of a round trip), and a reply the
+	// outside delivers while the request is being written (a ping's, in
+	// the same CPU's softirq) is read in the same round, without a
+	// wake-up. The cost is where the work runs: beside the sender, on
+	// the CPU it would otherwise have alone (README, Performance). Every
+	// port must be a tun.Poller; not with BusyPoll.
+	PerCPU bool
 
 	writeErrors atomic.Uint64
 }
@@ -80,14 +93,20 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	if len(r.Ports) < 2 {
 		return nil, errors.New("router needs an outside and at least one inside device")
 	}
-	if r.BusyPoll <= 0 {
+	mode := "busy-poll"
+	switch {
+	case r.PerCPU && r.BusyPoll > 0:
+		return nil, errors.New("router: busy-poll and per-CPU readers are two ways to read the devices; choose one")
+	case r.PerCPU:
+		mode = "per-CPU readers"
+	case r.BusyPoll <= 0:
 		return nil, nil
 	}
 	var ps []polled
 	for i, qs := range queues {
 		for _, q := range qs {
 			if !tun.CanPoll(q) {
-				return nil, fmt.Errorf("busy-poll: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", i, q.Name())
+				return nil, fmt.Errorf("%s: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", mode, i, q.Name())
 			}
 			ps = append(ps, polled{Port(i), q.(tun.Poller)})
 		}
@@ -140,9 +159,24 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		return ds
 	}
-	if pollers != nil {
-		run(func() error { return r.busyPoll(ctx, pollers, portsOf(0)) })
-	} else {
+	switch {
+	case r.PerCPU:
+		allowed := allowedCPUs()
+		for q := range nq {
+			var devs []polled // queue q of every port that has one (pollers checked them)
+			for i, qs := range queues {
+				if q < len(qs) {
+					devs = append(devs, polled{Port(i), qs[q].(tun.Poller)})
+				}
+			}
+			run(func() error {
+				pinThread(q, allowed)
+				return r.busyPoll(ctx, devs, portsOf(q), 0)
+			})
+		}
+	case pollers != nil:
+		run(func() error { return r.busyPoll(ctx, pollers, portsOf(0), r.BusyPoll) })
+	default:
 		for q := range nq {
 			ports := portsOf(q)
 			for i, qs := range queues {
@@ -168,7 +202,7 @@ loop:
 		}
 	}
 	if pollers != nil {
-		// The busy-poll loop sees ctx within busyPollWait; it must be
+		// The polling loops see ctx within busyPollWait; they must be
 		// gone before the devices (and the fds it polls) are.
 		wg.Wait()
 	}
@@ -258,11 +292,12 @@ func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
 // notices shutdown soon.
 const busyPollWait = 20 * time.Millisecond
 
-// busyPoll is the reader of every device when BusyPoll is set: one
-// goroutine, trying each device without waiting, translating what it
-// gets; it yields the processor between empty rounds and sleeps in
-// poll(2) only once the devices have been quiet for BusyPoll.
-func (r *Router) busyPoll(ctx context.Context, devs []polled, ports []tun.Device) error {
+// busyPoll reads devs from one goroutine, trying each without waiting
+// and translating what it gets. With spin > 0 (BusyPoll: every device)
+// it yields the processor between empty rounds and sleeps in poll(2)
+// only once the devices have been quiet for spin; with 0 (PerCPU: one
+// queue of each port) it sleeps after the first empty round.
+func (r *Router) busyPoll(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration) error {
 	bs := 0
 	ws := make([]tun.Poller, len(devs))
 	for i, d := range devs {
@@ -302,17 +337,17 @@ func (r *Router) busyPoll(ctx context.Context, devs []polled, ports []tun.Device
 			continue
 		}
 		// Look at the clock every 64 empty rounds, not each.
-		if empty++; empty%64 != 0 {
+		if empty++; spin > 0 && empty%64 != 0 {
 			runtime.Gosched()
 			continue
 		}
-		if time.Since(last) < r.BusyPoll {
+		if time.Since(last) < spin {
 			runtime.Gosched()
 			continue
 		}
 		ready, err := w.Wait(busyPollWait)
 		if err != nil {
-			return fmt.Errorf("busy-poll: wait: %w", err)
+			return fmt.Errorf("polling the devices: wait: %w", err)
 		}
 		if ready {
 			last = time.Now() // traffic again: spin before the next sleep

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/gonat/gonat/lab"
+	"github.com/gonat/gonat/tun"
+	"golang.org/x/sys/unix"
 )
 
 // gonat run --busy-poll translates as the default reader does, also
@@ -147,4 +149,90 @@ func tunFDs(t *testing.T, pid int) int {
 		}
 	}
 	return n
+}
+
+// gonat run --per-cpu gives every port a queue per CPU and reads them
+// from threads pinned one to each CPU, behind a pcap tap too; it
+// translates, and exits clean. It refuses the flags it cannot go with.
+func TestPerCPUCLI(t *testing.T) {
+	for _, bad := range [][]string{{"--busy-poll", "1ms"}, {"--tun-queues", "2"}, {"--tun-backend", "water"}} {
+		out, err := exec.Command(gonatBin, append([]string{"run", "--per-cpu", "--inside", "x=10.0.0.2/24", "--outside", "y", "--external", "198.51.100.1"}, bad...)...).CombinedOutput()
+		if exitCode(err) != 2 || !strings.Contains(string(out), "--per-cpu") {
+			t.Errorf("--per-cpu %s: exit %d\n%s\nwant exit 2 naming --per-cpu", strings.Join(bad, " "), exitCode(err), out)
+		}
+	}
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		t.Fatal(err)
+	}
+	queues := tun.CPUQueues()
+
+	tp := newTopo(t)
+	tp.startSTUN()
+	tp.startNAT("--per-cpu", "--tun-backend", "offload", "--pcap-outside", filepath.Join(t.TempDir(), "out.pcap"))
+	seen := map[string]bool{}
+	for _, host := range []string{tp.A, tp.B} {
+		for port := 5000; port < 5004; port++ {
+			m := mapped(t, udp(t, host, fmt.Sprintf(":%d", port)), stunServer)
+			if m.Addr() != ext1 || seen[m.String()] {
+				t.Errorf("%s:%d mapped to %s: want a distinct endpoint on %s", host, port, m, ext1)
+			}
+			seen[m.String()] = true
+		}
+	}
+	// Four ports (outside, three inside), a queue per CPU each.
+	if got := tunFDs(t, tp.gonat.Process.Pid); got != 4*queues {
+		t.Errorf("TUN descriptors: %d, want %d (4 ports x %d queues)", got, 4*queues, queues)
+	}
+	// A reader thread pinned to each CPU the process may use.
+	pinned := map[string]bool{}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", tp.gonat.Process.Pid))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				pinned[strings.TrimSpace(v)] = true
+			}
+		}
+	}
+	for c := range queues {
+		if allowed.IsSet(c) && !pinned[strconv.Itoa(c)] {
+			t.Errorf("no thread of gonat pinned to CPU %d (threads' CPU lists: %v)", c, pinned)
+		}
+	}
+	tp.stopNAT()
+}
+
+// gonat lab up -d --per-cpu: the background child gets the flag (a
+// queue per CPU on every port, where a plain lab has one) and a probe
+// through two NATs answers.
+func TestLabPerCPU(t *testing.T) {
+	if os.Getenv("GONAT_TUN_BACKEND") == "water" {
+		t.Skip("--per-cpu needs the offload backend; TestPerCPUCLI checks the refusal")
+	}
+	file, name, run := nestedLab(t)
+	var fds [2]int
+	for i, extra := range [][]string{nil, {"--per-cpu"}} {
+		if out, code := run(append([]string{"lab", "up", "-d", file, "--name", name}, extra...)...); code != 0 {
+			t.Fatalf("lab up %v: %d\n%s", extra, code, out)
+		}
+		st, err := lab.ReadState(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i] = tunFDs(t, st.PID)
+		out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
+		if code != 0 || !strings.Contains(out, "198.51.100.1") {
+			t.Fatalf("probe through two NATs (%v): exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", extra, code, out)
+		}
+		if out, code := run("lab", "down", "--lab", name); code != 0 {
+			t.Fatalf("lab down: %d\n%s", code, out)
+		}
+	}
+	if q := tun.CPUQueues(); fds[0] == 0 || fds[1] != q*fds[0] {
+		t.Errorf("TUN descriptors: %d plain, %d with --per-cpu; want %d times as many (a queue per CPU)", fds[0], fds[1], q)
+	}
 }

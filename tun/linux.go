@@ -33,6 +33,11 @@ type Config struct {
 	// backend only): 0 or 1 is one. With more, Create returns a
 	// MultiQueue; BackendAuto falling back to water makes one.
 	Queues int
+	// SteerByCPU, with Queues > 1, sends each packet the kernel routes
+	// into the device to queue (CPU it was sent from) mod Queues rather
+	// than by flow hash, so that a reader of queue q on CPU q handles
+	// the packets sent on CPU q where they were sent (offload backend).
+	SteerByCPU bool
 }
 
 // waterDevice is the first Linux backend: songgao/water, one packet per

@@ -176,6 +176,12 @@ func createOffload(cfg Config) (Device, error) {
 			d.Close()
 			return err
 		}
+		if cfg.SteerByCPU && queues > 1 {
+			if err := steerByCPU(d.fd); err != nil {
+				d.Close()
+				return fmt.Errorf("TUN device %s: %w", d.name, err)
+			}
+		}
 		dev = d
 		return nil
 	}

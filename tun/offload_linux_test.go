@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
+	"golang.org/x/sys/unix"
 )
 
 var nsSeq atomic.Int64
@@ -334,4 +336,83 @@ func TestOffloadMultiQueue(t *testing.T) {
 		t.Fatalf("device not gone after closing its first queue: %v", err)
 	}
 	again.Close()
+}
+
+// With SteerByCPU, what a thread on CPU c sends goes to queue c mod
+// queues, every flow of it: with the kernel's flow hash, 32 flows from
+// one CPU would spread over both queues.
+func TestOffloadSteerByCPU(t *testing.T) {
+	privtest.Require(t)
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		t.Fatal(err)
+	}
+	var cpus []int
+	for c := 0; c < 1024 && len(cpus) < 2; c++ {
+		if allowed.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 {
+		t.Skipf("needs 2 CPUs to steer between; this process may use %d", allowed.Count())
+	}
+	n := testNS(t)
+	d, err := Create(Config{Namespace: n, Backend: BackendOffload, Name: "gsc0", Queues: 2, SteerByCPU: true,
+		Addresses: []netip.Prefix{hostAddr}, Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	qs := QueuesOf(d)
+	const flows = 32
+	bufs := [][]byte{make([]byte, 16+65535)}
+	sizes := []int{0}
+	for round, cpu := range cpus {
+		// Send every flow from a thread that may run on cpu alone.
+		err := func() error {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var one unix.CPUSet
+			one.Set(cpu)
+			if err := unix.SchedSetaffinity(0, &one); err != nil {
+				return err
+			}
+			defer unix.SchedSetaffinity(0, &allowed)
+			for i := range flows {
+				c, err := ns.ListenPacket(n)("udp4", fmt.Sprintf("10.0.0.2:%d", 9000+round*flows+i))
+				if err != nil {
+					return err
+				}
+				_, err = c.WriteTo([]byte("cpu"), net.UDPAddrFromAddrPort(peer))
+				c.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			t.Fatal(err)
+		}
+		perQueue := make([]int, len(qs))
+		for deadline := time.Now().Add(5 * time.Second); perQueue[0]+perQueue[1] < flows && time.Now().Before(deadline); {
+			got := false
+			for i, q := range qs {
+				k, err := q.(Poller).TryRead(bufs, sizes, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pkt := bufs[0][16 : 16+sizes[0]]; k == 1 && pkt[0]>>4 == 4 && pkt[9] == 17 && binary.BigEndian.Uint16(pkt[22:]) == peer.Port() {
+					got = true
+					perQueue[i]++
+				}
+			}
+			if !got {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if want := cpu % len(qs); perQueue[want] != flows {
+			t.Errorf("sent on CPU %d: datagrams per queue %v, want all %d on queue %d", cpu, perQueue, flows, want)
+		}
+	}
 }

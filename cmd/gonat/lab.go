@@ -149,6 +149,7 @@ func labUp(args []string) error {
 	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	busyPoll := fs.Duration("busy-poll", 0, "every NAT reads its ports from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for CPU; needs the offload backend (0: off)")
 	queues := tunQueuesFlag(fs)
+	perCPU := perCPUFlag(fs)
 	pos, err := parseMixed(fs, args, labUpHelp)
 	if err != nil {
 		return err
@@ -157,6 +158,9 @@ func labUp(args []string) error {
 		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
 	}
 	if err := checkQueues(*queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
+		return err
+	}
+	if err := checkPerCPU(*perCPU, *busyPoll, *queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -197,6 +201,9 @@ func labUp(args []string) error {
 		if *queues > 1 {
 			extra = append(extra, "--tun-queues", strconv.Itoa(*queues))
 		}
+		if *perCPU {
+			extra = append(extra, "--per-cpu")
+		}
 		return startDetached(file, labName, extra...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -208,7 +215,7 @@ func labUp(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	busyPollProcs(*busyPoll)
-	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Logf: func(f string, a ...any) {
+	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, PerCPU: *perCPU, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
 	if *trace || *verbose {

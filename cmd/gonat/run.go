@@ -90,6 +90,7 @@ func runCmd(args []string) error {
 	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
 	busyPoll := fs.Duration("busy-poll", 0, "read every port from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for a CPU core; needs the offload backend (0: off)")
 	queues := tunQueuesFlag(fs)
+	perCPU := perCPUFlag(fs)
 	if err := parse(fs, args, runHelp); err != nil {
 		return err
 	}
@@ -97,6 +98,9 @@ func runCmd(args []string) error {
 		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
 	}
 	if err := checkQueues(*queues, *backend); err != nil {
+		return err
+	}
+	if err := checkPerCPU(*perCPU, *busyPoll, *queues, *backend); err != nil {
 		return err
 	}
 	if *busyPoll > 0 && *backend == tun.BackendWater {
@@ -111,7 +115,7 @@ func runCmd(args []string) error {
 	}
 
 	busyPollProcs(*busyPoll)
-	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues}
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues, PerCPU: *perCPU}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
 	}
@@ -270,6 +274,28 @@ const maxQueues = 256
 func tunQueuesFlag(fs *flag.FlagSet) *int {
 	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
 		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend")
+}
+
+// perCPUFlag defines --per-cpu, which gonat run and lab up share.
+func perCPUFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("per-cpu", false, "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
+		"as the kernel forwards in the sender's context: lower round-trip times and more small packets per second, less bulk TCP on few cores (README). "+
+		"Needs the offload backend; not with --busy-poll or --tun-queues")
+}
+
+// checkPerCPU validates --per-cpu against the other ways of reading.
+func checkPerCPU(perCPU bool, busyPoll time.Duration, queues int, backend string) error {
+	switch {
+	case !perCPU:
+		return nil
+	case busyPoll > 0:
+		return usageErr("--per-cpu and --busy-poll are two ways to read the TUN devices; choose one")
+	case queues > 1:
+		return usageErr("--per-cpu makes a queue per CPU itself; drop --tun-queues %d", queues)
+	case backend == tun.BackendWater:
+		return usageErr("--per-cpu needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue")
+	}
+	return nil
 }
 
 // checkQueues validates --tun-queues for the backend in use.
