@@ -135,6 +135,12 @@ func TestLabTunQueues(t *testing.T) {
 	}
 }
 
+// taskID is the thread ID of /proc/PID/task/TID.
+func taskID(dir string) int {
+	id, _ := strconv.Atoi(filepath.Base(dir))
+	return id
+}
+
 // tunFDs counts the /dev/net/tun descriptors process pid holds.
 func tunFDs(t *testing.T, pid int) int {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
@@ -184,23 +190,32 @@ func TestPerCPUCLI(t *testing.T) {
 	if got := tunFDs(t, tp.gonat.Process.Pid); got != 4*queues {
 		t.Errorf("TUN descriptors: %d, want %d (4 ports x %d queues)", got, 4*queues, queues)
 	}
-	// A reader thread pinned to each CPU the process may use.
+	// A reader thread pinned to each CPU the process may use, in
+	// SCHED_BATCH (so that it does not preempt the sender beside it).
 	pinned := map[string]bool{}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", tp.gonat.Process.Pid))
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", tp.gonat.Process.Pid))
+	for _, task := range tasks {
+		status, err := os.ReadFile(filepath.Join(task, "status"))
 		if err != nil {
 			continue // a thread that ended
 		}
-		for _, line := range strings.Split(string(b), "\n") {
+		cpus := ""
+		for _, line := range strings.Split(string(status), "\n") {
 			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-				pinned[strings.TrimSpace(v)] = true
+				cpus = strings.TrimSpace(v)
 			}
+		}
+		var policy int
+		if attr, err := unix.SchedGetAttr(taskID(task), 0); err == nil {
+			policy = int(attr.Policy)
+		}
+		if policy == unix.SCHED_BATCH {
+			pinned[cpus] = true
 		}
 	}
 	for c := range queues {
 		if allowed.IsSet(c) && !pinned[strconv.Itoa(c)] {
-			t.Errorf("no thread of gonat pinned to CPU %d (threads' CPU lists: %v)", c, pinned)
+			t.Errorf("no SCHED_BATCH thread of gonat pinned to CPU %d (such threads' CPU lists: %v)", c, pinned)
 		}
 	}
 	tp.stopNAT()
