@@ -161,7 +161,7 @@ func tunFDs(t *testing.T, pid int) int {
 // from threads pinned one to each CPU, behind a pcap tap too; it
 // translates, and exits clean. It refuses the flags it cannot go with.
 func TestPerCPUCLI(t *testing.T) {
-	for _, bad := range [][]string{{"--busy-poll", "1ms"}, {"--tun-queues", "2"}, {"--tun-backend", "water"}} {
+	for _, bad := range [][]string{{"--busy-poll", "1ms", "--tun-backend", "offload"}, {"--tun-queues", "2", "--tun-backend", "offload"}, {"--tun-backend", "water"}} {
 		out, err := exec.Command(gonatBin, append([]string{"run", "--per-cpu", "--inside", "x=10.0.0.2/24", "--outside", "y", "--external", "198.51.100.1"}, bad...)...).CombinedOutput()
 		if exitCode(err) != 2 || !strings.Contains(string(out), "--per-cpu") {
 			t.Errorf("--per-cpu %s: exit %d\n%s\nwant exit 2 naming --per-cpu", strings.Join(bad, " "), exitCode(err), out)
