@@ -29,7 +29,10 @@ func allowedCPUs() *unix.CPUSet {
 // pinned one to other goroutines. Both settings are best effort.
 func pinThread(cpu int, allowed *unix.CPUSet) {
 	runtime.LockOSThread()
-	unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}, 0)
+	if a, err := unix.SchedGetAttr(0, 0); err == nil {
+		a.Policy = unix.SCHED_BATCH // the rest as it was: a nice value the process was given stays
+		unix.SchedSetAttr(0, a, 0)
+	}
 	if allowed == nil || !allowed.IsSet(cpu) {
 		return
 	}

@@ -93,12 +93,12 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	if len(r.Ports) < 2 {
 		return nil, errors.New("router needs an outside and at least one inside device")
 	}
-	mode := "busy-poll"
+	mode := "busy-poll (Router.BusyPoll, --busy-poll)"
 	switch {
 	case r.PerCPU && r.BusyPoll > 0:
-		return nil, errors.New("router: busy-poll and per-CPU readers are two ways to read the devices; choose one")
+		return nil, errors.New("router: BusyPoll (--busy-poll) and PerCPU (--per-cpu) are two ways to read the devices; choose one")
 	case r.PerCPU:
-		mode = "per-CPU readers"
+		mode = "per-CPU readers (Router.PerCPU, --per-cpu)"
 	case r.BusyPoll <= 0:
 		return nil, nil
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	// into the device to queue (CPU it was sent from) mod Queues rather
 	// than by flow hash, so that a reader of queue q on CPU q handles
 	// the packets sent on CPU q where they were sent (offload backend).
+	// TCP segments still go by flow hash: a connection's segments leave
+	// from several CPUs and must not be reordered between queues.
 	SteerByCPU bool
 }
 

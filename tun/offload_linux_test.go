@@ -338,9 +338,11 @@ func TestOffloadMultiQueue(t *testing.T) {
 	again.Close()
 }
 
-// With SteerByCPU, what a thread on CPU c sends goes to queue c mod
-// queues, every flow of it: with the kernel's flow hash, 32 flows from
-// one CPU would spread over both queues.
+// With SteerByCPU, the UDP a thread on CPU c sends goes to queue c mod
+// queues, every flow of it (with the kernel's flow hash, 32 flows from
+// one CPU would spread over both queues), while TCP goes by flow hash
+// (one connection's segments leave from several CPUs, and must not be
+// split between queues): 32 connections opened from one CPU spread.
 func TestOffloadSteerByCPU(t *testing.T) {
 	privtest.Require(t)
 	var allowed unix.CPUSet
@@ -367,17 +369,42 @@ func TestOffloadSteerByCPU(t *testing.T) {
 	const flows = 32
 	bufs := [][]byte{make([]byte, 16+65535)}
 	sizes := []int{0}
-	for round, cpu := range cpus {
-		// Send every flow from a thread that may run on cpu alone.
-		err := func() error {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var one unix.CPUSet
-			one.Set(cpu)
-			if err := unix.SchedSetaffinity(0, &one); err != nil {
-				return err
+	// onCPU runs f on a thread that may run on cpu alone.
+	onCPU := func(cpu int, f func() error) error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var one unix.CPUSet
+		one.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			return err
+		}
+		defer unix.SchedSetaffinity(0, &allowed)
+		return f()
+	}
+	// count reads every queue until want packets of protocol proto to
+	// the peer's port have come, by queue.
+	count := func(proto byte, want int) []int {
+		perQueue := make([]int, len(qs))
+		for deadline := time.Now().Add(5 * time.Second); perQueue[0]+perQueue[1] < want && time.Now().Before(deadline); {
+			got := false
+			for i, q := range qs {
+				k, err := q.(Poller).TryRead(bufs, sizes, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pkt := bufs[0][16 : 16+sizes[0]]; k == 1 && pkt[0]>>4 == 4 && pkt[9] == proto && binary.BigEndian.Uint16(pkt[22:]) == peer.Port() {
+					got = true
+					perQueue[i]++
+				}
 			}
-			defer unix.SchedSetaffinity(0, &allowed)
+			if !got {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return perQueue
+	}
+	for round, cpu := range cpus {
+		err := onCPU(cpu, func() error {
 			for i := range flows {
 				c, err := ns.ListenPacket(n)("udp4", fmt.Sprintf("10.0.0.2:%d", 9000+round*flows+i))
 				if err != nil {
@@ -390,29 +417,51 @@ func TestOffloadSteerByCPU(t *testing.T) {
 				}
 			}
 			return nil
-		}()
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		perQueue := make([]int, len(qs))
-		for deadline := time.Now().Add(5 * time.Second); perQueue[0]+perQueue[1] < flows && time.Now().Before(deadline); {
-			got := false
-			for i, q := range qs {
-				k, err := q.(Poller).TryRead(bufs, sizes, 16)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if pkt := bufs[0][16 : 16+sizes[0]]; k == 1 && pkt[0]>>4 == 4 && pkt[9] == 17 && binary.BigEndian.Uint16(pkt[22:]) == peer.Port() {
-					got = true
-					perQueue[i]++
-				}
+		if perQueue, want := count(17, flows), cpu%len(qs); perQueue[want] != flows {
+			t.Errorf("UDP sent on CPU %d: datagrams per queue %v, want all %d on queue %d", cpu, perQueue, flows, want)
+		}
+	}
+	// TCP: 32 SYNs, each a connection of its own, from one CPU. Nobody
+	// answers; the sockets are closed at the end.
+	fds := make([]int, flows)
+	err = ns.Do(n, func() error {
+		for i := range fds {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
 			}
-			if !got {
-				time.Sleep(time.Millisecond)
+			fds[i] = fd
+		}
+		return nil
+	})
+	defer func() {
+		for _, fd := range fds {
+			if fd > 0 {
+				unix.Close(fd)
 			}
 		}
-		if want := cpu % len(qs); perQueue[want] != flows {
-			t.Errorf("sent on CPU %d: datagrams per queue %v, want all %d on queue %d", cpu, perQueue, flows, want)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = onCPU(cpus[0], func() error {
+		for _, fd := range fds {
+			// The SYN leaves in connect's own context, on this CPU.
+			err := unix.Connect(fd, &unix.SockaddrInet4{Addr: peer.Addr().As4(), Port: int(peer.Port())})
+			if err != nil && !errors.Is(err, unix.EINPROGRESS) {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perQueue := count(6, flows); perQueue[0] == 0 || perQueue[1] == 0 {
+		t.Errorf("32 TCP connections opened on CPU %d: SYNs per queue %v, want them spread by flow hash", cpus[0], perQueue)
 	}
 }
