@@ -42,16 +42,7 @@ func TestTunQueuesCLI(t *testing.T) {
 			tp.startNAT(append([]string{"--tun-queues", "2", "--tun-backend", "offload", "--pcap-outside", filepath.Join(t.TempDir(), "out.pcap")}, extra...)...)
 			// Flows from 8 ports of two hosts: between them they use both
 			// queues, and each must get its mapping.
-			seen := map[string]bool{}
-			for _, host := range []string{tp.A, tp.B} {
-				for port := 5000; port < 5004; port++ {
-					m := mapped(t, udp(t, host, fmt.Sprintf(":%d", port)), stunServer)
-					if m.Addr() != ext1 || seen[m.String()] {
-						t.Errorf("%s:%d mapped to %s: want a distinct endpoint on %s", host, port, m, ext1)
-					}
-					seen[m.String()] = true
-				}
-			}
+			eightMappings(t, tp)
 			tp.stopNAT()
 		})
 	}
@@ -114,25 +105,50 @@ func TestLabTunQueues(t *testing.T) {
 	// The lab's process holds a /dev/net/tun descriptor per queue.
 	var fds [3]int
 	for _, queues := range []int{1, 2} {
-		if out, code := run("lab", "up", "-d", file, "--name", name, "--tun-queues", strconv.Itoa(queues)); code != 0 {
-			t.Fatalf("lab up: %d\n%s", code, out)
-		}
-		st, err := lab.ReadState(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fds[queues] = tunFDs(t, st.PID)
-		out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
-		if code != 0 || !strings.Contains(out, "198.51.100.1") {
-			t.Fatalf("probe through two NATs with %d queues per port: exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", queues, code, out)
-		}
-		if out, code := run("lab", "down", "--lab", name); code != 0 {
-			t.Fatalf("lab down: %d\n%s", code, out)
-		}
+		fds[queues] = labProbeFDs(t, file, name, run, "--tun-queues", strconv.Itoa(queues))
 	}
 	if fds[1] == 0 || fds[2] != 2*fds[1] {
 		t.Errorf("TUN descriptors: %d with one queue, %d with two; want twice as many", fds[1], fds[2])
 	}
+}
+
+// eightMappings asks the STUN server from 4 ports of each of hosts A and
+// B and wants 8 distinct mappings on the external address.
+func eightMappings(t *testing.T, tp *topo) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, host := range []string{tp.A, tp.B} {
+		for port := 5000; port < 5004; port++ {
+			m := mapped(t, udp(t, host, fmt.Sprintf(":%d", port)), stunServer)
+			if m.Addr() != ext1 || seen[m.String()] {
+				t.Errorf("%s:%d mapped to %s: want a distinct endpoint on %s", host, port, m, ext1)
+			}
+			seen[m.String()] = true
+		}
+	}
+}
+
+// labProbeFDs brings the nested lab up in the background with extra
+// flags, probes through both its NATs, counts the /dev/net/tun
+// descriptors its process holds, and brings it down.
+func labProbeFDs(t *testing.T, file, name string, run func(args ...string) (string, int), extra ...string) int {
+	t.Helper()
+	if out, code := run(append([]string{"lab", "up", "-d", file, "--name", name}, extra...)...); code != 0 {
+		t.Fatalf("lab up %v: %d\n%s", extra, code, out)
+	}
+	st, err := lab.ReadState(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := tunFDs(t, st.PID)
+	out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
+	if code != 0 || !strings.Contains(out, "198.51.100.1") {
+		t.Fatalf("probe through two NATs (%v): exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", extra, code, out)
+	}
+	if out, code := run("lab", "down", "--lab", name); code != 0 {
+		t.Fatalf("lab down: %d\n%s", code, out)
+	}
+	return fds
 }
 
 // taskID is the thread ID of /proc/PID/task/TID.
@@ -176,16 +192,7 @@ func TestPerCPUCLI(t *testing.T) {
 	tp := newTopo(t)
 	tp.startSTUN()
 	tp.startNAT("--per-cpu", "--tun-backend", "offload", "--pcap-outside", filepath.Join(t.TempDir(), "out.pcap"))
-	seen := map[string]bool{}
-	for _, host := range []string{tp.A, tp.B} {
-		for port := 5000; port < 5004; port++ {
-			m := mapped(t, udp(t, host, fmt.Sprintf(":%d", port)), stunServer)
-			if m.Addr() != ext1 || seen[m.String()] {
-				t.Errorf("%s:%d mapped to %s: want a distinct endpoint on %s", host, port, m, ext1)
-			}
-			seen[m.String()] = true
-		}
-	}
+	eightMappings(t, tp)
 	// Four ports (outside, three inside), a queue per CPU each.
 	if got := tunFDs(t, tp.gonat.Process.Pid); got != 4*queues {
 		t.Errorf("TUN descriptors: %d, want %d (4 ports x %d queues)", got, 4*queues, queues)
@@ -229,25 +236,9 @@ func TestLabPerCPU(t *testing.T) {
 		t.Skip("--per-cpu needs the offload backend; TestPerCPUCLI checks the refusal")
 	}
 	file, name, run := nestedLab(t)
-	var fds [2]int
-	for i, extra := range [][]string{nil, {"--per-cpu"}} {
-		if out, code := run(append([]string{"lab", "up", "-d", file, "--name", name}, extra...)...); code != 0 {
-			t.Fatalf("lab up %v: %d\n%s", extra, code, out)
-		}
-		st, err := lab.ReadState(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fds[i] = tunFDs(t, st.PID)
-		out, code := run("lab", "exec", "--lab", name, "alice", "--", gonatBin, "probe", "--server", "203.0.113.10", "--rto", "100ms", "--retries", "3")
-		if code != 0 || !strings.Contains(out, "198.51.100.1") {
-			t.Fatalf("probe through two NATs (%v): exit %d\n%s\nwant a mapping on the carrier's 198.51.100.1", extra, code, out)
-		}
-		if out, code := run("lab", "down", "--lab", name); code != 0 {
-			t.Fatalf("lab down: %d\n%s", code, out)
-		}
-	}
-	if q := tun.CPUQueues(); fds[0] == 0 || fds[1] != q*fds[0] {
-		t.Errorf("TUN descriptors: %d plain, %d with --per-cpu; want %d times as many (a queue per CPU)", fds[0], fds[1], q)
+	plain := labProbeFDs(t, file, name, run)
+	perCPU := labProbeFDs(t, file, name, run, "--per-cpu")
+	if q := tun.CPUQueues(); plain == 0 || perCPU != q*plain {
+		t.Errorf("TUN descriptors: %d plain, %d with --per-cpu; want %d times as many (a queue per CPU)", plain, perCPU, q)
 	}
 }
