@@ -81,7 +81,7 @@ func (r *Router) queues() [][]tun.Device {
 	return qs
 }
 
-// polled is one device (queue) the busy-poll loop reads, and its port.
+// polled is one device (queue) a polling loop reads, and its port.
 type polled struct {
 	port Port
 	dev  tun.Poller
@@ -171,11 +171,11 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 			run(func() error {
 				pinThread(q, allowed)
-				return r.busyPoll(ctx, devs, portsOf(q), 0)
+				return r.pollLoop(ctx, devs, portsOf(q), 0)
 			})
 		}
 	case pollers != nil:
-		run(func() error { return r.busyPoll(ctx, pollers, portsOf(0), r.BusyPoll) })
+		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.BusyPoll) })
 	default:
 		for q := range nq {
 			ports := portsOf(q)
@@ -219,8 +219,8 @@ loop:
 }
 
 // pumper is one reading goroutine's state: its buffers and the queues of
-// the batch it is translating. The per-device pumps have one each; the
-// busy-poll loop has one for all devices.
+// the batch it is translating. The per-device pumps have one each, a
+// polling loop one for all the devices it reads.
 type pumper struct {
 	r          *Router
 	ports      []tun.Device // by port: the device (queue) this reader writes to
@@ -288,16 +288,16 @@ func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
 	}
 }
 
-// busyPollWait bounds one poll(2) wait of an idle busy-poll loop, so it
+// busyPollWait bounds one poll(2) wait of an idle polling loop, so it
 // notices shutdown soon.
 const busyPollWait = 20 * time.Millisecond
 
-// busyPoll reads devs from one goroutine, trying each without waiting
+// pollLoop reads devs from one goroutine, trying each without waiting
 // and translating what it gets. With spin > 0 (BusyPoll: every device)
 // it yields the processor between empty rounds and sleeps in poll(2)
 // only once the devices have been quiet for spin; with 0 (PerCPU: one
 // queue of each port) it sleeps after the first empty round.
-func (r *Router) busyPoll(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration) error {
+func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration) error {
 	bs := 0
 	ws := make([]tun.Poller, len(devs))
 	for i, d := range devs {
