@@ -70,3 +70,45 @@ func TestBusyPollStopsUnderTraffic(t *testing.T) {
 		t.Fatal("Run still busy 5 s after its context ended, with traffic flowing")
 	}
 }
+
+// idleDevice is a tun.Poller that never has a packet: a polling loop
+// over it sleeps in poll(2) for good.
+type idleDevice struct {
+	*tun.ChannelDevice
+	fd int // a pipe's read end: valid for poll(2), never readable
+}
+
+func newIdleDevice(t *testing.T, name string) *idleDevice {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(p[0]); syscall.Close(p[1]) })
+	return &idleDevice{ChannelDevice: tun.NewChannel(name), fd: p[0]}
+}
+
+func (d *idleDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) { return 0, nil }
+func (d *idleDevice) PollFd() int                                                 { return d.fd }
+
+// Polling loops asleep with nothing to read (poll(2) without a timeout)
+// are woken when Run's context ends, busy-poll and per-CPU alike: Run
+// returns at once rather than never.
+func TestPollLoopsWakeAtShutdown(t *testing.T) {
+	for _, r := range []*Router{{BusyPoll: time.Millisecond}, {PerCPU: true}} {
+		r.Engine = newEngine(t, "full-cone")
+		r.Ports = []tun.Device{newIdleDevice(t, "out0"), newIdleDevice(t, "in0")}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(100 * time.Millisecond) // past BusyPoll: asleep
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("BusyPoll %v, PerCPU %v: Run still waiting 5 s after its context ended", r.BusyPoll, r.PerCPU)
+		}
+	}
+}

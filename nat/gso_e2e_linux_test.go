@@ -56,7 +56,7 @@ func TestEndToEndBusyPoll(t *testing.T) {
 		before := processCPU(t)
 		time.Sleep(time.Second)
 		// A spinning loop burns about a CPU-second a second; asleep it
-		// burns next to nothing (a poll(2) wake-up every 20 ms).
+		// burns next to nothing (asleep in poll(2) until a packet comes).
 		if used := processCPU(t) - before; used > 400*time.Millisecond {
 			t.Errorf("idle router used %v of CPU in 1s: still spinning", used)
 		}

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/tun"
+	"golang.org/x/sys/unix"
 )
 
 // Headroom is left in front of every packet buffer, so a backend that
@@ -126,6 +128,15 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The polling loops sleep in poll(2) with no timeout; an eventfd
+	// made readable at shutdown wakes them all.
+	wake := -1
+	if pollers != nil {
+		if wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			return fmt.Errorf("router: eventfd for the polling loops: %w", err)
+		}
+		defer unix.Close(wake) // after they are gone: Run waits for them below
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -171,11 +182,11 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 			run(func() error {
 				pinThread(q, allowed)
-				return r.pollLoop(ctx, devs, portsOf(q), 0)
+				return r.pollLoop(ctx, devs, portsOf(q), 0, wake)
 			})
 		}
 	case pollers != nil:
-		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.BusyPoll) })
+		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.BusyPoll, wake) })
 	default:
 		for q := range nq {
 			ports := portsOf(q)
@@ -202,8 +213,11 @@ loop:
 		}
 	}
 	if pollers != nil {
-		// The polling loops see ctx within busyPollWait; they must be
-		// gone before the devices (and the fds it polls) are.
+		// The polling loops must be gone before the devices (and the fds
+		// they poll) are; asleep, they see ctx only once woken.
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(wake, one[:]) // stays readable: every loop wakes, now or at its next wait
 		wg.Wait()
 	}
 	// Readers blocked in Read return once their device is closed.
@@ -288,16 +302,12 @@ func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
 	}
 }
 
-// busyPollWait bounds one poll(2) wait of an idle polling loop, so it
-// notices shutdown soon.
-const busyPollWait = 20 * time.Millisecond
-
 // pollLoop reads devs from one goroutine, trying each without waiting
 // and translating what it gets. With spin > 0 (BusyPoll: every device)
 // it yields the processor between empty rounds and sleeps in poll(2)
 // only once the devices have been quiet for spin; with 0 (PerCPU: one
 // queue of each port) it sleeps after the first empty round.
-func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration) error {
+func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration, wake int) error {
 	bs := 0
 	ws := make([]tun.Poller, len(devs))
 	for i, d := range devs {
@@ -305,7 +315,7 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 		ws[i] = d.dev
 	}
 	p := r.newPumper(bs, ports)
-	w := tun.NewWaiter(ws)
+	w := tun.NewWaiter(ws, wake)
 	done := ctx.Done()
 	last := time.Now() // of the last packet
 	for empty := 0; ; {
@@ -345,7 +355,7 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 			runtime.Gosched()
 			continue
 		}
-		ready, err := w.Wait(busyPollWait)
+		ready, err := w.Wait(-1)
 		if err != nil {
 			return fmt.Errorf("polling the devices: wait: %w", err)
 		}
