@@ -57,9 +57,11 @@ type Router struct {
 	// idle vCPUs the costly part of a round trip), and a reply the
 	// outside delivers while the request is being written (a ping's, in
 	// the same CPU's softirq) is read in the same round, without a
-	// wake-up. The cost is where the work runs: beside the sender, on
-	// the CPU it would otherwise have alone (README, Performance). Every
-	// port must be a tun.Poller; not with BusyPoll.
+	// wake-up. (TCP is steered by flow hash instead, so that a
+	// connection's segments, sent from several CPUs, are never split
+	// between readers.) The cost is where the work runs: beside the
+	// sender, on the CPU it would otherwise have alone (README,
+	// Performance). Every port must be a tun.Poller; not with BusyPoll.
 	PerCPU bool
 
 	writeErrors atomic.Uint64
