@@ -50,10 +50,9 @@ type NATSpec struct {
 	// queue of the CPU that sent it (tun.Config.SteerByCPU), and reads
 	// each CPU's queues from a thread pinned to that CPU
 	// (nat.Router.PerCPU): translation beside the sender, as the kernel
-	// forwards. Lower latency and more small packets per second, fewer
-	// new mappings per second (README, Performance). TCP goes by flow
-	// hash instead, so that one connection's segments are never split
-	// between queues. The queue count is the highest CPU the process may use plus
+	// forwards. Lower latency and more small packets per second
+	// (README, Performance). TCP goes by flow hash instead, so that one
+	// connection's segments are never split between queues. The queue count is the highest CPU the process may use plus
 	// one (tun.CPUQueues): as many descriptors per port, and per NAT a
 	// thread and 1 MB of buffers per queue. Overrides Queues; needs the
 	// offload backend; not with BusyPoll.

@@ -279,7 +279,7 @@ func tunQueuesFlag(fs *flag.FlagSet) *int {
 // perCPUFlag defines --per-cpu, which gonat run and lab up share.
 func perCPUFlag(fs *flag.FlagSet) *bool {
 	return fs.Bool("per-cpu", false, "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
-		"as the kernel forwards in the sender's context (TCP by flow hash): lower round-trip times and more small packets per second, fewer new mappings per second (README). "+
+		"as the kernel forwards in the sender's context (TCP by flow hash): lower round-trip times and more small packets per second (README). "+
 		"Needs the offload backend; not with --busy-poll or --tun-queues")
 }
 
