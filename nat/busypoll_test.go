@@ -4,6 +4,7 @@ package nat
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -22,12 +23,33 @@ type floodDevice struct {
 }
 
 func newFloodDevice(t *testing.T, name string, pkt []byte) *floodDevice {
+	return &floodDevice{ChannelDevice: tun.NewChannel(name), pkt: pkt, fd: neverReadable(t)}
+}
+
+// neverReadable is a pipe's read end, closed with the test: valid for
+// poll(2), never readable.
+func neverReadable(t *testing.T) int {
 	var p [2]int
 	if err := syscall.Pipe(p[:]); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Close(p[0]); syscall.Close(p[1]) })
-	return &floodDevice{ChannelDevice: tun.NewChannel(name), pkt: pkt, fd: p[0]}
+	return p[0]
+}
+
+// cancelAndWait ends Run's context and wants Run (reporting on done)
+// back without error within 5 s; what says what was going on.
+func cancelAndWait(t *testing.T, cancel context.CancelFunc, done <-chan error, what string) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Run still going 5 s after its context ended, %s", what)
+	}
 }
 
 func (d *floodDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -60,15 +82,7 @@ func TestBusyPollStopsUnderTraffic(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run still busy 5 s after its context ended, with traffic flowing")
-	}
+	cancelAndWait(t, cancel, done, "with traffic flowing")
 }
 
 // idleDevice is a tun.Poller that never has a packet: a polling loop
@@ -79,12 +93,7 @@ type idleDevice struct {
 }
 
 func newIdleDevice(t *testing.T, name string) *idleDevice {
-	var p [2]int
-	if err := syscall.Pipe(p[:]); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(p[0]); syscall.Close(p[1]) })
-	return &idleDevice{ChannelDevice: tun.NewChannel(name), fd: p[0]}
+	return &idleDevice{ChannelDevice: tun.NewChannel(name), fd: neverReadable(t)}
 }
 
 func (d *idleDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) { return 0, nil }
@@ -101,14 +110,6 @@ func TestPollLoopsWakeAtShutdown(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
 		time.Sleep(100 * time.Millisecond) // past BusyPoll: asleep
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("BusyPoll %v, PerCPU %v: Run still waiting 5 s after its context ended", r.BusyPoll, r.PerCPU)
-		}
+		cancelAndWait(t, cancel, done, fmt.Sprintf("idle, BusyPoll %v, PerCPU %v", r.BusyPoll, r.PerCPU))
 	}
 }
