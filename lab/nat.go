@@ -52,10 +52,11 @@ type NATSpec struct {
 	// (nat.Router.PerCPU): translation beside the sender, as the kernel
 	// forwards. Lower latency and more small packets per second
 	// (README, Performance). TCP goes by flow hash instead, so that one
-	// connection's segments are never split between queues. The queue count is the highest CPU the process may use plus
-	// one (tun.CPUQueues): as many descriptors per port, and per NAT a
-	// thread and 1 MB of buffers per queue. Overrides Queues; needs the
-	// offload backend; not with BusyPoll.
+	// connection's segments are never split between queues. The queue
+	// count is the highest CPU the process may use plus one
+	// (tun.CPUQueues): as many descriptors per port, and per NAT a thread
+	// and 1 MB of buffers per queue. Overrides Queues; needs the offload
+	// backend; not with BusyPoll.
 	PerCPU bool
 	Logf   func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,

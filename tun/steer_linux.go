@@ -83,9 +83,6 @@ func steerByCPU(fd int) error {
 	return nil
 }
 
-// maxQueues is the kernel's limit of queues per TUN device (MAX_TAP_QUEUES).
-const maxQueues = 256
-
 // CPUQueues is how many queues a device that steers by CPU needs for
 // every CPU this process may use to have its own: the highest such CPU
 // number plus one (queue = CPU mod queues), at most the kernel's 256.
@@ -94,10 +91,10 @@ const maxQueues = 256
 func CPUQueues() int {
 	var s unix.CPUSet
 	if unix.SchedGetaffinity(0, &s) != nil {
-		return min(runtime.NumCPU(), maxQueues)
+		return min(runtime.NumCPU(), MaxQueues)
 	}
 	n := 1
-	for c := range maxQueues {
+	for c := range MaxQueues {
 		if s.IsSet(c) {
 			n = c + 1
 		}

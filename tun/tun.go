@@ -61,6 +61,9 @@ type MultiQueue interface {
 	Queues() []Device
 }
 
+// MaxQueues is the kernel's limit of queues per TUN device (MAX_TAP_QUEUES).
+const MaxQueues = 256
+
 // QueuesOf returns d's queues: d alone unless it is a MultiQueue.
 func QueuesOf(d Device) []Device {
 	if m, ok := d.(MultiQueue); ok {

@@ -267,9 +267,6 @@ func envOr(k, def string) string {
 	return def
 }
 
-// maxQueues is the kernel's limit of queues per TUN device (MAX_TAP_QUEUES).
-const maxQueues = 256
-
 // tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
 func tunQueuesFlag(fs *flag.FlagSet) *int {
 	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
@@ -301,8 +298,8 @@ func checkPerCPU(perCPU bool, busyPoll time.Duration, queues int, backend string
 // checkQueues validates --tun-queues for the backend in use.
 func checkQueues(n int, backend string) error {
 	switch {
-	case n < 1 || n > maxQueues:
-		return usageErr("--tun-queues %d: want 1 to %d", n, maxQueues)
+	case n < 1 || n > tun.MaxQueues:
+		return usageErr("--tun-queues %d: want 1 to %d", n, tun.MaxQueues)
 	case n > 1 && backend == tun.BackendWater:
 		return usageErr("--tun-queues %d needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue", n)
 	}
