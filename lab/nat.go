@@ -133,17 +133,20 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	if spec.PerCPU {
 		queues = tun.CPUQueues()
 	}
+	// The polling readers never wait in Read: their devices stay out of
+	// the netpoller.
+	polled := spec.PerCPU || spec.BusyPoll > 0
 	var routes []netip.Prefix
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Routes: routes})
+	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Polled: polled, Routes: routes})
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Addresses: in.Hosts,
+		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Polled: polled, Addresses: in.Hosts,
 			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
 		if in.Transit {
 			tc.Addresses = nil

@@ -25,6 +25,7 @@ func TestBusyPollCLI(t *testing.T) {
 	if m.Addr() != ext1 {
 		t.Errorf("STUN server saw %s; want the external address %s", m, ext1)
 	}
+	checkPolled(t, tp.gonat.Process.Pid, false)
 	// A second flow, from another host, gets its own mapping.
 	if m2 := mapped(t, udp(t, tp.B, ":5000"), stunServer); m2 == m || m2.Addr() != ext1 {
 		t.Errorf("second host mapped to %s (first %s); want a distinct endpoint on %s", m2, m, ext1)
@@ -43,6 +44,7 @@ func TestTunQueuesCLI(t *testing.T) {
 			// Flows from 8 ports of two hosts: between them they use both
 			// queues, and each must get its mapping.
 			eightMappings(t, tp)
+			checkPolled(t, tp.gonat.Process.Pid, extra == nil)
 			tp.stopNAT()
 		})
 	}
@@ -159,18 +161,56 @@ func taskID(dir string) int {
 
 // tunFDs counts the /dev/net/tun descriptors process pid holds.
 func tunFDs(t *testing.T, pid int) int {
+	n, _ := tunFDsPolled(t, pid)
+	return n
+}
+
+// tunFDsPolled counts the /dev/net/tun descriptors process pid holds,
+// and how many of them are in an epoll set of its (Go's netpoller).
+func tunFDsPolled(t *testing.T, pid int) (all, inEpoll int) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	tuns, watched := map[int]bool{}, map[int]bool{}
 	for _, e := range ents {
-		if l, _ := os.Readlink(filepath.Join(dir, e.Name())); l == "/dev/net/tun" {
-			n++
+		fd, _ := strconv.Atoi(e.Name())
+		switch l, _ := os.Readlink(filepath.Join(dir, e.Name())); l {
+		case "/dev/net/tun":
+			tuns[fd] = true
+		case "anon_inode:[eventpoll]":
+			info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+			for _, line := range strings.Split(string(info), "\n") {
+				var tfd int
+				if _, err := fmt.Sscanf(line, "tfd: %d", &tfd); err == nil {
+					watched[tfd] = true
+				}
+			}
 		}
 	}
-	return n
+	for fd := range tuns {
+		if watched[fd] {
+			inEpoll++
+		}
+	}
+	return len(tuns), inEpoll
+}
+
+// checkPolled fails t unless the TUN descriptors of the NAT process are
+// (want true) or are not in its netpoller: polling readers keep them out,
+// since its edge-triggered epoll wakes an idle thread per packet.
+func checkPolled(t *testing.T, pid int, want bool) {
+	t.Helper()
+	all, in := tunFDsPolled(t, pid)
+	switch {
+	case all == 0:
+		t.Errorf("gonat (pid %d) holds no TUN descriptor", pid)
+	case want && in != all:
+		t.Errorf("%d of gonat's %d TUN descriptors are in its netpoller; want all (its readers wait there)", in, all)
+	case !want && in != 0:
+		t.Errorf("%d of gonat's %d TUN descriptors are in its netpoller; want none (its readers poll them)", in, all)
+	}
 }
 
 // gonat run --per-cpu gives every port a queue per CPU and reads them
@@ -197,6 +237,7 @@ func TestPerCPUCLI(t *testing.T) {
 	if got := tunFDs(t, tp.gonat.Process.Pid); got != 4*queues {
 		t.Errorf("TUN descriptors: %d, want %d (4 ports x %d queues)", got, 4*queues, queues)
 	}
+	checkPolled(t, tp.gonat.Process.Pid, false)
 	// A reader thread pinned to each CPU the process may use, in
 	// SCHED_BATCH (so that it does not preempt the sender beside it).
 	pinned := map[string]bool{}

@@ -40,6 +40,14 @@ type Config struct {
 	// TCP segments still go by flow hash: a connection's segments leave
 	// from several CPUs and must not be reordered between queues.
 	SteerByCPU bool
+	// Polled says the device will only be polled (Poller.TryRead, and a
+	// Waiter to sleep), as nat.Router's PerCPU and BusyPoll readers do,
+	// never Read (offload backend). Its descriptor then stays out of Go's
+	// netpoller, whose epoll is edge-triggered: every packet the kernel
+	// queued would wake a thread idling in it, for nothing, taking CPU
+	// from the hosts (README, Performance). Read on it returns
+	// ErrPolled when there is nothing to read.
+	Polled bool
 }
 
 // waterDevice is the first Linux backend: songgao/water, one packet per

@@ -59,6 +59,7 @@ var errNoOffload = errors.New("TUN offload unsupported")
 // os.File, so it sits in Go's netpoller: a Read waiting for packets parks
 // its goroutine, and Close wakes it. Read takes packets until the device
 // has no more (EAGAIN) or the batch is full, within one poller wake-up.
+// A Config.Polled device is not in the netpoller; only TryRead reads it.
 type offloadDevice struct {
 	file     *os.File
 	rc       syscall.RawConn
@@ -83,6 +84,7 @@ type offloadDevice struct {
 		fn     func(fd uintptr) bool
 	}
 	fd      int      // for PollFd; valid until Close
+	polled  bool     // Config.Polled: not in the netpoller, so Read cannot wait
 	queues  []Device // with Config.Queues > 1, on the first queue: all of them
 	writeMu sync.Mutex
 	wr      struct {
@@ -155,7 +157,7 @@ func createOffload(cfg Config) (Device, error) {
 	queues := max(cfg.Queues, 1)
 	var dev *offloadDevice
 	setup := func() error {
-		d, err := openOffload(cfg.Name, queues > 1)
+		d, err := openOffload(cfg.Name, queues > 1, cfg.Polled)
 		if err != nil {
 			return err
 		}
@@ -163,7 +165,7 @@ func createOffload(cfg Config) (Device, error) {
 		if queues > 1 {
 			d.queues = []Device{d}
 			for range queues - 1 {
-				q, err := openOffload(d.name, true)
+				q, err := openOffload(d.name, true, cfg.Polled)
 				if err != nil {
 					d.Close()
 					return fmt.Errorf("TUN device %s: queue %d: %w", d.name, len(d.queues), err)
@@ -205,8 +207,8 @@ func (d multiQueueDevice) Queues() []Device { return d.queues }
 
 // openOffload opens /dev/net/tun in the calling thread's namespace and
 // makes TUN device name (may hold %d) with a virtio-net header and
-// offloads.
-func openOffload(name string, multiQueue bool) (*offloadDevice, error) {
+// offloads; polled keeps it out of the netpoller (Config.Polled).
+func openOffload(name string, multiQueue, polled bool) (*offloadDevice, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -248,17 +250,29 @@ func openOffload(name string, multiQueue bool) (*offloadDevice, error) {
 			return fail(fmt.Errorf("%w: TUNSETOFFLOAD: %v", errNoOffload, err))
 		}
 	}
+	// os.NewFile puts a descriptor that is non-blocking by then into the
+	// netpoller, and leaves a blocking one out: a polled device is made
+	// non-blocking only once wrapped.
+	var f *os.File
+	if polled {
+		f = os.NewFile(uintptr(fd), "/dev/net/tun")
+	}
 	if err := unix.SetNonblock(fd, true); err != nil {
+		if f != nil {
+			f.Close()
+			return nil, fmt.Errorf("TUN device %s: set non-blocking: %w", ifr.Name(), err)
+		}
 		return fail(fmt.Errorf("TUN device %s: set non-blocking: %w", ifr.Name(), err))
 	}
-	// A non-blocking fd wrapped in os.File joins the netpoller.
-	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	if f == nil {
+		f = os.NewFile(uintptr(fd), "/dev/net/tun")
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	d := &offloadDevice{file: f, rc: rc, name: ifr.Name(), offloads: offloads, fd: fd}
+	d := &offloadDevice{file: f, rc: rc, name: ifr.Name(), offloads: offloads, fd: fd, polled: polled}
 	d.rd.fn = d.readRaw
 	d.wr.fn = d.writeRaw
 	return d, nil
@@ -295,6 +309,9 @@ func (d *offloadDevice) read(bufs [][]byte, sizes []int, offset int, nowait bool
 	if err != nil {
 		if d.closed.Load() {
 			return 0, ErrClosed
+		}
+		if d.polled && !nowait {
+			return 0, ErrPolled // the poller's "waiting for unsupported file type"
 		}
 		return 0, err
 	}
@@ -361,8 +378,8 @@ func (d *offloadDevice) writeRaw(fd uintptr) bool {
 		switch {
 		case err == unix.EINTR:
 			continue
-		case err == unix.EAGAIN:
-			return false
+		case err == unix.EAGAIN && !d.polled:
+			return false // wait in the netpoller; a polled device cannot
 		case err == nil:
 			w.written++
 		case w.err == nil:

@@ -465,3 +465,117 @@ func TestOffloadSteerByCPU(t *testing.T) {
 		t.Errorf("32 TCP connections opened on CPU %d: SYNs per queue %v, want them spread by flow hash", cpus[0], perQueue)
 	}
 }
+
+// A Config.Polled device stays out of Go's netpoller (its epoll would
+// wake an idle thread for every packet), yet TryRead, Waiter and Write
+// work on it, and Read on it fails at once rather than wait forever.
+func TestOffloadPolled(t *testing.T) {
+	privtest.Require(t)
+	n := testNS(t)
+	plain := createIn(t, n, BackendOffload) // in the netpoller: the check below can see one
+	d, err := Create(Config{Namespace: n, Backend: BackendOffload, Name: "gpoll0", Queues: 2, Polled: true,
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.1.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	polled := epollTargets(t)
+	if fd := plain.(Poller).PollFd(); !polled[fd] {
+		t.Fatalf("the plain device's fd %d is not in any epoll set (%v): the check cannot see the netpoller", fd, polled)
+	}
+	qs := QueuesOf(d)
+	for i, q := range qs {
+		if fd := q.(Poller).PollFd(); polled[fd] {
+			t.Fatalf("queue %d of the polled device: fd %d is in the netpoller", i, fd)
+		}
+	}
+
+	bufs := [][]byte{make([]byte, 16+65535)}
+	sizes := []int{0}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := qs[0].Read(bufs, sizes, 16) // nothing sent yet
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrPolled) {
+			t.Fatalf("Read on an empty polled device: %v, want ErrPolled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read on an empty polled device still waiting after 5s")
+	}
+
+	// A datagram routed into the device wakes a Waiter on its queues and
+	// is read with TryRead.
+	c, err := ns.ListenPacket(n)("udp4", "10.0.1.2:5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteTo([]byte("polled"), &net.UDPAddr{IP: net.IPv4(10, 0, 1, 9), Port: 9}); err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]Poller, len(qs))
+	for i, q := range qs {
+		ps[i] = q.(Poller)
+	}
+	w := NewWaiter(ps, -1)
+	deadline := time.Now().Add(5 * time.Second)
+	for found := false; !found; {
+		if time.Now().After(deadline) {
+			t.Fatal("the datagram never reached the polled device")
+		}
+		if _, err := w.Wait(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			k, err := p.TryRead(bufs, sizes, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == 1 && strings.HasSuffix(string(bufs[0][16:16+sizes[0]]), "polled") {
+				found = true
+			}
+		}
+	}
+
+	// And a packet written to it is delivered.
+	buf := make([]byte, 16+64)
+	l := udpPacket(buf[16:], netip.MustParseAddrPort("10.0.1.9:9"), netip.MustParseAddrPort("10.0.1.2:5000"), "back")
+	if k, err := qs[1].Write([][]byte{buf[:16+l]}, 16); k != 1 || err != nil {
+		t.Fatalf("write: %d %v", k, err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 100)
+	if m, _, err := c.ReadFrom(got); err != nil || string(got[:m]) != "back" {
+		t.Fatalf("got %q: %v", got[:m], err)
+	}
+}
+
+// epollTargets returns the descriptors registered in any epoll instance
+// of this process (the Go netpoller's among them), from /proc fdinfo.
+func epollTargets(t *testing.T) map[int]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := map[int]bool{}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			var fd int
+			if _, err := fmt.Sscanf(line, "tfd: %d", &fd); err == nil {
+				fds[fd] = true
+			}
+		}
+	}
+	return fds
+}

@@ -77,5 +77,9 @@ func QueuesOf(d Device) []Device {
 // ErrClosed is returned by Read and Write on a closed device.
 var ErrClosed = errors.New("tun: device closed")
 
+// ErrPolled is returned by Read on an empty device created with
+// Config.Polled, which cannot wait: poll it with TryRead and a Waiter.
+var ErrPolled = errors.New("tun: device is polled (Config.Polled): Read cannot wait; use TryRead and a Waiter")
+
 // DefaultMTU is the MTU of devices created without one.
 const DefaultMTU = 1500
