@@ -5,13 +5,15 @@
 //	kernel routing   client -veth- router -veth- server, no NAT (the limit)
 //	kernel NAT       the same with nftables (or iptables) MASQUERADE
 //	gonat offload    client -TUN- gonat -TUN- server, --tun-backend offload
-//	gonat water      the same with --tun-backend water
+//	                 (its default readers: a queue per CPU, steered by the
+//	                 sending CPU, read by a thread pinned to it)
+//	gonat water      the same with --tun-backend water (a reader per device)
 //	gonat busypoll   offload with --busy-poll: one reader that spins while
 //	                 traffic flows (a CPU core for lower latency)
 //	gonat queues     offload with --tun-queues 2: two queues per TUN
 //	                 device, a reader each (IFF_MULTI_QUEUE)
-//	gonat percpu     offload with --per-cpu: a queue per CPU, steered by
-//	                 the sending CPU, read by a thread pinned to it
+//	gonat perdevice  offload with --per-cpu=false: one queue per device,
+//	                 read by a goroutine that waits in Go's netpoller
 //
 // and prints a table of absolute figures and ratios to the kernel NAT:
 // iperf3 TCP with 1 and 4 streams, UDP 64-byte datagrams (the most the
@@ -48,7 +50,7 @@ func main() {
 	secs := flag.Int("t", 4, "seconds each iperf3 run measures (after 1 s omitted; at most 4)")
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
-	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll,queues,percpu); default all")
+	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll,queues,perdevice); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
@@ -115,7 +117,7 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 		{Key: "water", Name: "gonat --tun-backend water"},
 		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
 		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
-		{Key: "percpu", Name: "gonat --tun-backend offload --per-cpu"},
+		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false"},
 	}
 	if natErr != nil {
 		rows[1].Name = "kernel NAT (masquerade)"

@@ -64,8 +64,8 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		t, err = b.gonatTopo(ctx, "offload", "--busy-poll", busyPoll.String())
 	case "queues":
 		t, err = b.gonatTopo(ctx, "offload", "--tun-queues", "2")
-	case "percpu":
-		t, err = b.gonatTopo(ctx, "offload", "--per-cpu")
+	case "perdevice":
+		t, err = b.gonatTopo(ctx, "offload", "--per-cpu=false")
 	default:
 		t, err = b.gonatTopo(ctx, r.Key)
 	}

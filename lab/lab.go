@@ -72,8 +72,9 @@ type Options struct {
 	BusyPoll time.Duration
 	// Queues is every NAT's NATSpec.Queues (0: one).
 	Queues int
-	// PerCPU is every NAT's NATSpec.PerCPU.
-	PerCPU bool
+	// Readers is every NAT's NATSpec.Readers (ReadersAuto: per CPU
+	// where that works).
+	Readers Readers
 }
 
 // Lab is a running topology.
@@ -217,7 +218,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// NATs, outermost first: an inner NAT's uplink must exist before its
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll, Queues: opt.Queues, PerCPU: opt.PerCPU}
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll, Queues: opt.Queues, Readers: opt.Readers}
 		if opt.Wrap != nil {
 			natName := n.Name
 			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }

@@ -46,19 +46,10 @@ type NATSpec struct {
 	// its reader; 0 or 1 is one. Several need the offload backend. On
 	// 2 cores they measured no faster (README, Performance).
 	Queues int
-	// PerCPU gives every port a queue per CPU, each packet going to the
-	// queue of the CPU that sent it (tun.Config.SteerByCPU), and reads
-	// each CPU's queues from a thread pinned to that CPU
-	// (nat.Router.PerCPU): translation beside the sender, as the kernel
-	// forwards. Lower latency and more small packets per second
-	// (README, Performance). TCP goes by flow hash instead, so that one
-	// connection's segments are never split between queues. The queue
-	// count is the highest CPU the process may use plus one
-	// (tun.CPUQueues): as many descriptors per port, and per NAT a thread
-	// and 1 MB of buffers per queue. Overrides Queues; needs the offload
-	// backend; not with BusyPoll.
-	PerCPU bool
-	Logf   func(format string, args ...any)
+	// Readers is how the NAT reads its devices: ReadersAuto (the zero
+	// value) reads per CPU where it can, else per device.
+	Readers Readers
+	Logf    func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
 	// counters): port 0 is the outside, 1.. the inside ports. A device
 	// with several queues is a tun.MultiQueue, and the wrapper must be
@@ -67,11 +58,49 @@ type NATSpec struct {
 	Wrap func(port int, d tun.Device) tun.Device
 }
 
+// Readers is how a NAT reads its TUN devices.
+type Readers int
+
+const (
+	// ReadersAuto reads per CPU (ReadersPerCPU), except with BusyPoll,
+	// with Queues > 1 or with devices that cannot be read so (the water
+	// backend, asked for or fallen back to): then per device.
+	ReadersAuto Readers = iota
+	// ReadersPerDevice reads each device queue from a goroutine that
+	// waits in Go's netpoller (nat.Router's default).
+	ReadersPerDevice
+	// ReadersPerCPU gives every port a queue per CPU, each packet going
+	// to the queue of the CPU that sent it (tun.Config.SteerByCPU), and
+	// reads each CPU's queues from a thread pinned to that CPU
+	// (nat.Router.PerCPU): translation beside the sender, as the kernel
+	// forwards. Lower latency and more small packets per second than
+	// per device (README, Performance). TCP goes by flow hash instead,
+	// so that one connection's segments are never split between queues.
+	// The queue count is the highest CPU the process may use plus one
+	// (tun.CPUQueues): as many descriptors per port, and per NAT a
+	// thread and 1 MB of buffers per queue. Overrides Queues; needs the
+	// offload backend; not with BusyPoll.
+	ReadersPerCPU
+)
+
+func (r Readers) String() string {
+	switch r {
+	case ReadersAuto:
+		return "auto"
+	case ReadersPerDevice:
+		return "per-device"
+	case ReadersPerCPU:
+		return "per-cpu"
+	}
+	return fmt.Sprintf("Readers(%d)", int(r))
+}
+
 // NAT is a running NAT: its devices exist and its router is pumping.
 type NAT struct {
 	Engine  *nat.Engine
 	Router  *nat.Router
 	spec    NATSpec
+	readers Readers // as decided: never ReadersAuto
 	devices []tun.Device
 	gws     []netip.Addr
 
@@ -129,25 +158,54 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			d.Close()
 		}
 	}
-	queues := spec.Queues
-	if spec.PerCPU {
-		queues = tun.CPUQueues()
+	readers := spec.Readers
+	if readers == ReadersAuto {
+		readers = ReadersPerCPU
+		if spec.BusyPoll > 0 || spec.Queues > 1 || spec.Backend == tun.BackendWater {
+			readers = ReadersPerDevice
+		}
 	}
-	// The polling readers never wait in Read: their devices stay out of
-	// the netpoller.
-	polled := spec.PerCPU || spec.BusyPoll > 0
 	var routes []netip.Prefix
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	out, err := tun.Create(tun.Config{Namespace: spec.Outside, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Polled: polled, Routes: routes})
+	devConfig := func(r Readers) tun.Config {
+		c := tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues,
+			// The polling readers never wait in Read: their devices stay
+			// out of the netpoller.
+			Polled: r == ReadersPerCPU || spec.BusyPoll > 0}
+		if r == ReadersPerCPU {
+			c.Queues, c.SteerByCPU = tun.CPUQueues(), true
+		}
+		return c
+	}
+	oc := devConfig(readers)
+	oc.Namespace, oc.Routes = spec.Outside, routes
+	out, err := tun.Create(oc)
+	if err != nil && spec.Readers == ReadersAuto && readers == ReadersPerCPU {
+		// Per-CPU devices failed (the steering program, say): say why,
+		// and read per device rather than not at all.
+		if spec.Logf != nil {
+			spec.Logf("per-CPU readers unavailable (%v); reading per device", err)
+		}
+		readers = ReadersPerDevice
+		oc = devConfig(readers)
+		oc.Namespace, oc.Routes = spec.Outside, routes
+		out, err = tun.Create(oc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
+	if readers == ReadersPerCPU && spec.Readers == ReadersAuto && !tun.CanPoll(out) {
+		// BackendAuto fell back to water (and said so): one queue, read
+		// per device.
+		readers = ReadersPerDevice
+	}
 	for _, in := range spec.Inside {
-		tc := tun.Config{Namespace: in.Namespace, Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: queues, SteerByCPU: spec.PerCPU, Polled: polled, Addresses: in.Hosts,
-			Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}}
+		tc := devConfig(readers)
+		tc.Namespace, tc.Addresses = in.Namespace, in.Hosts
+		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 		if in.Transit {
 			tc.Addresses = nil
 		}
@@ -169,7 +227,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			}
 		}
 	}
-	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll, PerCPU: spec.PerCPU}
+	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll, PerCPU: readers == ReadersPerCPU}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()
@@ -177,7 +235,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n := &NAT{
-		Engine: eng, spec: spec, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
+		Engine: eng, spec: spec, readers: readers, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
 		Router: router,
 	}
 	n.Router.ExpireEvery = sweepInterval(eng.Config().Table)
@@ -240,7 +298,25 @@ func (n *NAT) Describe() string {
 	}
 	fmt.Fprintf(&b, "; mapping %s filtering %s port-assignment %s hairpin %t",
 		c.Mapping, c.Filtering, c.PortAssignment, c.Hairpin)
+	fmt.Fprintf(&b, "; readers %s", n.ReadersDesc())
 	return b.String()
+}
+
+// Readers reports how the NAT reads its devices, as decided at start.
+func (n *NAT) Readers() Readers { return n.readers }
+
+// ReadersDesc says how the NAT reads its devices: "per-cpu (2 queues)",
+// "per-device", "busy-poll 200ms".
+func (n *NAT) ReadersDesc() string {
+	switch {
+	case n.spec.BusyPoll > 0:
+		return "busy-poll " + n.spec.BusyPoll.String()
+	case n.readers == ReadersPerCPU:
+		return fmt.Sprintf("per-cpu (%d queues)", len(tun.QueuesOf(n.devices[0])))
+	case len(tun.QueuesOf(n.devices[0])) > 1:
+		return fmt.Sprintf("per-device (%d queues)", len(tun.QueuesOf(n.devices[0])))
+	}
+	return "per-device"
 }
 
 // Done is closed when the NAT has stopped.

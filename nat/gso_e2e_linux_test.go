@@ -206,11 +206,14 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
+	// As lab.StartNAT makes them: polling readers' devices stay out of
+	// the netpoller.
+	polled := o.perCPU || busyPoll > 0
+	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Polled: polled, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
+	in, err := tun.Create(tun.Config{Namespace: l.inside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Polled: polled, Addresses: []netip.Prefix{netip.PrefixFrom(hostA, 24)},
 		Routes: []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}})
 	if err != nil {
 		out.Close()

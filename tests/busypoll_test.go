@@ -104,13 +104,12 @@ func TestLabTunQueues(t *testing.T) {
 	if os.Getenv("GONAT_TUN_BACKEND") == "water" {
 		return // the rest needs the offload backend
 	}
-	// The lab's process holds a /dev/net/tun descriptor per queue.
-	var fds [3]int
-	for _, queues := range []int{1, 2} {
-		fds[queues] = labProbeFDs(t, file, name, run, "--tun-queues", strconv.Itoa(queues))
-	}
-	if fds[1] == 0 || fds[2] != 2*fds[1] {
-		t.Errorf("TUN descriptors: %d with one queue, %d with two; want twice as many", fds[1], fds[2])
+	// The lab's process holds a /dev/net/tun descriptor per queue (one
+	// each read per device, which --tun-queues makes the default).
+	one := labProbeFDs(t, file, name, run, "--per-cpu=false")
+	two := labProbeFDs(t, file, name, run, "--tun-queues", "2")
+	if one == 0 || two != 2*one {
+		t.Errorf("TUN descriptors: %d with one queue, %d with two; want twice as many", one, two)
 	}
 }
 
@@ -269,17 +268,55 @@ func TestPerCPUCLI(t *testing.T) {
 	tp.stopNAT()
 }
 
-// gonat lab up -d --per-cpu: the background child gets the flag (a
-// queue per CPU on every port, where a plain lab has one) and a probe
-// through two NATs answers.
+// gonat lab up -d: the background child reads per CPU by default (a
+// queue per CPU on every port, where --per-cpu=false has one), gets
+// either flag as given, and a probe through two NATs answers each time.
 func TestLabPerCPU(t *testing.T) {
 	if os.Getenv("GONAT_TUN_BACKEND") == "water" {
-		t.Skip("--per-cpu needs the offload backend; TestPerCPUCLI checks the refusal")
+		t.Skip("--per-cpu needs the offload backend; TestPerCPUCLI checks the refusal and TestDefaultReaders the default on water")
 	}
 	file, name, run := nestedLab(t)
+	perDevice := labProbeFDs(t, file, name, run, "--per-cpu=false")
 	plain := labProbeFDs(t, file, name, run)
 	perCPU := labProbeFDs(t, file, name, run, "--per-cpu")
-	if q := tun.CPUQueues(); plain == 0 || perCPU != q*plain {
-		t.Errorf("TUN descriptors: %d plain, %d with --per-cpu; want %d times as many (a queue per CPU)", plain, perCPU, q)
+	if q := tun.CPUQueues(); perDevice == 0 || plain != q*perDevice || perCPU != plain {
+		t.Errorf("TUN descriptors: %d with --per-cpu=false, %d by default, %d with --per-cpu; want the last two %d times the first (a queue per CPU)",
+			perDevice, plain, perCPU, q)
+	}
+}
+
+// Left alone, gonat run reads per CPU where the offload backend works (a
+// queue per CPU on every port, kept out of the netpoller), per device on
+// water; --per-cpu=false reads per device (one queue, in the
+// netpoller). The ready line says which.
+func TestDefaultReaders(t *testing.T) {
+	water := os.Getenv("GONAT_TUN_BACKEND") == "water"
+	queues := tun.CPUQueues()
+	for _, c := range []struct {
+		name   string
+		extra  []string
+		perCPU bool
+	}{
+		{"default", nil, !water},
+		{"per-cpu=false", []string{"--per-cpu=false"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tp := newTopo(t)
+			tp.startSTUN()
+			tp.startNAT(c.extra...)
+			eightMappings(t, tp)
+			fds, desc := 4, "; readers per-device;"
+			if c.perCPU {
+				fds, desc = 4*queues, fmt.Sprintf("; readers per-cpu (%d queues);", queues)
+			}
+			if got := tunFDs(t, tp.gonat.Process.Pid); got != fds {
+				t.Errorf("TUN descriptors: %d, want %d (4 ports)", got, fds)
+			}
+			checkPolled(t, tp.gonat.Process.Pid, !c.perCPU)
+			if out := tp.stdout.String(); !strings.Contains(out, desc) {
+				t.Errorf("ready line does not say %q:\n%s", desc, out)
+			}
+			tp.stopNAT()
+		})
 	}
 }

@@ -160,7 +160,7 @@ func labUp(args []string) error {
 	if err := checkQueues(*queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
 		return err
 	}
-	if err := checkPerCPU(*perCPU, *busyPoll, *queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
+	if err := checkPerCPU(perCPU.r, *busyPoll, *queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -201,9 +201,7 @@ func labUp(args []string) error {
 		if *queues > 1 {
 			extra = append(extra, "--tun-queues", strconv.Itoa(*queues))
 		}
-		if *perCPU {
-			extra = append(extra, "--per-cpu")
-		}
+		extra = append(extra, perCPU.args()...)
 		return startDetached(file, labName, extra...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -215,7 +213,7 @@ func labUp(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	busyPollProcs(*busyPoll)
-	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, PerCPU: *perCPU, Logf: func(f string, a ...any) {
+	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
 	if *trace || *verbose {

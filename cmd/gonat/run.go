@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -100,7 +101,7 @@ func runCmd(args []string) error {
 	if err := checkQueues(*queues, *backend); err != nil {
 		return err
 	}
-	if err := checkPerCPU(*perCPU, *busyPoll, *queues, *backend); err != nil {
+	if err := checkPerCPU(perCPU.r, *busyPoll, *queues, *backend); err != nil {
 		return err
 	}
 	if *busyPoll > 0 && *backend == tun.BackendWater {
@@ -115,7 +116,7 @@ func runCmd(args []string) error {
 	}
 
 	busyPollProcs(*busyPoll)
-	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues, PerCPU: *perCPU}
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
 	}
@@ -273,17 +274,58 @@ func tunQueuesFlag(fs *flag.FlagSet) *int {
 		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend")
 }
 
-// perCPUFlag defines --per-cpu, which gonat run and lab up share.
-func perCPUFlag(fs *flag.FlagSet) *bool {
-	return fs.Bool("per-cpu", false, "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
+// perCPUFlag defines --per-cpu, which gonat run and lab up share. Not
+// given, it is lab.ReadersAuto: per CPU where that works.
+func perCPUFlag(fs *flag.FlagSet) *readersFlag {
+	r := new(readersFlag)
+	fs.Var(r, "per-cpu", "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
 		"as the kernel forwards in the sender's context (TCP by flow hash): lower round-trip times and more small packets per second (README). "+
-		"Needs the offload backend; not with --busy-poll or --tun-queues")
+		"The default where the offload backend works and neither --busy-poll nor --tun-queues is given; "+
+		"--per-cpu=false reads each device from its own goroutine instead. Given, it needs the offload backend and refuses --busy-poll and --tun-queues")
+	return r
 }
 
-// checkPerCPU validates --per-cpu against the other ways of reading.
-func checkPerCPU(perCPU bool, busyPoll time.Duration, queues int, backend string) error {
+// readersFlag is --per-cpu: a boolean flag that also knows whether it
+// was given.
+type readersFlag struct{ r lab.Readers }
+
+func (f *readersFlag) IsBoolFlag() bool { return true }
+
+func (f *readersFlag) String() string {
+	if f == nil {
+		return lab.ReadersAuto.String()
+	}
+	return f.r.String()
+}
+
+func (f *readersFlag) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	f.r = lab.ReadersPerDevice
+	if on {
+		f.r = lab.ReadersPerCPU
+	}
+	return nil
+}
+
+// args passes the flag on as given (to a detached child).
+func (f *readersFlag) args() []string {
+	switch f.r {
+	case lab.ReadersPerCPU:
+		return []string{"--per-cpu"}
+	case lab.ReadersPerDevice:
+		return []string{"--per-cpu=false"}
+	}
+	return nil
+}
+
+// checkPerCPU validates an explicit --per-cpu against the other ways of
+// reading (left alone, per-CPU reading gives way to them).
+func checkPerCPU(r lab.Readers, busyPoll time.Duration, queues int, backend string) error {
 	switch {
-	case !perCPU:
+	case r != lab.ReadersPerCPU:
 		return nil
 	case busyPoll > 0:
 		return usageErr("--per-cpu and --busy-poll are two ways to read the TUN devices; choose one")
