@@ -39,6 +39,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,16 +51,27 @@ func main() {
 	secs := flag.Int("t", 4, "seconds each iperf3 run measures (after 1 s omitted; at most 4)")
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
-	only := flag.String("only", "", "comma-separated row keys to run (route,nat,offload,water,busypoll,queues,perdevice); default all")
+	only := flag.String("only", "", "comma-separated row keys to run ("+strings.Join(rowKeys, ",")+"); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
+	if *only != "" {
+		for _, k := range strings.Split(*only, ",") {
+			if !slices.Contains(rowKeys, k) {
+				fmt.Fprintf(os.Stderr, "bench: -only %s: no row %q (rows: %s)\n", *only, k, strings.Join(rowKeys, ","))
+				os.Exit(2)
+			}
+		}
+	}
 	*secs = max(1, min(*secs, 4))
 	if err := run(*gonat, *outDir, *secs, max(1, *runs), *flows, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// rowKeys are the rows' keys, in the order they run (-only picks some).
+var rowKeys = []string{"route", "nat", "offload", "water", "busypoll", "queues", "perdevice"}
 
 // latencyOnly and pings are set by flags: a quick run of the latency
 // column alone, for A/B comparisons.
@@ -118,6 +130,11 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
 		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
 		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false"},
+	}
+	for i, r := range rows {
+		if i >= len(rowKeys) || rowKeys[i] != r.Key {
+			return fmt.Errorf("internal: row %d is %q, rowKeys says otherwise", i, r.Key)
+		}
 	}
 	if natErr != nil {
 		rows[1].Name = "kernel NAT (masquerade)"

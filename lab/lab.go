@@ -70,7 +70,8 @@ type Options struct {
 	Backend string
 	// BusyPoll is every NAT's NATSpec.BusyPoll (0: off).
 	BusyPoll time.Duration
-	// Queues is every NAT's NATSpec.Queues (0: one).
+	// Queues is every NAT's NATSpec.Queues (0: one, when reading per
+	// device).
 	Queues int
 	// Readers is every NAT's NATSpec.Readers (ReadersAuto: per CPU
 	// where that works).
@@ -219,6 +220,8 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
 		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll, Queues: opt.Queues, Readers: opt.Readers}
+		natName := n.Name
+		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
 		if opt.Wrap != nil {
 			natName := n.Name
 			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }
@@ -257,6 +260,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("nat %s: %w", n.Name, err)
 		}
+		logf("nat %s: readers %s", n.Name, running.ReadersDesc())
 		var also func(nat.Event)
 		if opt.Observer != nil {
 			natName := n.Name

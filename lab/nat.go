@@ -42,9 +42,11 @@ type NATSpec struct {
 	// (nat.Router.BusyPoll): lower latency for a CPU core. Needs the
 	// offload backend.
 	BusyPoll time.Duration
-	// Queues is the TUN queues per port (tun.Config.Queues), each with
-	// its reader; 0 or 1 is one. Several need the offload backend. On
-	// 2 cores they measured no faster (README, Performance).
+	// Queues is the TUN queues per port (tun.Config.Queues) when reading
+	// per device, each with its reader; 0 or 1 is one. Above 1 they turn
+	// ReadersAuto to per device, and need the offload backend. On 2
+	// cores they measured no faster (README, Performance). Per-CPU
+	// readers make a queue per CPU instead.
 	Queues int
 	// Readers is how the NAT reads its devices: ReadersAuto (the zero
 	// value) reads per CPU where it can, else per device.
@@ -54,7 +56,10 @@ type NATSpec struct {
 	// counters): port 0 is the outside, 1.. the inside ports. A device
 	// with several queues is a tun.MultiQueue, and the wrapper must be
 	// one too, with as many queues (observe.Tap is): a queue it hid would
-	// go unread, and StartNAT refuses that.
+	// go unread, and StartNAT refuses that. Per-CPU and busy-poll
+	// readers need each queue to stay a tun.Poller too. When ReadersAuto
+	// falls back to per device, Wrap sees a second set of devices (the
+	// first closed).
 	Wrap func(port int, d tun.Device) tun.Device
 }
 
@@ -132,6 +137,36 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			return nil, fmt.Errorf("inside: %w", err)
 		}
 	}
+	readers := spec.Readers
+	switch readers {
+	case ReadersAuto:
+		readers = ReadersPerCPU
+		if spec.BusyPoll > 0 || spec.Queues > 1 || spec.Backend == tun.BackendWater {
+			readers = ReadersPerDevice
+		}
+	case ReadersPerDevice, ReadersPerCPU:
+	default:
+		return nil, fmt.Errorf("readers: %v is none of ReadersAuto, ReadersPerDevice, ReadersPerCPU", readers)
+	}
+	n, err := startNAT(ctx, spec, readers)
+	if err != nil && spec.Readers == ReadersAuto && readers == ReadersPerCPU {
+		// Not asked for: read per device rather than not at all, and
+		// say why.
+		var err2 error
+		if n, err2 = startNAT(ctx, spec, ReadersPerDevice); err2 != nil {
+			return nil, err2
+		}
+		if spec.Logf != nil {
+			spec.Logf("per-CPU readers unavailable (%v); reading per device", err)
+		}
+		return n, nil
+	}
+	return n, err
+}
+
+// startNAT is StartNAT once the namespaces are checked and the readers
+// (ReadersPerCPU or ReadersPerDevice) chosen.
+func startNAT(ctx context.Context, spec NATSpec, readers Readers) (*NAT, error) {
 	cfg := nat.Config{Table: spec.Behavior}
 	hostSet := map[netip.Addr]bool{}
 	for _, in := range spec.Inside {
@@ -158,13 +193,6 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			d.Close()
 		}
 	}
-	readers := spec.Readers
-	if readers == ReadersAuto {
-		readers = ReadersPerCPU
-		if spec.BusyPoll > 0 || spec.Queues > 1 || spec.Backend == tun.BackendWater {
-			readers = ReadersPerDevice
-		}
-	}
 	var routes []netip.Prefix
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
@@ -182,25 +210,14 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	oc := devConfig(readers)
 	oc.Namespace, oc.Routes = spec.Outside, routes
 	out, err := tun.Create(oc)
-	if err != nil && spec.Readers == ReadersAuto && readers == ReadersPerCPU {
-		// Per-CPU devices failed (the steering program, say): say why,
-		// and read per device rather than not at all.
-		if spec.Logf != nil {
-			spec.Logf("per-CPU readers unavailable (%v); reading per device", err)
-		}
-		readers = ReadersPerDevice
-		oc = devConfig(readers)
-		oc.Namespace, oc.Routes = spec.Outside, routes
-		out, err = tun.Create(oc)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
-	if readers == ReadersPerCPU && spec.Readers == ReadersAuto && !tun.CanPoll(out) {
-		// BackendAuto fell back to water (and said so): one queue, read
-		// per device.
-		readers = ReadersPerDevice
+	if readers == ReadersPerCPU && !tun.CanPoll(out) {
+		// BackendAuto fell back to water (and said so).
+		out.Close()
+		return nil, errors.New("per-CPU readers need the offload TUN backend; the water backend has one queue per device")
 	}
 	for _, in := range spec.Inside {
 		tc := devConfig(readers)
@@ -224,6 +241,15 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 				devs[i] = d // close what we made, not the wrapper's idea of it
 				undo()
 				return nil, fmt.Errorf("port %d: the Wrap hook's device has %d queues, the TUN device %d (a wrapper must pass tun.MultiQueue on)", i, got, want)
+			}
+			if readers == ReadersPerCPU || spec.BusyPoll > 0 {
+				for _, q := range tun.QueuesOf(devs[i]) {
+					if !tun.CanPoll(q) {
+						devs[i] = d
+						undo()
+						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, ReadersPerDevice)", i)
+					}
+				}
 			}
 		}
 	}

@@ -71,3 +71,102 @@ func TestStartNATWrapMustKeepQueues(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// plainQueues passes tun.MultiQueue on but not tun.Poller: every queue is
+// a plain tun.Device.
+type plainQueues struct {
+	tun.Device
+	qs []tun.Device
+}
+
+func (p plainQueues) Queues() []tun.Device { return p.qs }
+
+func hidePoller(_ int, d tun.Device) tun.Device {
+	qs := tun.QueuesOf(d)
+	if len(qs) == 1 {
+		return hidingWrapper{d}
+	}
+	w := plainQueues{Device: hidingWrapper{d}}
+	for _, q := range qs {
+		w.qs = append(w.qs, hidingWrapper{q})
+	}
+	return w
+}
+
+// ReadersAuto reads per CPU, and falls back to per device, saying why,
+// when per-CPU reading cannot work (here a Wrap hook that hides
+// tun.Poller); asked for, per CPU fails instead, naming the hook, and
+// leaves no device behind. A Readers value out of range is refused.
+func TestStartNATReaders(t *testing.T) {
+	privtest.Require(t)
+	inside, outside := fmt.Sprintf("glr%x-a", os.Getpid()), fmt.Sprintf("glr%x-w", os.Getpid())
+	for _, n := range []string{inside, outside} {
+		if err := ns.Create(n); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Delete(n) })
+	}
+	behavior, _ := table.Preset("port-restricted-cone")
+	behavior.External = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	var logged []string
+	spec := NATSpec{
+		Inside:   []InsideSpec{{Namespace: inside, Hosts: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}},
+		Outside:  outside,
+		Behavior: behavior,
+		Backend:  tun.BackendOffload,
+		Logf:     func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) },
+	}
+	noDevice := func() {
+		t.Helper()
+		for _, name := range []string{inside, outside} {
+			if err := ns.Do(name, func() error {
+				if _, err := net.InterfaceByName("gnat0"); err == nil {
+					return fmt.Errorf("device gnat0 left behind")
+				}
+				return nil
+			}); err != nil {
+				t.Errorf("namespace %s: %v", name, err)
+			}
+		}
+	}
+
+	n, err := StartNAT(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Readers() != ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
+		t.Errorf("default: readers %v, %d queues (want per-cpu, %d); %s", n.Readers(), len(tun.QueuesOf(n.devices[0])), tun.CPUQueues(), n.Describe())
+	}
+	n.Close()
+
+	spec.Readers, spec.Wrap = ReadersPerCPU, hidePoller
+	if n, err := StartNAT(context.Background(), spec); err == nil {
+		n.Close()
+		t.Error("ReadersPerCPU took devices that cannot be polled")
+	} else if !strings.Contains(err.Error(), "Wrap") || !strings.Contains(err.Error(), "Poller") {
+		t.Errorf("ReadersPerCPU with a hook that hides tun.Poller: %q does not name the hook and what it hides", err)
+	}
+	noDevice()
+
+	spec.Readers = ReadersAuto
+	n, err = StartNAT(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("ReadersAuto with a hook that hides tun.Poller: %v, want a fall back to per device", err)
+	}
+	if n.Readers() != ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
+		t.Errorf("fallen back: readers %v; %s", n.Readers(), n.Describe())
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "per-CPU readers unavailable") || !strings.Contains(logged[0], "Wrap") {
+		t.Errorf("logged %q, want one line saying per-CPU readers are unavailable and why", logged)
+	}
+	if err := n.Close(); err != nil {
+		t.Error(err)
+	}
+
+	spec.Readers, spec.Wrap = Readers(7), nil
+	if n, err := StartNAT(context.Background(), spec); err == nil {
+		n.Close()
+		t.Error("StartNAT took Readers(7)")
+	}
+	noDevice()
+}

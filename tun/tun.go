@@ -14,7 +14,9 @@ import "errors"
 type Device interface {
 	// Read reads up to len(bufs) packets. Packet i lands in bufs[i][offset:]
 	// and its length in sizes[i]. It blocks until at least one packet is
-	// available, and returns ErrClosed once the device is closed.
+	// available, and returns ErrClosed once the device is closed; a
+	// device made with Config.Polled cannot wait, and returns ErrPolled
+	// instead of blocking.
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 	// Write writes each bufs[i][offset:] as one packet and returns how many
 	// were written.
@@ -30,9 +32,9 @@ type Device interface {
 	Close() error
 }
 
-// Poller is a Device that can also be read without waiting, for a reader
-// that busy-polls (nat.Router.BusyPoll) instead of sleeping until a
-// packet comes. The offload backend is one; water is not.
+// Poller is a Device that can also be read without waiting, for the
+// readers that poll (nat.Router.BusyPoll and PerCPU) instead of sleeping
+// in Read until a packet comes. The offload backend is one; water is not.
 type Poller interface {
 	Device
 	// TryRead is Read that returns (0, nil) at once when no packet waits.

@@ -270,8 +270,8 @@ func envOr(k, def string) string {
 
 // tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
 func tunQueuesFlag(fs *flag.FlagSet) *int {
-	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE), each read by its own goroutine; the kernel spreads flows over them by hash. "+
-		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend")
+	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE) when reading per device, each read by its own goroutine; the kernel spreads flows over them by hash. "+
+		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend and reads per device (per-CPU reading makes a queue per CPU instead)")
 }
 
 // perCPUFlag defines --per-cpu, which gonat run and lab up share. Not
@@ -280,7 +280,7 @@ func perCPUFlag(fs *flag.FlagSet) *readersFlag {
 	r := new(readersFlag)
 	fs.Var(r, "per-cpu", "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
 		"as the kernel forwards in the sender's context (TCP by flow hash): lower round-trip times and more small packets per second (README). "+
-		"The default where the offload backend works and neither --busy-poll nor --tun-queues is given; "+
+		"The default where the offload backend works, without --busy-poll and with --tun-queues 1; "+
 		"--per-cpu=false reads each device from its own goroutine instead. Given, it needs the offload backend and refuses --busy-poll and --tun-queues")
 	return r
 }
