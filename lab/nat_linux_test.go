@@ -20,13 +20,11 @@ import (
 // hidingWrapper wraps a device without passing tun.MultiQueue on.
 type hidingWrapper struct{ tun.Device }
 
-// A Wrap hook that hides a multi-queue device's further queues would
-// leave them unread (and the flows the kernel hashes there dead):
-// StartNAT refuses it, and leaves no device behind. A wrapper that passes
-// the queues on is taken.
-func TestStartNATWrapMustKeepQueues(t *testing.T) {
-	privtest.Require(t)
-	inside, outside := fmt.Sprintf("glq%x-a", os.Getpid()), fmt.Sprintf("glq%x-w", os.Getpid())
+// natSpec makes two namespaces (removed when t ends) and a NAT spec
+// between them: one inside host, the offload backend.
+func natSpec(t *testing.T, prefix string) NATSpec {
+	t.Helper()
+	inside, outside := fmt.Sprintf("%s%x-a", prefix, os.Getpid()), fmt.Sprintf("%s%x-w", prefix, os.Getpid())
 	for _, n := range []string{inside, outside} {
 		if err := ns.Create(n); err != nil {
 			t.Fatal(err)
@@ -35,23 +33,18 @@ func TestStartNATWrapMustKeepQueues(t *testing.T) {
 	}
 	behavior, _ := table.Preset("port-restricted-cone")
 	behavior.External = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
-	spec := NATSpec{
+	return NATSpec{
 		Inside:   []InsideSpec{{Namespace: inside, Hosts: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}},
 		Outside:  outside,
 		Behavior: behavior,
 		Backend:  tun.BackendOffload,
-		Queues:   2,
-		Wrap:     func(_ int, d tun.Device) tun.Device { return hidingWrapper{d} },
 	}
-	n, err := StartNAT(context.Background(), spec)
-	if err == nil {
-		n.Close()
-		t.Fatal("StartNAT took a Wrap hook that hides a queue")
-	}
-	if !strings.Contains(err.Error(), "queues") {
-		t.Errorf("error %q does not say what is wrong", err)
-	}
-	for _, name := range []string{inside, outside} {
+}
+
+// noDeviceLeft fails t if spec's namespaces still hold a gnat0.
+func noDeviceLeft(t *testing.T, spec NATSpec) {
+	t.Helper()
+	for _, name := range []string{spec.Inside[0].Namespace, spec.Outside} {
 		if err := ns.Do(name, func() error {
 			if _, err := net.InterfaceByName("gnat0"); err == nil {
 				return fmt.Errorf("device gnat0 left behind")
@@ -61,6 +54,26 @@ func TestStartNATWrapMustKeepQueues(t *testing.T) {
 			t.Errorf("namespace %s: %v", name, err)
 		}
 	}
+}
+
+// A Wrap hook that hides a multi-queue device's further queues would
+// leave them unread (and the flows the kernel hashes there dead):
+// StartNAT refuses it, and leaves no device behind. A wrapper that passes
+// the queues on is taken.
+func TestStartNATWrapMustKeepQueues(t *testing.T) {
+	privtest.Require(t)
+	spec := natSpec(t, "glq")
+	spec.Queues = 2
+	spec.Wrap = func(_ int, d tun.Device) tun.Device { return hidingWrapper{d} }
+	n, err := StartNAT(context.Background(), spec)
+	if err == nil {
+		n.Close()
+		t.Fatal("StartNAT took a Wrap hook that hides a queue")
+	}
+	if !strings.Contains(err.Error(), "queues") {
+		t.Errorf("error %q does not say what is wrong", err)
+	}
+	noDeviceLeft(t, spec)
 
 	spec.Wrap = func(_ int, d tun.Device) tun.Device { return d }
 	n, err = StartNAT(context.Background(), spec)
@@ -99,36 +112,9 @@ func hidePoller(_ int, d tun.Device) tun.Device {
 // leaves no device behind. A Readers value out of range is refused.
 func TestStartNATReaders(t *testing.T) {
 	privtest.Require(t)
-	inside, outside := fmt.Sprintf("glr%x-a", os.Getpid()), fmt.Sprintf("glr%x-w", os.Getpid())
-	for _, n := range []string{inside, outside} {
-		if err := ns.Create(n); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Delete(n) })
-	}
-	behavior, _ := table.Preset("port-restricted-cone")
-	behavior.External = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	spec := natSpec(t, "glr")
 	var logged []string
-	spec := NATSpec{
-		Inside:   []InsideSpec{{Namespace: inside, Hosts: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}},
-		Outside:  outside,
-		Behavior: behavior,
-		Backend:  tun.BackendOffload,
-		Logf:     func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) },
-	}
-	noDevice := func() {
-		t.Helper()
-		for _, name := range []string{inside, outside} {
-			if err := ns.Do(name, func() error {
-				if _, err := net.InterfaceByName("gnat0"); err == nil {
-					return fmt.Errorf("device gnat0 left behind")
-				}
-				return nil
-			}); err != nil {
-				t.Errorf("namespace %s: %v", name, err)
-			}
-		}
-	}
+	spec.Logf = func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
 
 	n, err := StartNAT(context.Background(), spec)
 	if err != nil {
@@ -146,7 +132,7 @@ func TestStartNATReaders(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "Wrap") || !strings.Contains(err.Error(), "Poller") {
 		t.Errorf("ReadersPerCPU with a hook that hides tun.Poller: %q does not name the hook and what it hides", err)
 	}
-	noDevice()
+	noDeviceLeft(t, spec)
 
 	spec.Readers = ReadersAuto
 	n, err = StartNAT(context.Background(), spec)
@@ -168,5 +154,5 @@ func TestStartNATReaders(t *testing.T) {
 		n.Close()
 		t.Error("StartNAT took Readers(7)")
 	}
-	noDevice()
+	noDeviceLeft(t, spec)
 }
