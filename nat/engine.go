@@ -111,6 +111,9 @@ type Engine struct {
 	nets     []netip.Prefix // the inside networks and gateways, each once
 
 	counters [numVerdicts]atomic.Uint64
+	// lockWaits counts the times e.lock found mu held: what the readers
+	// of different queues cost each other (LockWaits).
+	lockWaits atomic.Uint64
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -160,7 +163,7 @@ func New(cfg Config) (*Engine, error) {
 
 // Config returns the configuration in force (with defaults filled in).
 func (e *Engine) Config() Config {
-	e.mu.Lock()
+	e.lock()
 	defer e.mu.Unlock()
 	return e.cfg
 }
@@ -182,7 +185,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 			return errors.New("external addresses cannot change at run time")
 		}
 	}
-	e.mu.Lock()
+	e.lock()
 	e.tab = tab
 	e.cfg.Table = nc
 	e.frags = fragCache{}
@@ -194,12 +197,28 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 
 // Flush drops every mapping (NAT rebinding).
 func (e *Engine) Flush() {
-	e.mu.Lock()
+	e.lock()
 	e.tab.Flush()
 	e.frags = fragCache{}
 	e.held.reset()
 	e.mu.Unlock()
 }
+
+// lock takes mu, counting the times it was held already. mu is the one
+// lock the readers of different device queues share; TryLock first is
+// the same compare-and-swap Lock starts with, so an uncontended packet
+// pays nothing more.
+func (e *Engine) lock() {
+	if !e.mu.TryLock() {
+		e.lockWaits.Add(1)
+		e.mu.Lock()
+	}
+}
+
+// LockWaits counts the times a packet (or a table query) found the
+// engine's lock held by another goroutine and waited: the contention
+// between readers of different queues, which share it.
+func (e *Engine) LockWaits() uint64 { return e.lockWaits.Load() }
 
 // Count returns how many packets got verdict v.
 func (e *Engine) Count(v Verdict) uint64 {
@@ -212,7 +231,7 @@ func (e *Engine) Count(v Verdict) uint64 {
 // Mappings calls fn with a snapshot of every live mapping.
 func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	var ms []MappingInfo
-	e.mu.Lock()
+	e.lock()
 	e.tab.All(func(m *table.Mapping) bool {
 		if m.Expires().After(now) {
 			ms = append(ms, snapshot(m))
@@ -228,7 +247,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 // PoolUsage reports how many external ports (ICMP: identifiers) of proto
 // are in use, and how many there are.
 func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {
-	e.mu.Lock()
+	e.lock()
 	defer e.mu.Unlock()
 	return e.tab.PoolUsage(proto)
 }
@@ -237,7 +256,7 @@ func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {
 func (e *Engine) Expire(now time.Time) int {
 	obs := e.observer.Load()
 	var gone []MappingInfo
-	e.mu.Lock()
+	e.lock()
 	n := e.tab.Expire(now, func(m *table.Mapping) {
 		if obs != nil {
 			gone = append(gone, snapshot(m))
@@ -326,7 +345,7 @@ func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result 
 // table.Prefetch). Call it with the batch just read, then Process each
 // packet. It changes nothing; with a small table it returns at once.
 func (e *Engine) Prefetch(in Port, pkts [][]byte) {
-	e.mu.Lock()
+	e.lock()
 	defer e.mu.Unlock()
 	if !e.tab.PrefetchHelps() {
 		return
@@ -425,7 +444,7 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		return e.drop(in, p, DropHairpinOff, now)
 	}
 
-	e.mu.Lock()
+	e.lock()
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
 		e.mu.Unlock()
@@ -534,7 +553,7 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 		return e.drop(Outside, p, DropMalformed, now)
 	}
 	before := [2]netip.AddrPort{p.Src, p.Dst}
-	e.mu.Lock()
+	e.lock()
 	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
 	if tv != table.Accept {
 		e.mu.Unlock()
@@ -575,7 +594,7 @@ func (e *Engine) inboundICMPError(b []byte, p *header.Parsed, now time.Time) Res
 		return e.drop(Outside, p, DropNoMapping, now)
 	}
 	proto := table.Protocol(p.InnerProto)
-	e.mu.Lock()
+	e.lock()
 	m, tv := e.tab.PeekInbound(proto, p.InnerSrc, p.InnerDst, now)
 	var internal netip.AddrPort
 	if m != nil && tv == table.Accept {
@@ -616,7 +635,7 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 		return e.drop(in, p, DropNoMapping, now)
 	}
 	proto := table.Protocol(p.InnerProto)
-	e.mu.Lock()
+	e.lock()
 	m := e.tab.PeekOutbound(proto, p.InnerDst, p.InnerSrc, now)
 	var ext netip.AddrPort
 	if m != nil {
@@ -678,7 +697,7 @@ func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Resu
 // translated (ok) and counts b as passed; without that, it holds b until
 // the first fragment comes (held), if there is room.
 func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr netip.Addr, w fragWay, ok, held bool) {
-	e.mu.Lock()
+	e.lock()
 	defer e.mu.Unlock()
 	k := fragKeyOf(p)
 	if addr, w, ok = e.frags.get(k, now); ok {

@@ -748,3 +748,32 @@ func TestIsExternal(t *testing.T) {
 		}
 	}
 }
+
+// A packet that finds the engine's lock held by another reader waits for
+// it and is counted in LockWaits; one that finds it free is not.
+func TestLockWaits(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	if r, _ := process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "a"), t0); r.Verdict != Forward || e.LockWaits() != 0 {
+		t.Fatalf("uncontended packet: %+v, %d lock waits, want Forward and 0", r, e.LockWaits())
+	}
+	e.mu.Lock() // another reader, mid-packet
+	done := make(chan Result)
+	go func() {
+		done <- e.Process(1, udpPkt(ap(hostA, 5001), ap(srv1, 3478), 64, "b"), make([]byte, 1500), t0)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); e.LockWaits() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.mu.Unlock()
+			t.Fatal("a packet finding the lock held was not counted within 5s")
+		}
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the packet went through a held lock: %+v", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	e.mu.Unlock()
+	if r := <-done; r.Verdict != Forward || e.LockWaits() != 1 {
+		t.Fatalf("after the wait: %+v, %d lock waits, want Forward and 1", r, e.LockWaits())
+	}
+}

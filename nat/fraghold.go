@@ -126,7 +126,7 @@ func (e *Engine) NextHeld(dst []byte) (n int, out Port, ok bool) {
 	if e.held.ready.Load() == 0 {
 		return 0, 0, false
 	}
-	e.mu.Lock()
+	e.lock()
 	defer e.mu.Unlock()
 	for i := range e.held.slots {
 		s := &e.held.slots[i]

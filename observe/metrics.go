@@ -28,7 +28,7 @@ type Collector struct {
 	NATs []MetricsNAT
 	Hub  *Hub
 
-	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost *prometheus.Desc
+	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits *prometheus.Desc
 }
 
 // NewCollector describes the metrics.
@@ -46,12 +46,14 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 		poolUsed: d("port_pool_used", "External ports (or ICMP identifiers) in use.", "nat", "proto"),
 		poolSize: d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
 		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
+		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found the NAT engine's lock held by another reader and waited; "+
+			"the readers of different device queues share it.", "nat"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits} {
 		ch <- d
 	}
 }
@@ -75,6 +77,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, v := range nat.Verdicts() {
 			ch <- prometheus.MustNewConstMetric(c.verdicts, prometheus.CounterValue, float64(n.Engine.Count(v)), n.Name, v.String())
 		}
+		ch <- prometheus.MustNewConstMetric(c.lockWaits, prometheus.CounterValue, float64(n.Engine.LockWaits()), n.Name)
 		live := map[table.Protocol]int{}
 		n.Engine.Mappings(now, func(m nat.MappingInfo) { live[m.Proto]++ })
 		for _, p := range protos {

@@ -200,4 +200,9 @@ func TestMetrics(t *testing.T) {
 	if v := value("gonat_mappings_created_total", nil); v != 1 {
 		t.Errorf("gonat_mappings_created_total = %v, want 1", v)
 	}
+	// Exported, and small: 25 datagrams from one host cannot have waited
+	// for each other more than 25 times.
+	if v := value("gonat_engine_lock_waits_total", nil); v < 0 || v > n {
+		t.Errorf("gonat_engine_lock_waits_total = %v, want 0 to %d", v, n)
+	}
 }

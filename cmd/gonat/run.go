@@ -237,6 +237,9 @@ func printCounters(e *nat.Engine) {
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(os.Stderr, "gonat: packets: %s\n", strings.Join(parts, " "))
+		// The readers of different queues share the engine's lock: how
+		// often one waited for another.
+		fmt.Fprintf(os.Stderr, "gonat: engine lock waits: %d\n", e.LockWaits())
 	}
 }
 
