@@ -210,9 +210,15 @@ func (e *Engine) Flush() {
 // pays nothing more.
 func (e *Engine) lock() {
 	if !e.mu.TryLock() {
-		e.lockWaits.Add(1)
-		e.mu.Lock()
+		e.lockWait()
 	}
+}
+
+// lockWait is lock's slow path, apart so that lock stays small enough
+// to inline into the packet path.
+func (e *Engine) lockWait() {
+	e.lockWaits.Add(1)
+	e.mu.Lock()
 }
 
 // LockWaits counts the times a packet (or a table query) found the
@@ -345,7 +351,9 @@ func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result 
 // table.Prefetch). Call it with the batch just read, then Process each
 // packet. It changes nothing; with a small table it returns at once.
 func (e *Engine) Prefetch(in Port, pkts [][]byte) {
-	e.lock()
+	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
+		e.lockWait()
+	}
 	defer e.mu.Unlock()
 	if !e.tab.PrefetchHelps() {
 		return
@@ -444,7 +452,9 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 		return e.drop(in, p, DropHairpinOff, now)
 	}
 
-	e.lock()
+	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
+		e.lockWait()
+	}
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
 		e.mu.Unlock()
@@ -553,7 +563,9 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 		return e.drop(Outside, p, DropMalformed, now)
 	}
 	before := [2]netip.AddrPort{p.Src, p.Dst}
-	e.lock()
+	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
+		e.lockWait()
+	}
 	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
 	if tv != table.Accept {
 		e.mu.Unlock()
