@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonat/gonat/internal/procfd"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/tun"
 	"golang.org/x/sys/unix"
@@ -167,33 +168,25 @@ func tunFDs(t *testing.T, pid int) int {
 // tunFDsPolled counts the /dev/net/tun descriptors process pid holds,
 // and how many of them are in an epoll set of its (Go's netpoller).
 func tunFDsPolled(t *testing.T, pid int) (all, inEpoll int) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
+	t.Helper()
+	targets, err := procfd.Targets(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tuns, watched := map[int]bool{}, map[int]bool{}
-	for _, e := range ents {
-		fd, _ := strconv.Atoi(e.Name())
-		switch l, _ := os.Readlink(filepath.Join(dir, e.Name())); l {
-		case "/dev/net/tun":
-			tuns[fd] = true
-		case "anon_inode:[eventpoll]":
-			info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
-			for _, line := range strings.Split(string(info), "\n") {
-				var tfd int
-				if _, err := fmt.Sscanf(line, "tfd: %d", &tfd); err == nil {
-					watched[tfd] = true
-				}
-			}
-		}
+	watched, err := procfd.Epolled(pid)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for fd := range tuns {
+	for fd, target := range targets {
+		if target != "/dev/net/tun" {
+			continue
+		}
+		all++
 		if watched[fd] {
 			inEpoll++
 		}
 	}
-	return len(tuns), inEpoll
+	return all, inEpoll
 }
 
 // checkPolled fails t unless the TUN descriptors of the NAT process are

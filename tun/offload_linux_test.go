@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/internal/privtest"
+	"github.com/gonat/gonat/internal/procfd"
 	"github.com/gonat/gonat/ns"
 	"golang.org/x/sys/unix"
 )
@@ -554,28 +555,12 @@ func TestOffloadPolled(t *testing.T) {
 }
 
 // epollTargets returns the descriptors registered in any epoll instance
-// of this process (the Go netpoller's among them), from /proc fdinfo.
+// of this process (the Go netpoller's among them).
 func epollTargets(t *testing.T) map[int]bool {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfd.Epolled(0)
 	if err != nil {
 		t.Fatal(err)
-	}
-	fds := map[int]bool{}
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
-			continue
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue // closed meanwhile
-		}
-		for _, line := range strings.Split(string(info), "\n") {
-			var fd int
-			if _, err := fmt.Sscanf(line, "tfd: %d", &fd); err == nil {
-				fds[fd] = true
-			}
-		}
 	}
 	return fds
 }
