@@ -51,14 +51,15 @@ func main() {
 	secs := flag.Int("t", 4, "seconds each iperf3 run measures (after 1 s omitted; at most 4)")
 	flows := flag.Int("flows", 20000, "short UDP flows for the new-mappings figure")
 	runs := flag.Int("runs", 2, "TCP runs per figure; the best is kept (the machine may be shared)")
-	only := flag.String("only", "", "comma-separated row keys to run ("+strings.Join(rowKeys, ",")+"); default all")
+	keys := rowKeys()
+	only := flag.String("only", "", "comma-separated row keys to run ("+strings.Join(keys, ",")+"); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
 	flag.Parse()
 	if *only != "" {
 		for _, k := range strings.Split(*only, ",") {
-			if !slices.Contains(rowKeys, k) {
-				fmt.Fprintf(os.Stderr, "bench: -only %s: no row %q (rows: %s)\n", *only, k, strings.Join(rowKeys, ","))
+			if !slices.Contains(keys, k) {
+				fmt.Fprintf(os.Stderr, "bench: -only %s: no row %q (rows: %s)\n", *only, k, strings.Join(keys, ","))
 				os.Exit(2)
 			}
 		}
@@ -70,8 +71,28 @@ func main() {
 	}
 }
 
+// newRows returns the rows, in the order they run; natTool names the
+// kernel NAT's tool.
+func newRows(natTool string) []*row {
+	return []*row{
+		{Key: "route", Name: "kernel routing (no NAT)"},
+		{Key: "nat", Name: "kernel NAT (" + natTool + " masquerade)"},
+		{Key: "offload", Name: "gonat --tun-backend offload"},
+		{Key: "water", Name: "gonat --tun-backend water"},
+		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
+		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
+		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false"},
+	}
+}
+
 // rowKeys are the rows' keys, in the order they run (-only picks some).
-var rowKeys = []string{"route", "nat", "offload", "water", "busypoll", "queues", "perdevice"}
+func rowKeys() []string {
+	var ks []string
+	for _, r := range newRows("") {
+		ks = append(ks, r.Key)
+	}
+	return ks
+}
 
 // latencyOnly and pings are set by flags: a quick run of the latency
 // column alone, for A/B comparisons.
@@ -122,20 +143,7 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 	ctx, cancelAll := context.WithTimeout(ctx, 8*time.Minute)
 	defer cancelAll()
 
-	rows := []*row{
-		{Key: "route", Name: "kernel routing (no NAT)"},
-		{Key: "nat", Name: "kernel NAT (" + natTool + " masquerade)"},
-		{Key: "offload", Name: "gonat --tun-backend offload"},
-		{Key: "water", Name: "gonat --tun-backend water"},
-		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
-		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
-		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false"},
-	}
-	for i, r := range rows {
-		if i >= len(rowKeys) || rowKeys[i] != r.Key {
-			return fmt.Errorf("internal: row %d is %q, rowKeys says otherwise", i, r.Key)
-		}
-	}
+	rows := newRows(natTool)
 	if natErr != nil {
 		rows[1].Name = "kernel NAT (masquerade)"
 	}

@@ -223,7 +223,6 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		natName := n.Name
 		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
 		if opt.Wrap != nil {
-			natName := n.Name
 			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }
 		}
 		if n.Upstream == Public {
@@ -263,7 +262,6 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		logf("nat %s: readers %s", n.Name, running.ReadersDesc())
 		var also func(nat.Event)
 		if opt.Observer != nil {
-			natName := n.Name
 			also = func(ev nat.Event) { opt.Observer(natName, ev) }
 		}
 		l.Events.Attach(n.Name, running.Engine, also)

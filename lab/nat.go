@@ -334,13 +334,14 @@ func (n *NAT) Readers() Readers { return n.readers }
 // ReadersDesc says how the NAT reads its devices: "per-cpu (2 queues)",
 // "per-device", "busy-poll 200ms".
 func (n *NAT) ReadersDesc() string {
+	queues := len(tun.QueuesOf(n.devices[0]))
 	switch {
 	case n.spec.BusyPoll > 0:
 		return "busy-poll " + n.spec.BusyPoll.String()
 	case n.readers == ReadersPerCPU:
-		return fmt.Sprintf("per-cpu (%d queues)", len(tun.QueuesOf(n.devices[0])))
-	case len(tun.QueuesOf(n.devices[0])) > 1:
-		return fmt.Sprintf("per-device (%d queues)", len(tun.QueuesOf(n.devices[0])))
+		return fmt.Sprintf("per-cpu (%d queues)", queues)
+	case queues > 1:
+		return fmt.Sprintf("per-device (%d queues)", queues)
 	}
 	return "per-device"
 }

@@ -258,11 +258,12 @@ func openOffload(name string, multiQueue, polled bool) (*offloadDevice, error) {
 		f = os.NewFile(uintptr(fd), "/dev/net/tun")
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
+		err = fmt.Errorf("TUN device %s: set non-blocking: %w", ifr.Name(), err)
 		if f != nil {
-			f.Close()
-			return nil, fmt.Errorf("TUN device %s: set non-blocking: %w", ifr.Name(), err)
+			f.Close() // f owns fd now
+			return nil, err
 		}
-		return fail(fmt.Errorf("TUN device %s: set non-blocking: %w", ifr.Name(), err))
+		return fail(err)
 	}
 	if f == nil {
 		f = os.NewFile(uintptr(fd), "/dev/net/tun")
