@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
@@ -93,14 +95,25 @@ type Result struct {
 }
 
 // Engine translates packets. It is safe for concurrent use: the router
-// calls it from a goroutine per device queue.
+// calls it from a goroutine per device queue, each through a Queue of
+// its own.
+//
+// Locking: each Queue has a lock of its own (a slot; with more queues
+// than slots, some share one). A packet of an existing mapping that
+// changes nothing but that mapping (table.OutboundHit, InboundHit: most
+// packets) takes only its queue's slot, and the table's lock for that
+// mapping's stripe, so readers of different queues share no lock unless
+// they translate the same flow at the same moment. Anything else (a new
+// mapping, a TCP state change, fragments, ICMP errors, expiry, queries)
+// takes every slot, in order (lock), and has the engine to itself.
 type Engine struct {
-	mu    sync.Mutex // guards tab, frags, held and prefetchKeys
+	slots []slot // slots[0] is the default Queue's (Engine.Process)
 	tab   *table.Table
 	frags fragCache
 	held  fragHold
 
-	prefetchKeys []table.LookupKey // Prefetch's scratch, kept between batches
+	q0       Queue         // for Engine.Process and Prefetch
+	nextSlot atomic.Uint32 // NewQueue's round robin over slots[1:]
 
 	cfg      Config
 	hairpin  atomic.Bool
@@ -111,8 +124,8 @@ type Engine struct {
 	nets     []netip.Prefix // the inside networks and gateways, each once
 
 	counters [numVerdicts]atomic.Uint64
-	// lockWaits counts the times e.lock found mu held: what the readers
-	// of different queues cost each other (LockWaits).
+	// lockWaits counts the packets and queries that found a lock they
+	// needed held (LockWaits).
 	lockWaits atomic.Uint64
 
 	observer atomic.Pointer[func(Event)]
@@ -136,11 +149,16 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
+		// A slot per CPU (readers are at most one per CPU and device)
+		// and the default Queue's.
+		slots:    make([]slot, 1+min(runtime.NumCPU(), maxSlots-1)),
 		tab:      tab,
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), tab.Config().External...),
 		inside:   cfg.Inside,
 	}
+	e.q0 = Queue{e: e, slot: &e.slots[0]}
+	tab.CountStripeWaits(&e.lockWaits)
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.ipID.Store(rand.Uint32())
@@ -161,10 +179,42 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// maxSlots bounds the slots, which lock takes one by one.
+const maxSlots = 64
+
+// slot is one Queue's lock, on a cache line of its own: readers on
+// different slots never write the same line.
+type slot struct {
+	sync.Mutex
+	// forwarded counts the packets the queues on this slot forwarded by
+	// the hit path: a count shared by all queues (Engine.counters) would
+	// be a cache line every reader writes per packet.
+	forwarded atomic.Uint64
+	_         [64 - unsafe.Sizeof(sync.Mutex{}) - 8]byte
+}
+
+// Queue is one reader's way into the engine: the router makes one per
+// reading goroutine (NewQueue). Its packets of existing mappings take
+// only its own lock. A Queue is safe for concurrent use, but it is
+// meant for one goroutine: two on one Queue wait for each other.
+type Queue struct {
+	e            *Engine
+	slot         *slot
+	prefetchKeys []table.LookupKey // Prefetch's scratch, guarded by slot
+}
+
+// NewQueue returns a Queue with a lock of its own while there are slots
+// (one per CPU); beyond that, queues share them round robin.
+func (e *Engine) NewQueue() *Queue {
+	n := uint32(len(e.slots) - 1)
+	i := 1 + (e.nextSlot.Add(1)-1)%n
+	return &Queue{e: e, slot: &e.slots[i]}
+}
+
 // Config returns the configuration in force (with defaults filled in).
 func (e *Engine) Config() Config {
 	e.lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.cfg
 }
 
@@ -185,12 +235,13 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 			return errors.New("external addresses cannot change at run time")
 		}
 	}
+	tab.CountStripeWaits(&e.lockWaits)
 	e.lock()
 	e.tab = tab
 	e.cfg.Table = nc
 	e.frags = fragCache{}
 	e.held.reset()
-	e.mu.Unlock()
+	e.unlock()
 	e.hairpin.Store(nc.Hairpin)
 	return nil
 }
@@ -201,29 +252,53 @@ func (e *Engine) Flush() {
 	e.tab.Flush()
 	e.frags = fragCache{}
 	e.held.reset()
-	e.mu.Unlock()
+	e.unlock()
 }
 
-// lock takes mu, counting the times it was held already. mu is the one
-// lock the readers of different device queues share; TryLock first is
-// the same compare-and-swap Lock starts with, so an uncontended packet
-// pays nothing more.
+// lock takes every slot, in order, so the caller has the engine to
+// itself: no packet is being translated while it holds them. A call
+// that found any slot held counts once in LockWaits.
 func (e *Engine) lock() {
-	if !e.mu.TryLock() {
-		e.lockWait()
+	waited := false
+	for i := range e.slots {
+		if !e.slots[i].TryLock() {
+			if !waited {
+				waited = true
+				e.lockWaits.Add(1) // now: a watcher sees the wait while it lasts
+			}
+			e.slots[i].Lock()
+		}
 	}
 }
 
-// lockWait is lock's slow path, apart so that lock stays small enough
-// to inline into the packet path.
-func (e *Engine) lockWait() {
-	e.lockWaits.Add(1)
-	e.mu.Lock()
+func (e *Engine) unlock() {
+	for i := range e.slots {
+		e.slots[i].Unlock()
+	}
 }
 
-// LockWaits counts the times a packet (or a table query) found the
-// engine's lock held by another goroutine and waited: the contention
-// between readers of different queues, which share it.
+// rlock takes q's slot: enough for the hit path. TryLock first is the
+// compare-and-swap Lock starts with, so an uncontended packet pays
+// nothing more for the count.
+func (q *Queue) rlock() {
+	if !q.slot.TryLock() {
+		q.wait()
+	}
+}
+
+// wait is rlock's slow path, apart so that rlock inlines.
+func (q *Queue) wait() {
+	q.e.lockWaits.Add(1)
+	q.slot.Lock()
+}
+
+// LockWaits counts the packets (and table queries) that found a lock
+// they needed held and waited. A packet of an existing mapping waits
+// only for its own queue's lock: held by a packet that needs the whole
+// engine, or by another queue sharing its slot. Other packets wait for
+// the packets in flight on every queue.
+// A packet that waited for its mapping's stripe lock in the table
+// (another queue translating the same flow) counts too.
 func (e *Engine) LockWaits() uint64 { return e.lockWaits.Load() }
 
 // Count returns how many packets got verdict v.
@@ -231,7 +306,13 @@ func (e *Engine) Count(v Verdict) uint64 {
 	if v >= numVerdicts {
 		return 0
 	}
-	return e.counters[v].Load()
+	n := e.counters[v].Load()
+	if v == Forward {
+		for i := range e.slots {
+			n += e.slots[i].forwarded.Load()
+		}
+	}
+	return n
 }
 
 // Mappings calls fn with a snapshot of every live mapping.
@@ -244,7 +325,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 		}
 		return true
 	})
-	e.mu.Unlock()
+	e.unlock()
 	for _, m := range ms {
 		fn(m)
 	}
@@ -254,7 +335,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 // are in use, and how many there are.
 func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {
 	e.lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.tab.PoolUsage(proto)
 }
 
@@ -268,7 +349,7 @@ func (e *Engine) Expire(now time.Time) int {
 			gone = append(gone, snapshot(m))
 		}
 	})
-	e.mu.Unlock()
+	e.unlock()
 	if obs != nil {
 		for _, m := range gone {
 			(*obs)(Event{Kind: EventExpired, Time: now, Proto: m.Proto, Mapping: m})
@@ -329,7 +410,17 @@ func (e *Engine) done(v Verdict, out Port, reply int) Result {
 // Process handles one packet that arrived on port in, rewriting it in
 // place. reply is scratch space for an ICMP error the NAT may generate
 // (at least 576 bytes). now is read once per batch by the caller.
+// Readers running side by side should each use a Queue of their own.
 func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	return e.q0.Process(in, b, reply, now)
+}
+
+// Prefetch is Queue.Prefetch on the engine's default queue.
+func (e *Engine) Prefetch(in Port, pkts [][]byte) { e.q0.Prefetch(in, pkts) }
+
+// Process is Engine.Process through q.
+func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	e := q.e
 	var p header.Parsed
 	p.Decode(b)
 	if p.Status != header.OK {
@@ -340,9 +431,9 @@ func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result 
 	}
 	b = b[:p.Length]
 	if in == Outside {
-		return e.inbound(b, &p, reply, now)
+		return e.inbound(q, b, &p, reply, now)
 	}
-	return e.outbound(in, b, &p, reply, now)
+	return e.outbound(q, in, b, &p, reply, now)
 }
 
 // Prefetch starts the mapping-table loads that translating a batch of
@@ -350,15 +441,14 @@ func (e *Engine) Process(in Port, b []byte, reply []byte, now time.Time) Result 
 // its cache misses together rather than one per packet (see
 // table.Prefetch). Call it with the batch just read, then Process each
 // packet. It changes nothing; with a small table it returns at once.
-func (e *Engine) Prefetch(in Port, pkts [][]byte) {
-	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
-		e.lockWait()
-	}
-	defer e.mu.Unlock()
-	if !e.tab.PrefetchHelps() {
+func (q *Queue) Prefetch(in Port, pkts [][]byte) {
+	q.rlock()
+	defer q.slot.Unlock()
+	tab := q.e.tab
+	if !tab.PrefetchHelps() {
 		return
 	}
-	keys := e.prefetchKeys[:0]
+	keys := q.prefetchKeys[:0]
 	for _, b := range pkts {
 		// Flow, not Decode: this pass only needs the flow, and Decode's
 		// full record cost ~10 ns per packet of it at 1M mappings.
@@ -379,8 +469,8 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) {
 			k.Local = dst
 		}
 	}
-	e.tab.Prefetch(keys)
-	e.prefetchKeys = keys[:0]
+	tab.Prefetch(keys)
+	q.prefetchKeys = keys[:0]
 }
 
 func (e *Engine) drop(in Port, p *header.Parsed, v Verdict, now time.Time) Result {
@@ -403,7 +493,7 @@ func (e *Engine) timeExceeded(in Port, b []byte, p *header.Parsed, src netip.Add
 	return e.done(DropTTLExceeded, 0, n)
 }
 
-func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
+func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
 	dst := p.Dst.Addr()
 	// Between inside hosts: routed, not translated.
 	if out, ok := e.insidePort(dst); ok {
@@ -451,13 +541,28 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	if hairpin && !e.hairpin.Load() {
 		return e.drop(in, p, DropHairpinOff, now)
 	}
-
-	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
-		e.lockWait()
+	// A non-atomic datagram gets an identification of the NAT's; a first
+	// fragment leaves it for the rest of its datagram (the key is the
+	// original identification, so it is read before the rewrite).
+	var newID uint16
+	nonAtomic := !p.DontFrag || p.MoreFrags
+	if nonAtomic {
+		newID = uint16(e.ipID.Add(1))
 	}
+
+	if !hairpin && !p.MoreFrags {
+		q.rlock()
+		m := e.tab.OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
+		q.slot.Unlock()
+		if m != nil {
+			return e.translatedOut(q, in, b, p, m.External(), nonAtomic, newID, before, false, now)
+		}
+	}
+
+	e.lock()
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
-		e.mu.Unlock()
+		e.unlock()
 		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
 		// live mapping.
 		n := header.BuildICMPError(reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
@@ -471,14 +576,6 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 	var info MappingInfo
 	if created {
 		info = snapshot(m)
-	}
-	// A non-atomic datagram gets an identification of the NAT's; a first
-	// fragment leaves it for the rest of its datagram (the key is the
-	// original identification, so it is read before the rewrite).
-	var newID uint16
-	nonAtomic := !p.DontFrag || p.MoreFrags
-	if nonAtomic {
-		newID = uint16(e.ipID.Add(1))
 	}
 	if p.MoreFrags && !hairpin {
 		e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID}, now)
@@ -505,36 +602,52 @@ func (e *Engine) outbound(in Port, b []byte, p *header.Parsed, reply []byte, now
 			e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID, dst: internal.Addr(), out: port}, now)
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 
 	if created {
 		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
+	}
+	if !hairpin {
+		return e.translatedOut(q, in, b, p, ext, nonAtomic, newID, before, created, now)
 	}
 	if nonAtomic {
 		header.RewriteID(b, p, newID)
 	}
 	header.RewriteSrc(b, p, ext)
 	header.IPv4(b).DecTTL()
-	out := Outside
-	if hairpin {
-		if tv != table.Accept {
-			return e.drop(in, p, tableVerdict(tv), now)
-		}
-		header.RewriteDst(b, p, internal)
-		port, ok := e.insidePort(internal.Addr())
-		if !ok {
-			return e.drop(in, p, DropNoRoute, now)
-		}
-		out = port
+	if tv != table.Accept {
+		return e.drop(in, p, tableVerdict(tv), now)
+	}
+	header.RewriteDst(b, p, internal)
+	out, ok := e.insidePort(internal.Addr())
+	if !ok {
+		return e.drop(in, p, DropNoRoute, now)
 	}
 	if e.tracing.Load() {
 		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: out, Proto: proto, Src: before[0], Dst: before[1],
-			NewSrc: p.Src, NewDst: p.Dst, Created: created, Hairpin: hairpin})
+			NewSrc: p.Src, NewDst: p.Dst, Created: created, Hairpin: true})
 	}
 	return e.done(Forward, out, 0)
 }
 
-func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
+// translatedOut rewrites an outbound packet that is not hairpinned to
+// leave from external endpoint ext, and forwards it; created says
+// whether the packet made its mapping.
+func (e *Engine) translatedOut(q *Queue, in Port, b []byte, p *header.Parsed, ext netip.AddrPort, nonAtomic bool, newID uint16, before [2]netip.AddrPort, created bool, now time.Time) Result {
+	if nonAtomic {
+		header.RewriteID(b, p, newID)
+	}
+	header.RewriteSrc(b, p, ext)
+	header.IPv4(b).DecTTL()
+	if e.tracing.Load() {
+		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: Outside, Proto: table.Protocol(p.IPProto), Src: before[0], Dst: before[1],
+			NewSrc: p.Src, NewDst: p.Dst, Created: created})
+	}
+	q.slot.forwarded.Add(1)
+	return Result{Verdict: Forward, Out: Outside}
+}
+
+func (e *Engine) inbound(q *Queue, b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
 	dst := p.Dst.Addr()
 	if !e.isExternal(dst) {
 		return e.drop(Outside, p, DropNoRoute, now)
@@ -563,12 +676,21 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 		return e.drop(Outside, p, DropMalformed, now)
 	}
 	before := [2]netip.AddrPort{p.Src, p.Dst}
-	if !e.mu.TryLock() { // e.lock by hand: too big to inline, and this is per packet
-		e.lockWait()
+	if !p.MoreFrags {
+		q.rlock()
+		m, tv, ok := e.tab.InboundHit(proto, p.Dst, p.Src, p.TCPFlags, len(b), now)
+		q.slot.Unlock()
+		if ok {
+			if tv != table.Accept {
+				return e.drop(Outside, p, tableVerdict(tv), now)
+			}
+			return e.translatedIn(q, b, p, m.Internal(), before, now)
+		}
 	}
+	e.lock()
 	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
 	if tv != table.Accept {
-		e.mu.Unlock()
+		e.unlock()
 		return e.drop(Outside, p, tableVerdict(tv), now)
 	}
 	m.AddBytes(false, len(b))
@@ -577,17 +699,24 @@ func (e *Engine) inbound(b []byte, p *header.Parsed, reply []byte, now time.Time
 	if p.MoreFrags && ok {
 		e.firstFragment(fragKeyOf(p), b, p, internal.Addr(), false, out, fragWay{}, now)
 	}
-	e.mu.Unlock()
+	e.unlock()
+	return e.translatedIn(q, b, p, internal, before, now)
+}
 
+// translatedIn rewrites an inbound packet for internal endpoint internal
+// and forwards it to that host's port.
+func (e *Engine) translatedIn(q *Queue, b []byte, p *header.Parsed, internal netip.AddrPort, before [2]netip.AddrPort, now time.Time) Result {
+	out, ok := e.insidePort(internal.Addr())
 	if !ok {
 		return e.drop(Outside, p, DropNoRoute, now)
 	}
 	header.RewriteDst(b, p, internal)
 	header.IPv4(b).DecTTL()
 	if e.tracing.Load() {
-		e.emit(Event{Kind: EventTranslated, Time: now, In: Outside, Out: out, Proto: proto, Src: before[0], Dst: before[1], NewSrc: p.Src, NewDst: p.Dst})
+		e.emit(Event{Kind: EventTranslated, Time: now, In: Outside, Out: out, Proto: table.Protocol(p.IPProto), Src: before[0], Dst: before[1], NewSrc: p.Src, NewDst: p.Dst})
 	}
-	return e.done(Forward, out, 0)
+	q.slot.forwarded.Add(1)
+	return Result{Verdict: Forward, Out: out}
 }
 
 // inboundICMPError translates an error about a packet we sent out
@@ -612,7 +741,7 @@ func (e *Engine) inboundICMPError(b []byte, p *header.Parsed, now time.Time) Res
 	if m != nil && tv == table.Accept {
 		internal = m.Internal()
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if m == nil {
 		return e.drop(Outside, p, DropNoMapping, now)
 	}
@@ -653,7 +782,7 @@ func (e *Engine) outboundICMPError(in Port, b []byte, p *header.Parsed, now time
 	if m != nil {
 		ext = m.External()
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if m == nil {
 		return e.drop(in, p, DropNoMapping, now)
 	}
@@ -710,7 +839,7 @@ func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Resu
 // the first fragment comes (held), if there is room.
 func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr netip.Addr, w fragWay, ok, held bool) {
 	e.lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	k := fragKeyOf(p)
 	if addr, w, ok = e.frags.get(k, now); ok {
 		n, end := fragPayload(b, p)
@@ -720,7 +849,7 @@ func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr 
 	return addr, w, false, e.held.hold(k, b, now)
 }
 
-// firstFragment records, under e.mu, how the first fragment of datagram
+// firstFragment records, under e.lock, how the first fragment of datagram
 // k (packet b, not yet rewritten) was translated, so its later fragments
 // follow, and releases those that came before it.
 func (e *Engine) firstFragment(k fragKey, b []byte, p *header.Parsed, addr netip.Addr, outbound bool, out Port, w fragWay, now time.Time) {

@@ -39,7 +39,7 @@ type heldFrag struct {
 	buf     [heldMaxSize]byte
 }
 
-// fragHold is guarded by Engine.mu.
+// fragHold is guarded by Engine.lock.
 type fragHold struct {
 	slots [heldSlots]heldFrag
 	seq   uint64
@@ -127,7 +127,7 @@ func (e *Engine) NextHeld(dst []byte) (n int, out Port, ok bool) {
 		return 0, 0, false
 	}
 	e.lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	for i := range e.held.slots {
 		s := &e.held.slots[i]
 		if s.state == slotReady {

@@ -35,8 +35,14 @@ import (
 // device without offloads). An ICMP error the engine generates about a
 // super-packet quotes its first segment, with complete checksums.
 func (e *Engine) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte, now time.Time) Result {
+	return e.q0.ProcessVirtio(in, b, h, reply, now)
+}
+
+// ProcessVirtio is Engine.ProcessVirtio through q.
+func (q *Queue) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte, now time.Time) Result {
+	e := q.e
 	if h.Plain() {
-		return e.Process(in, b, reply, now)
+		return q.Process(in, b, reply, now)
 	}
 	off, ok := partialCsumOffset(b, h)
 	if !ok {
@@ -47,11 +53,11 @@ func (e *Engine) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte
 			return e.drop(in, &p, DropMalformed, now)
 		}
 		h.Flags &^= tun.VirtioNeedsCsum
-		return e.Process(in, b, reply, now)
+		return q.Process(in, b, reply, now)
 	}
 	partial := binary.BigEndian.Uint16(b[off:])
 	src, dst := [4]byte(b[12:16]), [4]byte(b[16:20])
-	res := e.Process(in, b, reply, now)
+	res := q.Process(in, b, reply, now)
 	switch {
 	case res.Verdict == Forward:
 		if in != Outside && h.IsGSO() && !header.IPv4(b).DontFragment() {

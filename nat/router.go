@@ -239,6 +239,7 @@ loop:
 // polling loop one for all the devices it reads.
 type pumper struct {
 	r          *Router
+	q          *Queue       // this reader's way into the engine
 	ports      []tun.Device // by port: the device (queue) this reader writes to
 	vhdr, uso  []bool       // by port: carries a virtio-net header; takes UDP super-packets
 	bufs       [][]byte
@@ -257,6 +258,7 @@ type pumper struct {
 func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 	p := &pumper{
 		r:          r,
+		q:          r.Engine.NewQueue(),
 		ports:      ports,
 		vhdr:       make([]bool, len(r.Ports)),
 		uso:        make([]bool, len(r.Ports)),
@@ -388,15 +390,15 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 	for i := range n {
 		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
 	}
-	r.Engine.Prefetch(in, p.views[:n])
+	p.q.Prefetch(in, p.views[:n])
 	for i := 0; i < n; i++ {
 		pkt := bufs[i][Headroom : Headroom+sizes[i]]
 		var res Result
 		if vin {
 			h.Decode(bufs[i][hdrAt:Headroom])
-			res = r.Engine.ProcessVirtio(in, pkt, h, p.reply[Headroom:], now)
+			res = p.q.ProcessVirtio(in, pkt, h, p.reply[Headroom:], now)
 		} else {
-			res = r.Engine.Process(in, pkt, p.reply[Headroom:], now)
+			res = p.q.Process(in, pkt, p.reply[Headroom:], now)
 		}
 		if res.Verdict == Forward {
 			to := res.Out

@@ -46,8 +46,8 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 		poolUsed: d("port_pool_used", "External ports (or ICMP identifiers) in use.", "nat", "proto"),
 		poolSize: d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
 		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
-		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found the NAT engine's lock held by another reader and waited; "+
-			"the readers of different device queues share it.", "nat"),
+		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found an engine lock it needed held and waited: "+
+			"a packet of an existing mapping waits only for its own queue's lock; a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
 	}
 }
 

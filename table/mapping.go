@@ -168,8 +168,10 @@ type sessionSet struct {
 
 // Mapping is one binding of an internal endpoint to an external endpoint
 // (RFC 4787 §4.1), with its filter permissions and, for TCP, its sessions.
-// The exported fields are read-only to callers; the table owns the Mapping
-// and is not safe for concurrent use.
+// The exported fields are read-only to callers; the table owns the Mapping.
+// Its endpoints never change; the rest (timers, sessions, counters) the
+// hit path changes under the Mapping's stripe lock (hit.go), and every
+// other call with the table to itself.
 //
 // A million of them must fit in a few hundred megabytes and be found with
 // as few cache misses as possible, so the struct is 120 bytes (in Go's

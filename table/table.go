@@ -5,14 +5,16 @@
 // The table does no I/O, starts no goroutines and never reads the clock: every
 // call that depends on time takes now. Expiry is lazy and exact: a mapping or
 // permission whose Expires is <= now is gone for every lookup, whenever Expire
-// last ran. A Table is not safe for concurrent use; the engine serialises
-// calls. IPv4 only.
+// last ran. A Table is not safe for concurrent use, but for its hit path
+// (OutboundHit, InboundHit, Prefetch), which may run concurrently with
+// itself; the engine keeps every other call to itself. IPv4 only.
 package table
 
 import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,6 +60,9 @@ type Table struct {
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
 	haveEpoch bool
 	graveyard []*Mapping // removed outside Expire, reported by the next Expire
+
+	stripes     [numStripes]stripe // the hit path's locks (hit.go)
+	stripeWaits *atomic.Uint64     // where they count waits
 }
 
 // New returns an empty table for c. Zero timeouts and zero port range ends
@@ -73,6 +78,8 @@ func New(c Config) (*Table, error) {
 		shared: make(map[extKey]int32),
 		rng:    rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
 		seed:   rand.Uint64(),
+
+		stripeWaits: new(atomic.Uint64),
 	}
 	for _, a := range c.External {
 		t.ext = append(t.ext, a.As4())

@@ -1,0 +1,237 @@
+package table
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// state is a table's whole observable state: every mapping with its
+// counters, expiry and sessions, in a canonical order.
+func state(t *Table) string {
+	var lines []string
+	t.All(func(m *Mapping) bool {
+		s := fmt.Sprintf("%s exp=%d pkts=%d/%d bytes=%d/%d", m, m.expires, m.PacketsOut(), m.PacketsIn(), m.BytesOut(), m.BytesIn())
+		for i := range int(m.nsess) {
+			x := m.sess(i)
+			s += fmt.Sprintf(" [%v tcp=%#x exp=%d]", x.remote.addrPort(), x.tcp, x.expires)
+		}
+		lines = append(lines, s)
+		return true
+	})
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestHitMatchesFull drives two tables with the same packets: one tries
+// the hit path first and falls back to Outbound/Inbound when it declines,
+// the other takes the full path every time. Verdicts, mappings, counters,
+// timers, sessions and expiries must stay identical, for every preset and
+// with inbound refresh on and off.
+func TestHitMatchesFull(t *testing.T) {
+	var configs []string
+	for _, p := range PresetNames() {
+		configs = append(configs, p, p+"+refresh")
+	}
+	for _, name := range configs {
+		t.Run(name, func(t *testing.T) {
+			preset, refresh := strings.CutSuffix(name, "+refresh")
+			mk := func() *Table {
+				c, err := Preset(preset)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.External = []netip.Addr{ext1, ext2}
+				c.Seed = 7
+				c.InboundRefresh = c.InboundRefresh || refresh
+				c.UDPTimeout, c.UDPUnrepliedTimeout = 30*time.Second, 10*time.Second
+				c.TCPTransitoryTimeout = 20 * time.Second
+				tab, err := New(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tab
+			}
+			hit, full := mk(), mk()
+			rng := rand.New(rand.NewPCG(1, 2))
+			hosts := []netip.Addr{hostA, hostB}
+			remotes := []netip.Addr{srvA1, srvA2, other}
+			protos := []Protocol{UDP, TCP, ICMP}
+			flagSets := []uint8{FlagACK, FlagACK, FlagACK, FlagSYN, FlagSYN | FlagACK, FlagFIN | FlagACK, FlagRST, 0}
+			now := t0
+			var hits, fallbacks, accepted int
+			for step := range 8000 {
+				back := false
+				switch r := rng.IntN(100); {
+				case r < 2:
+					now = now.Add(time.Duration(rng.IntN(40)) * time.Second) // timers lapse
+				case r < 7:
+					// Readers of different queues each read the clock once
+					// per batch: one may come in behind another (by this
+					// much so that a session just refreshed is met).
+					now = now.Add(-time.Duration(rng.IntN(100)) * time.Millisecond)
+					back = true
+				default:
+					now = now.Add(time.Duration(rng.IntN(2000)) * time.Microsecond)
+				}
+				proto := protos[rng.IntN(len(protos))]
+				in := ep(hosts[rng.IntN(len(hosts))], uint16(4000+rng.IntN(3)))
+				rem := ep(remotes[rng.IntN(len(remotes))], uint16(3478+rng.IntN(2)))
+				if proto == ICMP {
+					rem = ep(rem.Addr(), 0)
+				}
+				var flags uint8
+				if proto == TCP {
+					flags = flagSets[rng.IntN(len(flagSets))]
+				}
+				n := 40 + rng.IntN(1400)
+				var got, want string
+				if rng.IntN(2) == 0 {
+					m := hit.OutboundHit(proto, in, rem, flags, n, now)
+					if m == nil {
+						fallbacks++
+						var err error
+						m, _, err = hit.Outbound(proto, in, rem, flags, now)
+						if err == nil {
+							m.AddBytes(true, n)
+						}
+						got = fmt.Sprint(m, err)
+					} else {
+						hits++
+						got = fmt.Sprint(m, nil)
+					}
+					m2, _, err := full.Outbound(proto, in, rem, flags, now)
+					if err == nil {
+						m2.AddBytes(true, n)
+					}
+					want = fmt.Sprint(m2, err)
+				} else {
+					// Inbound to an external endpoint a mapping may hold:
+					// the ports near the preserved ones, on both addresses.
+					ext := ep([]netip.Addr{ext1, ext2}[rng.IntN(2)], uint16(4000+rng.IntN(3)))
+					if proto == ICMP {
+						ext = ep(ext.Addr(), uint16(4000+rng.IntN(3)))
+					}
+					m, v, ok := hit.InboundHit(proto, ext, rem, flags, n, now)
+					if !ok {
+						fallbacks++
+						m, v = hit.Inbound(proto, ext, rem, flags, now)
+						if v == Accept {
+							m.AddBytes(false, n)
+						}
+					} else {
+						hits++
+					}
+					got = fmt.Sprint(m, v)
+					m2, v2 := full.Inbound(proto, ext, rem, flags, now)
+					if v2 == Accept {
+						m2.AddBytes(false, n)
+						accepted++
+					}
+					want = fmt.Sprint(m2, v2)
+				}
+				if got != want {
+					t.Fatalf("step %d (%s %s %s flags %#x): hit path %s, full path %s", step, proto, in, rem, flags, got, want)
+				}
+				if step%50 == 0 {
+					if a, b := hit.Expire(now, nil), full.Expire(now, nil); a != b {
+						t.Fatalf("step %d: Expire removed %d with hits, %d without", step, a, b)
+					}
+				}
+				if step%8 != 0 && !back {
+					continue // the state is compared every few steps: formatting it is most of the test's time
+				}
+				if a, b := state(hit), state(full); a != b {
+					t.Fatalf("step %d (%s %s %s flags %#x): state differs\nwith hits:\n%s\nwithout:\n%s", step, proto, in, rem, flags, a, b)
+				}
+			}
+			t.Logf("%d hits, %d fallbacks, %d inbound accepted", hits, fallbacks, accepted)
+			if !hit.cfg.PortOverloading && (hits < 500 || accepted < 200) {
+				t.Errorf("too few hits (%d) or accepted packets (%d) for the comparison to mean much", hits, accepted)
+			}
+		})
+	}
+}
+
+// Hits on one mapping from two goroutines (a flow's packets out and its
+// replies in, on two queues) serialise on its stripe: the race detector
+// sees no conflict and no packet goes uncounted.
+func TestHitConcurrent(t *testing.T) {
+	tab := newTable(t, nil)
+	const flows, per = 8, 2000
+	var exts [flows]netip.AddrPort
+	for f := range flows {
+		m := out(t, tab, UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), 0, t0)
+		exts[f] = m.External()
+		in(t, tab, UDP, exts[f], ep(srvA1, portP1), 0, t0, Accept) // replied: hits from now on
+	}
+	now := t0.Add(time.Second)
+	var wg sync.WaitGroup
+	var misses [4]int
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range per {
+				f := (k + g) % flows
+				if g%2 == 0 {
+					if tab.OutboundHit(UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), 0, 100, now) == nil {
+						misses[g]++
+					}
+				} else if _, v, ok := tab.InboundHit(UDP, exts[f], ep(srvA1, portP1), 0, 100, now); !ok || v != Accept {
+					misses[g]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if misses != [4]int{} {
+		t.Fatalf("packets not taken as hits: %v", misses)
+	}
+	var pktsOut, pktsIn, bytes uint64
+	tab.All(func(m *Mapping) bool {
+		pktsOut += m.PacketsOut()
+		pktsIn += m.PacketsIn()
+		bytes += m.BytesOut() + m.BytesIn()
+		return true
+	})
+	if pktsOut != flows+2*per || pktsIn != flows+2*per || bytes != 4*per*100 {
+		t.Errorf("counted %d out, %d in, %d bytes; want %d, %d, %d", pktsOut, pktsIn, bytes, flows+2*per, flows+2*per, 4*per*100)
+	}
+}
+
+// A hit that finds its mapping's stripe held (another reader on the
+// same flow) waits for it and is counted where CountStripeWaits says.
+func TestHitStripeWait(t *testing.T) {
+	tab := newTable(t, nil)
+	var waits atomic.Uint64
+	tab.CountStripeWaits(&waits)
+	a, r := ep(hostA, 5000), ep(srvA1, portP1)
+	m := out(t, tab, UDP, a, r, 0, t0)
+	if tab.OutboundHit(UDP, a, r, 0, 100, t0) != m || waits.Load() != 0 {
+		t.Fatalf("uncontended hit: %d waits", waits.Load())
+	}
+	l := tab.stripeOf(m)
+	l.Lock()
+	done := make(chan *Mapping)
+	go func() { done <- tab.OutboundHit(UDP, a, r, 0, 100, t0) }()
+	for deadline := time.Now().Add(5 * time.Second); waits.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			l.Unlock()
+			t.Fatal("a hit finding its stripe held was not counted within 5s")
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("the hit went through a held stripe")
+	case <-time.After(20 * time.Millisecond):
+	}
+	l.Unlock()
+	if got := <-done; got != m || waits.Load() != 1 {
+		t.Fatalf("after the wait: %p (want %p), %d waits", got, m, waits.Load())
+	}
+}
