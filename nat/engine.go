@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,22 +97,25 @@ type Result struct {
 // calls it from a goroutine per device queue, each through a Queue of
 // its own.
 //
-// Locking: each Queue has a lock of its own (a slot; with more queues
-// than slots, some share one). A packet of an existing mapping that
-// changes nothing but that mapping (table.OutboundHit, InboundHit: most
-// packets) takes only its queue's slot, and the table's lock for that
-// mapping's stripe, so readers of different queues share no lock unless
-// they translate the same flow at the same moment. Anything else (a new
-// mapping, a TCP state change, fragments, ICMP errors, expiry, queries)
-// takes every slot, in order (lock), and has the engine to itself.
+// Locking: each Queue has a lock of its own (its slot). A packet of an
+// existing mapping that changes nothing but that mapping
+// (table.OutboundHit, InboundHit: most packets) takes only its queue's
+// slot, and the table's lock for that mapping's stripe (one of 256), so
+// readers of different queues meet only on the same flow, or on two
+// flows whose mappings share a stripe. Anything else (a new mapping, a
+// TCP state change, fragments, ICMP errors, expiry, queries) takes every
+// slot, in order (lock), and has the engine to itself.
 type Engine struct {
-	slots []slot // slots[0] is the default Queue's (Engine.Process)
-	tab   *table.Table
-	frags fragCache
-	held  fragHold
+	// slots are every Queue's locks, the default queue's first. NewQueue
+	// adds one, holding all the others: lock takes the list it finds and
+	// checks it is still the list once it holds them all.
+	slots  atomic.Pointer[[]*slot]
+	locked []*slot // the slots lock took, for unlock; guarded by them
+	tab    *table.Table
+	frags  fragCache
+	held   fragHold
 
-	q0       Queue         // for Engine.Process and Prefetch
-	nextSlot atomic.Uint32 // NewQueue's round robin over slots[1:]
+	q0 Queue // for Engine.Process and Prefetch
 
 	cfg      Config
 	hairpin  atomic.Bool
@@ -149,15 +151,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		// A slot per CPU (readers are at most one per CPU and device)
-		// and the default Queue's.
-		slots:    make([]slot, 1+min(runtime.NumCPU(), maxSlots-1)),
 		tab:      tab,
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), tab.Config().External...),
 		inside:   cfg.Inside,
 	}
-	e.q0 = Queue{e: e, slot: &e.slots[0]}
+	e.q0 = Queue{e: e, slot: new(slot)}
+	e.slots.Store(&[]*slot{e.q0.slot})
 	tab.CountStripeWaits(&e.lockWaits)
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
@@ -179,18 +179,17 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// maxSlots bounds the slots, which lock takes one by one.
-const maxSlots = 64
-
-// slot is one Queue's lock, on a cache line of its own: readers on
-// different slots never write the same line.
+// slot is one Queue's lock, on a pair of cache lines of its own (128
+// bytes, pointer-free: the allocator's 128-byte size class), so readers
+// on different slots never write the same line, nor one the CPU fetches
+// with it (see table.stripe).
 type slot struct {
 	sync.Mutex
-	// forwarded counts the packets the queues on this slot forwarded by
-	// the hit path: a count shared by all queues (Engine.counters) would
-	// be a cache line every reader writes per packet.
+	// forwarded counts the packets the queue forwarded by the hit path:
+	// a count shared by all queues (Engine.counters) would be a line
+	// every reader writes per packet.
 	forwarded atomic.Uint64
-	_         [64 - unsafe.Sizeof(sync.Mutex{}) - 8]byte
+	_         [128 - unsafe.Sizeof(sync.Mutex{}) - 8]byte
 }
 
 // Queue is one reader's way into the engine: the router makes one per
@@ -198,17 +197,47 @@ type slot struct {
 // only its own lock. A Queue is safe for concurrent use, but it is
 // meant for one goroutine: two on one Queue wait for each other.
 type Queue struct {
-	e            *Engine
-	slot         *slot
-	prefetchKeys []table.LookupKey // Prefetch's scratch, guarded by slot
+	e    *Engine
+	slot *slot
+	// Guarded by slot (held alone, or with all the others):
+	prefetchKeys []table.LookupKey // Prefetch's scratch
+	idNext       uint16            // the next of this queue's block of IP identifications
+	idLeft       uint16            // how many of the block are left
 }
 
-// NewQueue returns a Queue with a lock of its own while there are slots
-// (one per CPU); beyond that, queues share them round robin.
+// NewQueue returns a Queue with a lock of its own. It lasts as long as
+// the engine, and every packet that needs the whole engine takes its
+// lock: make one per reading goroutine, once.
 func (e *Engine) NewQueue() *Queue {
-	n := uint32(len(e.slots) - 1)
-	i := 1 + (e.nextSlot.Add(1)-1)%n
-	return &Queue{e: e, slot: &e.slots[i]}
+	s := new(slot)
+	s.Lock() // so that unlock releases it with the others
+	e.lock()
+	ss := append(e.locked[:len(e.locked):len(e.locked)], s)
+	e.slots.Store(&ss)
+	e.locked = ss
+	e.unlock()
+	return &Queue{e: e, slot: s}
+}
+
+// idBlock is how many IP identifications a queue takes from the engine's
+// counter at a time: one write to a shared line per idBlock non-atomic
+// datagrams, not one per datagram.
+const idBlock = 64
+
+// nextID returns the identification for a non-atomic datagram that
+// leaves as segs datagrams (a DF-clear super-packet, which the kernel
+// numbers ID, ID+1, ...). Call it with q's slot held.
+func (q *Queue) nextID(segs int) uint16 {
+	if segs > 1 {
+		return uint16(q.e.ipID.Add(uint32(segs)) - uint32(segs)) // a run of its own
+	}
+	if q.idLeft == 0 {
+		q.idNext = uint16(q.e.ipID.Add(idBlock) - idBlock)
+		q.idLeft = idBlock
+	}
+	q.idLeft--
+	q.idNext++
+	return q.idNext - 1
 }
 
 // Config returns the configuration in force (with defaults filled in).
@@ -260,20 +289,32 @@ func (e *Engine) Flush() {
 // that found any slot held counts once in LockWaits.
 func (e *Engine) lock() {
 	waited := false
-	for i := range e.slots {
-		if !e.slots[i].TryLock() {
-			if !waited {
-				waited = true
-				e.lockWaits.Add(1) // now: a watcher sees the wait while it lasts
+	for {
+		p := e.slots.Load()
+		for _, s := range *p {
+			if !s.TryLock() {
+				if !waited {
+					waited = true
+					e.lockWaits.Add(1) // now: a watcher sees the wait while it lasts
+				}
+				s.Lock()
 			}
-			e.slots[i].Lock()
+		}
+		// The list changes only with all of it held: if it is still p,
+		// it stays p until unlock.
+		if e.slots.Load() == p {
+			e.locked = *p
+			return
+		}
+		for _, s := range *p {
+			s.Unlock()
 		}
 	}
 }
 
 func (e *Engine) unlock() {
-	for i := range e.slots {
-		e.slots[i].Unlock()
+	for _, s := range e.locked {
+		s.Unlock()
 	}
 }
 
@@ -292,13 +333,12 @@ func (q *Queue) wait() {
 	q.slot.Lock()
 }
 
-// LockWaits counts the packets (and table queries) that found a lock
-// they needed held and waited. A packet of an existing mapping waits
-// only for its own queue's lock: held by a packet that needs the whole
-// engine, or by another queue sharing its slot. Other packets wait for
-// the packets in flight on every queue.
-// A packet that waited for its mapping's stripe lock in the table
-// (another queue translating the same flow) counts too.
+// LockWaits counts the times a packet (or a table query) found a lock
+// it needed held and waited. A packet of an existing mapping needs its
+// queue's lock (held by a packet or query that needs the whole engine)
+// and its mapping's stripe lock (held by another queue on the same flow,
+// or on one whose mapping shares the stripe); any other packet needs
+// every queue's lock. One packet may count more than once.
 func (e *Engine) LockWaits() uint64 { return e.lockWaits.Load() }
 
 // Count returns how many packets got verdict v.
@@ -308,8 +348,8 @@ func (e *Engine) Count(v Verdict) uint64 {
 	}
 	n := e.counters[v].Load()
 	if v == Forward {
-		for i := range e.slots {
-			n += e.slots[i].forwarded.Load()
+		for _, s := range *e.slots.Load() { // slots are only ever added
+			n += s.forwarded.Load()
 		}
 	}
 	return n
@@ -420,6 +460,13 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) { e.q0.Prefetch(in, pkts) }
 
 // Process is Engine.Process through q.
 func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	return q.process(in, b, reply, now, 1)
+}
+
+// process is Process for a packet that leaves as segs datagrams (a
+// super-packet the kernel will segment), which matters to the IP
+// identifications a non-atomic one uses up.
+func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int) Result {
 	e := q.e
 	var p header.Parsed
 	p.Decode(b)
@@ -433,7 +480,7 @@ func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
 	if in == Outside {
 		return e.inbound(q, b, &p, reply, now)
 	}
-	return e.outbound(q, in, b, &p, reply, now)
+	return e.outbound(q, in, b, &p, reply, now, segs)
 }
 
 // Prefetch starts the mapping-table loads that translating a batch of
@@ -493,7 +540,7 @@ func (e *Engine) timeExceeded(in Port, b []byte, p *header.Parsed, src netip.Add
 	return e.done(DropTTLExceeded, 0, n)
 }
 
-func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply []byte, now time.Time) Result {
+func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply []byte, now time.Time, segs int) Result {
 	dst := p.Dst.Addr()
 	// Between inside hosts: routed, not translated.
 	if out, ok := e.insidePort(dst); ok {
@@ -546,13 +593,13 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	// original identification, so it is read before the rewrite).
 	var newID uint16
 	nonAtomic := !p.DontFrag || p.MoreFrags
-	if nonAtomic {
-		newID = uint16(e.ipID.Add(1))
-	}
 
 	if !hairpin && !p.MoreFrags {
 		q.rlock()
 		m := e.tab.OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
+		if m != nil && nonAtomic {
+			newID = q.nextID(segs)
+		}
 		q.slot.Unlock()
 		if m != nil {
 			return e.translatedOut(q, in, b, p, m.External(), nonAtomic, newID, before, false, now)
@@ -573,6 +620,9 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	}
 	m.AddBytes(true, len(b))
 	ext := m.External()
+	if nonAtomic {
+		newID = q.nextID(segs) // q's slot is among those held
+	}
 	var info MappingInfo
 	if created {
 		info = snapshot(m)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
@@ -759,9 +760,6 @@ func TestLockWaits(t *testing.T) {
 		t.Fatalf("uncontended packet: %+v, %d lock waits, want Forward and 0", r, e.LockWaits())
 	}
 	q1, q2 := e.NewQueue(), e.NewQueue()
-	if q1.slot == q2.slot {
-		t.Skip("one CPU: the two queues share a lock")
-	}
 	q1.slot.Lock() // a reader on q1, mid-packet
 	done := make(chan Result)
 	go func() {
@@ -789,9 +787,13 @@ func TestLockWaits(t *testing.T) {
 // flow's packets both ways without waiting. TestLockWaits shows that
 // the same held lock does stop a packet that needs the whole engine.
 func TestHitPathSharesNoLock(t *testing.T) {
-	for _, proto := range []string{"udp", "tcp"} {
-		t.Run(proto, func(t *testing.T) {
-			e := newEngine(t, "port-restricted-cone")
+	for _, c := range []struct{ preset, proto string }{
+		{"port-restricted-cone", "udp"}, {"port-restricted-cone", "tcp"},
+		{"linux", "udp"}, {"linux", "tcp"}, // port overloading on
+	} {
+		proto := c.proto
+		t.Run(c.preset+"/"+proto, func(t *testing.T) {
+			e := newEngine(t, c.preset)
 			reply := make([]byte, 1500)
 			in, rem := ap(hostA, 5000), ap(srv1, 3478)
 			pkt := func(src, dst netip.AddrPort, flags uint8) []byte {
@@ -810,9 +812,6 @@ func TestHitPathSharesNoLock(t *testing.T) {
 				t.Fatalf("reply: %+v", r)
 			}
 			q1, q2 := e.NewQueue(), e.NewQueue()
-			if q1.slot == q2.slot {
-				t.Skip("one CPU: the two queues share a lock")
-			}
 			q1.slot.Lock()
 			defer q1.slot.Unlock()
 			done := make(chan [2]Result, 1)
@@ -885,4 +884,37 @@ func dfPkt(src, dst netip.AddrPort) []byte {
 	n := header.BuildUDP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), Protocol: header.ProtoUDP, TTL: 64, DontFrag: true},
 		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, []byte("0123456789012345678901234567890123456789"))
 	return b[:n]
+}
+
+// Queues number non-atomic datagrams from blocks of the engine's counter:
+// two queues sending side by side never hand out the same identification.
+func TestIPIDQueuesDistinct(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	qs := []*Queue{e.NewQueue(), e.NewQueue(), &e.q0}
+	reply := make([]byte, 1500)
+	seen := map[uint16]int{}
+	for i := range 600 {
+		b := udpPkt(ap(hostA, uint16(5000+i%3)), ap(srv1, 3478), 64, "x") // DF clear
+		if r := qs[i%3].Process(1, b, reply, t0); r.Verdict != Forward {
+			t.Fatal(r.Verdict)
+		}
+		id := header.IPv4(b).ID()
+		if j, dup := seen[id]; dup {
+			t.Fatalf("datagrams %d and %d both left with ID %d", j, i, id)
+		}
+		seen[id] = i
+	}
+}
+
+// Each queue's lock has a pair of cache lines of its own.
+func TestSlotsAligned(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	for range 5 {
+		e.NewQueue()
+	}
+	for i, s := range *e.slots.Load() {
+		if a := uintptr(unsafe.Pointer(s)); a%128 != 0 || unsafe.Sizeof(*s) != 128 {
+			t.Errorf("slot %d at %#x, %d bytes: not a line pair of its own", i, a, unsafe.Sizeof(*s))
+		}
+	}
 }

@@ -57,17 +57,16 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte,
 	}
 	partial := binary.BigEndian.Uint16(b[off:])
 	src, dst := [4]byte(b[12:16]), [4]byte(b[16:20])
-	res := q.Process(in, b, reply, now)
+	segs := 1
+	if in != Outside && h.IsGSO() && !header.IPv4(b).DontFragment() {
+		// DF clear: the kernel numbers the segments ID, ID+1, ... from
+		// the ID the engine gives the whole, so it takes a run of them,
+		// out of the next datagrams' way.
+		segs = numSegments(b, h)
+	}
+	res := q.process(in, b, reply, now, segs)
 	switch {
 	case res.Verdict == Forward:
-		if in != Outside && h.IsGSO() && !header.IPv4(b).DontFragment() {
-			// DF clear: the kernel numbers the segments ID, ID+1, ...
-			// from the ID Process gave the whole; keep those numbers
-			// out of the next datagrams' way.
-			if n := numSegments(b, h); n > 1 {
-				e.ipID.Add(uint32(n - 1))
-			}
-		}
 		// Process treated the field as a full checksum; put back the
 		// partial sum with only the pseudo-header change in it.
 		partial = partialUpdate(partial, src, [4]byte(b[12:16]))

@@ -18,27 +18,31 @@ import (
 // while they run: an index or a pool that changes under a lookup is not
 // safe). Two hits on one mapping (a flow's packets out on one queue, its
 // replies in on another) take that mapping's stripe lock: 256 locks, each
-// on a cache line of its own, chosen by the Mapping's address, so readers
-// of different flows share no lock.
+// on two cache lines of its own, chosen by a hash of the Mapping's
+// address, so readers of different flows rarely share one.
 //
 // A packet that would change anything beyond its mapping (create or bury
-// a mapping, add a session, move a TCP state or the expiry heap, port
-// overloading's shared endpoints) is not a hit: the call reports so and
-// changes nothing, and the caller runs Outbound or Inbound with the
-// table to itself. The result is the same either way; TestHitMatchesFull
-// drives both with the same packets.
+// a mapping, add a session, move a TCP state or the expiry heap) is not a
+// hit: the call reports so and changes nothing, and the caller runs
+// Outbound or Inbound with the table to itself. The result is the same
+// either way; TestHitMatchesFull drives both with the same packets.
 
 const numStripes = 256
 
+// stripe is one lock on 128 bytes: the CPU fetches cache lines in
+// aligned pairs (the adjacent-line prefetcher), so locks on neighbouring
+// 64-byte lines still slowed each other (BenchmarkTranslateParallel
+// went from ~47 to ~95 ns per packet at -cpu 2 when two flows' stripes
+// were such a pair).
 type stripe struct {
 	sync.Mutex
-	_ [64 - unsafe.Sizeof(sync.Mutex{})]byte // a cache line each
+	_ [128 - unsafe.Sizeof(sync.Mutex{})]byte
 }
 
-// stripeOf returns the lock of m's stripe. Mappings are at least 128
-// bytes apart (their size class), so the bits above 7 spread them.
+// stripeOf returns the lock of m's stripe. Mappings made one after the
+// other sit 128 bytes apart; the multiply scatters them over the stripes.
 func (t *Table) stripeOf(m *Mapping) *stripe {
-	return &t.stripes[uintptr(unsafe.Pointer(m))>>7%numStripes]
+	return &t.stripes[uint64(uintptr(unsafe.Pointer(m))>>7)*0x9e3779b97f4a7c15>>(64-8)]
 }
 
 // lockStripe takes m's stripe lock and returns it, counting a wait.
@@ -62,23 +66,42 @@ func (t *Table) CountStripeWaits(c *atomic.Uint64) { t.stripeWaits = c }
 // bytes are counted. It returns nil, having changed nothing, for any
 // other packet; Outbound handles those.
 func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) *Mapping {
-	if !t.hitsOK(proto) || !internal.Addr().Is4() || !remote.Addr().Is4() {
+	if !t.haveEpoch || proto.index() < 0 || !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil
 	}
 	k := t.outProbe(proto, internal, remote)
-	m := t.out.findOut(hashOut(k, t.seed), k)
-	if m == nil {
-		return nil
-	}
 	rel := now.Sub(t.epoch)
 	r := remKeyOf(proto, remote)
-	defer t.lockStripe(m).Unlock()
-	if !m.alive(rel) {
-		return nil // Outbound buries it
+	var m *Mapping
+	var l *stripe
+	if t.cfg.PortOverloading && proto != ICMP && t.secondaries > 0 {
+		// As Outbound: a mapping made for this remote alone, on a port
+		// clash, comes first.
+		k2 := k.forRemote(r)
+		if m = t.out.findOut(hashOut(k2, t.seed), k2); m != nil {
+			l = t.lockStripe(m)
+			if !m.alive(rel) {
+				l.Unlock()
+				return nil // Outbound buries it
+			}
+		}
 	}
+	if m == nil {
+		if m = t.out.findOut(hashOut(k, t.seed), k); m == nil {
+			return nil
+		}
+		l = t.lockStripe(m)
+		if !m.alive(rel) {
+			l.Unlock()
+			return nil
+		}
+	}
+	defer l.Unlock()
+	// A live session with remote: no new session, and no port clash to
+	// look for (Outbound looks only for a remote without one).
 	i := m.find(r)
 	if i < 0 {
-		return nil // a new session
+		return nil
 	}
 	s := m.sess(i)
 	if !s.alive(rel) {
@@ -86,14 +109,15 @@ func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 	}
 	e := rel + t.timeout(proto, s.tcp)
 	if proto == TCP {
-		// Only a packet that leaves the state as it is (data, ACKs), and
-		// a timer that only moves later: a shorter one can move the
-		// mapping up the expiry heap.
-		if tcpAdvance(s.tcp, true, tcpFlags) != s.tcp || e < s.expires {
+		// A packet that moves the state is Outbound's (tcpTouch); one
+		// that does not only moves the timer later.
+		if tcpAdvance(s.tcp, true, tcpFlags) != s.tcp {
 			return nil
 		}
-		m.setSessionExpiry(i, e)
-		m.expires = max(m.expires, e)
+		if e > s.expires {
+			m.setSessionExpiry(i, e)
+			m.expires = max(m.expires, e)
+		}
 	} else {
 		if e > m.expires {
 			m.expires = e
@@ -112,9 +136,9 @@ func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 // verdict Inbound would (counting an accepted packet and its bytes), and
 // ok. It returns ok false, having changed nothing, for a packet that
 // needs Inbound: a TCP segment that moves a session's state or starts
-// one, a UDP session's first reply, a timer that would move earlier.
+// one, or a UDP session's first reply.
 func (t *Table) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
-	if !t.hitsOK(proto) {
+	if !t.haveEpoch || proto.index() < 0 {
 		return nil, 0, false
 	}
 	noMapping := DropNoMapping
@@ -124,38 +148,83 @@ func (t *Table) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
 		return nil, noMapping, true
 	}
-	w := endpointWord(proto, external.Addr().As4(), external.Port())
-	m = t.in.findExt(hashExt(w, t.seed), w)
-	if m == nil {
+	rel := now.Sub(t.epoch)
+	r := remKeyOf(proto, remote)
+	addr := external.Addr().As4()
+	w := endpointWord(proto, addr, external.Port())
+	h := hashExt(w, t.seed)
+	if t.cfg.PortOverloading && t.shared[extKey{proto: proto, addr: addr, port: external.Port()}] > 0 {
+		// Several mappings hold the endpoint: as match, the one with a
+		// live session for remote takes it. Each is looked at under its
+		// own stripe; a hit can only make one live longer, never bring
+		// one back or add a session, so no answer found here goes stale.
+		var live *Mapping
+		for c := range t.in.eachExt(h, w) {
+			l := t.lockStripe(c)
+			if !c.alive(rel) {
+				l.Unlock()
+				continue
+			}
+			if live == nil {
+				live = c
+			}
+			if i := c.findLive(r, rel); i >= 0 {
+				ok := t.acceptHit(c, i, proto, tcpFlags, bytes, rel)
+				l.Unlock()
+				if !ok {
+					return nil, 0, false
+				}
+				return c, Accept, true
+			}
+			l.Unlock()
+		}
+		if live == nil {
+			return nil, noMapping, true
+		}
+		return live, DropFiltered, true // APDF: none talks to remote
+	}
+	if m = t.in.findExt(h, w); m == nil {
 		return nil, noMapping, true
 	}
-	rel := now.Sub(t.epoch)
-	defer t.lockStripe(m).Unlock()
+	l := t.lockStripe(m)
+	defer l.Unlock()
 	if !m.alive(rel) {
 		return nil, noMapping, true
 	}
-	i, admitted := m.admits(t.filtering(proto), remKeyOf(proto, remote), rel)
+	i, admitted := m.admits(t.filtering(proto), r, rel)
 	if !admitted {
 		return m, DropFiltered, true
 	}
+	if !t.acceptHit(m, i, proto, tcpFlags, bytes, rel) {
+		return nil, 0, false
+	}
+	return m, Accept, true
+}
+
+// acceptHit is the rest of Inbound for a packet m admits (i: the
+// position of the sender's live session, or -1), under m's stripe lock.
+// It reports false, having changed nothing, where Inbound would change
+// more than m's timers and counters.
+func (t *Table) acceptHit(m *Mapping, i int, proto Protocol, tcpFlags uint8, bytes int, rel time.Duration) bool {
 	switch proto {
 	case TCP:
 		if i < 0 {
 			if isConnRequest(tcpFlags) {
-				return nil, 0, false // starts a session
+				return false // starts a session
 			}
 			break // admitted without one
 		}
 		s := m.sess(i)
-		e := rel + t.timeout(TCP, s.tcp)
-		if tcpAdvance(s.tcp, false, tcpFlags) != s.tcp || e < s.expires {
-			return nil, 0, false
+		if tcpAdvance(s.tcp, false, tcpFlags) != s.tcp {
+			return false
 		}
-		m.setSessionExpiry(i, e)
-		m.expires = max(m.expires, e)
+		if e := rel + t.timeout(TCP, s.tcp); e > s.expires {
+			m.setSessionExpiry(i, e)
+			m.expires = max(m.expires, e)
+		}
 	case UDP:
 		if i >= 0 && m.sess(i).tcp&udpReplied == 0 {
-			return nil, 0, false // the first reply changes the session's timer
+			return false // the first reply changes the session's timer
 		}
 	}
 	if proto != TCP && t.cfg.InboundRefresh {
@@ -169,12 +238,5 @@ func (t *Table) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 	}
 	m.countPacket(false)
 	m.AddBytes(false, bytes)
-	return m, Accept, true
-}
-
-// hitsOK reports whether packets of proto can be hits at all: not before
-// the table has a time base (its first mapping), nor with port
-// overloading, whose endpoints several mappings share.
-func (t *Table) hitsOK(proto Protocol) bool {
-	return t.haveEpoch && proto.index() >= 0 && !(t.cfg.PortOverloading && proto != ICMP)
+	return true
 }

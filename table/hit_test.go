@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // state is a table's whole observable state: every mapping with its
@@ -17,10 +18,20 @@ import (
 func state(t *Table) string {
 	var lines []string
 	t.All(func(m *Mapping) bool {
-		s := fmt.Sprintf("%s exp=%d pkts=%d/%d bytes=%d/%d", m, m.expires, m.PacketsOut(), m.PacketsIn(), m.BytesOut(), m.BytesIn())
+		s := fmt.Sprintf("%s exp=%d due=%d heap=%v pkts=%d/%d bytes=%d/%d", m, m.expires, m.due, m.hidx >= 0,
+			m.PacketsOut(), m.PacketsIn(), m.BytesOut(), m.BytesIn())
 		for i := range int(m.nsess) {
 			x := m.sess(i)
 			s += fmt.Sprintf(" [%v tcp=%#x exp=%d]", x.remote.addrPort(), x.tcp, x.expires)
+		}
+		if m.indexed() {
+			// The address-dependent filter's index of latest expiries.
+			var addrs []string
+			for a, e := range m.more.addr {
+				addrs = append(addrs, fmt.Sprintf("%v=%d", netip.AddrFrom4(a), e))
+			}
+			slices.Sort(addrs)
+			s += fmt.Sprint(" addr", addrs)
 		}
 		lines = append(lines, s)
 		return true
@@ -48,6 +59,10 @@ func TestHitMatchesFull(t *testing.T) {
 					t.Fatal(err)
 				}
 				c.External = []netip.Addr{ext1, ext2}
+				if c.PortOverloading {
+					// One address: hosts preserving the same port share it.
+					c.External = c.External[:1]
+				}
 				c.Seed = 7
 				c.InboundRefresh = c.InboundRefresh || refresh
 				c.UDPTimeout, c.UDPUnrepliedTimeout = 30*time.Second, 10*time.Second
@@ -61,11 +76,13 @@ func TestHitMatchesFull(t *testing.T) {
 			hit, full := mk(), mk()
 			rng := rand.New(rand.NewPCG(1, 2))
 			hosts := []netip.Addr{hostA, hostB}
-			remotes := []netip.Addr{srvA1, srvA2, other}
+			// Enough remotes that a mapping's sessions get indexed.
+			remotes := []netip.Addr{srvA1, srvA2, other, netip.MustParseAddr("192.0.2.8"), netip.MustParseAddr("192.0.2.9")}
 			protos := []Protocol{UDP, TCP, ICMP}
 			flagSets := []uint8{FlagACK, FlagACK, FlagACK, FlagSYN, FlagSYN | FlagACK, FlagFIN | FlagACK, FlagRST, 0}
 			now := t0
 			var hits, fallbacks, accepted int
+			indexed, shared := false, 0
 			for step := range 8000 {
 				back := false
 				switch r := rng.IntN(100); {
@@ -128,13 +145,19 @@ func TestHitMatchesFull(t *testing.T) {
 					} else {
 						hits++
 					}
-					got = fmt.Sprint(m, v)
 					m2, v2 := full.Inbound(proto, ext, rem, flags, now)
 					if v2 == Accept {
 						m2.AddBytes(false, n)
 						accepted++
 					}
-					want = fmt.Sprint(m2, v2)
+					got, want = fmt.Sprint(m, v), fmt.Sprint(m2, v2)
+					if v == DropFiltered && v2 == DropFiltered && m != nil && m2 != nil {
+						// With port overloading, any live holder of the
+						// endpoint stands for a refusal: the first in index
+						// order, which each table's hash seed orders its own
+						// way.
+						got, want = fmt.Sprint(m.External(), v), fmt.Sprint(m2.External(), v2)
+					}
 				}
 				if got != want {
 					t.Fatalf("step %d (%s %s %s flags %#x): hit path %s, full path %s", step, proto, in, rem, flags, got, want)
@@ -144,6 +167,10 @@ func TestHitMatchesFull(t *testing.T) {
 						t.Fatalf("step %d: Expire removed %d with hits, %d without", step, a, b)
 					}
 				}
+				if !indexed {
+					hit.All(func(m *Mapping) bool { indexed = indexed || m.indexed(); return !indexed })
+				}
+				shared = max(shared, len(hit.shared))
 				if step%8 != 0 && !back {
 					continue // the state is compared every few steps: formatting it is most of the test's time
 				}
@@ -151,9 +178,17 @@ func TestHitMatchesFull(t *testing.T) {
 					t.Fatalf("step %d (%s %s %s flags %#x): state differs\nwith hits:\n%s\nwithout:\n%s", step, proto, in, rem, flags, a, b)
 				}
 			}
-			t.Logf("%d hits, %d fallbacks, %d inbound accepted", hits, fallbacks, accepted)
-			if !hit.cfg.PortOverloading && (hits < 500 || accepted < 200) {
+			t.Logf("%d hits, %d fallbacks, %d inbound accepted, at most %d shared endpoints", hits, fallbacks, accepted, shared)
+			if hits < 500 || accepted < 200 {
 				t.Errorf("too few hits (%d) or accepted packets (%d) for the comparison to mean much", hits, accepted)
+			}
+			// Symmetric mappings hold one remote each, and port overloading
+			// makes a mapping per remote on a clash: neither gets indexed.
+			if !indexed && hit.cfg.Mapping != AddressAndPortDependent && !hit.cfg.PortOverloading {
+				t.Error("no mapping's sessions were indexed")
+			}
+			if hit.cfg.PortOverloading && shared == 0 {
+				t.Error("port overloading on, but no endpoint was ever shared")
 			}
 		})
 	}
@@ -233,5 +268,22 @@ func TestHitStripeWait(t *testing.T) {
 	l.Unlock()
 	if got := <-done; got != m || waits.Load() != 1 {
 		t.Fatalf("after the wait: %p (want %p), %d waits", got, m, waits.Load())
+	}
+}
+
+// Each stripe lock has a pair of cache lines of its own, and mappings
+// made one after another (128 bytes apart) get different stripes.
+func TestStripesAligned(t *testing.T) {
+	tab := newTable(t, nil)
+	if a := uintptr(unsafe.Pointer(&tab.stripes[0])); a%128 != 0 || unsafe.Sizeof(stripe{}) != 128 {
+		t.Errorf("stripes at %#x, %d bytes each: not a line pair each", a, unsafe.Sizeof(stripe{}))
+	}
+	ms := make([]Mapping, 64)
+	seen := map[*stripe]bool{}
+	for i := range ms {
+		seen[tab.stripeOf(&ms[i])] = true
+	}
+	if len(seen) < 56 {
+		t.Errorf("64 neighbouring mappings fell in %d stripes", len(seen))
 	}
 }

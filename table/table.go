@@ -61,8 +61,8 @@ type Table struct {
 	haveEpoch bool
 	graveyard []*Mapping // removed outside Expire, reported by the next Expire
 
-	stripes     [numStripes]stripe // the hit path's locks (hit.go)
-	stripeWaits *atomic.Uint64     // where they count waits
+	stripes     *[numStripes]stripe // the hit path's locks (hit.go), an allocation of their own
+	stripeWaits *atomic.Uint64      // where they count waits
 }
 
 // New returns an empty table for c. Zero timeouts and zero port range ends
@@ -79,6 +79,9 @@ func New(c Config) (*Table, error) {
 		rng:    rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
 		seed:   rand.Uint64(),
 
+		// Pointer-free and 32 KB, a size class of its own: 128-byte
+		// aligned, so each stripe has its line pair (TestStripesAligned).
+		stripes:     new([numStripes]stripe),
 		stripeWaits: new(atomic.Uint64),
 	}
 	for _, a := range c.External {
@@ -297,9 +300,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		m.sess(i).tcp = 0 // a lapsed session starts afresh
 	}
 	if proto == TCP {
-		s := m.sess(i)
-		s.tcp = tcpAdvance(s.tcp, true, tcpFlags)
-		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
+		t.tcpTouch(m, i, true, tcpFlags, rel)
 	} else {
 		e := rel + t.timeout(proto, m.sess(i).tcp)
 		if e > m.expires {
@@ -357,9 +358,7 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 				m.sess(i).tcp = 0 // lapsed: start afresh
 			}
 		}
-		s := m.sess(i)
-		s.tcp = tcpAdvance(s.tcp, false, tcpFlags)
-		t.setTCPSessionExpiry(m, i, rel+t.timeout(TCP, s.tcp))
+		t.tcpTouch(m, i, false, tcpFlags, rel)
 		return m, Accept
 	}
 	if proto == UDP && i >= 0 && m.sess(i).tcp&udpReplied == 0 {
@@ -537,6 +536,22 @@ func (t *Table) setExpires(m *Mapping, e time.Duration) {
 		m.due = e
 		t.heapUp(int(m.hidx))
 	}
+}
+
+// tcpTouch applies a TCP packet (out: from inside) to session i of m: the
+// state advances and the timer restarts. A packet that leaves the state as
+// it is only moves the timer later: an earlier expiry would come from a
+// reader whose clock (read once per batch) is a little behind another's,
+// not from anything the flow did.
+func (t *Table) tcpTouch(m *Mapping, i int, out bool, flags uint8, rel time.Duration) {
+	s := m.sess(i)
+	nb := tcpAdvance(s.tcp, out, flags)
+	e := rel + t.timeout(TCP, nb)
+	if nb == s.tcp && e <= s.expires {
+		return
+	}
+	s.tcp = nb
+	t.setTCPSessionExpiry(m, i, e)
 }
 
 // setTCPSessionExpiry sets a TCP session's expiry; the mapping lives while

@@ -237,8 +237,8 @@ func printCounters(e *nat.Engine) {
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(os.Stderr, "gonat: packets: %s\n", strings.Join(parts, " "))
-		// The readers of different queues share the engine's lock: how
-		// often one waited for another.
+		// How often a reader waited for a lock another held: the cost
+		// the readers of different queues still put on each other.
 		fmt.Fprintf(os.Stderr, "gonat: engine lock waits: %d\n", e.LockWaits())
 	}
 }
