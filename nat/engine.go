@@ -137,7 +137,8 @@ type Engine struct {
 	// leave through the external addresses: inside hosts number theirs
 	// independently, and two of them behind one address could otherwise
 	// send fragments the receiver cannot tell apart (RFC 7857 §10, RFC
-	// 6864 §5.3). Starts at a random value.
+	// 6864 §5.3). Starts at a random value. Queues take it in blocks
+	// (Queue.nextID).
 	ipID atomic.Uint32
 }
 
@@ -194,8 +195,10 @@ type slot struct {
 
 // Queue is one reader's way into the engine: the router makes one per
 // reading goroutine (NewQueue). Its packets of existing mappings take
-// only its own lock. A Queue is safe for concurrent use, but it is
-// meant for one goroutine: two on one Queue wait for each other.
+// its own lock and their mapping's stripe lock, nothing another queue
+// takes unless it translates a flow of the same stripe. A Queue is safe
+// for concurrent use, but it is meant for one goroutine: two on one
+// Queue wait for each other.
 type Queue struct {
 	e    *Engine
 	slot *slot
@@ -203,6 +206,10 @@ type Queue struct {
 	prefetchKeys []table.LookupKey // Prefetch's scratch
 	idNext       uint16            // the next of this queue's block of IP identifications
 	idLeft       uint16            // how many of the block are left
+	idTaken      uint32            // the engine's counter when the block was taken
+	// 128 bytes in all, so that two readers' queues, written per batch
+	// or per packet, never share a line pair (see slot).
+	_ [128 - 8 - 8 - 24 - 8]byte
 }
 
 // NewQueue returns a Queue with a lock of its own. It lasts as long as
@@ -227,12 +234,18 @@ const idBlock = 64
 // nextID returns the identification for a non-atomic datagram that
 // leaves as segs datagrams (a DF-clear super-packet, which the kernel
 // numbers ID, ID+1, ...). Call it with q's slot held.
+//
+// A block goes stale once the other queues have moved the counter almost
+// round (by 2^16 less two blocks): its numbers would come round again
+// elsewhere, and two datagrams a moment apart could share one (found in
+// review: TestIPIDStaleBlock).
 func (q *Queue) nextID(segs int) uint16 {
 	if segs > 1 {
 		return uint16(q.e.ipID.Add(uint32(segs)) - uint32(segs)) // a run of its own
 	}
-	if q.idLeft == 0 {
-		q.idNext = uint16(q.e.ipID.Add(idBlock) - idBlock)
+	if q.idLeft == 0 || q.e.ipID.Load()-q.idTaken > 1<<16-2*idBlock {
+		q.idTaken = q.e.ipID.Add(idBlock)
+		q.idNext = uint16(q.idTaken - idBlock)
 		q.idLeft = idBlock
 	}
 	q.idLeft--

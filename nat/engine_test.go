@@ -906,15 +906,53 @@ func TestIPIDQueuesDistinct(t *testing.T) {
 	}
 }
 
-// Each queue's lock has a pair of cache lines of its own.
+// Each queue's lock, and each queue, has a pair of cache lines of its own.
 func TestSlotsAligned(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	for range 5 {
-		e.NewQueue()
+		if q := e.NewQueue(); uintptr(unsafe.Pointer(q))%128 != 0 || unsafe.Sizeof(*q) != 128 {
+			t.Errorf("queue at %p, %d bytes: not a line pair of its own", q, unsafe.Sizeof(*q))
+		}
 	}
 	for i, s := range *e.slots.Load() {
 		if a := uintptr(unsafe.Pointer(s)); a%128 != 0 || unsafe.Sizeof(*s) != 128 {
 			t.Errorf("slot %d at %#x, %d bytes: not a line pair of its own", i, a, unsafe.Sizeof(*s))
 		}
+	}
+}
+
+// A queue that sat on part of its block of identifications while the
+// other queues moved the engine's counter round must not hand out the
+// numbers they are handing out again (found in review): any number
+// comes back only after close to 2^16 other datagrams.
+func TestIPIDStaleBlock(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	q1, q2 := e.NewQueue(), e.NewQueue()
+	reply := make([]byte, 1500)
+	b := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "x") // DF clear
+	send := func(q *Queue) uint16 {
+		copy(b, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "x"))
+		if r := q.Process(1, b, reply, t0); r.Verdict != Forward {
+			t.Fatal(r.Verdict)
+		}
+		return header.IPv4(b).ID()
+	}
+	last := map[uint16]int{}
+	n := 0
+	use := func(q *Queue, who string) {
+		id := send(q)
+		if k, ok := last[id]; ok && n-k < 1<<16-2*idBlock {
+			t.Fatalf("%s: datagram %d has ID %d, as datagram %d had (%d apart)", who, n, id, k, n-k)
+		}
+		last[id] = n
+		n++
+	}
+	use(q1, "q1") // q1 takes a block and uses one number of it
+	for range 1<<16 - idBlock {
+		use(q2, "q2")
+	}
+	for range 200 {
+		use(q1, "q1")
+		use(q2, "q2")
 	}
 }

@@ -47,7 +47,7 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 		poolSize: d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
 		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
 		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found an engine lock it needed held and waited: "+
-			"a packet of an existing mapping waits only for its own queue's lock and its mapping's stripe (another queue on the same flow); a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
+			"a packet of an existing mapping waits only for its own queue's lock and its mapping's stripe (another queue on the same flow, or on one whose mapping shares the stripe); a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
 	}
 }
 

@@ -156,8 +156,9 @@ func (t *Table) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 	if t.cfg.PortOverloading && t.shared[extKey{proto: proto, addr: addr, port: external.Port()}] > 0 {
 		// Several mappings hold the endpoint: as match, the one with a
 		// live session for remote takes it. Each is looked at under its
-		// own stripe; a hit can only make one live longer, never bring
-		// one back or add a session, so no answer found here goes stale.
+		// own stripe, one at a time (never two held: no lock order to
+		// keep). Hits add no session and remove none, so the answer is
+		// one the full path could give at some moment of the walk.
 		var live *Mapping
 		for c := range t.in.eachExt(h, w) {
 			l := t.lockStripe(c)
