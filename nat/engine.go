@@ -673,11 +673,7 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	if !hairpin {
 		return e.translatedOut(q, in, b, p, ext, nonAtomic, newID, before, created, now)
 	}
-	if nonAtomic {
-		header.RewriteID(b, p, newID)
-	}
-	header.RewriteSrc(b, p, ext)
-	header.IPv4(b).DecTTL()
+	rewriteOut(b, p, ext, nonAtomic, newID)
 	if tv != table.Accept {
 		return e.drop(in, p, tableVerdict(tv), now)
 	}
@@ -697,11 +693,7 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 // leave from external endpoint ext, and forwards it; created says
 // whether the packet made its mapping.
 func (e *Engine) translatedOut(q *Queue, in Port, b []byte, p *header.Parsed, ext netip.AddrPort, nonAtomic bool, newID uint16, before [2]netip.AddrPort, created bool, now time.Time) Result {
-	if nonAtomic {
-		header.RewriteID(b, p, newID)
-	}
-	header.RewriteSrc(b, p, ext)
-	header.IPv4(b).DecTTL()
+	rewriteOut(b, p, ext, nonAtomic, newID)
 	if e.tracing.Load() {
 		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: Outside, Proto: table.Protocol(p.IPProto), Src: before[0], Dst: before[1],
 			NewSrc: p.Src, NewDst: p.Dst, Created: created})
@@ -758,12 +750,25 @@ func (e *Engine) inbound(q *Queue, b []byte, p *header.Parsed, reply []byte, now
 	}
 	m.AddBytes(false, len(b))
 	internal := m.Internal()
-	out, ok := e.insidePort(internal.Addr())
-	if p.MoreFrags && ok {
-		e.firstFragment(fragKeyOf(p), b, p, internal.Addr(), false, out, fragWay{}, now)
+	if p.MoreFrags {
+		// translatedIn looks the port up again; only a first fragment
+		// needs it here, under the lock.
+		if out, ok := e.insidePort(internal.Addr()); ok {
+			e.firstFragment(fragKeyOf(p), b, p, internal.Addr(), false, out, fragWay{}, now)
+		}
 	}
 	e.unlock()
 	return e.translatedIn(q, b, p, internal, before, now)
+}
+
+// rewriteOut makes an outbound packet leave from external endpoint ext,
+// with identification newID if it is non-atomic, one hop on.
+func rewriteOut(b []byte, p *header.Parsed, ext netip.AddrPort, nonAtomic bool, newID uint16) {
+	if nonAtomic {
+		header.RewriteID(b, p, newID)
+	}
+	header.RewriteSrc(b, p, ext)
+	header.IPv4(b).DecTTL()
 }
 
 // translatedIn rewrites an inbound packet for internal endpoint internal

@@ -107,25 +107,12 @@ func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 	if !s.alive(rel) {
 		return nil
 	}
-	e := rel + t.timeout(proto, s.tcp)
-	if proto == TCP {
-		// A packet that moves the state is Outbound's (tcpTouch); one
-		// that does not only moves the timer later.
-		if tcpAdvance(s.tcp, true, tcpFlags) != s.tcp {
-			return nil
-		}
-		if e > s.expires {
-			m.setSessionExpiry(i, e)
-			m.expires = max(m.expires, e)
-		}
-	} else {
-		if e > m.expires {
-			m.expires = e
-		}
-		if e > s.expires {
-			m.setSessionExpiry(i, e)
-		}
+	// A TCP packet that moves the state is Outbound's (tcpTouch); one
+	// that does not, like any other, only moves the timers later.
+	if proto == TCP && tcpAdvance(s.tcp, true, tcpFlags) != s.tcp {
+		return nil
 	}
+	m.extend(i, rel+t.timeout(proto, s.tcp))
 	m.countPacket(true)
 	m.AddBytes(true, bytes)
 	return m
@@ -219,23 +206,14 @@ func (t *Table) acceptHit(m *Mapping, i int, proto Protocol, tcpFlags uint8, byt
 		if tcpAdvance(s.tcp, false, tcpFlags) != s.tcp {
 			return false
 		}
-		if e := rel + t.timeout(TCP, s.tcp); e > s.expires {
-			m.setSessionExpiry(i, e)
-			m.expires = max(m.expires, e)
-		}
+		m.extend(i, rel+t.timeout(TCP, s.tcp))
 	case UDP:
 		if i >= 0 && m.sess(i).tcp&udpReplied == 0 {
 			return false // the first reply changes the session's timer
 		}
 	}
 	if proto != TCP && t.cfg.InboundRefresh {
-		e := rel + t.timeout(proto, udpReplied)
-		if e > m.expires {
-			m.expires = e
-		}
-		if i >= 0 && e > m.sess(i).expires {
-			m.setSessionExpiry(i, e)
-		}
+		m.extend(i, rel+t.timeout(proto, udpReplied))
 	}
 	m.countPacket(false)
 	m.AddBytes(false, bytes)

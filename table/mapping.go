@@ -453,6 +453,19 @@ func (m *Mapping) reindex() {
 	}
 }
 
+// extend moves m's expiry, and session i's (i >= 0), to e where e is
+// later, never earlier: a refresh. The expiry heap needs no change (its
+// due time stays at or below Expires). m's expiry is at least every
+// session's, so a session moved later moves it too.
+func (m *Mapping) extend(i int, e time.Duration) {
+	if e > m.expires {
+		m.expires = e
+	}
+	if i >= 0 && e > m.sess(i).expires {
+		m.setSessionExpiry(i, e)
+	}
+}
+
 // maxSessionExpiry returns the latest session expiry (0 if none).
 func (m *Mapping) maxSessionExpiry() time.Duration {
 	var e time.Duration

@@ -302,13 +302,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	if proto == TCP {
 		t.tcpTouch(m, i, true, tcpFlags, rel)
 	} else {
-		e := rel + t.timeout(proto, m.sess(i).tcp)
-		if e > m.expires {
-			m.expires = e // later: the heap needs no change
-		}
-		if e > m.sess(i).expires {
-			m.setSessionExpiry(i, e)
-		}
+		m.extend(i, rel+t.timeout(proto, m.sess(i).tcp))
 	}
 	if created {
 		m.due = m.expires
@@ -367,21 +361,12 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 		s := m.sess(i)
 		s.tcp |= udpReplied
 		if u := t.unreplied(); u > 0 {
-			if e := s.expires - u + t.cfg.UDPTimeout; e > s.expires {
-				m.setSessionExpiry(i, e)
-				m.expires = max(m.expires, e)
-			}
+			m.extend(i, s.expires-u+t.cfg.UDPTimeout)
 		}
 	}
 	// RFC 4787 REQ-6: inbound refresh is optional.
 	if t.cfg.InboundRefresh {
-		e := rel + t.timeout(proto, udpReplied) // an accepted packet back: the replied timer
-		if e > m.expires {
-			m.expires = e
-		}
-		if i >= 0 && e > m.sess(i).expires {
-			m.setSessionExpiry(i, e)
-		}
+		m.extend(i, rel+t.timeout(proto, udpReplied)) // an accepted packet back: the replied timer
 	}
 	return m, Accept
 }
