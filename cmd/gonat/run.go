@@ -86,7 +86,7 @@ func runCmd(args []string) error {
 	verbose := fs.Bool("v", false, "log every mapping created and expired")
 	trace := fs.Bool("trace", false, "print one line per packet: the packet before and after translation, or why it was dropped")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN devices")
-	name := fs.String("name", fmt.Sprintf("run-%d", os.Getpid()), "name of this NAT for gonat table, lab status/set/flush (state in /run/gonat/NAME)")
+	name := fs.String("name", fmt.Sprintf("run-%d", os.Getpid()), "name of this NAT: in gonat table, lab status/set/flush (state in /run/gonat/NAME), events, the web view and the metrics' nat label (\"nat\" when not given)")
 	obs := observerFlags(fs)
 	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
 	busyPoll := fs.Duration("busy-poll", 0, "read every port from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for a CPU core; needs the offload backend (0: off)")
@@ -168,6 +168,20 @@ func runCmd(args []string) error {
 		return usageErr("%v", err)
 	}
 	spec.Behavior = behavior
+	// --name names the NAT too, so several gonat runs can be told apart
+	// in one Prometheus; without it, the NAT keeps a name that does not
+	// change with the process ID.
+	natName := "nat"
+	if flagGiven(fs, "name") {
+		natName = *name
+		taken := natName == lab.Public
+		for _, in := range spec.Inside {
+			taken = taken || in.Namespace == natName
+		}
+		if taken {
+			return usageErr("--name %s: also the name of a node of the topology (an --inside namespace, or %q); the NAT needs a name of its own", natName, lab.Public)
+		}
+	}
 	if err := ns.Check(*outside); err != nil {
 		return usageErr("--outside: %v", err)
 	}
@@ -206,7 +220,7 @@ func runCmd(args []string) error {
 	}
 	// The NAT as a lab of one: gonat table, lab status/set/flush and the
 	// control socket work on it as on any lab.
-	l := lab.Single(*name, "nat", n, spec, also)
+	l := lab.Single(*name, natName, n, spec, also)
 	l.Events.ForceTracing(*trace)
 	if err := lab.WriteState(l, ""); err != nil {
 		n.Close()
