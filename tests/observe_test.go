@@ -206,3 +206,142 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("gonat_engine_lock_waits_total = %v, want 0 to %d", v, n)
 	}
 }
+
+// gonat run --name names the NAT everywhere it shows: the table, lab
+// status, the events, the web view and the metrics' nat label, so
+// several NATs can be told apart in one Prometheus. A name a node of the
+// run already has is refused.
+func TestRunNameNamesNAT(t *testing.T) {
+	tp := newTopo(t)
+	tp.startNAT("--metrics", "127.0.0.1:0", "--web", "127.0.0.1:0")
+	metricsURL := tp.waitStderr(`metrics on (http://\S+/metrics)`)
+	webURL := tp.waitStderr(`web view on (http://\S+/)`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch := exec.CommandContext(ctx, gonatBin, "table", "--lab", tp.Name, "--watch", "--json")
+	stdout, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); watch.Wait() }()
+	firstEvent := make(chan map[string]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev map[string]string
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["kind"] == "NEW" {
+				firstEvent <- ev
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the watch connects; nothing to poll for
+	w := udp(t, tp.WAN, "203.0.113.1:4000")
+	udp(t, tp.A, ":5000").WriteToUDPAddrPort([]byte("hello"), netip.MustParseAddrPort("203.0.113.1:4000"))
+	if _, _, err := recvFrom(w, 2*time.Second); err != nil {
+		t.Fatalf("the datagram did not pass: %v", err)
+	}
+
+	select {
+	case ev := <-firstEvent:
+		if ev["nat"] != tp.Name {
+			t.Errorf("event of NAT %q, want %q: %v", ev["nat"], tp.Name, ev)
+		}
+	case <-ctx.Done():
+		t.Error("no NEW event on the watch")
+	}
+
+	out, err := exec.Command(gonatBin, "table", "--lab", tp.Name, "--json").CombinedOutput()
+	var rows []struct{ NAT string }
+	if err != nil || json.Unmarshal(out, &rows) != nil || len(rows) != 1 || rows[0].NAT != tp.Name {
+		t.Errorf("gonat table --json: %v, rows %+v, want one of NAT %s\n%s", err, rows, tp.Name, out)
+	}
+	out, err = exec.Command(gonatBin, "table", "--lab", tp.Name).CombinedOutput()
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], tp.Name+" ") {
+		t.Errorf("gonat table: %v; want the mapping's row to start with %s:\n%s", err, tp.Name, out)
+	}
+	out, err = exec.Command(gonatBin, "lab", "status", "--lab", tp.Name, "--json").CombinedOutput()
+	var st struct{ NATs []struct{ Name string } }
+	if err != nil || json.Unmarshal(out, &st) != nil || len(st.NATs) != 1 || st.NATs[0].Name != tp.Name {
+		t.Errorf("gonat lab status --json: %v, NATs %+v, want %s\n%s", err, st.NATs, tp.Name, out)
+	}
+
+	resp, err := http.Get(webURL + "api/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		NATs  []struct{ Name string }
+		Nodes []struct{ Name, Kind string }
+	}
+	json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	natNodes := 0
+	for _, n := range snap.Nodes {
+		if n.Kind == "nat" {
+			natNodes++
+			if n.Name != tp.Name {
+				t.Errorf("web view: NAT node %q, want %q", n.Name, tp.Name)
+			}
+		}
+	}
+	if len(snap.NATs) != 1 || snap.NATs[0].Name != tp.Name || natNodes != 1 {
+		t.Errorf("web view: NATs %+v, nodes %+v; want one NAT %s", snap.NATs, snap.Nodes, tp.Name)
+	}
+
+	resp, err = http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	labelled := 0
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "nat" {
+					continue
+				}
+				labelled++
+				if l.GetValue() != tp.Name {
+					t.Errorf("%s{nat=%q}, want nat=%q", name, l.GetValue(), tp.Name)
+				}
+			}
+		}
+	}
+	if labelled == 0 {
+		t.Error("no metric carries a nat label")
+	}
+
+	// The NAT's name must not be a node's: the drawing and lab set
+	// would mix the two up.
+	tp2 := newTopo(t)
+	for _, taken := range []string{tp2.C, "public"} {
+		// Bounded: a gonat that accepts the name runs until killed.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err = exec.CommandContext(ctx, gonatBin, "run", "--inside", tp2.C+"=10.0.0.4/24", "--outside", tp2.WAN,
+			"--external", "198.51.100.1", "--name", taken).CombinedOutput()
+		cancel()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "--name") {
+			t.Errorf("--name %s, the name of a node: exit %d, %s; want exit 2 naming --name", taken, code, out)
+		}
+	}
+}
+
+// waitStderr waits for gonat's stderr to show re and returns its first
+// group.
+func (tp *topo) waitStderr(re string) string {
+	tp.t.Helper()
+	r := regexp.MustCompile(re)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := r.FindStringSubmatch(tp.stderr.String()); m != nil {
+			return m[1]
+		}
+	}
+	tp.t.Fatalf("no %s in gonat's stderr:\n%s", re, tp.stderr.String())
+	return ""
+}
