@@ -158,8 +158,8 @@ type MappingRow struct {
 	Proto      string   `json:"proto"`
 	Internal   string   `json:"internal"`
 	External   string   `json:"external"`
-	Remotes    []string `json:"remotes"` // admitted by the filter; "addr:port (STATE)" for TCP
-	Expires    string   `json:"expires_in"`
+	Remotes    []string `json:"remotes"`    // admitted by the filter; "addr:port (STATE)" for TCP
+	ExpiresIn  int64    `json:"expires_in"` // seconds left, rounded
 	Age        string   `json:"age"`
 	PacketsOut uint64   `json:"packets_out"`
 	PacketsIn  uint64   `json:"packets_in"`
@@ -207,7 +207,7 @@ func (l *Lab) Table(natName string) ([]MappingRow, error) {
 		}
 		l.nats[name].Engine.Mappings(now, func(m nat.MappingInfo) {
 			r := MappingRow{NAT: name, Proto: m.Proto.String(), Internal: m.Internal.String(), External: m.External.String(),
-				Expires: m.Expires.Sub(now).Round(time.Second).String(), Age: now.Sub(m.Created).Round(time.Second).String(),
+				ExpiresIn: int64(max(m.Expires.Sub(now), 0).Round(time.Second) / time.Second), Age: now.Sub(m.Created).Round(time.Second).String(),
 				PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn, BytesOut: m.BytesOut, BytesIn: m.BytesIn}
 			for _, s := range m.Remotes {
 				rem := s.Remote.String()

@@ -14,17 +14,28 @@ import (
 	"github.com/gonat/gonat/nat"
 )
 
-// Event is one line of the event stream, as watchers receive it.
+// Event is one line of the event stream, as watchers receive it. Every
+// endpoint the text names is also a field of its own, for scripts.
 type Event struct {
 	Time     time.Time `json:"time"`
 	NAT      string    `json:"nat"`
 	Kind     string    `json:"kind"` // NEW | REFRESH | EXPIRE | DROP | XLATE
 	Proto    string    `json:"proto"`
-	Internal string    `json:"internal,omitempty"`
-	External string    `json:"external,omitempty"`
-	Remote   string    `json:"remote,omitempty"`
-	Reason   string    `json:"reason,omitempty"` // DROP: filtered, no-mapping, ...
-	Text     string    `json:"text"`
+	Internal string    `json:"internal,omitempty"` // the inside endpoint
+	External string    `json:"external,omitempty"` // the NAT's external endpoint
+	Remote   string    `json:"remote,omitempty"`   // the endpoint on the far side of the NAT
+	Reason   string    `json:"reason,omitempty"`   // DROP: filtered, no-mapping, ...
+
+	// Packet events (XLATE, REFRESH, DROP): which way the packet came
+	// (outbound from an inside port, inbound from the outside), its
+	// endpoints as it arrived and, unless dropped, as it was sent on.
+	Direction             string `json:"direction,omitempty"`
+	Source                string `json:"source,omitempty"`
+	Destination           string `json:"destination,omitempty"`
+	TranslatedSource      string `json:"translated_source,omitempty"`
+	TranslatedDestination string `json:"translated_destination,omitempty"`
+
+	Text string `json:"text"`
 }
 
 // Hub collects the events of one or more engines and hands each to every
@@ -185,8 +196,16 @@ func (h *Hub) convert(natName string, ev nat.Event) (Event, bool, bool) {
 	case nat.EventDrop:
 		out.Reason = ev.Verdict.String()
 		out.Text = ev.String()
+		out.Direction = direction(ev.In)
 		if ev.Src.IsValid() {
-			out.Remote = ev.Src.String()
+			out.Source, out.Destination = ev.Src.String(), ev.Dst.String()
+			// The far side is the source of what came in, the
+			// destination of what went out.
+			if ev.In == nat.Outside {
+				out.Remote, out.External = out.Source, out.Destination
+			} else {
+				out.Internal, out.Remote = out.Source, out.Destination
+			}
 		}
 		return out, true, true
 	case nat.EventTranslated:
@@ -200,6 +219,9 @@ func (h *Hub) convert(natName string, ev nat.Event) (Event, bool, bool) {
 			out.Remote = ev.Dst.String()
 		}
 		out.Internal, out.External = k.internal.String(), k.external.String()
+		out.Direction = direction(ev.In)
+		out.Source, out.Destination = ev.Src.String(), ev.Dst.String()
+		out.TranslatedSource, out.TranslatedDestination = ev.NewSrc.String(), ev.NewDst.String()
 		out.Kind = "XLATE"
 		out.Text = ev.String()
 		if ev.Created || ev.ICMPError {
@@ -224,4 +246,12 @@ func (h *Hub) convert(natName string, ev nat.Event) (Event, bool, bool) {
 		return out, true, true
 	}
 	return out, false, false
+}
+
+// direction names the way a packet that came in on port in travels.
+func direction(in nat.Port) string {
+	if in == nat.Outside {
+		return "inbound"
+	}
+	return "outbound"
 }

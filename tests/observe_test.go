@@ -34,7 +34,8 @@ func TestTableJSON(t *testing.T) {
 	var rows []struct {
 		Proto, Internal, External string
 		Remotes                   []string
-		PacketsOut                uint64 `json:"packets_out"`
+		PacketsOut                uint64  `json:"packets_out"`
+		ExpiresIn                 float64 `json:"expires_in"` // seconds, a number
 	}
 	if err := json.Unmarshal(out, &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -46,6 +47,10 @@ func TestTableJSON(t *testing.T) {
 			if r.External != m.String() || len(r.Remotes) != 1 || r.Remotes[0] != stunServer.String() || r.PacketsOut == 0 {
 				t.Errorf("row %+v; want external %s (what the server saw), remote %s", r, m, stunServer)
 			}
+			// The default UDP timeout is 5m; the mapping is seconds old.
+			if r.ExpiresIn < 250 || r.ExpiresIn > 300 {
+				t.Errorf("expires_in %v, want about 300 (seconds)", r.ExpiresIn)
+			}
 		}
 	}
 	if !found {
@@ -54,7 +59,8 @@ func TestTableJSON(t *testing.T) {
 }
 
 // --watch streams NEW, then a DROP with its reason for an unsolicited
-// packet, then EXPIRE when the mapping lapses.
+// packet, then EXPIRE when the mapping lapses. The DROP names the
+// packet's endpoints in fields of their own, not only in its text.
 func TestTableWatch(t *testing.T) {
 	tp := newTopo(t)
 	tp.startSTUN()
@@ -91,6 +97,13 @@ func TestTableWatch(t *testing.T) {
 		kinds = append(kinds, ev["kind"])
 		if ev["kind"] == "DROP" && ev["reason"] == "filtered" && strings.Contains(ev["text"], "203.0.113.2:4000") {
 			sawDrop = true
+			want := map[string]string{"nat": tp.Name, "direction": "inbound", "source": "203.0.113.2:4000", "remote": "203.0.113.2:4000",
+				"destination": m.String(), "external": m.String()}
+			for k, v := range want {
+				if ev[k] != v {
+					t.Errorf("DROP event %s = %q, want %q: %v", k, ev[k], v, ev)
+				}
+			}
 		}
 		if ev["kind"] == "EXPIRE" {
 			break

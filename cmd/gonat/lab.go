@@ -441,8 +441,10 @@ inside endpoint, external endpoint, the remote endpoints its filter admits
 like conntrack -E: NEW, REFRESH (at most once a second per mapping), EXPIRE,
 and DROP with its reason (filtered, no-mapping, unsolicited-syn,
 bad-checksum, malformed, pool-exhausted, ttl-exceeded, hairpin-off, ...),
-as text or JSON lines. --lab names the lab or the gonat run instance (its
---name, run-PID by default); it may be left out when only one runs.
+as text or JSON lines. In JSON, expires_in is in seconds, and every endpoint
+an event's text names is a field too (DROP: source, destination, direction).
+--lab names the lab or the gonat run instance (its --name, run-PID by
+default); it may be left out when only one runs.
 
 Flags:
 `
@@ -486,7 +488,7 @@ func labTable(args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES (STATE)\tEXPIRES IN\tPKTS OUT/IN")
 	for _, r := range resp.Table {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), r.Expires, r.PacketsOut, r.PacketsIn)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), time.Duration(r.ExpiresIn)*time.Second, r.PacketsOut, r.PacketsIn)
 	}
 	return tw.Flush()
 }
