@@ -330,17 +330,33 @@ func Single(name, natName string, n *NAT, spec NATSpec, also func(nat.Event)) *L
 // nil.
 func (l *Lab) Node(name string) *Node { return l.nodes[name] }
 
-// Nodes returns every node, hosts first, sorted by name.
+// Nodes returns every node in an order that does not change while the
+// lab runs: hosts, then NATs, then the public network; each kind in the
+// topology file's order, then by name.
 func (l *Lab) Nodes() []*Node {
 	var out []*Node
 	for _, n := range l.nodes {
 		out = append(out, n)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Kind != out[j].Kind {
-			return out[i].Kind == "host"
+	kind := map[string]int{"host": 0, "nat": 1, "public": 2}
+	place := map[string]int{}
+	if l.Topo != nil {
+		for i, n := range l.Topo.NATs {
+			place[n.Name] = i
 		}
-		return out[i].Name < out[j].Name
+		for i, h := range l.Topo.Hosts {
+			place[h.Name] = i
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if kind[a.Kind] != kind[b.Kind] {
+			return kind[a.Kind] < kind[b.Kind]
+		}
+		if place[a.Name] != place[b.Name] {
+			return place[a.Name] < place[b.Name]
+		}
+		return a.Name < b.Name
 	})
 	return out
 }
