@@ -42,6 +42,34 @@ var verdictNames = [numVerdicts]string{
 	HeldFragment:       "fragment-held",
 }
 
+// verdictMeanings say in a line what each verdict means, for people:
+// the web view's legend is made from them.
+var verdictMeanings = [numVerdicts]string{
+	Forward:            "translated (or routed between inside hosts) and sent on",
+	DropMalformed:      "not a well-formed IPv4 packet",
+	DropNotIPv4:        "IPv6 or another network protocol: gonat translates IPv4",
+	DropNoMapping:      "came from outside to an external endpoint no live mapping holds",
+	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
+	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
+	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender",
+	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
+	DropBadChecksum:    "an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
+	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
+	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
+	DropUnsupported:    "a protocol or ICMP type gonat does not translate",
+	DropFragment:       "a later fragment of a datagram whose first fragment the NAT has not seen",
+	DropLocal:          "addressed to the NAT itself",
+	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
+}
+
+// Meaning says in a line what the verdict means.
+func (v Verdict) Meaning() string {
+	if v < numVerdicts {
+		return verdictMeanings[v]
+	}
+	return ""
+}
+
 func (v Verdict) String() string {
 	if v < numVerdicts {
 		return verdictNames[v]
