@@ -5,11 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gonat/gonat/internal/browser"
+	"github.com/gonat/gonat/nat"
 )
 
 func TestBrowserLiveView(t *testing.T) {
@@ -159,6 +161,78 @@ func TestBrowserHostileNames(t *testing.T) {
 	b.Eval(ctx, page, `window.__pwned === 1`, &pwned)
 	if imgs != 0 || pwned {
 		t.Errorf("markup from the source became elements: %d <img>, script ran: %v", imgs, pwned)
+	}
+	b.CheckProblems()
+}
+
+// At 1280x1000, a laptop or a projector, the event log is in view beside
+// the topology without scrolling, and every NAT's mapping table shows its
+// last column (with room for the scrollbar a desktop browser draws).
+// Event kinds and verdicts are explained on the page, and live rows carry
+// the same explanation as a tooltip: all from the engine's own list.
+func TestBrowserLayoutAndLegend(t *testing.T) {
+	b := browser.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
+	defer cancel()
+
+	snap := twoHomes()
+	// A mapping with several remotes, as an APDF NAT has after a few
+	// STUN exchanges: the widest row the table must hold.
+	nats := append([]NAT(nil), snap.NATs...)
+	b2 := nats[1]
+	b2.Mappings = append(append([]Mapping(nil), b2.Mappings...), Mapping{Proto: "udp", Internal: "10.0.2.2:50000", External: "198.51.100.2:65000",
+		Remotes: []string{"203.0.113.10:3478", "203.0.113.11:3479", "203.0.113.20:7000"}, ExpiresIn: 299 * time.Second, PacketsOut: 123456, PacketsIn: 654321})
+	nats[1] = b2
+	snap.NATs = nats
+	src := newFake(snap)
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := b.Open(ctx, 1280, 1000)
+	b.Navigate(ctx, page, "http://"+addr.String()+"/")
+	b.WaitState(ctx, page, "the page to go live", func(s browser.PageState) bool { return s.Live })
+	now := time.Now()
+	for _, ev := range []Event{
+		{NAT: "home-a", Kind: "XLATE", Text: "udp 10.0.1.2:5000 -> 203.0.113.10:3478  =>  198.51.100.1:40001 -> 203.0.113.10:3478  (new mapping)"},
+		{NAT: "home-b", Kind: "DROP", Text: "udp 203.0.113.11:3478 -> 198.51.100.2:51234", Reason: "filtered"},
+	} {
+		now = now.Add(time.Millisecond)
+		ev.Time = now
+		src.emit(ev)
+	}
+	b.WaitState(ctx, page, "the DROP line", func(s browser.PageState) bool { return len(s.Log) == 2 && s.Log[0].Kind == "DROP" })
+	b.CheckLayout(ctx, page, 160)
+
+	var legend struct {
+		Kinds, Verdicts, Meanings []string
+		KindTitle, ReasonTitle    string
+		Filters                   []string
+	}
+	b.Eval(ctx, page, `({
+	  kinds: Array.from(document.querySelectorAll('#legend [data-kind]'), d => d.dataset.kind),
+	  verdicts: Array.from(document.querySelectorAll('#legend [data-verdict]'), d => d.dataset.verdict),
+	  meanings: Array.from(document.querySelectorAll('#legend [data-verdict] dd'), d => d.textContent),
+	  kindTitle: document.querySelector('#log tbody tr .kind').title,
+	  reasonTitle: document.querySelector('#log tbody tr .reason').title,
+	  filters: Array.from(document.querySelectorAll('#log-controls input'), i => i.value),
+	})`, &legend)
+	var names, meanings []string
+	for _, v := range nat.Verdicts() {
+		names = append(names, v.String())
+		meanings = append(meanings, v.Meaning())
+	}
+	if !slices.Equal(legend.Verdicts, names) || !slices.Equal(legend.Meanings, meanings) {
+		t.Errorf("legend verdicts %q, want every verdict of the engine %q, with its meaning", legend.Verdicts, names)
+	}
+	kinds := []string{"NEW", "XLATE", "REFRESH", "EXPIRE", "DROP"}
+	if !slices.Equal(legend.Kinds, kinds) || !slices.Equal(legend.Filters, kinds) {
+		t.Errorf("legend kinds %q, filters %q, want %q", legend.Kinds, legend.Filters, kinds)
+	}
+	if legend.ReasonTitle != nat.DropFiltered.Meaning() || legend.KindTitle == "" {
+		t.Errorf("live DROP row: kind title %q, reason title %q; want the legend's words", legend.KindTitle, legend.ReasonTitle)
 	}
 	b.CheckProblems()
 }

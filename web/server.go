@@ -160,6 +160,8 @@ type pageView struct {
 	LastID   string
 	Time     string
 	NoEvents bool
+	Kinds    []term // the legend
+	Verdicts []term
 }
 
 type natView struct {
@@ -178,8 +180,8 @@ func (b behaviourView) Long() string  { return b.long }
 func (b behaviourView) Short() string { return b.short }
 
 type counterView struct {
-	Verdict, Count string
-	Drop           bool
+	Verdict, Count, Meaning string
+	Drop                    bool
 }
 
 type mappingView struct {
@@ -189,16 +191,19 @@ type mappingView struct {
 
 type eventView struct {
 	ID, Time, ISOTime, NAT, Kind, Text, Reason string
+	KindMeaning, ReasonMeaning                 string
 }
 
 func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	snap := s.src.Snapshot()
 	recent, last := s.hub.recent(0)
 	v := pageView{
-		Name:   snap.Name,
-		SVG:    template.HTML(topology(snap, false)), // topology escapes every name and address
-		LastID: s.hub.id(last),
-		Time:   time.Now().Format("15:04:05"),
+		Name:     snap.Name,
+		SVG:      template.HTML(topology(snap, false)), // topology escapes every name and address
+		LastID:   s.hub.id(last),
+		Time:     time.Now().Format("15:04:05"),
+		Kinds:    eventKinds,
+		Verdicts: verdicts,
 	}
 	for _, n := range snap.NATs {
 		v.NATs = append(v.NATs, viewNAT(n))
@@ -231,7 +236,8 @@ func viewNAT(n NAT) natView {
 		v.Hairpin = "on"
 	}
 	for _, verdict := range verdictOrder(n.Counters) {
-		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Counters[verdict]), Drop: verdict != "forward"})
+		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Counters[verdict]),
+			Meaning: meaning(verdicts, verdict), Drop: verdict != "forward"})
 	}
 	anyRemote := v.Filtering.short == "EIF"
 	for _, m := range n.Mappings {
@@ -259,7 +265,8 @@ func viewNAT(n NAT) natView {
 
 func viewEvent(id string, e Event) eventView {
 	return eventView{ID: id, Time: e.Time.Format("15:04:05.000"), ISOTime: e.Time.Format(time.RFC3339Nano),
-		NAT: e.NAT, Kind: e.Kind, Text: e.Text, Reason: e.Reason}
+		NAT: e.NAT, Kind: e.Kind, Text: e.Text, Reason: e.Reason,
+		KindMeaning: meaning(eventKinds, e.Kind), ReasonMeaning: meaning(verdicts, e.Reason)}
 }
 
 // verdictOrder lists forward first, then the drops, most frequent first.

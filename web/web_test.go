@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/nat"
 )
 
 func get(t *testing.T, url string) (string, *http.Response) {
@@ -58,7 +61,7 @@ func TestPageRendersServerSide(t *testing.T) {
 		`<abbr title="endpoint-independent mapping">EIM</abbr>`, `<abbr title="address-and-port-dependent filtering">APDF</abbr>`,
 		`<dd data-f="ports">sequential</dd>`, `<dd data-f="hairpin">on</dd>`,
 		// counters, forward first, drops by count
-		`<th scope="row">forward</th><td class="num">1,234</td>`,
+		`<th scope="row" title="` + template.HTMLEscapeString(nat.Forward.Meaning()) + `">forward</th><td class="num">1,234</td>`,
 		// mappings, with real headers
 		`<th scope="col">Inside endpoint</th>`, `<th scope="col">Remotes admitted</th>`,
 		`<tr data-key="udp 10.0.1.2:5000 198.51.100.1:40001"><td>udp</td><td class="ep">10.0.1.2:5000</td><td class="ep">198.51.100.1:40001</td><td class="remotes">203.0.113.10:3478</td><td class="num">4m 31s</td><td class="num">12</td><td class="num">9</td></tr>`,
@@ -70,6 +73,18 @@ func TestPageRendersServerSide(t *testing.T) {
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
+		}
+	}
+	// The legend, without JavaScript too: every event kind, and every
+	// verdict of the engine with its meaning.
+	for _, k := range []string{"NEW", "XLATE", "REFRESH", "EXPIRE", "DROP"} {
+		if !strings.Contains(page, `<div data-kind="`+k+`"><dt><span class="kind">`+k+`</span></dt><dd>`) {
+			t.Errorf("legend lacks the event kind %s", k)
+		}
+	}
+	for _, v := range nat.Verdicts() {
+		if !strings.Contains(page, `<div data-verdict="`+v.String()+`">`) || !strings.Contains(page, "<dd>"+template.HTMLEscapeString(v.Meaning())+"</dd>") {
+			t.Errorf("legend lacks the verdict %s (%s)", v, v.Meaning())
 		}
 	}
 	// home-b's drops by count: no-mapping (2) before filtered (1).

@@ -507,3 +507,81 @@ func HasMapping(s PageState, internal string) bool {
 	}
 	return false
 }
+
+// ScrollbarWidth is room left for a classic scrollbar: headless Chromium
+// hides them (--hide-scrollbars), a desktop browser's takes about 15 px
+// of the page's width.
+const ScrollbarWidth = 17
+
+// Layout is where the page's parts are, in CSS pixels of the viewport.
+type Layout struct {
+	ViewportWidth  float64 `json:"viewportWidth"`
+	ViewportHeight float64 `json:"viewportHeight"`
+	ScrollY        float64 `json:"scrollY"`
+	LogTop         float64 `json:"logTop"`       // the event log panel's top
+	LogRowBottom   float64 `json:"logRowBottom"` // the newest event row's bottom (0: no rows)
+	LogVisible     float64 `json:"logVisible"`   // height of the log's scroll box inside the viewport
+	Tables         []struct {
+		NAT          string  `json:"nat"`
+		Width        float64 `json:"width"`        // the scroll box around the mapping table
+		ScrollWidth  float64 `json:"scrollWidth"`  // what scrolls in it
+		MinWidth     float64 `json:"minWidth"`     // the table at its narrowest
+		LastColRight float64 `json:"lastColRight"` // the last column's right edge
+		BoxRight     float64 `json:"boxRight"`     // the scroll box's right edge
+	} `json:"tables"`
+}
+
+const layoutJS = `(() => {
+  const log = document.querySelector('.log-panel').getBoundingClientRect();
+  const row = document.querySelector('#log tbody tr');
+  const scroll = document.querySelector('.log-scroll').getBoundingClientRect();
+  return {
+    viewportWidth: innerWidth, viewportHeight: innerHeight, scrollY: scrollY,
+    logTop: log.top,
+    logRowBottom: row ? row.getBoundingClientRect().bottom : 0,
+    logVisible: Math.max(0, Math.min(scroll.bottom, innerHeight) - Math.max(scroll.top, 0)),
+    tables: Array.from(document.querySelectorAll('section.nat'), sec => {
+      const box = sec.querySelector('.table-scroll');
+      const table = box.querySelector('table');
+      const ths = table.querySelectorAll('thead th');
+      table.style.width = 'min-content';
+      const minWidth = table.getBoundingClientRect().width;
+      table.style.width = '';
+      return {
+        nat: sec.dataset.nat, width: box.clientWidth, scrollWidth: box.scrollWidth, minWidth: minWidth,
+        lastColRight: ths[ths.length - 1].getBoundingClientRect().right,
+        boxRight: box.getBoundingClientRect().right,
+      };
+    }),
+  };
+})()`
+
+// Layout measures the page as it is now.
+func (b *Browser) Layout(ctx context.Context, session string) Layout {
+	b.t.Helper()
+	var l Layout
+	b.Eval(ctx, session, layoutJS, &l)
+	return l
+}
+
+// CheckLayout fails the test unless, unscrolled, the event log shows its
+// newest event and at least minLog pixels of itself, and every NAT's
+// mapping table shows all its columns with room left for a scrollbar.
+func (b *Browser) CheckLayout(ctx context.Context, session string, minLog float64) Layout {
+	b.t.Helper()
+	l := b.Layout(ctx, session)
+	if l.ScrollY != 0 {
+		b.t.Errorf("layout measured scrolled by %v px", l.ScrollY)
+	}
+	if l.LogTop >= l.ViewportHeight || l.LogRowBottom == 0 || l.LogRowBottom > l.ViewportHeight || l.LogVisible < minLog {
+		b.t.Errorf("at %vx%v the event log is not in view: its panel starts at y=%v, its newest row ends at y=%v, %v px of it visible (want >= %v)",
+			l.ViewportWidth, l.ViewportHeight, l.LogTop, l.LogRowBottom, l.LogVisible, minLog)
+	}
+	for _, t := range l.Tables {
+		if t.ScrollWidth > t.Width || t.LastColRight > t.BoxRight+0.5 || t.MinWidth > t.Width-ScrollbarWidth {
+			b.t.Errorf("at %vx%v NAT %s's mapping table does not fit: box %v px wide (%v scroll), last column ends at %v of %v, the table needs %v px (+%v for a scrollbar)",
+				l.ViewportWidth, l.ViewportHeight, t.NAT, t.Width, t.ScrollWidth, t.LastColRight, t.BoxRight, t.MinWidth, ScrollbarWidth)
+		}
+	}
+	return l
+}

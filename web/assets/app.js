@@ -5,7 +5,6 @@
   'use strict';
 
   var MAX_LOG = 300;
-  var KINDS = ['NEW', 'REFRESH', 'EXPIRE', 'DROP', 'XLATE'];
 
   var body = document.body;
   var statusEl = document.getElementById('status');
@@ -16,6 +15,18 @@
   var missedEl = document.getElementById('missed');
   var pauseBtn = document.getElementById('pause');
   var topoEl = document.getElementById('topology');
+
+  // What each event kind and verdict means, from the legend the server
+  // rendered (it takes them from the engine): tooltips for live rows.
+  function legend(attr) {
+    var m = Object.create(null);
+    Array.prototype.forEach.call(document.querySelectorAll('#legend [' + attr + ']'), function (d) {
+      m[d.getAttribute(attr)] = d.querySelector('dd').textContent;
+    });
+    return m;
+  }
+  var kindMeaning = legend('data-kind');
+  var verdictMeaning = legend('data-verdict');
 
   var paused = false;
   var held = [];
@@ -158,6 +169,7 @@
       var tr = el('tr', v === 'forward' ? '' : 'drop');
       var h = el('th', null, v);
       h.scope = 'row';
+      if (verdictMeaning[v]) h.title = verdictMeaning[v];
       tr.append(h, el('td', 'num', group(c[v])));
       return tr;
     });
@@ -274,8 +286,14 @@
     var tdTime = el('td', 'time');
     tdTime.append(t);
     var tdKind = el('td', 'ev-kind');
-    tdKind.append(el('span', 'kind', ev.kind || ''));
-    if (ev.reason) tdKind.append(' ', el('span', 'reason', ev.reason));
+    var kind = el('span', 'kind', ev.kind || '');
+    if (kindMeaning[ev.kind]) kind.title = kindMeaning[ev.kind];
+    tdKind.append(kind);
+    if (ev.reason) {
+      var reason = el('span', 'reason', ev.reason);
+      if (verdictMeaning[ev.reason]) reason.title = verdictMeaning[ev.reason];
+      tdKind.append(' ', reason);
+    }
     tr.append(tdTime, el('td', 'ev-nat', ev.nat || ''), tdKind, el('td', 'text', ev.text || ''));
     return tr;
   }
@@ -326,7 +344,7 @@
   });
   Array.prototype.forEach.call(document.querySelectorAll('#log-controls input[type="checkbox"]'), function (cb) {
     cb.addEventListener('change', function () {
-      if (KINDS.indexOf(cb.value) >= 0) body.classList.toggle('hide-' + cb.value, !cb.checked);
+      body.classList.toggle('hide-' + cb.value, !cb.checked);
     });
   });
   document.getElementById('log-controls').hidden = false;

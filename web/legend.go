@@ -1,0 +1,38 @@
+package web
+
+import "github.com/gonat/gonat/nat"
+
+// term is one entry of the page's legend: a word the page shows and
+// what it means.
+type term struct{ Name, Meaning string }
+
+// eventKinds are the kinds of the event log, in the order the page offers
+// them as filters.
+var eventKinds = []term{
+	{"NEW", "a mapping was made: an inside endpoint got an external endpoint"},
+	{"XLATE", "a packet translated and sent on, before => after: the packet that made a mapping, or an ICMP error"},
+	{"REFRESH", "packets on a live mapping kept it alive (at most one line a second per mapping)"},
+	{"EXPIRE", "a mapping lapsed: nothing renewed it within its timeout, and its external endpoint is free again"},
+	{"DROP", "a packet was not sent on; its reason says why (below)"},
+}
+
+// verdicts explains every verdict: the NAT panels count packets by them,
+// and a DROP's reason is one. They come from the engine itself, so the
+// legend cannot fall behind it.
+var verdicts = func() []term {
+	var out []term
+	for _, v := range nat.Verdicts() {
+		out = append(out, term{v.String(), v.Meaning()})
+	}
+	return out
+}()
+
+// meaning looks name up in terms ("" when it is not there).
+func meaning(terms []term, name string) string {
+	for _, t := range terms {
+		if t.Name == name {
+			return t.Meaning
+		}
+	}
+	return ""
+}
