@@ -2,9 +2,16 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,7 +19,8 @@ import (
 )
 
 // The web view of a real NAT in a real headless Chromium: the page shows
-// the mapping a STUN exchange just made, and takes it away (with an
+// the mapping a STUN exchange just made, with the event log and the whole
+// mapping table in view at 1280x1000, and takes the mapping away (with an
 // EXPIRE line) when it lapses, without a reload. Its screenshot is kept
 // as a test artifact (tests/artifacts/webview.png).
 func TestWebViewLive(t *testing.T) {
@@ -32,7 +40,7 @@ func TestWebViewLive(t *testing.T) {
 	b := browser.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
 	defer cancel()
-	page := b.Open(ctx, 1280, 900)
+	page := b.Open(ctx, 1280, 1000)
 	b.Navigate(ctx, page, url)
 	b.WaitState(ctx, page, "the page to go live", func(s browser.PageState) bool { return s.Live })
 	b.Eval(ctx, page, `window.__gonatTestMarker = 42`, nil)
@@ -46,6 +54,9 @@ func TestWebViewLive(t *testing.T) {
 		}
 		return false
 	})
+	// At 1280x1000 the event log is in view and the mapping table
+	// shows every column.
+	b.CheckLayout(ctx, page, 160)
 	shot := b.Screenshot(ctx, page, 1280)
 	if err := os.MkdirAll("artifacts", 0o755); err == nil {
 		os.WriteFile("artifacts/webview.png", shot, 0o644)
@@ -65,4 +76,122 @@ func TestWebViewLive(t *testing.T) {
 		t.Error("the page reloaded instead of updating live")
 	}
 	b.CheckProblems()
+}
+
+// A lab of several NATs keeps its drawing still: the page redraws the
+// topology whenever the nodes it is sent change, and NATs used to come in
+// map order, so they swapped places between refreshes. The snapshot's
+// nodes and the drawing are the same on every request, the NATs in the
+// file's order.
+func TestWebViewLabStable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "three.toml")
+	topo := `name = "three"
+[[nat]]
+name = "zeta"
+preset = "full-cone"
+external = ["198.51.100.1"]
+inside = "10.0.1.0/24"
+[[nat]]
+name = "alpha"
+preset = "symmetric"
+external = ["198.51.100.2"]
+inside = "10.0.2.0/24"
+[[nat]]
+name = "mid"
+preset = "restricted-cone"
+external = ["198.51.100.3"]
+inside = "10.0.3.0/24"
+[[host]]
+name = "carol"
+network = "zeta"
+[[host]]
+name = "alice"
+network = "alpha"
+[[host]]
+name = "bob"
+network = "mid"
+[[host]]
+name = "server"
+network = "public"
+address = ["203.0.113.10"]
+`
+	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := runPrefix + "web"
+	cmd := exec.Command(gonatBin, "lab", "up", file, "--name", name, "--web", "127.0.0.1:0")
+	stderr := newLineBuffer()
+	cmd.Stdout, cmd.Stderr = newLineBuffer(), stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("gonat lab up did not end within 15s of SIGTERM")
+		}
+		if out, err := exec.Command(gonatBin, "lab", "down", "--lab", name).CombinedOutput(); err == nil {
+			t.Logf("lab down after the test: %s", out)
+		}
+	})
+	re := regexp.MustCompile(`web view on (http://\S+/)`)
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no web view address in:\n%s", stderr.String())
+	}
+	get := func(path string) string {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var first []string
+	for i := range 30 {
+		var snap struct{ Nodes []struct{ Name, Kind string } }
+		if err := json.Unmarshal([]byte(get("api/snapshot")), &snap); err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, n := range snap.Nodes {
+			order = append(order, n.Kind+":"+n.Name)
+		}
+		if i == 0 {
+			first = order
+			want := []string{"host:carol", "host:alice", "host:bob", "host:server", "nat:zeta", "nat:alpha", "nat:mid", "public:public"}
+			if !slices.Equal(order, want) {
+				t.Errorf("snapshot nodes %v, want %v (hosts, NATs, public; each in file order)", order, want)
+			}
+		} else if !slices.Equal(order, first) {
+			t.Fatalf("snapshot %d: nodes %v, first %v: the order changed", i, order, first)
+		}
+	}
+	svg := get("topology.svg")
+	for i := range 10 {
+		if again := get("topology.svg"); again != svg {
+			t.Fatalf("drawing %d differs from the first", i+1)
+		}
+	}
+	// Left to right in the file's order.
+	zeta, alpha, mid := strings.Index(svg, `data-name="zeta"`), strings.Index(svg, `data-name="alpha"`), strings.Index(svg, `data-name="mid"`)
+	if zeta < 0 || !(zeta < alpha && alpha < mid) {
+		t.Errorf("NATs drawn in the order zeta %d, alpha %d, mid %d; want the file's", zeta, alpha, mid)
+	}
 }
