@@ -51,8 +51,11 @@ type Source interface {
 
 // Snapshot is the state of a lab or a single NAT at one moment.
 type Snapshot struct {
-	Name  string `json:"name"`  // lab or NAT name
-	Nodes []Node `json:"nodes"` // hosts, NATs and the public network, for the topology drawing
+	Name string `json:"name"` // lab or NAT name
+	// Nodes are the hosts, NATs and the public network, for the
+	// topology drawing, which keeps their order: a source gives them in
+	// the same order every time, or the drawing moves between refreshes.
+	Nodes []Node `json:"nodes"`
 	NATs  []NAT  `json:"nats"`
 }
 
