@@ -168,6 +168,14 @@ func runCmd(args []string) error {
 		return usageErr("%v", err)
 	}
 	spec.Behavior = behavior
+	if err := ns.Check(*outside); err != nil {
+		return usageErr("--outside: %v", err)
+	}
+	for _, in := range spec.Inside {
+		if err := ns.Check(in.Namespace); err != nil {
+			return usageErr("--inside: %v", err)
+		}
+	}
 	// --name names the NAT too, so several gonat runs can be told apart
 	// in one Prometheus; without it, the NAT keeps a name that does not
 	// change with the process ID.
@@ -180,14 +188,6 @@ func runCmd(args []string) error {
 		}
 		if taken {
 			return usageErr("--name %s: also the name of a node of the topology (an --inside namespace, or %q); the NAT needs a name of its own", natName, lab.Public)
-		}
-	}
-	if err := ns.Check(*outside); err != nil {
-		return usageErr("--outside: %v", err)
-	}
-	for _, in := range spec.Inside {
-		if err := ns.Check(in.Namespace); err != nil {
-			return usageErr("--inside: %v", err)
 		}
 	}
 	if os.Geteuid() != 0 {
