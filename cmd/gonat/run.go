@@ -182,12 +182,10 @@ func runCmd(args []string) error {
 	natName := "nat"
 	if flagGiven(fs, "name") {
 		natName = *name
-		taken := natName == lab.Public
 		for _, in := range spec.Inside {
-			taken = taken || in.Namespace == natName
-		}
-		if taken {
-			return usageErr("--name %s: also the name of a node of the topology (an --inside namespace, or %q); the NAT needs a name of its own", natName, lab.Public)
+			if in.Namespace == natName {
+				return usageErr("--name %s: also the name of an --inside namespace; the NAT needs a name of its own", natName)
+			}
 		}
 	}
 	if os.Geteuid() != 0 {
