@@ -266,3 +266,25 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 	}
 }
+
+// make install puts gonat and its completions under PREFIX.
+func TestMakeInstall(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "prefix")
+	cmd := exec.Command("make", "-C", "..", "install", "BIN="+filepath.Join(dir, "build", "gonat"), "PREFIX="+prefix)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	out, err := exec.Command(filepath.Join(prefix, "bin", "gonat"), "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "gonat ") {
+		t.Errorf("installed gonat version: %v\n%s", err, out)
+	}
+	for _, f := range []string{"share/bash-completion/completions/gonat", "share/zsh/site-functions/_gonat", "share/fish/vendor_completions.d/gonat.fish"} {
+		if b, err := os.ReadFile(filepath.Join(prefix, f)); err != nil || !strings.Contains(string(b), "gonat") {
+			t.Errorf("%s: %v (%d bytes)", f, err, len(b))
+		}
+	}
+}
