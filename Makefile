@@ -1,12 +1,27 @@
 # gonat. Targets need root where they touch namespaces (demo, test); CI runs as root.
 GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
-BIN := bin/gonat
+BIN ?= bin/gonat
+PREFIX ?= /usr/local
 
-.PHONY: build test unit e2e demo bench lint deps fuzz clean
+.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/gonat
+
+# gonat on PATH (sudo finds /usr/local/bin), with its shell completions.
+# DESTDIR stages the files for a package.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/gonat
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(abspath $(BIN)) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/gonat
+	$(abspath $(BIN)) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_gonat
+	$(abspath $(BIN)) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/gonat.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/gonat $(DESTDIR)$(PREFIX)/share/bash-completion/completions/gonat \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_gonat $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/gonat.fish
 
 deps:
 	@scripts/deps.sh test

@@ -217,6 +217,21 @@ func (t *Topology) SetName(name string) error {
 // Namespace is the network namespace name of a node (or of Public): LAB.NODE.
 func (t *Topology) Namespace(node string) string { return t.Name + "." + node }
 
+// Namespaces lists the namespaces Up creates, in its order: the public
+// core, the uplink of every NAT behind another NAT, every host.
+func (t *Topology) Namespaces() []string {
+	out := []string{t.Namespace(Public)}
+	for _, n := range t.NATs {
+		if n.Upstream != Public {
+			out = append(out, t.Namespace(n.Name))
+		}
+	}
+	for _, h := range t.Hosts {
+		out = append(out, t.Namespace(h.Name))
+	}
+	return out
+}
+
 // NAT returns the NAT named name, or nil.
 func (t *Topology) NAT(name string) *NATNode {
 	for i := range t.NATs {
@@ -453,10 +468,26 @@ const (
 func (p *parser) parse(data []byte) *Topology {
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
+		// [host] where [[host]] was meant makes TOML complain about a
+		// later line ("Key 'host' has already been defined"): name the
+		// [host] lines themselves.
+		ps := scanPositions(data)
+		headers := map[int]bool{}
+		for _, key := range []string{keyNAT, keyHost} {
+			for _, line := range ps.single[key] {
+				p.errorf(line, "[%s]: write [[%s]] (an array of tables, one per %s), not [%s]", key, key, key, key)
+				headers[line] = true
+			}
+			for _, sec := range ps.arrays[key] {
+				headers[sec.line] = true
+			}
+		}
 		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe) && len(ps.single[keyNAT])+len(ps.single[keyHost]) > 0 && headers[pe.Position.Line]:
+		case errors.As(err, &pe):
 			p.errorf(pe.Position.Line, "TOML syntax: %s", pe.Message)
-		} else {
+		default:
 			p.errorf(0, "TOML: %v", err)
 		}
 		return nil
@@ -588,7 +619,13 @@ func (p *parser) tables(raw map[string]any, key string) []map[string]any {
 		}
 		return out
 	case map[string]any:
-		p.errorf(line, "%s: want [[%s]] (an array of tables, one per %s), got a single table: write [[%s]]", key, key, key, key)
+		if singles := p.pos.single[key]; len(singles) > 0 {
+			line = singles[0]
+		}
+		p.errorf(line, "[%s]: write [[%s]] (an array of tables, one per %s), not [%s]", key, key, key, key)
+		// Check it as the one entry it was meant to be, so that what
+		// refers to it does not fail too.
+		return []map[string]any{x}
 	default:
 		p.errorf(line, "%s: want [[%s]] tables, got %s", key, key, describe(v))
 	}
@@ -1313,7 +1350,8 @@ func (p *parser) assign(nats []*natDraft, hosts []*hostDraft) {
 // array of tables, so the text is scanned once more.
 type positions struct {
 	top    map[string]int       // top-level key or table name -> first line
-	arrays map[string][]section // "nat", "host": one per [[...]] header
+	arrays map[string][]section // "nat", "host": one per [[...]] header (or [...] header)
+	single map[string][]int     // "nat", "host": the lines of [nat] and [host] headers
 }
 
 type section struct {
@@ -1354,7 +1392,7 @@ func setOnce(m map[string]int, k string, line int) {
 }
 
 func scanPositions(src []byte) *positions {
-	ps := &positions{top: map[string]int{}, arrays: map[string][]section{}}
+	ps := &positions{top: map[string]int{}, arrays: map[string][]section{}, single: map[string][]int{}}
 	sc := &scanner{src: src, line: 1}
 	cur := ps.top // where the keys that follow belong; nil: nowhere tracked
 	for {
@@ -1383,8 +1421,11 @@ func scanPositions(src []byte) *positions {
 				break
 			}
 			secs := ps.arrays[path[0]]
+			if len(path) == 1 && !double {
+				ps.single[path[0]] = append(ps.single[path[0]], line)
+			}
 			switch {
-			case len(path) == 1 && double:
+			case len(path) == 1:
 				s := section{line: line, keys: map[string]int{}}
 				ps.arrays[path[0]] = append(secs, s)
 				cur = s.keys

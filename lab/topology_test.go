@@ -734,7 +734,36 @@ network = "home1"
 	{"nat-single-table", `
 [nat] #!
 name = "home1"
-`, `nat: want [[nat]] (an array of tables, one per nat), got a single table: write [[nat]]`},
+`, `[nat]: write [[nat]] (an array of tables, one per nat), not [nat]`},
+	// TOML itself rejects the second [host] (or a [[host]] after one)
+	// at that later line; the mistake is the [host] line.
+	{"host-single-table-twice", `
+[host] #!
+name = "alice"
+network = "public"
+
+[host]
+name = "bob"
+network = "public"
+`, `[host]: write [[host]] (an array of tables, one per host), not [host]`},
+	{"host-single-table-then-array", `
+[host] #!
+name = "alice"
+network = "public"
+
+[[host]]
+name = "bob"
+network = "public"
+`, `[host]: write [[host]] (an array of tables, one per host), not [host]`},
+	{"host-array-then-single-table", `
+[[host]]
+name = "alice"
+network = "public"
+
+[host] #!
+name = "bob"
+network = "public"
+`, `[host]: write [[host]] (an array of tables, one per host), not [host]`},
 	{"host-not-table", `
 host = "alice" #!
 `, `host: want [[host]] tables, got string "alice"`},
@@ -1314,4 +1343,40 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("empty Describe")
 		}
 	})
+}
+
+// A [nat] written for [[nat]] is one problem: the hosts behind it are
+// still checked against it, not reported as behind an unknown NAT.
+func TestSingleTableIsOneProblem(t *testing.T) {
+	_, err := Parse([]byte(`
+[nat]
+name = "home"
+external = "198.51.100.1"
+inside = "10.0.0.0/24"
+
+[[host]]
+name = "alice"
+network = "home"
+`), "lab.toml")
+	want := "lab.toml:2: [nat]: write [[nat]] (an array of tables, one per nat), not [nat]"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestTopologyNamespaces(t *testing.T) {
+	topo, err := Parse([]byte(briefExample), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"two-homes.public", "two-homes.home1", "two-homes.alice", "two-homes.server"}
+	if got := topo.Namespaces(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Namespaces() = %v, want %v", got, want)
+	}
+	if err := topo.SetName("other"); err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Namespaces(); got[0] != "other.public" {
+		t.Errorf("after SetName: %v", got)
+	}
 }

@@ -36,6 +36,25 @@ func (f *textFlag) Set(s string) error {
 	return nil
 }
 
+// internalFlag starts the usage of a flag gonat passes to itself: it
+// works, but --help does not list it.
+const internalFlag = "internal: "
+
+// printFlags lists fs's flags as flag.PrintDefaults does, leaving out
+// the internal ones.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, internalFlag) {
+			return
+		}
+		shown.Var(f.Value, f.Name, f.Usage)
+		shown.Lookup(f.Name).DefValue = f.DefValue
+	})
+	shown.SetOutput(w)
+	shown.PrintDefaults()
+}
+
 // parse runs fs over args, turning flag's errors into one clear line and
 // --help into the command's help text on stdout.
 func parse(fs *flag.FlagSet, args []string, help string) error {
@@ -44,8 +63,7 @@ func parse(fs *flag.FlagSet, args []string, help string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(os.Stdout, help)
-		fs.SetOutput(os.Stdout)
-		fs.PrintDefaults()
+		printFlags(os.Stdout, fs)
 		return errHelp
 	}
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/gonat/gonat/experiment"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
@@ -36,27 +37,33 @@ two labs collides and 'gonat lab down' finds everything, even after a crash.
 
 Commands:
   up FILE [--name N] [-d]           build the lab and run it until Ctrl-C (-d: in the background)
+  validate FILE [--name N]          check FILE and print what up would build, creating nothing
+                                    (the same as up FILE --dry-run)
   exec [--lab N] NODE -- CMD ARGS   run a program on a node (exit code passed through)
-  status [--lab N] [--json]         nodes, NATs, mappings and packet counters
-  table [--lab N] [--nat NAT] [--json]  the live mappings
+  status [N] [--json]               nodes, NATs, mappings and packet counters
+  table [N] [--nat NAT] [--json]    the live mappings
   list                              labs on this machine
   set [--lab N] NAT [--preset P] [--mapping M] ...   change a NAT's behaviour (drops its mappings)
   flush [--lab N] NAT               drop a NAT's mappings (a NAT reboot: rebinding)
-  down [--lab N] [--all]            remove a lab (also after kill -9 of its process)
-  verify [--lab N] [--json]         probe every NAT (RFC 5780) and compare with its configuration
+  down [N] [--all]                  remove a lab (also after kill -9 of its process)
+  verify [N] [--json]               probe every NAT (RFC 5780) and compare with its configuration
 
---lab may be left out when exactly one lab runs.
+N is a lab's name, given as --lab N or, where the command takes no other
+argument, as the argument; it may be left out when exactly one lab runs.
+All but validate need root. 'gonat lab help COMMAND' shows a command's flags.
 `
 
 func labCmd(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, labHelp)
-		return usageErr("which lab command? (up, exec, status, table, list, set, flush, down, verify)")
+		return usageErr("which lab command? (up, validate, exec, status, table, list, set, flush, down, verify)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
 	case "up":
 		return labUp(rest)
+	case "validate":
+		return labValidate(rest)
 	case "exec":
 		return labExec(rest)
 	case "status":
@@ -74,10 +81,13 @@ func labCmd(args []string) error {
 	case "verify":
 		return labVerify(rest)
 	case "-h", "--help", "help":
+		if sub == "help" && len(rest) > 0 && !isHelp(rest[0]) {
+			return labCmd(append(rest, "--help"))
+		}
 		fmt.Print(labHelp)
 		return errHelp
 	}
-	return usageErr("unknown lab command %q (up, exec, status, table, list, set, flush, down, verify)", sub)
+	return usageErr("unknown lab command %q (up, validate, exec, status, table, list, set, flush, down, verify)", sub)
 }
 
 // parseMixed parses flags that may come before or after positional
@@ -90,8 +100,7 @@ func parseMixed(fs *flag.FlagSet, args []string, help string) ([]string, error) 
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Print(help)
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
+			printFlags(os.Stdout, fs)
 			return nil, errHelp
 		}
 		if err != nil {
@@ -108,31 +117,97 @@ func parseMixed(fs *flag.FlagSet, args []string, help string) ([]string, error) 
 	}
 }
 
-// pickLab resolves --lab: given, or the only lab running.
+// needsRoot is the one answer of the lab commands run without root: the
+// labs' state and namespaces are root's, so they would see nothing.
+func needsRoot() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	return fmt.Errorf("needs root: labs, their state (%s) and their namespaces are root's; run it with sudo", lab.StateRoot)
+}
+
+// runningLabs lists the labs (and gonat run instances) whose process runs.
+func runningLabs() []string {
+	var out []string
+	for _, name := range lab.Labs() {
+		if st, err := lab.ReadState(name); err == nil && st.Alive() {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// noLab is the one error of every command given a lab that is not there.
+func noLab(name string) error {
+	others := "none is; start one with gonat lab up FILE"
+	if running := runningLabs(); len(running) > 0 {
+		others = "running: " + strings.Join(running, ", ") + "; see gonat lab list"
+	}
+	return usageErr("no lab %q is running (%s)", name, others)
+}
+
+// labExists reports whether anything of lab name is left: its state or
+// its namespaces (a crashed lab keeps them until gonat lab down).
+func labExists(name string) bool {
+	if _, err := os.Stat(lab.StateDir(name)); err == nil {
+		return true
+	}
+	all, _ := ns.List()
+	for _, n := range all {
+		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// labArg is the lab a command names, as --lab or as its only argument.
+func labArg(flagName string, pos []string, cmd string) (string, error) {
+	switch {
+	case len(pos) > 1:
+		return "", usageErr("want at most one lab name, got %s (see gonat lab %s --help)", strings.Join(pos, " "), cmd)
+	case len(pos) == 1 && flagName != "" && pos[0] != flagName:
+		return "", usageErr("two lab names: --lab %s and %s; give one", flagName, pos[0])
+	case len(pos) == 1:
+		return pos[0], nil
+	}
+	return flagName, nil
+}
+
+// pickLab resolves a lab's name: the one given, which must exist, or
+// the only lab there is.
 func pickLab(name string) (string, error) {
+	if err := needsRoot(); err != nil {
+		return "", err
+	}
 	if name != "" {
 		if err := lab.ValidName(name); err != nil {
-			return "", usageErr("--lab: %v", err)
+			return "", usageErr("lab name: %v", err)
+		}
+		if !labExists(name) {
+			return "", noLab(name)
 		}
 		return name, nil
 	}
 	labs := lab.Labs()
 	switch len(labs) {
 	case 0:
-		return "", usageErr("--lab: no lab is running (start one with gonat lab up FILE)")
+		return "", usageErr("no lab is running (start one with gonat lab up FILE)")
 	case 1:
 		return labs[0], nil
 	}
-	return "", usageErr("--lab: several labs exist (%s); say which", strings.Join(labs, ", "))
+	return "", usageErr("several labs exist (%s); say which, e.g. --lab %s", strings.Join(labs, ", "), labs[0])
 }
 
-const labUpHelp = `Usage: gonat lab up FILE [--name N] [-d]
+const labUpHelp = `Usage: gonat lab up FILE [--name N] [-d] [--dry-run]
 
 Builds the topology in FILE: namespaces, TUN ports, addresses, routes; starts
 its NATs (outermost first) and the commands its hosts declare; prints the
 nodes with their addresses; runs until Ctrl-C, then removes everything.
 With -d it runs in the background (state, control socket and host logs in
-/run/gonat/NAME) and 'gonat lab down' stops it.
+/run/gonat/NAME) and 'gonat lab down' stops it; when the lab already runs
+from the same FILE, -d says so and exits 0. --dry-run checks everything
+and prints what would be built, creating nothing (as gonat lab validate).
 
 Flags:
 `
@@ -141,7 +216,8 @@ func labUp(args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	name := fs.String("name", "", "lab name (default: the file's name = ...); also the namespace prefix")
 	detach := fs.Bool("d", false, "run in the background")
-	child := fs.Bool("daemon-child", false, "internal: the background process of -d")
+	dryRun := fs.Bool("dry-run", false, "check everything and print what would be built (namespaces, addresses, NATs); create nothing")
+	child := fs.Bool("daemon-child", false, internalFlag+"the background process of -d")
 	trace := fs.Bool("trace", false, "print every packet before and after translation, or why it was dropped")
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
 	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080")
@@ -178,11 +254,19 @@ func labUp(args []string) error {
 	if err := lab.ValidName(labName); err != nil {
 		return usageErr("--name: %v", err)
 	}
+	if *dryRun {
+		return dryRunLab(topo, labName)
+	}
 	if os.Geteuid() != 0 {
-		return errors.New("needs root (it creates network namespaces and TUN devices)")
+		return errors.New("needs root: it creates network namespaces and TUN devices")
 	}
 	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
-		return fmt.Errorf("lab %s is already running (pid %d); gonat lab down --lab %s", labName, st.PID, labName)
+		// As compose does: asking for what already runs is not an error.
+		if *detach && st.File == absPath(file) {
+			fmt.Printf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it\n", labName, st.PID, st.File, labName)
+			return nil
+		}
+		return fmt.Errorf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it, or --name gives this one another name", labName, st.PID, st.File, labName)
 	}
 	if *detach {
 		var extra []string
@@ -255,6 +339,76 @@ func labUp(args []string) error {
 	<-ctx.Done()
 	fmt.Fprintf(os.Stderr, "lab %s: removing\n", labName)
 	return l.Close()
+}
+
+const labValidateHelp = `Usage: gonat lab validate FILE [--name N]
+
+Checks the topology in FILE as gonat lab up does, and prints what up would
+build: the namespaces, every NAT with its addresses and behaviour, every
+host with its address and command. Creates nothing and needs no root.
+Exit 0 when up would build it, 2 for a problem in FILE, 1 when the lab
+exists already. The same as gonat lab up FILE --dry-run.
+
+Flags:
+`
+
+func labValidate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	name := fs.String("name", "", "lab name (default: the file's name = ...); also the namespace prefix")
+	pos, err := parseMixed(fs, args, labValidateHelp)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("want exactly one topology FILE (see gonat lab validate --help)")
+	}
+	topo, err := lab.Load(pos[0])
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	labName := topo.Name
+	if *name != "" {
+		labName = *name
+	}
+	if err := lab.ValidName(labName); err != nil {
+		return usageErr("--name: %v", err)
+	}
+	return dryRunLab(topo, labName)
+}
+
+// dryRunLab prints what lab up would build from topo as labName, after
+// the checks that need nothing created: the name is free, the hosts'
+// programs exist here.
+func dryRunLab(topo *lab.Topology, labName string) error {
+	again := "gonat lab up " + topo.File
+	if labName != topo.Name {
+		again += " --name " + labName
+	}
+	if err := topo.SetName(labName); err != nil {
+		return usageErr("--name: %v", err)
+	}
+	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
+		return fmt.Errorf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it, or --name gives this one another name", labName, st.PID, st.File, labName)
+	}
+	if labExists(labName) {
+		return fmt.Errorf("lab %s already exists (left by a crash?); gonat lab down --lab %s removes it, or --name gives this one another name", labName, labName)
+	}
+	fmt.Print(topo.Describe())
+	fmt.Printf("namespaces: %s\n", strings.Join(topo.Namespaces(), " "))
+	for _, h := range topo.Hosts {
+		if len(h.Run) == 0 || h.Run[0] == "gonat" {
+			continue
+		}
+		if _, err := exec.LookPath(h.Run[0]); err != nil {
+			fmt.Printf("warning: host %s runs %q, which is not found here (%v)\n", h.Name, h.Run[0], err)
+		}
+	}
+	fmt.Printf("dry run: nothing created; %s builds it", again)
+	if os.Geteuid() != 0 {
+		fmt.Print(" (as root)")
+	}
+	fmt.Println()
+	return nil
 }
 
 func absPath(p string) string {
@@ -347,6 +501,15 @@ func short(behavior string, filtering bool) string {
 	return b.Short(filtering)
 }
 
+const labExecHelp = `Usage: gonat lab exec [--lab N] NODE -- CMD [ARGS...]
+
+Runs CMD in NODE's network namespace and passes its exit code through.
+A CMD of "gonat" that is not on PATH is this gonat executable, as in a
+topology's run.
+
+Flags:
+`
+
 func labExec(args []string) error {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
@@ -356,10 +519,11 @@ func labExec(args []string) error {
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Print(labHelp)
+			fmt.Print(labExecHelp)
+			printFlags(os.Stdout, fs)
 			return errHelp
 		}
-		return usageErr("%v", err)
+		return usageErr("%v (see gonat lab exec --help)", err)
 	}
 	rest := fs.Args()
 	if len(rest) < 2 {
@@ -389,10 +553,19 @@ func labExec(args []string) error {
 		if !found {
 			return usageErr("lab %s has no node %q (nodes: %s)", name, node, strings.Join(known, ", "))
 		}
+	} else if !ns.Exists(nsName) {
+		return usageErr("lab %s has no node %q (its process is gone; gonat lab status --lab %s)", name, node, name)
 	}
 	ip, err := exec.LookPath("ip")
 	if err != nil {
 		return errors.New("needs iproute2 (ip)")
+	}
+	if cmd[0] == "gonat" {
+		if _, err := exec.LookPath("gonat"); err != nil {
+			if self, err := os.Executable(); err == nil {
+				cmd = append([]string{self}, cmd[1:]...)
+			}
+		}
 	}
 	// Replace this process: the command's exit code is ours.
 	return syscall.Exec(ip, append([]string{"ip", "netns", "exec", nsName}, cmd...), os.Environ())
@@ -407,8 +580,12 @@ func statusOf(labName string) (string, *lab.LabStatus, error) {
 	}
 	resp, err := lab.Call(name, lab.Request{Op: "status"})
 	if err != nil {
-		if st, serr := lab.ReadState(name); serr == nil && !st.Alive() {
+		st, serr := lab.ReadState(name)
+		switch {
+		case serr == nil && !st.Alive():
 			return "", nil, fmt.Errorf("lab %s is not running (its process %d is gone: crashed or killed); gonat lab down --lab %s cleans up", name, st.PID, name)
+		case errors.Is(serr, os.ErrNotExist):
+			return "", nil, fmt.Errorf("lab %s is not running (its namespaces are left); gonat lab down --lab %s cleans up", name, name)
 		}
 		return "", nil, err
 	}
@@ -419,10 +596,15 @@ func labStatus(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if _, err := parseMixed(fs, args, labHelp); err != nil {
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
 		return err
 	}
-	_, st, err := statusOf(*labName)
+	given, err := labArg(*labName, pos, "status")
+	if err != nil {
+		return err
+	}
+	_, st, err := statusOf(given)
 	if err != nil {
 		return err
 	}
@@ -455,10 +637,15 @@ func labTable(args []string) error {
 	natName := fs.String("nat", "", "only this NAT")
 	asJSON := fs.Bool("json", false, "JSON output (JSON lines with --watch)")
 	watch := fs.Bool("watch", false, "stream events until Ctrl-C")
-	if _, err := parseMixed(fs, args, tableHelp); err != nil {
+	pos, err := parseMixed(fs, args, tableHelp)
+	if err != nil {
 		return err
 	}
-	name, err := pickLab(*labName)
+	given, err := labArg(*labName, pos, "table")
+	if err != nil {
+		return err
+	}
+	name, err := pickLab(given)
 	if err != nil {
 		return err
 	}
@@ -496,6 +683,9 @@ func labTable(args []string) error {
 func labList(args []string) error {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	if _, err := parseMixed(fs, args, labHelp); err != nil {
+		return err
+	}
+	if err := needsRoot(); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -569,14 +759,27 @@ func labDown(args []string) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
 	all := fs.Bool("all", false, "remove every lab on this machine")
-	if _, err := parseMixed(fs, args, labHelp); err != nil {
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
+		return err
+	}
+	given, err := labArg(*labName, pos, "down")
+	if err != nil {
+		return err
+	}
+	if err := needsRoot(); err != nil {
 		return err
 	}
 	var names []string
+	if given == "" && len(lab.Labs()) == 0 {
+		// As compose does: nothing to remove is not an error.
+		fmt.Println("no lab is running; nothing to remove")
+		return nil
+	}
 	if *all {
 		names = lab.Labs()
 	} else {
-		name, err := pickLab(*labName)
+		name, err := pickLab(given)
 		if err != nil {
 			return err
 		}
@@ -612,7 +815,7 @@ func downOne(name string) error {
 		return err
 	}
 	if len(removed) == 0 && stErr != nil {
-		return fmt.Errorf("no lab %q here (labs: %s)", name, strings.Join(lab.Labs(), ", "))
+		return noLab(name)
 	}
 	if len(removed) > 0 {
 		fmt.Printf("lab %s removed (cleaned up %d namespaces it left behind)\n", name, len(removed))
@@ -626,10 +829,15 @@ func labVerify(args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if _, err := parseMixed(fs, args, labHelp); err != nil {
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
 		return err
 	}
-	_, st, err := statusOf(*labName)
+	given, err := labArg(*labName, pos, "verify")
+	if err != nil {
+		return err
+	}
+	_, st, err := statusOf(given)
 	if err != nil {
 		return err
 	}

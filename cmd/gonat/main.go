@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 const usage = `gonat: a userspace NAT router emulator for Linux.
@@ -27,13 +28,12 @@ Usage:
   gonat rendezvous [flags]    the referral server of hole punching
   gonat peer [flags]          a hole-punching peer: register, exchange candidates, punch, report
   gonat matrix [flags]        hole punching between every pair of NAT types, observed vs expected
-  gonat version               print the version
+  gonat completion SHELL      shell completion for bash, zsh or fish
+  gonat version               print the version and the commit it was built from
 
-Run 'gonat COMMAND --help' for a command's flags. gonat needs root (or
+Run 'gonat help COMMAND' (or 'gonat COMMAND --help') for a command's flags. gonat needs root (or
 CAP_NET_ADMIN + CAP_SYS_ADMIN) to create TUN devices and enter namespaces.
 `
-
-var version = "dev"
 
 // exitError carries the exit status with the message: 2 for bad usage.
 type exitError struct {
@@ -78,14 +78,19 @@ func mainCode(args []string) int {
 		err = peerCmd(rest)
 	case "matrix":
 		err = matrixCmd(rest)
+	case "completion":
+		err = completionCmd(rest)
 	case "version", "--version", "-version":
-		fmt.Println("gonat", version)
-		return 0
+		err = versionCmd(rest)
 	case "help", "-h", "--help", "-help":
-		fmt.Print(usage)
-		return 0
+		// gonat help COMMAND [SUBCOMMAND] is COMMAND [SUBCOMMAND] --help.
+		if len(rest) == 0 || isHelp(rest[0]) || strings.HasPrefix(rest[0], "-") {
+			fmt.Print(usage)
+			return 0
+		}
+		return mainCode(append(rest, "--help"))
 	default:
-		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: demo, run, lab, table, stun-server, probe, rendezvous, peer, matrix, version; see gonat --help)\n", cmd)
+		fmt.Fprintf(os.Stderr, "gonat: unknown command %q (commands: %s; see gonat --help)\n", cmd, strings.Join(commandNames(), ", "))
 		return 2
 	}
 	if err == nil || errors.Is(err, errHelp) {
