@@ -161,10 +161,7 @@ func offered(t *testing.T, shell string, words []string, got string) {
 }
 
 func TestCompletionBash(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
+	bash := needShell(t, "bash")
 	s := script(t, "bash")
 	for _, c := range completionCases {
 		var b bytes.Buffer
@@ -185,10 +182,7 @@ func TestCompletionBash(t *testing.T) {
 // zsh: _gonat run with compadd and _files stubbed, outside a completion
 // widget (zsh's own matching against the typed prefix is not tested).
 func TestCompletionZsh(t *testing.T) {
-	zsh, err := exec.LookPath("zsh")
-	if err != nil {
-		t.Skip("no zsh")
-	}
+	zsh := needShell(t, "zsh")
 	s := script(t, "zsh")
 	for _, c := range completionCases {
 		var b bytes.Buffer
@@ -208,10 +202,7 @@ func TestCompletionZsh(t *testing.T) {
 }
 
 func TestCompletionFish(t *testing.T) {
-	fish, err := exec.LookPath("fish")
-	if err != nil {
-		t.Skip("no fish")
-	}
+	fish := needShell(t, "fish")
 	f, err := os.CreateTemp(t.TempDir(), "gonat*.fish")
 	if err != nil {
 		t.Fatal(err)
@@ -232,4 +223,18 @@ func TestCompletionFish(t *testing.T) {
 		}
 		offered(t, "fish", c.words, strings.Join(got, " "))
 	}
+}
+
+// needShell finds a shell the completion is checked in; scripts/deps.sh
+// installs all three for make test, so under CI a missing one fails.
+func needShell(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no %s, and CI must run this test (scripts/deps.sh test installs it)", name)
+		}
+		t.Skipf("no %s (scripts/deps.sh test installs it)", name)
+	}
+	return p
 }
