@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gonat/gonat/lab/labtest"
 )
@@ -74,30 +75,77 @@ func TestPeersThroughLabExec(t *testing.T) {
 	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
 		t.Fatalf("lab up: %d\n%s", code, out)
 	}
-	type report struct {
-		Connected        bool   `json:"connected"`
-		MessageExchanged bool   `json:"message_exchanged"`
-		Reason           string `json:"reason"`
+	reps, outs := runLabPeers(t, name, 15*time.Second, 0)
+	for i, r := range reps {
+		if !r.Connected || !r.MessageExchanged {
+			t.Errorf("peer %d: %+v\n%s", i, r, outs[i])
+		}
 	}
-	reps := make([]report, 2)
-	outs := make([]string, 2)
+}
+
+type peerReport struct {
+	Connected        bool   `json:"connected"`
+	MessageExchanged bool   `json:"message_exchanged"`
+	Reason           string `json:"reason"`
+	Detail           string `json:"detail"`
+}
+
+// runLabPeers runs `gonat peer` as alice and bob in lab name through `gonat
+// lab exec`, alice starting delay after bob, with extra peer flags.
+func runLabPeers(t *testing.T, name string, timeout, delay time.Duration, extra ...string) ([2]peerReport, [2]string) {
+	t.Helper()
+	var reps [2]peerReport
+	var outs [2]string
 	var wg sync.WaitGroup
 	for i, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, _ := run("lab", "exec", "--lab", name, p[0], "--", gonatBin, "peer", "--rendezvous", "203.0.113.20:7000",
-				"--name", p[0], "--connect", p[1], "--json", "--timeout", "15s")
-			outs[i] = out
-			if j := strings.Index(out, "{"); j >= 0 {
-				json.Unmarshal([]byte(out[j:]), &reps[i])
+			if p[0] == "alice" {
+				time.Sleep(delay)
+			}
+			args := append([]string{"lab", "exec", "--lab", name, p[0], "--", gonatBin, "peer", "--rendezvous", "203.0.113.20:7000",
+				"--name", p[0], "--connect", p[1], "--json", "--timeout", timeout.String()}, extra...)
+			out, _ := exec.Command(gonatBin, args...).CombinedOutput()
+			outs[i] = string(out)
+			if j := strings.Index(outs[i], "{"); j >= 0 {
+				json.NewDecoder(strings.NewReader(outs[i][j:])).Decode(&reps[i])
 			}
 		}()
 	}
 	wg.Wait()
+	return reps, outs
+}
+
+// The README's failure case, as a user walks it: a run that connects
+// (full cone x symmetric), then home-a made port-restricted and the peers
+// run again, bob first. Nothing gets through either way, so both must say
+// "filtered"; neither may claim the other received its packets (a result
+// left on the rendezvous server by the first run is not about this one).
+func TestPeerReportAfterNATChange(t *testing.T) {
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	file, _ := filepath.Abs("../examples/two-homes.toml")
+	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	reps, outs := runLabPeers(t, name, 10*time.Second, 0)
 	for i, r := range reps {
-		if !r.Connected || !r.MessageExchanged {
-			t.Errorf("peer %d: %+v\n%s", i, r, outs[i])
+		if !r.Connected {
+			t.Fatalf("first run, peer %d: %+v\n%s", i, r, outs[i])
+		}
+	}
+	if out, code := run("lab", "set", "--lab", name, "home-a", "--preset", "port-restricted-cone"); code != 0 {
+		t.Fatalf("lab set: %d\n%s", code, out)
+	}
+	reps, outs = runLabPeers(t, name, 4*time.Second, 300*time.Millisecond)
+	for i, r := range reps {
+		if r.Connected || r.Reason != "filtered" {
+			t.Errorf("second run, peer %d: %+v, want not connected, reason filtered\n%s", i, r, outs[i])
 		}
 	}
 }

@@ -46,7 +46,8 @@
 // expires a TTL (a minute) after its last register or lookup; the table is
 // capped (1024); a new registration with another session ("sid") or
 // source replaces the old one. A lookup's "result" records the sender's
-// punch outcome about P; a lookup by P returns it, so each side can tell
+// punch outcome about P's current session; a lookup by P returns it while
+// P is still in that session (never to P's next run), so each side can tell
 // "filtered" (neither side heard the other) from "timeout" (we heard
 // nothing, but the partner heard us, or did not say). Bye marks the
 // registration gone (no longer found) but keeps its result until expiry.
