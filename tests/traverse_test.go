@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/experiment"
 	"github.com/gonat/gonat/lab/labtest"
 )
 
@@ -37,8 +39,23 @@ func TestMatrix(t *testing.T) {
 			if len(outs) != want {
 				t.Fatalf("%d outcomes, want %d", len(outs), want)
 			}
+			// The model, computed here rather than taken from the binary's
+			// "expected": RFC 8445 agents, not permissive peers, by default.
+			model := map[[2]string]bool{}
+			types := experiment.ClassicTypes()
+			if want == 45 {
+				types = experiment.AllCombinations()
+			}
+			for _, a := range types {
+				for _, b := range types {
+					model[[2]string{a.Name, b.Name}] = experiment.Expected(a, b, false)
+				}
+			}
 			yes := 0
 			for _, o := range outs {
+				if m, ok := model[[2]string{o.A, o.B}]; !ok || m != o.Expected {
+					t.Errorf("%s x %s: the binary expected %v, the RFC 8445 model says %v", o.A, o.B, o.Expected, m)
+				}
 				if o.Error != "" || o.Connected != o.Expected {
 					t.Errorf("%s x %s: connected %v, expected %v %s", o.A, o.B, o.Connected, o.Expected, o.Error)
 				}
@@ -146,6 +163,63 @@ func TestPeerReportAfterNATChange(t *testing.T) {
 	for i, r := range reps {
 		if r.Connected || r.Reason != "filtered" {
 			t.Errorf("second run, peer %d: %+v, want not connected, reason filtered\n%s", i, r, outs[i])
+		}
+	}
+}
+
+// Both NATs address-and-port-dependent mapping, no filtering: each check
+// arrives, but every response leaves from a new mapping, so `gonat peer`
+// (an RFC 8445 agent by default) does not connect and says why, while
+// --permissive connects on those responses.
+func TestPeerStrictAndPermissive(t *testing.T) {
+	name := labtest.Name()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(gonatBin, args...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	t.Cleanup(func() { run("lab", "down", "--lab", name) })
+	file := filepath.Join(t.TempDir(), "apdm.toml")
+	topo := `name = "apdm"
+[[nat]]
+name = "home-a"
+mapping = "apdm"
+filtering = "eif"
+external = ["198.51.100.1"]
+inside = "10.0.1.0/24"
+[[nat]]
+name = "home-b"
+mapping = "apdm"
+filtering = "eif"
+external = ["198.51.100.2"]
+inside = "10.0.2.0/24"
+[[host]]
+name = "alice"
+network = "home-a"
+[[host]]
+name = "bob"
+network = "home-b"
+[[host]]
+name = "rendezvous"
+network = "public"
+address = "203.0.113.20"
+run = ["gonat", "rendezvous", "--listen", "203.0.113.20:7000"]
+`
+	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	reps, outs := runLabPeers(t, name, 3*time.Second, 0)
+	for i, r := range reps {
+		if r.Connected || r.Reason != "asymmetric" {
+			t.Errorf("peer %d: %+v, want not connected, reason asymmetric\n%s", i, r, outs[i])
+		}
+	}
+	reps, outs = runLabPeers(t, name, 5*time.Second, 0, "--permissive")
+	for i, r := range reps {
+		if !r.Connected || !r.MessageExchanged {
+			t.Errorf("--permissive, peer %d: %+v\n%s", i, r, outs[i])
 		}
 	}
 }
