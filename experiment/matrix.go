@@ -57,33 +57,67 @@ func AllCombinations() []NATType {
 }
 
 // Expected says whether UDP hole punching without port prediction
-// connects two peers behind NATs a and b. Each peer punches from the one
-// socket whose mapping the rendezvous server saw (its server-reflexive
-// endpoint, S) to the other's S.
+// connects two peers behind NATs a and b: as an RFC 8445 agent sees it, or
+// with permissive, as a peer that takes any packet from its partner as the
+// connection. Each peer checks (punches) from the one socket whose mapping
+// the rendezvous server saw (its server-reflexive endpoint, S) to the
+// other's S. (Both NATs have one external address each, and the server's
+// address is neither.)
 //
-// A punch from a arrives at b's S. It passes b's filter if b filters
-// nothing, or if b's own punches to a left through that same mapping
-// (b maps endpoint-independently) and the filter admits a's source: any
-// port of a's address (address-dependent), or exactly a's S, which is
-// where a's punch comes from only if a too maps endpoint-independently.
+// A check from a arrives at b's S. It passes b's filter if b filters
+// nothing, or if b's own checks to a left through that same mapping (b
+// maps endpoint-independently) and the filter admits a's source: any port
+// of a's address (address-dependent), or exactly a's S, which is where a's
+// check comes from only if a too maps endpoint-independently.
 //
-// b then answers to where the punch came from. The mapping a punched
-// from knows exactly one remote, b's S, so the answer passes a's filter
-// unless a filters on address and port and b's answer leaves from a
-// mapping other than S (b is not endpoint-independent).
+// b then answers to where the check came from. The mapping a checked from
+// knows exactly one remote, b's S, so the answer passes a's filter unless a
+// filters on address and port and b's answer leaves from a mapping other
+// than S (b is not endpoint-independent). A permissive peer connects on
+// any packet from its partner, so the peers connect if either one's check
+// gets through and its answer comes back.
 //
-// The peers connect if either peer's punch gets through and its answer
-// comes back. (Both NATs have one external address each.)
-func Expected(a, b NATType) bool {
+// An RFC 8445 agent accepts a response only from the address its check
+// was sent to (§7.2.5.2.1), and each side needs a response to a check of
+// its own. It also learns the source of a check it did not know as a
+// peer-reflexive candidate and checks it back (§7.3.1.3, §7.3.1.4). The
+// answerer's response to a check from source X leaves through its mapping
+// towards X; it comes from the checked address D when that mapping is the
+// one D was observed on:
+//   - answerer EIM: it has one mapping; D is its S.
+//   - answerer ADM: D is the peer-reflexive address of its own check to
+//     the checker's NAT address, which is X's address: the same mapping.
+//   - answerer APDM: only if X is exactly where the answerer's check that
+//     revealed D went. An EIM checker's X is its S, which the answerer
+//     checks; an ADM checker's X is its one mapping towards the answerer's
+//     address, which the answerer learns from it and checks. An APDM
+//     checker's X is its mapping towards D, new when D was learnt, so
+//     never where the answerer's earlier check went: each answer and each
+//     triggered check opens yet another mapping, and no pair ever becomes
+//     valid in either direction.
+//
+// The filters met are those of the permissive exchange (a peer-reflexive
+// check retraces a path a packet already took), so strictly the peers
+// connect when permissively they do and the two mappings are not both
+// address-and-port-dependent. The unit tests check this against a
+// packet-level simulation of both kinds of agent for all 45 pairs.
+func Expected(a, b NATType, permissive bool) bool {
 	arrives := func(from, at NATType) bool {
 		return at.Filter == table.EndpointIndependent ||
 			(at.Mapping == table.EndpointIndependent &&
 				(at.Filter == table.AddressDependent || from.Mapping == table.EndpointIndependent))
 	}
-	answered := func(puncher, answerer NATType) bool {
-		return puncher.Filter != table.AddressAndPortDependent || answerer.Mapping == table.EndpointIndependent
+	answered := func(checker, answerer NATType) bool {
+		return checker.Filter != table.AddressAndPortDependent || answerer.Mapping == table.EndpointIndependent
 	}
-	return (arrives(a, b) && answered(a, b)) || (arrives(b, a) && answered(b, a))
+	loose := (arrives(a, b) && answered(a, b)) || (arrives(b, a) && answered(b, a))
+	if permissive {
+		return loose
+	}
+	symmetric := func(checker, answerer NATType) bool {
+		return answerer.Mapping != table.AddressAndPortDependent || checker.Mapping != table.AddressAndPortDependent
+	}
+	return loose && symmetric(a, b) && symmetric(b, a)
 }
 
 // Outcome is one cell of the matrix.
@@ -110,6 +144,9 @@ type MatrixConfig struct {
 	Timeout   time.Duration // per peer (default 5s)
 	Progress  func(done, total int, o Outcome)
 	GonatPath string
+	// Permissive (UDP): the peers take any packet from the partner as the
+	// connection. TCP connections are symmetric by nature: judged strictly.
+	Permissive bool
 }
 
 // RunMatrix runs every unordered pair of cfg.Types (each with itself too),
@@ -182,7 +219,7 @@ var labSeq struct {
 }
 
 func runPair(ctx context.Context, a, b NATType, cfg MatrixConfig) Outcome {
-	o := Outcome{A: a.Name, B: b.Name, Proto: "udp", Expected: Expected(a, b)}
+	o := Outcome{A: a.Name, B: b.Name, Proto: "udp", Expected: Expected(a, b, cfg.Permissive && !cfg.TCP)}
 	if cfg.TCP {
 		o.Proto = "tcp"
 	}
@@ -241,7 +278,7 @@ address = ["203.0.113.10", "203.0.113.11"]
 			defer wg.Done()
 			reps[i], errs[i] = traverse.RunPeer(lctx, traverse.PeerConfig{
 				Rendezvous: netip.AddrPortFrom(serverAddr, rvPort), Name: who[0], Connect: who[1],
-				TCP: cfg.TCP, Timeout: cfg.Timeout, Net: in(l.Node(who[0]).Namespace),
+				TCP: cfg.TCP, Permissive: cfg.Permissive, Timeout: cfg.Timeout, Net: in(l.Node(who[0]).Namespace),
 			})
 		}()
 	}

@@ -2,7 +2,8 @@ package experiment
 
 import "testing"
 
-// The classic table the issue states (UDP, no port prediction): full cone
+// The classic table (UDP, no port prediction), the same for RFC 8445
+// agents and permissive peers: full cone
 // connects with every type; restricted cone with restricted,
 // port-restricted and symmetric; port-restricted with port-restricted;
 // symmetric with symmetric or port-restricted fails.
@@ -21,10 +22,12 @@ func TestExpectedClassicTable(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expectation for %s x %s", a.Name, b.Name)
 			}
-			if got := Expected(a, b); got != w {
-				t.Errorf("%s x %s: Expected = %v, want %v", a.Name, b.Name, got, w)
+			for _, permissive := range []bool{false, true} {
+				if got := Expected(a, b, permissive); got != w {
+					t.Errorf("%s x %s: Expected(permissive=%v) = %v, want %v", a.Name, b.Name, permissive, got, w)
+				}
 			}
-			if Expected(a, b) != Expected(b, a) {
+			if Expected(a, b, true) != Expected(b, a, true) {
 				t.Errorf("%s x %s: not symmetric", a.Name, b.Name)
 			}
 		}

@@ -148,6 +148,7 @@ type NATStatus struct {
 	Filtering      string            `json:"filtering"`
 	PortAssignment string            `json:"port_assignment"`
 	Hairpin        bool              `json:"hairpin"`
+	Seed           int64             `json:"seed"` // of random port choice: set it to repeat a run
 	Mappings       int               `json:"mappings"`
 	Packets        map[string]uint64 `json:"packets"`
 }
@@ -182,7 +183,7 @@ func (l *Lab) Status() *LabStatus {
 		e := l.nats[name].Engine
 		c := e.Config().Table
 		s := NATStatus{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
-			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Packets: map[string]uint64{}}
+			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Seed: c.Seed, Packets: map[string]uint64{}}
 		e.Mappings(now, func(nat.MappingInfo) { s.Mappings++ })
 		for _, v := range nat.Verdicts() {
 			if n := e.Count(v); n > 0 {

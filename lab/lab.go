@@ -369,6 +369,7 @@ func (l *Lab) NATNames() []string { return append([]string(nil), l.natOrder...) 
 
 // Set changes a running NAT's behaviour: a preset ("" keeps the current
 // behaviour as the base) and settings over it. Its mappings are dropped.
+// The seed stays unless a non-zero one is given.
 func (n *NAT) Set(preset string, settings map[string]string) error {
 	cur := n.Engine.Config().Table
 	base := cur
@@ -392,6 +393,9 @@ func (n *NAT) Set(preset string, settings map[string]string) error {
 		}
 	}
 	base.External = cur.External
+	if base.Seed == 0 {
+		base.Seed = cur.Seed
+	}
 	if err := base.Validate(); err != nil {
 		return err
 	}

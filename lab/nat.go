@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -120,7 +122,14 @@ type NAT struct {
 // namespace to its inside one, and starts translating. Any failure undoes
 // what was done. The devices, and with them every address and route,
 // vanish when the NAT is closed or the process dies.
+//
+// A zero Behavior.Seed is replaced by one drawn at random (RandomSeed), so
+// that NATs and runs differ; Describe and Lab.Status show it, and passing
+// it again repeats the run's port choices.
 func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
+	if spec.Behavior.Seed == 0 {
+		spec.Behavior.Seed = RandomSeed()
+	}
 	if spec.Outside == "" {
 		return nil, errors.New("no outside namespace")
 	}
@@ -162,6 +171,18 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 		return n, nil
 	}
 	return n, err
+}
+
+// RandomSeed returns a positive seed from crypto/rand: unpredictable, so
+// that port prediction is not made easy by every NAT starting alike.
+func RandomSeed() int64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if s := int64(binary.LittleEndian.Uint64(b[:]) >> 1); s != 0 {
+			return s
+		}
+	}
 }
 
 // startNAT is StartNAT once the namespaces are checked and the readers
@@ -322,8 +343,8 @@ func (n *NAT) Describe() string {
 			fmt.Fprintf(&b, " gateway %s", n.gws[i])
 		}
 	}
-	fmt.Fprintf(&b, "; mapping %s filtering %s port-assignment %s hairpin %t",
-		c.Mapping, c.Filtering, c.PortAssignment, c.Hairpin)
+	fmt.Fprintf(&b, "; mapping %s filtering %s port-assignment %s hairpin %t seed %d",
+		c.Mapping, c.Filtering, c.PortAssignment, c.Hairpin, c.Seed)
 	fmt.Fprintf(&b, "; readers %s", n.ReadersDesc())
 	return b.String()
 }

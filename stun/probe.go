@@ -61,7 +61,22 @@ type ProbeConfig struct {
 	// get before the test stops. Zero means 5% of the bracket's lower end
 	// or 200 ms, whichever is larger.
 	LifetimeTolerance time.Duration
+	// AdaptRTO lowers the RTO, once the first request is answered without
+	// retransmission, to three times its round trip (RFC 6298's first
+	// estimate, which RFC 8489 §6.2.1 asks RTO to follow), at least
+	// MinAdaptedRTO and at most RTO. A test that expects silence (a
+	// filtering NAT dropping the server's answer) waits out the whole
+	// schedule, so this is what makes a probe of a filtering NAT quick.
+	AdaptRTO bool
+	// Progress, when set, gets a line for people as each test starts and
+	// ends.
+	Progress func(format string, args ...any)
 }
+
+// MinAdaptedRTO is the least RTO that ProbeConfig.AdaptRTO sets: with
+// Rc requests, a test is silent only after all of them went unanswered
+// for (2^(Rc-1)-1+16)*RTO, 2.3 s at 100 ms and four requests.
+const MinAdaptedRTO = 100 * time.Millisecond
 
 // Result is the probe's verdict.
 type Result struct {
@@ -181,8 +196,23 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	defer c1.Close()
 	res.Local = addrPortOf(c1.LocalAddr())
 
+	say := func(format string, args ...any) {
+		if cfg.Progress != nil {
+			cfg.Progress(format, args...)
+		}
+	}
+	if rto <= 0 {
+		rto = DefaultRTO
+	}
+	if retries <= 0 {
+		retries = DefaultRetries
+	}
+
 	// Test I: is there a server at all, and what is M1?
+	say("binding (RFC 5780 4.2) to %v: up to %s", server, silence(rto, retries))
+	sent := time.Now()
 	r1, err := Binding(ctx, c1, server, 0, rto, retries)
+	rtt := time.Since(sent)
 	if errors.Is(err, ErrTimeout) {
 		res.Classic = ClassicBlocked
 		return res, nil
@@ -193,16 +223,17 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	res.Mapped[0] = r1.Mapped
 	res.OtherAddress = r1.OtherAddress
 	other := r1.OtherAddress
+	say("  M1 %v after %s; the server's other address %v", r1.Mapped, rtt.Round(time.Microsecond), other)
+	if cfg.AdaptRTO && rtt < rto {
+		if a := max(3*rtt, MinAdaptedRTO); a < rto {
+			rto = a
+			say("  RTO %s from that round trip: a test with no answer ends after %s", rto, silence(rto, retries))
+		}
+	}
 	if !other.IsValid() || other.Addr() == server.Addr() || other.Port() == server.Port() {
 		return res, fmt.Errorf("stun: %v sent OTHER-ADDRESS %v: not an RFC 5780 server with two addresses and ports", server, other)
 	}
 	translated := isTranslated(&res, listen, network)
-	if rto <= 0 {
-		rto = DefaultRTO
-	}
-	if retries <= 0 {
-		retries = DefaultRetries
-	}
 
 	// Port assignment, before anything else makes mappings.
 	switch samples := cfg.PortSamples; {
@@ -213,11 +244,13 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		if samples == 0 {
 			samples = DefaultPortSamples
 		}
+		say("port assignment (RFC 4787 4.2.1): %d fresh sockets", samples)
 		pa, err := probePortAssignment(ctx, fresh, server, samples, rto, retries)
 		if err != nil {
 			return res, err
 		}
 		res.PortAssignment = pa
+		say("  ports %s", orUndecided(pa))
 	}
 
 	// Mapping lifetime, on its own sockets, alongside the remaining tests.
@@ -238,10 +271,12 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		if lt.max <= 0 {
 			lt.max = DefaultMaxLifetime
 		}
+		say("lifetime (RFC 5780 4.6), alongside the other tests: idle waits up to %s", lt.max)
 		lifeWG.Go(func() { life, lifeBounded, lifeErr = lt.run(lifeCtx) })
 	}
 
 	// Mapping: M2 from A2:P1, M3 from A2:P2, same socket.
+	say("mapping (RFC 5780 4.3): from the same socket to %v and %v", netip.AddrPortFrom(other.Addr(), server.Port()), other)
 	r2, err2 := Binding(ctx, c1, netip.AddrPortFrom(other.Addr(), server.Port()), 0, rto, retries)
 	if err2 != nil && !errors.Is(err2, ErrTimeout) {
 		return res, err2
@@ -265,7 +300,10 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		res.Mapping = AddressAndPortDependent
 	}
 
+	say("  M2 %v, M3 %v: mapping %s", r2.Mapped, r3.Mapped, orUndecided(res.Mapping))
+
 	// Filtering and hairpinning, side by side on their own sockets.
+	say("filtering (RFC 5780 4.4) and hairpinning (3.4): answers a filtering NAT drops are waited for up to %s", silence(rto, retries))
 	var (
 		wg                 sync.WaitGroup
 		filterErr, hpinErr error
@@ -286,6 +324,10 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	res.Filtering, res.Hairpin, res.HairpinSource = filtering, hairpin, hairpinSrc
 	if err := errors.Join(filterErr, hpinErr); err != nil {
 		return res, err
+	}
+	say("  filtering %s", orUndecided(res.Filtering))
+	if cfg.Lifetime {
+		say("lifetime: still measuring")
 	}
 	lifeWG.Wait()
 	if lifeErr != nil {
@@ -310,6 +352,19 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		res.Classic = ClassicPortRestrictedCone
 	}
 	return res, nil
+}
+
+// silence is how long a transaction of retries requests from rto on waits
+// before it counts as unanswered.
+func silence(rto time.Duration, retries int) time.Duration {
+	return time.Duration(1<<(retries-1)-1+finalWaitRTOs) * rto
+}
+
+func orUndecided(s string) string {
+	if s == "" {
+		return "undecided"
+	}
+	return s
 }
 
 // isTranslated reports whether M1 differs from the mapping socket's local

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -570,4 +571,28 @@ func TestICMPQueryMappings(t *testing.T) {
 			t.Errorf("verdict %v", v)
 		}
 	})
+}
+
+// One seed, two NATs: different port sequences (their external addresses
+// pick the stream); the same NAT again: the same sequence.
+func TestSeedStreamPerNAT(t *testing.T) {
+	ports := func(ext string) []uint16 {
+		tab := newTable(t, func(c *Config) {
+			c.PortAssignment = Random
+			c.Seed = 42
+			c.External = []netip.Addr{netip.MustParseAddr(ext)}
+		})
+		var got []uint16
+		for i := range 8 {
+			got = append(got, out(t, tab, UDP, ep(hostA, uint16(40000+i)), ep(srvA1, portP1), 0, t0).External().Port())
+		}
+		return got
+	}
+	a, b, again := ports("198.51.100.1"), ports("198.51.100.2"), ports("198.51.100.1")
+	if slices.Equal(a, b) {
+		t.Errorf("two NATs with seed 42 share the port sequence %v", a)
+	}
+	if !slices.Equal(a, again) {
+		t.Errorf("seed 42 on one NAT: %v, then %v", a, again)
+	}
 }

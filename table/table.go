@@ -65,6 +65,19 @@ type Table struct {
 	stripeWaits *atomic.Uint64      // where they count waits
 }
 
+// streamOf picks the random port stream from the external addresses, so
+// that two NATs given one seed still hand out different port sequences,
+// while one NAT given its seed again repeats its own.
+func streamOf(external []netip.Addr) uint64 {
+	h := uint64(0x9e3779b97f4a7c15)
+	for _, a := range external {
+		for _, b := range a.AsSlice() {
+			h = (h ^ uint64(b)) * 0x100000001b3
+		}
+	}
+	return h
+}
+
 // New returns an empty table for c. Zero timeouts and zero port range ends
 // take the defaults; the result must pass Validate.
 func New(c Config) (*Table, error) {
@@ -76,7 +89,7 @@ func New(c Config) (*Table, error) {
 		cfg:    c,
 		pairs:  make(map[[4]byte]pair),
 		shared: make(map[extKey]int32),
-		rng:    rand.New(rand.NewPCG(uint64(c.Seed), 0x9e3779b97f4a7c15)),
+		rng:    rand.New(rand.NewPCG(uint64(c.Seed), streamOf(c.External))),
 		seed:   rand.Uint64(),
 
 		// Pointer-free and 32 KB, a size class of its own: 128-byte

@@ -112,6 +112,15 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	// The symmetric preset hairpins, but the probe cannot see it: the
+	// demo says so rather than "no"; its random ports come from a seed
+	// drawn for the run.
+	if !strings.Contains(string(out), "hairpin unseen") || strings.Contains(string(out), "hairpin no") {
+		t.Errorf("demo output should call the symmetric NAT's hairpin unseen, never no:\n%s", out)
+	}
+	if !strings.Contains(string(out), "ports random from seed ") {
+		t.Errorf("demo output shows no seed for random ports:\n%s", out)
+	}
 	after, _ := ns.List()
 	if len(after) != len(before) {
 		t.Errorf("demo left namespaces behind: before %v, after %v", before, after)

@@ -16,9 +16,9 @@
 //   - predicted: with PeerConfig.PredictPorts = N, the partner's srflx
 //     ports +1..+N, for a symmetric NAT that assigns ports one after
 //     another;
-//   - prflx (peer-reflexive, in reports only): an address a packet came
-//     from, or reached us at, that was no announced candidate, which is
-//     what a symmetric NAT's fresh mapping looks like.
+//   - prflx (peer-reflexive): an address a packet came from, or reached
+//     us at, that was no announced candidate, which is what a symmetric
+//     NAT's fresh mapping looks like; checked back over UDP.
 //
 // # Protocol
 //
@@ -46,7 +46,8 @@
 // expires a TTL (a minute) after its last register or lookup; the table is
 // capped (1024); a new registration with another session ("sid") or
 // source replaces the old one. A lookup's "result" records the sender's
-// punch outcome about P; a lookup by P returns it, so each side can tell
+// punch outcome about P's current session; a lookup by P returns it while
+// P is still in that session (never to P's next run), so each side can tell
 // "filtered" (neither side heard the other) from "timeout" (we heard
 // nothing, but the partner heard us, or did not say). Bye marks the
 // registration gone (no longer found) but keeps its result until expiry.
@@ -57,16 +58,29 @@
 // UDP punching, peer to peer, all from the one socket whose mapping the
 // servers observed:
 //
-//	{"t":"punch","from":A,"to":B,"sid":S,"addr":<where A sent it>}   every 80 ms to every remote candidate
-//	{"t":"ack",...}       reply to a punch, to its source
+//	{"t":"punch","from":A,"to":B,"sid":S,"addr":<where A sent it>}   a check, every 80 ms to every remote candidate
+//	{"t":"ack",...,"check":<the punch's addr>}   the response to a punch, to its source
 //	{"t":"hello",...,"text":"hello from A"}   every 100 ms once connected, until acknowledged
 //	{"t":"hello-ack",...} reply to a hello, to its source
 //
-// A peer is connected when any of these arrives from its partner (the
-// names must match; the source address may be anything). It then sends
-// hello to that source until acknowledged; the message went both ways when
-// it has both received a hello and had its own acknowledged, after which
-// it keeps answering for up to 500 ms so the partner can finish too.
+// By default a peer judges as an RFC 8445 (ICE) agent does. It is
+// connected when an ack to one of its own punches arrives from the address
+// that punch was sent to ("check" names it, standing in for the STUN
+// transaction ID; §7.2.5.2.1). An ack from anywhere else is discarded (an
+// address-and-port-dependent NAT on the other side sends it from a new
+// mapping), and a run that got only such acks ends with Reason
+// "asymmetric". The source of a punch that is no candidate is learnt as a
+// peer-reflexive candidate and punched at once and from then on (§7.3.1.3,
+// §7.3.1.4; at most 16). Punching goes on while the message is exchanged,
+// since the partner may still need our punches to open our NAT for its
+// own. Once connected a peer sends hello to the remote of its pair and
+// answers hello from any source; the message went both ways when it has
+// both received a hello and had its own acknowledged, after which it keeps
+// answering for up to 500 ms so the partner can finish too.
+//
+// With PeerConfig.Permissive, a peer is connected when any of punch, ack,
+// hello or hello-ack arrives from its partner (the names must match; the
+// source address may be anything), and sends hello to that source.
 //
 // TCP: each peer listens on a port and, from that same port (SO_REUSEADDR
 // and SO_REUSEPORT), connects to the rendezvous server (so the server sees

@@ -192,3 +192,102 @@ func logReport(t *testing.T, r Report) {
 	b, _ := json.Marshal(r)
 	t.Logf("report: %s", b)
 }
+
+// apdmNet wraps DefaultNet like an address-and-port-dependent mapping
+// that filters nothing: a UDP socket sends to the rendezvous server from
+// itself, and to every other destination from a socket of its own (a new
+// port per destination), and receives on all of them.
+type apdmNet struct {
+	Net
+	server netip.AddrPort
+}
+
+func (n apdmNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	a := &apdmConn{PacketConn: c, net: n.Net, network: network, server: n.server,
+		by: map[netip.AddrPort]net.PacketConn{}, in: make(chan apdmPacket, 256), done: make(chan struct{})}
+	go a.pump(c)
+	return a, nil
+}
+
+type apdmPacket struct {
+	b    []byte
+	from net.Addr
+}
+
+type apdmConn struct {
+	net.PacketConn
+	net     Net
+	network string
+	server  netip.AddrPort
+	in      chan apdmPacket
+	done    chan struct{}
+
+	mu     sync.Mutex
+	by     map[netip.AddrPort]net.PacketConn
+	closed bool
+}
+
+func (c *apdmConn) pump(pc net.PacketConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, a, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case c.in <- apdmPacket{b: append([]byte(nil), buf[:n]...), from: a}:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *apdmConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case p := <-c.in:
+		return copy(b, p.b), p.from, nil
+	case <-c.done:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (c *apdmConn) WriteTo(b []byte, to net.Addr) (int, error) {
+	dst := addrPortOf(to)
+	if dst == c.server {
+		return c.PacketConn.WriteTo(b, to)
+	}
+	c.mu.Lock()
+	pc, ok := c.by[dst]
+	if !ok && !c.closed {
+		var err error
+		pc, err = c.net.ListenPacket(c.network, netip.AddrPortFrom(addrPortOf(c.LocalAddr()).Addr(), 0).String())
+		if err != nil {
+			c.mu.Unlock()
+			return 0, err
+		}
+		c.by[dst] = pc
+		go c.pump(pc)
+	}
+	c.mu.Unlock()
+	if pc == nil {
+		return 0, net.ErrClosed
+	}
+	return pc.WriteTo(b, to)
+}
+
+func (c *apdmConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+		for _, pc := range c.by {
+			_ = pc.Close()
+		}
+	}
+	return c.PacketConn.Close()
+}

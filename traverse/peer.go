@@ -38,7 +38,16 @@ const (
 	// ReasonFiltered: nothing arrived from the peer, and the peer reports
 	// (through the rendezvous server) that nothing from us arrived either.
 	ReasonFiltered = "filtered"
+	// ReasonAsymmetric (UDP, not permissive): responses to our checks
+	// arrived, but from other addresses than the checks were sent to,
+	// which an RFC 8445 agent discards (§7.2.5.2.1).
+	ReasonAsymmetric = "asymmetric"
 )
+
+// maxPrflx bounds the peer-reflexive candidates a peer checks back: behind
+// an address-and-port-dependent NAT each check answered comes back from
+// yet another mapping.
+const maxPrflx = 16
 
 // PeerConfig configures one hole-punching run.
 type PeerConfig struct {
@@ -60,6 +69,13 @@ type PeerConfig struct {
 	PredictPorts int
 	// Timeout bounds the whole run; zero means DefaultTimeout.
 	Timeout time.Duration
+	// Permissive (UDP) takes any packet from the partner, from any source,
+	// as the connection. By default a peer does what an RFC 8445 agent
+	// does: it is connected when a response to one of its own checks
+	// (punches) comes back from the address the check was sent to
+	// (§7.2.5.2.1), and it checks back the source of a check it did not
+	// know as a peer-reflexive candidate (§7.3.1.3, §7.3.1.4).
+	Permissive bool
 	// Local is the address and port to bind; the zero value means the
 	// wildcard address of the rendezvous server's family and any port.
 	Local netip.AddrPort
@@ -74,8 +90,9 @@ type Report struct {
 	Name  string `json:"name"`
 	Peer  string `json:"peer"`
 	Proto string `json:"proto"` // "udp" or "tcp"
-	// Connected: a packet (UDP: punch, ack or hello) or a handshaken
-	// connection (TCP) from the peer arrived.
+	// Connected (UDP): a response to one of our checks came back from the
+	// address we sent it to; with PeerConfig.Permissive, any packet from
+	// the peer arrived. TCP: a handshaken connection.
 	Connected bool `json:"connected"`
 	// Local is the local candidate the peer reached us at (as the peer
 	// addressed it), Remote the peer's address we heard it from; either
@@ -91,7 +108,8 @@ type Report struct {
 	MessageExchanged bool `json:"message_exchanged"`
 	// Message is the message received from the peer.
 	Message string `json:"message,omitempty"`
-	// Reason, when not connected: ReasonTimeout, ReasonFiltered, or
+	// Reason, when not connected: ReasonTimeout, ReasonFiltered,
+	// ReasonAsymmetric, or
 	// "rendezvous: ..." when the peers never learned each other's
 	// candidates.
 	Reason string `json:"reason,omitempty"`
@@ -206,6 +224,11 @@ type peer struct {
 	localCands  []Candidate
 	remoteCands []Candidate
 	candsEpoch  int // bumped when remoteCands changes
+
+	// heard: a check from the peer arrived (UDP); strayAcks: responses
+	// to our checks that came from elsewhere than the check went.
+	heard     bool
+	strayAcks int
 }
 
 func (p *peer) logf(format string, args ...any) {
@@ -427,11 +450,20 @@ func (p *peer) punchFailed() {
 	if p.cfg.TCP {
 		what = "connection"
 	}
-	switch p.peerResult {
-	case resultNothing:
+	switch {
+	case p.strayAcks > 0:
+		p.rep.Reason = ReasonAsymmetric
+		p.rep.Detail = fmt.Sprintf("%d responses to our checks came back from other addresses than the checks went to (new mappings of an address-and-port-dependent NAT); an RFC 8445 agent discards them (--permissive accepts them)", p.strayAcks)
+	case p.heard:
+		p.rep.Reason = ReasonTimeout
+		p.rep.Detail = fmt.Sprintf("checks from %s arrived, but no response to ours came back", p.cfg.Connect)
+		if p.peerResult == resultNothing {
+			p.rep.Detail += fmt.Sprintf(", and %s reports none of ours arrived", p.cfg.Connect)
+		}
+	case p.peerResult == resultNothing:
 		p.rep.Reason = ReasonFiltered
 		p.rep.Detail = fmt.Sprintf("no %s from %s arrived, and %s reports none from us either: both sides' punches were dropped on the way", what, p.cfg.Connect, p.cfg.Connect)
-	case resultReceived:
+	case p.peerResult == resultReceived:
 		p.rep.Reason = ReasonTimeout
 		p.rep.Detail = fmt.Sprintf("no %s from %s arrived, though %s received ours: its replies were dropped on the way to us", what, p.cfg.Connect, p.cfg.Connect)
 	default:
@@ -460,6 +492,9 @@ func (p *peer) timers(now time.Time) {
 			p.rep.Elapsed = now.Sub(p.punchStart)
 			p.phase = phaseResult
 			p.myResult = resultNothing
+			if p.heard {
+				p.myResult = resultReceived
+			}
 			p.lastLookup = time.Time{}
 		}
 	case phaseResult:

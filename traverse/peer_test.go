@@ -3,6 +3,7 @@ package traverse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -154,26 +155,38 @@ func TestPeerNoServer(t *testing.T) {
 }
 
 // TestPeerInboundFiltered: A's socket drops everything not from the
-// rendezvous server, as a NAT that filters B's packets would. B hears A
-// (and connects, but its hello is never acknowledged); A hears nothing.
+// rendezvous server, as a NAT that filters B's packets would. A hears
+// nothing. B hears A's checks: as an RFC 8445 agent it is not connected,
+// since no response to its own checks comes back; permissive, it connects
+// on A's checks, but its hello is never acknowledged.
 func TestPeerInboundFiltered(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, ServerConfig{})
-	// 6 s: the last fifth of it is the window for learning the
-	// partner's result, which a loaded CI machine needs.
-	a, b := pairConfig(s.Addr(), false, 6*time.Second, t.Logf)
-	a.Net = filterNet{Net: DefaultNet(), drop: func(from netip.AddrPort) bool { return from != s.Addr() }}
-	start := time.Now()
-	ra, rb := runPair(t, a, b)
-	// A hang guard, not a speed claim: Timeout bounds the whole run.
-	if d := time.Since(start); d > 3*a.Timeout {
-		t.Errorf("took %v, Timeout %v", d, a.Timeout)
-	}
-	if ra.Connected || ra.Reason != ReasonTimeout || !strings.Contains(ra.Detail, "received ours") {
-		t.Errorf("A: connected %v, reason %q (%s)", ra.Connected, ra.Reason, ra.Detail)
-	}
-	if !rb.Connected || rb.MessageExchanged {
-		t.Errorf("B: connected %v, exchanged %v", rb.Connected, rb.MessageExchanged)
+	for _, permissive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("permissive=%v", permissive), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, ServerConfig{})
+			// 6 s: the last fifth of it is the window for learning the
+			// partner's result, which a loaded CI machine needs.
+			a, b := pairConfig(s.Addr(), false, 6*time.Second, t.Logf)
+			a.Permissive, b.Permissive = permissive, permissive
+			a.Net = filterNet{Net: DefaultNet(), drop: func(from netip.AddrPort) bool { return from != s.Addr() }}
+			start := time.Now()
+			ra, rb := runPair(t, a, b)
+			// A hang guard, not a speed claim: Timeout bounds the whole run.
+			if d := time.Since(start); d > 3*a.Timeout {
+				t.Errorf("took %v, Timeout %v", d, a.Timeout)
+			}
+			if ra.Connected || ra.Reason != ReasonTimeout || !strings.Contains(ra.Detail, "received ours") {
+				t.Errorf("A: connected %v, reason %q (%s)", ra.Connected, ra.Reason, ra.Detail)
+			}
+			if permissive {
+				if !rb.Connected || rb.MessageExchanged {
+					t.Errorf("B: connected %v, exchanged %v", rb.Connected, rb.MessageExchanged)
+				}
+			} else if rb.Connected || rb.Reason != ReasonTimeout || !strings.Contains(rb.Detail, "checks from A arrived") {
+				t.Errorf("B: connected %v, reason %q (%s)", rb.Connected, rb.Reason, rb.Detail)
+			}
+		})
 	}
 }
 
@@ -390,5 +403,36 @@ func TestReportString(t *testing.T) {
 	r = Report{Name: "A", Peer: "B", Proto: "tcp", Reason: ReasonTimeout}
 	if got := r.String(); got != "A -> B tcp: not connected: timeout" {
 		t.Errorf("got %s", got)
+	}
+}
+
+// TestPeersBothAPDM: both peers behind address-and-port-dependent mapping
+// with no filtering. Each check arrives, but every response leaves from a
+// new mapping: an RFC 8445 agent discards them all (and the triggered
+// checks to each new peer-reflexive address fare no better), a permissive
+// peer connects on them.
+func TestPeersBothAPDM(t *testing.T) {
+	t.Parallel()
+	for _, permissive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("permissive=%v", permissive), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, ServerConfig{})
+			a, b := pairConfig(s.Addr(), false, 4*time.Second, t.Logf)
+			a.Permissive, b.Permissive = permissive, permissive
+			a.Local = netip.AddrPortFrom(loopback, 0)
+			b.Local = a.Local
+			a.Net = apdmNet{Net: DefaultNet(), server: s.Addr()}
+			b.Net = a.Net
+			ra, rb := runPair(t, a, b)
+			for _, r := range []Report{ra, rb} {
+				if permissive {
+					if !r.Connected || !r.MessageExchanged {
+						t.Errorf("%s: connected %v, exchanged %v, reason %q", r.Name, r.Connected, r.MessageExchanged, r.Reason)
+					}
+				} else if r.Connected || r.Reason != ReasonAsymmetric {
+					t.Errorf("%s: connected %v, reason %q (%s), want %q", r.Name, r.Connected, r.Reason, r.Detail, ReasonAsymmetric)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -19,7 +20,8 @@ type udpRun struct {
 	*peer
 	conn net.PacketConn
 
-	remote     netip.AddrPort // where the peer's first packet came from
+	remote     netip.AddrPort   // the peer's address on the connected pair
+	prflx      []netip.AddrPort // sources of checks that were no candidate, checked back (not permissive)
 	lastPunch  time.Time
 	lastHello  time.Time
 	gotHello   bool
@@ -111,6 +113,27 @@ func (u *udpRun) toPeer(t string, addr netip.AddrPort, text string) {
 	u.write(message{T: t, From: u.cfg.Name, To: u.cfg.Connect, Sid: u.sid, Addr: addr, Text: text}, addr)
 }
 
+// ack answers a punch from addr that was sent to check.
+func (u *udpRun) ack(addr, check netip.AddrPort) {
+	u.write(message{T: tAck, From: u.cfg.Name, To: u.cfg.Connect, Sid: u.sid, Addr: addr, Check: check}, addr)
+}
+
+// punchAll sends a check to every remote candidate and checked-back
+// peer-reflexive address.
+func (u *udpRun) punchAll() {
+	for _, c := range u.remoteCands {
+		u.toPeer(tPunch, c.Addr, "")
+	}
+	for _, a := range u.prflx {
+		u.toPeer(tPunch, a, "")
+	}
+}
+
+// checked reports whether we send checks to a.
+func (u *udpRun) checked(a netip.AddrPort) bool {
+	return slices.Contains(u.prflx, a) || slices.ContainsFunc(u.remoteCands, func(c Candidate) bool { return c.Addr == a })
+}
+
 func (u *udpRun) bye() {
 	if !u.everRegistered {
 		return
@@ -127,11 +150,15 @@ func (u *udpRun) step(now time.Time) {
 	case phasePunch:
 		if now.Sub(u.lastPunch) >= punchEvery {
 			u.lastPunch = now
-			for _, c := range u.remoteCands {
-				u.toPeer(tPunch, c.Addr, "")
-			}
+			u.punchAll()
 		}
 	case phaseExchange:
+		// An RFC 8445 agent goes on checking: the partner may still
+		// need checks from us to open our NAT for its own.
+		if !u.cfg.Permissive && now.Sub(u.lastPunch) >= punchEvery {
+			u.lastPunch = now
+			u.punchAll()
+		}
 		if !u.helloAcked && now.Sub(u.lastHello) >= helloEvery {
 			u.lastHello = now
 			u.toPeer(tHello, u.remote, "hello from "+u.cfg.Name)
@@ -159,14 +186,68 @@ func (u *udpRun) handle(ev udpPacket, now time.Time) {
 	default:
 		return
 	}
-	if !u.rep.Connected && u.phase != phaseDone {
+	if u.cfg.Permissive {
+		if !u.rep.Connected && u.phase != phaseDone {
+			u.remote = ev.from
+			u.connected(now, ev.from, m.Addr)
+			u.lastHello = time.Time{}
+		}
+	} else if !u.check(ev, now) {
+		return
+	}
+	u.exchange(ev, now)
+}
+
+// check handles checks and their responses as an RFC 8445 agent does, and
+// reports whether m belongs to the message exchange (we are connected).
+func (u *udpRun) check(ev udpPacket, now time.Time) bool {
+	m := ev.m
+	switch m.T {
+	case tPunch:
+		u.ack(ev.from, m.Addr)
+		if !u.heard {
+			u.heard = true
+			if !u.rep.Connected {
+				u.myResult = resultReceived
+				if u.registered {
+					u.sendLookup(now) // tell the partner's side we heard it
+				}
+			}
+		}
+		// §7.3.1.3: the source is a peer-reflexive candidate; §7.3.1.4:
+		// a triggered check goes back to it at once.
+		if !u.checked(ev.from) && len(u.prflx) < maxPrflx && u.phase != phaseDone {
+			u.prflx = append(u.prflx, ev.from)
+			u.logf("peer %s: check from %v, a peer-reflexive candidate: checking it", u.cfg.Name, ev.from)
+			u.toPeer(tPunch, ev.from, "")
+		}
+		return false
+	case tAck:
+		if u.rep.Connected || u.phase == phaseDone {
+			return false
+		}
+		// §7.2.5.2.1: the response must come from where the check went.
+		if m.Check != ev.from || !u.checked(ev.from) {
+			if u.strayAcks == 0 {
+				u.logf("peer %s: response to our check to %v came from %v: discarded", u.cfg.Name, m.Check, ev.from)
+			}
+			u.strayAcks++
+			return false
+		}
 		u.remote = ev.from
 		u.connected(now, ev.from, m.Addr)
 		u.lastHello = time.Time{}
+		return false
 	}
+	return u.rep.Connected
+}
+
+// exchange takes a punch's ack duty (permissive) and the message exchange.
+func (u *udpRun) exchange(ev udpPacket, now time.Time) {
+	m := ev.m
 	switch m.T {
 	case tPunch:
-		u.toPeer(tAck, ev.from, "")
+		u.ack(ev.from, m.Addr)
 	case tHello:
 		if !u.gotHello {
 			u.gotHello = true

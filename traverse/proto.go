@@ -74,6 +74,7 @@ type message struct {
 	Sid    string         `json:"sid,omitempty"`    // session: random per RunPeer
 	Cands  []Candidate    `json:"cands,omitempty"`  // register: declared; peer: the partner's
 	Addr   netip.AddrPort `json:"addr,omitzero"`    // registered: observed source; punch/ack/hello/hs: where the sender sent it
+	Check  netip.AddrPort `json:"check,omitzero"`   // ack: where the punch it answers was sent (its "addr")
 	Found  bool           `json:"found,omitempty"`  // peer: the partner is registered
 	Result string         `json:"result,omitempty"` // lookup: own punch outcome; peer: the partner's
 	Err    string         `json:"err,omitempty"`    // error

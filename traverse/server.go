@@ -353,6 +353,9 @@ type registration struct {
 	gone      bool   // said bye: no longer returned as found, result kept until expiry
 	result    string // resultReceived or resultNothing, about resultFor
 	resultFor string
+	// resultSid is the session of resultFor the result is about: a result
+	// from an earlier session says nothing about the partner's next run.
+	resultSid string
 }
 
 func newRegistry(max int, ttl time.Duration, logf func(string, ...any)) *registry {
@@ -489,7 +492,10 @@ func (r *registry) lookup(m message, proto string, src netip.AddrPort, now time.
 	}
 	me.expires = now.Add(r.ttl)
 	if m.Result != "" {
-		me.result, me.resultFor = m.Result, m.Peer
+		me.result, me.resultFor, me.resultSid = m.Result, m.Peer, ""
+		if p := r.live(regKey{proto, m.Peer}, now); p != nil {
+			me.resultSid = p.sid
+		}
 	}
 	out := message{T: tPeer, Name: m.Name, Peer: m.Peer}
 	if p := r.live(regKey{proto, m.Peer}, now); p != nil {
@@ -502,7 +508,7 @@ func (r *registry) lookup(m message, proto string, src netip.AddrPort, now time.
 			}
 			out.Cands = appendCandidate(out.Cands, Candidate{Kind: KindSrflx, Addr: p.observed})
 		}
-		if p.resultFor == m.Name {
+		if p.resultFor == m.Name && p.resultSid == me.sid {
 			out.Result = p.result
 		}
 	}

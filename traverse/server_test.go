@@ -221,3 +221,37 @@ func TestRegistryVirtualTime(t *testing.T) {
 		t.Fatalf("bye with a stale sid removed A: %+v", m)
 	}
 }
+
+// A result is about the partner's session it was reported in: after the
+// partner's next register (a new run), the old result is not returned,
+// even while the reporter's own registration is kept after its bye.
+func TestRegistryResultIsPerSession(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(8, time.Minute, nil)
+	now := time.Unix(1000, 0)
+	srcA := netip.MustParseAddrPort("198.51.100.1:40000")
+	srcB := netip.MustParseAddrPort("198.51.100.2:40000")
+	call := func(src netip.AddrPort, m message) message {
+		t.Helper()
+		b, ok := r.handle(encode(m), "udp", src, now)
+		if !ok || b == nil {
+			t.Fatalf("%+v: no reply (valid %v)", m, ok)
+		}
+		out, err := decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	call(srcA, message{T: tRegister, Name: "A", Sid: "a1"})
+	call(srcB, message{T: tRegister, Name: "B", Sid: "b1"})
+	call(srcA, message{T: tLookup, Name: "A", Peer: "B", Sid: "a1", Result: resultReceived})
+	if m := call(srcB, message{T: tLookup, Name: "B", Peer: "A"}); m.Result != resultReceived {
+		t.Fatalf("B's lookup in the session A reported on: %+v, want result %q", m, resultReceived)
+	}
+	r.handle(encode(message{T: tBye, Name: "A", Sid: "a1"}), "udp", srcA, now)
+	call(srcB, message{T: tRegister, Name: "B", Sid: "b2"})
+	if m := call(srcB, message{T: tLookup, Name: "B", Peer: "A"}); m.Result != "" {
+		t.Fatalf("B's next session got A's result about the last one: %+v", m)
+	}
+}

@@ -128,11 +128,16 @@ to tell how the NAT maps and filters.
 		if err != nil {
 			return err
 		}
+		c.Seed = n.Engine.Config().Table.Seed // drawn at start
 		if err := n.Engine.SetTableConfig(c); err != nil {
 			return err
 		}
+		ports := c.PortAssignment.String()
+		if c.PortAssignment == table.Random {
+			ports += fmt.Sprintf(" from seed %d", c.Seed)
+		}
 		fmt.Printf("\n== %d/%d  %s NAT  (preset %s: mapping %s, filtering %s, ports %s)\n",
-			i+1, len(presets), p.title, p.name, c.Mapping, c.Filtering, c.PortAssignment)
+			i+1, len(presets), p.title, p.name, c.Mapping, c.Filtering, ports)
 
 		conn, err := listen("udp4", fmt.Sprintf("%s:%d", demoHost, 40000+i))
 		if err != nil {
@@ -172,8 +177,12 @@ to tell how the NAT maps and filters.
 			return fmt.Errorf("probe: %w", err)
 		}
 		fmt.Printf("   RFC 5780 probe: M1 %s  M2 %s  M3 %s\n", res.Mapped[0], res.Mapped[1], res.Mapped[2])
+		hairpin := hairpinWord(res)
+		if hairpin != boolWord(res.Hairpin) {
+			hairpin += fmt.Sprintf("; configured %s", onOff(c.Hairpin))
+		}
 		fmt.Printf("     mapping %s, filtering %s, hairpin %s; the NAT's filter dropped %d test packets\n",
-			res.Mapping, res.Filtering, boolWord(res.Hairpin), n.Engine.Count(nat.DropFiltered)-filteredBefore)
+			res.Mapping, res.Filtering, hairpin, n.Engine.Count(nat.DropFiltered)-filteredBefore)
 		verdict := "as configured"
 		if res.Classic != p.title {
 			verdict = "NOT as configured"
@@ -204,7 +213,6 @@ inside = "10.0.1.0/24"
 [[nat]]
 name = "home-b"
 preset = "symmetric"
-seed = 7
 external = ["198.51.100.2"]
 inside = "10.0.2.0/24"
 
@@ -260,12 +268,12 @@ func demoHolePunch(ctx context.Context, prefix string) error {
 	go rv.Serve(ctx)
 
 	fmt.Printf(`
-== Hole punching: alice (10.0.1.2, behind home-a) and bob (10.0.2.2, behind home-b)
+== Hole punching: alice (10.0.1.2, behind home-a, seed %d) and bob (10.0.2.2, behind home-b, seed %d)
    Each peer registers with a rendezvous server at %s, which tells it the
    public endpoint it saw (what the NAT made) and the other peer's; then both
    send to each other's public endpoint at once, so each NAT sees an outbound
    packet before the other side's arrives.
-`, rvAddr)
+`, l.NAT("home-a").Engine.Config().Table.Seed, l.NAT("home-b").Engine.Config().Table.Seed, rvAddr)
 	acts := []struct{ presetA, title string }{
 		{"full-cone", "full cone (alice) with symmetric (bob)"},
 		{"port-restricted-cone", "port-restricted cone (alice) with symmetric (bob)"},
@@ -313,4 +321,11 @@ func demoHolePunch(ctx context.Context, prefix string) error {
 		}
 	}
 	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

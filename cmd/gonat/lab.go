@@ -480,14 +480,14 @@ func printStatus(w io.Writer, st *lab.LabStatus) {
 	tw.Flush()
 	if len(st.NATs) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "NAT\tMAPPING\tFILTERING\tPORTS\tHAIRPIN\tMAPPINGS\tPACKETS")
+		fmt.Fprintln(tw, "NAT\tMAPPING\tFILTERING\tPORTS\tHAIRPIN\tSEED\tMAPPINGS\tPACKETS")
 		for _, n := range st.NATs {
 			var ps []string
 			for k, v := range n.Packets {
 				ps = append(ps, fmt.Sprintf("%s=%d", k, v))
 			}
 			sort.Strings(ps)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%d\t%s\n", n.Name, short(n.Mapping, false), short(n.Filtering, true), n.PortAssignment, n.Hairpin, n.Mappings, strings.Join(ps, " "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%d\t%d\t%s\n", n.Name, short(n.Mapping, false), short(n.Filtering, true), n.PortAssignment, n.Hairpin, n.Seed, n.Mappings, strings.Join(ps, " "))
 		}
 		tw.Flush()
 	}

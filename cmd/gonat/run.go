@@ -76,7 +76,7 @@ func runCmd(args []string) error {
 		lab.SetTCPTransitoryTimeout:  "TCP lifetime while opening or closing (`duration`, default 4m)",
 		lab.SetICMPTimeout:           "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
 		lab.SetInboundRefresh:        "inbound packets refresh mappings too (true|false)",
-		lab.SetSeed:                  "seed for random port choice, so runs repeat (`N`)",
+		lab.SetSeed:                  "seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
 	}
 	for _, n := range lab.SettingNames() {
 		f := &textFlag{isBool: lab.IsBoolSetting(n)}

@@ -88,6 +88,12 @@ with --lifetime how long an idle UDP mapping lives (RFC 5780 section 4.6,
 a search that costs 2-3 times the lifetime). Requests are retransmitted
 (RFC 8489), so one lost packet does not change a verdict.
 
+Each test is announced on stderr as it starts. A test a filtering NAT
+answers with silence waits out the whole retransmission schedule; unless
+--rto is given, the RTO drops after the first answer to three times its
+round trip (at least 100ms), so that wait is 2.3s on a fast path instead
+of 11.5s.
+
 --json prints one object with the keys mapping, filtering, hairpin
 (true/false/null), port_assignment, lifetime_seconds, lifetime_bounded,
 classic, local, mapped (a stable schema for scripts).
@@ -116,7 +122,11 @@ func probeCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries, Lifetime: *lifetime, MaxLifetime: *maxLifetime})
+	rtoSet := false
+	fs.Visit(func(f *flag.Flag) { rtoSet = rtoSet || f.Name == "rto" })
+	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries, Lifetime: *lifetime, MaxLifetime: *maxLifetime,
+		AdaptRTO: !rtoSet,
+		Progress: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "probe: "+f+"\n", a...) }})
 	if err != nil {
 		return err
 	}
@@ -131,7 +141,7 @@ func probeCmd(args []string) error {
 		return enc.Encode(out)
 	}
 	fmt.Printf("local      %s\nmapped     %s (A1:P1)  %s (A2:P1)  %s (A2:P2)\nmapping    %s\nfiltering  %s\nhairpin    %s\nports      %s\n",
-		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), boolWord(r.Hairpin), orUnknown(r.PortAssignment))
+		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), hairpinWord(r), orUnknown(r.PortAssignment))
 	if *lifetime {
 		bound := ""
 		if r.LifetimeBounded {
@@ -152,6 +162,18 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// hairpinWord is the probe's hairpin verdict for people. A NAT whose
+// mapping is not endpoint-independent and that filters drops the probe's
+// hairpinned request whether or not it hairpins: the request leaves by a
+// new mapping M1's filter has never sent to. That is "unseen", not "no".
+func hairpinWord(r stun.Result) string {
+	if r.Hairpin != nil && !*r.Hairpin && r.Mapping != "" && r.Mapping != stun.EndpointIndependent &&
+		r.Filtering != "" && r.Filtering != stun.EndpointIndependent {
+		return "unseen (a probe cannot see hairpinning through " + r.Mapping + " mapping with a filter)"
+	}
+	return boolWord(r.Hairpin)
 }
 
 func boolWord(b *bool) string {

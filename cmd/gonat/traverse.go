@@ -48,7 +48,7 @@ func rendezvousCmd(args []string) error {
 	return serveUntilSignal(fmt.Sprintf("rendezvous server on %s (udp and tcp)", srv.Addr()), srv.Serve, srv.Close)
 }
 
-const peerHelp = `Usage: gonat peer --rendezvous IP:PORT --name A --connect B [--tcp] [--json] [--predict N]
+const peerHelp = `Usage: gonat peer --rendezvous IP:PORT --name A --connect B [--tcp] [--json] [--predict N] [--permissive]
 
 One hole-punching peer: registers as A with the rendezvous server, learns
 its candidates (host, and server-reflexive from the rendezvous server or
@@ -56,6 +56,14 @@ its candidates (host, and server-reflexive from the rendezvous server or
 again; TCP: simultaneous open from the same port), reports which pair
 connected and how long it took, or that it failed and why, then exchanges a
 message both ways. Exit 0 when connected, 1 when not.
+
+Over UDP it judges as an RFC 8445 (ICE) agent does: a pair is connected
+when a response to our own check (punch) comes back from the address the
+check went to, and the source of a check that was no candidate is checked
+back (peer-reflexive). --permissive takes any packet from B, from any
+address, as the connection, which succeeds where an ICE agent fails (both
+NATs address-and-port-dependent mapping, one of them not filtering on
+ports).
 
 Flags:
 `
@@ -71,6 +79,7 @@ func peerCmd(args []string) error {
 	stunSrv := fs.String("stun", "", "STUN server `IP:PORT` for the server-reflexive candidate (UDP)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	verbose := fs.Bool("v", false, "log each step")
+	permissive := fs.Bool("permissive", false, "UDP: any packet from the peer, from any address, is the connection (not what an RFC 8445 agent accepts)")
 	if err := parse(fs, args, peerHelp); err != nil {
 		return err
 	}
@@ -81,7 +90,7 @@ func peerCmd(args []string) error {
 	if *name == "" || *connect == "" || *name == *connect {
 		return usageErr("--name and --connect: want two different peer names")
 	}
-	cfg := traverse.PeerConfig{Rendezvous: ap, Name: *name, Connect: *connect, TCP: *tcp, PredictPorts: *predict, Timeout: *timeout}
+	cfg := traverse.PeerConfig{Rendezvous: ap, Name: *name, Connect: *connect, TCP: *tcp, PredictPorts: *predict, Timeout: *timeout, Permissive: *permissive}
 	if *stunSrv != "" {
 		s, err := netip.ParseAddrPort(*stunSrv)
 		if err != nil {
@@ -123,12 +132,15 @@ func peerCmd(args []string) error {
 	return nil
 }
 
-const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all]
+const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all] [--permissive]
 
 Builds a lab with two peers behind every pair of NAT types (the four classic
 presets; --all: the nine mapping x filtering combinations), runs the
 rendezvous server and the peers, and prints the table of outcomes next to
 the expected one. Exit 1 on any disagreement.
+
+The peers judge a UDP connection as RFC 8445 (ICE) agents do (see gonat
+peer --help); --permissive as peers that take any packet from the partner.
 
 Flags:
 `
@@ -140,6 +152,7 @@ func matrixCmd(args []string) error {
 	all := fs.Bool("all", false, "all nine mapping x filtering combinations")
 	parallel := fs.Int("parallel", 4, "labs at once")
 	timeout := fs.Duration("timeout", 5*time.Second, "per peer")
+	permissive := fs.Bool("permissive", false, "UDP: peers take any packet from the partner as the connection, not only RFC 8445 responses")
 	if err := parse(fs, args, matrixHelp); err != nil {
 		return err
 	}
@@ -155,7 +168,7 @@ func matrixCmd(args []string) error {
 	self, _ := os.Executable()
 	start := time.Now()
 	outs, err := experiment.RunMatrix(ctx, experiment.MatrixConfig{
-		Types: types, TCP: *tcp, Parallel: *parallel, Timeout: *timeout, GonatPath: self,
+		Types: types, TCP: *tcp, Permissive: *permissive, Parallel: *parallel, Timeout: *timeout, GonatPath: self,
 		Progress: func(done, total int, o experiment.Outcome) {
 			res := "no"
 			if o.Connected {
@@ -177,7 +190,14 @@ func matrixCmd(args []string) error {
 		if *tcp {
 			proto = "TCP"
 		}
-		fmt.Printf("%s hole punching, two peers behind NATs of these types (no port prediction); took %s\n\n", proto, time.Since(start).Round(time.Second))
+		judge := "as RFC 8445 agents judge it"
+		switch {
+		case *tcp:
+			judge = "simultaneous open"
+		case *permissive:
+			judge = "permissive: any packet from the partner connects"
+		}
+		fmt.Printf("%s hole punching (%s), two peers behind NATs of these types (no port prediction); took %s\n\n", proto, judge, time.Since(start).Round(time.Second))
 		experiment.RenderMatrix(os.Stdout, types, outs)
 	}
 	if bad := experiment.Disagreements(outs); len(bad) > 0 {
