@@ -32,6 +32,10 @@ var StateRoot = func() string {
 // StateDir is where lab name keeps its state.
 func StateDir(name string) string { return filepath.Join(StateRoot, name) }
 
+// HostLogDir is where `gonat lab up` writes lab name's host logs,
+// HOST.log, for `gonat lab logs`.
+func HostLogDir(name string) string { return filepath.Join(StateDir(name), "hosts") }
+
 // State is what a running lab writes down for the commands that manage
 // it later (status, set, down), also after a crash.
 type State struct {
@@ -130,6 +134,8 @@ type LabStatus struct {
 	PID   int          `json:"pid"`
 	Nodes []NodeStatus `json:"nodes"`
 	NATs  []NATStatus  `json:"nats"`
+	// Commands are the hosts' commands: running, or how they ended.
+	Commands []HostCommand `json:"commands,omitempty"`
 }
 
 // NodeStatus is one row of the node table.
@@ -191,6 +197,7 @@ func (l *Lab) Status() *LabStatus {
 		}
 		st.NATs = append(st.NATs, s)
 	}
+	st.Commands = l.HostCommands()
 	return st
 }
 
