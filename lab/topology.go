@@ -340,6 +340,9 @@ func (t *Topology) Describe() string {
 		run := "-"
 		if len(h.Run) > 0 {
 			run = "run: " + quoteArgs(h.Run)
+			if h.Ready.Kind != "" {
+				run += " (ready " + h.Ready.String() + ")"
+			}
 		}
 		fmt.Fprintf(w, "host\t%s\t%s\t%s\t%s\n", h.Name, h.Network, joinAddrs(h.Addresses), run)
 	}
