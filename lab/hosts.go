@@ -281,7 +281,17 @@ func (l *Lab) startHosts(topo *Topology, gonat, logDir string, echo io.Writer, l
 		l.mu.Lock()
 		l.procs = append(l.procs, p)
 		l.mu.Unlock()
-		go func() { p.cmd.Wait(); p.out.close(); close(p.done) }()
+		go func() {
+			p.cmd.Wait()
+			p.out.close()
+			close(p.done)
+			l.mu.Lock()
+			closing := l.closed
+			l.mu.Unlock()
+			if !closing {
+				logf("host %s %s", p.host, p.status(false).State)
+			}
+		}()
 	}
 	return nil
 }

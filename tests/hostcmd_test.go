@@ -130,9 +130,10 @@ func TestLabUpFailsOnHostExit(t *testing.T) {
 	}
 }
 
-// In the foreground, host commands' output is printed as "HOST | line".
+// In the foreground, host commands' output is printed as "HOST | line",
+// and a command that ends is reported with its exit status.
 func TestLabUpForegroundShowsHostOutput(t *testing.T) {
-	file, _ := labFile(t, hostsTopo)
+	file, trigger := labFile(t, hostsTopo)
 	name := labtest.Name()
 	t.Cleanup(func() { gonatRun("lab", "down", "--lab", name) })
 	cmd := exec.Command(gonatBin, "lab", "up", file, "--name", name)
@@ -153,6 +154,16 @@ func TestLabUpForegroundShowsHostOutput(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^bad\s+\| waiting$`).MatchString(out.String()) {
 		t.Errorf("no \"bad | waiting\" line:\n%s", out.String())
+	}
+	os.WriteFile(trigger, nil, 0o644)
+	for deadline := time.Now().Add(10 * time.Second); !out.contains("host bad exited 3"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"host bad exited 3\" 10s after bad failed:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !regexp.MustCompile(`(?m)^bad\s+\| failing now$`).MatchString(out.String()) {
+		t.Errorf("no \"bad | failing now\" line:\n%s", out.String())
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
