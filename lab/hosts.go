@@ -55,13 +55,14 @@ func (c HostCommand) Failed() bool {
 
 // hostProc is one running host command.
 type hostProc struct {
-	host  string
-	argv  []string // as the topology says
-	ready Ready
-	cmd   *exec.Cmd
-	out   *hostOutput
-	log   string
-	done  chan struct{} // closed when it has exited and its output is in
+	host      string
+	namespace string
+	argv      []string // as the topology says
+	ready     Ready
+	cmd       *exec.Cmd
+	out       *hostOutput
+	log       string
+	done      chan struct{} // closed when it has exited and its output is in
 }
 
 func (p *hostProc) exited() bool {
@@ -115,7 +116,7 @@ func (p *hostProc) isReady() bool {
 	case "log":
 		return p.out.seen()
 	}
-	return p.ready.socketReady(p.cmd.Process.Pid)
+	return p.ready.socketReady(p.cmd.Process.Pid, p.namespace)
 }
 
 // hostOutput receives a host command's stdout and stderr: into its log
@@ -253,7 +254,7 @@ func (l *Lab) startHosts(topo *Topology, gonat, logDir string, echo io.Writer, l
 		if argv[0] == "gonat" {
 			argv[0] = gonat
 		}
-		p := &hostProc{host: h.Name, argv: h.Run, ready: h.Ready, done: make(chan struct{}),
+		p := &hostProc{host: h.Name, namespace: l.nodes[h.Name].Namespace, argv: h.Run, ready: h.Ready, done: make(chan struct{}),
 			out: &hostOutput{prefix: fmt.Sprintf("%-*s | ", width, h.Name), echo: lw}}
 		if h.Ready.Kind == "log" {
 			p.out.want = h.Ready.Text

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/gonat/gonat/ns"
 )
 
 // Ready is how Up knows a host's command is serving, from a topology's
@@ -63,13 +67,19 @@ func (r Ready) waiting() string {
 	return ""
 }
 
-// socketReady reports whether the network namespace of process pid has
-// a UDP socket bound to (or a TCP socket listening on) r.Addr, on its
-// address or on the wildcard. Reading the socket tables sends nothing,
-// so readiness creates no NAT mapping.
-func (r Ready) socketReady(pid int) bool {
-	files := map[string]string{"udp": "udp", "tcp": "tcp"}
-	base := files[r.Kind]
+// socketReady reports whether namespace nsName, where process pid
+// runs, has a UDP socket bound to (or a TCP socket listening on) r.Addr,
+// on its address or on the wildcard. Reading the socket tables sends
+// nothing, so readiness creates no NAT mapping.
+func (r Ready) socketReady(pid int, nsName string) bool {
+	// Until `ip netns exec` has entered the namespace, the process's
+	// tables are those of the namespace it came from.
+	var want, got syscall.Stat_t
+	if syscall.Stat(filepath.Join(ns.Dir, nsName), &want) != nil ||
+		syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &got) != nil || want.Ino != got.Ino || want.Dev != got.Dev {
+		return false
+	}
+	base := r.Kind
 	for _, f := range []string{base, base + "6"} {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
 		if err != nil {
