@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -81,10 +82,17 @@ func ReadState(name string) (State, error) {
 
 // Alive reports whether the lab's process still runs.
 func (st State) Alive() bool {
-	if st.PID <= 0 {
+	if st.PID <= 0 || syscall.Kill(st.PID, 0) != nil {
 		return false
 	}
-	return syscall.Kill(st.PID, 0) == nil
+	// A zombie has finished: a -d lab's process waits for whoever
+	// adopted it to reap it, which may take a while.
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) == 0 || f[0] != "Z"
 }
 
 // RemoveStaleRuns deletes the state of gonat run instances whose process
