@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // How long Up watches host commands that declare no readiness before it
@@ -100,9 +102,7 @@ func (p *hostProc) status(stopping bool) HostCommand {
 }
 
 func signalName(s syscall.Signal) string {
-	names := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT",
-		syscall.SIGSEGV: "SIGSEGV", syscall.SIGABRT: "SIGABRT", syscall.SIGHUP: "SIGHUP", syscall.SIGPIPE: "SIGPIPE"}
-	if n, ok := names[s]; ok {
+	if n := unix.SignalName(s); n != "" {
 		return n
 	}
 	return fmt.Sprintf("signal %d", int(s))
@@ -244,7 +244,9 @@ func (l *Lab) startHosts(topo *Topology, gonat, logDir string, echo io.Writer, l
 	}
 	width := 0
 	for _, h := range topo.Hosts {
-		width = max(width, len(h.Name))
+		if len(h.Run) > 0 {
+			width = max(width, len(h.Name))
+		}
 	}
 	for _, h := range topo.Hosts {
 		if len(h.Run) == 0 {
