@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,10 @@ var StateRoot = func() string {
 
 // StateDir is where lab name keeps its state.
 func StateDir(name string) string { return filepath.Join(StateRoot, name) }
+
+// HostLogDir is where `gonat lab up` writes lab name's host logs,
+// HOST.log, for `gonat lab logs`.
+func HostLogDir(name string) string { return filepath.Join(StateDir(name), "hosts") }
 
 // State is what a running lab writes down for the commands that manage
 // it later (status, set, down), also after a crash.
@@ -77,10 +82,17 @@ func ReadState(name string) (State, error) {
 
 // Alive reports whether the lab's process still runs.
 func (st State) Alive() bool {
-	if st.PID <= 0 {
+	if st.PID <= 0 || syscall.Kill(st.PID, 0) != nil {
 		return false
 	}
-	return syscall.Kill(st.PID, 0) == nil
+	// A zombie has finished: a -d lab's process waits for whoever
+	// adopted it to reap it, which may take a while.
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) == 0 || f[0] != "Z"
 }
 
 // RemoveStaleRuns deletes the state of gonat run instances whose process
@@ -130,6 +142,8 @@ type LabStatus struct {
 	PID   int          `json:"pid"`
 	Nodes []NodeStatus `json:"nodes"`
 	NATs  []NATStatus  `json:"nats"`
+	// Commands are the hosts' commands: running, or how they ended.
+	Commands []HostCommand `json:"commands,omitempty"`
 }
 
 // NodeStatus is one row of the node table.
@@ -192,6 +206,7 @@ func (l *Lab) Status() *LabStatus {
 		}
 		st.NATs = append(st.NATs, s)
 	}
+	st.Commands = l.HostCommands()
 	return st
 }
 

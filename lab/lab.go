@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -50,17 +51,24 @@ func NamespacePrefix(name string) string { return name + "." }
 type Options struct {
 	// Name overrides the topology's name (two labs from one file).
 	Name string
-	// LogDir receives one log file per host command; "" discards their
-	// output.
+	// LogDir receives one log file per host command, HOST.log; the last
+	// 64 KiB of each stay in memory in any case (Lab.HostOutput).
 	LogDir string
+	// HostOutput, if set, receives every line the host commands print,
+	// as "HOST | line".
+	HostOutput io.Writer
+	// ReadyTimeout bounds the wait for the hosts' `ready` conditions
+	// (default DefaultReadyTimeout).
+	ReadyTimeout time.Duration
 	// Logf reports progress ("creating namespaces...").
 	Logf func(format string, args ...any)
 	// Observer receives every NAT's events (mapping created/expired; with
 	// Trace, every packet). It runs on the packet path: keep it quick.
 	Observer func(natName string, ev nat.Event)
 	Trace    bool
-	// GonatPath replaces a host command's "gonat" (default: this
-	// executable), so topology files work without installing gonat.
+	// GonatPath replaces a host command's "gonat"; "" takes gonat from
+	// PATH. Up never runs its own executable for it: inside `go test`
+	// that is the test binary.
 	GonatPath string
 	// Wrap, if set, may wrap each NAT's devices (pcap taps, counters):
 	// port 0 is the NAT's outside, 1.. its inside ports.
@@ -90,10 +98,9 @@ type Lab struct {
 	nodes    map[string]*Node
 	nats     map[string]*NAT
 	natOrder []string
-	procs    []*exec.Cmd
+	procs    []*hostProc
 	made     []string // namespaces, in creation order
 	closed   bool
-	procDone map[*exec.Cmd]chan struct{}
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.
@@ -121,8 +128,11 @@ func (n *Node) CommandContext(ctx context.Context, name string, args ...string) 
 func (n *Node) Run(fn func() error) error { return ns.Do(n.Namespace, fn) }
 
 // Up builds topo: namespaces, links, addresses, routes, NAT engines
-// (outermost first), then starts the hosts' commands. On any failure it
-// removes what it made. ctx bounds the NATs' lifetime as well as Up.
+// (outermost first), then starts the hosts' commands and waits until
+// they are ready. A host command that exits non-zero (or exits before its
+// `ready` condition holds) during start-up fails Up with a *StartError.
+// On any failure Up removes what it made. ctx bounds the NATs' lifetime
+// as well as Up.
 func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	name := topo.Name
 	if opt.Name != "" {
@@ -134,11 +144,15 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if existing, _ := namespacesOf(name); len(existing) > 0 {
 		return nil, fmt.Errorf("lab %q already exists (namespaces %s); `gonat lab down --lab %s` removes it", name, strings.Join(existing, ", "), name)
 	}
+	gonat, err := resolveGonat(topo, opt)
+	if err != nil {
+		return nil, err
+	}
 	logf := opt.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	l = &Lab{Name: name, Topo: topo, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{}, procDone: map[*exec.Cmd]chan struct{}{}}
+	l = &Lab{Name: name, Topo: topo, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{}}
 	l.Events.ForceTracing(opt.Trace)
 	// The error returns below say `return nil, err`, which sets l to nil
 	// before this runs: close what was built through its own variable.
@@ -269,39 +283,11 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		l.natOrder = append(l.natOrder, n.Name)
 	}
 
-	gonat := opt.GonatPath
-	if gonat == "" {
-		gonat, _ = os.Executable()
+	if err := l.startHosts(topo, gonat, opt.LogDir, opt.HostOutput, logf); err != nil {
+		return nil, err
 	}
-	for _, h := range topo.Hosts {
-		if len(h.Run) == 0 {
-			continue
-		}
-		argv := append([]string(nil), h.Run...)
-		if argv[0] == "gonat" && gonat != "" {
-			argv[0] = gonat
-		}
-		cmd := l.nodes[h.Name].Command(argv[0], argv[1:]...)
-		// Dies with us, even after kill -9.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		if opt.LogDir != "" {
-			f, err := os.OpenFile(filepath.Join(opt.LogDir, h.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				return nil, err
-			}
-			cmd.Stdout, cmd.Stderr = f, f
-			defer f.Close()
-		}
-		logf("starting on %s: %s", h.Name, strings.Join(h.Run, " "))
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("host %s: run %q: %w", h.Name, strings.Join(h.Run, " "), err)
-		}
-		done := make(chan struct{})
-		l.mu.Lock()
-		l.procs = append(l.procs, cmd)
-		l.procDone[cmd] = done
-		l.mu.Unlock()
-		go func() { cmd.Wait(); close(done) }()
+	if err := l.awaitHosts(ctx, opt.ReadyTimeout, logf); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -312,7 +298,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 // they belong to the user.
 func Single(name, natName string, n *NAT, spec NATSpec, also func(nat.Event)) *Lab {
 	l := &Lab{Name: name, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{natName: n},
-		natOrder: []string{natName}, procDone: map[*exec.Cmd]chan struct{}{}}
+		natOrder: []string{natName}}
 	l.nodes[Public] = &Node{Name: Public, Namespace: spec.Outside, Kind: "public"}
 	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public, Addresses: spec.Behavior.External}
 	for _, in := range spec.Inside {
@@ -414,21 +400,8 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
-	procs := l.procs
 	l.mu.Unlock()
-	for _, p := range procs {
-		if p.Process != nil {
-			syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
-		}
-	}
-	for _, p := range procs {
-		select {
-		case <-l.procDone[p]:
-		case <-time.After(2 * time.Second):
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			<-l.procDone[p]
-		}
-	}
+	l.stopHosts()
 	for i := len(l.natOrder) - 1; i >= 0; i-- {
 		l.nats[l.natOrder[i]].Close()
 	}

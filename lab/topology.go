@@ -21,6 +21,7 @@ package lab
 //	network = "home1"             # required: a NAT's name or "public"
 //	address = "10.0.1.2"          # optional: a string or an array of strings
 //	run     = ["gonat", "probe"]  # optional: argv, or a string run by /bin/sh -c
+//	ready   = "udp:203.0.113.10:3478"  # optional: wait until the command serves (udp:, tcp:, log:TEXT)
 //
 // Routing rules the checks enforce. Every NAT's inside network is a
 // private range seen only by the hosts and nested NATs behind it, so two
@@ -37,6 +38,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +91,7 @@ type HostNode struct {
 	// public host, the next free address of 203.0.113.0/24 from .10 up.
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
+	Ready     Ready    // when Up may consider Run serving; zero: once started
 	Line      int      // line of its [[host]] header, for messages
 }
 
@@ -104,6 +107,7 @@ const (
 	keyNetwork  = "network"
 	keyAddress  = "address"
 	keyRun      = "run"
+	keyReady    = "ready"
 )
 
 const (
@@ -113,7 +117,7 @@ const (
 
 var (
 	topKeys  = []string{keyName, keyNAT, keyHost}
-	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun}
+	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady}
 )
 
 func natKeys() []string {
@@ -133,6 +137,7 @@ var keyAliases = map[string]map[string]string{
 		"ip": keyAddress, "ips": keyAddress, "addr": keyAddress, "addresses": keyAddress,
 		"nat": keyNetwork, "behind": keyNetwork, "subnet": keyNetwork, "upstream": keyNetwork,
 		"command": keyRun, "cmd": keyRun, "exec": keyRun, "args": keyRun,
+		"wait": keyReady, "wait-for": keyReady, "readiness": keyReady, "healthcheck": keyReady,
 	},
 }
 
@@ -350,6 +355,9 @@ func (t *Topology) Describe() string {
 		run := "-"
 		if len(h.Run) > 0 {
 			run = "run: " + quoteArgs(h.Run)
+			if h.Ready.Kind != "" {
+				run += " (ready " + h.Ready.String() + ")"
+			}
 		}
 		fmt.Fprintf(w, "host\t%s\t%s\t%s\t%s\n", h.Name, h.Network, joinAddrs(h.Addresses), run)
 	}
@@ -1047,6 +1055,22 @@ func (p *parser) parseHost(i int, m map[string]any) *hostDraft {
 			}
 		default:
 			p.errorf(l, "%s: run: want a command as an array of strings, e.g. [\"gonat\", \"probe\"], or a shell command line string, got %s", d.who, describe(v))
+		}
+	}
+
+	if s, ok := p.str(m, keyReady, d.who, line(keyReady), "udp:203.0.113.10:3478"); ok {
+		r, err := ParseReady(s)
+		switch {
+		case err != nil:
+			p.errorf(line(keyReady), "%s: ready %v", d.who, err)
+		case len(h.Run) == 0:
+			if _, present := m[keyRun]; !present {
+				p.errorf(line(keyReady), "%s: ready: the host has no run command to wait for", d.who)
+			}
+		case r.Kind != "log" && d.given && !r.Addr.Addr().IsUnspecified() && !slices.Contains(h.Addresses, r.Addr.Addr()):
+			p.errorf(line(keyReady), "%s: ready: %s is not one of the host's addresses (%s): readiness looks for a socket in its own namespace", d.who, r.Addr.Addr(), joinAddrs(h.Addresses))
+		default:
+			h.Ready = r
 		}
 	}
 	return d

@@ -245,7 +245,7 @@ hairpinning = false #!
 name = "alice"
 network = "public"
 colour = "red" #!
-`, `host "alice": unknown key "colour" (known: name, network, address, run)`},
+`, `host "alice": unknown key "colour" (known: name, network, address, run, ready)`},
 	{"missing-nat-name", `
 [[nat]] #!
 external = ["198.51.100.1"]
@@ -790,6 +790,34 @@ name = "alice"
 network = "public"
 run = 5 #!
 `, `host "alice": run: want a command as an array of strings, e.g. ["gonat", "probe"], or a shell command line string, got integer 5`},
+	{"ready-bad-form", `
+[[host]]
+name = "stun"
+network = "public"
+run = ["gonat", "stun-server"]
+ready = "udp:203.0.113.10" #!
+`, `host "stun": ready "udp:203.0.113.10": want udp:ADDR:PORT with an IPv4 address and a port, e.g. "udp:203.0.113.10:3478"`},
+	{"ready-without-run", `
+[[host]]
+name = "stun"
+network = "public"
+ready = "log:listening" #!
+`, `host "stun": ready: the host has no run command to wait for`},
+	{"ready-not-own-address", `
+[[host]]
+name = "stun"
+network = "public"
+address = "203.0.113.10"
+run = ["gonat", "stun-server"]
+ready = "udp:203.0.113.11:3478" #!
+`, `host "stun": ready: 203.0.113.11 is not one of the host's addresses (203.0.113.10): readiness looks for a socket in its own namespace`},
+	{"ready-alias", `
+[[host]]
+name = "stun"
+network = "public"
+run = ["gonat", "stun-server"]
+wait-for = "log:listening" #!
+`, `host "stun": unknown key "wait-for"; did you mean "ready"?`},
 	{"lines-after-multiline-values", `
 [[host]]
 name = "alice"

@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	runPrefix = fmt.Sprintf("gt%x-", os.Getpid())
+	// Labs from labtest carry the run's prefix too: the leak check below
+	// sees them.
+	os.Setenv("GONAT_LABTEST_PREFIX", runPrefix+"l")
 	if why := cannotRun(); why != "" {
 		if privtest.CI() {
 			fmt.Fprintf(os.Stderr, "FAIL: end-to-end tests cannot run under CI: %s\n", why)

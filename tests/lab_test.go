@@ -26,13 +26,9 @@ import (
 func labOpts() lab.Options { return lab.Options{GonatPath: gonatBin} }
 
 // nodeUDP opens a UDP socket on a lab node.
-func nodeUDP(t *testing.T, l *lab.Lab, node, laddr string) *net.UDPConn {
+func nodeUDP(t *testing.T, l *labtest.Lab, node, laddr string) *net.UDPConn {
 	t.Helper()
-	n := l.Node(node)
-	if n == nil {
-		t.Fatalf("no node %s", node)
-	}
-	c, err := ns.ListenPacket(n.Namespace)("udp4", laddr)
+	c, err := ns.ListenPacket(l.Node(node).Namespace)("udp4", laddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +38,7 @@ func nodeUDP(t *testing.T, l *lab.Lab, node, laddr string) *net.UDPConn {
 
 // waitSTUN waits until the STUN server a host command started answers
 // from node.
-func waitSTUN(t *testing.T, l *lab.Lab, node string, server netip.AddrPort) netip.AddrPort {
+func waitSTUN(t *testing.T, l *labtest.Lab, node string, server netip.AddrPort) netip.AddrPort {
 	t.Helper()
 	c := nodeUDP(t, l, node, ":0")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -260,7 +256,7 @@ func TestTwoLabsSideBySide(t *testing.T) {
 	l1 := labtest.Up(t, topo, labOpts())
 	l2 := labtest.Up(t, topo, labOpts())
 	server := netip.MustParseAddrPort("203.0.113.10:3478")
-	for _, l := range []*lab.Lab{l1, l2} {
+	for _, l := range []*labtest.Lab{l1, l2} {
 		if m := waitSTUN(t, l, "alice", server); m.Addr() != netip.MustParseAddr("198.51.100.1") {
 			t.Errorf("lab %s: alice seen as %s", l.Name, m)
 		}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -40,12 +41,13 @@ Commands:
   validate FILE [--name N]          check FILE and print what up would build, creating nothing
                                     (the same as up FILE --dry-run)
   exec [--lab N] NODE -- CMD ARGS   run a program on a node (exit code passed through)
+  logs [--lab N] NODE [-f]          the output of a host's command (-f: follow it)
   status [N] [--json]               nodes, NATs, mappings and packet counters
   table [N] [--nat NAT] [--json]    the live mappings
   list                              labs on this machine
   set [--lab N] NAT [--preset P] [--mapping M] ...   change a NAT's behaviour (drops its mappings)
   flush [--lab N] NAT               drop a NAT's mappings (a NAT reboot: rebinding)
-  down [N] [--all]                  remove a lab (also after kill -9 of its process)
+  down [N] [--all] [--keep-logs DIR]  remove a lab (also after kill -9 of its process)
   verify [N] [--json]               probe every NAT (RFC 5780) and compare with its configuration
 
 N is a lab's name, given as --lab N or, where the command takes no other
@@ -56,7 +58,7 @@ All but validate need root. 'gonat lab help COMMAND' shows a command's flags.
 func labCmd(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, labHelp)
-		return usageErr("which lab command? (up, validate, exec, status, table, list, set, flush, down, verify)")
+		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, down, verify)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -66,6 +68,8 @@ func labCmd(args []string) error {
 		return labValidate(rest)
 	case "exec":
 		return labExec(rest)
+	case "logs":
+		return labLogs(rest)
 	case "status":
 		return labStatus(rest)
 	case "table":
@@ -87,7 +91,7 @@ func labCmd(args []string) error {
 		fmt.Print(labHelp)
 		return errHelp
 	}
-	return usageErr("unknown lab command %q (up, validate, exec, status, table, list, set, flush, down, verify)", sub)
+	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, down, verify)", sub)
 }
 
 // parseMixed parses flags that may come before or after positional
@@ -202,12 +206,17 @@ func pickLab(name string) (string, error) {
 const labUpHelp = `Usage: gonat lab up FILE [--name N] [-d] [--dry-run]
 
 Builds the topology in FILE: namespaces, TUN ports, addresses, routes; starts
-its NATs (outermost first) and the commands its hosts declare; prints the
+its NATs (outermost first) and the commands its hosts declare, and waits
+until each is ready (its 'ready' key, or 300ms without exiting); prints the
 nodes with their addresses; runs until Ctrl-C, then removes everything.
-With -d it runs in the background (state, control socket and host logs in
-/run/gonat/NAME) and 'gonat lab down' stops it; when the lab already runs
-from the same FILE, -d says so and exits 0. --dry-run checks everything
-and prints what would be built, creating nothing (as gonat lab validate).
+Host commands' output is printed as 'HOST | line' and kept for 'gonat lab
+logs'. A host command that exits non-zero during start-up fails 'lab up'
+(its output shown, everything removed).
+With -d it runs in the background (state, control socket and logs in
+/run/gonat/NAME) and 'gonat lab down' stops it ('--keep-logs DIR' keeps the
+logs); when the lab already runs from the same FILE, -d says so and exits 0.
+--dry-run checks everything and prints what would be built, creating nothing
+(as gonat lab validate).
 
 Flags:
 `
@@ -291,15 +300,33 @@ func labUp(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir := lab.StateDir(labName)
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if !*child {
+		// The background process's parent made the directory afresh and
+		// holds its log there.
+		os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(lab.HostLogDir(labName), 0o700); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	// After `gonat lab down`, the state directory is down's to remove: it
+	// may keep the logs first (--keep-logs).
+	var downAsked atomic.Bool
+	defer func() {
+		if !downAsked.Load() {
+			os.RemoveAll(dir)
+		}
+	}()
 	busyPollProcs(*busyPoll)
-	opts := lab.Options{Name: labName, LogDir: dir, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r, Logf: func(f string, a ...any) {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	opts := lab.Options{Name: labName, LogDir: lab.HostLogDir(labName), GonatPath: self, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
+	if !*child {
+		opts.HostOutput = os.Stdout
+	}
 	if *trace || *verbose {
 		p := newPrinter(os.Stdout, 200)
 		opts.Observer = func(natName string, ev nat.Event) {
@@ -327,7 +354,7 @@ func labUp(args []string) error {
 	if err := lab.WriteState(l, absPath(file)); err != nil {
 		return err
 	}
-	go l.ServeControl(ctx, stop)
+	go l.ServeControl(ctx, func() { downAsked.Store(true); stop() })
 	empty := ""
 	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, pcapInside: &empty, pcapOutside: &empty}); err != nil {
 		return err
@@ -335,7 +362,6 @@ func labUp(args []string) error {
 	printStatus(os.Stdout, l.Status())
 	fmt.Printf("ready: lab %s up in %s; gonat lab exec --lab %s NODE -- CMD to use it, Ctrl-C or gonat lab down to remove it\n",
 		labName, time.Since(start).Round(time.Millisecond), labName)
-	_ = child // marks the background process in ps; it behaves as the foreground one
 	<-ctx.Done()
 	fmt.Fprintf(os.Stderr, "lab %s: removing\n", labName)
 	return l.Close()
@@ -422,6 +448,9 @@ func absPath(p string) string {
 // answers on its control socket, and prints its nodes.
 func startDetached(file, name string, extra ...string) error {
 	dir := lab.StateDir(name)
+	// What a crashed run of this name left; the child keeps this
+	// directory (and the log opened below) for its whole life.
+	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -431,8 +460,8 @@ func startDetached(file, name string, extra ...string) error {
 	}
 	logPath := filepath.Join(dir, "gonat.log")
 	// Read-write: if the child fails, its words are read back through
-	// this descriptor, since the child removes its state directory (the
-	// log's path with it) on the way out.
+	// this descriptor, since a child that fails removes its state
+	// directory (the log's path with it) on the way out.
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
@@ -450,6 +479,9 @@ func startDetached(file, name string, extra ...string) error {
 	for {
 		if resp, err := lab.Call(name, lab.Request{Op: "status"}); err == nil {
 			printStatus(os.Stdout, resp.Status)
+			if len(resp.Status.Commands) > 0 {
+				fmt.Printf("host output: gonat lab logs --lab %s HOST (files in %s)\n", name, lab.HostLogDir(name))
+			}
 			fmt.Printf("ready: lab %s running in the background (pid %d, log %s); gonat lab down --lab %s removes it\n",
 				name, cmd.Process.Pid, logPath, name)
 			return nil
@@ -491,6 +523,7 @@ func printStatus(w io.Writer, st *lab.LabStatus) {
 		}
 		tw.Flush()
 	}
+	printCommands(w, st.Commands)
 }
 
 func short(behavior string, filtering bool) string {
@@ -759,6 +792,7 @@ func labDown(args []string) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
 	all := fs.Bool("all", false, "remove every lab on this machine")
+	keepLogs := fs.String("keep-logs", "", "copy the lab's logs (HOST.log of every host command, gonat.log) into `DIR` before removing it")
 	pos, err := parseMixed(fs, args, labHelp)
 	if err != nil {
 		return err
@@ -787,7 +821,7 @@ func labDown(args []string) error {
 	}
 	var errs []error
 	for _, name := range names {
-		if err := downOne(name); err != nil {
+		if err := downOne(name, *keepLogs, len(names) > 1); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -795,8 +829,10 @@ func labDown(args []string) error {
 }
 
 // downOne asks a live lab to stop, and then removes whatever is left in
-// any case: a crashed lab leaves namespaces and host processes.
-func downOne(name string) error {
+// any case: a crashed lab leaves namespaces and host processes. With
+// keepLogs, the lab's logs are copied there first (into keepLogs/NAME
+// when several labs go down).
+func downOne(name, keepLogs string, several bool) error {
 	st, stErr := lab.ReadState(name)
 	if stErr == nil && st.Alive() {
 		if _, err := lab.Call(name, lab.Request{Op: "down"}); err == nil {
@@ -809,7 +845,18 @@ func downOne(name string) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	var keepErr error
+	if keepLogs != "" {
+		if several {
+			keepLogs = filepath.Join(keepLogs, name)
+		}
+		keepErr = keepLabLogs(name, keepLogs)
+	}
 	removed, err := lab.Remove(name)
+	if keepErr != nil {
+		// The logs are not safe anywhere else: leave them.
+		return errors.Join(keepErr, err)
+	}
 	os.RemoveAll(lab.StateDir(name))
 	if err != nil {
 		return err
