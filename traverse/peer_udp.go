@@ -255,6 +255,14 @@ func (u *udpRun) exchange(ev udpPacket, now time.Time) {
 			u.logf("peer %s: %s says %q", u.cfg.Name, u.cfg.Connect, m.Text)
 		}
 		u.toPeer(tHelloAck, ev.from, "")
+		if u.phase == phaseLinger {
+			// The partner asks again: our ack was lost. Stay while it
+			// asks, so its exchange can complete too.
+			u.lingerEnd = now.Add(maxLinger)
+			if u.lingerEnd.After(u.deadline) {
+				u.lingerEnd = u.deadline
+			}
+		}
 	case tHelloAck:
 		u.helloAcked = true
 	}
