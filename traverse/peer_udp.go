@@ -257,8 +257,9 @@ func (u *udpRun) exchange(ev udpPacket, now time.Time) {
 		u.toPeer(tHelloAck, ev.from, "")
 		if u.phase == phaseLinger {
 			// The partner asks again: our ack was lost. Stay while it
-			// asks, so its exchange can complete too.
-			u.lingerEnd = now.Add(maxLinger)
+			// asks, longer than the first time (the link is lossy), so
+			// its exchange can complete too.
+			u.lingerEnd = now.Add(2 * maxLinger)
 			if u.lingerEnd.After(u.deadline) {
 				u.lingerEnd = u.deadline
 			}
