@@ -6,8 +6,10 @@ PREFIX ?= /usr/local
 
 .PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
 
+# -buildvcs=auto: gonat version names the commit even where GOFLAGS turns
+# VCS stamping off.
 build:
-	$(GO) build -o $(BIN) ./cmd/gonat
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/gonat
 
 # gonat on PATH (sudo finds /usr/local/bin), with its shell completions.
 # DESTDIR stages the files for a package.
