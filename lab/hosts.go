@@ -212,8 +212,9 @@ func (w *lockedWriter) line(prefix string, b []byte) {
 }
 
 // resolveGonat finds what a host's "gonat" runs: Options.GonatPath, else
-// gonat on PATH. The running executable is never assumed to be gonat: in
-// a test binary that would run the tests again, from every host.
+// gonat on PATH, which is an error only when a host command needs it. The
+// running executable is never assumed to be gonat: in a test binary that
+// would run the tests again, from every host.
 func resolveGonat(topo *Topology, opt Options) (string, error) {
 	if opt.GonatPath != "" {
 		return opt.GonatPath, nil
@@ -224,11 +225,11 @@ func resolveGonat(topo *Topology, opt Options) (string, error) {
 			users = append(users, h.Name)
 		}
 	}
-	if len(users) == 0 {
-		return "", nil
-	}
 	p, err := exec.LookPath("gonat")
 	if err != nil {
+		if len(users) == 0 {
+			return "", nil
+		}
 		return "", fmt.Errorf("host %s runs gonat, but gonat is not on PATH and Options.GonatPath is empty: install it (make install), or set Options.GonatPath (from Go tests, lab/labtest builds it or takes $GONAT_BIN)",
 			strings.Join(users, ", "))
 	}

@@ -110,17 +110,27 @@ type Node struct {
 	Kind      string // "host", "nat", "public"
 	Network   string // hosts: Public or a NAT's name
 	Addresses []netip.Addr
+
+	gonat string // what "gonat" runs here: the lab's, as in host commands
 }
 
 // Command returns a command that runs in the node's namespace (through
-// `ip netns exec`, so it is a normal child process).
+// `ip netns exec`, so it is a normal child process). "gonat" runs the
+// lab's gonat, the one its hosts' commands run.
 func (n *Node) Command(name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", n.Namespace, name}, args...)...)
+	return exec.Command("ip", n.netnsExec(name, args)...)
 }
 
 // CommandContext is Command bound to ctx.
 func (n *Node) CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Namespace, name}, args...)...)
+	return exec.CommandContext(ctx, "ip", n.netnsExec(name, args)...)
+}
+
+func (n *Node) netnsExec(name string, args []string) []string {
+	if name == "gonat" && n.gonat != "" {
+		name = n.gonat
+	}
+	return append([]string{"netns", "exec", n.Namespace, name}, args...)
 }
 
 // Run calls fn on a locked OS thread inside the node's namespace: sockets
@@ -283,6 +293,9 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		l.natOrder = append(l.natOrder, n.Name)
 	}
 
+	for _, node := range l.nodes {
+		node.gonat = gonat
+	}
 	if err := l.startHosts(topo, gonat, opt.LogDir, opt.HostOutput, logf); err != nil {
 		return nil, err
 	}

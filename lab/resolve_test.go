@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,5 +46,21 @@ run = ["gonat", "stun-server"]
 	t.Setenv("PATH", t.TempDir())
 	if p, err := resolveGonat(noGonat, Options{}); p != "" || err != nil {
 		t.Errorf("no host runs gonat: %q, %v; want nothing needed", p, err)
+	}
+}
+
+// A node's Command runs the lab's gonat for "gonat", as host commands do,
+// and anything else as named.
+func TestNodeCommandRunsLabGonat(t *testing.T) {
+	n := &Node{Namespace: "lab.alice", gonat: "/opt/gonat"}
+	if got, want := n.Command("gonat", "probe").Args, []string{"ip", "netns", "exec", "lab.alice", "/opt/gonat", "probe"}; !slices.Equal(got, want) {
+		t.Errorf("Command(gonat) = %q, want %q", got, want)
+	}
+	if got, want := n.CommandContext(context.Background(), "stun", "x").Args, []string{"ip", "netns", "exec", "lab.alice", "stun", "x"}; !slices.Equal(got, want) {
+		t.Errorf("CommandContext(stun) = %q, want %q", got, want)
+	}
+	n.gonat = ""
+	if got := n.Command("gonat").Args[4]; got != "gonat" {
+		t.Errorf("no lab gonat: runs %q, want gonat from PATH", got)
 	}
 }

@@ -9,7 +9,8 @@
 //		...
 //	}
 //
-// A host's "gonat" runs lab.Options.GonatPath if set, else $GONAT_BIN,
+// A host's "gonat", and Node.Command("gonat", ...), run
+// lab.Options.GonatPath if set, else $GONAT_BIN,
 // else a gonat built once per test process from the source of the
 // github.com/gonat/gonat module the test builds against (the go tool
 // must be on PATH, as it is under `go test`).
@@ -103,7 +104,8 @@ func Up(t testing.TB, topo *lab.Topology, opt lab.Options) *Lab {
 	t.Helper()
 	privtest.Require(t)
 	opt.Name = Name()
-	if opt.GonatPath == "" && runsGonat(topo) {
+	if opt.GonatPath == "" {
+		// For the hosts' commands and Node.Command("gonat", ...) alike.
 		opt.GonatPath = Gonat(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -140,15 +142,6 @@ func logHosts(t testing.TB, l *lab.Lab) {
 		}
 		t.Log(b.String())
 	}
-}
-
-func runsGonat(topo *lab.Topology) bool {
-	for _, h := range topo.Hosts {
-		if len(h.Run) > 0 && h.Run[0] == "gonat" {
-			return true
-		}
-	}
-	return false
 }
 
 var built struct {
