@@ -110,7 +110,7 @@ func TestLabLifecycleCLI(t *testing.T) {
 		oneLine(t, "two different names", out, code, 2, "two lab names")
 	})
 
-	t.Run("exec gonat not on PATH", func(t *testing.T) {
+	t.Run("exec gonat", func(t *testing.T) {
 		// A PATH holding only ip: "gonat" is found nowhere but as the
 		// running executable.
 		bin := t.TempDir()
@@ -121,12 +121,22 @@ func TestLabLifecycleCLI(t *testing.T) {
 		if err := os.Symlink(ip, filepath.Join(bin, "ip")); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(gonatBin, "lab", "exec", "--lab", name, "alice", "--", "gonat", "version")
-		cmd.Env = append(c.env, "PATH="+bin)
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), "gonat ") {
-			t.Errorf("lab exec alice -- gonat version: %v\n%s", err, out)
+		execGonat := func(what string) {
+			t.Helper()
+			cmd := exec.Command(gonatBin, "lab", "exec", "--lab", name, "alice", "--", "gonat", "version")
+			cmd.Env = append(c.env, "PATH="+bin)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.HasPrefix(string(out), "gonat ") {
+				t.Errorf("lab exec alice -- gonat version, %s: %v\n%s", what, err, out)
+			}
 		}
+		execGonat("gonat not on PATH")
+		// Another gonat on PATH (an older install, say): exec runs this
+		// gonat, as the lab's hosts do.
+		if err := os.WriteFile(filepath.Join(bin, "gonat"), []byte("#!/bin/sh\necho another gonat\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		execGonat("another gonat on PATH")
 		out2, code := c.run("lab", "exec", "--lab", name, "carol", "--", "true")
 		oneLine(t, "exec on an unknown node", out2, code, 2, `no node "carol"`)
 	})

@@ -537,8 +537,8 @@ func short(behavior string, filtering bool) string {
 const labExecHelp = `Usage: gonat lab exec [--lab N] NODE -- CMD [ARGS...]
 
 Runs CMD in NODE's network namespace and passes its exit code through.
-A CMD of "gonat" that is not on PATH is this gonat executable, as in a
-topology's run.
+A CMD of "gonat" is this gonat executable, as in a topology's run, even
+where PATH holds another gonat or none.
 
 Flags:
 `
@@ -594,11 +594,13 @@ func labExec(args []string) error {
 		return errors.New("needs iproute2 (ip)")
 	}
 	if cmd[0] == "gonat" {
-		if _, err := exec.LookPath("gonat"); err != nil {
-			if self, err := os.Executable(); err == nil {
-				cmd = append([]string{self}, cmd[1:]...)
-			}
+		// The gonat lab up gives the hosts' "gonat": this executable,
+		// whatever else PATH holds.
+		self, err := os.Executable()
+		if err != nil {
+			return err
 		}
+		cmd = append([]string{self}, cmd[1:]...)
 	}
 	// Replace this process: the command's exit code is ours.
 	return syscall.Exec(ip, append([]string{"ip", "netns", "exec", nsName}, cmd...), os.Environ())
