@@ -82,6 +82,7 @@ func TestLabLifecycleCLI(t *testing.T) {
 		want := `no lab "nosuch" is running (running: ` + name + `; see gonat lab list)`
 		for _, args := range [][]string{
 			{"lab", "exec", "--lab", "nosuch", "alice", "--", "true"},
+			{"lab", "logs", "--lab", "nosuch", "alice"},
 			{"lab", "status", "--lab", "nosuch"},
 			{"lab", "status", "nosuch"},
 			{"lab", "table", "--lab", "nosuch"},

@@ -49,7 +49,8 @@ func labLogs(args []string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if _, serr := os.Stat(lab.StateDir(name)); serr != nil {
-			return fmt.Errorf("no lab %q here (labs: %s)", name, strings.Join(lab.Labs(), ", "))
+			// Only its namespaces are left: no process, no logs.
+			return noLab(name)
 		}
 		have := hostLogs(name)
 		return usageErr("lab %s has no output of %q: only hosts with a run command have logs (%s)", name, node, strings.Join(have, ", "))
