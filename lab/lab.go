@@ -151,7 +151,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if err := ValidName(name); err != nil {
 		return nil, fmt.Errorf("lab name: %w", err)
 	}
-	if existing, _ := namespacesOf(name); len(existing) > 0 {
+	if existing, _ := NamespacesOf(name); len(existing) > 0 {
 		return nil, fmt.Errorf("lab %q already exists (namespaces %s); `gonat lab down --lab %s` removes it", name, strings.Join(existing, ", "), name)
 	}
 	gonat, err := resolveGonat(topo, opt)
@@ -427,8 +427,8 @@ func (l *Lab) Close() error {
 	return errors.Join(errs...)
 }
 
-// namespacesOf lists the namespaces of lab name.
-func namespacesOf(name string) ([]string, error) {
+// NamespacesOf lists the namespaces of lab name that exist.
+func NamespacesOf(name string) ([]string, error) {
 	all, err := ns.List()
 	if err != nil {
 		return nil, err
@@ -449,7 +449,7 @@ func Remove(name string) ([]string, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	names, err := namespacesOf(name)
+	names, err := NamespacesOf(name)
 	if err != nil {
 		return nil, err
 	}

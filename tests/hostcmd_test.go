@@ -17,7 +17,6 @@ import (
 
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/lab/labtest"
-	"github.com/gonat/gonat/ns"
 )
 
 // hostsTopo: a STUN server, a host that fails with exit 3 when the test
@@ -76,11 +75,9 @@ func gonatRun(args ...string) (string, int) {
 // noNamespaces fails t if lab name left a namespace.
 func noNamespaces(t *testing.T, name string) {
 	t.Helper()
-	all, _ := ns.List()
-	for _, n := range all {
-		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
-			t.Errorf("namespace %s left behind", n)
-		}
+	left, _ := lab.NamespacesOf(name)
+	for _, n := range left {
+		t.Errorf("namespace %s left behind", n)
 	}
 }
 

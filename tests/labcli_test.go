@@ -11,9 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/lab/labtest"
-	"github.com/gonat/gonat/ns"
 )
 
 // labCLI runs gonat commands against a state directory of the test's
@@ -173,12 +171,7 @@ func TestLabLifecycleCLI(t *testing.T) {
 	oneLine(t, "lab down NAME", out, code, 0, "removed")
 	out, code = c.run("lab", "down")
 	oneLine(t, "lab down after the last lab", out, code, 0, "nothing to remove")
-	all, _ := ns.List()
-	for _, n := range all {
-		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
-			t.Errorf("namespace %s left after lab down", n)
-		}
-	}
+	noNamespaces(t, name)
 }
 
 // lab validate and lab up --dry-run check a file and print what would be
@@ -221,12 +214,7 @@ func TestLabValidate(t *testing.T) {
 			}
 		}
 	}
-	all, _ := ns.List()
-	for _, n := range all {
-		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
-			t.Errorf("a dry run created namespace %s", n)
-		}
-	}
+	noNamespaces(t, name)
 	if _, err := os.Stat(filepath.Join(c.state, name)); err == nil {
 		t.Errorf("a dry run left state in %s", c.state)
 	}

@@ -156,13 +156,8 @@ func labExists(name string) bool {
 	if _, err := os.Stat(lab.StateDir(name)); err == nil {
 		return true
 	}
-	all, _ := ns.List()
-	for _, n := range all {
-		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
-			return true
-		}
-	}
-	return false
+	left, _ := lab.NamespacesOf(name)
+	return len(left) > 0
 }
 
 // labArg is the lab a command names, as --lab or as its only argument.
