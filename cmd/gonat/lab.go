@@ -247,16 +247,9 @@ func labUp(args []string) error {
 		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
 	}
 	file := pos[0]
-	topo, err := lab.Load(file)
+	topo, labName, err := loadLab(file, *name)
 	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	labName := topo.Name
-	if *name != "" {
-		labName = *name
-	}
-	if err := lab.ValidName(labName); err != nil {
-		return usageErr("--name: %v", err)
+		return err
 	}
 	if *dryRun {
 		return dryRunLab(topo, labName)
@@ -270,7 +263,7 @@ func labUp(args []string) error {
 			fmt.Printf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it\n", labName, st.PID, st.File, labName)
 			return nil
 		}
-		return fmt.Errorf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it, or --name gives this one another name", labName, st.PID, st.File, labName)
+		return alreadyRunning(labName, st)
 	}
 	if *detach {
 		var extra []string
@@ -383,18 +376,31 @@ func labValidate(args []string) error {
 	if len(pos) != 1 {
 		return usageErr("want exactly one topology FILE (see gonat lab validate --help)")
 	}
-	topo, err := lab.Load(pos[0])
+	topo, labName, err := loadLab(pos[0], *name)
 	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	labName := topo.Name
-	if *name != "" {
-		labName = *name
-	}
-	if err := lab.ValidName(labName); err != nil {
-		return usageErr("--name: %v", err)
+		return err
 	}
 	return dryRunLab(topo, labName)
+}
+
+// loadLab reads and checks a topology file for lab up and validate, and
+// names the lab: --name, else the file's name.
+func loadLab(file, name string) (*lab.Topology, string, error) {
+	topo, err := lab.Load(file)
+	if err != nil {
+		return nil, "", &exitError{code: 2, err: err}
+	}
+	if name == "" {
+		name = topo.Name
+	}
+	if err := lab.ValidName(name); err != nil {
+		return nil, "", usageErr("--name: %v", err)
+	}
+	return topo, name, nil
+}
+
+func alreadyRunning(name string, st lab.State) error {
+	return fmt.Errorf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it, or --name gives this one another name", name, st.PID, st.File, name)
 }
 
 // dryRunLab prints what lab up would build from topo as labName, after
@@ -409,7 +415,7 @@ func dryRunLab(topo *lab.Topology, labName string) error {
 		return usageErr("--name: %v", err)
 	}
 	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
-		return fmt.Errorf("lab %s is already running (pid %d, %s); gonat lab down --lab %s removes it, or --name gives this one another name", labName, st.PID, st.File, labName)
+		return alreadyRunning(labName, st)
 	}
 	if labExists(labName) {
 		return fmt.Errorf("lab %s already exists (left by a crash?); gonat lab down --lab %s removes it, or --name gives this one another name", labName, labName)
