@@ -114,10 +114,7 @@ func Expected(a, b NATType, permissive bool) bool {
 	if permissive {
 		return loose
 	}
-	symmetric := func(checker, answerer NATType) bool {
-		return answerer.Mapping != table.AddressAndPortDependent || checker.Mapping != table.AddressAndPortDependent
-	}
-	return loose && symmetric(a, b) && symmetric(b, a)
+	return loose && (a.Mapping != table.AddressAndPortDependent || b.Mapping != table.AddressAndPortDependent)
 }
 
 // Outcome is one cell of the matrix.

@@ -211,35 +211,38 @@ func (h *Hub) convert(natName string, ev nat.Event) (Event, bool, bool) {
 	case nat.EventTranslated:
 		var k refreshKey
 		k.nat, k.proto = natName, uint8(ev.Proto)
+		remote := ev.Dst
 		if ev.In == nat.Outside {
-			k.internal, k.external = ev.NewDst, ev.Dst
-			out.Remote = ev.Src.String()
+			k.internal, k.external, remote = ev.NewDst, ev.Dst, ev.Src
 		} else {
 			k.internal, k.external = ev.Src, ev.NewSrc
-			out.Remote = ev.Dst.String()
 		}
-		out.Internal, out.External = k.internal.String(), k.external.String()
+		refresh := !ev.Created && !ev.ICMPError
+		if refresh {
+			// A packet on an existing mapping: at most one REFRESH a
+			// second, decided before any text is made for it.
+			h.mu.Lock()
+			last, seen := h.refresh[k]
+			emit := !seen || ev.Time.Sub(last) >= refreshEvery
+			if emit {
+				if len(h.refresh) > 100000 {
+					h.refresh = map[refreshKey]time.Time{}
+				}
+				h.refresh[k] = ev.Time
+			}
+			h.mu.Unlock()
+			if !emit {
+				return out, true, false
+			}
+		}
+		out.Internal, out.External, out.Remote = k.internal.String(), k.external.String(), remote.String()
 		out.Direction = direction(ev.In)
 		out.Source, out.Destination = ev.Src.String(), ev.Dst.String()
 		out.TranslatedSource, out.TranslatedDestination = ev.NewSrc.String(), ev.NewDst.String()
-		out.Kind = "XLATE"
-		out.Text = ev.String()
-		if ev.Created || ev.ICMPError {
+		if !refresh {
+			out.Kind = "XLATE"
+			out.Text = ev.String()
 			return out, true, true
-		}
-		// A packet on an existing mapping: at most one REFRESH a second.
-		h.mu.Lock()
-		last, seen := h.refresh[k]
-		emit := !seen || ev.Time.Sub(last) >= refreshEvery
-		if emit {
-			if len(h.refresh) > 100000 {
-				h.refresh = map[refreshKey]time.Time{}
-			}
-			h.refresh[k] = ev.Time
-		}
-		h.mu.Unlock()
-		if !emit {
-			return out, true, false
 		}
 		out.Kind = "REFRESH"
 		out.Text = fmt.Sprintf("REFRESH %s %s <-> %s (by %s)", out.Proto, out.Internal, out.External, ev.String())

@@ -91,3 +91,24 @@ func TestEventEndpointFields(t *testing.T) {
 		})
 	}
 }
+
+// A packet on a mapping that had its REFRESH this second is only counted
+// against the one-a-second limit: with a watcher on, that is every packet
+// but one a second, so no text is made for it.
+func TestSuppressedRefreshAllocatesNothing(t *testing.T) {
+	h := NewHub()
+	ev := nat.Event{Kind: nat.EventTranslated, In: nat.Port(1), Out: nat.Outside, Proto: table.UDP, Time: time.Unix(1700000000, 0),
+		Src: netip.MustParseAddrPort("10.0.0.2:5000"), Dst: netip.MustParseAddrPort("203.0.113.2:4000"),
+		NewSrc: netip.MustParseAddrPort("198.51.100.1:40001"), NewDst: netip.MustParseAddrPort("203.0.113.2:4000")}
+	if out, _, ok := h.convert("home", ev); !ok || out.Kind != "REFRESH" {
+		t.Fatalf("first packet on the mapping: %+v, emitted %v; want a REFRESH", out, ok)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, _, ok := h.convert("home", ev); ok {
+			t.Fatal("a second REFRESH within the second")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a suppressed REFRESH allocates %v times", allocs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -498,3 +499,50 @@ func (c *natConn) Close() error {
 }
 
 var _ net.PacketConn = (*natConn)(nil)
+
+// A silent test waits out the whole RFC 8489 schedule: (2^(Rc-1)-1+Rm)
+// RTOs, 11.5 s at gonat probe's 500 ms and four requests.
+func TestSilence(t *testing.T) {
+	if got := silence(500*time.Millisecond, 4); got != 11500*time.Millisecond {
+		t.Errorf("silence(500ms, 4) = %v, want 11.5s", got)
+	}
+	if got := silence(MinAdaptedRTO, 4); got != 2300*time.Millisecond {
+		t.Errorf("silence(%v, 4) = %v, want 2.3s", MinAdaptedRTO, got)
+	}
+}
+
+// With AdaptRTO, a probe of a filtering NAT over a fast path waits for
+// its silent tests by the RTO the first round trip allows, not by the
+// configured one: with a 3 s RTO each silent test would take 51 s. Each
+// test is announced through Progress.
+func TestProbeAdaptRTO(t *testing.T) {
+	s := startServer(t)
+	nat := newFakeNAT(t, EndpointIndependent, AddressAndPortDependent)
+	var mu sync.Mutex
+	var lines []string
+	start := time.Now()
+	res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], ListenPacket: nat.listen, RTO: 3 * time.Second, Retries: 2,
+		AdaptRTO: true, Progress: func(f string, a ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, fmt.Sprintf(f, a...))
+		}})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Classic != ClassicPortRestrictedCone {
+		t.Errorf("classic %q, want %q", res.Classic, ClassicPortRestrictedCone)
+	}
+	if took > 15*time.Second {
+		t.Errorf("probe took %v; with the RTO adapted to a loopback round trip its silent tests take %v each", took, silence(MinAdaptedRTO, 2))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{"binding", "RTO 100ms", "port assignment", "mapping", "filtering"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("progress lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,10 +20,16 @@ func TestICEJudge(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "./...")
 	cmd.Dir = "icejudge"
-	cmd.Env = append(os.Environ(), "GONAT="+gonatBin)
+	// Labs of a prefix of their own: the module's lab counter starts
+	// again at 1, and under this process's prefix its names would be
+	// those of labs this process made.
+	cmd.Env = append(os.Environ(), "GONAT="+gonatBin, "GONAT_LABTEST_PREFIX="+runPrefix+"i")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go test in icejudge: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestICEAgentAgreesWithModel") {
+		t.Fatalf("go test in icejudge passed without running the agents:\n%s", out)
 	}
 	t.Logf("%s", out)
 }

@@ -154,16 +154,7 @@ func TestPcapBothSides(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	tp := newTopo(t)
 	tp.startNAT("--metrics", "127.0.0.1:0")
-	re := regexp.MustCompile(`metrics on (http://\S+/metrics)`)
-	var url string
-	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if mm := re.FindStringSubmatch(tp.stderr.String()); mm != nil {
-			url = mm[1]
-		}
-	}
-	if url == "" {
-		t.Fatalf("no metrics address in:\n%s", tp.stderr.String())
-	}
+	url := tp.waitStderr(`metrics on (http://\S+/metrics)`)
 	w := udp(t, tp.WAN, "203.0.113.1:4000")
 	a := udp(t, tp.A, ":5000")
 	const n = 25
@@ -349,12 +340,18 @@ func TestRunNameNamesNAT(t *testing.T) {
 // group.
 func (tp *topo) waitStderr(re string) string {
 	tp.t.Helper()
+	return waitMatch(tp.t, tp.stderr, re, 5*time.Second)
+}
+
+// waitMatch waits up to d for out to show re and returns its first group.
+func waitMatch(t *testing.T, out *lineBuffer, re string, d time.Duration) string {
+	t.Helper()
 	r := regexp.MustCompile(re)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := r.FindStringSubmatch(tp.stderr.String()); m != nil {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := r.FindStringSubmatch(out.String()); m != nil {
 			return m[1]
 		}
 	}
-	tp.t.Fatalf("no %s in gonat's stderr:\n%s", re, tp.stderr.String())
+	t.Fatalf("no %s after %v in:\n%s", re, d, out.String())
 	return ""
 }

@@ -2,16 +2,11 @@ package tests
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/gonat/gonat/lab/labtest"
 )
 
 var seedRE = regexp.MustCompile(`\bseed (\d+)\b`)
@@ -56,14 +51,7 @@ func TestRunSeedDrawnAndRepeatable(t *testing.T) {
 // JSON); a seed in the topology is kept, and so is a drawn one across
 // lab set.
 func TestLabSeeds(t *testing.T) {
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
-	file := filepath.Join(t.TempDir(), "seeds.toml")
-	topo := `name = "seeds"
+	file, _ := labFile(t, `name = "seeds"
 [[nat]]
 name = "home-a"
 preset = "symmetric"
@@ -89,16 +77,11 @@ network = "home-b"
 [[host]]
 name = "carol"
 network = "home-c"
-`
-	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up: %d\n%s", code, out)
-	}
+`)
+	name := labUp(t, file)
 	seeds := func() map[string]int64 {
 		t.Helper()
-		out, code := run("lab", "status", "--lab", name, "--json")
+		out, code := gonatRun("lab", "status", "--lab", name, "--json")
 		var st struct {
 			NATs []struct {
 				Name string
@@ -118,11 +101,11 @@ network = "home-c"
 	if s["home-a"] == 0 || s["home-b"] == 0 || s["home-a"] == s["home-b"] || s["home-c"] != 42 {
 		t.Errorf("seeds %v: want two different drawn ones and home-c 42", s)
 	}
-	out, _ := run("lab", "status", "--lab", name)
+	out, _ := gonatRun("lab", "status", "--lab", name)
 	if !strings.Contains(out, "SEED") || !strings.Contains(out, strconv.FormatInt(s["home-a"], 10)) {
 		t.Errorf("lab status text shows no seeds:\n%s", out)
 	}
-	if out, code := run("lab", "set", "--lab", name, "home-a", "--preset", "port-restricted-cone"); code != 0 {
+	if out, code := gonatRun("lab", "set", "--lab", name, "home-a", "--preset", "port-restricted-cone"); code != 0 {
 		t.Fatalf("lab set: %d\n%s", code, out)
 	}
 	if after := seeds(); after["home-a"] != s["home-a"] {

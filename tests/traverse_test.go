@@ -2,7 +2,6 @@ package tests
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -82,22 +81,27 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // `gonat peer` runs through `gonat lab exec`, full cone with symmetric:
 // they connect, and say which pair did.
 func TestPeersThroughLabExec(t *testing.T) {
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
 	file, _ := filepath.Abs("../examples/two-homes.toml")
-	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up: %d\n%s", code, out)
-	}
+	name := labUp(t, file)
 	reps, outs := runLabPeers(t, name, 15*time.Second, 0)
 	for i, r := range reps {
 		if !r.Connected || !r.MessageExchanged {
 			t.Errorf("peer %d: %+v\n%s", i, r, outs[i])
 		}
 	}
+}
+
+// labUp brings up the lab of file in the background under a name of this
+// run's, to be taken down when the test ends whatever happened, and
+// returns the name.
+func labUp(t *testing.T, file string) string {
+	t.Helper()
+	name := labtest.Name()
+	t.Cleanup(func() { gonatRun("lab", "down", "--lab", name) })
+	if out, code := gonatRun("lab", "up", "-d", file, "--name", name); code != 0 {
+		t.Fatalf("lab up: %d\n%s", code, out)
+	}
+	return name
 }
 
 type peerReport struct {
@@ -123,8 +127,7 @@ func runLabPeers(t *testing.T, name string, timeout, delay time.Duration, extra 
 			}
 			args := append([]string{"lab", "exec", "--lab", name, p[0], "--", gonatBin, "peer", "--rendezvous", "203.0.113.20:7000",
 				"--name", p[0], "--connect", p[1], "--json", "--timeout", timeout.String()}, extra...)
-			out, _ := exec.Command(gonatBin, args...).CombinedOutput()
-			outs[i] = string(out)
+			outs[i], _ = gonatRun(args...)
 			if j := strings.Index(outs[i], "{"); j >= 0 {
 				json.NewDecoder(strings.NewReader(outs[i][j:])).Decode(&reps[i])
 			}
@@ -140,23 +143,15 @@ func runLabPeers(t *testing.T, name string, timeout, delay time.Duration, extra 
 // "filtered"; neither may claim the other received its packets (a result
 // left on the rendezvous server by the first run is not about this one).
 func TestPeerReportAfterNATChange(t *testing.T) {
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
 	file, _ := filepath.Abs("../examples/two-homes.toml")
-	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up: %d\n%s", code, out)
-	}
+	name := labUp(t, file)
 	reps, outs := runLabPeers(t, name, 10*time.Second, 0)
 	for i, r := range reps {
 		if !r.Connected {
 			t.Fatalf("first run, peer %d: %+v\n%s", i, r, outs[i])
 		}
 	}
-	if out, code := run("lab", "set", "--lab", name, "home-a", "--preset", "port-restricted-cone"); code != 0 {
+	if out, code := gonatRun("lab", "set", "--lab", name, "home-a", "--preset", "port-restricted-cone"); code != 0 {
 		t.Fatalf("lab set: %d\n%s", code, out)
 	}
 	reps, outs = runLabPeers(t, name, 4*time.Second, 300*time.Millisecond)
@@ -172,14 +167,7 @@ func TestPeerReportAfterNATChange(t *testing.T) {
 // (an RFC 8445 agent by default) does not connect and says why, while
 // --permissive connects on those responses.
 func TestPeerStrictAndPermissive(t *testing.T) {
-	name := labtest.Name()
-	run := func(args ...string) (string, int) {
-		out, err := exec.Command(gonatBin, args...).CombinedOutput()
-		return string(out), exitCode(err)
-	}
-	t.Cleanup(func() { run("lab", "down", "--lab", name) })
-	file := filepath.Join(t.TempDir(), "apdm.toml")
-	topo := `name = "apdm"
+	file, _ := labFile(t, `name = "apdm"
 [[nat]]
 name = "home-a"
 mapping = "apdm"
@@ -203,13 +191,8 @@ name = "rendezvous"
 network = "public"
 address = "203.0.113.20"
 run = ["gonat", "rendezvous", "--listen", "203.0.113.20:7000"]
-`
-	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up: %d\n%s", code, out)
-	}
+`)
+	name := labUp(t, file)
 	reps, outs := runLabPeers(t, name, 3*time.Second, 0)
 	for i, r := range reps {
 		if r.Connected || r.Reason != "asymmetric" {

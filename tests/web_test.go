@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -27,16 +26,7 @@ func TestWebViewLive(t *testing.T) {
 	tp := newTopo(t)
 	tp.startSTUN()
 	tp.startNAT("--preset", "full-cone", "--udp-timeout", "3s", "--web", "127.0.0.1:0")
-	re := regexp.MustCompile(`web view on (http://\S+/)`)
-	var url string
-	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := re.FindStringSubmatch(tp.stderr.String()); m != nil {
-			url = m[1]
-		}
-	}
-	if url == "" {
-		t.Fatalf("no web view address in:\n%s", tp.stderr.String())
-	}
+	url := tp.waitStderr(`web view on (http://\S+/)`)
 	b := browser.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
 	defer cancel()
@@ -141,16 +131,7 @@ address = ["203.0.113.10"]
 			t.Logf("lab down after the test: %s", out)
 		}
 	})
-	re := regexp.MustCompile(`web view on (http://\S+/)`)
-	var url string
-	for deadline := time.Now().Add(30 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := re.FindStringSubmatch(stderr.String()); m != nil {
-			url = m[1]
-		}
-	}
-	if url == "" {
-		t.Fatalf("no web view address in:\n%s", stderr.String())
-	}
+	url := waitMatch(t, stderr, `web view on (http://\S+/)`, 30*time.Second)
 	get := func(path string) string {
 		resp, err := http.Get(url + path)
 		if err != nil {

@@ -436,3 +436,29 @@ func TestPeersBothAPDM(t *testing.T) {
 		})
 	}
 }
+
+// countConn counts the datagrams written to each destination.
+type countConn struct {
+	net.PacketConn
+	sent map[netip.AddrPort]int
+}
+
+func (c *countConn) WriteTo(b []byte, to net.Addr) (int, error) {
+	c.sent[addrPortOf(to)]++
+	return len(b), nil
+}
+
+// A round of checks goes once to each address, also when a check's
+// source was learnt as peer-reflexive before it came as a candidate.
+func TestPunchAllOncePerAddress(t *testing.T) {
+	srflx := netip.MustParseAddrPort("198.51.100.2:40000")
+	prflx := netip.MustParseAddrPort("198.51.100.2:40007")
+	conn := &countConn{sent: map[netip.AddrPort]int{}}
+	u := &udpRun{peer: &peer{cfg: PeerConfig{Name: "A", Connect: "B"}}, conn: conn}
+	u.remoteCands = []Candidate{{Kind: KindSrflx, Addr: srflx}}
+	u.prflx = []netip.AddrPort{srflx, prflx}
+	u.punchAll()
+	if conn.sent[srflx] != 1 || conn.sent[prflx] != 1 || len(conn.sent) != 2 {
+		t.Errorf("checks sent %v, want one to %v and one to %v", conn.sent, srflx, prflx)
+	}
+}

@@ -119,19 +119,27 @@ func (u *udpRun) ack(addr, check netip.AddrPort) {
 }
 
 // punchAll sends a check to every remote candidate and checked-back
-// peer-reflexive address.
+// peer-reflexive address, once to each: a check's source learnt before
+// the partner's candidates is often one of them.
 func (u *udpRun) punchAll() {
 	for _, c := range u.remoteCands {
 		u.toPeer(tPunch, c.Addr, "")
 	}
 	for _, a := range u.prflx {
-		u.toPeer(tPunch, a, "")
+		if !u.isRemoteCand(a) {
+			u.toPeer(tPunch, a, "")
+		}
 	}
+}
+
+// isRemoteCand reports whether a is one of the partner's candidates.
+func (u *udpRun) isRemoteCand(a netip.AddrPort) bool {
+	return slices.ContainsFunc(u.remoteCands, func(c Candidate) bool { return c.Addr == a })
 }
 
 // checked reports whether we send checks to a.
 func (u *udpRun) checked(a netip.AddrPort) bool {
-	return slices.Contains(u.prflx, a) || slices.ContainsFunc(u.remoteCands, func(c Candidate) bool { return c.Addr == a })
+	return slices.Contains(u.prflx, a) || u.isRemoteCand(a)
 }
 
 func (u *udpRun) bye() {

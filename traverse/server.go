@@ -491,14 +491,15 @@ func (r *registry) lookup(m message, proto string, src netip.AddrPort, now time.
 		return encode(message{T: tError, Name: m.Name, Err: errNotRegistered})
 	}
 	me.expires = now.Add(r.ttl)
+	p := r.live(regKey{proto, m.Peer}, now)
 	if m.Result != "" {
 		me.result, me.resultFor, me.resultSid = m.Result, m.Peer, ""
-		if p := r.live(regKey{proto, m.Peer}, now); p != nil {
+		if p != nil {
 			me.resultSid = p.sid
 		}
 	}
 	out := message{T: tPeer, Name: m.Name, Peer: m.Peer}
-	if p := r.live(regKey{proto, m.Peer}, now); p != nil {
+	if p != nil {
 		if !p.gone {
 			out.Found = true
 			out.Sid = p.sid

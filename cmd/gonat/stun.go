@@ -122,10 +122,8 @@ func probeCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rtoSet := false
-	fs.Visit(func(f *flag.Flag) { rtoSet = rtoSet || f.Name == "rto" })
 	r, err := stun.Probe(ctx, stun.ProbeConfig{Server: srv, RTO: *rto, Retries: *retries, Lifetime: *lifetime, MaxLifetime: *maxLifetime,
-		AdaptRTO: !rtoSet,
+		AdaptRTO: !flagGiven(fs, "rto"),
 		Progress: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "probe: "+f+"\n", a...) }})
 	if err != nil {
 		return err

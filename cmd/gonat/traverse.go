@@ -90,6 +90,9 @@ func peerCmd(args []string) error {
 	if *name == "" || *connect == "" || *name == *connect {
 		return usageErr("--name and --connect: want two different peer names")
 	}
+	if *tcp && *permissive {
+		return usageErr(permissiveTCP)
+	}
 	cfg := traverse.PeerConfig{Rendezvous: ap, Name: *name, Connect: *connect, TCP: *tcp, PredictPorts: *predict, Timeout: *timeout, Permissive: *permissive}
 	if *stunSrv != "" {
 		s, err := netip.ParseAddrPort(*stunSrv)
@@ -132,6 +135,10 @@ func peerCmd(args []string) error {
 	return nil
 }
 
+// permissiveTCP refuses --permissive with --tcp, where it would change
+// nothing: a TCP connection is its handshake.
+const permissiveTCP = "--permissive is for UDP: a TCP connection is judged by its handshake"
+
 const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all] [--permissive]
 
 Builds a lab with two peers behind every pair of NAT types (the four classic
@@ -155,6 +162,9 @@ func matrixCmd(args []string) error {
 	permissive := fs.Bool("permissive", false, "UDP: peers take any packet from the partner as the connection, not only RFC 8445 responses")
 	if err := parse(fs, args, matrixHelp); err != nil {
 		return err
+	}
+	if *tcp && *permissive {
+		return usageErr(permissiveTCP)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (it builds labs of network namespaces)")
