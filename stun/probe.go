@@ -117,6 +117,15 @@ type Result struct {
 	LifetimeBounded bool
 }
 
+// HairpinUnseen reports whether a "no" in Hairpin says nothing: a NAT
+// whose mapping is not endpoint-independent and that filters drops the
+// hairpinned request whether or not it hairpins, since the request leaves
+// by a new mapping that M1's filter has never sent to.
+func (r Result) HairpinUnseen() bool {
+	return r.Hairpin != nil && !*r.Hairpin && r.Mapping != "" && r.Mapping != EndpointIndependent &&
+		r.Filtering != "" && r.Filtering != EndpointIndependent
+}
+
 // Probe runs the RFC 5780 §4 behaviour discovery tests against cfg.Server:
 //
 //   - Mapping (§4.3): from one socket, Binding requests to A1:P1, A2:P1 and

@@ -546,3 +546,29 @@ func TestProbeAdaptRTO(t *testing.T) {
 		}
 	}
 }
+
+// A "no" is unseen only where the probe's hairpinned request meets a new
+// mapping and a filter; a "yes", an untested hairpin or an unknown
+// behaviour is never called unseen.
+func TestHairpinUnseen(t *testing.T) {
+	no, yes := false, true
+	for _, c := range []struct {
+		mapping, filtering string
+		hairpin            *bool
+		want               bool
+	}{
+		{AddressAndPortDependent, AddressAndPortDependent, &no, true},
+		{AddressDependent, AddressDependent, &no, true},
+		{AddressAndPortDependent, EndpointIndependent, &no, false},
+		{EndpointIndependent, AddressAndPortDependent, &no, false},
+		{AddressAndPortDependent, AddressAndPortDependent, &yes, false},
+		{AddressAndPortDependent, AddressAndPortDependent, nil, false},
+		{"", AddressAndPortDependent, &no, false},
+		{AddressAndPortDependent, "", &no, false},
+	} {
+		r := Result{Mapping: c.mapping, Filtering: c.filtering, Hairpin: c.hairpin}
+		if got := r.HairpinUnseen(); got != c.want {
+			t.Errorf("mapping %q filtering %q hairpin %v: unseen %v, want %v", c.mapping, c.filtering, c.hairpin, got, c.want)
+		}
+	}
+}

@@ -48,6 +48,7 @@ type probeJSON struct {
 	Mapping         string   `json:"mapping"`
 	Filtering       string   `json:"filtering"`
 	Hairpin         *bool    `json:"hairpin"`
+	HairpinUnseen   bool     `json:"hairpin_unseen"`
 	PortAssignment  string   `json:"port_assignment"`
 	LifetimeSeconds float64  `json:"lifetime_seconds"`
 	LifetimeBounded bool     `json:"lifetime_bounded"`
@@ -102,6 +103,10 @@ func TestPresetsBehaveAsNamed(t *testing.T) {
 			}
 			if ptrString(r.Hairpin) != c.hairpin {
 				t.Errorf("hairpin observed %v, want %v", ptrString(r.Hairpin), c.hairpin)
+			}
+			// Only symmetric's "false" says nothing; linux's is a real no.
+			if want := c.preset == "symmetric"; r.HairpinUnseen != want {
+				t.Errorf("hairpin_unseen %v, want %v", r.HairpinUnseen, want)
 			}
 			if len(r.Mapped) == 0 || !strings.HasPrefix(r.Mapped[0], ext1.String()+":") {
 				t.Errorf("server saw %v, want the external address %s", r.Mapped, ext1)

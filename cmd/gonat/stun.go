@@ -95,8 +95,11 @@ round trip (at least 100ms), so that wait is 2.3s on a fast path instead
 of 11.5s.
 
 --json prints one object with the keys mapping, filtering, hairpin
-(true/false/null), port_assignment, lifetime_seconds, lifetime_bounded,
-classic, local, mapped (a stable schema for scripts).
+(true/false/null), hairpin_unseen (true where hairpin's false says
+nothing: a NAT that maps per destination and filters drops the probe's
+hairpinned request whether or not it hairpins), port_assignment,
+lifetime_seconds, lifetime_bounded, classic, local, mapped (a stable
+schema for scripts).
 
 Flags:
 `
@@ -130,7 +133,7 @@ func probeCmd(args []string) error {
 	}
 	if *asJSON {
 		out := map[string]any{
-			"mapping": r.Mapping, "filtering": r.Filtering, "hairpin": r.Hairpin, "classic": r.Classic,
+			"mapping": r.Mapping, "filtering": r.Filtering, "hairpin": r.Hairpin, "hairpin_unseen": r.HairpinUnseen(), "classic": r.Classic,
 			"port_assignment": r.PortAssignment, "lifetime_seconds": r.Lifetime.Seconds(), "lifetime_bounded": r.LifetimeBounded,
 			"local": r.Local.String(), "mapped": []string{r.Mapped[0].String(), r.Mapped[1].String(), r.Mapped[2].String()},
 		}
@@ -162,13 +165,9 @@ func orUnknown(s string) string {
 	return s
 }
 
-// hairpinWord is the probe's hairpin verdict for people. A NAT whose
-// mapping is not endpoint-independent and that filters drops the probe's
-// hairpinned request whether or not it hairpins: the request leaves by a
-// new mapping M1's filter has never sent to. That is "unseen", not "no".
+// hairpinWord is the probe's hairpin verdict for people.
 func hairpinWord(r stun.Result) string {
-	if r.Hairpin != nil && !*r.Hairpin && r.Mapping != "" && r.Mapping != stun.EndpointIndependent &&
-		r.Filtering != "" && r.Filtering != stun.EndpointIndependent {
+	if r.HairpinUnseen() {
 		return "unseen (a probe cannot see hairpinning through " + r.Mapping + " mapping with a filter)"
 	}
 	return boolWord(r.Hairpin)
