@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gonat/gonat/ns"
 )
@@ -31,15 +29,6 @@ func TestLabtestFromAnotherModule(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	goTest := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", append([]string{"test", "-count=1", "-v", "."}, args...)...)
-		cmd.Dir = "labtestmod"
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
 	noneLeft := func() {
 		t.Helper()
 		all, _ := ns.List()
@@ -51,7 +40,7 @@ func TestLabtestFromAnotherModule(t *testing.T) {
 		}
 	}
 
-	out, err := goTest()
+	out, err := goTestModule(t, "labtestmod", env)
 	if strings.Contains(out, "updates to go.mod needed") || strings.Contains(out, "missing go.sum entry") {
 		// gonat's own requirements changed: the module must follow.
 		t.Fatalf("labtestmod's go.mod/go.sum lag behind gonat's; update them with\n"+
@@ -62,7 +51,7 @@ func TestLabtestFromAnotherModule(t *testing.T) {
 	}
 	noneLeft()
 
-	out, err = goTest("-args", "-fail-on-purpose")
+	out, err = goTestModule(t, "labtestmod", env, "-args", "-fail-on-purpose")
 	if err == nil {
 		t.Errorf("labtestmod -fail-on-purpose passed:\n%s", out)
 	}
