@@ -15,6 +15,7 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // hidingWrapper wraps a device without passing tun.MultiQueue on.
@@ -85,25 +86,18 @@ func TestStartNATWrapMustKeepQueues(t *testing.T) {
 	}
 }
 
-// plainQueues passes tun.MultiQueue on but not tun.Poller: every queue is
-// a plain tun.Device.
-type plainQueues struct {
-	tun.Device
-	qs []tun.Device
-}
-
-func (p plainQueues) Queues() []tun.Device { return p.qs }
-
+// hidePoller wraps d, and each of its queues, so that none is a
+// tun.Poller; several queues stay a tun.MultiQueue.
 func hidePoller(_ int, d tun.Device) tun.Device {
 	qs := tun.QueuesOf(d)
 	if len(qs) == 1 {
 		return hidingWrapper{d}
 	}
-	w := plainQueues{Device: hidingWrapper{d}}
-	for _, q := range qs {
-		w.qs = append(w.qs, hidingWrapper{q})
+	hidden := make([]tun.Device, len(qs))
+	for i, q := range qs {
+		hidden[i] = hidingWrapper{q}
 	}
-	return w
+	return tuntest.NewQueueSet(hidden...)
 }
 
 // ReadersAuto reads per CPU, and falls back to per device, saying why,

@@ -11,19 +11,20 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // floodDevice is a tun.Poller that always has a packet: what a busy-poll
 // loop sees under unending traffic. Writes are counted and dropped.
 type floodDevice struct {
-	*tun.ChannelDevice
+	*tuntest.Channel
 	pkt     []byte
 	fd      int // a pipe's read end: valid for poll(2), never readable
 	written atomic.Int64
 }
 
 func newFloodDevice(t *testing.T, name string, pkt []byte) *floodDevice {
-	return &floodDevice{ChannelDevice: tun.NewChannel(name), pkt: pkt, fd: neverReadable(t)}
+	return &floodDevice{Channel: tuntest.NewChannel(name), pkt: pkt, fd: neverReadable(t)}
 }
 
 // neverReadable is a pipe's read end, closed with the test: valid for
@@ -88,12 +89,12 @@ func TestBusyPollStopsUnderTraffic(t *testing.T) {
 // idleDevice is a tun.Poller that never has a packet: a polling loop
 // over it sleeps in poll(2) for good.
 type idleDevice struct {
-	*tun.ChannelDevice
+	*tuntest.Channel
 	fd int // a pipe's read end: valid for poll(2), never readable
 }
 
 func newIdleDevice(t *testing.T, name string) *idleDevice {
-	return &idleDevice{ChannelDevice: tun.NewChannel(name), fd: neverReadable(t)}
+	return &idleDevice{Channel: tuntest.NewChannel(name), fd: neverReadable(t)}
 }
 
 func (d *idleDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) { return 0, nil }

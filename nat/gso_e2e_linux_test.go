@@ -24,6 +24,7 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // End-to-end through real TUN devices, with each backend: a host
@@ -240,7 +241,7 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 				l.queues[port] = append(l.queues[port], c)
 				counted[i] = c
 			}
-			devs[port] = tun.NewQueueSet(counted...)
+			devs[port] = tuntest.NewQueueSet(counted...)
 		}
 	}
 	l.engine = e

@@ -9,16 +9,8 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
-
-// withHdr puts a virtio-net header in front of a packet, as a
-// VirtioChannelDevice carries it.
-func withHdr(h tun.VirtioHdr, pkt []byte) []byte {
-	b := make([]byte, tun.VirtioHdrLen+len(pkt))
-	h.Encode(b)
-	copy(b[tun.VirtioHdrLen:], pkt)
-	return b
-}
 
 func recv(t *testing.T, c chan []byte, what string) []byte {
 	t.Helper()
@@ -64,22 +56,22 @@ func TestRouterVirtio(t *testing.T) {
 	for _, wrap := range []struct {
 		name string
 		fn   func(tun.Device) tun.Device
-	}{{"", func(d tun.Device) tun.Device { return d }}, {" as queue sets", func(d tun.Device) tun.Device { return tun.NewQueueSet(d) }}} {
+	}{{"", func(d tun.Device) tun.Device { return d }}, {" as queue sets", func(d tun.Device) tun.Device { return tuntest.NewQueueSet(d) }}} {
 		t.Run("offload to offload"+wrap.name, func(t *testing.T) {
-			outside, a := tun.NewVirtioChannel("out"), tun.NewVirtioChannel("a")
-			runRouter(t, wrap.fn(outside), wrap.fn(a), wrap.fn(tun.NewVirtioChannel("b")))
+			outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
+			runRouter(t, wrap.fn(outside), wrap.fn(a), wrap.fn(tuntest.NewVirtioChannel("b")))
 			offloadToOffload(t, outside, a, payload)
 		})
 	}
 
 	t.Run("offload to plain", func(t *testing.T) {
-		outside, a := tun.NewChannel("out"), tun.NewVirtioChannel("a")
-		runRouter(t, outside, a, tun.NewVirtioChannel("b"))
+		outside, a := tuntest.NewChannel("out"), tuntest.NewVirtioChannel("a")
+		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
 		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
-		a.In <- withHdr(sh, syn)
+		a.In <- tuntest.WithVirtioHdr(sh, syn)
 		checkSums(t, recv(t, outside.Out, "SYN")) // partial checksum finished
 		b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
-		a.In <- withHdr(h, b)
+		a.In <- tuntest.WithVirtioHdr(h, b)
 		var got []byte
 		for i := range (len(payload) + mss - 1) / mss {
 			s := recv(t, outside.Out, "segment")
@@ -95,8 +87,8 @@ func TestRouterVirtio(t *testing.T) {
 	})
 
 	t.Run("plain to offload", func(t *testing.T) {
-		outside, a := tun.NewVirtioChannel("out"), tun.NewChannel("a")
-		runRouter(t, outside, a, tun.NewChannel("b"))
+		outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewChannel("a")
+		runRouter(t, outside, a, tuntest.NewChannel("b"))
 		a.In <- udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "plain")
 		got := recv(t, outside.Out, "datagram")
 		var gh tun.VirtioHdr
@@ -108,10 +100,10 @@ func TestRouterVirtio(t *testing.T) {
 	})
 
 	t.Run("time exceeded back to offload", func(t *testing.T) {
-		outside, a := tun.NewVirtioChannel("out"), tun.NewVirtioChannel("a")
-		runRouter(t, outside, a, tun.NewVirtioChannel("b"))
+		outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
+		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
 		b, h := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 1, "ttl")
-		a.In <- withHdr(h, b)
+		a.In <- tuntest.WithVirtioHdr(h, b)
 		got := recv(t, a.Out, "time exceeded")
 		var gh tun.VirtioHdr
 		gh.Decode(got)
@@ -125,7 +117,7 @@ func TestRouterVirtio(t *testing.T) {
 // BusyPoll needs every port to be a tun.Poller: with one that is not,
 // Run says which at once instead of starting.
 func TestRouterBusyPollNeedsPoller(t *testing.T) {
-	a, b := tun.NewChannel("out0"), tun.NewChannel("in0")
+	a, b := tuntest.NewChannel("out0"), tuntest.NewChannel("in0")
 	defer a.Close()
 	defer b.Close()
 	r := &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: []tun.Device{a, b}, BusyPoll: time.Millisecond}
@@ -140,7 +132,7 @@ func TestRouterBusyPollNeedsPoller(t *testing.T) {
 // PerCPU needs every port to be a tun.Poller too, and does not go with
 // BusyPoll: Validate says so, naming the mode.
 func TestRouterPerCPUValidate(t *testing.T) {
-	a, b := tun.NewChannel("out0"), tun.NewChannel("in0")
+	a, b := tuntest.NewChannel("out0"), tuntest.NewChannel("in0")
 	defer a.Close()
 	defer b.Close()
 	e := newEngine(t, "port-restricted-cone")
@@ -148,7 +140,7 @@ func TestRouterPerCPUValidate(t *testing.T) {
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "per-CPU") || !strings.Contains(err.Error(), "out0") {
 		t.Errorf("PerCPU with channel devices: %v, want an error naming per-CPU readers and out0", err)
 	}
-	va, vb := tun.NewVirtioChannel("out0"), tun.NewVirtioChannel("in0")
+	va, vb := tuntest.NewVirtioChannel("out0"), tuntest.NewVirtioChannel("in0")
 	defer va.Close()
 	defer vb.Close()
 	r = &Router{Engine: e, Ports: []tun.Device{va, vb}, PerCPU: true, BusyPoll: time.Millisecond}
@@ -159,12 +151,12 @@ func TestRouterPerCPUValidate(t *testing.T) {
 
 // offloadToOffload sends a TCP super-packet from a to outside through a
 // running router: it must cross whole, with its header, translated.
-func offloadToOffload(t *testing.T, outside, a *tun.VirtioChannelDevice, payload []byte) {
+func offloadToOffload(t *testing.T, outside, a *tuntest.VirtioChannel, payload []byte) {
 	b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
 	syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
-	a.In <- withHdr(sh, syn)
+	a.In <- tuntest.WithVirtioHdr(sh, syn)
 	recv(t, outside.Out, "SYN")
-	a.In <- withHdr(h, b)
+	a.In <- tuntest.WithVirtioHdr(h, b)
 	got := recv(t, outside.Out, "super-packet")
 	var gh tun.VirtioHdr
 	gh.Decode(got)

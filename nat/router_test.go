@@ -9,9 +9,8 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
-
-var _ tun.Device = (*tun.ChannelDevice)(nil)
 
 // The same scenario as the end-to-end tests, over channel devices: a
 // request goes out translated, the reply comes back, and the router leaves
@@ -19,7 +18,7 @@ var _ tun.Device = (*tun.ChannelDevice)(nil)
 func TestRouterOverChannels(t *testing.T) {
 	before := runtime.NumGoroutine()
 	e := newEngine(t, "port-restricted-cone")
-	outside, a, b := tun.NewChannel("out"), tun.NewChannel("a"), tun.NewChannel("b")
+	outside, a, b := tuntest.NewChannel("out"), tuntest.NewChannel("a"), tuntest.NewChannel("b")
 	r := &Router{Engine: e, Ports: []tun.Device{outside, a, b}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -72,7 +71,7 @@ func TestRouterOverChannels(t *testing.T) {
 
 // failingDevice is a queue whose reads fail at once, as every queue of a
 // TUN device does when the device is deleted under the router.
-type failingDevice struct{ *tun.ChannelDevice }
+type failingDevice struct{ *tuntest.Channel }
 
 func (failingDevice) Read([][]byte, []int, int) (int, error) { return 0, errors.New("device gone") }
 
@@ -87,9 +86,9 @@ func TestRouterManyQueuesFail(t *testing.T) {
 	for range 2 {
 		var qs []tun.Device
 		for range 8 {
-			qs = append(qs, failingDevice{tun.NewChannel("q")})
+			qs = append(qs, failingDevice{tuntest.NewChannel("q")})
 		}
-		ports = append(ports, tun.NewQueueSet(qs...))
+		ports = append(ports, tuntest.NewQueueSet(qs...))
 	}
 	r := &Router{Engine: e, Ports: ports}
 	done := make(chan error, 1)

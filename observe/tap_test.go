@@ -1,9 +1,12 @@
 package observe
 
 import (
+	"net/netip"
 	"testing"
 
+	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // A Tap must not hide what its device is: with the offload backend the
@@ -12,7 +15,7 @@ import (
 // --metrics turn offload devices into plain ones (partial checksums
 // then took the plain checksum update).
 func TestTapKeepsVirtioHdr(t *testing.T) {
-	v := tun.NewVirtioChannel("v0")
+	v := tuntest.NewVirtioChannel("v0")
 	v.TakesUSO = true
 	defer v.Close()
 	tap := &Tap{Device: v}
@@ -24,7 +27,7 @@ func TestTapKeepsVirtioHdr(t *testing.T) {
 	if vd, ok := tun.Device(tap).(tun.VirtioDevice); !ok || vd.USO() {
 		t.Error("Tap over a USO device: USO on")
 	}
-	p := tun.NewChannel("p0")
+	p := tuntest.NewChannel("p0")
 	defer p.Close()
 	if tun.HasVirtioHdr(&Tap{Device: p}) {
 		t.Error("Tap over a plain device: HasVirtioHdr true")
@@ -33,7 +36,7 @@ func TestTapKeepsVirtioHdr(t *testing.T) {
 
 // A Tap can be busy-polled exactly when its device can.
 func TestTapPoller(t *testing.T) {
-	p := tun.NewChannel("p0")
+	p := tuntest.NewChannel("p0")
 	defer p.Close()
 	tap := &Tap{Device: p}
 	if tun.CanPoll(tap) {
@@ -47,18 +50,16 @@ func TestTapPoller(t *testing.T) {
 // A super-packet written through a Tap counts as the packets and bytes
 // the wire carries once the kernel has cut it.
 func TestTapCountsSegments(t *testing.T) {
-	v := tun.NewVirtioChannel("v0")
+	v := tuntest.NewVirtioChannel("v0")
 	defer v.Close()
 	var w Traffic
 	tap := &Tap{Device: v, Written: &w}
 	const off = 16
-	buf := make([]byte, off+20+20+3*1000)
-	p := buf[off:]
-	p[0], p[9], p[20+12] = 0x45, 6, 5<<4
+	src, dst := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.1:5201")
+	buf := append(make([]byte, off), tuntest.TCP(src, dst, header.TCPAck, make([]byte, 3*1000))...)
 	h := tun.VirtioHdr{GSOType: tun.GSOTCPv4, GSOSize: 1000}
 	h.Encode(buf[off-tun.VirtioHdrLen : off])
-	plain := make([]byte, off+20+20+100)
-	plain[off], plain[off+9] = 0x45, 6
+	plain := append(make([]byte, off), tuntest.TCP(src, dst, header.TCPAck, make([]byte, 100))...)
 	if _, err := tap.Write([][]byte{buf, plain}, off); err != nil {
 		t.Fatal(err)
 	}
@@ -80,17 +81,16 @@ func TestTapCountsSegments(t *testing.T) {
 // own that writes to the same counters, so no queue goes unread behind
 // it and none goes uncounted.
 func TestTapQueues(t *testing.T) {
-	q0, q1 := tun.NewChannel("q"), tun.NewChannel("q")
+	q0, q1 := tuntest.NewChannel("q"), tuntest.NewChannel("q")
 	defer q0.Close()
 	defer q1.Close()
 	var w Traffic
-	tap := &Tap{Device: tun.NewQueueSet(q0, q1), Written: &w}
+	tap := &Tap{Device: tuntest.NewQueueSet(q0, q1), Written: &w}
 	qs := tun.QueuesOf(tap)
 	if len(qs) != 2 || qs[0] != tun.Device(tap) {
 		t.Fatalf("queues %v, want the tap and one more", qs)
 	}
-	pkt := make([]byte, 20)
-	pkt[0], pkt[9] = 0x45, 17
+	pkt := tuntest.UDP(netip.MustParseAddrPort("192.0.2.1:5000"), netip.MustParseAddrPort("198.51.100.1:3478"), nil)
 	for _, q := range qs {
 		if _, err := q.Write([][]byte{pkt}, 0); err != nil {
 			t.Fatal(err)

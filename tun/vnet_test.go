@@ -31,14 +31,6 @@ func TestVirtioHdrRoundTrip(t *testing.T) {
 	}
 }
 
-func TestHasVirtioHdr(t *testing.T) {
-	c := NewChannel("c")
-	v := NewVirtioChannel("v")
-	if !HasVirtioHdr(v) || HasVirtioHdr(c) || v.USO() {
-		t.Fatal("HasVirtioHdr / USO")
-	}
-}
-
 func TestWireSegments(t *testing.T) {
 	pkt := func(proto byte, thl, payload int) []byte {
 		b := make([]byte, 20+thl+payload)
