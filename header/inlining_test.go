@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"regexp"
 	"testing"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // TestInlining fails if a hot accessor stops being inlinable, which would
@@ -12,10 +14,7 @@ func TestInlining(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the package")
 	}
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool:", err)
-	}
+	gotool := privtest.Tool(t, "go")
 	out, err := exec.Command(gotool, "build", "-gcflags=-m", ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build -gcflags=-m: %v\n%s", err, out)

@@ -3,11 +3,12 @@ package stun
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // Debian's `stun` command (package stun-client, Vovida stund 0.97) is an RFC
@@ -72,14 +73,7 @@ import (
 // the NAT counts M1 among the endpoints M1 has sent to when it filters the
 // hairpinned packet.
 func TestDebianStunClient(t *testing.T) {
-	bin, err := exec.LookPath("stun")
-	if err != nil {
-		msg := "Debian's stun client is not installed (apt-get install stun-client)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bin := privtest.Tool(t, "stun")
 	s := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

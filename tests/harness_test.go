@@ -94,8 +94,8 @@ func cannotRun() string {
 	if why := privtest.Missing(); why != "" {
 		return why
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return "iproute2 (ip) not installed"
+	if _, err := privtest.LookTool("ip"); err != nil {
+		return err.Error()
 	}
 	return ""
 }

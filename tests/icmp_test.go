@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -106,6 +107,7 @@ func TestPortUnreachableTranslated(t *testing.T) {
 // its inside address: tracepath shows it as hop 1 and then reaches the
 // server (whose port unreachable is translated back).
 func TestTracepathShowsNAT(t *testing.T) {
+	privtest.Tool(t, "tracepath")
 	tp := newTopo(t)
 	tp.startNAT()
 	out, err := inNS(t, 20*time.Second, tp.A, "tracepath", "-n", "-m", "3", srv1.String())

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -24,12 +24,7 @@ import (
 //   - low ports: on a clash, 80 moves within 1-511 and 700 within
 //     600-1023.
 func TestLinuxPresetMatchesKernel(t *testing.T) {
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nft missing; make test installs it (Debian package nftables)")
-		}
-		t.Skip("nft not installed")
-	}
+	privtest.Tool(t, "nft")
 	kernel := kernelNAT(t)
 	tp := newTopo(t)
 	tp.startNAT("--preset", "linux")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/experiment"
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/lab/labtest"
 	"github.com/gonat/gonat/ns"
@@ -487,12 +488,7 @@ func TestLabDownAll(t *testing.T) {
 // lab up --pcap-dir: each NAT's captures show the same packet before and
 // after that NAT; a packet through two NATs shows three addresses.
 func TestLabPcapDir(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark missing; make test installs it (Debian package tshark)")
-		}
-		t.Skip("tshark not installed")
-	}
+	tshark := privtest.Tool(t, "tshark")
 	file, name, run := nestedLab(t)
 	caps := filepath.Join(t.TempDir(), "pcap")
 	if out, code := run("lab", "up", "-d", file, "--name", name, "--pcap-dir", caps); code != 0 {
@@ -506,7 +502,7 @@ func TestLabPcapDir(t *testing.T) {
 		t.Fatalf("lab down: %d\n%s", code, out)
 	}
 	src := func(f string) string {
-		o, err := exec.Command("tshark", "-n", "-r", filepath.Join(caps, f), "-T", "fields", "-e", "ip.src").CombinedOutput()
+		o, err := exec.Command(tshark, "-n", "-r", filepath.Join(caps, f), "-T", "fields", "-e", "ip.src").CombinedOutput()
 		if err != nil {
 			t.Fatalf("tshark %s: %v\n%s", f, err, o)
 		}

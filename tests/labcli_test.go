@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/lab/labtest"
 )
 
@@ -113,10 +114,7 @@ func TestLabLifecycleCLI(t *testing.T) {
 		// A PATH holding only ip: "gonat" is found nowhere but as the
 		// running executable.
 		bin := t.TempDir()
-		ip, err := exec.LookPath("ip")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ip := privtest.Tool(t, "ip")
 		if err := os.Symlink(ip, filepath.Join(bin, "ip")); err != nil {
 			t.Fatal(err)
 		}
@@ -268,12 +266,10 @@ func TestHelpAndVersion(t *testing.T) {
 
 // make install puts gonat and its completions under PREFIX.
 func TestMakeInstall(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
+	mk := privtest.Tool(t, "make")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "prefix")
-	cmd := exec.Command("make", "-C", "..", "install", "BIN="+filepath.Join(dir, "build", "gonat"), "PREFIX="+prefix)
+	cmd := exec.Command(mk, "-C", "..", "install", "BIN="+filepath.Join(dir, "build", "gonat"), "PREFIX="+prefix)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}

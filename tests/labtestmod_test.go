@@ -2,10 +2,10 @@ package tests
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -16,9 +16,7 @@ import (
 // test that fails gets the hosts' output attached and a clear message
 // for a NAT that does not exist; no namespace is left either way.
 func TestLabtestFromAnotherModule(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Fatalf("the go tool is needed to run the labtestmod module: %v", err)
-	}
+	privtest.Tool(t, "go")
 	prefix := runPrefix + "m"
 	// Its own temporary directory: the gonat labtest builds goes there
 	// and away with it.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // gonat table --json lists the mapping a STUN exchange made, with the
@@ -117,12 +118,7 @@ func TestTableWatch(t *testing.T) {
 // --pcap-inside and --pcap-outside hold the same packet before and after
 // translation, and tshark reads both.
 func TestPcapBothSides(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tshark missing; make test installs it (Debian package tshark)")
-		}
-		t.Skip("tshark not installed")
-	}
+	tshark := privtest.Tool(t, "tshark")
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap")
 	tp := newTopo(t)
@@ -131,7 +127,7 @@ func TestPcapBothSides(t *testing.T) {
 	m := mapped(t, udp(t, tp.A, ":5000"), stunServer)
 	tp.stopNAT() // flushes and closes the files
 	read := func(f string) string {
-		o, err := exec.Command("tshark", "-n", "-r", f, "-T", "fields", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport").CombinedOutput()
+		o, err := exec.Command(tshark, "-n", "-r", f, "-T", "fields", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport").CombinedOutput()
 		if err != nil {
 			t.Fatalf("tshark -r %s: %v\n%s", f, err, o)
 		}

@@ -1,24 +1,20 @@
 package tests
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // A standard third-party STUN client (Debian's stun-client, RFC 3489)
 // behind `gonat run` classifies each preset as its classic type, against
 // `gonat stun-server` in the public namespace.
 func TestThirdPartySTUNClient(t *testing.T) {
-	if _, err := exec.LookPath("stun"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the stun client (Debian package stun-client) is missing; `make test` installs it")
-		}
-		t.Skip("stun client not installed: apt-get install stun-client")
-	}
+	privtest.Tool(t, "stun")
 	cases := []struct{ preset, want string }{
 		{"full-cone", "Independent Mapping, Independent Filter"},
 		{"restricted-cone", "Independent Mapping, Address Dependent Filter"},

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // captureStdout runs fn and returns what it printed on os.Stdout.
@@ -161,7 +163,7 @@ func offered(t *testing.T, shell string, words []string, got string) {
 }
 
 func TestCompletionBash(t *testing.T) {
-	bash := needShell(t, "bash")
+	bash := privtest.Tool(t, "bash")
 	s := script(t, "bash")
 	for _, c := range completionCases {
 		var b bytes.Buffer
@@ -182,7 +184,7 @@ func TestCompletionBash(t *testing.T) {
 // zsh: _gonat run with compadd and _files stubbed, outside a completion
 // widget (zsh's own matching against the typed prefix is not tested).
 func TestCompletionZsh(t *testing.T) {
-	zsh := needShell(t, "zsh")
+	zsh := privtest.Tool(t, "zsh")
 	s := script(t, "zsh")
 	for _, c := range completionCases {
 		var b bytes.Buffer
@@ -202,7 +204,7 @@ func TestCompletionZsh(t *testing.T) {
 }
 
 func TestCompletionFish(t *testing.T) {
-	fish := needShell(t, "fish")
+	fish := privtest.Tool(t, "fish")
 	f, err := os.CreateTemp(t.TempDir(), "gonat*.fish")
 	if err != nil {
 		t.Fatal(err)
@@ -223,18 +225,4 @@ func TestCompletionFish(t *testing.T) {
 		}
 		offered(t, "fish", c.words, strings.Join(got, " "))
 	}
-}
-
-// needShell finds a shell the completion is checked in; scripts/deps.sh
-// installs all three for make test, so under CI a missing one fails.
-func needShell(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no %s, and CI must run this test (scripts/deps.sh test installs it)", name)
-		}
-		t.Skipf("no %s (scripts/deps.sh test installs it)", name)
-	}
-	return p
 }

@@ -32,25 +32,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/internal/privtest"
 )
 
 // Timeout bounds each browser run, start to finish.
 const Timeout = 30 * time.Second
-
-func ChromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "chromium not found: the browser test needs Debian's chromium package; `make test` installs it"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 type cdpError struct {
 	Code    int    `json:"code"`
@@ -109,7 +96,7 @@ func (w *tailBuffer) String() string {
 // with a fresh profile. The browser is killed, the whole group, when the
 // test ends or after Timeout, whichever comes first.
 func Start(t *testing.T) *Browser {
-	path := ChromiumPath(t)
+	path := privtest.Tool(t, "chromium")
 	// Profile, configuration and caches (the crash handler's database
 	// too) all go in a directory of the test's own.
 	dir := t.TempDir()
