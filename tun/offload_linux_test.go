@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/internal/procfd"
 	"github.com/gonat/gonat/ns"
@@ -153,44 +154,11 @@ func TestOffloadWrite(t *testing.T) {
 	}
 }
 
-// udpPacket writes an IPv4/UDP packet with valid checksums into b.
+// udpPacket writes an IPv4/UDP packet with valid checksums, TTL 64, into
+// b and returns its length.
 func udpPacket(b []byte, src, dst netip.AddrPort, payload string) int {
-	n := 28 + len(payload)
-	b[0], b[1] = 0x45, 0
-	binary.BigEndian.PutUint16(b[2:], uint16(n))
-	binary.BigEndian.PutUint32(b[4:], 0)
-	b[8], b[9] = 64, 17
-	binary.BigEndian.PutUint16(b[10:], 0)
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(b[12:], s[:])
-	copy(b[16:], d[:])
-	binary.BigEndian.PutUint16(b[10:], ^fold(sum(b[:20])))
-	binary.BigEndian.PutUint16(b[20:], src.Port())
-	binary.BigEndian.PutUint16(b[22:], dst.Port())
-	binary.BigEndian.PutUint16(b[24:], uint16(n-20))
-	binary.BigEndian.PutUint16(b[26:], 0)
-	copy(b[28:], payload)
-	ps := pseudo(b[12:16]) + pseudo(b[16:20]) + 17 + uint32(n-20)
-	binary.BigEndian.PutUint16(b[26:], ^fold(ps+sum(b[20:n])))
-	return n
-}
-
-func sum(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	return header.BuildUDP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), TTL: 64},
+		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, []byte(payload))
 }
 
 // Close wakes a Read waiting in the netpoller, which returns ErrClosed.
