@@ -623,7 +623,7 @@ func TestHairpinFragments(t *testing.T) {
 	}
 }
 
-// RFC 7857 §10 (checklist 34): A and B number their datagrams on their
+// RFC 7857 §10 (docs/nat-requirements.md item 34): A and B number their datagrams on their
 // own, so behind one external address two of them can carry the same
 // identification to the same server, and the server would mix their
 // fragments. The NAT gives each non-atomic datagram an identification of

@@ -9,7 +9,7 @@ import (
 )
 
 // testHandler is a handler with the documentation-range addresses of
-// nat-requirements.md §0 (A1=203.0.113.1, A2=.2, P1=3478, P2=3479).
+// docs/nat-requirements.md §0 (A1=203.0.113.1, A2=.2, P1=3478, P2=3479).
 func testHandler() *handler {
 	a1, a2 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2")
 	return &handler{local: [4]netip.AddrPort{

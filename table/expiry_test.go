@@ -9,7 +9,7 @@ import (
 )
 
 func TestUDPExpiry(t *testing.T) {
-	// RFC 4787 REQ-5, REQ-6; nat-requirements 8, 9. The clock is virtual.
+	// RFC 4787 REQ-5, REQ-6; docs/nat-requirements.md items 8, 9. The clock is virtual.
 	const timeout = 300 * time.Second
 	a, srv := ep(hostA, 5000), ep(srvA1, portP1)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }

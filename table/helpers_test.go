@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Addresses from nat-requirements.md §0: inside 10.0.0.0/8, the NAT's
+// Addresses from docs/nat-requirements.md §0: inside 10.0.0.0/8, the NAT's
 // external pool in 198.51.100.0/24, the STUN server's two addresses in
 // 203.0.113.0/24 and other remotes in 192.0.2.0/24.
 var (

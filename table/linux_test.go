@@ -89,7 +89,7 @@ func TestLinuxLowPorts(t *testing.T) {
 	}
 }
 
-// PortOverloading, the scenario of nat-requirements §3 (Linux's
+// PortOverloading, the scenario of docs/nat-requirements.md §3 (Linux's
 // get_unique_tuple): A:5000 talks to S1 on external port 5000; B:5000
 // then talks to S2 and gets 5000 too, since the reply tuples differ.
 // Replies reach the holder that talks to their sender; anyone else is

@@ -117,7 +117,7 @@ func TestNoPortOverloading(t *testing.T) {
 		})
 	}
 	t.Run("with the high range 90% full each host still maps endpoint-independently", func(t *testing.T) {
-		// nat-requirements 14 (REQ-11): deterministic behaviour under load.
+		// docs/nat-requirements.md item 14 (REQ-11): deterministic behaviour under load.
 		tab := newTable(t, func(c *Config) { c.PortLo, c.PortHi = 20000, 20999 })
 		for i := range 900 {
 			out(t, tab, UDP, ep(hostC, uint16(30000+i)), ep(other, 9), 0, t0)
@@ -331,7 +331,7 @@ func TestParity(t *testing.T) {
 }
 
 func TestPooling(t *testing.T) {
-	// RFC 4787 REQ-2, nat-requirements 2.
+	// RFC 4787 REQ-2, docs/nat-requirements.md item 2.
 	two := func(p Pooling) func(c *Config) {
 		return func(c *Config) {
 			c.External = []netip.Addr{ext1, ext2}

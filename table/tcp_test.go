@@ -174,7 +174,7 @@ func TestTCPFiltering(t *testing.T) {
 		}
 	})
 	t.Run("a UDP mapping on :5000 never admits a TCP SYN", func(t *testing.T) {
-		// nat-requirements 18: per-protocol state, even for a full cone.
+		// docs/nat-requirements.md item 18: per-protocol state, even for a full cone.
 		tab := newTable(t, func(c *Config) { c.Filtering = EndpointIndependent })
 		m := out(t, tab, UDP, ep(hostA, 5000), r1, 0, t0)
 		if m.External() != ep(ext1, 5000) {

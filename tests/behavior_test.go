@@ -71,7 +71,7 @@ func (tp *topo) probeCLI(extra ...string) probeJSON {
 
 // Each preset, observed with real sockets through the real NAT by the
 // real `gonat probe`, is the NAT type it is named after
-// (nat-requirements.md §1), with the configured hairpinning and port
+// (docs/nat-requirements.md §1), with the configured hairpinning and port
 // assignment.
 func TestPresetsBehaveAsNamed(t *testing.T) {
 	cases := []struct {

@@ -32,7 +32,7 @@ var (
 	nsCounter atomic.Int64
 )
 
-// Addresses of the standard topology (nat-requirements.md §0).
+// Addresses of the standard topology (docs/nat-requirements.md §0).
 var (
 	hostA   = netip.MustParseAddr("10.0.0.2")
 	hostB   = netip.MustParseAddr("10.0.0.3")

@@ -11,7 +11,7 @@ import (
 	"github.com/gonat/gonat/ns"
 )
 
-// Checklist 34 (RFC 7857 §10): A and B send fragmented datagrams to one
+// docs/nat-requirements.md item 34 (RFC 7857 §10): A and B send fragmented datagrams to one
 // server with the same IP identification, their fragments interleaved.
 // Behind one external address they would reach the server as one
 // (source, destination, protocol, ID) and its kernel would mix them; gonat

@@ -14,10 +14,10 @@ import (
 	"github.com/gonat/gonat/ns"
 )
 
-// The linux preset against the real thing (nat-requirements §3: one test
-// run against gonat and a kernel MASQUERADE namespace side by side). The
-// same scenario runs behind each, with real sockets, and what the servers
-// see must agree:
+// The linux preset against the real thing (docs/nat-requirements.md §3:
+// one test run against gonat and a kernel MASQUERADE namespace side by
+// side). The same scenario runs behind each, with real sockets, and what
+// the servers see must agree:
 //   - port overloading: A:5000 -> S1 and B:5000 -> S2 are both seen as
 //     port 5000; B:5000 -> S1, whose tuple with 5000 is A's, is seen on
 //     another port;
