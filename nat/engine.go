@@ -434,6 +434,16 @@ func (e *Engine) inInsideNetwork(a netip.Addr) bool {
 	return false
 }
 
+// isGateway reports whether a is the NAT's own address on an inside port.
+func (e *Engine) isGateway(a netip.Addr) bool {
+	for _, ip := range e.inside {
+		if ip.Gateway.IsValid() && ip.Gateway == a {
+			return true
+		}
+	}
+	return false
+}
+
 // appendNet adds n to nets unless it is there: a thousand hosts on one
 // /24 make one network to check per packet, not a thousand.
 func appendNet(nets []netip.Prefix, n netip.Prefix) []netip.Prefix {
@@ -564,6 +574,11 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		return e.done(Forward, out, 0)
 	}
 	if e.inInsideNetwork(dst) {
+		// The gateways are in the inside networks: a packet to one is
+		// for the NAT, which runs no services of its own.
+		if e.isGateway(dst) {
+			return e.drop(in, p, DropLocal, now)
+		}
 		return e.drop(in, p, DropNoRoute, now)
 	}
 	if _, ok := e.insidePort(p.Src.Addr()); !ok {

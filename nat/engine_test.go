@@ -181,6 +181,31 @@ func TestInsideToInsideUntranslated(t *testing.T) {
 	}
 }
 
+// A packet an inside host sends to the NAT's gateway address is for the
+// NAT itself: counted as DropLocal, not as a routing failure, with no
+// reply, whatever its TTL.
+func TestToGatewayIsLocal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"udp", udpPkt(ap(hostA, 5000), ap(gw, 53), 64, "q")},
+		{"ping", echoPkt(hostA, gw, header.ICMPEchoRequest, 7)},
+		{"ttl 1", udpPkt(ap(hostA, 5000), ap(gw, 53), 1, "q")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, "full-cone")
+			r, _ := process(t, e, 1, tc.pkt, t0)
+			if r.Verdict != DropLocal || r.ReplyLen != 0 {
+				t.Fatalf("to the gateway: %+v, want %v and no reply", r, DropLocal)
+			}
+			if e.Count(DropLocal) != 1 || e.Count(DropNoRoute) != 0 {
+				t.Fatalf("counters: local %d no-route %d", e.Count(DropLocal), e.Count(DropNoRoute))
+			}
+		})
+	}
+}
+
 func TestHairpin(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprint("hairpin=", on), func(t *testing.T) {
