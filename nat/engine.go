@@ -117,7 +117,9 @@ type Engine struct {
 
 	q0 Queue // for Engine.Process and Prefetch
 
-	cfg      Config
+	cfg Config
+	// hairpin is cfg.Table.Hairpin, written with the table under the
+	// lock; packets read it first without the lock, and again under it.
 	hairpin  atomic.Bool
 	external []netip.Addr
 	hosts    addrIndex // inside host address -> port
@@ -283,8 +285,8 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.cfg.Table = nc
 	e.frags = fragCache{}
 	e.held.reset()
-	e.unlock()
 	e.hairpin.Store(nc.Hairpin)
+	e.unlock()
 	return nil
 }
 
@@ -613,7 +615,7 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	}
 	before := [2]netip.AddrPort{p.Src, p.Dst}
 	hairpin := e.isExternal(dst)
-	if hairpin && !e.hairpin.Load() {
+	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
 		return e.drop(in, p, DropHairpinOff, now)
 	}
 	// A non-atomic datagram gets an identification of the NAT's; a first
@@ -635,6 +637,12 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	}
 
 	e.lock()
+	if hairpin && !e.hairpin.Load() {
+		// Read again under the lock: the setting read above may have
+		// been changed, with the table, while this packet waited.
+		e.unlock()
+		return e.drop(in, p, DropHairpinOff, now)
+	}
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
 		e.unlock()
