@@ -3,17 +3,13 @@ package experiment
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/netip"
-	"sort"
 	"strconv"
+	"time"
 
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/stun"
 	"github.com/gonat/gonat/table"
-	"time"
 )
 
 // VerifyTarget is one NAT to check: its configured behaviour, a
@@ -113,8 +109,14 @@ func verifyOne(ctx context.Context, tg VerifyTarget, servers [2]netip.Addr) ([]C
 	if err != nil {
 		return nil, err.Error()
 	}
-	c := tg.Configured
-	checks := []Check{
+	return checks(tg.Configured, res), ""
+}
+
+// checks compares the configured behaviour with what the probe observed.
+// Port assignment is the probe's own verdict (see stun.Probe), unknown
+// when it could not decide.
+func checks(c table.Config, res stun.Result) []Check {
+	cs := []Check{
 		{Property: "mapping", Configured: c.Mapping.String(), Observed: orUnknown(res.Mapping)},
 		{Property: "filtering", Configured: c.Filtering.String(), Observed: orUnknown(res.Filtering)},
 	}
@@ -125,17 +127,13 @@ func verifyOne(ctx context.Context, tg VerifyTarget, servers [2]netip.Addr) ([]C
 		if res.Hairpin != nil {
 			obs = strconv.FormatBool(*res.Hairpin)
 		}
-		checks = append(checks, Check{Property: "hairpin", Configured: strconv.FormatBool(c.Hairpin), Observed: obs})
+		cs = append(cs, Check{Property: "hairpin", Configured: strconv.FormatBool(c.Hairpin), Observed: obs})
 	}
-	pa, err := observePortAssignment(pctx, listen, server)
-	if err != nil {
-		return nil, err.Error()
+	cs = append(cs, Check{Property: "port-assignment", Configured: c.PortAssignment.String(), Observed: orUnknown(res.PortAssignment)})
+	for i := range cs {
+		cs[i].OK = cs[i].Configured == cs[i].Observed
 	}
-	checks = append(checks, Check{Property: "port-assignment", Configured: c.PortAssignment.String(), Observed: pa})
-	for i := range checks {
-		checks[i].OK = checks[i].Configured == checks[i].Observed
-	}
-	return checks, ""
+	return cs
 }
 
 func orUnknown(s string) string {
@@ -143,44 +141,6 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
-}
-
-// observePortAssignment binds fresh sockets to chosen local ports and
-// asks the server for each mapping: every port kept is preserve, each one
-// above the last is sequential, anything else random.
-func observePortAssignment(ctx context.Context, listen func(string, string) (net.PacketConn, error), server netip.AddrPort) (string, error) {
-	const n = 8
-	ports := rand.Perm(20000)[:n]
-	sort.Ints(ports)
-	preserved, sequential := 0, 0
-	var prev uint16
-	for i, p := range ports {
-		local := uint16(30000 + p)
-		c, err := listen("udp4", fmt.Sprintf(":%d", local))
-		if err != nil {
-			return "", err
-		}
-		r, err := stun.Binding(ctx, c, server, 0, 100*time.Millisecond, 4)
-		c.Close()
-		if err != nil {
-			return "", fmt.Errorf("binding from port %d: %w", local, err)
-		}
-		m := r.Mapped.Port()
-		if m == local {
-			preserved++
-		}
-		if i > 0 && m == prev+1 {
-			sequential++
-		}
-		prev = m
-	}
-	switch {
-	case preserved == n:
-		return "preserve", nil
-	case sequential == n-1:
-		return "sequential", nil
-	}
-	return "random", nil
 }
 
 // ErrMismatch reports that some NAT did not behave as configured.

@@ -117,7 +117,9 @@ type Engine struct {
 
 	q0 Queue // for Engine.Process and Prefetch
 
-	cfg      Config
+	cfg Config
+	// hairpin is cfg.Table.Hairpin, written with the table under the
+	// lock; packets read it first without the lock, and again under it.
 	hairpin  atomic.Bool
 	external []netip.Addr
 	hosts    addrIndex // inside host address -> port
@@ -283,8 +285,8 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.cfg.Table = nc
 	e.frags = fragCache{}
 	e.held.reset()
-	e.unlock()
 	e.hairpin.Store(nc.Hairpin)
+	e.unlock()
 	return nil
 }
 
@@ -434,6 +436,16 @@ func (e *Engine) inInsideNetwork(a netip.Addr) bool {
 	return false
 }
 
+// isGateway reports whether a is the NAT's own address on an inside port.
+func (e *Engine) isGateway(a netip.Addr) bool {
+	for _, ip := range e.inside {
+		if ip.Gateway.IsValid() && ip.Gateway == a {
+			return true
+		}
+	}
+	return false
+}
+
 // appendNet adds n to nets unless it is there: a thousand hosts on one
 // /24 make one network to check per packet, not a thousand.
 func appendNet(nets []netip.Prefix, n netip.Prefix) []netip.Prefix {
@@ -564,6 +576,11 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		return e.done(Forward, out, 0)
 	}
 	if e.inInsideNetwork(dst) {
+		// The gateways are in the inside networks: a packet to one is
+		// for the NAT, which runs no services of its own.
+		if e.isGateway(dst) {
+			return e.drop(in, p, DropLocal, now)
+		}
 		return e.drop(in, p, DropNoRoute, now)
 	}
 	if _, ok := e.insidePort(p.Src.Addr()); !ok {
@@ -598,7 +615,7 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	}
 	before := [2]netip.AddrPort{p.Src, p.Dst}
 	hairpin := e.isExternal(dst)
-	if hairpin && !e.hairpin.Load() {
+	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
 		return e.drop(in, p, DropHairpinOff, now)
 	}
 	// A non-atomic datagram gets an identification of the NAT's; a first
@@ -620,6 +637,12 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 	}
 
 	e.lock()
+	if hairpin && !e.hairpin.Load() {
+		// Read again under the lock: the setting read above may have
+		// been changed, with the table, while this packet waited.
+		e.unlock()
+		return e.drop(in, p, DropHairpinOff, now)
+	}
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
 		e.unlock()

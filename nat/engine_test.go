@@ -181,6 +181,70 @@ func TestInsideToInsideUntranslated(t *testing.T) {
 	}
 }
 
+// A packet an inside host sends to the NAT's gateway address is for the
+// NAT itself: counted as DropLocal, not as a routing failure, with no
+// reply, whatever its TTL.
+func TestToGatewayIsLocal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"udp", udpPkt(ap(hostA, 5000), ap(gw, 53), 64, "q")},
+		{"ping", echoPkt(hostA, gw, header.ICMPEchoRequest, 7)},
+		{"ttl 1", udpPkt(ap(hostA, 5000), ap(gw, 53), 1, "q")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, "full-cone")
+			r, _ := process(t, e, 1, tc.pkt, t0)
+			if r.Verdict != DropLocal || r.ReplyLen != 0 {
+				t.Fatalf("to the gateway: %+v, want %v and no reply", r, DropLocal)
+			}
+			if e.Count(DropLocal) != 1 || e.Count(DropNoRoute) != 0 {
+				t.Fatalf("counters: local %d no-route %d", e.Count(DropLocal), e.Count(DropNoRoute))
+			}
+		})
+	}
+}
+
+// Once SetTableConfig turns hairpinning off, no hairpinned packet may
+// reach the new table, not even one that was already on its way (it read
+// the old setting before the change): the setting and the table change
+// together.
+func TestSetTableConfigHairpinWithTable(t *testing.T) {
+	e := newEngine(t, "full-cone", func(c *table.Config) { c.Hairpin = true })
+	on, off := e.Config().Table, e.Config().Table
+	off.Hairpin = false
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reply := make([]byte, 1500)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Only these hairpinned packets come from host A.
+			e.Process(1, udpPkt(ap(hostA, uint16(1024+i%1000)), ap(ext, 6000), 64, "x"), reply, t0)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 2000; i++ {
+		if err := e.SetTableConfig(on); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetTableConfig(off); err != nil {
+			t.Fatal(err)
+		}
+		e.Mappings(t0, func(m MappingInfo) {
+			if m.Internal.Addr() == hostA {
+				t.Fatalf("round %d: hairpinning is off, yet a hairpinned packet made mapping %s -> %s", i, m.Internal, m.External)
+			}
+		})
+	}
+}
+
 func TestHairpin(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprint("hairpin=", on), func(t *testing.T) {

@@ -19,7 +19,7 @@ const (
 	DropHairpinOff                    // inside host sent to an external address and hairpinning is off
 	DropUnsupported                   // protocol or ICMP type gonat does not translate
 	DropFragment                      // non-first fragment with no state from its first fragment
-	DropLocal                         // addressed to the NAT itself
+	DropLocal                         // from inside, addressed to the NAT's own gateway address
 	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
 	numVerdicts
 )
@@ -58,7 +58,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
 	DropUnsupported:    "a protocol or ICMP type gonat does not translate",
 	DropFragment:       "a later fragment of a datagram whose first fragment the NAT has not seen",
-	DropLocal:          "addressed to the NAT itself",
+	DropLocal:          "an inside host sent to the NAT's own gateway address: the NAT answers nothing addressed to itself",
 	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
 }
 

@@ -42,16 +42,15 @@ type Event struct {
 // subscriber without ever blocking the packet path: a subscriber that
 // falls behind loses events, and the loss is counted.
 type Hub struct {
-	mu       sync.Mutex
-	subs     map[chan Event]*sub
-	engines  []*nat.Engine
-	forced   bool // tracing on for everyone (--trace)
-	refresh  map[refreshKey]time.Time
-	dropped  atomic.Uint64
-	created  atomic.Uint64
-	expired  atomic.Uint64
-	deliverd atomic.Uint64
-	perNAT   sync.Map // NAT name -> *[2]atomic.Uint64 (created, expired)
+	mu      sync.Mutex
+	subs    map[chan Event]*sub
+	engines []*nat.Engine
+	forced  bool // tracing on for everyone (--trace)
+	refresh map[refreshKey]time.Time
+	dropped atomic.Uint64
+	created atomic.Uint64
+	expired atomic.Uint64
+	perNAT  sync.Map // NAT name -> *[2]atomic.Uint64 (created, expired)
 }
 
 type sub struct{ packets bool }
@@ -179,7 +178,6 @@ func (h *Hub) publish(natName string, ev nat.Event) {
 		}
 		select {
 		case ch <- out:
-			h.deliverd.Add(1)
 		default:
 			h.dropped.Add(1)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/lab/labtest"
+	"github.com/gonat/gonat/ns"
 )
 
 // hostsTopo: a STUN server, a host that fails with exit 3 when the test
@@ -359,4 +360,83 @@ ready = "tcp:203.0.113.30:8080"
 		t.Errorf("Up error: %v", err)
 	}
 	noNamespaces(t, name)
+}
+
+// lab up -d passes -v and --trace on to the background process: its log
+// shows the mappings made (-v), and with --trace the packets too.
+func TestLabUpDetachedLogsEvents(t *testing.T) {
+	const topo = `
+[[nat]]
+name = "home"
+preset = "full-cone"
+external = ["198.51.100.1"]
+inside = "10.0.0.0/24"
+
+[[host]]
+name = "alice"
+network = "home"
+
+[[host]]
+name = "srv"
+network = "public"
+address = "203.0.113.10"
+`
+	for _, tc := range []struct {
+		flag      string
+		want, not []string
+	}{
+		{"-v", []string{"home: NEW udp 10.0.0."}, []string{"=>"}},
+		{"--trace", []string{"home: NEW udp 10.0.0.", "=>  198.51.100.1:"}, nil},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			file, _ := labFile(t, topo)
+			name := labtest.Name()
+			t.Cleanup(func() {
+				gonatRun("lab", "down", "--lab", name)
+				noNamespaces(t, name)
+			})
+			out, code := gonatRun("lab", "up", "-d", tc.flag, file, "--name", name)
+			if code != 0 {
+				t.Fatalf("lab up -d %s: exit %d\n%s", tc.flag, code, out)
+			}
+			m := regexp.MustCompile(`log (\S+)\)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("lab up -d printed no log path:\n%s", out)
+			}
+			c, err := ns.ListenPacket(lab.NamespacePrefix(name)+"alice")("udp4", ":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var log string
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				// Again until seen: the first packet may find the NAT's
+				// readers still starting.
+				if _, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(203, 0, 113, 10), Port: 9}); err != nil {
+					t.Fatal(err)
+				}
+				b, _ := os.ReadFile(m[1])
+				if log = string(b); containsAll(log, tc.want) {
+					break
+				}
+			}
+			if !containsAll(log, tc.want) {
+				t.Fatalf("the -d log lacks %q after traffic:\n%s", tc.want, log)
+			}
+			for _, n := range tc.not {
+				if strings.Contains(log, n) {
+					t.Errorf("the -d log with %s has %q:\n%s", tc.flag, n, log)
+				}
+			}
+		})
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, w := range subs {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
 }

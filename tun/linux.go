@@ -5,6 +5,7 @@ package tun
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -48,6 +49,9 @@ type Config struct {
 	// from the hosts (README, Performance). Read on it returns
 	// ErrPolled when there is nothing to read.
 	Polled bool
+	// FallbackLog receives the one line BackendAuto writes when it falls
+	// back to water: nil means os.Stderr; io.Discard silences it.
+	FallbackLog io.Writer
 }
 
 // waterDevice is the first Linux backend: songgao/water, one packet per

@@ -5,7 +5,6 @@ package tun
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,7 @@ import (
 const (
 	// BackendAuto (or "") is BackendOffload where the kernel accepts
 	// TUNSETOFFLOAD, BackendWater elsewhere (with one line on
-	// AutoFallbackLog).
+	// Config.FallbackLog).
 	BackendAuto = "auto"
 	// BackendOffload opens the device with IFF_VNET_HDR and TSO/USO and
 	// checksum offload: reads return GSO super-packets of up to 64 KB
@@ -31,10 +30,6 @@ const (
 
 // Backends lists the values Config.Backend accepts, for flags and docs.
 func Backends() []string { return []string{BackendAuto, BackendOffload, BackendWater} }
-
-// AutoFallbackLog receives the one line BackendAuto writes when it falls
-// back to water; nil silences it.
-var AutoFallbackLog io.Writer = os.Stderr
 
 // Offloads asked of the kernel (TUNSETOFFLOAD). The kernel then hands us
 // TCP super-packets (TSO) and leaves checksums partial (CSUM); USO
@@ -130,19 +125,27 @@ func createBackend(cfg Config) (d Device, handled bool, err error) {
 	d, err = createOffload(cfg)
 	if errors.Is(err, errNoOffload) {
 		autoState.decided, autoState.offload = true, false
-		if w := AutoFallbackLog; w != nil {
-			queues := ""
-			if cfg.Queues > 1 {
-				queues = ", one queue per device"
-			}
-			fmt.Fprintf(w, "gonat: TUN offload unavailable (%v); using the water backend%s\n", err, queues)
-		}
+		sayFallback(cfg, err)
 		return nil, false, nil
 	}
 	if err == nil {
 		autoState.decided, autoState.offload = true, true
 	}
 	return d, true, err
+}
+
+// sayFallback writes BackendAuto's one line about falling back to water,
+// for the reason err, to cfg.FallbackLog.
+func sayFallback(cfg Config, err error) {
+	w := cfg.FallbackLog
+	if w == nil {
+		w = os.Stderr
+	}
+	queues := ""
+	if cfg.Queues > 1 {
+		queues = ", one queue per device"
+	}
+	fmt.Fprintf(w, "gonat: TUN offload unavailable (%v); using the water backend%s\n", err, queues)
 }
 
 // createOffload makes an offload device in cfg.Namespace and configures

@@ -532,3 +532,17 @@ func epollTargets(t *testing.T) map[int]bool {
 	}
 	return fds
 }
+
+// BackendAuto's fallback line goes to the writer of the Config that
+// fell back, not to one shared by every caller.
+func TestFallbackLogPerConfig(t *testing.T) {
+	var one, multi strings.Builder
+	sayFallback(Config{FallbackLog: &one}, errNoOffload)
+	sayFallback(Config{FallbackLog: &multi, Queues: 2}, errNoOffload)
+	if got := one.String(); !strings.HasPrefix(got, "gonat: TUN offload unavailable (TUN offload unsupported); using the water backend\n") {
+		t.Errorf("one queue: %q", got)
+	}
+	if got := multi.String(); !strings.Contains(got, "water backend, one queue per device\n") || strings.Count(got, "\n") != 1 {
+		t.Errorf("two queues: %q", got)
+	}
+}

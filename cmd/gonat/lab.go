@@ -267,6 +267,13 @@ func labUp(args []string) error {
 	}
 	if *detach {
 		var extra []string
+		// The background process prints mappings and packets to its log.
+		if *verbose {
+			extra = append(extra, "-v")
+		}
+		if *trace {
+			extra = append(extra, "--trace")
+		}
 		if *webAddr != "" {
 			extra = append(extra, "--web", *webAddr)
 		}
