@@ -1,0 +1,199 @@
+package lab
+
+// The address plan: ranges no address may touch, every given address
+// checked against its network, inside networks disjoint along a path,
+// and the next free address for each host that gives none.
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+)
+
+// publicPool is where public hosts without an address get one: from
+// publicFirst (203.0.113.10, TEST-NET-3 of RFC 5737) upward.
+var (
+	publicPool  = netip.MustParsePrefix("203.0.113.0/24")
+	publicFirst = netip.MustParseAddr("203.0.113.10")
+)
+
+// reserved are the ranges no lab address or network may touch.
+var reserved = []struct {
+	p    netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "0.0.0.0/8 (\"this network\")"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "127.0.0.0/8 (loopback)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "169.254.0.0/16 (link-local, used by the lab's own links)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "224.0.0.0/4 (multicast)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "240.0.0.0/4 (reserved, broadcast)"},
+}
+
+// lastAddr is the broadcast address of an IPv4 prefix.
+func lastAddr(pf netip.Prefix) netip.Addr {
+	b := pf.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= ^uint32(0) >> pf.Bits()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// network is one network's address book while addresses are checked.
+type network struct {
+	name string
+	pf   netip.Prefix // invalid for the public network
+	used map[netip.Addr]use
+}
+
+type use struct {
+	who, key string
+	line     int
+	net      int // index into nats, or upPublic
+	addr     netip.Addr
+}
+
+// checkAddresses checks every given address against its network: inside
+// it, not its network, gateway or broadcast address, used once; public
+// addresses unique and outside every private range of the lab.
+func (p *parser) checkAddresses(nats []*natDraft, hosts []*hostDraft) {
+	var uses []use
+	for _, d := range nats {
+		if d.up == upBad {
+			continue
+		}
+		l := p.pos.key(keyNAT, d.idx, keyExternal)
+		for _, a := range d.n.External {
+			uses = append(uses, use{d.who, keyExternal, l, d.up, a})
+		}
+	}
+	for _, d := range hosts {
+		if d.net == upBad {
+			continue
+		}
+		l := p.pos.key(keyHost, d.idx, keyAddress)
+		for _, a := range d.h.Addresses {
+			uses = append(uses, use{d.who, keyAddress, l, d.net, a})
+		}
+	}
+	sort.SliceStable(uses, func(i, j int) bool { return uses[i].line < uses[j].line })
+	p.nets = make([]*network, len(nats))
+	for i, d := range nats {
+		if d.insideOK {
+			p.nets[i] = &network{name: d.n.Name, pf: d.n.Inside, used: map[netip.Addr]use{}}
+		}
+	}
+	p.public = &network{name: Public, used: map[netip.Addr]use{}}
+	for _, u := range uses {
+		p.take(nats, u)
+	}
+}
+
+// take checks one address use and records it in its network.
+func (p *parser) take(nats []*natDraft, u use) {
+	net := p.public
+	if u.net >= 0 {
+		if net = p.nets[u.net]; net == nil {
+			return
+		}
+		pf, a := net.pf, u.addr
+		what := fmt.Sprintf("network %s (%s)", net.name, pf)
+		if u.key == keyExternal {
+			what += ", the inside network of its upstream"
+		}
+		switch {
+		case !pf.Contains(a):
+			p.errorf(u.line, "%s: %s %s is outside %s", u.who, u.key, a, what)
+			return
+		case a == pf.Addr():
+			p.errorf(u.line, "%s: %s %s is the network address of %s: hosts start at %s", u.who, u.key, a, what, a.Next().Next())
+			return
+		case a == nats[u.net].n.Gateway:
+			p.errorf(u.line, "%s: %s %s is the gateway of %s: the NAT's own inside address; hosts start at %s", u.who, u.key, a, what, a.Next())
+			return
+		case a == lastAddr(pf):
+			p.errorf(u.line, "%s: %s %s is the broadcast address of %s", u.who, u.key, a, what)
+			return
+		}
+	} else {
+		for _, d := range nats {
+			if d.insideOK && d.n.Inside.Contains(u.addr) {
+				p.errorf(u.line, "%s: %s %s is a public address inside nat %q's network %s: public addresses must not lie in a private range the lab uses (routes would be ambiguous)",
+					u.who, u.key, u.addr, d.n.Name, d.n.Inside)
+				return
+			}
+		}
+	}
+	if first, dup := net.used[u.addr]; dup {
+		if first.who == u.who && first.key == u.key {
+			return // reported by addrList
+		}
+		p.errorf(u.line, "%s: %s %s is already used by %s (line %d) in network %s", u.who, u.key, u.addr, first.who, first.line, net.name)
+		return
+	}
+	net.used[u.addr] = u
+}
+
+// checkPaths rejects a NAT whose inside network overlaps the inside
+// network of a NAT on its path to the public network. NATs on different
+// paths (siblings, cousins) may share a range, as real homes do.
+func (p *parser) checkPaths(nats []*natDraft) {
+	for _, d := range nats {
+		if d.reaches != 1 || !d.insideOK {
+			continue
+		}
+		for j := d.up; j >= 0; j = nats[j].up {
+			a := nats[j]
+			if a.insideOK && a.n.Inside.Overlaps(d.n.Inside) {
+				p.errorf(p.pos.key(keyNAT, d.idx, keyInside), "%s: inside %s overlaps network %s (%s) on its path to the public network: addresses there would be ambiguous (NATs on one path need disjoint ranges; NATs on different paths may share one)",
+					d.who, d.n.Inside, a.n.Name, a.n.Inside)
+			}
+		}
+	}
+}
+
+// assign gives each host without addresses the next free one.
+func (p *parser) assign(nats []*natDraft, hosts []*hostDraft) {
+	for _, d := range hosts {
+		if d.given || d.net == upBad {
+			continue
+		}
+		if d.net >= 0 {
+			net := p.nets[d.net]
+			if net == nil {
+				continue
+			}
+			last := lastAddr(net.pf)
+			found := false
+			for a := net.pf.Addr().Next().Next(); net.pf.Contains(a) && a != last; a = a.Next() {
+				if _, used := net.used[a]; !used {
+					d.h.Addresses = []netip.Addr{a}
+					net.used[a] = use{who: d.who, key: keyAddress, line: d.h.Line, net: d.net, addr: a}
+					found = true
+					break
+				}
+			}
+			if !found {
+				p.errorf(d.h.Line, "%s: network %s (%s) has no free address left", d.who, net.name, net.pf)
+			}
+			continue
+		}
+		found := false
+	next:
+		for a := publicFirst; publicPool.Contains(a) && a != lastAddr(publicPool); a = a.Next() {
+			if _, used := p.public.used[a]; used {
+				continue
+			}
+			for _, n := range nats {
+				if n.insideOK && n.n.Inside.Contains(a) {
+					continue next
+				}
+			}
+			d.h.Addresses = []netip.Addr{a}
+			p.public.used[a] = use{who: d.who, key: keyAddress, line: d.h.Line, net: upPublic, addr: a}
+			found = true
+			break
+		}
+		if !found {
+			p.errorf(d.h.Line, "%s: no free public address left in %s from %s: give one with address = \"...\"", d.who, publicPool, publicFirst)
+		}
+	}
+}
