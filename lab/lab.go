@@ -76,14 +76,9 @@ type Options struct {
 	// Backend is the TUN backend of every NAT (offload, water, auto);
 	// "" takes $GONAT_TUN_BACKEND, else auto.
 	Backend string
-	// BusyPoll is every NAT's NATSpec.BusyPoll (0: off).
-	BusyPoll time.Duration
-	// Queues is every NAT's NATSpec.Queues (0: one, when reading per
-	// device).
-	Queues int
-	// Readers is every NAT's NATSpec.Readers (ReadersAuto: per CPU
-	// where that works).
-	Readers Readers
+	// ReadMode is every NAT's NATSpec.ReadMode (the zero value: per CPU
+	// where that works). Up checks it before it creates anything.
+	ReadMode nat.ReadMode
 }
 
 // Lab is a running topology.
@@ -158,6 +153,13 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	backend := opt.Backend
+	if backend == "" {
+		backend = os.Getenv("GONAT_TUN_BACKEND")
+	}
+	if err := opt.ReadMode.Validate(backend); err != nil {
+		return nil, err
+	}
 	logf := opt.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -173,10 +175,6 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 			l = nil
 		}
 	}()
-	backend := opt.Backend
-	if backend == "" {
-		backend = os.Getenv("GONAT_TUN_BACKEND")
-	}
 	pfx := NamespacePrefix(name)
 	core := pfx + Public
 	mk := func(n string) error {
@@ -243,7 +241,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	// NATs, outermost first: an inner NAT's uplink must exist before its
 	// upstream makes an inside port there.
 	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, BusyPoll: opt.BusyPoll, Queues: opt.Queues, Readers: opt.Readers}
+		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
 		natName := n.Name
 		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
 		if opt.Wrap != nil {

@@ -39,21 +39,11 @@ type NATSpec struct {
 	DeviceName string
 	MTU        int
 	Backend    string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
-	// BusyPoll, if > 0, reads all ports from one goroutine that spins
-	// while traffic flows and sleeps after BusyPoll of quiet
-	// (nat.Router.BusyPoll): lower latency for a CPU core. Needs the
-	// offload backend.
-	BusyPoll time.Duration
-	// Queues is the TUN queues per port (tun.Config.Queues) when reading
-	// per device, each with its reader; 0 or 1 is one. Above 1 they turn
-	// ReadersAuto to per device, and need the offload backend. On 2
-	// cores they measured no faster (README, Performance). Per-CPU
-	// readers make a queue per CPU instead.
-	Queues int
-	// Readers is how the NAT reads its devices: ReadersAuto (the zero
-	// value) reads per CPU where it can, else per device.
-	Readers Readers
-	Logf    func(format string, args ...any)
+	// ReadMode is how the NAT reads its devices, and so how many queues
+	// they get (nat.ReadMode). The zero value reads per CPU where it can,
+	// else per device.
+	ReadMode nat.ReadMode
+	Logf     func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
 	// counters): port 0 is the outside, 1.. the inside ports. A device
 	// with several queues is a tun.MultiQueue, and the wrapper must be
@@ -65,49 +55,12 @@ type NATSpec struct {
 	Wrap func(port int, d tun.Device) tun.Device
 }
 
-// Readers is how a NAT reads its TUN devices.
-type Readers int
-
-const (
-	// ReadersAuto reads per CPU (ReadersPerCPU), except with BusyPoll,
-	// with Queues > 1 or with devices that cannot be read so (the water
-	// backend, asked for or fallen back to): then per device.
-	ReadersAuto Readers = iota
-	// ReadersPerDevice reads each device queue from a goroutine that
-	// waits in Go's netpoller (nat.Router's default).
-	ReadersPerDevice
-	// ReadersPerCPU gives every port a queue per CPU, each packet going
-	// to the queue of the CPU that sent it (tun.Config.SteerByCPU), and
-	// reads each CPU's queues from a thread pinned to that CPU
-	// (nat.Router.PerCPU): translation beside the sender, as the kernel
-	// forwards. Lower latency and more small packets per second than
-	// per device (README, Performance). TCP goes by flow hash instead,
-	// so that one connection's segments are never split between queues.
-	// The queue count is the highest CPU the process may use plus one
-	// (tun.CPUQueues): as many descriptors per port, and per NAT a
-	// thread and 1 MB of buffers per queue. Overrides Queues; needs the
-	// offload backend; not with BusyPoll.
-	ReadersPerCPU
-)
-
-func (r Readers) String() string {
-	switch r {
-	case ReadersAuto:
-		return "auto"
-	case ReadersPerDevice:
-		return "per-device"
-	case ReadersPerCPU:
-		return "per-cpu"
-	}
-	return fmt.Sprintf("Readers(%d)", int(r))
-}
-
 // NAT is a running NAT: its devices exist and its router is pumping.
 type NAT struct {
 	Engine  *nat.Engine
 	Router  *nat.Router
 	spec    NATSpec
-	readers Readers // as decided: never ReadersAuto
+	mode    nat.ReadMode // as decided: never ReadersAuto
 	devices []tun.Device
 	gws     []netip.Addr
 
@@ -146,23 +99,17 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 			return nil, fmt.Errorf("inside: %w", err)
 		}
 	}
-	readers := spec.Readers
-	switch readers {
-	case ReadersAuto:
-		readers = ReadersPerCPU
-		if spec.BusyPoll > 0 || spec.Queues > 1 || spec.Backend == tun.BackendWater {
-			readers = ReadersPerDevice
-		}
-	case ReadersPerDevice, ReadersPerCPU:
-	default:
-		return nil, fmt.Errorf("readers: %v is none of ReadersAuto, ReadersPerDevice, ReadersPerCPU", readers)
+	if err := spec.ReadMode.Validate(spec.Backend); err != nil {
+		return nil, err
 	}
-	n, err := startNAT(ctx, spec, readers)
-	if err != nil && spec.Readers == ReadersAuto && readers == ReadersPerCPU {
+	mode := spec.ReadMode.Resolve(spec.Backend)
+	n, err := startNAT(ctx, spec, mode)
+	if err != nil && spec.ReadMode.Readers == nat.ReadersAuto && mode.Readers == nat.ReadersPerCPU {
 		// Not asked for: read per device rather than not at all, and
 		// say why.
+		mode.Readers = nat.ReadersPerDevice
 		var err2 error
-		if n, err2 = startNAT(ctx, spec, ReadersPerDevice); err2 != nil {
+		if n, err2 = startNAT(ctx, spec, mode); err2 != nil {
 			return nil, err2
 		}
 		if spec.Logf != nil {
@@ -185,9 +132,9 @@ func RandomSeed() int64 {
 	}
 }
 
-// startNAT is StartNAT once the namespaces are checked and the readers
-// (ReadersPerCPU or ReadersPerDevice) chosen.
-func startNAT(ctx context.Context, spec NATSpec, readers Readers) (*NAT, error) {
+// startNAT is StartNAT once the namespaces are checked and the mode
+// validated and resolved (not nat.ReadersAuto).
+func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error) {
 	cfg := nat.Config{Table: spec.Behavior}
 	hostSet := map[netip.Addr]bool{}
 	for _, in := range spec.Inside {
@@ -218,30 +165,27 @@ func startNAT(ctx context.Context, spec NATSpec, readers Readers) (*NAT, error) 
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
 	}
-	devConfig := func(r Readers) tun.Config {
-		c := tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: spec.Queues,
+	devConfig := func() tun.Config {
+		return tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: mode.DeviceQueues(),
+			SteerByCPU: mode.Readers == nat.ReadersPerCPU,
 			// The polling readers never wait in Read: their devices stay
 			// out of the netpoller.
-			Polled: r == ReadersPerCPU || spec.BusyPoll > 0}
-		if r == ReadersPerCPU {
-			c.Queues, c.SteerByCPU = tun.CPUQueues(), true
-		}
-		return c
+			Polled: mode.Polled()}
 	}
-	oc := devConfig(readers)
+	oc := devConfig()
 	oc.Namespace, oc.Routes = spec.Outside, routes
 	out, err := tun.Create(oc)
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
-	if readers == ReadersPerCPU && !tun.CanPoll(out) {
+	if mode.Readers == nat.ReadersPerCPU && !tun.CanPoll(out) {
 		// BackendAuto fell back to water (and said so).
 		out.Close()
 		return nil, errors.New("per-CPU readers need the offload TUN backend; the water backend has one queue per device")
 	}
 	for _, in := range spec.Inside {
-		tc := devConfig(readers)
+		tc := devConfig()
 		tc.Namespace, tc.Addresses = in.Namespace, in.Hosts
 		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 		if in.Transit {
@@ -263,18 +207,18 @@ func startNAT(ctx context.Context, spec NATSpec, readers Readers) (*NAT, error) 
 				undo()
 				return nil, fmt.Errorf("port %d: the Wrap hook's device has %d queues, the TUN device %d (a wrapper must pass tun.MultiQueue on)", i, got, want)
 			}
-			if readers == ReadersPerCPU || spec.BusyPoll > 0 {
+			if mode.Polled() {
 				for _, q := range tun.QueuesOf(devs[i]) {
 					if !tun.CanPoll(q) {
 						devs[i] = d
 						undo()
-						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, ReadersPerDevice)", i)
+						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, nat.ReadersPerDevice)", i)
 					}
 				}
 			}
 		}
 	}
-	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, BusyPoll: spec.BusyPoll, PerCPU: readers == ReadersPerCPU}
+	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()
@@ -282,7 +226,7 @@ func startNAT(ctx context.Context, spec NATSpec, readers Readers) (*NAT, error) 
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n := &NAT{
-		Engine: eng, spec: spec, readers: readers, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
+		Engine: eng, spec: spec, mode: mode, devices: devs, gws: gws, cancel: cancel, done: make(chan struct{}),
 		Router: router,
 	}
 	n.Router.ExpireEvery = sweepInterval(eng.Config().Table)
@@ -349,17 +293,18 @@ func (n *NAT) Describe() string {
 	return b.String()
 }
 
-// Readers reports how the NAT reads its devices, as decided at start.
-func (n *NAT) Readers() Readers { return n.readers }
+// ReadMode reports how the NAT reads its devices, as decided at start
+// (never nat.ReadersAuto).
+func (n *NAT) ReadMode() nat.ReadMode { return n.mode }
 
 // ReadersDesc says how the NAT reads its devices: "per-cpu (2 queues)",
 // "per-device", "busy-poll 200ms".
 func (n *NAT) ReadersDesc() string {
 	queues := len(tun.QueuesOf(n.devices[0]))
 	switch {
-	case n.spec.BusyPoll > 0:
-		return "busy-poll " + n.spec.BusyPoll.String()
-	case n.readers == ReadersPerCPU:
+	case n.mode.Readers == nat.ReadersBusyPoll:
+		return "busy-poll " + n.mode.Quiet.String()
+	case n.mode.Readers == nat.ReadersPerCPU:
 		return fmt.Sprintf("per-cpu (%d queues)", queues)
 	case queues > 1:
 		return fmt.Sprintf("per-device (%d queues)", queues)

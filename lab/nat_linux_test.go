@@ -4,6 +4,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gonat/gonat/internal/privtest"
+	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
@@ -64,7 +66,7 @@ func noDeviceLeft(t *testing.T, spec NATSpec) {
 func TestStartNATWrapMustKeepQueues(t *testing.T) {
 	privtest.Require(t)
 	spec := natSpec(t, "glq")
-	spec.Queues = 2
+	spec.ReadMode.Queues = 2
 	spec.Wrap = func(_ int, d tun.Device) tun.Device { return hidingWrapper{d} }
 	n, err := StartNAT(context.Background(), spec)
 	if err == nil {
@@ -100,10 +102,10 @@ func hidePoller(_ int, d tun.Device) tun.Device {
 	return tuntest.NewQueueSet(hidden...)
 }
 
-// ReadersAuto reads per CPU, and falls back to per device, saying why,
+// nat.ReadersAuto reads per CPU, and falls back to per device, saying why,
 // when per-CPU reading cannot work (here a Wrap hook that hides
 // tun.Poller); asked for, per CPU fails instead, naming the hook, and
-// leaves no device behind. A Readers value out of range is refused.
+// leaves no device behind. A ReadMode that does not validate is refused.
 func TestStartNATReaders(t *testing.T) {
 	privtest.Require(t)
 	spec := natSpec(t, "glr")
@@ -114,27 +116,27 @@ func TestStartNATReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Readers() != ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
-		t.Errorf("default: readers %v, %d queues (want per-cpu, %d); %s", n.Readers(), len(tun.QueuesOf(n.devices[0])), tun.CPUQueues(), n.Describe())
+	if n.ReadMode().Readers != nat.ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
+		t.Errorf("default: readers %v, %d queues (want per-cpu, %d); %s", n.ReadMode().Readers, len(tun.QueuesOf(n.devices[0])), tun.CPUQueues(), n.Describe())
 	}
 	n.Close()
 
-	spec.Readers, spec.Wrap = ReadersPerCPU, hidePoller
+	spec.ReadMode.Readers, spec.Wrap = nat.ReadersPerCPU, hidePoller
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
-		t.Error("ReadersPerCPU took devices that cannot be polled")
+		t.Error("per-CPU readers took devices that cannot be polled")
 	} else if !strings.Contains(err.Error(), "Wrap") || !strings.Contains(err.Error(), "Poller") {
-		t.Errorf("ReadersPerCPU with a hook that hides tun.Poller: %q does not name the hook and what it hides", err)
+		t.Errorf("per-CPU readers with a hook that hides tun.Poller: %q does not name the hook and what it hides", err)
 	}
 	noDeviceLeft(t, spec)
 
-	spec.Readers = ReadersAuto
+	spec.ReadMode.Readers = nat.ReadersAuto
 	n, err = StartNAT(context.Background(), spec)
 	if err != nil {
-		t.Fatalf("ReadersAuto with a hook that hides tun.Poller: %v, want a fall back to per device", err)
+		t.Fatalf("auto readers with a hook that hides tun.Poller: %v, want a fall back to per device", err)
 	}
-	if n.Readers() != ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
-		t.Errorf("fallen back: readers %v; %s", n.Readers(), n.Describe())
+	if n.ReadMode().Readers != nat.ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
+		t.Errorf("fallen back: readers %v; %s", n.ReadMode().Readers, n.Describe())
 	}
 	if len(logged) != 1 || !strings.Contains(logged[0], "per-CPU readers unavailable") || !strings.Contains(logged[0], "Wrap") {
 		t.Errorf("logged %q, want one line saying per-CPU readers are unavailable and why", logged)
@@ -143,10 +145,12 @@ func TestStartNATReaders(t *testing.T) {
 		t.Error(err)
 	}
 
-	spec.Readers, spec.Wrap = Readers(7), nil
+	spec.ReadMode.Readers, spec.Wrap = nat.Readers(7), nil
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
 		t.Error("StartNAT took Readers(7)")
+	} else if !errors.Is(err, nat.ErrUnknownReaders) {
+		t.Errorf("StartNAT with Readers(7): %v, want %v", err, nat.ErrUnknownReaders)
 	}
 	noDeviceLeft(t, spec)
 }

@@ -72,7 +72,7 @@ func TestBusyPollStopsUnderTraffic(t *testing.T) {
 	out := newFloodDevice(t, "out0", nil)
 	in := newFloodDevice(t, "in0", udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "flood"))
 	out.pkt = udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "back") // answers the mapping in's packets make
-	r := &Router{Engine: e, Ports: []tun.Device{out, in}, BusyPoll: time.Second}
+	r := &Router{Engine: e, Ports: []tun.Device{out, in}, Mode: ReadMode{Readers: ReadersBusyPoll, Quiet: time.Second}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -104,13 +104,13 @@ func (d *idleDevice) PollFd() int                                               
 // are woken when Run's context ends, busy-poll and per-CPU alike: Run
 // returns at once rather than never.
 func TestPollLoopsWakeAtShutdown(t *testing.T) {
-	for _, r := range []*Router{{BusyPoll: time.Millisecond}, {PerCPU: true}} {
+	for _, r := range []*Router{{Mode: ReadMode{Readers: ReadersBusyPoll, Quiet: time.Millisecond}}, {Mode: ReadMode{Readers: ReadersPerCPU}}} {
 		r.Engine = newEngine(t, "full-cone")
 		r.Ports = []tun.Device{newIdleDevice(t, "out0"), newIdleDevice(t, "in0")}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		time.Sleep(100 * time.Millisecond) // past BusyPoll: asleep
-		cancelAndWait(t, cancel, done, fmt.Sprintf("idle, BusyPoll %v, PerCPU %v", r.BusyPoll, r.PerCPU))
+		time.Sleep(100 * time.Millisecond) // past the quiet time: asleep
+		cancelAndWait(t, cancel, done, fmt.Sprintf("idle, %v readers", r.Mode.Readers))
 	}
 }

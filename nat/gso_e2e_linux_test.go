@@ -44,7 +44,7 @@ func TestEndToEndBackends(t *testing.T) {
 	}
 }
 
-// With Router.BusyPoll one goroutine reads both devices without
+// With ReadersBusyPoll one goroutine reads both devices without
 // sleeping while traffic flows: the same traffic must arrive intact, and
 // once it stops the loop must go to sleep in poll(2) rather than spin on.
 func TestEndToEndBusyPoll(t *testing.T) {
@@ -53,7 +53,7 @@ func TestEndToEndBusyPoll(t *testing.T) {
 	t.Run("tcp 20MB each way", func(t *testing.T) { tcpBulk(t, lan, 20<<20) })
 	t.Run("udp flood", func(t *testing.T) { udpFlood(t, lan, 20000) })
 	t.Run("sleeps when idle", func(t *testing.T) {
-		time.Sleep(300 * time.Millisecond) // past BusyPoll
+		time.Sleep(300 * time.Millisecond) // past the quiet time
 		before := processCPU(t)
 		time.Sleep(time.Second)
 		// A spinning loop burns about a CPU-second a second; asleep it
@@ -64,7 +64,7 @@ func TestEndToEndBusyPoll(t *testing.T) {
 	})
 }
 
-// With Router.PerCPU a thread pinned to each CPU reads that CPU's queue
+// With ReadersPerCPU a thread pinned to each CPU reads that CPU's queue
 // of both devices (steered by CPU): the same traffic as the backends'
 // must arrive intact (lab reads so by default), and idle the threads
 // must sleep in poll(2), not spin.
@@ -182,7 +182,7 @@ type labOpts struct {
 	backend  string
 	busyPoll time.Duration
 	queues   int
-	perCPU   bool // a queue per CPU, steered by CPU; Router.PerCPU
+	perCPU   bool // a queue per CPU, steered by CPU; ReadersPerCPU
 }
 
 func startLabWith(t *testing.T, o labOpts) *lab {
@@ -208,9 +208,16 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mode := ReadMode{Readers: ReadersPerDevice}
+	switch {
+	case o.perCPU:
+		mode.Readers = ReadersPerCPU
+	case busyPoll > 0:
+		mode = ReadMode{Readers: ReadersBusyPoll, Quiet: busyPoll}
+	}
 	// As lab.StartNAT makes them: polling readers' devices stay out of
 	// the netpoller.
-	polled := o.perCPU || busyPoll > 0
+	polled := mode.Polled()
 	out, err := tun.Create(tun.Config{Namespace: l.outside, Backend: backend, Queues: queues, SteerByCPU: o.perCPU, Polled: polled, Routes: []netip.Prefix{netip.PrefixFrom(ext, 32)}})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +252,7 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 		}
 	}
 	l.engine = e
-	l.router = &Router{Engine: e, Ports: devs, Logf: t.Logf, BusyPoll: busyPoll, PerCPU: o.perCPU}
+	l.router = &Router{Engine: e, Ports: devs, Logf: t.Logf, Mode: mode}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.router.Run(ctx) }()

@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -114,38 +115,36 @@ func TestRouterVirtio(t *testing.T) {
 	})
 }
 
-// BusyPoll needs every port to be a tun.Poller: with one that is not,
+// Busy-poll readers need every port to be a tun.Poller: with one that is not,
 // Run says which at once instead of starting.
 func TestRouterBusyPollNeedsPoller(t *testing.T) {
 	a, b := tuntest.NewChannel("out0"), tuntest.NewChannel("in0")
 	defer a.Close()
 	defer b.Close()
-	r := &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: []tun.Device{a, b}, BusyPoll: time.Millisecond}
+	r := &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: []tun.Device{a, b}, Mode: ReadMode{Readers: ReadersBusyPoll, Quiet: time.Millisecond}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := r.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), "out0") || !strings.Contains(err.Error(), "offload") {
-		t.Fatalf("Run with a channel device and BusyPoll: %v, want an error naming out0 and the offload backend", err)
+	if err == nil || !strings.Contains(err.Error(), "out0") || !strings.Contains(err.Error(), "offload") || strings.Contains(err.Error(), "--") {
+		t.Fatalf("Run with a channel device and busy-poll readers: %v, want an error naming out0 and the offload backend, and no command-line flag", err)
 	}
 }
 
-// PerCPU needs every port to be a tun.Poller too, and does not go with
-// BusyPoll: Validate says so, naming the mode.
+// Per-CPU readers need every port to be a tun.Poller too: Validate says
+// so, naming the readers; and it refuses a ReadMode that ReadMode.Validate
+// refuses.
 func TestRouterPerCPUValidate(t *testing.T) {
 	a, b := tuntest.NewChannel("out0"), tuntest.NewChannel("in0")
 	defer a.Close()
 	defer b.Close()
 	e := newEngine(t, "port-restricted-cone")
-	r := &Router{Engine: e, Ports: []tun.Device{a, b}, PerCPU: true}
-	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "per-CPU") || !strings.Contains(err.Error(), "out0") {
-		t.Errorf("PerCPU with channel devices: %v, want an error naming per-CPU readers and out0", err)
+	r := &Router{Engine: e, Ports: []tun.Device{a, b}, Mode: ReadMode{Readers: ReadersPerCPU}}
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "per-CPU") || !strings.Contains(err.Error(), "out0") || strings.Contains(err.Error(), "--") {
+		t.Errorf("per-CPU readers with channel devices: %v, want an error naming per-CPU readers and out0, and no command-line flag", err)
 	}
-	va, vb := tuntest.NewVirtioChannel("out0"), tuntest.NewVirtioChannel("in0")
-	defer va.Close()
-	defer vb.Close()
-	r = &Router{Engine: e, Ports: []tun.Device{va, vb}, PerCPU: true, BusyPoll: time.Millisecond}
-	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "busy-poll") {
-		t.Errorf("PerCPU with BusyPoll: %v, want an error naming both", err)
+	r = &Router{Engine: e, Ports: []tun.Device{a, b}, Mode: ReadMode{Readers: ReadersBusyPoll}}
+	if err := r.Validate(); !errors.Is(err, ErrQuiet) {
+		t.Errorf("busy-poll readers without a quiet time: %v, want %v", err, ErrQuiet)
 	}
 }
 

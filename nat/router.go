@@ -37,39 +37,18 @@ type Router struct {
 	ExpireEvery time.Duration
 	// Logf, if set, reports device errors.
 	Logf func(format string, args ...any)
-	// BusyPoll, if > 0, reads every device from one goroutine that does
-	// not sleep while packets keep coming: it tries each device in turn
-	// and, once none has had a packet for BusyPoll, waits in poll(2)
-	// until one has. It spends a CPU core while traffic flows to save
-	// the wake-up of a sleeping reader per packet, which on VMs that halt
-	// idle vCPUs is tens of µs (see the README's latency figures). Every
-	// port must be a tun.Poller (the offload backend). 0: a goroutine per
-	// device, sleeping in Go's netpoller. The tail latency is best with
-	// GOMAXPROCS=1 (gonat run sets it): with more Ps, idle ones steal the
-	// loop between threads each time it yields.
-	BusyPoll time.Duration
-	// PerCPU reads queue q of every port from one thread pinned to CPU
-	// q, which sleeps in poll(2) when its queues are empty. With devices
-	// that steer by CPU (tun.Config.SteerByCPU) and a queue per CPU, a
-	// packet is then translated on the CPU that sent it, as the kernel
-	// forwards a packet in its sender's context: waking the reader is a
-	// switch on that CPU, not an interrupt to another (on VMs that halt
-	// idle vCPUs the costly part of a round trip), and a reply the
-	// outside delivers while the request is being written (a ping's, in
-	// the same CPU's softirq) is read in the same round, without a
-	// wake-up. (TCP is steered by flow hash instead, so that a
-	// connection's segments, sent from several CPUs, are never split
-	// between readers.) The cost is where the work runs: beside the
-	// sender, on the CPU it would otherwise have alone (README,
-	// Performance). Every port must be a tun.Poller; not with BusyPoll.
-	PerCPU bool
+	// Mode is how the ports are read (ReadMode; its Queues is for whoever
+	// makes the devices: the router reads the queues they have). The zero
+	// value reads each device queue from a goroutine of its own.
+	Mode ReadMode
 
 	writeErrors atomic.Uint64
 }
 
-// Validate reports what would stop Run at once: too few ports, or a port
-// BusyPoll cannot read without waiting. A caller that runs the router in
-// the background checks it first, to say so while it can.
+// Validate reports what would stop Run at once: too few ports, a Mode
+// that ReadMode.Validate refuses, or a port that Mode's readers cannot
+// read without waiting. A caller that runs the router in the background
+// checks it first, to say so while it can.
 func (r *Router) Validate() error {
 	_, err := r.pollers(r.queues())
 	return err
@@ -91,26 +70,23 @@ type polled struct {
 	dev  tun.Poller
 }
 
-// pollers checks the ports and, with BusyPoll, returns every queue of
-// every port (queues, by port) as a Poller.
+// pollers checks the ports and, for readers that poll, returns every
+// queue of every port (queues, by port) as a Poller.
 func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	if len(r.Ports) < 2 {
 		return nil, errors.New("router needs an outside and at least one inside device")
 	}
-	mode := "busy-poll (Router.BusyPoll, --busy-poll)"
-	switch {
-	case r.PerCPU && r.BusyPoll > 0:
-		return nil, errors.New("router: BusyPoll (--busy-poll) and PerCPU (--per-cpu) are two ways to read the devices; choose one")
-	case r.PerCPU:
-		mode = "per-CPU readers (Router.PerCPU, --per-cpu)"
-	case r.BusyPoll <= 0:
+	if err := r.Mode.Validate(tun.BackendAuto); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	if !r.Mode.Polled() {
 		return nil, nil
 	}
 	var ps []polled
 	for i, qs := range queues {
 		for _, q := range qs {
 			if !tun.CanPoll(q) {
-				return nil, fmt.Errorf("%s: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", mode, i, q.Name())
+				return nil, fmt.Errorf("router: %s: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", r.Mode.Readers.name(), i, q.Name())
 			}
 			ps = append(ps, polled{Port(i), q.(tun.Poller)})
 		}
@@ -172,8 +148,8 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		return ds
 	}
-	switch {
-	case r.PerCPU:
+	switch r.Mode.Readers {
+	case ReadersPerCPU:
 		allowed := allowedCPUs()
 		for q := range nq {
 			var devs []polled // queue q of every port that has one (pollers checked them)
@@ -187,8 +163,8 @@ func (r *Router) Run(ctx context.Context) error {
 				return r.pollLoop(ctx, devs, portsOf(q), 0, wake)
 			})
 		}
-	case pollers != nil:
-		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.BusyPoll, wake) })
+	case ReadersBusyPoll:
+		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.Mode.Quiet, wake) })
 	default:
 		for q := range nq {
 			ports := portsOf(q)
@@ -307,10 +283,11 @@ func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
 }
 
 // pollLoop reads devs from one goroutine, trying each without waiting
-// and translating what it gets. With spin > 0 (BusyPoll: every device)
-// it yields the processor between empty rounds and sleeps in poll(2)
-// only once the devices have been quiet for spin; with 0 (PerCPU: one
-// queue of each port) it sleeps after the first empty round.
+// and translating what it gets. With spin > 0 (ReadersBusyPoll: every
+// device) it yields the processor between empty rounds and sleeps in
+// poll(2) only once the devices have been quiet for spin; with 0
+// (ReadersPerCPU: one queue of each port) it sleeps after the first
+// empty round.
 func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration, wake int) error {
 	bs := 0
 	ws := make([]tun.Poller, len(devs))

@@ -42,7 +42,7 @@ type Config struct {
 	// from several CPUs and must not be reordered between queues.
 	SteerByCPU bool
 	// Polled says the device will only be polled (Poller.TryRead, and a
-	// Waiter to sleep), as nat.Router's PerCPU and BusyPoll readers do,
+	// Waiter to sleep), as nat's per-CPU and busy-poll readers do,
 	// never Read (offload backend). Its descriptor then stays out of Go's
 	// netpoller, whose epoll is edge-triggered: every packet the kernel
 	// queued would wake a thread idling in it, for nothing, taking CPU

@@ -234,13 +234,8 @@ func labUp(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *busyPoll < 0 {
-		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
-	}
-	if err := checkQueues(*queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
-		return err
-	}
-	if err := checkPerCPU(perCPU.r, *busyPoll, *queues, os.Getenv("GONAT_TUN_BACKEND")); err != nil {
+	mode, err := readMode(perCPU, *busyPoll, *queues, os.Getenv("GONAT_TUN_BACKEND"), "the offload TUN backend (GONAT_TUN_BACKEND=offload, or unset on a kernel with TUN offload)")
+	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -316,7 +311,7 @@ func labUp(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := lab.Options{Name: labName, LogDir: lab.HostLogDir(labName), GonatPath: self, Trace: *trace, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r, Logf: func(f string, a ...any) {
+	opts := lab.Options{Name: labName, LogDir: lab.HostLogDir(labName), GonatPath: self, Trace: *trace, ReadMode: mode, Logf: func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "lab %s: %s\n", labName, fmt.Sprintf(f, a...))
 	}}
 	if !*child {

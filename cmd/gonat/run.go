@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,17 +94,9 @@ func runCmd(args []string) error {
 	if err := parse(fs, args, runHelp); err != nil {
 		return err
 	}
-	if *busyPoll < 0 {
-		return usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", *busyPoll)
-	}
-	if err := checkQueues(*queues, *backend); err != nil {
+	mode, err := readMode(perCPU, *busyPoll, *queues, *backend, "--tun-backend offload (or auto on a kernel with TUN offload)")
+	if err != nil {
 		return err
-	}
-	if err := checkPerCPU(perCPU.r, *busyPoll, *queues, *backend); err != nil {
-		return err
-	}
-	if *busyPoll > 0 && *backend == tun.BackendWater {
-		return usageErr("--busy-poll needs --tun-backend offload (or auto on a kernel with TUN offload); water reads cannot be tried without waiting")
 	}
 	if err := lab.ValidName(*name); err != nil {
 		return usageErr("--name: %v", err)
@@ -116,7 +107,7 @@ func runCmd(args []string) error {
 	}
 
 	busyPollProcs(*busyPoll)
-	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, BusyPoll: *busyPoll, Queues: *queues, Readers: perCPU.r}
+	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, ReadMode: mode}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
 	}
@@ -281,86 +272,6 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-// tunQueuesFlag defines --tun-queues, which gonat run and lab up share.
-func tunQueuesFlag(fs *flag.FlagSet) *int {
-	return fs.Int("tun-queues", 1, "TUN queues per port (IFF_MULTI_QUEUE) when reading per device, each read by its own goroutine; the kernel spreads flows over them by hash. "+
-		"For hosts with cores to spare: on 2 cores two queues measured no faster than one (README). More than one needs the offload backend and reads per device (per-CPU reading makes a queue per CPU instead)")
-}
-
-// perCPUFlag defines --per-cpu, which gonat run and lab up share. Not
-// given, it is lab.ReadersAuto: per CPU where that works.
-func perCPUFlag(fs *flag.FlagSet) *readersFlag {
-	r := new(readersFlag)
-	fs.Var(r, "per-cpu", "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
-		"as the kernel forwards in the sender's context (TCP by flow hash): lower round-trip times and more small packets per second (README). "+
-		"The default where the offload backend works, without --busy-poll and with --tun-queues 1; "+
-		"--per-cpu=false reads each device from its own goroutine instead. Given, it needs the offload backend and refuses --busy-poll and --tun-queues")
-	return r
-}
-
-// readersFlag is --per-cpu: a boolean flag that also knows whether it
-// was given.
-type readersFlag struct{ r lab.Readers }
-
-func (f *readersFlag) IsBoolFlag() bool { return true }
-
-func (f *readersFlag) String() string {
-	if f == nil {
-		return lab.ReadersAuto.String()
-	}
-	return f.r.String()
-}
-
-func (f *readersFlag) Set(s string) error {
-	on, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("want true or false")
-	}
-	f.r = lab.ReadersPerDevice
-	if on {
-		f.r = lab.ReadersPerCPU
-	}
-	return nil
-}
-
-// args passes the flag on as given (to a detached child).
-func (f *readersFlag) args() []string {
-	switch f.r {
-	case lab.ReadersPerCPU:
-		return []string{"--per-cpu"}
-	case lab.ReadersPerDevice:
-		return []string{"--per-cpu=false"}
-	}
-	return nil
-}
-
-// checkPerCPU validates an explicit --per-cpu against the other ways of
-// reading (left alone, per-CPU reading gives way to them).
-func checkPerCPU(r lab.Readers, busyPoll time.Duration, queues int, backend string) error {
-	switch {
-	case r != lab.ReadersPerCPU:
-		return nil
-	case busyPoll > 0:
-		return usageErr("--per-cpu and --busy-poll are two ways to read the TUN devices; choose one")
-	case queues > 1:
-		return usageErr("--per-cpu makes a queue per CPU itself; drop --tun-queues %d", queues)
-	case backend == tun.BackendWater:
-		return usageErr("--per-cpu needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue")
-	}
-	return nil
-}
-
-// checkQueues validates --tun-queues for the backend in use.
-func checkQueues(n int, backend string) error {
-	switch {
-	case n < 1 || n > tun.MaxQueues:
-		return usageErr("--tun-queues %d: want 1 to %d", n, tun.MaxQueues)
-	case n > 1 && backend == tun.BackendWater:
-		return usageErr("--tun-queues %d needs --tun-backend offload (or auto on a kernel with TUN offload); a water device has one queue", n)
-	}
-	return nil
 }
 
 // busyPollProcs runs gonat on one P when busy-polling (unless GOMAXPROCS
