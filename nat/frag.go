@@ -102,3 +102,66 @@ func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {
 	}
 	return s.addr, s.fragWay, true
 }
+
+// Fragments after the first carry no ports: they follow the address their
+// first fragment was translated to, remembered by (src, dst, proto, id).
+func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
+	ext, w, ok, held := e.laterFragment(b, p, now)
+	switch {
+	case held:
+		return e.done(HeldFragment, 0, 0)
+	case !ok:
+		return e.drop(in, p, DropFragment, now)
+	}
+	header.RewriteID(b, p, w.id)
+	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
+	out := Outside
+	if w.dst.IsValid() { // hairpinned
+		header.RewriteDst(b, p, netip.AddrPortFrom(w.dst, 0))
+		out = w.out
+	}
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, out, 0)
+}
+
+func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
+	internal, _, ok, held := e.laterFragment(b, p, now)
+	switch {
+	case held:
+		return e.done(HeldFragment, 0, 0)
+	case !ok:
+		return e.drop(Outside, p, DropFragment, now)
+	}
+	out, ok := e.insidePort(internal)
+	if !ok {
+		return e.drop(Outside, p, DropNoRoute, now)
+	}
+	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, out, 0)
+}
+
+// laterFragment looks up how the first fragment of b's datagram was
+// translated (ok) and counts b as passed; without that, it holds b until
+// the first fragment comes (held), if there is room.
+func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr netip.Addr, w fragWay, ok, held bool) {
+	e.lock()
+	defer e.unlock()
+	k := fragKeyOf(p)
+	if addr, w, ok = e.frags.get(k, now); ok {
+		n, end := fragPayload(b, p)
+		e.frags.count(k, n, end)
+		return addr, w, true, false
+	}
+	return addr, w, false, e.held.hold(k, b, now)
+}
+
+// firstFragment records, under e.lock, how the first fragment of datagram
+// k (packet b, not yet rewritten) was translated, so its later fragments
+// follow, and releases those that came before it.
+func (e *Engine) firstFragment(k fragKey, b []byte, p *header.Parsed, addr netip.Addr, outbound bool, out Port, w fragWay, now time.Time) {
+	first, _ := fragPayload(b, p)
+	e.frags.put(k, addr, w, first, now)
+	_, bytes, end := e.held.release(k, outbound, addr, out, w)
+	e.frags.count(k, bytes, end)
+}
