@@ -105,13 +105,14 @@ func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {
 
 // Fragments after the first carry no ports: they follow the address their
 // first fragment was translated to, remembered by (src, dst, proto, id).
-func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.Time) Result {
-	ext, w, ok, held := e.laterFragment(b, p, now)
+func (e *Engine) outboundFragment(pk *packet) Result {
+	b, p := pk.b, &pk.p
+	ext, w, ok, held := e.laterFragment(pk)
 	switch {
 	case held:
 		return e.done(HeldFragment, 0, 0)
 	case !ok:
-		return e.drop(in, p, DropFragment, now)
+		return e.drop(pk, DropFragment)
 	}
 	header.RewriteID(b, p, w.id)
 	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
@@ -124,17 +125,18 @@ func (e *Engine) outboundFragment(in Port, b []byte, p *header.Parsed, now time.
 	return e.done(Forward, out, 0)
 }
 
-func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Result {
-	internal, _, ok, held := e.laterFragment(b, p, now)
+func (e *Engine) inboundFragment(pk *packet) Result {
+	b, p := pk.b, &pk.p
+	internal, _, ok, held := e.laterFragment(pk)
 	switch {
 	case held:
 		return e.done(HeldFragment, 0, 0)
 	case !ok:
-		return e.drop(Outside, p, DropFragment, now)
+		return e.drop(pk, DropFragment)
 	}
 	out, ok := e.insidePort(internal)
 	if !ok {
-		return e.drop(Outside, p, DropNoRoute, now)
+		return e.drop(pk, DropNoRoute)
 	}
 	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
 	header.IPv4(b).DecTTL()
@@ -144,24 +146,25 @@ func (e *Engine) inboundFragment(b []byte, p *header.Parsed, now time.Time) Resu
 // laterFragment looks up how the first fragment of b's datagram was
 // translated (ok) and counts b as passed; without that, it holds b until
 // the first fragment comes (held), if there is room.
-func (e *Engine) laterFragment(b []byte, p *header.Parsed, now time.Time) (addr netip.Addr, w fragWay, ok, held bool) {
+func (e *Engine) laterFragment(pk *packet) (addr netip.Addr, w fragWay, ok, held bool) {
 	e.lock()
 	defer e.unlock()
-	k := fragKeyOf(p)
-	if addr, w, ok = e.frags.get(k, now); ok {
-		n, end := fragPayload(b, p)
+	k := fragKeyOf(&pk.p)
+	if addr, w, ok = e.frags.get(k, pk.now); ok {
+		n, end := fragPayload(pk.b, &pk.p)
 		e.frags.count(k, n, end)
 		return addr, w, true, false
 	}
-	return addr, w, false, e.held.hold(k, b, now)
+	return addr, w, false, e.held.hold(k, pk.b, pk.now)
 }
 
-// firstFragment records, under e.lock, how the first fragment of datagram
-// k (packet b, not yet rewritten) was translated, so its later fragments
+// firstFragment records, under e.lock, how first fragment pk (not yet
+// rewritten) was translated, so the later fragments of its datagram
 // follow, and releases those that came before it.
-func (e *Engine) firstFragment(k fragKey, b []byte, p *header.Parsed, addr netip.Addr, outbound bool, out Port, w fragWay, now time.Time) {
-	first, _ := fragPayload(b, p)
-	e.frags.put(k, addr, w, first, now)
+func (e *Engine) firstFragment(pk *packet, addr netip.Addr, outbound bool, out Port, w fragWay) {
+	k := fragKeyOf(&pk.p)
+	first, _ := fragPayload(pk.b, &pk.p)
+	e.frags.put(k, addr, w, first, pk.now)
 	_, bytes, end := e.held.release(k, outbound, addr, out, w)
 	e.frags.count(k, bytes, end)
 }

@@ -2,7 +2,6 @@ package nat
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
@@ -12,12 +11,13 @@ import (
 // hosts, or sent outside from its mapping's external endpoint (made if
 // need be), or turned back in through a mapping of the NAT's own
 // (hairpinning, RFC 4787 REQ-9).
-func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply []byte, now time.Time, segs int) Result {
+func (e *Engine) outbound(pk *packet) Result {
+	q, in, b, p, now := pk.q, pk.in, pk.b, &pk.p, pk.now
 	dst := p.Dst.Addr()
 	// Between inside hosts: routed, not translated.
 	if out, ok := e.insidePort(dst); ok {
 		if p.TTL <= 1 {
-			return e.timeExceeded(in, b, p, e.gateway(in), reply, now)
+			return e.timeExceeded(pk, e.gateway(in))
 		}
 		header.IPv4(b).DecTTL()
 		return e.done(Forward, out, 0)
@@ -26,60 +26,58 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		// The gateways are in the inside networks: a packet to one is
 		// for the NAT, which runs no services of its own.
 		if e.isGateway(dst) {
-			return e.drop(in, p, DropLocal, now)
+			return e.drop(pk, DropLocal)
 		}
-		return e.drop(in, p, DropNoRoute, now)
+		return e.drop(pk, DropNoRoute)
 	}
 	if _, ok := e.insidePort(p.Src.Addr()); !ok {
 		// Spoofed or misconfigured source: translating it would create
 		// mappings for hosts we cannot reach back.
-		return e.drop(in, p, DropNoRoute, now)
+		return e.drop(pk, DropNoRoute)
 	}
 	if p.TTL <= 1 {
-		return e.timeExceeded(in, b, p, e.gateway(in), reply, now)
+		return e.timeExceeded(pk, e.gateway(in))
 	}
 	proto := table.Protocol(p.IPProto)
 	switch p.IPProto {
 	case header.ProtoUDP, header.ProtoTCP, header.ProtoICMP:
 	default:
-		return e.drop(in, p, DropUnsupported, now)
+		return e.drop(pk, DropUnsupported)
 	}
 	// Later fragments carry no transport header (ICMPType reads 0):
 	// they follow their first fragment.
 	if p.IsFragment() && !p.IsFirstFragment() {
-		return e.outboundFragment(in, b, p, now)
+		return e.outboundFragment(pk)
 	}
 	if p.IPProto == header.ProtoICMP {
 		if header.IsICMPError(p.ICMPType) {
-			return e.outboundICMPError(in, b, p, now)
+			return e.outboundICMPError(pk)
 		}
 		if !header.IsICMPQuery(p.ICMPType) {
-			return e.drop(in, p, DropUnsupported, now)
+			return e.drop(pk, DropUnsupported)
 		}
 	}
 	if !p.HasPorts() {
-		return e.drop(in, p, DropMalformed, now)
+		return e.drop(pk, DropMalformed)
 	}
-	before := [2]netip.AddrPort{p.Src, p.Dst}
 	hairpin := e.isExternal(dst)
 	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
-		return e.drop(in, p, DropHairpinOff, now)
+		return e.drop(pk, DropHairpinOff)
 	}
 	// A non-atomic datagram gets an identification of the NAT's; a first
 	// fragment leaves it for the rest of its datagram (the key is the
 	// original identification, so it is read before the rewrite).
-	var newID uint16
-	nonAtomic := !p.DontFrag || p.MoreFrags
+	pk.nonAtomic = !p.DontFrag || p.MoreFrags
 
 	if !hairpin && !p.MoreFrags {
 		q.rlock()
 		m := e.tab.OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
-		if m != nil && nonAtomic {
-			newID = q.nextID(segs)
+		if m != nil && pk.nonAtomic {
+			pk.newID = q.nextID(pk.segs)
 		}
 		q.slot.Unlock()
 		if m != nil {
-			return e.translatedOut(q, in, b, p, m.External(), nonAtomic, newID, before, false, now)
+			return e.translatedOut(pk, m.External(), 0)
 		}
 	}
 
@@ -88,30 +86,30 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		// Read again under the lock: the setting read above may have
 		// been changed, with the table, while this packet waited.
 		e.unlock()
-		return e.drop(in, p, DropHairpinOff, now)
+		return e.drop(pk, DropHairpinOff)
 	}
 	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
 		e.unlock()
 		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
 		// live mapping.
-		n := header.BuildICMPError(reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
-		if e.tracing.Load() {
-			e.emit(Event{Kind: EventDrop, Time: now, Verdict: DropPoolExhausted, In: in, Proto: proto, Src: p.Src, Dst: p.Dst})
-		}
+		n := header.BuildICMPError(pk.reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
+		e.trace(pk, DropPoolExhausted, 0, 0)
 		return e.done(DropPoolExhausted, 0, n)
 	}
 	m.AddBytes(true, len(b))
 	ext := m.External()
-	if nonAtomic {
-		newID = q.nextID(segs) // q's slot is among those held
+	if pk.nonAtomic {
+		pk.newID = q.nextID(pk.segs) // q's slot is among those held
 	}
 	var info MappingInfo
+	var notes traceNote
 	if created {
 		info = snapshot(m)
+		notes = noteCreated
 	}
 	if p.MoreFrags && !hairpin {
-		e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID}, now)
+		e.firstFragment(pk, ext.Addr(), true, Outside, fragWay{id: pk.newID})
 	}
 	var target *table.Mapping
 	var tv table.Verdict
@@ -132,7 +130,7 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		// The rest of the datagram takes the same way round (later
 		// fragments have no ports to find the target by).
 		if port, ok := e.insidePort(internal.Addr()); ok {
-			e.firstFragment(fragKeyOf(p), b, p, ext.Addr(), true, Outside, fragWay{id: newID, dst: internal.Addr(), out: port}, now)
+			e.firstFragment(pk, ext.Addr(), true, Outside, fragWay{id: pk.newID, dst: internal.Addr(), out: port})
 		}
 	}
 	e.unlock()
@@ -141,43 +139,37 @@ func (e *Engine) outbound(q *Queue, in Port, b []byte, p *header.Parsed, reply [
 		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
 	}
 	if !hairpin {
-		return e.translatedOut(q, in, b, p, ext, nonAtomic, newID, before, created, now)
+		return e.translatedOut(pk, ext, notes)
 	}
-	rewriteOut(b, p, ext, nonAtomic, newID)
+	rewriteOut(pk, ext)
 	if tv != table.Accept {
-		return e.drop(in, p, tableVerdict(tv), now)
+		return e.drop(pk, tableVerdict(tv))
 	}
 	header.RewriteDst(b, p, internal)
 	out, ok := e.insidePort(internal.Addr())
 	if !ok {
-		return e.drop(in, p, DropNoRoute, now)
+		return e.drop(pk, DropNoRoute)
 	}
-	if e.tracing.Load() {
-		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: out, Proto: proto, Src: before[0], Dst: before[1],
-			NewSrc: p.Src, NewDst: p.Dst, Created: created, Hairpin: true})
-	}
+	e.trace(pk, Forward, out, notes|noteHairpin)
 	return e.done(Forward, out, 0)
 }
 
 // translatedOut rewrites an outbound packet that is not hairpinned to
-// leave from external endpoint ext, and forwards it; created says
-// whether the packet made its mapping.
-func (e *Engine) translatedOut(q *Queue, in Port, b []byte, p *header.Parsed, ext netip.AddrPort, nonAtomic bool, newID uint16, before [2]netip.AddrPort, created bool, now time.Time) Result {
-	rewriteOut(b, p, ext, nonAtomic, newID)
-	if e.tracing.Load() {
-		e.emit(Event{Kind: EventTranslated, Time: now, In: in, Out: Outside, Proto: table.Protocol(p.IPProto), Src: before[0], Dst: before[1],
-			NewSrc: p.Src, NewDst: p.Dst, Created: created})
-	}
-	q.slot.forwarded.Add(1)
+// leave from external endpoint ext, and forwards it; notes say whether
+// the packet made its mapping.
+func (e *Engine) translatedOut(pk *packet, ext netip.AddrPort, notes traceNote) Result {
+	rewriteOut(pk, ext)
+	e.trace(pk, Forward, Outside, notes)
+	pk.q.slot.forwarded.Add(1)
 	return Result{Verdict: Forward, Out: Outside}
 }
 
 // rewriteOut makes an outbound packet leave from external endpoint ext,
-// with identification newID if it is non-atomic, one hop on.
-func rewriteOut(b []byte, p *header.Parsed, ext netip.AddrPort, nonAtomic bool, newID uint16) {
-	if nonAtomic {
-		header.RewriteID(b, p, newID)
+// with identification pk.newID if it is non-atomic, one hop on.
+func rewriteOut(pk *packet, ext netip.AddrPort) {
+	if pk.nonAtomic {
+		header.RewriteID(pk.b, &pk.p, pk.newID)
 	}
-	header.RewriteSrc(b, p, ext)
-	header.IPv4(b).DecTTL()
+	header.RewriteSrc(pk.b, &pk.p, ext)
+	header.IPv4(pk.b).DecTTL()
 }

@@ -1,11 +1,63 @@
 package nat
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
 )
+
+// packet is one packet on its way through the engine: what each step of
+// the path needs to know of it. process makes it on its stack and passes
+// it down by pointer, so it costs no allocation.
+type packet struct {
+	q     *Queue
+	in    Port   // the port it came in on
+	b     []byte // the packet, cut to its IP length; rewritten in place
+	reply []byte // scratch for an ICMP error the NAT answers with
+	now   time.Time
+	segs  int // how many datagrams it leaves as (a super-packet: more than one)
+	p     header.Parsed
+	// nonAtomic says an outbound packet may be fragmented (DF clear, or
+	// a fragment): it leaves with identification newID, the NAT's.
+	nonAtomic bool
+	newID     uint16
+	// before holds the packet's endpoints as it came in, for tracing.
+	before [2]netip.AddrPort
+}
+
+// traceNote marks a traced translation for the reader.
+type traceNote uint8
+
+const (
+	noteCreated   traceNote = 1 << iota // the packet made its mapping
+	noteHairpin                         // it turned back in at the NAT
+	noteICMPError                       // it is an ICMP error about another packet
+)
+
+// trace reports pk to the observer while tracing is on: a forwarded
+// packet as translated, leaving by port out, with its endpoints before
+// and after; any other verdict as a drop, with the endpoints it has.
+func (e *Engine) trace(pk *packet, v Verdict, out Port, notes traceNote) {
+	if e.tracing.Load() {
+		e.emitPacket(pk, v, out, notes)
+	}
+}
+
+// emitPacket is trace's slow path, apart so that trace inlines.
+func (e *Engine) emitPacket(pk *packet, v Verdict, out Port, notes traceNote) {
+	p := &pk.p
+	ev := Event{Kind: EventDrop, Time: pk.now, Verdict: v, In: pk.in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst}
+	if v == Forward {
+		ev.Kind, ev.Out = EventTranslated, out
+		ev.Src, ev.Dst, ev.NewSrc, ev.NewDst = pk.before[0], pk.before[1], p.Src, p.Dst
+		ev.Created = notes&noteCreated != 0
+		ev.Hairpin = notes&noteHairpin != 0
+		ev.ICMPError = notes&noteICMPError != 0
+	}
+	e.emit(ev)
+}
 
 // done counts verdict v and returns it with the port to send the packet
 // to and the length of the NAT's reply, if any.
@@ -35,19 +87,20 @@ func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
 // identifications a non-atomic one uses up.
 func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int) Result {
 	e := q.e
-	var p header.Parsed
-	p.Decode(b)
-	if p.Status != header.OK {
-		if p.Status == header.BadVersion {
-			return e.drop(in, &p, DropNotIPv4, now)
+	pk := packet{q: q, in: in, reply: reply, now: now, segs: segs}
+	pk.p.Decode(b)
+	if pk.p.Status != header.OK {
+		if pk.p.Status == header.BadVersion {
+			return e.drop(&pk, DropNotIPv4)
 		}
-		return e.drop(in, &p, DropMalformed, now)
+		return e.drop(&pk, DropMalformed)
 	}
-	b = b[:p.Length]
+	pk.b = b[:pk.p.Length]
+	pk.before = [2]netip.AddrPort{pk.p.Src, pk.p.Dst}
 	if in == Outside {
-		return e.inbound(q, b, &p, reply, now)
+		return e.inbound(&pk)
 	}
-	return e.outbound(q, in, b, &p, reply, now, segs)
+	return e.outbound(&pk)
 }
 
 // Prefetch starts the mapping-table loads that translating a batch of
@@ -87,9 +140,8 @@ func (q *Queue) Prefetch(in Port, pkts [][]byte) {
 	q.prefetchKeys = keys[:0]
 }
 
-func (e *Engine) drop(in Port, p *header.Parsed, v Verdict, now time.Time) Result {
-	if e.tracing.Load() {
-		e.emit(Event{Kind: EventDrop, Time: now, Verdict: v, In: in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst})
-	}
+// drop counts and traces pk's drop for reason v.
+func (e *Engine) drop(pk *packet, v Verdict) Result {
+	e.trace(pk, v, 0, 0)
 	return e.done(v, 0, 0)
 }
