@@ -87,7 +87,10 @@ func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
 // identifications a non-atomic one uses up.
 func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int) Result {
 	e := q.e
-	pk := packet{q: q, in: in, reply: reply, now: now, segs: segs}
+	// Field by field: a composite literal is built in a temporary and
+	// copied, twice the stores of a struct this size per packet.
+	var pk packet
+	pk.q, pk.in, pk.reply, pk.now, pk.segs = q, in, reply, now, segs
 	pk.p.Decode(b)
 	if pk.p.Status != header.OK {
 		if pk.p.Status == header.BadVersion {
@@ -96,7 +99,7 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 		return e.drop(&pk, DropMalformed)
 	}
 	pk.b = b[:pk.p.Length]
-	pk.before = [2]netip.AddrPort{pk.p.Src, pk.p.Dst}
+	pk.before[0], pk.before[1] = pk.p.Src, pk.p.Dst
 	if in == Outside {
 		return e.inbound(&pk)
 	}
