@@ -23,8 +23,10 @@ type packet struct {
 	// a fragment): it leaves with identification newID, the NAT's.
 	nonAtomic bool
 	newID     uint16
-	// before holds the packet's endpoints as it came in, for tracing.
-	before [2]netip.AddrPort
+	// srcIn and dstIn are the packet's endpoints as it came in, for
+	// tracing: IPv4 only, so 12 bytes to copy rather than two AddrPorts.
+	srcIn, dstIn     [4]byte
+	sportIn, dportIn uint16
 }
 
 // traceNote marks a traced translation for the reader.
@@ -51,7 +53,9 @@ func (e *Engine) emitPacket(pk *packet, v Verdict, out Port, notes traceNote) {
 	ev := Event{Kind: EventDrop, Time: pk.now, Verdict: v, In: pk.in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst}
 	if v == Forward {
 		ev.Kind, ev.Out = EventTranslated, out
-		ev.Src, ev.Dst, ev.NewSrc, ev.NewDst = pk.before[0], pk.before[1], p.Src, p.Dst
+		ev.Src = netip.AddrPortFrom(netip.AddrFrom4(pk.srcIn), pk.sportIn)
+		ev.Dst = netip.AddrPortFrom(netip.AddrFrom4(pk.dstIn), pk.dportIn)
+		ev.NewSrc, ev.NewDst = p.Src, p.Dst
 		ev.Created = notes&noteCreated != 0
 		ev.Hairpin = notes&noteHairpin != 0
 		ev.ICMPError = notes&noteICMPError != 0
@@ -99,7 +103,8 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 		return e.drop(&pk, DropMalformed)
 	}
 	pk.b = b[:pk.p.Length]
-	pk.before[0], pk.before[1] = pk.p.Src, pk.p.Dst
+	pk.srcIn, pk.sportIn = pk.p.Src.Addr().As4(), pk.p.Src.Port()
+	pk.dstIn, pk.dportIn = pk.p.Dst.Addr().As4(), pk.p.Dst.Port()
 	if in == Outside {
 		return e.inbound(&pk)
 	}
