@@ -102,3 +102,69 @@ func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {
 	}
 	return s.addr, s.fragWay, true
 }
+
+// Fragments after the first carry no ports: they follow the address their
+// first fragment was translated to, remembered by (src, dst, proto, id).
+func (e *Engine) outboundFragment(pk *packet) Result {
+	b, p := pk.b, &pk.p
+	ext, w, ok, held := e.laterFragment(pk)
+	switch {
+	case held:
+		return e.done(HeldFragment, 0, 0)
+	case !ok:
+		return e.drop(pk, DropFragment)
+	}
+	header.RewriteID(b, p, w.id)
+	header.RewriteSrc(b, p, netip.AddrPortFrom(ext, 0))
+	out := Outside
+	if w.dst.IsValid() { // hairpinned
+		header.RewriteDst(b, p, netip.AddrPortFrom(w.dst, 0))
+		out = w.out
+	}
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, out, 0)
+}
+
+func (e *Engine) inboundFragment(pk *packet) Result {
+	b, p := pk.b, &pk.p
+	internal, _, ok, held := e.laterFragment(pk)
+	switch {
+	case held:
+		return e.done(HeldFragment, 0, 0)
+	case !ok:
+		return e.drop(pk, DropFragment)
+	}
+	out, ok := e.insidePort(internal)
+	if !ok {
+		return e.drop(pk, DropNoRoute)
+	}
+	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
+	header.IPv4(b).DecTTL()
+	return e.done(Forward, out, 0)
+}
+
+// laterFragment looks up how the first fragment of b's datagram was
+// translated (ok) and counts b as passed; without that, it holds b until
+// the first fragment comes (held), if there is room.
+func (e *Engine) laterFragment(pk *packet) (addr netip.Addr, w fragWay, ok, held bool) {
+	e.lock()
+	defer e.unlock()
+	k := fragKeyOf(&pk.p)
+	if addr, w, ok = e.frags.get(k, pk.now); ok {
+		n, end := fragPayload(pk.b, &pk.p)
+		e.frags.count(k, n, end)
+		return addr, w, true, false
+	}
+	return addr, w, false, e.held.hold(k, pk.b, pk.now)
+}
+
+// firstFragment records, under e.lock, how first fragment pk (not yet
+// rewritten) was translated, so the later fragments of its datagram
+// follow, and releases those that came before it.
+func (e *Engine) firstFragment(pk *packet, addr netip.Addr, outbound bool, out Port, w fragWay) {
+	k := fragKeyOf(&pk.p)
+	first, _ := fragPayload(pk.b, &pk.p)
+	e.frags.put(k, addr, w, first, pk.now)
+	_, bytes, end := e.held.release(k, outbound, addr, out, w)
+	e.frags.count(k, bytes, end)
+}

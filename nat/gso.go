@@ -48,9 +48,9 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte,
 	if !ok {
 		if h.IsGSO() || !finishCsumAt(b, h) {
 			// The kernel sends neither; nothing in it can be trusted.
-			var p header.Parsed
-			p.Decode(b)
-			return e.drop(in, &p, DropMalformed, now)
+			pk := packet{q: q, in: in, now: now}
+			pk.p.Decode(b)
+			return e.drop(&pk, DropMalformed)
 		}
 		h.Flags &^= tun.VirtioNeedsCsum
 		return q.Process(in, b, reply, now)

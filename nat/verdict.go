@@ -1,5 +1,7 @@
 package nat
 
+import "github.com/gonat/gonat/table"
+
 // Verdict is what the engine did with one packet. Every drop has its own
 // reason, counted separately, so a user can always tell why a packet did
 // not pass.
@@ -84,4 +86,17 @@ func Verdicts() []Verdict {
 		vs[i] = Verdict(i)
 	}
 	return vs
+}
+
+func tableVerdict(v table.Verdict) Verdict {
+	switch v {
+	case table.Accept:
+		return Forward
+	case table.DropFiltered:
+		return DropFiltered
+	case table.DropUnsolicitedSYN:
+		return DropUnsolicitedSYN
+	default:
+		return DropNoMapping
+	}
 }

@@ -1,0 +1,84 @@
+package nat
+
+import (
+	"net/netip"
+
+	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
+)
+
+// inbound translates a packet from outside for the inside host whose
+// mapping owns its destination, if the mapping's filter lets it in.
+func (e *Engine) inbound(pk *packet) Result {
+	q, b, p, now := pk.q, pk.b, &pk.p, pk.now
+	dst := p.Dst.Addr()
+	if !e.isExternal(dst) {
+		return e.drop(pk, DropNoRoute)
+	}
+	if p.TTL <= 1 {
+		return e.timeExceeded(pk, dst)
+	}
+	proto := table.Protocol(p.IPProto)
+	switch p.IPProto {
+	case header.ProtoUDP, header.ProtoTCP, header.ProtoICMP:
+	default:
+		return e.drop(pk, DropUnsupported)
+	}
+	if p.IsFragment() && !p.IsFirstFragment() {
+		return e.inboundFragment(pk)
+	}
+	if p.IPProto == header.ProtoICMP {
+		if header.IsICMPError(p.ICMPType) {
+			return e.inboundICMPError(pk)
+		}
+		if !header.IsICMPQuery(p.ICMPType) {
+			return e.drop(pk, DropUnsupported)
+		}
+	}
+	if !p.HasPorts() {
+		return e.drop(pk, DropMalformed)
+	}
+	if !p.MoreFrags {
+		q.rlock()
+		m, tv, ok := e.tab.InboundHit(proto, p.Dst, p.Src, p.TCPFlags, len(b), now)
+		q.slot.Unlock()
+		if ok {
+			if tv != table.Accept {
+				return e.drop(pk, tableVerdict(tv))
+			}
+			return e.translatedIn(pk, m.Internal())
+		}
+	}
+	e.lock()
+	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
+	if tv != table.Accept {
+		e.unlock()
+		return e.drop(pk, tableVerdict(tv))
+	}
+	m.AddBytes(false, len(b))
+	internal := m.Internal()
+	if p.MoreFrags {
+		// translatedIn looks the port up again; only a first fragment
+		// needs it here, under the lock.
+		if out, ok := e.insidePort(internal.Addr()); ok {
+			e.firstFragment(pk, internal.Addr(), false, out, fragWay{})
+		}
+	}
+	e.unlock()
+	return e.translatedIn(pk, internal)
+}
+
+// translatedIn rewrites an inbound packet for internal endpoint internal
+// and forwards it to that host's port.
+func (e *Engine) translatedIn(pk *packet, internal netip.AddrPort) Result {
+	b, p := pk.b, &pk.p
+	out, ok := e.insidePort(internal.Addr())
+	if !ok {
+		return e.drop(pk, DropNoRoute)
+	}
+	header.RewriteDst(b, p, internal)
+	header.IPv4(b).DecTTL()
+	e.trace(pk, Forward, out, 0)
+	pk.q.slot.forwarded.Add(1)
+	return Result{Verdict: Forward, Out: out}
+}
