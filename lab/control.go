@@ -17,7 +17,6 @@ import (
 
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
-	"github.com/gonat/gonat/table"
 )
 
 // StateRoot holds one directory per lab started with `gonat lab up` (and
@@ -130,10 +129,10 @@ type Request struct {
 
 // Response answers a Request.
 type Response struct {
-	OK     bool         `json:"ok"`
-	Error  string       `json:"error,omitempty"`
-	Status *LabStatus   `json:"status,omitempty"`
-	Table  []MappingRow `json:"table,omitempty"`
+	OK     bool              `json:"ok"`
+	Error  string            `json:"error,omitempty"`
+	Status *LabStatus        `json:"status,omitempty"`
+	Table  []observe.Mapping `json:"table,omitempty"`
 }
 
 // LabStatus describes a running lab.
@@ -167,21 +166,6 @@ type NATStatus struct {
 	Packets        map[string]uint64 `json:"packets"`
 }
 
-// MappingRow is one live mapping.
-type MappingRow struct {
-	NAT        string   `json:"nat"`
-	Proto      string   `json:"proto"`
-	Internal   string   `json:"internal"`
-	External   string   `json:"external"`
-	Remotes    []string `json:"remotes"`    // admitted by the filter; "addr:port (STATE)" for TCP
-	ExpiresIn  int64    `json:"expires_in"` // seconds left, rounded
-	Age        string   `json:"age"`
-	PacketsOut uint64   `json:"packets_out"`
-	PacketsIn  uint64   `json:"packets_in"`
-	BytesOut   uint64   `json:"bytes_out"`
-	BytesIn    uint64   `json:"bytes_in"`
-}
-
 // Status describes the lab.
 func (l *Lab) Status() *LabStatus {
 	st := &LabStatus{Name: l.Name, PID: os.Getpid()}
@@ -211,29 +195,16 @@ func (l *Lab) Status() *LabStatus {
 }
 
 // Table lists the live mappings of one NAT ("" for all).
-func (l *Lab) Table(natName string) ([]MappingRow, error) {
+func (l *Lab) Table(natName string) ([]observe.Mapping, error) {
 	if natName != "" && l.nats[natName] == nil {
 		return nil, fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
 	}
-	var rows []MappingRow
+	var rows []observe.Mapping
 	now := time.Now()
 	for _, name := range l.natOrder {
-		if natName != "" && name != natName {
-			continue
+		if natName == "" || name == natName {
+			rows = append(rows, observe.Mappings(name, l.nats[name].Engine, now)...)
 		}
-		l.nats[name].Engine.Mappings(now, func(m nat.MappingInfo) {
-			r := MappingRow{NAT: name, Proto: m.Proto.String(), Internal: m.Internal.String(), External: m.External.String(),
-				ExpiresIn: int64(max(m.Expires.Sub(now), 0).Round(time.Second) / time.Second), Age: now.Sub(m.Created).Round(time.Second).String(),
-				PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn, BytesOut: m.BytesOut, BytesIn: m.BytesIn}
-			for _, s := range m.Remotes {
-				rem := s.Remote.String()
-				if m.Proto == table.TCP && s.State != "" {
-					rem += " (" + s.State + ")"
-				}
-				r.Remotes = append(r.Remotes, rem)
-			}
-			rows = append(rows, r)
-		})
 	}
 	return rows, nil
 }

@@ -34,6 +34,7 @@ func (k EventKind) String() string {
 }
 
 // MappingInfo is a copy of a mapping, safe to keep after the table moves on.
+// Outside the process a mapping travels as observe.Mapping, built from it.
 type MappingInfo struct {
 	Proto                                    table.Protocol
 	Internal                                 netip.AddrPort

@@ -1,0 +1,81 @@
+package observe
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/table"
+)
+
+// The JSON of a mapping is what `gonat table --json` users script
+// against and what the web page reads: these exact names and units.
+func TestMappingJSONContract(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	m := nat.MappingInfo{
+		Proto:    table.TCP,
+		Internal: netip.MustParseAddrPort("10.0.1.2:5000"),
+		External: netip.MustParseAddrPort("198.51.100.1:40001"),
+		Created:  now.Add(-65*time.Second - 300*time.Millisecond),
+		Expires:  now.Add(271*time.Second + 400*time.Millisecond),
+		Remotes: []table.SessionInfo{
+			{Remote: netip.MustParseAddrPort("203.0.113.10:80"), State: "ESTABLISHED"},
+			{Remote: netip.MustParseAddrPort("203.0.113.11:443")},
+		},
+		PacketsOut: 12, PacketsIn: 9, BytesOut: 1200, BytesIn: 900,
+	}
+	b, err := json.Marshal(MappingOf("home", m, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"nat": "home", "proto": "tcp", "internal": "10.0.1.2:5000", "external": "198.51.100.1:40001",
+		"remotes":    []any{"203.0.113.10:80 (ESTABLISHED)", "203.0.113.11:443"},
+		"expires_in": 271.0, "age": "1m5s",
+		"packets_out": 12.0, "packets_in": 9.0, "bytes_out": 1200.0, "bytes_in": 900.0,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mapping JSON\n got %s\nwant %v", b, want)
+	}
+}
+
+func TestMappingOf(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	base := nat.MappingInfo{
+		Proto:    table.UDP,
+		Internal: netip.MustParseAddrPort("10.0.1.2:5000"),
+		External: netip.MustParseAddrPort("198.51.100.1:40001"),
+		Created:  now,
+	}
+	cases := []struct {
+		name    string
+		expires time.Duration
+		state   string
+		want    Mapping
+	}{
+		{"expiry rounds to the nearest second", 1500 * time.Millisecond, "",
+			Mapping{ExpiresIn: 2, Remotes: []string{"203.0.113.10:3478"}}},
+		{"a due mapping has no time left, never a negative one", -3 * time.Second, "",
+			Mapping{ExpiresIn: 0, Remotes: []string{"203.0.113.10:3478"}}},
+		{"a UDP remote has no state to show", time.Minute, "ESTABLISHED",
+			Mapping{ExpiresIn: 60, Remotes: []string{"203.0.113.10:3478"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := base
+			m.Expires = now.Add(c.expires)
+			m.Remotes = []table.SessionInfo{{Remote: netip.MustParseAddrPort("203.0.113.10:3478"), State: c.state}}
+			got := MappingOf("nat", m, now)
+			if got.ExpiresIn != c.want.ExpiresIn || !reflect.DeepEqual(got.Remotes, c.want.Remotes) {
+				t.Errorf("expires_in %d, remotes %q; want %d, %q", got.ExpiresIn, got.Remotes, c.want.ExpiresIn, c.want.Remotes)
+			}
+		})
+	}
+}
