@@ -3,9 +3,7 @@ package lab
 import (
 	"context"
 	"strings"
-	"time"
 
-	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/web"
 )
 
@@ -20,19 +18,10 @@ func (s webSource) Snapshot() web.Snapshot {
 	for _, n := range st.Nodes {
 		snap.Nodes = append(snap.Nodes, web.Node{Name: n.Name, Kind: n.Kind, Network: n.Network, Addresses: n.Addresses})
 	}
-	now := time.Now()
 	for _, n := range st.NATs {
-		wn := web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering, PortAssignment: n.PortAssignment,
-			Hairpin: n.Hairpin, Counters: n.Packets}
-		s.l.NAT(n.Name).Engine.Mappings(now, func(m nat.MappingInfo) {
-			wm := web.Mapping{Proto: m.Proto.String(), Internal: m.Internal.String(), External: m.External.String(),
-				ExpiresIn: m.Expires.Sub(now), PacketsOut: m.PacketsOut, PacketsIn: m.PacketsIn}
-			for _, r := range m.Remotes {
-				wm.Remotes = append(wm.Remotes, r.Remote.String())
-			}
-			wn.Mappings = append(wn.Mappings, wm)
-		})
-		snap.NATs = append(snap.NATs, wn)
+		rows, _ := s.l.Table(n.Name)
+		snap.NATs = append(snap.NATs, web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering,
+			PortAssignment: n.PortAssignment, Hairpin: n.Hairpin, Packets: n.Packets, Mappings: rows})
 	}
 	return snap
 }

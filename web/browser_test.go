@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonat/gonat/internal/browser"
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
 )
 
 func TestBrowserLiveView(t *testing.T) {
@@ -97,6 +98,14 @@ func TestBrowserLiveView(t *testing.T) {
 	if !browser.HasMapping(s, "10.0.2.2:6000") {
 		t.Errorf("home-b's mappings went too: %q", s.Mappings)
 	}
+	// The script read the live snapshot's expires_in (seconds) and
+	// packet counts as the server renders them.
+	for _, want := range []string{"10.0.1.2:43122\t198.51.100.1:40002\t203.0.113.20:7000\t2h 03m\t1,042\t981",
+		"10.0.2.2:6000\t198.51.100.2:51234\t203.0.113.10:3478\t27s\t4\t4"} {
+		if !strings.Contains(strings.Join(s.Mappings, "\n"), want) {
+			t.Errorf("no mapping row %q in %q", want, s.Mappings)
+		}
+	}
 
 	// (3) A picture of it, for the README.
 	png := b.Screenshot(ctx, page, width)
@@ -145,7 +154,7 @@ func TestBrowserHostileNames(t *testing.T) {
 	s := twoHomes()
 	nats := append([]NAT(nil), s.NATs...)
 	nats = append(nats, NAT{Name: evil, Mapping: evil, Filtering: "eif",
-		Mappings: []Mapping{{Proto: evil, Internal: evil, External: evil}}})
+		Mappings: []observe.Mapping{{Proto: evil, Internal: evil, External: evil}}})
 	s.NATs = nats
 	src.set(s)
 	src.emit(Event{Time: time.Now(), NAT: evil, Kind: "DROP", Text: evil, Reason: evil})
@@ -180,8 +189,8 @@ func TestBrowserLayoutAndLegend(t *testing.T) {
 	// STUN exchanges: the widest row the table must hold.
 	nats := append([]NAT(nil), snap.NATs...)
 	b2 := nats[1]
-	b2.Mappings = append(append([]Mapping(nil), b2.Mappings...), Mapping{Proto: "udp", Internal: "10.0.2.2:50000", External: "198.51.100.2:65000",
-		Remotes: []string{"203.0.113.10:3478", "203.0.113.11:3479", "203.0.113.20:7000"}, ExpiresIn: 299 * time.Second, PacketsOut: 123456, PacketsIn: 654321})
+	b2.Mappings = append(append([]observe.Mapping(nil), b2.Mappings...), observe.Mapping{Proto: "udp", Internal: "10.0.2.2:50000", External: "198.51.100.2:65000",
+		Remotes: []string{"203.0.113.10:3478", "203.0.113.11:3479", "203.0.113.20:7000"}, ExpiresIn: 299, PacketsOut: 123456, PacketsIn: 654321})
 	nats[1] = b2
 	snap.NATs = nats
 	src := newFake(snap)

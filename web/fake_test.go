@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gonat/gonat/observe"
 )
 
 // fakeSource is a Source the tests drive by hand. Unlike a real source
@@ -98,23 +100,23 @@ func twoHomes() Snapshot {
 			{
 				Name: "home-a", Mapping: "endpoint-independent", Filtering: "address-and-port-dependent",
 				PortAssignment: "sequential", Hairpin: true,
-				Counters: map[string]uint64{"forward": 1234, "filtered": 3},
-				Mappings: []Mapping{
+				Packets: map[string]uint64{"forward": 1234, "filtered": 3},
+				Mappings: []observe.Mapping{
 					{Proto: "udp", Internal: "10.0.1.2:5000", External: "198.51.100.1:40001",
-						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 4*time.Minute + 31*time.Second, PacketsOut: 12, PacketsIn: 9},
+						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 4*60 + 31, PacketsOut: 12, PacketsIn: 9},
 					{Proto: "tcp", Internal: "10.0.1.2:43122", External: "198.51.100.1:40002",
-						Remotes: []string{"203.0.113.20:7000"}, ExpiresIn: 2*time.Hour + 3*time.Minute, PacketsOut: 1042, PacketsIn: 981},
+						Remotes: []string{"203.0.113.20:7000"}, ExpiresIn: 2*3600 + 3*60, PacketsOut: 1042, PacketsIn: 981},
 				},
 			},
 			{
 				Name: "home-b", Mapping: "address-and-port-dependent", Filtering: "address-and-port-dependent",
 				PortAssignment: "random", Hairpin: true,
-				Counters: map[string]uint64{"forward": 87, "no-mapping": 2, "filtered": 1},
-				Mappings: []Mapping{
+				Packets: map[string]uint64{"forward": 87, "no-mapping": 2, "filtered": 1},
+				Mappings: []observe.Mapping{
 					{Proto: "udp", Internal: "10.0.2.2:6000", External: "198.51.100.2:51234",
-						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 27 * time.Second, PacketsOut: 4, PacketsIn: 4},
+						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 27, PacketsOut: 4, PacketsIn: 4},
 					{Proto: "udp", Internal: "10.0.2.2:6000", External: "198.51.100.2:62817",
-						Remotes: []string{"203.0.113.11:3478"}, ExpiresIn: 8 * time.Second, PacketsOut: 1, PacketsIn: 0},
+						Remotes: []string{"203.0.113.11:3478"}, ExpiresIn: 8, PacketsOut: 1, PacketsIn: 0},
 				},
 			},
 		},
@@ -127,7 +129,7 @@ func withoutMapping(s Snapshot) Snapshot {
 	nats := make([]NAT, len(s.NATs))
 	copy(nats, s.NATs)
 	for i, n := range nats {
-		var keep []Mapping
+		var keep []observe.Mapping
 		for _, m := range n.Mappings {
 			if m.Internal != "10.0.1.2:5000" {
 				keep = append(keep, m)

@@ -235,8 +235,8 @@ func viewNAT(n NAT) natView {
 	if n.Hairpin {
 		v.Hairpin = "on"
 	}
-	for _, verdict := range verdictOrder(n.Counters) {
-		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Counters[verdict]),
+	for _, verdict := range verdictOrder(n.Packets) {
+		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Packets[verdict]),
 			Meaning: meaning(verdicts, verdict), Drop: verdict != "forward"})
 	}
 	anyRemote := v.Filtering.short == "EIF"
@@ -326,13 +326,11 @@ func classic(mapping, filtering string) string {
 	return ""
 }
 
-// expires formats the time left the way the page's script does.
-func expires(d time.Duration) string {
-	if d <= 0 {
-		return "expiring"
-	}
-	s := int64((d + time.Second - 1) / time.Second)
+// expires formats s seconds left the way the page's script does.
+func expires(s int64) string {
 	switch {
+	case s <= 0:
+		return "expiring"
 	case s < 60:
 		return fmt.Sprintf("%ds", s)
 	case s < 3600:

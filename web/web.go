@@ -33,6 +33,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/gonat/gonat/observe"
 )
 
 // Source is what the page shows. The lead adapts running NATs and labs to
@@ -73,27 +75,16 @@ type Node struct {
 // NAT is one NAT's behaviour, counters and live mappings.
 type NAT struct {
 	Name           string `json:"name"`
-	Mapping        string `json:"mapping"`        // endpoint-independent | address-dependent | address-and-port-dependent (or eim, adm, apdm)
-	Filtering      string `json:"filtering"`      // the same, for filtering (or eif, adf, apdf)
-	PortAssignment string `json:"portAssignment"` // preserve | sequential | random
+	Mapping        string `json:"mapping"`         // endpoint-independent | address-dependent | address-and-port-dependent (or eim, adm, apdm)
+	Filtering      string `json:"filtering"`       // the same, for filtering (or eif, adf, apdf)
+	PortAssignment string `json:"port_assignment"` // preserve | sequential | random
 	Hairpin        bool   `json:"hairpin"`
-	// Counters counts packets per verdict: forward, filtered,
-	// no-mapping, ...
-	Counters map[string]uint64 `json:"counters"`
-	Mappings []Mapping         `json:"mappings"`
-}
-
-// Mapping is one live mapping.
-type Mapping struct {
-	Proto    string   `json:"proto"`    // udp, tcp, icmp
-	Internal string   `json:"internal"` // inside endpoint, e.g. 10.0.1.2:5000
-	External string   `json:"external"` // external endpoint, e.g. 198.51.100.1:40001
-	Remotes  []string `json:"remotes"`  // remote endpoints the filter admits
-	// ExpiresIn is the time left; in JSON, nanoseconds (a Go
-	// time.Duration).
-	ExpiresIn  time.Duration `json:"expiresIn"`
-	PacketsOut uint64        `json:"packetsOut"`
-	PacketsIn  uint64        `json:"packetsIn"`
+	// Packets counts packets per verdict: forward, filtered,
+	// no-mapping, ... (as in gonat lab status).
+	Packets map[string]uint64 `json:"packets"`
+	// Mappings are the live mappings, in the form gonat table --json
+	// prints them.
+	Mappings []observe.Mapping `json:"mappings"`
 }
 
 // Event is one line of the event log.

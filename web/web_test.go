@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
 )
 
 func get(t *testing.T, url string) (string, *http.Response) {
@@ -139,8 +140,8 @@ func TestSnapshotJSONRoundTrips(t *testing.T) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
 	for _, key := range []string{`"name"`, `"nodes"`, `"nats"`, `"kind"`, `"network"`, `"addresses"`, `"mapping"`, `"filtering"`,
-		`"portAssignment"`, `"hairpin"`, `"counters"`, `"mappings"`, `"proto"`, `"internal"`, `"external"`, `"remotes"`,
-		`"expiresIn"`, `"packetsOut"`, `"packetsIn"`} {
+		`"port_assignment"`, `"hairpin"`, `"packets"`, `"mappings"`, `"nat"`, `"proto"`, `"internal"`, `"external"`, `"remotes"`,
+		`"expires_in"`, `"age"`, `"packets_out"`, `"packets_in"`, `"bytes_out"`, `"bytes_in"`} {
 		if !strings.Contains(body, key+":") {
 			t.Errorf("JSON lacks key %s", key)
 		}
@@ -148,8 +149,11 @@ func TestSnapshotJSONRoundTrips(t *testing.T) {
 	if m := regexp.MustCompile(`"[A-Z][A-Za-z]*":`).FindString(body); m != "" {
 		t.Errorf("JSON has an upper-case key %s", m)
 	}
-	if !strings.Contains(body, `"expiresIn": 271000000000`) {
-		t.Errorf("expiresIn not in nanoseconds:\n%s", body)
+	if m := regexp.MustCompile(`"[a-z]+[A-Z][A-Za-z]*":`).FindString(body); m != "" {
+		t.Errorf("JSON has a camelCase key %s: the mapping view is snake_case, as gonat table --json", m)
+	}
+	if !strings.Contains(body, `"expires_in": 271,`) {
+		t.Errorf("expires_in not in seconds:\n%s", body)
 	}
 }
 
@@ -565,8 +569,8 @@ func TestHostileNamesEscaped(t *testing.T) {
 		},
 		NATs: []NAT{{
 			Name: img, Mapping: evil, Filtering: "eif", PortAssignment: evil,
-			Counters: map[string]uint64{evil: 1},
-			Mappings: []Mapping{{Proto: evil, Internal: img, External: `'onmouseover='alert(4)`, Remotes: []string{evil}}},
+			Packets:  map[string]uint64{evil: 1},
+			Mappings: []observe.Mapping{{Proto: evil, Internal: img, External: `'onmouseover='alert(4)`, Remotes: []string{evil}}},
 		}},
 	}
 	src := newFake(s)
@@ -731,12 +735,12 @@ func TestTopologyLayout(t *testing.T) {
 }
 
 func TestFormats(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0: "expiring", -time.Second: "expiring", 300 * time.Millisecond: "1s", 59 * time.Second: "59s",
-		60 * time.Second: "1m 00s", 4*time.Minute + 31*time.Second: "4m 31s", 2*time.Hour + 4*time.Minute: "2h 04m",
+	for s, want := range map[int64]string{
+		0: "expiring", -1: "expiring", 1: "1s", 59: "59s",
+		60: "1m 00s", 4*60 + 31: "4m 31s", 2*3600 + 4*60: "2h 04m",
 	} {
-		if got := expires(d); got != want {
-			t.Errorf("expires(%v) = %q, want %q", d, got, want)
+		if got := expires(s); got != want {
+			t.Errorf("expires(%d) = %q, want %q", s, got, want)
 		}
 	}
 	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567"} {

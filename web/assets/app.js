@@ -41,10 +41,10 @@
 
   function pad(n, w) { n = String(n); while (n.length < w) n = '0' + n; return n; }
 
-  // The same formats as the server's (server.go: expires, group).
-  function expires(ns) {
-    if (!(ns > 0)) return 'expiring';
-    var s = Math.ceil(ns / 1e9);
+  // The same formats as the server's (server.go: expires, group);
+  // expires takes a mapping's expires_in, in seconds.
+  function expires(s) {
+    if (!(s > 0)) return 'expiring';
     if (s < 60) return s + 's';
     if (s < 3600) return Math.floor(s / 60) + 'm ' + pad(s % 60, 2) + 's';
     return Math.floor(s / 3600) + 'h ' + pad(Math.floor(s % 3600 / 60), 2) + 'm';
@@ -155,11 +155,11 @@
     var filt = behaviour(n.filtering, true);
     setBehaviour(sec.querySelector('dd[data-f="mapping"]'), behaviour(n.mapping, false), 'mapping');
     setBehaviour(sec.querySelector('dd[data-f="filtering"]'), filt, 'filtering');
-    setText(sec.querySelector('dd[data-f="ports"]'), n.portAssignment || '');
+    setText(sec.querySelector('dd[data-f="ports"]'), n.port_assignment || '');
     setText(sec.querySelector('dd[data-f="hairpin"]'), n.hairpin ? 'on' : 'off');
 
     // Counters: forward first, then the drops, most frequent first.
-    var c = n.counters || {};
+    var c = n.packets || {};
     var verdicts = Object.keys(c).sort(function (a, b) {
       if ((a === 'forward') !== (b === 'forward')) return a === 'forward' ? -1 : 1;
       if (c[a] !== c[b]) return c[b] - c[a];
@@ -206,10 +206,10 @@
       var remotes = anyRemote ? 'anyone' : (m.remotes && m.remotes.length ? m.remotes.join(', ') : '—');
       setText(td[3], remotes);
       td[3].classList.toggle('any', anyRemote);
-      setText(td[4], expires(m.expiresIn));
-      tr.classList.toggle('soon', m.expiresIn > 0 && m.expiresIn < 10e9);
-      setText(td[5], group(m.packetsOut));
-      setText(td[6], group(m.packetsIn));
+      setText(td[4], expires(m.expires_in));
+      tr.classList.toggle('soon', m.expires_in > 0 && m.expires_in < 10);
+      setText(td[5], group(m.packets_out));
+      setText(td[6], group(m.packets_in));
       return tr;
     });
     if (out.length === 0) {
