@@ -480,7 +480,7 @@ func startDetached(file, name string, extra ...string) error {
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.After(60 * time.Second)
 	for {
-		if resp, err := lab.Call(name, lab.Request{Op: "status"}); err == nil {
+		if resp, err := lab.Call(name, lab.Request{Op: lab.OpStatus}); err == nil {
 			printStatus(os.Stdout, resp.Status)
 			if len(resp.Status.Commands) > 0 {
 				fmt.Printf("host output: gonat lab logs --lab %s HOST (files in %s)\n", name, lab.HostLogDir(name))
@@ -577,7 +577,7 @@ func labExec(args []string) error {
 		return err
 	}
 	nsName := lab.NamespacePrefix(name) + node
-	if resp, err := lab.Call(name, lab.Request{Op: "status"}); err == nil {
+	if resp, err := lab.Call(name, lab.Request{Op: lab.OpStatus}); err == nil {
 		found := false
 		var known []string
 		for _, n := range resp.Status.Nodes {
@@ -616,7 +616,7 @@ func statusOf(labName string) (string, *lab.LabStatus, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	resp, err := lab.Call(name, lab.Request{Op: "status"})
+	resp, err := lab.Call(name, lab.Request{Op: lab.OpStatus})
 	if err != nil {
 		st, serr := lab.ReadState(name)
 		switch {
@@ -703,7 +703,7 @@ func labTable(args []string) error {
 			return err == nil
 		})
 	}
-	resp, err := lab.Call(name, lab.Request{Op: "table", NAT: *natName})
+	resp, err := lab.Call(name, lab.Request{Op: lab.OpTable, NAT: *natName})
 	if err != nil {
 		return err
 	}
@@ -840,7 +840,7 @@ func labDown(args []string) error {
 func downOne(name, keepLogs string, several bool) error {
 	st, stErr := lab.ReadState(name)
 	if stErr == nil && st.Alive() {
-		if _, err := lab.Call(name, lab.Request{Op: "down"}); err == nil {
+		if _, err := lab.Call(name, lab.Request{Op: lab.OpDown}); err == nil {
 			for deadline := time.Now().Add(15 * time.Second); st.Alive() && time.Now().Before(deadline); {
 				time.Sleep(50 * time.Millisecond)
 			}
