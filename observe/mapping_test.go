@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/table"
 )
@@ -77,5 +80,75 @@ func TestMappingOf(t *testing.T) {
 				t.Errorf("expires_in %d, remotes %q; want %d, %q", got.ExpiresIn, got.Remotes, c.want.ExpiresIn, c.want.Remotes)
 			}
 		})
+	}
+}
+
+// A mapping is named the same way by its view, the event that made it
+// and the metrics that count it: nat, proto, internal, external.
+func TestOneNamingAcrossViews(t *testing.T) {
+	c, err := table.Preset("full-cone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := netip.MustParseAddrPort("10.0.1.2:5000")
+	server := netip.MustParseAddrPort("203.0.113.10:3478")
+	c.External = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	e, err := nat.New(nat.Config{Table: c, Inside: []nat.InsidePort{
+		{Hosts: []netip.Prefix{netip.PrefixFrom(host.Addr(), 24)}, Gateway: netip.MustParseAddr("10.0.1.1")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := NewHub()
+	hub.Attach("home", e, nil)
+	events, cancel := hub.Subscribe(false)
+	defer cancel()
+
+	b := make([]byte, 1500)
+	n := header.BuildUDP(b, header.IPv4Fields{Src: host.Addr(), Dst: server.Addr(), Protocol: header.ProtoUDP, TTL: 64, ID: 1},
+		header.UDPFields{SrcPort: host.Port(), DstPort: server.Port()}, []byte("hello"))
+	now := time.Now()
+	if r := e.Process(1, b[:n], make([]byte, 1500), now); r.Verdict != nat.Forward {
+		t.Fatalf("outbound packet: %v", r.Verdict)
+	}
+
+	ms := Mappings("home", e, now)
+	if len(ms) != 1 {
+		t.Fatalf("%d mappings, want 1", len(ms))
+	}
+	m := ms[0]
+	var ev Event
+	select {
+	case ev = <-events:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no NEW event")
+	}
+	if ev.Kind != "NEW" || ev.NAT != m.NAT || ev.Proto != m.Proto || ev.Internal != m.Internal || ev.External != m.External {
+		t.Errorf("event %+v names the mapping %+v otherwise", ev, m)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(hub, MetricsNAT{Name: "home", Engine: e}))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fams {
+		if f.GetName() != "gonat_mappings" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["nat"] == m.NAT && labels["proto"] == m.Proto && mt.GetGauge().GetValue() == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no gonat_mappings{nat=%q,proto=%q} 1 in %v", m.NAT, m.Proto, fams)
 	}
 }
