@@ -18,18 +18,14 @@ import (
 // against and what the web page reads: these exact names and units.
 func TestMappingJSONContract(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	m := nat.MappingInfo{
-		Proto:    table.TCP,
-		Internal: netip.MustParseAddrPort("10.0.1.2:5000"),
-		External: netip.MustParseAddrPort("198.51.100.1:40001"),
-		Created:  now.Add(-65*time.Second - 300*time.Millisecond),
-		Expires:  now.Add(271*time.Second + 400*time.Millisecond),
-		Remotes: []table.SessionInfo{
-			{Remote: netip.MustParseAddrPort("203.0.113.10:80"), State: "ESTABLISHED"},
-			{Remote: netip.MustParseAddrPort("203.0.113.11:443")},
-		},
-		PacketsOut: 12, PacketsIn: 9, BytesOut: 1200, BytesIn: 900,
+	m := mappingInfo(table.TCP, now)
+	m.Created = now.Add(-65*time.Second - 300*time.Millisecond)
+	m.Expires = now.Add(271*time.Second + 400*time.Millisecond)
+	m.Remotes = []table.SessionInfo{
+		{Remote: netip.MustParseAddrPort("203.0.113.10:80"), State: "ESTABLISHED"},
+		{Remote: netip.MustParseAddrPort("203.0.113.11:443")},
 	}
+	m.PacketsOut, m.PacketsIn, m.BytesOut, m.BytesIn = 12, 9, 1200, 900
 	b, err := json.Marshal(MappingOf("home", m, now))
 	if err != nil {
 		t.Fatal(err)
@@ -49,14 +45,16 @@ func TestMappingJSONContract(t *testing.T) {
 	}
 }
 
+// mappingInfo is a mapping of 10.0.1.2:5000 as 198.51.100.1:40001, made
+// at created.
+func mappingInfo(proto table.Protocol, created time.Time) nat.MappingInfo {
+	return nat.MappingInfo{Proto: proto, Created: created,
+		Internal: netip.MustParseAddrPort("10.0.1.2:5000"), External: netip.MustParseAddrPort("198.51.100.1:40001")}
+}
+
 func TestMappingOf(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	base := nat.MappingInfo{
-		Proto:    table.UDP,
-		Internal: netip.MustParseAddrPort("10.0.1.2:5000"),
-		External: netip.MustParseAddrPort("198.51.100.1:40001"),
-		Created:  now,
-	}
+	base := mappingInfo(table.UDP, now)
 	cases := []struct {
 		name    string
 		expires time.Duration
