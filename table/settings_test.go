@@ -176,3 +176,18 @@ func TestApplySettingsOrder(t *testing.T) {
 		t.Errorf("unknown setting: %v", err)
 	}
 }
+
+// Every preset has a description, and Preset knows every name listed.
+func TestPresetsDescribed(t *testing.T) {
+	for _, name := range PresetNames() {
+		if PresetHelp(name) == "" {
+			t.Errorf("preset %s: no help", name)
+		}
+		if _, err := Preset(strings.ToUpper(name)); err != nil {
+			t.Errorf("preset %s: %v", name, err)
+		}
+	}
+	if PresetHelp("bogus") != "" {
+		t.Error("PresetHelp describes an unknown preset")
+	}
+}

@@ -20,7 +20,7 @@ import (
 	"github.com/gonat/gonat/tun"
 )
 
-const runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
+var runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
                  --external ADDR [--external ADDR...] [--preset NAME] [behaviour flags]
 
 Runs one NAT between network namespaces that already exist (see
@@ -34,15 +34,7 @@ gonat prints a line starting with "ready" once every port is up, and on
 Ctrl-C (SIGINT) or SIGTERM removes every device and route it made.
 
 Presets (any behaviour flag overrides the preset's value):
-  full-cone             EIM mapping, EIF filtering, port preserve, hairpin on
-  restricted-cone       EIM, ADF (address-dependent filtering)
-  port-restricted-cone  EIM, APDF (the default)
-  symmetric             APDM, APDF, random ports
-  linux                 what Linux MASQUERADE does: EIM, APDF, preserve, no hairpin,
-                        UDP 30s until answered then 120s, ICMP 30s, inbound packets
-                        refresh, ports below 1024 split 1-511 / 600-1023, port
-                        overloading (turn it off to change mapping or filtering)
-
+` + presetsHelp() + `
 Example:
   sudo scripts/netns-setup.sh
   sudo gonat run --inside gonat-a=10.0.0.2/24 --inside gonat-b=10.0.0.3/24 \
@@ -50,6 +42,20 @@ Example:
 
 Flags:
 `
+
+// presetsHelp lists the presets for --help, a name and its description
+// a line.
+func presetsHelp() string {
+	var b strings.Builder
+	for _, name := range table.PresetNames() {
+		lines := strings.Split(table.PresetHelp(name), "\n")
+		fmt.Fprintf(&b, "  %-20s  %s\n", name, lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(&b, "  %-20s  %s\n", "", l)
+		}
+	}
+	return b.String()
+}
 
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -60,6 +61,36 @@ func TestEverySettingReachable(t *testing.T) {
 				t.Errorf("topology key %s = %s: settings %v", s.Name, value, topo.NATs[0].Settings)
 			}
 		})
+	}
+}
+
+// gonat run --help describes every preset, and the README's behaviour
+// table lists every setting: neither can fall behind the table.
+func TestPresetsAndSettingsDocumented(t *testing.T) {
+	var code int
+	help := captureStdout(t, func() { code = mainCode([]string{"run", "--help"}) })
+	if code != 0 {
+		t.Fatalf("run --help: exit %d", code)
+	}
+	for _, name := range table.PresetNames() {
+		first, _, _ := strings.Cut(table.PresetHelp(name), "\n")
+		if !strings.Contains(help, fmt.Sprintf("  %-20s  %s\n", name, first)) {
+			t.Errorf("gonat run --help does not describe preset %s", name)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range table.Settings() {
+		if !strings.Contains(string(readme), "`--"+s.Name+"`") {
+			t.Errorf("README.md does not list --%s", s.Name)
+		}
+	}
+	for _, name := range table.PresetNames() {
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README.md does not list preset %s", name)
+		}
 	}
 }
 
