@@ -271,10 +271,10 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"udp-timeout", c.UDPTimeout},
-		{"tcp-established-timeout", c.TCPEstablishedTimeout},
-		{"tcp-transitory-timeout", c.TCPTransitoryTimeout},
-		{"icmp-timeout", c.ICMPTimeout},
+		{SettingUDPTimeout, c.UDPTimeout},
+		{SettingTCPEstablishedTimeout, c.TCPEstablishedTimeout},
+		{SettingTCPTransitoryTimeout, c.TCPTransitoryTimeout},
+		{SettingICMPTimeout, c.ICMPTimeout},
 	} {
 		if d.v <= 0 {
 			add("%s %v: must be > 0", d.name, d.v)

@@ -61,7 +61,7 @@ type Setting struct {
 	// Kind is the type of its value.
 	Kind SettingKind
 	// Words are the values a KindWord setting takes (for completion):
-	// long names first, then short forms.
+	// long names first, then short forms. Shared: do not change them.
 	Words []string
 	// Help is the flag's usage line in --help; a word in back quotes
 	// names the flag's argument, as package flag reads it.
@@ -97,141 +97,153 @@ type wantErr string
 
 func (e wantErr) Error() string { return "want " + string(e) }
 
-var behaviorWords = func() (mapping, filtering []string) {
-	long := []string{EndpointIndependent.String(), AddressDependent.String(), AddressAndPortDependent.String()}
-	mapping = append(append([]string(nil), long...), "eim", "adm", "apdm")
-	filtering = append(append([]string(nil), long...), "eif", "adf", "apdf")
-	return mapping, filtering
-}
-
 // settings lists every behaviour setting, in the order --help shows them
-// and Behavior-style builders apply them.
-var settings = func() []Setting {
-	mapWords, filterWords := behaviorWords()
-	behavior := func(field func(*Config) *Behavior) (func(*Config, string) error, func(*Config) string) {
-		return func(c *Config, v string) error {
-				b, err := ParseBehavior(v)
-				if err == nil {
-					*field(c) = b
-				}
-				return err
-			}, func(c *Config) string {
-				return field(c).String()
-			}
-	}
-	boolean := func(field func(*Config) *bool) (func(*Config, string) error, func(*Config) string) {
-		return func(c *Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return wantErr("true or false")
-				}
-				*field(c) = b
-				return nil
-			}, func(c *Config) string {
-				return strconv.FormatBool(*field(c))
-			}
-	}
-	timeout := func(field func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
-		return func(c *Config, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d <= 0 {
-					return wantErr("a positive duration such as 30s, 5m or 2h")
-				}
-				*field(c) = d
-				return nil
-			}, func(c *Config) string {
-				return field(c).String()
-			}
-	}
-	s := func(name string, kind SettingKind, words []string, help string, apply func(*Config, string) error, value func(*Config) string) Setting {
-		return Setting{Name: name, Kind: kind, Words: words, Help: help, apply: apply, value: value}
-	}
-	var out []Setting
-	add := func(set Setting) { out = append(out, set) }
-
-	ap, v := behavior(func(c *Config) *Behavior { return &c.Mapping })
-	add(s(SettingMapping, KindWord, mapWords,
-		"mapping `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eim|adm|apdm)", ap, v))
-	ap, v = behavior(func(c *Config) *Behavior { return &c.Filtering })
-	add(s(SettingFiltering, KindWord, filterWords,
-		"filtering `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eif|adf|apdf)", ap, v))
-	add(s(SettingPortAssignment, KindWord, append([]string(nil), portAssignmentNames[:]...),
-		"external port choice: preserve|sequential|random",
-		func(c *Config, v string) error {
+// and ApplySettings applies them.
+var settings = []Setting{
+	behaviorSetting(SettingMapping, "eim adm apdm",
+		"mapping `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eim|adm|apdm)",
+		func(c *Config) *Behavior { return &c.Mapping }),
+	behaviorSetting(SettingFiltering, "eif adf apdf",
+		"filtering `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eif|adf|apdf)",
+		func(c *Config) *Behavior { return &c.Filtering }),
+	{
+		Name: SettingPortAssignment, Kind: KindWord, Words: append([]string(nil), portAssignmentNames[:]...),
+		Help: "external port choice: preserve|sequential|random",
+		apply: func(c *Config, v string) error {
 			pa, err := ParsePortAssignment(v)
 			if err == nil {
 				c.PortAssignment = pa
 			}
 			return err
-		}, func(c *Config) string { return c.PortAssignment.String() }))
-	ap, v = boolean(func(c *Config) *bool { return &c.PortOverloading })
-	add(s(SettingPortOverloading, KindBool, nil,
-		"share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping, apdf filtering and no hairpin)", ap, v))
-	add(s(SettingPortRange, KindPortRange, nil,
-		"external ports for inside ports >= 1024: `LO-HI` (default 1024-65535)",
-		func(c *Config, v string) error {
-			lo, hi, ok := strings.Cut(v, "-")
-			l, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-			h, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-			if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
-				return wantErr("LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999")
-			}
-			c.PortLo, c.PortHi = uint16(l), uint16(h)
-			return nil
-		}, func(c *Config) string { return fmt.Sprintf("%d-%d", c.PortLo, c.PortHi) }))
-	ap, v = boolean(func(c *Config) *bool { return &c.LinuxLowPorts })
-	add(s(SettingLinuxLowPorts, KindBool, nil,
-		"split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)", ap, v))
-	ap, v = boolean(func(c *Config) *bool { return &c.Parity })
-	add(s(SettingParity, KindBool, nil, "keep the inside port's parity (true|false)", ap, v))
-	add(s(SettingPooling, KindWord, append([]string(nil), poolingNames[:]...),
-		"with several --external: paired (one external address per inside host) | arbitrary",
-		func(c *Config, v string) error {
+		},
+		value: func(c *Config) string { return c.PortAssignment.String() },
+	},
+	boolSetting(SettingPortOverloading,
+		"share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping, apdf filtering and no hairpin)",
+		func(c *Config) *bool { return &c.PortOverloading }),
+	{
+		Name: SettingPortRange, Kind: KindPortRange,
+		Help:  "external ports for inside ports >= 1024: `LO-HI` (default 1024-65535)",
+		apply: applyPortRange,
+		value: func(c *Config) string { return fmt.Sprintf("%d-%d", c.PortLo, c.PortHi) },
+	},
+	boolSetting(SettingLinuxLowPorts, "split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)",
+		func(c *Config) *bool { return &c.LinuxLowPorts }),
+	boolSetting(SettingParity, "keep the inside port's parity (true|false)",
+		func(c *Config) *bool { return &c.Parity }),
+	{
+		Name: SettingPooling, Kind: KindWord, Words: append([]string(nil), poolingNames[:]...),
+		Help: "with several --external: paired (one external address per inside host) | arbitrary",
+		apply: func(c *Config, v string) error {
 			p, err := ParsePooling(v)
 			if err == nil {
 				c.Pooling = p
 			}
 			return err
-		}, func(c *Config) string { return c.Pooling.String() }))
-	ap, v = boolean(func(c *Config) *bool { return &c.Hairpin })
-	add(s(SettingHairpin, KindBool, nil,
-		"hairpinning: inside hosts reach each other's external endpoints (true|false)", ap, v))
-	ap, v = timeout(func(c *Config) *time.Duration { return &c.UDPTimeout })
-	add(s(SettingUDPTimeout, KindDuration, nil,
-		"UDP mapping lifetime without outbound traffic (`duration`, default 5m)", ap, v))
-	add(s(SettingUDPUnrepliedTimeout, KindDuration, nil,
-		"UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
-		func(c *Config, v string) error {
+		},
+		value: func(c *Config) string { return c.Pooling.String() },
+	},
+	boolSetting(SettingHairpin, "hairpinning: inside hosts reach each other's external endpoints (true|false)",
+		func(c *Config) *bool { return &c.Hairpin }),
+	timeoutSetting(SettingUDPTimeout, "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
+		func(c *Config) *time.Duration { return &c.UDPTimeout }),
+	{
+		Name: SettingUDPUnrepliedTimeout, Kind: KindDuration,
+		Help: "UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
+		apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
 				return wantErr("a duration >= 0 such as 30s (0: off, udp-timeout from the first packet)")
 			}
 			c.UDPUnrepliedTimeout = d
 			return nil
-		}, func(c *Config) string { return c.UDPUnrepliedTimeout.String() }))
-	ap, v = timeout(func(c *Config) *time.Duration { return &c.TCPEstablishedTimeout })
-	add(s(SettingTCPEstablishedTimeout, KindDuration, nil,
-		"established TCP connection lifetime (`duration`, default 2h4m)", ap, v))
-	ap, v = timeout(func(c *Config) *time.Duration { return &c.TCPTransitoryTimeout })
-	add(s(SettingTCPTransitoryTimeout, KindDuration, nil,
-		"TCP lifetime while opening or closing (`duration`, default 4m)", ap, v))
-	ap, v = timeout(func(c *Config) *time.Duration { return &c.ICMPTimeout })
-	add(s(SettingICMPTimeout, KindDuration, nil,
-		"ICMP query (ping) mapping lifetime (`duration`, default 1m)", ap, v))
-	ap, v = boolean(func(c *Config) *bool { return &c.InboundRefresh })
-	add(s(SettingInboundRefresh, KindBool, nil, "inbound packets refresh mappings too (true|false)", ap, v))
-	add(s(SettingSeed, KindInt, nil,
-		"seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
-		func(c *Config, v string) error {
+		},
+		value: func(c *Config) string { return c.UDPUnrepliedTimeout.String() },
+	},
+	timeoutSetting(SettingTCPEstablishedTimeout, "established TCP connection lifetime (`duration`, default 2h4m)",
+		func(c *Config) *time.Duration { return &c.TCPEstablishedTimeout }),
+	timeoutSetting(SettingTCPTransitoryTimeout, "TCP lifetime while opening or closing (`duration`, default 4m)",
+		func(c *Config) *time.Duration { return &c.TCPTransitoryTimeout }),
+	timeoutSetting(SettingICMPTimeout, "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
+		func(c *Config) *time.Duration { return &c.ICMPTimeout }),
+	boolSetting(SettingInboundRefresh, "inbound packets refresh mappings too (true|false)",
+		func(c *Config) *bool { return &c.InboundRefresh }),
+	{
+		Name: SettingSeed, Kind: KindInt,
+		Help: "seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
+		apply: func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return wantErr("an integer")
 			}
 			c.Seed = n
 			return nil
-		}, func(c *Config) string { return strconv.FormatInt(c.Seed, 10) }))
-	return out
-}()
+		},
+		value: func(c *Config) string { return strconv.FormatInt(c.Seed, 10) },
+	},
+}
+
+// behaviorSetting is a mapping or filtering behaviour: the long names
+// and the short forms given.
+func behaviorSetting(name, short, help string, field func(*Config) *Behavior) Setting {
+	var words []string
+	for b := EndpointIndependent; b <= AddressAndPortDependent; b++ {
+		words = append(words, b.String())
+	}
+	return Setting{
+		Name: name, Kind: KindWord, Words: append(words, strings.Fields(short)...), Help: help,
+		apply: func(c *Config, v string) error {
+			b, err := ParseBehavior(v)
+			if err == nil {
+				*field(c) = b
+			}
+			return err
+		},
+		value: func(c *Config) string { return field(c).String() },
+	}
+}
+
+func boolSetting(name, help string, field func(*Config) *bool) Setting {
+	return Setting{
+		Name: name, Kind: KindBool, Help: help,
+		apply: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return wantErr("true or false")
+			}
+			*field(c) = b
+			return nil
+		},
+		value: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+	}
+}
+
+// timeoutSetting is a duration that must be positive.
+func timeoutSetting(name, help string, field func(*Config) *time.Duration) Setting {
+	return Setting{
+		Name: name, Kind: KindDuration, Help: help,
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return wantErr("a positive duration such as 30s, 5m or 2h")
+			}
+			*field(c) = d
+			return nil
+		},
+		value: func(c *Config) string { return field(c).String() },
+	}
+}
+
+func applyPortRange(c *Config, v string) error {
+	lo, hi, ok := strings.Cut(v, "-")
+	l, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	h, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
+		return wantErr("LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999")
+	}
+	c.PortLo, c.PortHi = uint16(l), uint16(h)
+	return nil
+}
 
 // Settings lists every behaviour setting, in the order --help shows them
 // and ApplySettings applies them.
