@@ -48,7 +48,7 @@ func AllCombinations() []NATType {
 		for _, f := range bs {
 			out = append(out, NATType{
 				Name:     strings.ToLower(m.Short(false) + "/" + f.Short(true)),
-				Settings: map[string]string{lab.SetMapping: m.String(), lab.SetFiltering: f.String()},
+				Settings: map[string]string{table.SettingMapping: m.String(), table.SettingFiltering: f.String()},
 				Mapping:  m, Filter: f,
 			})
 		}

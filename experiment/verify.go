@@ -112,13 +112,14 @@ func verifyOne(ctx context.Context, tg VerifyTarget, servers [2]netip.Addr) ([]C
 	return checks(tg.Configured, res), ""
 }
 
-// checks compares the configured behaviour with what the probe observed.
-// Port assignment is the probe's own verdict (see stun.Probe), unknown
-// when it could not decide.
+// checks compares the configured behaviour with what the probe observed,
+// as values: a property matches when the probe concluded the configured
+// value. Port assignment is the probe's own verdict (see stun.Probe),
+// unknown when it could not decide.
 func checks(c table.Config, res stun.Result) []Check {
 	cs := []Check{
-		{Property: "mapping", Configured: c.Mapping.String(), Observed: orUnknown(res.Mapping)},
-		{Property: "filtering", Configured: c.Filtering.String(), Observed: orUnknown(res.Filtering)},
+		{Property: table.SettingMapping, Configured: c.Mapping.String(), Observed: orUnknown(res.Mapping.String()), OK: res.Mapping.Is(c.Mapping)},
+		{Property: table.SettingFiltering, Configured: c.Filtering.String(), Observed: orUnknown(res.Filtering.String()), OK: res.Filtering.Is(c.Filtering)},
 	}
 	// The probe sees hairpinning only where its second socket's packet can
 	// pass M1's filter: not when a non-EIM NAT also filters.
@@ -127,12 +128,11 @@ func checks(c table.Config, res stun.Result) []Check {
 		if res.Hairpin != nil {
 			obs = strconv.FormatBool(*res.Hairpin)
 		}
-		cs = append(cs, Check{Property: "hairpin", Configured: strconv.FormatBool(c.Hairpin), Observed: obs})
+		cs = append(cs, Check{Property: table.SettingHairpin, Configured: strconv.FormatBool(c.Hairpin), Observed: obs,
+			OK: res.Hairpin != nil && *res.Hairpin == c.Hairpin})
 	}
-	cs = append(cs, Check{Property: "port-assignment", Configured: c.PortAssignment.String(), Observed: orUnknown(res.PortAssignment)})
-	for i := range cs {
-		cs[i].OK = cs[i].Configured == cs[i].Observed
-	}
+	cs = append(cs, Check{Property: table.SettingPortAssignment, Configured: c.PortAssignment.String(),
+		Observed: orUnknown(res.PortAssignment.String()), OK: res.PortAssignment.Is(c.PortAssignment)})
 	return cs
 }
 

@@ -14,14 +14,14 @@ func TestChecksPortAssignment(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		configured table.PortAssignment
-		observed   string
+		observed   stun.ObservedPorts
 		want       string
 		ok         bool
 	}{
-		{"preserve", table.Preserve, stun.PortPreserve, "preserve", true},
-		{"sequential", table.Sequential, stun.PortSequential, "sequential", true},
-		{"random seen as sequential", table.Random, stun.PortSequential, "sequential", false},
-		{"undecided", table.Preserve, "", "unknown", false},
+		{"preserve", table.Preserve, stun.Seen(table.Preserve), "preserve", true},
+		{"sequential", table.Sequential, stun.Seen(table.Sequential), "sequential", true},
+		{"random seen as sequential", table.Random, stun.Seen(table.Sequential), "sequential", false},
+		{"undecided", table.Preserve, stun.ObservedPorts{}, "unknown", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := table.Preset("full-cone")
@@ -29,7 +29,7 @@ func TestChecksPortAssignment(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.PortAssignment = tc.configured
-			res := stun.Result{Mapping: stun.EndpointIndependent, Filtering: stun.EndpointIndependent, Hairpin: &yes, PortAssignment: tc.observed}
+			res := stun.Result{Mapping: stun.Seen(table.EndpointIndependent), Filtering: stun.Seen(table.EndpointIndependent), Hairpin: &yes, PortAssignment: tc.observed}
 			var got *Check
 			cs := checks(c, res)
 			for i := range cs {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/gonat/gonat/table"
 )
 
 // Summary describes a NAT's behaviour in one phrase, e.g.
@@ -21,7 +23,7 @@ func (n *NATNode) Summary() string {
 	if len(n.Settings) > 0 {
 		b.WriteString(" (")
 		first := true
-		for _, k := range SettingNames() {
+		for _, k := range table.SettingNames() {
 			if v, ok := n.Settings[k]; ok {
 				if !first {
 					b.WriteString(", ")

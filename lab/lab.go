@@ -377,17 +377,8 @@ func (n *NAT) Set(preset string, settings map[string]string) error {
 		}
 		base = p
 	}
-	for _, k := range SettingNames() {
-		if v, ok := settings[k]; ok {
-			if err := ApplySetting(&base, k, v); err != nil {
-				return err
-			}
-		}
-	}
-	for k := range settings {
-		if err := ApplySetting(&table.Config{}, k, settings[k]); err != nil {
-			return err
-		}
+	if err := table.ApplySettings(&base, settings); err != nil {
+		return err
 	}
 	base.External = cur.External
 	if base.Seed == 0 {

@@ -191,7 +191,7 @@ func (p *parser) parse(data []byte) *Topology {
 // about ("port range 100-200: ..." is about port-range).
 func (p *parser) settingLine(d *natDraft, msg string) int {
 	norm := strings.ReplaceAll(msg, " ", "-")
-	for _, k := range SettingNames() {
+	for _, k := range table.SettingNames() {
 		if _, ok := d.n.Settings[k]; ok && strings.HasPrefix(norm, k) {
 			return p.pos.key(keyNAT, d.idx, k)
 		}
@@ -365,15 +365,16 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		d.behOK = false
 	}
 
-	for _, k := range SettingNames() {
+	for _, set := range table.Settings() {
+		k := set.Name
 		v, ok := m[k]
 		if !ok {
 			continue
 		}
-		s, err := settingText(k, v)
+		s, err := settingText(set, v)
 		if err == nil {
 			scratch := table.DefaultConfig()
-			err = ApplySetting(&scratch, k, s)
+			err = set.Apply(&scratch, s)
 		} else {
 			err = fmt.Errorf("%s: %w", k, err)
 		}

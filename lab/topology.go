@@ -14,7 +14,7 @@ package lab
 //	upstream = "cgnat"            # optional, default "public"
 //	external = ["100.64.0.2"]     # required: a string or an array of strings
 //	inside   = "10.0.1.0/24"      # required
-//	udp-timeout = "30s"           # any behaviour setting of SettingNames()
+//	udp-timeout = "30s"           # any behaviour setting of table.Settings()
 //
 //	[[host]]
 //	name    = "alice"             # required
@@ -68,7 +68,7 @@ type NATNode struct {
 	// Inside (x.x.x.1). It is never given to a host or to a nested NAT.
 	Gateway  netip.Addr
 	Preset   string            // a table.PresetNames() name; DefaultPreset when the file names none
-	Settings map[string]string // the behaviour settings given, by setting name, as text for ApplySetting
+	Settings map[string]string // the behaviour settings given, by setting name, as text for table.ApplySetting
 	Behavior table.Config      // Behavior(Preset, Settings, External)
 	Line     int               // line of its [[nat]] header, for messages
 }
@@ -113,7 +113,7 @@ var (
 )
 
 func natKeys() []string {
-	return append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, SettingNames()...)
+	return append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and

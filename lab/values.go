@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/gonat/gonat/table"
 )
 
 // describe names a decoded TOML value's type (and value) for messages.
@@ -148,30 +150,30 @@ func parseInside(s string) (netip.Prefix, error) {
 	return pf, nil
 }
 
-// settingText turns a setting's TOML value into ApplySetting's text:
+// settingText turns a setting's TOML value into the text its Apply takes:
 // strings always; booleans for the on/off settings, integers for seed.
-func settingText(key string, v any) (string, error) {
+func settingText(set table.Setting, v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
 	case bool:
-		if IsBoolSetting(key) {
+		if set.Kind == table.KindBool {
 			return strconv.FormatBool(x), nil
 		}
 	case int64:
-		if key == SetSeed {
+		if set.Kind == table.KindInt {
 			return strconv.FormatInt(x, 10), nil
 		}
 	}
 	var want string
-	switch key {
-	case SetHairpin, SetParity, SetInboundRefresh, SetLinuxLowPorts, SetPortOverloading:
+	switch set.Kind {
+	case table.KindBool:
 		want = "true or false"
-	case SetSeed:
+	case table.KindInt:
 		want = "an integer"
-	case SetUDPTimeout, SetUDPUnrepliedTimeout, SetTCPEstablishedTimeout, SetTCPTransitoryTimeout, SetICMPTimeout:
+	case table.KindDuration:
 		want = `a duration string such as "30s", "5m" or "2h"`
-	case SetPortRange:
+	case table.KindPortRange:
 		want = `a string "LO-HI" such as "20000-29999"`
 	default:
 		want = "a string"

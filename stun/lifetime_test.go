@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/table"
 )
 
 // The lifetime test finds the test NAT's mapping timeout, within the
@@ -14,15 +16,15 @@ import (
 func TestProbeLifetime(t *testing.T) {
 	s := startServer(t)
 	for _, tc := range []struct {
-		mapping   string
+		mapping   table.Behavior
 		timeout   time.Duration
 		tolerance time.Duration // 0: the default, 200 ms at these lengths
 	}{
-		{EndpointIndependent, 1300 * time.Millisecond, 0},
-		{AddressAndPortDependent, 700 * time.Millisecond, 100 * time.Millisecond},
+		{table.EndpointIndependent, 1300 * time.Millisecond, 0},
+		{table.AddressAndPortDependent, 700 * time.Millisecond, 100 * time.Millisecond},
 	} {
 		t.Run(fmt.Sprintf("%s %v", tc.mapping, tc.timeout), func(t *testing.T) {
-			nat := newFakeNAT(t, tc.mapping, AddressAndPortDependent)
+			nat := newFakeNAT(t, tc.mapping, table.AddressAndPortDependent)
 			nat.timeout = tc.timeout
 			start := time.Now()
 			res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], ListenPacket: nat.listen,
@@ -44,7 +46,7 @@ func TestProbeLifetime(t *testing.T) {
 			}
 			t.Logf("lifetime %v in %v", res.Lifetime, took)
 			// The lifetime test ran beside the others without disturbing them.
-			if res.Mapping != tc.mapping || res.Filtering != AddressAndPortDependent {
+			if !res.Mapping.Is(tc.mapping) || !res.Filtering.Is(table.AddressAndPortDependent) {
 				t.Errorf("mapping %q filtering %q", res.Mapping, res.Filtering)
 			}
 		})
@@ -56,7 +58,7 @@ func TestProbeLifetime(t *testing.T) {
 func TestProbeLifetimeBounded(t *testing.T) {
 	s := startServer(t)
 	const maxLife = 400 * time.Millisecond
-	nat := newFakeNAT(t, EndpointIndependent, AddressAndPortDependent)
+	nat := newFakeNAT(t, table.EndpointIndependent, table.AddressAndPortDependent)
 	nat.timeout = 3 * time.Second
 	for name, listen := range map[string]func(string, string) (net.PacketConn, error){
 		"loopback": nil,
@@ -71,8 +73,8 @@ func TestProbeLifetimeBounded(t *testing.T) {
 			if !res.LifetimeBounded || res.Lifetime != maxLife {
 				t.Errorf("lifetime %v bounded %v, want %v bounded", res.Lifetime, res.LifetimeBounded, maxLife)
 			}
-			if name == "loopback" && res.PortAssignment != PortPreserve {
-				t.Errorf("PortAssignment %q on an untranslated path, want %q", res.PortAssignment, PortPreserve)
+			if name == "loopback" && !res.PortAssignment.Is(table.Preserve) {
+				t.Errorf("PortAssignment %q on an untranslated path, want preserve", res.PortAssignment)
 			}
 		})
 	}

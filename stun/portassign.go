@@ -12,19 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-)
 
-// Port assignment behaviours (RFC 4787 §4.2.1), as Result.PortAssignment
-// reports them. The empty string means the probe could not tell or did not
-// test.
-const (
-	// PortPreserve: the mapped port is the local port.
-	PortPreserve = "preserve"
-	// PortSequential: each new mapping takes the port after the previous
-	// mapping's.
-	PortSequential = "sequential"
-	// PortRandom: neither of the above.
-	PortRandom = "random"
+	"github.com/gonat/gonat/table"
 )
 
 // DefaultPortSamples is how many sockets the port assignment test opens
@@ -46,9 +35,9 @@ const (
 // the other: the NAT sees n new mappings in that order and nothing else from
 // the probe in between. All mapped ports equal to the local ports: preserve;
 // each mapped port one above the previous: sequential; else random. A
-// sample that gets no answer leaves the verdict unknown ("") without an
-// error.
-func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn, error), server netip.AddrPort, n int, rto time.Duration, retries int) (string, error) {
+// sample that gets no answer leaves the verdict unknown without an error.
+func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn, error), server netip.AddrPort, n int, rto time.Duration, retries int) (ObservedPorts, error) {
+	var unknown ObservedPorts
 	type sample struct {
 		conn  net.PacketConn
 		local uint16
@@ -70,7 +59,7 @@ func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn
 	}
 	for attempts := 0; len(samples) < n; attempts++ {
 		if attempts >= 20*n+20 {
-			return "", fmt.Errorf("stun: port assignment test: found only %d of %d free local ports in %d-%d",
+			return unknown, fmt.Errorf("stun: port assignment test: found only %d of %d free local ports in %d-%d",
 				len(samples), n, portSampleLo, portSampleHi)
 		}
 		p := uint16(portSampleLo + rand.IntN(portSampleHi-portSampleLo+1))
@@ -83,7 +72,7 @@ func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn
 			continue // taken on this host: draw another
 		}
 		if err != nil {
-			return "", err
+			return unknown, err
 		}
 		local := addrPortOf(c.LocalAddr()).Port()
 		if local == 0 {
@@ -98,10 +87,10 @@ func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn
 	for i, s := range samples {
 		r, err := Binding(ctx, s.conn, server, 0, rto, retries)
 		if errors.Is(err, ErrTimeout) {
-			return "", nil
+			return unknown, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("stun: port assignment test from local port %d: %w", s.local, err)
+			return unknown, fmt.Errorf("stun: port assignment test from local port %d: %w", s.local, err)
 		}
 		m := r.Mapped.Port()
 		if m != s.local {
@@ -114,11 +103,11 @@ func probePortAssignment(ctx context.Context, fresh func(string) (net.PacketConn
 	}
 	switch {
 	case preserve:
-		return PortPreserve, nil
+		return Seen(table.Preserve), nil
 	case sequential:
-		return PortSequential, nil
+		return Seen(table.Sequential), nil
 	case n < 2:
-		return "", nil // one moved port says nothing about the next
+		return unknown, nil // one moved port says nothing about the next
 	}
-	return PortRandom, nil
+	return Seen(table.Random), nil
 }

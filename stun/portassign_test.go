@@ -3,22 +3,24 @@ package stun
 import (
 	"context"
 	"testing"
+
+	"github.com/gonat/gonat/table"
 )
 
 // Each port assignment of the test NAT is told apart; busy local ports are
 // skipped, not fatal.
 func TestProbePortAssignment(t *testing.T) {
 	s := startServer(t)
-	for _, mode := range []string{PortPreserve, PortSequential, PortRandom} {
-		t.Run(mode, func(t *testing.T) {
-			nat := newFakeNAT(t, EndpointIndependent, AddressAndPortDependent)
+	for _, mode := range []table.PortAssignment{table.Preserve, table.Sequential, table.Random} {
+		t.Run(mode.String(), func(t *testing.T) {
+			nat := newFakeNAT(t, table.EndpointIndependent, table.AddressAndPortDependent)
 			nat.portAssign = mode
 			nat.refuse = 2
 			res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], ListenPacket: nat.listen, RTO: testRTO, Retries: testRetries})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.PortAssignment != mode {
+			if res.PortAssignment != Seen(mode) {
 				t.Errorf("PortAssignment %q, want %q", res.PortAssignment, mode)
 			}
 			if res.Classic != ClassicPortRestrictedCone {
@@ -38,16 +40,16 @@ func TestProbePortAssignment(t *testing.T) {
 func TestProbePortSamples(t *testing.T) {
 	s := startServer(t)
 	for _, tc := range []struct {
-		mode    string
+		mode    table.PortAssignment
 		samples int
-		want    string
+		want    ObservedPorts
 	}{
-		{PortPreserve, -1, ""},
-		{PortPreserve, 1, PortPreserve},
-		{PortSequential, 1, ""},
-		{PortSequential, 2, PortSequential},
+		{table.Preserve, -1, ObservedPorts{}},
+		{table.Preserve, 1, Seen(table.Preserve)},
+		{table.Sequential, 1, ObservedPorts{}},
+		{table.Sequential, 2, Seen(table.Sequential)},
 	} {
-		nat := newFakeNAT(t, EndpointIndependent, EndpointIndependent)
+		nat := newFakeNAT(t, table.EndpointIndependent, table.EndpointIndependent)
 		nat.portAssign = tc.mode
 		res, err := Probe(context.Background(), ProbeConfig{Server: s.Addrs()[0], ListenPacket: nat.listen,
 			RTO: testRTO, Retries: testRetries, PortSamples: tc.samples})

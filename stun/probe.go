@@ -9,14 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-)
 
-// Mapping and filtering behaviours (RFC 4787 §4.1 and §5), as Result
-// reports them. The empty string means the probe could not tell.
-const (
-	EndpointIndependent     = "endpoint-independent"
-	AddressDependent        = "address-dependent"
-	AddressAndPortDependent = "address-and-port-dependent"
+	"github.com/gonat/gonat/table"
 )
 
 // Classic NAT names (RFC 3489 §5 and the decision flow of §10.1).
@@ -80,8 +74,8 @@ const MinAdaptedRTO = 100 * time.Millisecond
 
 // Result is the probe's verdict.
 type Result struct {
-	Mapping   string // EndpointIndependent, AddressDependent, AddressAndPortDependent or ""
-	Filtering string // same vocabulary
+	Mapping   ObservedBehavior // RFC 4787 §4.1, RFC 5780 §4.3
+	Filtering ObservedBehavior // RFC 4787 §5, RFC 5780 §4.4
 	// Hairpin says whether a packet from a second local socket to the
 	// first socket's mapped address arrived (RFC 5780 §3.4, RFC 4787
 	// REQ-9); nil when it could not be tested.
@@ -103,9 +97,9 @@ type Result struct {
 	// OtherAddress is the server's OTHER-ADDRESS (A2:P2).
 	OtherAddress netip.AddrPort
 	// PortAssignment is how the NAT picks the port of a new mapping (RFC
-	// 4787 §4.2.1): PortPreserve, PortSequential, PortRandom, or "" when
-	// not tested or undecided. An untranslated path reports PortPreserve.
-	PortAssignment string
+	// 4787 §4.2.1): preserve, sequential or random, unknown when not
+	// tested or undecided. An untranslated path reports preserve.
+	PortAssignment ObservedPorts
 	// Lifetime is how long a UDP mapping survives without outbound
 	// packets (RFC 5780 §4.6), within the tolerance: the middle of the
 	// final bracket. Zero when not measured (ProbeConfig.Lifetime off, or
@@ -122,8 +116,8 @@ type Result struct {
 // hairpinned request whether or not it hairpins, since the request leaves
 // by a new mapping that M1's filter has never sent to.
 func (r Result) HairpinUnseen() bool {
-	return r.Hairpin != nil && !*r.Hairpin && r.Mapping != "" && r.Mapping != EndpointIndependent &&
-		r.Filtering != "" && r.Filtering != EndpointIndependent
+	return r.Hairpin != nil && !*r.Hairpin && r.Mapping.Known && r.Mapping.Value != table.EndpointIndependent &&
+		r.Filtering.Known && r.Filtering.Value != table.EndpointIndependent
 }
 
 // Probe runs the RFC 5780 §4 behaviour discovery tests against cfg.Server:
@@ -148,7 +142,7 @@ func (r Result) HairpinUnseen() bool {
 //     right after the first request, alone: a sequential NAT numbers
 //     mappings in the order they are made, so no other test may make
 //     mappings meanwhile. It costs PortSamples round trips, and nothing on
-//     an untranslated path, which reports PortPreserve.
+//     an untranslated path, which reports preserve.
 //   - Mapping lifetime (§4.6), when cfg.Lifetime: a fresh socket X sends
 //     A1:P1 a Binding request and learns its mapped address MX; after T
 //     without traffic on X, another fresh socket sends A1:P1 a request with
@@ -248,7 +242,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	switch samples := cfg.PortSamples; {
 	case samples < 0:
 	case !translated:
-		res.PortAssignment = PortPreserve
+		res.PortAssignment = Seen(table.Preserve)
 	default:
 		if samples == 0 {
 			samples = DefaultPortSamples
@@ -259,7 +253,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 			return res, err
 		}
 		res.PortAssignment = pa
-		say("  ports %s", orUndecided(pa))
+		say("  ports %s", orUndecided(pa.String()))
 	}
 
 	// Mapping lifetime, on its own sockets, alongside the remaining tests.
@@ -300,16 +294,16 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	case !m2.IsValid():
 		// unknown
 	case m1 == m2:
-		res.Mapping = EndpointIndependent
+		res.Mapping = Seen(table.EndpointIndependent)
 	case !m3.IsValid():
 		// unknown
 	case m2 == m3:
-		res.Mapping = AddressDependent
+		res.Mapping = Seen(table.AddressDependent)
 	default:
-		res.Mapping = AddressAndPortDependent
+		res.Mapping = Seen(table.AddressAndPortDependent)
 	}
 
-	say("  M2 %v, M3 %v: mapping %s", r2.Mapped, r3.Mapped, orUndecided(res.Mapping))
+	say("  M2 %v, M3 %v: mapping %s", r2.Mapped, r3.Mapped, orUndecided(res.Mapping.String()))
 
 	// Filtering and hairpinning, side by side on their own sockets.
 	say("filtering (RFC 5780 4.4) and hairpinning (3.4): answers a filtering NAT drops are waited for up to %s", silence(rto, retries))
@@ -318,7 +312,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 		filterErr, hpinErr error
 		hairpin            *bool
 		hairpinSrc         netip.AddrPort
-		filtering          string
+		filtering          ObservedBehavior
 	)
 	wg.Add(2)
 	go func() {
@@ -334,7 +328,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	if err := errors.Join(filterErr, hpinErr); err != nil {
 		return res, err
 	}
-	say("  filtering %s", orUndecided(res.Filtering))
+	say("  filtering %s", orUndecided(res.Filtering.String()))
 	if cfg.Lifetime {
 		say("lifetime: still measuring")
 	}
@@ -345,19 +339,19 @@ func Probe(ctx context.Context, cfg ProbeConfig) (Result, error) {
 	res.Lifetime, res.LifetimeBounded = life, lifeBounded
 
 	switch {
-	case !translated && res.Filtering == EndpointIndependent:
+	case !translated && res.Filtering.Is(table.EndpointIndependent):
 		res.Classic = ClassicOpen
-	case !translated && res.Filtering != "":
+	case !translated && res.Filtering.Known:
 		res.Classic = ClassicUDPFirewall
 	case !translated:
-	case res.Mapping == AddressDependent || res.Mapping == AddressAndPortDependent:
+	case res.Mapping.Is(table.AddressDependent) || res.Mapping.Is(table.AddressAndPortDependent):
 		res.Classic = ClassicSymmetric
-	case res.Mapping != EndpointIndependent:
-	case res.Filtering == EndpointIndependent:
+	case !res.Mapping.Is(table.EndpointIndependent):
+	case res.Filtering.Is(table.EndpointIndependent):
 		res.Classic = ClassicFullCone
-	case res.Filtering == AddressDependent:
+	case res.Filtering.Is(table.AddressDependent):
 		res.Classic = ClassicRestrictedCone
-	case res.Filtering == AddressAndPortDependent:
+	case res.Filtering.Is(table.AddressAndPortDependent):
 		res.Classic = ClassicPortRestrictedCone
 	}
 	return res, nil
@@ -399,36 +393,37 @@ func isTranslated(res *Result, listen func(string, string) (net.PacketConn, erro
 }
 
 // probeFiltering runs F2 and F3 (RFC 5780 §4.4) from a fresh socket.
-func probeFiltering(ctx context.Context, fresh func(string) (net.PacketConn, error), server, other netip.AddrPort, rto time.Duration, retries int) (string, error) {
+func probeFiltering(ctx context.Context, fresh func(string) (net.PacketConn, error), server, other netip.AddrPort, rto time.Duration, retries int) (ObservedBehavior, error) {
+	var unknown ObservedBehavior
 	c, err := fresh(":0")
 	if err != nil {
-		return "", err
+		return unknown, err
 	}
 	defer c.Close()
 	f2, f3 := newTxn(ChangeIP|ChangePort), newTxn(ChangePort)
 	if err := transact(ctx, c, []*txn{f2, f3}, server, rto, retries); err != nil {
-		return "", err
+		return unknown, err
 	}
 	for _, t := range []*txn{f2, f3} {
 		if t.err != nil {
-			return "", fmt.Errorf("stun: filtering test (change %v): %w", t.change, t.err)
+			return unknown, fmt.Errorf("stun: filtering test (change %v): %w", t.change, t.err)
 		}
 	}
 	// A server that ignored CHANGE-REQUEST would make every NAT look
 	// endpoint-independent; check where the answers came from.
 	if f2.done && f2.resp.From != other {
-		return "", fmt.Errorf("stun: change ip+port answer came from %v, want %v: server ignores CHANGE-REQUEST", f2.resp.From, other)
+		return unknown, fmt.Errorf("stun: change ip+port answer came from %v, want %v: server ignores CHANGE-REQUEST", f2.resp.From, other)
 	}
 	if want := netip.AddrPortFrom(server.Addr(), other.Port()); f3.done && f3.resp.From != want {
-		return "", fmt.Errorf("stun: change port answer came from %v, want %v: server ignores CHANGE-REQUEST", f3.resp.From, want)
+		return unknown, fmt.Errorf("stun: change port answer came from %v, want %v: server ignores CHANGE-REQUEST", f3.resp.From, want)
 	}
 	switch {
 	case f2.done:
-		return EndpointIndependent, nil
+		return Seen(table.EndpointIndependent), nil
 	case f3.done:
-		return AddressDependent, nil
+		return Seen(table.AddressDependent), nil
 	}
-	return AddressAndPortDependent, nil
+	return Seen(table.AddressAndPortDependent), nil
 }
 
 // probeHairpin tests hairpinning towards mapping socket c1, whose mapped

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/table"
 	pstun "github.com/pion/stun/v3"
 )
 
@@ -36,7 +37,7 @@ func TestProbeLoopbackIsOpenInternet(t *testing.T) {
 
 func checkOpen(t *testing.T, res Result, addrs [4]netip.AddrPort) {
 	t.Helper()
-	if res.Classic != ClassicOpen || res.Mapping != EndpointIndependent || res.Filtering != EndpointIndependent {
+	if res.Classic != ClassicOpen || !res.Mapping.Is(table.EndpointIndependent) || !res.Filtering.Is(table.EndpointIndependent) {
 		t.Errorf("got %+v, want open internet, EIM, EIF", res)
 	}
 	if res.Hairpin == nil || !*res.Hairpin {
@@ -53,8 +54,8 @@ func checkOpen(t *testing.T, res Result, addrs [4]netip.AddrPort) {
 	if res.OtherAddress != addrs[3] {
 		t.Errorf("OtherAddress %v, want %v", res.OtherAddress, addrs[3])
 	}
-	if res.PortAssignment != PortPreserve {
-		t.Errorf("PortAssignment %q, want %q on an untranslated path", res.PortAssignment, PortPreserve)
+	if !res.PortAssignment.Is(table.Preserve) {
+		t.Errorf("PortAssignment %q, want preserve on an untranslated path", res.PortAssignment)
 	}
 	if res.Lifetime != 0 || res.LifetimeBounded {
 		t.Errorf("lifetime %v (bounded %v) measured without being asked for", res.Lifetime, res.LifetimeBounded)
@@ -103,7 +104,7 @@ func TestProbeBlocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Classic != ClassicBlocked || res.Mapping != "" || res.Filtering != "" || res.Hairpin != nil {
+	if res.Classic != ClassicBlocked || res.Mapping.Known || res.Filtering.Known || res.Hairpin != nil {
 		t.Errorf("got %+v, want blocked and nothing else", res)
 	}
 }
@@ -163,7 +164,7 @@ func TestProbeNotRFC5780(t *testing.T) {
 // mapping x filtering kinds (RFC 4787 §4.1, §5).
 func TestProbeAgainstFakeNAT(t *testing.T) {
 	s := startServer(t)
-	kinds := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+	kinds := []table.Behavior{table.EndpointIndependent, table.AddressDependent, table.AddressAndPortDependent}
 	for _, mapping := range kinds {
 		for _, filtering := range kinds {
 			t.Run(fmt.Sprintf("mapping %s, filtering %s", mapping, filtering), func(t *testing.T) {
@@ -173,14 +174,14 @@ func TestProbeAgainstFakeNAT(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := ClassicSymmetric
-				if mapping == EndpointIndependent {
-					want = map[string]string{
-						EndpointIndependent:     ClassicFullCone,
-						AddressDependent:        ClassicRestrictedCone,
-						AddressAndPortDependent: ClassicPortRestrictedCone,
+				if mapping == table.EndpointIndependent {
+					want = map[table.Behavior]string{
+						table.EndpointIndependent:     ClassicFullCone,
+						table.AddressDependent:        ClassicRestrictedCone,
+						table.AddressAndPortDependent: ClassicPortRestrictedCone,
 					}[filtering]
 				}
-				if res.Mapping != mapping || res.Filtering != filtering || res.Classic != want {
+				if !res.Mapping.Is(mapping) || !res.Filtering.Is(filtering) || res.Classic != want {
 					t.Errorf("got mapping %q filtering %q classic %q, want %q %q %q\n%+v",
 						res.Mapping, res.Filtering, res.Classic, mapping, filtering, want, res)
 				}
@@ -193,11 +194,11 @@ func TestProbeAgainstFakeNAT(t *testing.T) {
 				// With one mapping per socket, the punch opens the filter
 				// and the hairpinned request gets in, with the second
 				// socket's mapped address as its source.
-				if mapping == EndpointIndependent && (!*res.Hairpin || res.HairpinSource.Addr() != loA1) {
+				if mapping == table.EndpointIndependent && (!*res.Hairpin || res.HairpinSource.Addr() != loA1) {
 					t.Errorf("hairpin %v from %v, want true from a mapped address", *res.Hairpin, res.HairpinSource)
 				}
-				if res.PortAssignment != PortRandom {
-					t.Errorf("PortAssignment %q, want %q (kernel ephemeral ports)", res.PortAssignment, PortRandom)
+				if !res.PortAssignment.Is(table.Random) {
+					t.Errorf("PortAssignment %q, want random (kernel ephemeral ports)", res.PortAssignment)
 				}
 			})
 		}
@@ -213,9 +214,9 @@ var fakeInside = netip.MustParseAddr("10.0.0.2")
 //
 // Inside sockets live in a port space of their own (listen honours ":PORT"
 // and refuses a port in use with EADDRINUSE). The outside port of a new
-// mapping follows portAssign: PortRandom (or "") takes the kernel's random
-// ephemeral port; PortSequential the next free port of a cursor above the
-// ephemeral range; PortPreserve the inside port, reserved on 127.0.0.1 when
+// mapping follows portAssign: random (the default) takes the kernel's random
+// ephemeral port; sequential the next free port of a cursor above the
+// ephemeral range; preserve the inside port, reserved on 127.0.0.1 when
 // the inside socket is opened (so an explicit port that is busy there is
 // refused like a busy local port), else a random one. With timeout > 0 a
 // mapping lapses timeout after its last outbound packet, as gonat's do:
@@ -223,20 +224,20 @@ var fakeInside = netip.MustParseAddr("10.0.0.2")
 // mapping.
 type fakeNAT struct {
 	t                  *testing.T
-	mapping, filtering string
-	portAssign         string
+	mapping, filtering table.Behavior
+	portAssign         table.PortAssignment
 	timeout            time.Duration
 	refuse             int // explicit-port listens still to refuse with EADDRINUSE
 
 	mu       sync.Mutex
 	nextPort uint16
 	inUse    map[uint16]bool
-	seq      uint16 // PortSequential cursor
+	seq      uint16 // the sequential cursor
 	refused  int
 }
 
-func newFakeNAT(t *testing.T, mapping, filtering string) *fakeNAT {
-	return &fakeNAT{t: t, mapping: mapping, filtering: filtering, nextPort: 5000,
+func newFakeNAT(t *testing.T, mapping, filtering table.Behavior) *fakeNAT {
+	return &fakeNAT{t: t, mapping: mapping, filtering: filtering, portAssign: table.Random, nextPort: 5000,
 		inUse: map[uint16]bool{}, seq: uint16(61000 + rand.IntN(3000))}
 }
 
@@ -277,7 +278,7 @@ func (n *fakeNAT) listen(network, address string) (net.PacketConn, error) {
 		dlChanged: make(chan struct{}),
 		ext:       map[netip.AddrPort]*outside{},
 	}
-	if n.portAssign == PortPreserve {
+	if n.portAssign == table.Preserve {
 		u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, port)))
 		if err != nil && p != 0 {
 			return nil, addrInUse(network)
@@ -291,7 +292,7 @@ func (n *fakeNAT) listen(network, address string) (net.PacketConn, error) {
 
 // allocate opens the outside socket of a new mapping (see fakeNAT).
 func (n *fakeNAT) allocate() (*net.UDPConn, error) {
-	if n.portAssign != PortSequential {
+	if n.portAssign != table.Sequential {
 		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loA1, 0)))
 	}
 	n.mu.Lock()
@@ -331,13 +332,13 @@ func (o *outside) lapsed(timeout time.Duration) bool {
 	return time.Since(o.lastOut) >= timeout
 }
 
-func (o *outside) permits(src netip.AddrPort, filtering string) bool {
+func (o *outside) permits(src netip.AddrPort, filtering table.Behavior) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch filtering {
-	case EndpointIndependent:
+	case table.EndpointIndependent:
 		return true
-	case AddressDependent:
+	case table.AddressDependent:
 		for d := range o.sentTo {
 			if d.Addr() == src.Addr() {
 				return true
@@ -358,7 +359,7 @@ type natConn struct {
 
 	mu        sync.Mutex
 	ext       map[netip.AddrPort]*outside // by mapping key
-	reserved  *net.UDPConn                // PortPreserve: the first mapping's socket
+	reserved  *net.UDPConn                // preserve: the first mapping's socket
 	deadline  time.Time
 	dlChanged chan struct{}
 }
@@ -366,9 +367,9 @@ type natConn struct {
 // key zeroes what the mapping behaviour ignores of the destination.
 func (c *natConn) key(dst netip.AddrPort) netip.AddrPort {
 	switch c.nat.mapping {
-	case EndpointIndependent:
+	case table.EndpointIndependent:
 		return netip.AddrPort{}
-	case AddressDependent:
+	case table.AddressDependent:
 		return netip.AddrPortFrom(dst.Addr(), 0)
 	}
 	return dst
@@ -517,7 +518,7 @@ func TestSilence(t *testing.T) {
 // test is announced through Progress.
 func TestProbeAdaptRTO(t *testing.T) {
 	s := startServer(t)
-	nat := newFakeNAT(t, EndpointIndependent, AddressAndPortDependent)
+	nat := newFakeNAT(t, table.EndpointIndependent, table.AddressAndPortDependent)
 	var mu sync.Mutex
 	var lines []string
 	start := time.Now()
@@ -553,18 +554,18 @@ func TestProbeAdaptRTO(t *testing.T) {
 func TestHairpinUnseen(t *testing.T) {
 	no, yes := false, true
 	for _, c := range []struct {
-		mapping, filtering string
+		mapping, filtering ObservedBehavior
 		hairpin            *bool
 		want               bool
 	}{
-		{AddressAndPortDependent, AddressAndPortDependent, &no, true},
-		{AddressDependent, AddressDependent, &no, true},
-		{AddressAndPortDependent, EndpointIndependent, &no, false},
-		{EndpointIndependent, AddressAndPortDependent, &no, false},
-		{AddressAndPortDependent, AddressAndPortDependent, &yes, false},
-		{AddressAndPortDependent, AddressAndPortDependent, nil, false},
-		{"", AddressAndPortDependent, &no, false},
-		{AddressAndPortDependent, "", &no, false},
+		{Seen(table.AddressAndPortDependent), Seen(table.AddressAndPortDependent), &no, true},
+		{Seen(table.AddressDependent), Seen(table.AddressDependent), &no, true},
+		{Seen(table.AddressAndPortDependent), Seen(table.EndpointIndependent), &no, false},
+		{Seen(table.EndpointIndependent), Seen(table.AddressAndPortDependent), &no, false},
+		{Seen(table.AddressAndPortDependent), Seen(table.AddressAndPortDependent), &yes, false},
+		{Seen(table.AddressAndPortDependent), Seen(table.AddressAndPortDependent), nil, false},
+		{ObservedBehavior{}, Seen(table.AddressAndPortDependent), &no, false},
+		{Seen(table.AddressAndPortDependent), ObservedBehavior{}, &no, false},
 	} {
 		r := Result{Mapping: c.mapping, Filtering: c.filtering, Hairpin: c.hairpin}
 		if got := r.HairpinUnseen(); got != c.want {

@@ -108,15 +108,63 @@ func DefaultConfig() Config {
 	}
 }
 
-var presetNames = []string{"full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "linux"}
+// presets are the named behaviours, each as its changes to
+// DefaultConfig, with a description for --help. The RFC 3489 type names
+// map to RFC 4787 terms as in RFC 4787 §3 and RFC 5780 §4.
+var presets = []struct {
+	name, help string
+	set        func(c *Config)
+}{
+	{"full-cone", "EIM mapping, EIF filtering, port preserve, hairpin on",
+		func(c *Config) { c.Filtering = EndpointIndependent }},
+	{"restricted-cone", "EIM, ADF (address-dependent filtering)",
+		func(c *Config) { c.Filtering = AddressDependent }},
+	{"port-restricted-cone", "EIM, APDF (the default)",
+		func(c *Config) {}},
+	{"symmetric", "APDM, APDF, random ports",
+		func(c *Config) {
+			c.Mapping = AddressAndPortDependent
+			c.PortAssignment = Random
+		}},
+	{"linux", "what Linux MASQUERADE does: EIM, APDF, preserve, no hairpin,\n" +
+		"UDP 30s until answered then 120s, ICMP 30s, inbound packets\n" +
+		"refresh, ports below 1024 split 1-511 / 600-1023, port\n" +
+		"overloading (turn it off to change mapping or filtering)",
+		func(c *Config) {
+			c.Hairpin = false
+			c.UDPTimeout = 120 * time.Second
+			c.UDPUnrepliedTimeout = 30 * time.Second
+			c.LinuxLowPorts = true
+			c.PortOverloading = true
+			c.ICMPTimeout = 30 * time.Second
+			c.TCPEstablishedTimeout = 432000 * time.Second
+			c.TCPTransitoryTimeout = 120 * time.Second
+			c.InboundRefresh = true
+		}},
+}
 
 // PresetNames lists the names Preset accepts.
 func PresetNames() []string {
-	return append([]string(nil), presetNames...)
+	out := make([]string, len(presets))
+	for i, p := range presets {
+		out[i] = p.name
+	}
+	return out
 }
 
-// Preset returns a named configuration with External left empty. The RFC 3489
-// type names map to RFC 4787 terms as in RFC 4787 §3 and RFC 5780 §4:
+// PresetHelp describes a preset for people, in lines of at most about
+// 65 characters; "" for an unknown name.
+func PresetHelp(name string) string {
+	for _, p := range presets {
+		if p.name == name {
+			return p.help
+		}
+	}
+	return ""
+}
+
+// Preset returns a named configuration with External left empty, the
+// name compared ignoring case:
 //
 //	full-cone             EIM, EIF,  preserve, hairpin
 //	restricted-cone       EIM, ADF,  preserve, hairpin
@@ -133,30 +181,15 @@ func PresetNames() []string {
 //
 // All use ports 1024-65535 and paired pooling.
 func Preset(name string) (Config, error) {
-	c := DefaultConfig()
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "full-cone":
-		c.Filtering = EndpointIndependent
-	case "restricted-cone":
-		c.Filtering = AddressDependent
-	case "port-restricted-cone":
-	case "symmetric":
-		c.Mapping = AddressAndPortDependent
-		c.PortAssignment = Random
-	case "linux":
-		c.Hairpin = false
-		c.UDPTimeout = 120 * time.Second
-		c.UDPUnrepliedTimeout = 30 * time.Second
-		c.LinuxLowPorts = true
-		c.PortOverloading = true
-		c.ICMPTimeout = 30 * time.Second
-		c.TCPEstablishedTimeout = 432000 * time.Second
-		c.TCPTransitoryTimeout = 120 * time.Second
-		c.InboundRefresh = true
-	default:
-		return Config{}, fmt.Errorf("preset %q: want one of %s", name, strings.Join(presetNames, ", "))
+	l := strings.ToLower(strings.TrimSpace(name))
+	for _, p := range presets {
+		if p.name == l {
+			c := DefaultConfig()
+			p.set(&c)
+			return c, nil
+		}
 	}
-	return c, nil
+	return Config{}, fmt.Errorf("preset %q: want one of %s", name, strings.Join(PresetNames(), ", "))
 }
 
 // withDefaults fills zero timeouts and zero port range ends.
@@ -238,10 +271,10 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"udp-timeout", c.UDPTimeout},
-		{"tcp-established-timeout", c.TCPEstablishedTimeout},
-		{"tcp-transitory-timeout", c.TCPTransitoryTimeout},
-		{"icmp-timeout", c.ICMPTimeout},
+		{SettingUDPTimeout, c.UDPTimeout},
+		{SettingTCPEstablishedTimeout, c.TCPEstablishedTimeout},
+		{SettingTCPTransitoryTimeout, c.TCPTransitoryTimeout},
+		{SettingICMPTimeout, c.ICMPTimeout},
 	} {
 		if d.v <= 0 {
 			add("%s %v: must be > 0", d.name, d.v)

@@ -178,7 +178,7 @@ func TestCarrierNATHairpin(t *testing.T) {
 	if a, b := exchange(); !a || !b {
 		t.Fatalf("hairpin on: alice heard bob %v, bob heard alice %v", a, b)
 	}
-	if err := l.NAT("cgnat").Set("", map[string]string{lab.SetHairpin: "false"}); err != nil {
+	if err := l.NAT("cgnat").Set("", map[string]string{table.SettingHairpin: "false"}); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := exchange(); a || b {

@@ -106,6 +106,21 @@ func TestBrowserLiveView(t *testing.T) {
 			t.Errorf("no mapping row %q in %q", want, s.Mappings)
 		}
 	}
+	// The script, which redrew the NAT panels from the snapshot, names
+	// the behaviours as the server does.
+	var panels, want []string
+	b.Eval(ctx, page, `Array.prototype.map.call(document.querySelectorAll('section.nat'), function (s) {
+		return [s.dataset.nat, s.querySelector('.classic').textContent,
+			s.querySelector('dd[data-f="mapping"] abbr').textContent, s.querySelector('dd[data-f="mapping"] .long').textContent,
+			s.querySelector('dd[data-f="filtering"] abbr').textContent, s.querySelector('dd[data-f="filtering"] .long').textContent].join('|');
+	})`, &panels)
+	for _, n := range withoutMapping(twoHomes()).NATs {
+		v := viewNAT(n)
+		want = append(want, strings.Join([]string{v.Name, v.Classic, v.Mapping.Short(), v.Mapping.Long(), v.Filtering.Short(), v.Filtering.Long()}, "|"))
+	}
+	if strings.Join(panels, "\n") != strings.Join(want, "\n") {
+		t.Errorf("NAT panels drawn by the script:\n%s\nwant, as the server draws them:\n%s", strings.Join(panels, "\n"), strings.Join(want, "\n"))
+	}
 
 	// (3) A picture of it, for the README.
 	png := b.Screenshot(ctx, page, width)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gonat/gonat/table"
 )
 
 //go:embed assets
@@ -162,6 +164,8 @@ type pageView struct {
 	NoEvents bool
 	Kinds    []term // the legend
 	Verdicts []term
+	// Behaviours is behaviourWords as JSON, for the page's script.
+	Behaviours string
 }
 
 type natView struct {
@@ -198,12 +202,13 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	snap := s.src.Snapshot()
 	recent, last := s.hub.recent(0)
 	v := pageView{
-		Name:     snap.Name,
-		SVG:      template.HTML(topology(snap, false)), // topology escapes every name and address
-		LastID:   s.hub.id(last),
-		Time:     time.Now().Format("15:04:05"),
-		Kinds:    eventKinds,
-		Verdicts: verdicts,
+		Name:       snap.Name,
+		SVG:        template.HTML(topology(snap, false)), // topology escapes every name and address
+		LastID:     s.hub.id(last),
+		Time:       time.Now().Format("15:04:05"),
+		Kinds:      eventKinds,
+		Verdicts:   verdicts,
+		Behaviours: behaviourWordsJSON,
 	}
 	for _, n := range snap.NATs {
 		v.NATs = append(v.NATs, viewNAT(n))
@@ -239,7 +244,7 @@ func viewNAT(n NAT) natView {
 		v.Counters = append(v.Counters, counterView{Verdict: verdict, Count: group(n.Packets[verdict]),
 			Meaning: meaning(verdicts, verdict), Drop: verdict != "forward"})
 	}
-	anyRemote := v.Filtering.short == "EIF"
+	anyRemote := v.Filtering.long == table.EndpointIndependent.String()
 	for _, m := range n.Mappings {
 		mv := mappingView{
 			Key:        m.Proto + " " + m.Internal + " " + m.External,
@@ -288,42 +293,61 @@ func verdictOrder(c map[string]uint64) []string {
 	return vs
 }
 
-// behaviour names a mapping or filtering behaviour both ways, from its
-// long or short name.
+// behaviourWord is how the page's script names one behaviour: the long
+// name, the mapping and filtering abbreviations, and every word that
+// means it.
+type behaviourWord struct {
+	Long      string   `json:"long"`
+	Mapping   string   `json:"mapping"`
+	Filtering string   `json:"filtering"`
+	Words     []string `json:"words"`
+}
+
+// behaviourWordsJSON gives the script table's vocabulary, so the page
+// names behaviours as the server does.
+var behaviourWordsJSON = func() string {
+	var out []behaviourWord
+	for b := table.EndpointIndependent; b <= table.AddressAndPortDependent; b++ {
+		out = append(out, behaviourWord{Long: b.String(), Mapping: b.Short(false), Filtering: b.Short(true),
+			Words: []string{b.String(), strings.ToLower(b.Short(false)), strings.ToLower(b.Short(true))}})
+	}
+	j, err := json.Marshal(out)
+	if err != nil {
+		panic(err)
+	}
+	return string(j)
+}()
+
+// behaviour names a mapping or filtering behaviour both ways, from any
+// name table.ParseBehavior takes; an unknown name is shown as given.
 func behaviour(s string, filtering bool) behaviourView {
-	suffix := "M"
-	if filtering {
-		suffix = "F"
+	b, err := table.ParseBehavior(s)
+	if err != nil {
+		return behaviourView{s, s}
 	}
-	switch strings.ToLower(s) {
-	case "endpoint-independent", "eim", "eif":
-		return behaviourView{"endpoint-independent", "EI" + suffix}
-	case "address-dependent", "adm", "adf":
-		return behaviourView{"address-dependent", "AD" + suffix}
-	case "address-and-port-dependent", "apdm", "apdf":
-		return behaviourView{"address-and-port-dependent", "APD" + suffix}
-	}
-	return behaviourView{s, s}
+	return behaviourView{b.String(), b.Short(filtering)}
 }
 
 // classic is the RFC 3489 name of a mapping and filtering pair, if it has
 // one.
 func classic(mapping, filtering string) string {
-	switch behaviour(mapping, false).short + "/" + behaviour(filtering, true).short {
-	case "EIM/EIF":
-		return "full cone"
-	case "EIM/ADF":
-		return "restricted cone"
-	case "EIM/APDF":
-		return "port-restricted cone"
-	}
-	// RFC 3489 calls every NAT whose mapping depends on the
-	// destination symmetric.
-	switch behaviour(mapping, false).short {
-	case "ADM", "APDM":
+	m, merr := table.ParseBehavior(mapping)
+	f, ferr := table.ParseBehavior(filtering)
+	switch {
+	case merr != nil:
+		return ""
+	case m != table.EndpointIndependent:
+		// RFC 3489 calls every NAT whose mapping depends on the
+		// destination symmetric.
 		return "symmetric"
+	case ferr != nil:
+		return ""
+	case f == table.EndpointIndependent:
+		return "full cone"
+	case f == table.AddressDependent:
+		return "restricted cone"
 	}
-	return ""
+	return "port-restricted cone"
 }
 
 // expires formats s seconds left the way the page's script does.

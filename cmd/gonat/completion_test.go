@@ -140,6 +140,8 @@ var completionCases = []struct {
 	{[]string{"gonat", "lab", "status", "--"}, []string{"--lab", "--json"}},
 	{[]string{"gonat", "run", "--preset", "sym"}, []string{"symmetric"}},
 	{[]string{"gonat", "run", "--fil"}, []string{"--filtering"}},
+	{[]string{"gonat", "run", "--mapping", "a"}, []string{"address-dependent", "adm"}},
+	{[]string{"gonat", "lab", "set", "--port-assignment", "s"}, []string{"sequential"}},
 	{[]string{"gonat", "completion", "f"}, []string{"fish"}},
 	{[]string{"gonat", "help", "mat"}, []string{"matrix"}},
 }

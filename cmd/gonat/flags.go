@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/gonat/gonat/table"
 )
 
 // errHelp ends a command after it printed its --help.
@@ -34,6 +36,39 @@ func (f *textFlag) IsBoolFlag() bool { return f.isBool }
 func (f *textFlag) Set(s string) error {
 	f.val, f.set = s, true
 	return nil
+}
+
+// settingValues holds the behaviour setting flags of a command, by name.
+type settingValues map[string]*textFlag
+
+// settingFlags defines a --NAME flag on fs for every behaviour setting
+// (table.Settings), with the setting's help.
+func settingFlags(fs *flag.FlagSet) settingValues {
+	v := settingValues{}
+	for _, s := range table.Settings() {
+		f := &textFlag{isBool: s.Kind == table.KindBool}
+		v[s.Name] = f
+		fs.Var(f, s.Name, s.Help)
+	}
+	return v
+}
+
+// given returns the settings given on the command line, by name, each
+// checked on its own (a preset and the other settings are applied later).
+func (v settingValues) given() (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range table.Settings() {
+		f := v[s.Name]
+		if f == nil || !f.set {
+			continue
+		}
+		var c table.Config
+		if err := s.Apply(&c, f.val); err != nil {
+			return nil, usageErr("--%v", err)
+		}
+		out[s.Name] = f.val
+	}
+	return out, nil
 }
 
 // internalFlag starts the usage of a flag gonat passes to itself: it

@@ -749,13 +749,9 @@ func labSet(args []string, flush bool) error {
 	fs := flag.NewFlagSet(op, flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")
 	preset := fs.String("preset", "", "behaviour preset: "+strings.Join(table.PresetNames(), ", "))
-	settings := map[string]*textFlag{}
+	var settings settingValues
 	if !flush {
-		for _, n := range lab.SettingNames() {
-			f := &textFlag{isBool: lab.IsBoolSetting(n)}
-			settings[n] = f
-			fs.Var(f, n, "behaviour setting (as in gonat run)")
-		}
+		settings = settingFlags(fs)
 	}
 	pos, err := parseMixed(fs, args, labHelp)
 	if err != nil {
@@ -768,21 +764,16 @@ func labSet(args []string, flush bool) error {
 	if err != nil {
 		return err
 	}
-	req := lab.Request{Op: op, NAT: pos[0], Preset: *preset, Settings: map[string]string{}}
 	if *preset != "" {
 		if _, err := table.Preset(*preset); err != nil {
 			return usageErr("--preset: %v", err)
 		}
 	}
-	for n, f := range settings {
-		if f.set {
-			var c table.Config
-			if err := lab.ApplySetting(&c, n, f.val); err != nil {
-				return usageErr("--%v", err)
-			}
-			req.Settings[n] = f.val
-		}
+	given, err := settings.given()
+	if err != nil {
+		return err
 	}
+	req := lab.Request{Op: op, NAT: pos[0], Preset: *preset, Settings: given}
 	if !flush && *preset == "" && len(req.Settings) == 0 {
 		return usageErr("nothing to set: give --preset and/or behaviour flags")
 	}
@@ -911,9 +902,11 @@ func labVerify(args []string) error {
 	var targets []experiment.VerifyTarget
 	for _, n := range st.NATs {
 		c := table.DefaultConfig()
-		lab.ApplySetting(&c, lab.SetMapping, n.Mapping)
-		lab.ApplySetting(&c, lab.SetFiltering, n.Filtering)
-		lab.ApplySetting(&c, lab.SetPortAssignment, n.PortAssignment)
+		err := table.ApplySettings(&c, map[string]string{table.SettingMapping: n.Mapping,
+			table.SettingFiltering: n.Filtering, table.SettingPortAssignment: n.PortAssignment})
+		if err != nil {
+			return fmt.Errorf("nat %s reports a behaviour gonat does not know: %v", n.Name, err)
+		}
 		c.Hairpin = n.Hairpin
 		tg := experiment.VerifyTarget{NAT: n.Name, Configured: c}
 		for _, node := range st.Nodes {

@@ -20,7 +20,7 @@ import (
 	"github.com/gonat/gonat/tun"
 )
 
-const runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
+var runHelp = `Usage: gonat run --inside NS=ADDR/PREFIX[,ADDR/PREFIX...] [--inside ...] --outside NS
                  --external ADDR [--external ADDR...] [--preset NAME] [behaviour flags]
 
 Runs one NAT between network namespaces that already exist (see
@@ -34,15 +34,7 @@ gonat prints a line starting with "ready" once every port is up, and on
 Ctrl-C (SIGINT) or SIGTERM removes every device and route it made.
 
 Presets (any behaviour flag overrides the preset's value):
-  full-cone             EIM mapping, EIF filtering, port preserve, hairpin on
-  restricted-cone       EIM, ADF (address-dependent filtering)
-  port-restricted-cone  EIM, APDF (the default)
-  symmetric             APDM, APDF, random ports
-  linux                 what Linux MASQUERADE does: EIM, APDF, preserve, no hairpin,
-                        UDP 30s until answered then 120s, ICMP 30s, inbound packets
-                        refresh, ports below 1024 split 1-511 / 600-1023, port
-                        overloading (turn it off to change mapping or filtering)
-
+` + presetsHelp() + `
 Example:
   sudo scripts/netns-setup.sh
   sudo gonat run --inside gonat-a=10.0.0.2/24 --inside gonat-b=10.0.0.3/24 \
@@ -51,6 +43,20 @@ Example:
 Flags:
 `
 
+// presetsHelp lists the presets for --help, a name and its description
+// a line.
+func presetsHelp() string {
+	var b strings.Builder
+	for _, name := range table.PresetNames() {
+		lines := strings.Split(table.PresetHelp(name), "\n")
+		fmt.Fprintf(&b, "  %-20s  %s\n", name, lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(&b, "  %-20s  %s\n", "", l)
+		}
+	}
+	return b.String()
+}
+
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var inside, external listFlag
@@ -58,30 +64,7 @@ func runCmd(args []string) error {
 	outside := fs.String("outside", "", "namespace of the outside port")
 	fs.Var(&external, "external", "external `ADDR` of the NAT (repeatable, or comma-separated: a pool)")
 	preset := fs.String("preset", "", "behaviour preset: "+strings.Join(table.PresetNames(), ", "))
-	settings := map[string]*textFlag{}
-	settingHelp := map[string]string{
-		lab.SetMapping:               "mapping `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eim|adm|apdm)",
-		lab.SetFiltering:             "filtering `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eif|adf|apdf)",
-		lab.SetPortAssignment:        "external port choice: preserve|sequential|random",
-		lab.SetPortRange:             "external ports for inside ports >= 1024: `LO-HI` (default 1024-65535)",
-		lab.SetParity:                "keep the inside port's parity (true|false)",
-		lab.SetPooling:               "with several --external: paired (one external address per inside host) | arbitrary",
-		lab.SetHairpin:               "hairpinning: inside hosts reach each other's external endpoints (true|false)",
-		lab.SetUDPTimeout:            "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
-		lab.SetUDPUnrepliedTimeout:   "UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
-		lab.SetLinuxLowPorts:         "split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)",
-		lab.SetPortOverloading:       "share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping, apdf filtering and no hairpin)",
-		lab.SetTCPEstablishedTimeout: "established TCP connection lifetime (`duration`, default 2h4m)",
-		lab.SetTCPTransitoryTimeout:  "TCP lifetime while opening or closing (`duration`, default 4m)",
-		lab.SetICMPTimeout:           "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
-		lab.SetInboundRefresh:        "inbound packets refresh mappings too (true|false)",
-		lab.SetSeed:                  "seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
-	}
-	for _, n := range lab.SettingNames() {
-		f := &textFlag{isBool: lab.IsBoolSetting(n)}
-		settings[n] = f
-		fs.Var(f, n, settingHelp[n])
-	}
+	settings := settingFlags(fs)
 	verbose := fs.Bool("v", false, "log every mapping created and expired")
 	trace := fs.Bool("trace", false, "print one line per packet: the packet before and after translation, or why it was dropped")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN devices")
@@ -137,22 +120,14 @@ func runCmd(args []string) error {
 	if len(ext) == 0 {
 		return usageErr("--external: at least one external address is required, e.g. --external 198.51.100.1")
 	}
-	given := map[string]string{}
-	for n, f := range settings {
-		if f.set {
-			given[n] = f.val
-		}
-	}
 	if *preset != "" {
 		if _, err := table.Preset(*preset); err != nil {
 			return usageErr("--preset: %v", err)
 		}
 	}
-	for n, v := range given {
-		var c table.Config
-		if err := lab.ApplySetting(&c, n, v); err != nil {
-			return usageErr("--%v", err)
-		}
+	given, err := settings.given()
+	if err != nil {
+		return err
 	}
 	behavior, err := lab.Behavior(*preset, given, ext)
 	if err != nil {

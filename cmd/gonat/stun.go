@@ -133,8 +133,8 @@ func probeCmd(args []string) error {
 	}
 	if *asJSON {
 		out := map[string]any{
-			"mapping": r.Mapping, "filtering": r.Filtering, "hairpin": r.Hairpin, "hairpin_unseen": r.HairpinUnseen(), "classic": r.Classic,
-			"port_assignment": r.PortAssignment, "lifetime_seconds": r.Lifetime.Seconds(), "lifetime_bounded": r.LifetimeBounded,
+			"mapping": r.Mapping.String(), "filtering": r.Filtering.String(), "hairpin": r.Hairpin, "hairpin_unseen": r.HairpinUnseen(), "classic": r.Classic,
+			"port_assignment": r.PortAssignment.String(), "lifetime_seconds": r.Lifetime.Seconds(), "lifetime_bounded": r.LifetimeBounded,
 			"local": r.Local.String(), "mapped": []string{r.Mapped[0].String(), r.Mapped[1].String(), r.Mapped[2].String()},
 		}
 		enc := json.NewEncoder(os.Stdout)
@@ -142,7 +142,7 @@ func probeCmd(args []string) error {
 		return enc.Encode(out)
 	}
 	fmt.Printf("local      %s\nmapped     %s (A1:P1)  %s (A2:P1)  %s (A2:P2)\nmapping    %s\nfiltering  %s\nhairpin    %s\nports      %s\n",
-		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping), orUnknown(r.Filtering), hairpinWord(r), orUnknown(r.PortAssignment))
+		r.Local, r.Mapped[0], r.Mapped[1], r.Mapped[2], orUnknown(r.Mapping.String()), orUnknown(r.Filtering.String()), hairpinWord(r), orUnknown(r.PortAssignment.String()))
 	if *lifetime {
 		bound := ""
 		if r.LifetimeBounded {
@@ -168,7 +168,7 @@ func orUnknown(s string) string {
 // hairpinWord is the probe's hairpin verdict for people.
 func hairpinWord(r stun.Result) string {
 	if r.HairpinUnseen() {
-		return "unseen (a probe cannot see hairpinning through " + r.Mapping + " mapping with a filter)"
+		return "unseen (a probe cannot see hairpinning through " + r.Mapping.String() + " mapping with a filter)"
 	}
 	return boolWord(r.Hairpin)
 }

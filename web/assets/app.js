@@ -56,15 +56,13 @@
   }
   function countText(n) { return n === 1 ? '1 mapping' : n + ' mappings'; }
 
+  // The server's names of the mapping and filtering behaviours.
+  var behaviours = JSON.parse(body.dataset.behaviours || '[]');
   function behaviour(s, filtering) {
-    var sfx = filtering ? 'F' : 'M';
-    switch (String(s || '').toLowerCase()) {
-      case 'endpoint-independent': case 'eim': case 'eif':
-        return { long: 'endpoint-independent', short: 'EI' + sfx };
-      case 'address-dependent': case 'adm': case 'adf':
-        return { long: 'address-dependent', short: 'AD' + sfx };
-      case 'address-and-port-dependent': case 'apdm': case 'apdf':
-        return { long: 'address-and-port-dependent', short: 'APD' + sfx };
+    var w = String(s || '').toLowerCase();
+    for (var i = 0; i < behaviours.length; i++) {
+      var b = behaviours[i];
+      if (b.words.indexOf(w) >= 0) return { long: b.long, short: filtering ? b.filtering : b.mapping };
     }
     return { long: s || '', short: s || '' };
   }

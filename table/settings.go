@@ -1,0 +1,298 @@
+package table
+
+// The behaviour settings: every knob of Config that people set by name,
+// as `gonat run` and `gonat lab set` flags (--NAME) and as topology file
+// keys. This table is the one place that names, parses, describes and
+// reads them; the CLI, the topology parser, completion and the web view
+// take their words from it. The names are a user contract: keep them.
+//
+// It lives beside Config because it is Config's text form, as
+// ParseBehavior and String are its values' text form.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting names: the words of flags and topology keys.
+const (
+	SettingMapping               = "mapping"
+	SettingFiltering             = "filtering"
+	SettingPortAssignment        = "port-assignment"
+	SettingPortOverloading       = "port-overloading"
+	SettingPortRange             = "port-range"
+	SettingLinuxLowPorts         = "linux-low-ports"
+	SettingParity                = "parity"
+	SettingPooling               = "pooling"
+	SettingHairpin               = "hairpin"
+	SettingUDPTimeout            = "udp-timeout"
+	SettingUDPUnrepliedTimeout   = "udp-unreplied-timeout"
+	SettingTCPEstablishedTimeout = "tcp-established-timeout"
+	SettingTCPTransitoryTimeout  = "tcp-transitory-timeout"
+	SettingICMPTimeout           = "icmp-timeout"
+	SettingInboundRefresh        = "inbound-refresh"
+	SettingSeed                  = "seed"
+)
+
+// SettingKind is the type of a setting's value.
+type SettingKind uint8
+
+// The kinds of setting values.
+const (
+	// KindWord takes one of the setting's Words.
+	KindWord SettingKind = iota
+	// KindBool takes true or false; a bare --NAME flag means true, a
+	// topology file takes a TOML boolean.
+	KindBool
+	// KindDuration takes a Go duration such as 30s, 5m or 2h.
+	KindDuration
+	// KindPortRange takes LO-HI.
+	KindPortRange
+	// KindInt takes an integer; a topology file takes a TOML integer.
+	KindInt
+)
+
+// Setting is one behaviour setting.
+type Setting struct {
+	// Name is the flag (--NAME) and the topology file key.
+	Name string
+	// Kind is the type of its value.
+	Kind SettingKind
+	// Words are the values a KindWord setting takes (for completion):
+	// long names first, then short forms. Shared: do not change them.
+	Words []string
+	// Help is the flag's usage line in --help; a word in back quotes
+	// names the flag's argument, as package flag reads it.
+	Help string
+	// apply sets the setting on c from its text form; its error says
+	// what was expected, without the setting's name.
+	apply func(c *Config, text string) error
+	// value is the setting's value in c, in a text form apply takes.
+	value func(c *Config) string
+}
+
+// Apply sets the setting on c from its text form. The error names the
+// setting and says what was expected.
+func (s Setting) Apply(c *Config, text string) error {
+	err := s.apply(c, text)
+	if want, ok := err.(wantErr); ok {
+		return fmt.Errorf("%s %q: want %s", s.Name, text, string(want))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Value returns the setting's value in c in the text form Apply takes.
+func (s Setting) Value(c Config) string { return s.value(&c) }
+
+// Default is the setting's value in DefaultConfig, as text.
+func (s Setting) Default() string { return s.Value(DefaultConfig()) }
+
+// wantErr is an apply error that only says what was wanted.
+type wantErr string
+
+func (e wantErr) Error() string { return "want " + string(e) }
+
+// settings lists every behaviour setting, in the order --help shows them
+// and ApplySettings applies them.
+var settings = []Setting{
+	behaviorSetting(SettingMapping, "eim adm apdm",
+		"mapping `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eim|adm|apdm)",
+		func(c *Config) *Behavior { return &c.Mapping }),
+	behaviorSetting(SettingFiltering, "eif adf apdf",
+		"filtering `behaviour`: endpoint-independent|address-dependent|address-and-port-dependent (eif|adf|apdf)",
+		func(c *Config) *Behavior { return &c.Filtering }),
+	{
+		Name: SettingPortAssignment, Kind: KindWord, Words: append([]string(nil), portAssignmentNames[:]...),
+		Help: "external port choice: preserve|sequential|random",
+		apply: func(c *Config, v string) error {
+			pa, err := ParsePortAssignment(v)
+			if err == nil {
+				c.PortAssignment = pa
+			}
+			return err
+		},
+		value: func(c *Config) string { return c.PortAssignment.String() },
+	},
+	boolSetting(SettingPortOverloading,
+		"share an external port between inside endpoints that talk to different remotes, as Linux does (true|false; needs eim mapping, apdf filtering and no hairpin)",
+		func(c *Config) *bool { return &c.PortOverloading }),
+	{
+		Name: SettingPortRange, Kind: KindPortRange,
+		Help:  "external ports for inside ports >= 1024: `LO-HI` (default 1024-65535)",
+		apply: applyPortRange,
+		value: func(c *Config) string { return fmt.Sprintf("%d-%d", c.PortLo, c.PortHi) },
+	},
+	boolSetting(SettingLinuxLowPorts, "split ports below 1024 as Linux does: 1-511 and 600-1023 (true|false)",
+		func(c *Config) *bool { return &c.LinuxLowPorts }),
+	boolSetting(SettingParity, "keep the inside port's parity (true|false)",
+		func(c *Config) *bool { return &c.Parity }),
+	{
+		Name: SettingPooling, Kind: KindWord, Words: append([]string(nil), poolingNames[:]...),
+		Help: "with several --external: paired (one external address per inside host) | arbitrary",
+		apply: func(c *Config, v string) error {
+			p, err := ParsePooling(v)
+			if err == nil {
+				c.Pooling = p
+			}
+			return err
+		},
+		value: func(c *Config) string { return c.Pooling.String() },
+	},
+	boolSetting(SettingHairpin, "hairpinning: inside hosts reach each other's external endpoints (true|false)",
+		func(c *Config) *bool { return &c.Hairpin }),
+	timeoutSetting(SettingUDPTimeout, "UDP mapping lifetime without outbound traffic (`duration`, default 5m)",
+		func(c *Config) *time.Duration { return &c.UDPTimeout }),
+	{
+		Name: SettingUDPUnrepliedTimeout, Kind: KindDuration,
+		Help: "UDP session lifetime while nothing has come back on it, as Linux's 30s (`duration`; 0, the default: udp-timeout from the first packet)",
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return wantErr("a duration >= 0 such as 30s (0: off, udp-timeout from the first packet)")
+			}
+			c.UDPUnrepliedTimeout = d
+			return nil
+		},
+		value: func(c *Config) string { return c.UDPUnrepliedTimeout.String() },
+	},
+	timeoutSetting(SettingTCPEstablishedTimeout, "established TCP connection lifetime (`duration`, default 2h4m)",
+		func(c *Config) *time.Duration { return &c.TCPEstablishedTimeout }),
+	timeoutSetting(SettingTCPTransitoryTimeout, "TCP lifetime while opening or closing (`duration`, default 4m)",
+		func(c *Config) *time.Duration { return &c.TCPTransitoryTimeout }),
+	timeoutSetting(SettingICMPTimeout, "ICMP query (ping) mapping lifetime (`duration`, default 1m)",
+		func(c *Config) *time.Duration { return &c.ICMPTimeout }),
+	boolSetting(SettingInboundRefresh, "inbound packets refresh mappings too (true|false)",
+		func(c *Config) *bool { return &c.InboundRefresh }),
+	{
+		Name: SettingSeed, Kind: KindInt,
+		Help: "seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return wantErr("an integer")
+			}
+			c.Seed = n
+			return nil
+		},
+		value: func(c *Config) string { return strconv.FormatInt(c.Seed, 10) },
+	},
+}
+
+// behaviorSetting is a mapping or filtering behaviour: the long names
+// and the short forms given.
+func behaviorSetting(name, short, help string, field func(*Config) *Behavior) Setting {
+	var words []string
+	for b := EndpointIndependent; b <= AddressAndPortDependent; b++ {
+		words = append(words, b.String())
+	}
+	return Setting{
+		Name: name, Kind: KindWord, Words: append(words, strings.Fields(short)...), Help: help,
+		apply: func(c *Config, v string) error {
+			b, err := ParseBehavior(v)
+			if err == nil {
+				*field(c) = b
+			}
+			return err
+		},
+		value: func(c *Config) string { return field(c).String() },
+	}
+}
+
+func boolSetting(name, help string, field func(*Config) *bool) Setting {
+	return Setting{
+		Name: name, Kind: KindBool, Help: help,
+		apply: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return wantErr("true or false")
+			}
+			*field(c) = b
+			return nil
+		},
+		value: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+	}
+}
+
+// timeoutSetting is a duration that must be positive.
+func timeoutSetting(name, help string, field func(*Config) *time.Duration) Setting {
+	return Setting{
+		Name: name, Kind: KindDuration, Help: help,
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return wantErr("a positive duration such as 30s, 5m or 2h")
+			}
+			*field(c) = d
+			return nil
+		},
+		value: func(c *Config) string { return field(c).String() },
+	}
+}
+
+func applyPortRange(c *Config, v string) error {
+	lo, hi, ok := strings.Cut(v, "-")
+	l, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	h, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
+		return wantErr("LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999")
+	}
+	c.PortLo, c.PortHi = uint16(l), uint16(h)
+	return nil
+}
+
+// Settings lists every behaviour setting, in the order --help shows them
+// and ApplySettings applies them.
+func Settings() []Setting { return append([]Setting(nil), settings...) }
+
+// SettingNames lists the settings' names, in the order of Settings.
+func SettingNames() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// LookupSetting returns the setting of that name.
+func LookupSetting(name string) (Setting, bool) {
+	for _, s := range settings {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// ApplySetting sets one named setting on c from its text form. The error
+// names the setting and says what was expected.
+func ApplySetting(c *Config, name, text string) error {
+	s, ok := LookupSetting(name)
+	if !ok {
+		return fmt.Errorf("unknown setting %q (known: %s)", name, strings.Join(SettingNames(), ", "))
+	}
+	return s.Apply(c, text)
+}
+
+// ApplySettings applies the given settings (by name, as text) to c in the
+// order of Settings, so the same set always gives the same Config. It
+// stops at the first error.
+func ApplySettings(c *Config, given map[string]string) error {
+	for name := range given {
+		if _, ok := LookupSetting(name); !ok {
+			return ApplySetting(c, name, given[name])
+		}
+	}
+	for _, s := range settings {
+		if v, ok := given[s.Name]; ok {
+			if err := s.Apply(c, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
