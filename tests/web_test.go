@@ -69,10 +69,9 @@ func TestWebViewLive(t *testing.T) {
 }
 
 // A lab of several NATs keeps its drawing still: the page redraws the
-// topology whenever the nodes it is sent change, and NATs used to come in
-// map order, so they swapped places between refreshes. The snapshot's
-// nodes and the drawing are the same on every request, the NATs in the
-// file's order.
+// topology whenever the nodes it is sent change, so NATs in map order
+// would swap places between refreshes. The snapshot's nodes and the
+// drawing are the same on every request, the NATs in the file's order.
 func TestWebViewLabStable(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "three.toml")
 	topo := `name = "three"
