@@ -824,14 +824,14 @@ func TestLockWaits(t *testing.T) {
 		t.Fatalf("uncontended packet: %+v, %d lock waits, want Forward and 0", r, e.LockWaits())
 	}
 	q1, q2 := e.NewQueue(), e.NewQueue()
-	q1.slot.Lock() // a reader on q1, mid-packet
+	q1.r.Lock() // a reader on q1, mid-packet
 	done := make(chan Result)
 	go func() {
 		done <- q2.Process(1, udpPkt(ap(hostA, 5001), ap(srv1, 3478), 64, "b"), make([]byte, 1500), t0)
 	}()
 	for deadline := time.Now().Add(5 * time.Second); e.LockWaits() == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			q1.slot.Unlock()
+			q1.r.Unlock()
 			t.Fatal("a packet finding a lock held was not counted within 5s")
 		}
 	}
@@ -840,7 +840,7 @@ func TestLockWaits(t *testing.T) {
 		t.Fatalf("a new mapping was made while another queue had a packet in flight: %+v", r)
 	case <-time.After(20 * time.Millisecond):
 	}
-	q1.slot.Unlock()
+	q1.r.Unlock()
 	if r := <-done; r.Verdict != Forward || e.LockWaits() != 1 {
 		t.Fatalf("after the wait: %+v, %d lock waits, want Forward and 1", r, e.LockWaits())
 	}
@@ -876,8 +876,8 @@ func TestHitPathSharesNoLock(t *testing.T) {
 				t.Fatalf("reply: %+v", r)
 			}
 			q1, q2 := e.NewQueue(), e.NewQueue()
-			q1.slot.Lock()
-			defer q1.slot.Unlock()
+			q1.r.Lock()
+			defer q1.r.Unlock()
 			done := make(chan [2]Result, 1)
 			go func() {
 				now := t0.Add(time.Second)
@@ -913,7 +913,7 @@ func BenchmarkTranslateParallel(b *testing.B) {
 			var next atomic.Uint32
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				q := &e.q0
+				q := e.q0
 				if mode == "queue-each" {
 					q = e.NewQueue()
 				}
@@ -954,7 +954,7 @@ func dfPkt(src, dst netip.AddrPort) []byte {
 // two queues sending side by side never hand out the same identification.
 func TestIPIDQueuesDistinct(t *testing.T) {
 	e := newEngine(t, "full-cone")
-	qs := []*Queue{e.NewQueue(), e.NewQueue(), &e.q0}
+	qs := []*Queue{e.NewQueue(), e.NewQueue(), e.q0}
 	reply := make([]byte, 1500)
 	seen := map[uint16]int{}
 	for i := range 600 {
@@ -970,17 +970,16 @@ func TestIPIDQueuesDistinct(t *testing.T) {
 	}
 }
 
-// Each queue's lock, and each queue, has a pair of cache lines of its own.
-func TestSlotsAligned(t *testing.T) {
+// Each queue, the default one included, has a pair of cache lines of
+// its own (its reader lock too: table.TestReadersAligned).
+func TestQueuesAligned(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	for range 5 {
-		if q := e.NewQueue(); uintptr(unsafe.Pointer(q))%128 != 0 || unsafe.Sizeof(*q) != 128 {
-			t.Errorf("queue at %p, %d bytes: not a line pair of its own", q, unsafe.Sizeof(*q))
-		}
+		e.NewQueue()
 	}
-	for i, s := range *e.slots.Load() {
-		if a := uintptr(unsafe.Pointer(s)); a%128 != 0 || unsafe.Sizeof(*s) != 128 {
-			t.Errorf("slot %d at %#x, %d bytes: not a line pair of its own", i, a, unsafe.Sizeof(*s))
+	for i, q := range *e.queues.Load() {
+		if uintptr(unsafe.Pointer(q))%128 != 0 || unsafe.Sizeof(*q) != 128 {
+			t.Errorf("queue %d at %p, %d bytes: not a line pair of its own", i, q, unsafe.Sizeof(*q))
 		}
 	}
 }

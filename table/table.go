@@ -5,9 +5,10 @@
 // The table does no I/O, starts no goroutines and never reads the clock: every
 // call that depends on time takes now. Expiry is lazy and exact: a mapping or
 // permission whose Expires is <= now is gone for every lookup, whenever Expire
-// last ran. A Table is not safe for concurrent use, but for its hit path
-// (OutboundHit, InboundHit, Prefetch), which may run concurrently with
-// itself; the engine keeps every other call to itself. IPv4 only.
+// last ran. A Table is not safe for concurrent use; a Shared table is:
+// its readers run the hit path (Hits: OutboundHit, InboundHit, Prefetch)
+// side by side, and every other method runs alone (Shared.Lock). IPv4
+// only.
 package table
 
 import (
