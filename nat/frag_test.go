@@ -40,10 +40,10 @@ func TestFragmentsFollowFirst(t *testing.T) {
 	if n, out, ok := e.NextHeld(buf); !ok || out != Outside || header.IPv4(buf[:n]).Src() != ext {
 		t.Fatalf("held fragment: released %v, out of port %d", ok, out)
 	}
-	// Found in review: once a datagram has passed whole, a new one that
-	// reuses its identification must not be translated as it was. Its
-	// last fragment, first to come, waits for its own first fragment
-	// and then leaves with the identification that one gets.
+	// Once a datagram has passed whole, a new one that reuses its
+	// identification must not be translated as it was. Its last
+	// fragment, first to come, waits for its own first fragment and then
+	// leaves with the identification that one gets.
 	d3 := datagram(1)
 	if r := e.Process(1, d3[2], reply, t0); r.Verdict != HeldFragment {
 		t.Fatalf("datagram 3 (ID of datagram 1 again), last fragment first: %v; want held", r.Verdict)

@@ -114,8 +114,8 @@ func TestIPIDQueuesDistinct(t *testing.T) {
 
 // A queue that sat on part of its block of identifications while the
 // other queues moved the engine's counter round must not hand out the
-// numbers they are handing out again (found in review): any number
-// comes back only after close to 2^16 other datagrams.
+// numbers they are handing out again: any number comes back only after
+// close to 2^16 other datagrams.
 func TestIPIDStaleBlock(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	q1, q2 := e.NewQueue(), e.NewQueue()

@@ -98,9 +98,9 @@ func TestHitPathSharesNoLock(t *testing.T) {
 
 // BenchmarkTranslateParallel runs readers side by side, each with a UDP
 // flow of its own, half its packets out and half the replies in: through
-// one shared lock (Engine.Process, the default queue, as every reader
-// went before queues had locks of their own) and through a Queue each
-// (NewQueue, as the router's readers do). Compare ns/op at -cpu 1,2,4.
+// one shared lock (Engine.Process: every reader on the default queue)
+// and through a Queue each (NewQueue, as the router's readers do).
+// Compare ns/op at -cpu 1,2,4.
 func BenchmarkTranslateParallel(b *testing.B) {
 	for _, mode := range []string{"shared-lock", "queue-each"} {
 		b.Run(mode, func(b *testing.B) {
