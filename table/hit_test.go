@@ -257,17 +257,7 @@ func TestHitStripeWait(t *testing.T) {
 	l.Lock()
 	done := make(chan *Mapping)
 	go func() { done <- hit(r2) }()
-	for deadline := time.Now().Add(5 * time.Second); s.Waits() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			l.Unlock()
-			t.Fatal("a hit finding its stripe held was not counted within 5s")
-		}
-	}
-	select {
-	case <-done:
-		t.Fatal("the hit went through a held stripe")
-	case <-time.After(20 * time.Millisecond):
-	}
+	stopped(t, s, 0, done, l.Unlock, "a hit on a stripe held")
 	l.Unlock()
 	if got := <-done; got != m || s.Waits() != 1 {
 		t.Fatalf("after the wait: %p (want %p), %d waits", got, m, s.Waits())

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/gonat/gonat/internal/privtest"
@@ -19,14 +18,14 @@ import (
 // that holds the lock must build, the others must fail with the error
 // quoted.
 func TestHitPathNeedsReaderLock(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds packages")
-	}
-	gotool := privtest.Tool(t, "go")
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if testing.Short() {
+		t.Skip("builds packages")
+	}
+	gotool := privtest.Tool(t, "go")
 	for _, c := range []struct {
 		name, body, wantErr string
 	}{
@@ -102,17 +101,7 @@ func TestSharedLock(t *testing.T) {
 	r2.Unlock()
 	locked := make(chan *Table)
 	go func() { locked <- s.Lock() }()
-	for deadline := time.Now().Add(5 * time.Second); s.Waits() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			r1.Unlock()
-			t.Fatal("a Lock finding a reader's lock held was not counted within 5s")
-		}
-	}
-	select {
-	case <-locked:
-		t.Fatal("Lock went through a reader's lock")
-	case <-time.After(20 * time.Millisecond):
-	}
+	stopped(t, s, 0, locked, r1.Unlock, "a Lock with a reader's lock held")
 	if got := h1.OutboundHit(UDP, a, r, 0, 100, t0); got != m {
 		t.Fatalf("hit under the reader's lock: %p, want %p", got, m)
 	}
@@ -124,11 +113,7 @@ func TestSharedLock(t *testing.T) {
 		r2.Unlock()
 		close(waited)
 	}()
-	select {
-	case <-waited:
-		t.Fatal("a reader went through Lock")
-	case <-time.After(20 * time.Millisecond):
-	}
+	stopped(t, s, 1, waited, s.Unlock, "a reader with the table locked")
 	s.Unlock()
 	<-waited
 	if s.Waits() != 2 {
