@@ -28,7 +28,9 @@ import (
 //	tab.OutboundHit(...) // tab.OutboundHit undefined (type *table.Table has no field or method OutboundHit)
 //
 // A Hits is good until its reader's Unlock, and a *Table from Lock until
-// Unlock: neither may be kept past it.
+// Unlock: neither may be kept past it. A Mapping either returns may be
+// kept: its Proto, Internal and External never change and need no lock;
+// its counters, timers and sessions are read under Lock.
 type Shared struct {
 	// mu orders the goroutines that want the table to themselves (Lock,
 	// LockReplace, NewReader) before they take the readers' locks.
