@@ -94,29 +94,28 @@ type Result struct {
 // calls it from a goroutine per device queue, each through a Queue of
 // its own.
 //
-// Locking: each Queue has a lock of its own (its slot). A packet of an
-// existing mapping that changes nothing but that mapping
-// (table.OutboundHit, InboundHit: most packets) takes only its queue's
-// slot, and the table's lock for that mapping's stripe (one of 256), so
-// readers of different queues meet only on the same flow, or on two
-// flows whose mappings share a stripe. Anything else (a new mapping, a
-// TCP state change, fragments, ICMP errors, expiry, queries) takes every
-// slot, in order (lock), and has the engine to itself.
+// Locking: the table is a table.Shared, and each Queue has a
+// table.Reader of its own. A packet of an existing mapping that changes
+// nothing but that mapping (table.Hits: most packets) takes only its
+// queue's reader lock, and inside the table the lock of that mapping's
+// stripe (one of 256), so readers of different queues meet only on the
+// same flow, or on two flows whose mappings share a stripe. Anything
+// else (a new mapping, a TCP state change, fragments, ICMP errors,
+// expiry, queries) takes the whole table (shared.Lock), which holds
+// every reader's lock: the engine's fields marked so are guarded by it.
 type Engine struct {
-	// slots are every Queue's locks, the default queue's first. NewQueue
-	// adds one, holding all the others: lock takes the list it finds and
-	// checks it is still the list once it holds them all.
-	slots  atomic.Pointer[[]*slot]
-	locked []*slot // the slots lock took, for unlock; guarded by them
-	tab    *table.Table
-	frags  fragCache
-	held   fragHold
+	shared *table.Shared
+	// queues are every Queue, for Count; NewQueue replaces the list
+	// under shared.Lock.
+	queues atomic.Pointer[[]*Queue]
+	frags  fragCache // guarded by shared.Lock
+	held   fragHold  // guarded by shared.Lock
 
-	q0 Queue // for Engine.Process and Prefetch
+	q0 *Queue // for Engine.Process and Prefetch
 
-	cfg Config
-	// hairpin is cfg.Table.Hairpin, written with the table under the
-	// lock; packets read it first without the lock, and again under it.
+	cfg Config // guarded by shared.Lock
+	// hairpin is cfg.Table.Hairpin, written with the table under
+	// shared.Lock; packets read it first without the lock, and again under it.
 	hairpin  atomic.Bool
 	external []netip.Addr
 	hosts    addrIndex // inside host address -> port
@@ -125,9 +124,6 @@ type Engine struct {
 	nets     []netip.Prefix // the inside networks and gateways, each once
 
 	counters [numVerdicts]atomic.Uint64
-	// lockWaits counts the packets and queries that found a lock they
-	// needed held (LockWaits).
-	lockWaits atomic.Uint64
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -151,14 +147,12 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		tab:      tab,
+		shared:   table.NewShared(tab),
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), tab.Config().External...),
 		inside:   cfg.Inside,
 	}
-	e.q0 = Queue{e: e, slot: new(slot)}
-	e.slots.Store(&[]*slot{e.q0.slot})
-	tab.CountStripeWaits(&e.lockWaits)
+	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.ipID.Store(rand.Uint32())
@@ -181,8 +175,8 @@ func New(cfg Config) (*Engine, error) {
 
 // Config returns the configuration in force (with defaults filled in).
 func (e *Engine) Config() Config {
-	e.lock()
-	defer e.unlock()
+	e.shared.Lock()
+	defer e.shared.Unlock()
 	return e.cfg
 }
 
@@ -203,24 +197,21 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 			return errors.New("external addresses cannot change at run time")
 		}
 	}
-	tab.CountStripeWaits(&e.lockWaits)
-	e.lock()
-	e.tab = tab
+	e.shared.LockReplace(tab)
 	e.cfg.Table = nc
 	e.frags = fragCache{}
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
-	e.unlock()
+	e.shared.Unlock()
 	return nil
 }
 
 // Flush drops every mapping (NAT rebinding).
 func (e *Engine) Flush() {
-	e.lock()
-	e.tab.Flush()
+	e.shared.Lock().Flush()
 	e.frags = fragCache{}
 	e.held.reset()
-	e.unlock()
+	e.shared.Unlock()
 }
 
 // Count returns how many packets got verdict v.
@@ -230,8 +221,8 @@ func (e *Engine) Count(v Verdict) uint64 {
 	}
 	n := e.counters[v].Load()
 	if v == Forward {
-		for _, s := range *e.slots.Load() { // slots are only ever added
-			n += s.forwarded.Load()
+		for _, q := range *e.queues.Load() { // queues are only ever added
+			n += q.forwarded.Load()
 		}
 	}
 	return n
@@ -240,14 +231,13 @@ func (e *Engine) Count(v Verdict) uint64 {
 // Mappings calls fn with a snapshot of every live mapping.
 func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	var ms []MappingInfo
-	e.lock()
-	e.tab.All(func(m *table.Mapping) bool {
+	e.shared.Lock().All(func(m *table.Mapping) bool {
 		if m.Expires().After(now) {
 			ms = append(ms, snapshot(m))
 		}
 		return true
 	})
-	e.unlock()
+	e.shared.Unlock()
 	for _, m := range ms {
 		fn(m)
 	}
@@ -256,22 +246,21 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 // PoolUsage reports how many external ports (ICMP: identifiers) of proto
 // are in use, and how many there are.
 func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {
-	e.lock()
-	defer e.unlock()
-	return e.tab.PoolUsage(proto)
+	tab := e.shared.Lock()
+	defer e.shared.Unlock()
+	return tab.PoolUsage(proto)
 }
 
 // Expire removes lapsed mappings and reports each as an EventExpired.
 func (e *Engine) Expire(now time.Time) int {
 	obs := e.observer.Load()
 	var gone []MappingInfo
-	e.lock()
-	n := e.tab.Expire(now, func(m *table.Mapping) {
+	n := e.shared.Lock().Expire(now, func(m *table.Mapping) {
 		if obs != nil {
 			gone = append(gone, snapshot(m))
 		}
 	})
-	e.unlock()
+	e.shared.Unlock()
 	if obs != nil {
 		for _, m := range gone {
 			(*obs)(Event{Kind: EventExpired, Time: now, Proto: m.Proto, Mapping: m})

@@ -147,8 +147,8 @@ func (e *Engine) inboundFragment(pk *packet) Result {
 // translated (ok) and counts b as passed; without that, it holds b until
 // the first fragment comes (held), if there is room.
 func (e *Engine) laterFragment(pk *packet) (addr netip.Addr, w fragWay, ok, held bool) {
-	e.lock()
-	defer e.unlock()
+	e.shared.Lock()
+	defer e.shared.Unlock()
 	k := fragKeyOf(&pk.p)
 	if addr, w, ok = e.frags.get(k, pk.now); ok {
 		n, end := fragPayload(pk.b, &pk.p)
@@ -158,7 +158,7 @@ func (e *Engine) laterFragment(pk *packet) (addr netip.Addr, w fragWay, ok, held
 	return addr, w, false, e.held.hold(k, pk.b, pk.now)
 }
 
-// firstFragment records, under e.lock, how first fragment pk (not yet
+// firstFragment records, under shared.Lock, how first fragment pk (not yet
 // rewritten) was translated, so the later fragments of its datagram
 // follow, and releases those that came before it.
 func (e *Engine) firstFragment(pk *packet, addr netip.Addr, outbound bool, out Port, w fragWay) {

@@ -126,8 +126,8 @@ func (e *Engine) NextHeld(dst []byte) (n int, out Port, ok bool) {
 	if e.held.ready.Load() == 0 {
 		return 0, 0, false
 	}
-	e.lock()
-	defer e.unlock()
+	e.shared.Lock()
+	defer e.shared.Unlock()
 	for i := range e.held.slots {
 		s := &e.held.slots[i]
 		if s.state == slotReady {

@@ -35,13 +35,12 @@ func (e *Engine) inboundICMPError(pk *packet) Result {
 		return e.drop(pk, DropNoMapping)
 	}
 	proto := table.Protocol(p.InnerProto)
-	e.lock()
-	m, tv := e.tab.PeekInbound(proto, p.InnerSrc, p.InnerDst, now)
+	m, tv := e.shared.Lock().PeekInbound(proto, p.InnerSrc, p.InnerDst, now)
 	var internal netip.AddrPort
 	if m != nil && tv == table.Accept {
 		internal = m.Internal()
 	}
-	e.unlock()
+	e.shared.Unlock()
 	if m == nil {
 		return e.drop(pk, DropNoMapping)
 	}
@@ -74,13 +73,12 @@ func (e *Engine) outboundICMPError(pk *packet) Result {
 		return e.drop(pk, DropNoMapping)
 	}
 	proto := table.Protocol(p.InnerProto)
-	e.lock()
-	m := e.tab.PeekOutbound(proto, p.InnerDst, p.InnerSrc, now)
+	m := e.shared.Lock().PeekOutbound(proto, p.InnerDst, p.InnerSrc, now)
 	var ext netip.AddrPort
 	if m != nil {
 		ext = m.External()
 	}
-	e.unlock()
+	e.shared.Unlock()
 	if m == nil {
 		return e.drop(pk, DropNoMapping)
 	}

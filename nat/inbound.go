@@ -39,9 +39,8 @@ func (e *Engine) inbound(pk *packet) Result {
 		return e.drop(pk, DropMalformed)
 	}
 	if !p.MoreFrags {
-		q.rlock()
-		m, tv, ok := e.tab.InboundHit(proto, p.Dst, p.Src, p.TCPFlags, len(b), now)
-		q.slot.Unlock()
+		m, tv, ok := q.r.Lock().InboundHit(proto, p.Dst, p.Src, p.TCPFlags, len(b), now)
+		q.r.Unlock()
 		if ok {
 			if tv != table.Accept {
 				return e.drop(pk, tableVerdict(tv))
@@ -49,10 +48,9 @@ func (e *Engine) inbound(pk *packet) Result {
 			return e.translatedIn(pk, m.Internal())
 		}
 	}
-	e.lock()
-	m, tv := e.tab.Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
+	m, tv := e.shared.Lock().Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
 	if tv != table.Accept {
-		e.unlock()
+		e.shared.Unlock()
 		return e.drop(pk, tableVerdict(tv))
 	}
 	m.AddBytes(false, len(b))
@@ -64,7 +62,7 @@ func (e *Engine) inbound(pk *packet) Result {
 			e.firstFragment(pk, internal.Addr(), false, out, fragWay{})
 		}
 	}
-	e.unlock()
+	e.shared.Unlock()
 	return e.translatedIn(pk, internal)
 }
 
@@ -79,6 +77,6 @@ func (e *Engine) translatedIn(pk *packet, internal netip.AddrPort) Result {
 	header.RewriteDst(b, p, internal)
 	header.IPv4(b).DecTTL()
 	e.trace(pk, Forward, out, 0)
-	pk.q.slot.forwarded.Add(1)
+	pk.q.forwarded.Add(1)
 	return Result{Verdict: Forward, Out: out}
 }

@@ -7,7 +7,8 @@ const idBlock = 64
 
 // nextID returns the identification for a non-atomic datagram that
 // leaves as segs datagrams (a DF-clear super-packet, which the kernel
-// numbers ID, ID+1, ...). Call it with q's slot held.
+// numbers ID, ID+1, ...). Call it with q's reader lock held (alone, or
+// with the others by shared.Lock).
 //
 // A block goes stale once the other queues have moved the counter almost
 // round (by 2^16 less two blocks): its numbers would come round again

@@ -70,27 +70,26 @@ func (e *Engine) outbound(pk *packet) Result {
 	pk.nonAtomic = !p.DontFrag || p.MoreFrags
 
 	if !hairpin && !p.MoreFrags {
-		q.rlock()
-		m := e.tab.OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
+		m := q.r.Lock().OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
 		if m != nil && pk.nonAtomic {
 			pk.newID = q.nextID(pk.segs)
 		}
-		q.slot.Unlock()
+		q.r.Unlock()
 		if m != nil {
 			return e.translatedOut(pk, m.External(), 0)
 		}
 	}
 
-	e.lock()
+	tab := e.shared.Lock()
 	if hairpin && !e.hairpin.Load() {
 		// Read again under the lock: the setting read above may have
 		// been changed, with the table, while this packet waited.
-		e.unlock()
+		e.shared.Unlock()
 		return e.drop(pk, DropHairpinOff)
 	}
-	m, created, err := e.tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
+	m, created, err := tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
-		e.unlock()
+		e.shared.Unlock()
 		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
 		// live mapping.
 		n := header.BuildICMPError(pk.reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
@@ -100,7 +99,7 @@ func (e *Engine) outbound(pk *packet) Result {
 	m.AddBytes(true, len(b))
 	ext := m.External()
 	if pk.nonAtomic {
-		pk.newID = q.nextID(pk.segs) // q's slot is among those held
+		pk.newID = q.nextID(pk.segs) // q's reader lock is among those held
 	}
 	var info MappingInfo
 	var notes traceNote
@@ -117,7 +116,7 @@ func (e *Engine) outbound(pk *packet) Result {
 		// The packet turns around inside the NAT: it leaves with the
 		// sender's external endpoint as source (REQ-9a) and enters the
 		// destination mapping through its filter like any inbound packet.
-		target, tv = e.tab.Inbound(proto, p.Dst, ext, p.TCPFlags, now)
+		target, tv = tab.Inbound(proto, p.Dst, ext, p.TCPFlags, now)
 		if tv == table.Accept {
 			target.AddBytes(false, len(b))
 		}
@@ -133,7 +132,7 @@ func (e *Engine) outbound(pk *packet) Result {
 			e.firstFragment(pk, ext.Addr(), true, Outside, fragWay{id: pk.newID, dst: internal.Addr(), out: port})
 		}
 	}
-	e.unlock()
+	e.shared.Unlock()
 
 	if created {
 		e.emit(Event{Kind: EventCreated, Time: now, Proto: proto, Mapping: info})
@@ -160,7 +159,7 @@ func (e *Engine) outbound(pk *packet) Result {
 func (e *Engine) translatedOut(pk *packet, ext netip.AddrPort, notes traceNote) Result {
 	rewriteOut(pk, ext)
 	e.trace(pk, Forward, Outside, notes)
-	pk.q.slot.forwarded.Add(1)
+	pk.q.forwarded.Add(1)
 	return Result{Verdict: Forward, Out: Outside}
 }
 

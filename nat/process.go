@@ -114,13 +114,12 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 // Prefetch starts the mapping-table loads that translating a batch of
 // packets from port in will make, so that with a big table the batch pays
 // its cache misses together rather than one per packet (see
-// table.Prefetch). Call it with the batch just read, then Process each
+// table.Hits.Prefetch). Call it with the batch just read, then Process each
 // packet. It changes nothing; with a small table it returns at once.
 func (q *Queue) Prefetch(in Port, pkts [][]byte) {
-	q.rlock()
-	defer q.slot.Unlock()
-	tab := q.e.tab
-	if !tab.PrefetchHelps() {
+	h := q.r.Lock()
+	defer q.r.Unlock()
+	if !h.PrefetchHelps() {
 		return
 	}
 	keys := q.prefetchKeys[:0]
@@ -144,7 +143,7 @@ func (q *Queue) Prefetch(in Port, pkts [][]byte) {
 			k.Local = dst
 		}
 	}
-	tab.Prefetch(keys)
+	h.Prefetch(keys)
 	q.prefetchKeys = keys[:0]
 }
 

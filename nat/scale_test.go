@@ -198,7 +198,9 @@ func BenchmarkTranslateScaleBuild(b *testing.B) {
 // allocates nothing and translates as it would without it.
 func TestPrefetchBatch(t *testing.T) {
 	se := scaleSetup(t, 20_000)
-	if !se.e.tab.PrefetchHelps() {
+	helps := se.e.q0.r.Lock().PrefetchHelps()
+	se.e.q0.r.Unlock()
+	if !helps {
 		t.Fatal("20K mappings: prefetch off")
 	}
 	bufs := make([][]byte, scaleBatch)

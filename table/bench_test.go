@@ -179,7 +179,7 @@ func BenchmarkOutboundHitBatch(b *testing.B) {
 				for j := range keys {
 					keys[j] = LookupKey{Proto: UDP, Outbound: true, Local: benchInternal(spread(i+j, sz.n)), Remote: benchRemote}
 				}
-				bt.tab.Prefetch(keys)
+				bt.tab.prefetchBatch(keys)
 				for j := range keys {
 					m, created, err := bt.tab.Outbound(UDP, keys[j].Local, benchRemote, 0, now)
 					if err != nil || created {
@@ -207,7 +207,7 @@ func BenchmarkInboundHitBatch(b *testing.B) {
 				for j := range keys {
 					keys[j] = LookupKey{Proto: UDP, Local: bt.visit[(i+j)%sz.n]}
 				}
-				bt.tab.Prefetch(keys)
+				bt.tab.prefetchBatch(keys)
 				for j := range keys {
 					m, v := bt.tab.Inbound(UDP, keys[j].Local, benchRemote, 0, now)
 					if v != Accept {

@@ -77,3 +77,23 @@ func sessionStates(m *Mapping) map[netip.AddrPort]string {
 	})
 	return st
 }
+
+// stopped checks that a goroutine stopped at a lock held: it waits (up to
+// 5 s) for s to count a wait beyond the before waits, then 20 ms more
+// for done, which must not come. release runs before a failure, to free
+// the goroutine.
+func stopped[T any](t *testing.T, s *Shared, before uint64, done <-chan T, release func(), what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.Waits() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("%s: no wait counted within 5s", what)
+		}
+	}
+	select {
+	case <-done:
+		release()
+		t.Fatalf("%s went through a lock held", what)
+	case <-time.After(20 * time.Millisecond):
+	}
+}

@@ -3,7 +3,6 @@ package table
 import (
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -12,28 +11,28 @@ import (
 // several readers at once.
 //
 // Most packets belong to a mapping that exists and change only that
-// mapping: its timers, its counters, and its sessions' timers. OutboundHit
-// and InboundHit do exactly that and nothing else, so they may run
-// concurrently with each other (the caller keeps every other method out
-// while they run: an index or a pool that changes under a lookup is not
-// safe). Two hits on one mapping (a flow's packets out on one queue, its
-// replies in on another) take that mapping's stripe lock: 256 locks, each
-// on two cache lines of its own, chosen by a hash of the Mapping's
+// mapping: its timers, its counters, and its sessions' timers.
+// outboundHit and inboundHit (Hits.OutboundHit, Hits.InboundHit) do
+// exactly that and nothing else, so they may run concurrently with each
+// other, each under its Reader's lock, which keeps every other method out
+// (an index or a pool that changes under a lookup is not safe; see
+// Shared). Two hits on one mapping (a flow's packets out on one queue,
+// its replies in on another) take that mapping's stripe lock: 256 locks,
+// each on two cache lines of its own, chosen by a hash of the Mapping's
 // address, so readers of different flows rarely share one.
 //
 // A packet that would change anything beyond its mapping (create or bury
 // a mapping, add a session, move a TCP state or the expiry heap) is not a
 // hit: the call reports so and changes nothing, and the caller runs
-// Outbound or Inbound with the table to itself. The result is the same
-// either way; TestHitMatchesFull drives both with the same packets.
+// Outbound or Inbound with the table to itself (Shared.Lock). The result
+// is the same either way; TestHitMatchesFull drives both with the same
+// packets.
 
 const numStripes = 256
 
 // stripe is one lock on 128 bytes: the CPU fetches cache lines in
 // aligned pairs (the adjacent-line prefetcher), so locks on neighbouring
-// 64-byte lines still slowed each other (BenchmarkTranslateParallel
-// went from ~47 to ~95 ns per packet at -cpu 2 when two flows' stripes
-// were such a pair).
+// 64-byte lines slow each other as if they shared one.
 type stripe struct {
 	sync.Mutex
 	_ [128 - unsafe.Sizeof(sync.Mutex{})]byte
@@ -55,17 +54,8 @@ func (t *Table) lockStripe(m *Mapping) *stripe {
 	return l
 }
 
-// CountStripeWaits makes the hit path count in c the hits that found
-// their mapping's stripe lock held (another reader on the same flow, or
-// on one sharing the stripe) and waited. Call it before any hit.
-func (t *Table) CountStripeWaits(c *atomic.Uint64) { t.stripeWaits = c }
-
-// OutboundHit is Outbound for a packet from internal to remote whose
-// mapping exists and holds a live session with remote, when nothing but
-// that mapping changes: the timers move later and the packet and its
-// bytes are counted. It returns nil, having changed nothing, for any
-// other packet; Outbound handles those.
-func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) *Mapping {
+// outboundHit is Hits.OutboundHit.
+func (t *Table) outboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) *Mapping {
 	if !t.haveEpoch || proto.index() < 0 || !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil
 	}
@@ -118,13 +108,8 @@ func (t *Table) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 	return m
 }
 
-// InboundHit is Inbound for a packet from remote to external when the
-// verdict changes nothing beyond the mapping: it returns the mapping and
-// verdict Inbound would (counting an accepted packet and its bytes), and
-// ok. It returns ok false, having changed nothing, for a packet that
-// needs Inbound: a TCP segment that moves a session's state or starts
-// one, or a UDP session's first reply.
-func (t *Table) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
+// inboundHit is Hits.InboundHit.
+func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
 	if !t.haveEpoch || proto.index() < 0 {
 		return nil, 0, false
 	}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -110,7 +109,7 @@ func TestHitMatchesFull(t *testing.T) {
 				n := 40 + rng.IntN(1400)
 				var got, want string
 				if rng.IntN(2) == 0 {
-					m := hit.OutboundHit(proto, in, rem, flags, n, now)
+					m := hit.outboundHit(proto, in, rem, flags, n, now)
 					if m == nil {
 						fallbacks++
 						var err error
@@ -135,7 +134,7 @@ func TestHitMatchesFull(t *testing.T) {
 					if proto == ICMP {
 						ext = ep(ext.Addr(), uint16(4000+rng.IntN(3)))
 					}
-					m, v, ok := hit.InboundHit(proto, ext, rem, flags, n, now)
+					m, v, ok := hit.inboundHit(proto, ext, rem, flags, n, now)
 					if !ok {
 						fallbacks++
 						m, v = hit.Inbound(proto, ext, rem, flags, now)
@@ -214,10 +213,10 @@ func TestHitConcurrent(t *testing.T) {
 			for k := range per {
 				f := (k + g) % flows
 				if g%2 == 0 {
-					if tab.OutboundHit(UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), 0, 100, now) == nil {
+					if tab.outboundHit(UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), 0, 100, now) == nil {
 						misses[g]++
 					}
-				} else if _, v, ok := tab.InboundHit(UDP, exts[f], ep(srvA1, portP1), 0, 100, now); !ok || v != Accept {
+				} else if _, v, ok := tab.inboundHit(UDP, exts[f], ep(srvA1, portP1), 0, 100, now); !ok || v != Accept {
 					misses[g]++
 				}
 			}
@@ -240,34 +239,28 @@ func TestHitConcurrent(t *testing.T) {
 }
 
 // A hit that finds its mapping's stripe held (another reader on the
-// same flow) waits for it and is counted where CountStripeWaits says.
+// same flow) waits for it and is counted in Shared.Waits.
 func TestHitStripeWait(t *testing.T) {
 	tab := newTable(t, nil)
-	var waits atomic.Uint64
-	tab.CountStripeWaits(&waits)
 	a, r := ep(hostA, 5000), ep(srvA1, portP1)
 	m := out(t, tab, UDP, a, r, 0, t0)
-	if tab.OutboundHit(UDP, a, r, 0, 100, t0) != m || waits.Load() != 0 {
-		t.Fatalf("uncontended hit: %d waits", waits.Load())
+	s := NewShared(tab)
+	hit := func(rd *Reader) *Mapping {
+		defer rd.Unlock()
+		return rd.Lock().OutboundHit(UDP, a, r, 0, 100, t0)
+	}
+	r1, r2 := s.NewReader(), s.NewReader()
+	if hit(r1) != m || s.Waits() != 0 {
+		t.Fatalf("uncontended hit: %d waits", s.Waits())
 	}
 	l := tab.stripeOf(m)
 	l.Lock()
 	done := make(chan *Mapping)
-	go func() { done <- tab.OutboundHit(UDP, a, r, 0, 100, t0) }()
-	for deadline := time.Now().Add(5 * time.Second); waits.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			l.Unlock()
-			t.Fatal("a hit finding its stripe held was not counted within 5s")
-		}
-	}
-	select {
-	case <-done:
-		t.Fatal("the hit went through a held stripe")
-	case <-time.After(20 * time.Millisecond):
-	}
+	go func() { done <- hit(r2) }()
+	stopped(t, s, 0, done, l.Unlock, "a hit on a stripe held")
 	l.Unlock()
-	if got := <-done; got != m || waits.Load() != 1 {
-		t.Fatalf("after the wait: %p (want %p), %d waits", got, m, waits.Load())
+	if got := <-done; got != m || s.Waits() != 1 {
+		t.Fatalf("after the wait: %p (want %p), %d waits", got, m, s.Waits())
 	}
 }
 

@@ -52,7 +52,7 @@ func mix(x, seed uint64) uint32 {
 // endpointWord is an endpoint (and protocol) as one word, addr |
 // port<<32 | proto<<48: what lookups hash and compare, built in registers
 // from the packet's fields. A key struct built on the stack and read back
-// with wider loads than it was written with stalled store forwarding (as
+// with wider loads than it was written with stalls store forwarding (as
 // outProbe explains). An extKey is one such word, an outProbe two.
 func endpointWord(proto Protocol, addr [4]byte, port uint16) uint64 {
 	return uint64(binary.LittleEndian.Uint32(addr[:])) | uint64(port)<<32 | uint64(proto)<<48
@@ -69,8 +69,8 @@ func hashExt(w, seed uint64) uint32 { return mix(w, seed) }
 // with the protocol, b the remote part (no protocol). Lookups build, hash
 // and compare it in registers.
 // The 14-byte outKey, built field by field on the stack and then copied
-// and hashed with wide loads, stalled store forwarding: three such loads
-// took ~40% of Outbound's time at 1K mappings (perf annotate).
+// and hashed with wide loads, stalls store forwarding: three such loads
+// take ~40% of Outbound's time at 1K mappings (perf annotate).
 type outProbe struct{ a, b uint64 }
 
 func probeOf(proto Protocol, in [4]byte, inPort uint16, rem [4]byte, remPort uint16) outProbe {

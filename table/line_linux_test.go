@@ -64,10 +64,10 @@ func TestPacketTouchesFirstLine(t *testing.T) {
 					now = now.Add(time.Millisecond)
 					if i%2 == 1 {
 						// The hit path, which the engine tries first.
-						if got := tab.OutboundHit(proto, in, rem, FlagACK, 1400, now); got != c {
+						if got := tab.outboundHit(proto, in, rem, FlagACK, 1400, now); got != c {
 							t.Fatalf("outbound hit: %p (want %p)", got, c)
 						}
-						if got, v, ok := tab.InboundHit(proto, c.External(), rem, FlagACK, 1400, now); !ok || v != Accept || got != c {
+						if got, v, ok := tab.inboundHit(proto, c.External(), rem, FlagACK, 1400, now); !ok || v != Accept || got != c {
 							t.Fatalf("inbound hit: %v %v, %p (want %p)", ok, v, got, c)
 						}
 						continue

@@ -206,9 +206,9 @@ func TestPeekOutboundSecondary(t *testing.T) {
 	}
 }
 
-// Found in review: a mapping whose session with a remote has lapsed must
-// not revive it on a shared port another holder now uses toward that
-// remote; it gets a mapping of its own for it, as on any clash.
+// A mapping whose session with a remote has lapsed must not revive it
+// on a shared port another holder uses toward that remote now; it gets a
+// mapping of its own for it, as on any clash.
 func TestPortOverloadingLapsedSessionClash(t *testing.T) {
 	tab := newTable(t, func(c *Config) { c.PortOverloading, c.Hairpin = true, false; c.UDPTimeout = 60 * time.Second })
 	s1, s2 := ep(srvA1, portP1), ep(srvA2, portP1)

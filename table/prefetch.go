@@ -5,7 +5,7 @@ import (
 	"unsafe"
 )
 
-// LookupKey names one packet's coming lookup, for Prefetch.
+// LookupKey names one packet's coming lookup, for Hits.Prefetch.
 type LookupKey struct {
 	Proto Protocol
 	// Outbound: Local is the internal endpoint and Remote the remote one
@@ -15,20 +15,14 @@ type LookupKey struct {
 	Local, Remote netip.AddrPort
 }
 
-// prefetchProbe is how many slots past the home slot Prefetch looks for a
+// prefetchProbe is how many slots past the home slot prefetchBatch looks for a
 // matching hash: runs are short at 3/4 load, and a miss costs only a
 // wasted prefetch.
 const prefetchProbe = 4
 
-// Prefetch starts the memory loads that the lookups of a batch of packets
-// will need, without waiting for them, so the batch pays its cache misses
-// all at once instead of one after another. With a million mappings a
-// lookup is two misses to DRAM (index slot, then the Mapping's first
-// line), ~300 ns on a server; in a batch they overlap. It changes nothing: a wrong or missing
-// key costs a wasted prefetch, never a wrong lookup. Keys that are not
-// IPv4 are skipped.
-func (t *Table) Prefetch(keys []LookupKey) {
-	if !t.PrefetchHelps() {
+// prefetchBatch is Hits.Prefetch.
+func (t *Table) prefetchBatch(keys []LookupKey) {
+	if !t.prefetchHelps() {
 		return
 	}
 	const maxBatch = 64
@@ -74,9 +68,8 @@ func (t *Table) Prefetch(keys []LookupKey) {
 // saves (measured: BenchmarkOutboundHitBatch/1K).
 const prefetchMin = 16 << 10
 
-// PrefetchHelps reports whether the table is big enough for Prefetch to
-// do anything, so a caller can skip building the keys.
-func (t *Table) PrefetchHelps() bool { return t.in.n >= prefetchMin }
+// prefetchHelps is Hits.PrefetchHelps.
+func (t *Table) prefetchHelps() bool { return t.in.n >= prefetchMin }
 
 // peek returns the mapping in the first of h's slots (up to prefetchProbe
 // from home) whose stored hash is h, without comparing keys.

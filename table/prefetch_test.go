@@ -17,7 +17,7 @@ func TestPrefetch(t *testing.T) {
 		m := out(t, tab, UDP, benchInternal(i), benchRemote, 0, t0)
 		ext[i] = m.External()
 	}
-	if !tab.PrefetchHelps() {
+	if !tab.prefetchHelps() {
 		t.Fatalf("%d mappings: PrefetchHelps false", n)
 	}
 	keys := []LookupKey{
@@ -31,7 +31,7 @@ func TestPrefetch(t *testing.T) {
 	for range 100 { // more than one internal batch
 		keys = append(keys, LookupKey{Proto: UDP, Local: ext[len(keys)]})
 	}
-	if a := testing.AllocsPerRun(100, func() { tab.Prefetch(keys) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { tab.prefetchBatch(keys) }); a != 0 {
 		t.Errorf("Prefetch: %v allocs", a)
 	}
 	if tab.Len() != n {
