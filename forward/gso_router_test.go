@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 	"github.com/gonat/gonat/tun/tuntest"
 )
 
@@ -92,12 +93,12 @@ func TestRouterVirtio(t *testing.T) {
 		runRouter(t, outside, a, tuntest.NewChannel("b"))
 		a.In <- udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "plain")
 		got := recv(t, outside.Out, "datagram")
-		var gh tun.VirtioHdr
+		var gh offload.VirtioHdr
 		gh.Decode(got)
-		if gh != (tun.VirtioHdr{}) {
+		if gh != (offload.VirtioHdr{}) {
 			t.Fatalf("header %+v, want zero", gh)
 		}
-		checkSums(t, got[tun.VirtioHdrLen:])
+		checkSums(t, got[offload.VirtioHdrLen:])
 	})
 
 	t.Run("time exceeded back to offload", func(t *testing.T) {
@@ -106,11 +107,11 @@ func TestRouterVirtio(t *testing.T) {
 		b, h := tuntest.UDPPartial(ap(hostA, 5000), ap(srv1, 3478), 1, []byte("ttl"))
 		a.In <- tuntest.WithVirtioHdr(h, b)
 		got := recv(t, a.Out, "time exceeded")
-		var gh tun.VirtioHdr
+		var gh offload.VirtioHdr
 		gh.Decode(got)
-		checkSums(t, got[tun.VirtioHdrLen:])
-		if gh != (tun.VirtioHdr{}) || header.ICMPv4(got[tun.VirtioHdrLen+20:]).Type() != header.ICMPTimeExceeded {
-			t.Fatalf("header %+v, type %d", gh, got[tun.VirtioHdrLen+20])
+		checkSums(t, got[offload.VirtioHdrLen:])
+		if gh != (offload.VirtioHdr{}) || header.ICMPv4(got[offload.VirtioHdrLen+20:]).Type() != header.ICMPTimeExceeded {
+			t.Fatalf("header %+v, type %d", gh, got[offload.VirtioHdrLen+20])
 		}
 	})
 }
@@ -157,9 +158,9 @@ func offloadToOffload(t *testing.T, outside, a *tuntest.VirtioChannel, payload [
 	recv(t, outside.Out, "SYN")
 	a.In <- tuntest.WithVirtioHdr(h, b)
 	got := recv(t, outside.Out, "super-packet")
-	var gh tun.VirtioHdr
+	var gh offload.VirtioHdr
 	gh.Decode(got)
-	pkt := got[tun.VirtioHdrLen:]
+	pkt := got[offload.VirtioHdrLen:]
 	if gh != h || len(pkt) != len(b) {
 		t.Fatalf("header %+v (sent %+v), %d bytes (sent %d)", gh, h, len(pkt), len(b))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 	"golang.org/x/sys/unix"
 )
 
@@ -230,8 +231,8 @@ type pumper struct {
 	held       []byte
 	heldBatch  [][]byte
 	out        [][][]byte // by port: packets to write at the end of the batch
-	h          tun.VirtioHdr
-	seg        *nat.Segmenter // for super-packets bound for a device without offloads
+	h          offload.VirtioHdr
+	seg        *offload.Segmenter // for super-packets bound for a device without offloads
 }
 
 // newPumper sizes a pumper for batches of up to bs packets, once.
@@ -353,7 +354,7 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 func (p *pumper) flush(to int) {
 	q := p.out[to]
 	if p.uso[to] && len(q) > 1 {
-		q = nat.CoalesceUDP(q, Headroom)
+		q = offload.CoalesceUDP(q, Headroom)
 	}
 	p.r.write(p.ports[to], q)
 	p.out[to] = p.out[to][:0]
@@ -367,7 +368,7 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	dev := p.ports[in]
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
-	const hdrAt = Headroom - tun.VirtioHdrLen
+	const hdrAt = Headroom - offload.VirtioHdrLen
 	for i := range n {
 		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
 	}
@@ -391,10 +392,10 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 			case vin && h.IsGSO():
 				// Segments follow what is queued for that port.
 				if p.seg == nil {
-					p.seg = nat.NewSegmenter(64, r.maxMTU(), Headroom)
+					p.seg = offload.NewSegmenter(64, r.maxMTU(), Headroom)
 				}
 				p.flush(int(to))
-				for k, nseg := 0, nat.NumSegments(pkt, h); k < nseg; {
+				for k, nseg := 0, h.Segments(pkt); k < nseg; {
 					q, next, lost := p.seg.Split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
 					r.write(p.ports[to], q)
@@ -402,7 +403,7 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				}
 				continue
 			case vin && h.NeedsCsum():
-				nat.FinishCsum(pkt)
+				offload.FinishCsum(pkt)
 			}
 			p.out[to] = append(p.out[to], bufs[i][:Headroom+sizes[i]])
 		}

@@ -16,10 +16,11 @@ import (
 // incomplete datagrams only evicts the oldest waiting fragments: memory
 // never grows, and unfragmented traffic never waits.
 
-const (
-	heldSlots   = 64
-	HeldMaxSize = 2048 // larger fragments are not held (dropped as before)
-)
+const heldSlots = 64
+
+// HeldMaxSize is the largest fragment the engine holds (larger ones are
+// dropped): a buffer of this size takes whatever NextHeld returns.
+const HeldMaxSize = 2048
 
 type heldState uint8
 

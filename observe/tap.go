@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // Pcap writes packets to a pcap file (LINKTYPE_RAW: IPv4 with no link
@@ -158,8 +159,8 @@ func (t *Tap) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	// Super-packets count as the segments the kernel cuts them into,
 	// as a link would carry them.
-	vhdr := offset >= tun.VirtioHdrLen && t.VirtioHdr()
-	var h tun.VirtioHdr
+	vhdr := offset >= offload.VirtioHdrLen && t.VirtioHdr()
+	var h offload.VirtioHdr
 	for _, b := range bufs {
 		p := b[offset:]
 		if t.Pcap != nil {
@@ -168,7 +169,7 @@ func (t *Tap) Write(bufs [][]byte, offset int) (int, error) {
 		if t.Written != nil {
 			segs, hl := 1, 0
 			if vhdr {
-				h.Decode(b[offset-tun.VirtioHdrLen : offset])
+				h.Decode(b[offset-offload.VirtioHdrLen : offset])
 				segs, hl = h.WireSegments(p)
 			}
 			t.Written.add(p, segs, hl)

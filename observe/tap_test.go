@@ -6,6 +6,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 	"github.com/gonat/gonat/tun/tuntest"
 )
 
@@ -57,8 +58,8 @@ func TestTapCountsSegments(t *testing.T) {
 	const off = 16
 	src, dst := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.1:5201")
 	buf := append(make([]byte, off), tuntest.TCP(src, dst, header.TCPAck, make([]byte, 3*1000))...)
-	h := tun.VirtioHdr{GSOType: tun.GSOTCPv4, GSOSize: 1000}
-	h.Encode(buf[off-tun.VirtioHdrLen : off])
+	h := offload.VirtioHdr{GSOType: offload.GSOTCPv4, GSOSize: 1000}
+	h.Encode(buf[off-offload.VirtioHdrLen : off])
 	plain := append(make([]byte, off), tuntest.TCP(src, dst, header.TCPAck, make([]byte, 100))...)
 	if _, err := tap.Write([][]byte{buf, plain}, off); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/gonat/gonat/header"
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // UDP returns an IPv4/UDP packet from src to dst with valid checksums,
@@ -37,9 +37,9 @@ func ipv4(src, dst netip.Addr) header.IPv4Fields {
 
 // WithVirtioHdr returns pkt behind the virtio-net header h, the form a
 // VirtioChannel takes on In and gives on Out.
-func WithVirtioHdr(h tun.VirtioHdr, pkt []byte) []byte {
-	b := make([]byte, tun.VirtioHdrLen+len(pkt))
+func WithVirtioHdr(h offload.VirtioHdr, pkt []byte) []byte {
+	b := make([]byte, offload.VirtioHdrLen+len(pkt))
 	h.Encode(b)
-	copy(b[tun.VirtioHdrLen:], pkt)
+	copy(b[offload.VirtioHdrLen:], pkt)
 	return b
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/gonat/gonat/header"
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // MSS is a TSO super-packet's GSOSize at MTU 1500.
@@ -18,15 +18,15 @@ const MSS = 1448
 // checksum field the partial sum (folded pseudo-header sum, not
 // inverted) that NEEDS_CSUM means. A payload of at most MSS bytes gives
 // a plain packet with a partial checksum.
-func TSO(src, dst netip.AddrPort, payload []byte, flags uint8) ([]byte, tun.VirtioHdr) {
+func TSO(src, dst netip.AddrPort, payload []byte, flags uint8) ([]byte, offload.VirtioHdr) {
 	b := make([]byte, 65535)
 	n := header.BuildTCP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), TTL: 64, ID: 100, DontFrag: true},
 		header.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(), Seq: 1 << 31, Ack: 7, Flags: flags, Window: 512}, payload)
 	b = b[:n]
 	MakePartial(b)
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 16}
+	h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 16}
 	if len(payload) > MSS {
-		h.GSOType, h.GSOSize, h.HdrLen = tun.GSOTCPv4, MSS, 40
+		h.GSOType, h.GSOSize, h.HdrLen = offload.GSOTCPv4, MSS, 40
 	}
 	return b, h
 }
@@ -34,13 +34,13 @@ func TSO(src, dst netip.AddrPort, payload []byte, flags uint8) ([]byte, tun.Virt
 // UDPPartial is an IPv4/UDP datagram (identification 1, TTL ttl) with
 // the partial checksum a UDP socket leaves to a device with checksum
 // offload, and the header that says so.
-func UDPPartial(src, dst netip.AddrPort, ttl uint8, payload []byte) ([]byte, tun.VirtioHdr) {
+func UDPPartial(src, dst netip.AddrPort, ttl uint8, payload []byte) ([]byte, offload.VirtioHdr) {
 	b := make([]byte, 1500)
 	n := header.BuildUDP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), Protocol: header.ProtoUDP, TTL: ttl, ID: 1},
 		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, payload)
 	b = b[:n]
 	MakePartial(b)
-	return b, tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
+	return b, offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
 }
 
 // MakePartial replaces the TCP or UDP checksum of IPv4 packet b (no
@@ -60,7 +60,7 @@ func MakePartial(b []byte) {
 // checksum of everything from CsumStart on, with the field as it is,
 // goes in the field. It is the reference translated partial sums are
 // checked against.
-func DeviceFinish(b []byte, h tun.VirtioHdr) []byte {
+func DeviceFinish(b []byte, h offload.VirtioHdr) []byte {
 	c := append([]byte(nil), b...)
 	at := int(h.CsumStart + h.CsumOffset)
 	binary.BigEndian.PutUint16(c[at:], header.Checksum(c[h.CsumStart:], 0))
