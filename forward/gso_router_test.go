@@ -27,8 +27,12 @@ func recv(t *testing.T, c chan []byte, what string) []byte {
 
 func runRouter(t *testing.T, ports ...tun.Device) {
 	t.Helper()
-	e := newEngine(t, "port-restricted-cone")
-	r := &Router{Engine: e, Ports: ports}
+	startRouter(t, &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: ports})
+}
+
+// startRouter runs r until t ends, and fails t if it had write errors.
+func startRouter(t *testing.T, r *Router) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
@@ -52,9 +56,9 @@ func TestRouterVirtio(t *testing.T) {
 	fill(payload, 9)
 
 	// The same through devices seen as queue sets (tun.MultiQueue, as a
-	// multi-queue device or a wrapper of one is): a reader must judge the
-	// header by the queues it uses, not by the set, which need not repeat
-	// their methods.
+	// multi-queue device is): a reader must judge the header by the
+	// queues it uses, not by the set, which need not repeat their
+	// methods.
 	for _, wrap := range []struct {
 		name string
 		fn   func(tun.Device) tun.Device

@@ -46,6 +46,9 @@ type Router struct {
 	// makes the devices: the router reads the queues they have). The zero
 	// value reads each device queue from a goroutine of its own.
 	Mode ReadMode
+	// Tap, if set, sees every packet read from the ports and written to
+	// them (a pcap capture, traffic counters).
+	Tap Tap
 
 	writeErrors atomic.Uint64
 }
@@ -254,8 +257,7 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
 	// in the headroom, just before the packet. Asked of the queues this
-	// reader uses (a device's queues are alike): a MultiQueue wrapper
-	// need not repeat its queues' methods.
+	// reader uses (a device's queues are alike).
 	for i, d := range ports {
 		p.vhdr[i] = tun.HasVirtioHdr(d)
 		if v, ok := d.(tun.VirtioDevice); ok && p.vhdr[i] {
@@ -351,12 +353,24 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 	}
 }
 
-func (p *pumper) flush(to int) {
-	q := p.out[to]
+// send writes q (buffers with their packet at Headroom) to port to's
+// device, past the Tap, as UDP super-packets where the device takes
+// them.
+func (p *pumper) send(to nat.Port, q [][]byte) {
+	if p.r.Tap != nil {
+		for _, b := range q {
+			p.tap(to, ToDevice, b)
+		}
+	}
 	if p.uso[to] && len(q) > 1 {
 		q = offload.CoalesceUDP(q, Headroom)
 	}
 	p.r.write(p.ports[to], q)
+}
+
+// flush sends what the batch queued for port to.
+func (p *pumper) flush(to nat.Port) {
+	p.send(to, p.out[to])
 	p.out[to] = p.out[to][:0]
 }
 
@@ -365,12 +379,14 @@ func (p *pumper) flush(to int) {
 // batch.
 func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	r := p.r
-	dev := p.ports[in]
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
 	const hdrAt = Headroom - offload.VirtioHdrLen
 	for i := range n {
 		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
+		if r.Tap != nil {
+			p.tap(in, FromDevice, bufs[i][:Headroom+sizes[i]])
+		}
 	}
 	p.q.Prefetch(in, p.views[:n])
 	for i := 0; i < n; i++ {
@@ -394,11 +410,11 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				if p.seg == nil {
 					p.seg = offload.NewSegmenter(64, r.maxMTU(), Headroom)
 				}
-				p.flush(int(to))
+				p.flush(to)
 				for k, nseg := 0, h.Segments(pkt); k < nseg; {
 					q, next, lost := p.seg.Split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
-					r.write(p.ports[to], q)
+					p.send(to, q)
 					k = next
 				}
 				continue
@@ -412,11 +428,11 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				clear(p.reply[hdrAt:Headroom])
 			}
 			p.replyBatch[0] = p.reply[:Headroom+res.ReplyLen]
-			r.write(dev, p.replyBatch)
+			p.send(in, p.replyBatch)
 		}
 	}
 	for to := range p.out {
-		p.flush(to)
+		p.flush(nat.Port(to))
 	}
 	// Fragments that waited for their first fragment, which has just
 	// gone out with this batch.
@@ -427,7 +443,7 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 		}
 		clear(p.held[:Headroom]) // a plain packet for devices with a virtio header
 		p.heldBatch[0] = p.held[:Headroom+n]
-		r.write(p.ports[to], p.heldBatch)
+		p.send(to, p.heldBatch)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
-	"github.com/gonat/gonat/tun"
 )
 
 // How a topology becomes namespaces (a lab named L):
@@ -71,9 +70,9 @@ type Options struct {
 	// PATH. Up never runs its own executable for it: inside `go test`
 	// that is the test binary.
 	GonatPath string
-	// Wrap, if set, may wrap each NAT's devices (pcap taps, counters):
-	// port 0 is the NAT's outside, 1.. its inside ports.
-	Wrap func(natName string, port int, d tun.Device) tun.Device
+	// Tap, if set, gives each NAT its NATSpec.Tap (pcap captures,
+	// counters), by name; nil for none.
+	Tap func(natName string) forward.Tap
 	// Backend is the TUN backend of every NAT (offload, water, auto);
 	// "" takes $GONAT_TUN_BACKEND, else auto.
 	Backend string
@@ -245,8 +244,8 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
 		natName := n.Name
 		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
-		if opt.Wrap != nil {
-			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }
+		if opt.Tap != nil {
+			spec.Tap = opt.Tap(natName)
 		}
 		if n.Upstream == Public {
 			spec.Outside = core

@@ -45,15 +45,14 @@ type NATSpec struct {
 	// else per device.
 	ReadMode forward.ReadMode
 	Logf     func(format string, args ...any)
-	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
-	// counters): port 0 is the outside, 1.. the inside ports. A device
-	// with several queues is a tun.MultiQueue, and the wrapper must be
-	// one too, with as many queues (observe.Tap is): a queue it hid would
-	// go unread, and StartNAT refuses that. Per-CPU and busy-poll
-	// readers need each queue to stay a tun.Poller too. When ReadersAuto
-	// falls back to per device, Wrap sees a second set of devices (the
-	// first closed).
-	Wrap func(port int, d tun.Device) tun.Device
+	// Tap, if set, sees every packet the NAT reads from its ports and
+	// writes to them (a pcap capture, counters; observe.Sides makes
+	// one): port 0 is the outside, 1.. the inside ports.
+	Tap forward.Tap
+
+	// newDevice makes each TUN device; nil is tun.Create. Tests make
+	// devices fail with it.
+	newDevice func(tun.Config) (tun.Device, error)
 }
 
 // NAT is a running NAT: its devices exist and its router is pumping.
@@ -173,9 +172,13 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 			// out of the netpoller.
 			Polled: mode.Polled()}
 	}
+	create := spec.newDevice
+	if create == nil {
+		create = tun.Create
+	}
 	oc := devConfig()
 	oc.Namespace, oc.Routes = spec.Outside, routes
-	out, err := tun.Create(oc)
+	out, err := create(oc)
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
@@ -192,34 +195,14 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		if in.Transit {
 			tc.Addresses = nil
 		}
-		d, err := tun.Create(tc)
+		d, err := create(tc)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)
 		}
 		devs = append(devs, d)
 	}
-	if spec.Wrap != nil {
-		for i := range devs {
-			d := devs[i]
-			devs[i] = spec.Wrap(i, d)
-			if got, want := len(tun.QueuesOf(devs[i])), len(tun.QueuesOf(d)); got != want {
-				devs[i] = d // close what we made, not the wrapper's idea of it
-				undo()
-				return nil, fmt.Errorf("port %d: the Wrap hook's device has %d queues, the TUN device %d (a wrapper must pass tun.MultiQueue on)", i, got, want)
-			}
-			if mode.Polled() {
-				for _, q := range tun.QueuesOf(devs[i]) {
-					if !tun.CanPoll(q) {
-						devs[i] = d
-						undo()
-						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, forward.ReadersPerDevice)", i)
-					}
-				}
-			}
-		}
-	}
-	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode}
+	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode, Tap: spec.Tap}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()

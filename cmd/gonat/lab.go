@@ -21,12 +21,12 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/experiment"
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
-	"github.com/gonat/gonat/tun"
 )
 
 const labHelp = `Usage: gonat lab COMMAND [flags]
@@ -328,12 +328,12 @@ func labUp(args []string) error {
 		go p.run(ctx)
 	}
 	if *pcapDir != "" {
-		wrap, closeAll, err := labPcaps(*pcapDir, topo)
+		taps, closeAll, err := labPcaps(*pcapDir, topo)
 		if err != nil {
 			return err
 		}
 		defer closeAll()
-		opts.Wrap = wrap
+		opts.Tap = taps
 	}
 	start := time.Now()
 	l, err := lab.Up(ctx, topo, opts)
@@ -964,7 +964,7 @@ func labVerify(args []string) error {
 }
 
 // labPcaps opens two capture files per NAT of topo in dir.
-func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun.Device, func(), error) {
+func labPcaps(dir string, topo *lab.Topology) (func(natName string) forward.Tap, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, usageErr("--pcap-dir: %v", err)
 	}
@@ -990,11 +990,8 @@ func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun
 		}
 		files[n.Name] = pair{in, out}
 	}
-	return func(natName string, port int, d tun.Device) tun.Device {
+	return func(natName string) forward.Tap {
 		p := files[natName]
-		if port == 0 {
-			return &observe.Tap{Device: d, Pcap: p.out}
-		}
-		return &observe.Tap{Device: d, Pcap: p.in}
+		return observe.Sides(&observe.Tap{Pcap: p.out}, &observe.Tap{Pcap: p.in})
 	}, closeAll, nil
 }

@@ -133,8 +133,8 @@ func (d *VirtioChannel) VirtioHdr() bool { return true }
 func (d *VirtioChannel) USO() bool { return d.TakesUSO }
 
 // QueueSet is a tun.MultiQueue made of existing devices, the first
-// answering for the set: a multi-queue device, or a wrapper of one, that
-// repeats none of its queues' optional methods.
+// answering for the set: a multi-queue device that repeats none of its
+// queues' optional methods.
 type QueueSet struct {
 	tun.Device
 	queues []tun.Device
