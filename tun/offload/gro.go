@@ -93,7 +93,7 @@ func finishUDPSuper(b []byte, offset, gso, segs int) {
 	}
 	ip := header.IPv4(b[offset:])
 	ip.SetTotalLen(uint16(len(ip)))
-	ip.SetChecksum(ip.ComputeChecksum())
+	setIPv4Checksum(ip, header.IPv4MinSize)
 	u := header.UDP(ip[header.IPv4MinSize:])
 	u.SetLength(uint16(len(u)))
 	u.SetChecksum(header.Fold(header.PseudoHeaderSum(ip.Src(), ip.Dst(), header.ProtoUDP, uint16(len(u)))))

@@ -19,6 +19,11 @@ func (h *VirtioHdr) Segments(b []byte) int {
 // last segment only and CWR on the first (as tcp_gso_segment does).
 func Segment(dst, b []byte, h *VirtioHdr, i int) int {
 	l, _ := layoutOf(b)
+	return segment(dst, b, l, h, i)
+}
+
+// segment is Segment for b of layout l.
+func segment(dst, b []byte, l layout, h *VirtioHdr, i int) int {
 	hl := l.hdrLen()
 	start, end := hl, l.total
 	if h.IsGSO() {
@@ -34,7 +39,7 @@ func Segment(dst, b []byte, h *VirtioHdr, i int) int {
 	ip := header.IPv4(dst[:n])
 	ip.SetTotalLen(uint16(n))
 	ip.SetID(header.IPv4(b).ID() + uint16(i))
-	ip.SetChecksum(ip.ComputeChecksum())
+	setIPv4Checksum(ip, l.ihl)
 	switch l.proto {
 	case header.ProtoTCP:
 		t := header.TCP(dst[l.ihl:n])
@@ -77,17 +82,25 @@ func NewSegmenter(n, size, offset int) *Segmenter {
 // segment (h.Segments(b) when done), and how many segments were too
 // large for a buffer and left out.
 func (s *Segmenter) Split(b []byte, h *VirtioHdr, from int) (q [][]byte, next, lost int) {
-	n := h.Segments(b)
+	l, _ := layoutOf(b)
+	n := h.segments(l.total - l.hdrLen())
 	q = s.out[:0]
 	i := from
 	for ; i < n && len(q) < len(s.bufs); i++ {
 		buf := s.bufs[len(q)]
-		l := Segment(buf[s.offset:], b, h, i)
-		if l == 0 {
+		size := segment(buf[s.offset:], b, l, h, i)
+		if size == 0 {
 			lost++
 			continue
 		}
-		q = append(q, buf[:s.offset+l])
+		q = append(q, buf[:s.offset+size])
 	}
 	return q, i, lost
+}
+
+// setIPv4Checksum computes and sets the checksum of ip's header of ihl
+// bytes.
+func setIPv4Checksum(ip header.IPv4, ihl int) {
+	ip.SetChecksum(0)
+	ip.SetChecksum(header.Checksum(ip[:ihl], 0))
 }
