@@ -10,13 +10,10 @@ import (
 	"github.com/gonat/gonat/tun/tuntest"
 )
 
-var (
-	hostA = netip.MustParseAddr("10.0.0.2")
-	hostB = netip.MustParseAddr("10.0.0.3")
-	gw    = netip.MustParseAddr("10.0.0.1")
-	ext   = netip.MustParseAddr("198.51.100.1")
-	srv1  = netip.MustParseAddr("203.0.113.1")
-)
+// The tests' network: hosts A and B inside, behind gateway gw; the NAT's
+// external address; a server.
+var hostA, hostB, gw, ext, srv1 = netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"),
+	netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1")
 
 const mss = tuntest.MSS
 
