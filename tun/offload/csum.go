@@ -13,24 +13,29 @@ func (h *VirtioHdr) PartialCsumOffset(b []byte) (int, bool) {
 	if !h.NeedsCsum() {
 		return 0, false
 	}
-	l, ok := layoutOf(b)
-	if !ok || int(h.CsumStart) != l.ihl || int(h.CsumOffset) != l.csumOff {
+	ihl, total, ok := ipv4Layout(b)
+	if !ok {
 		return 0, false
 	}
+	_, csumOff, ok := transportLayout(b, ihl, total)
+	if !ok || int(h.CsumStart) != ihl || int(h.CsumOffset) != csumOff {
+		return 0, false
+	}
+	proto := header.IPv4(b).Protocol()
 	switch h.GSOType &^ GSOECN {
 	case GSONone:
 	case GSOTCPv4:
-		if l.proto != header.ProtoTCP || h.GSOSize == 0 {
+		if proto != header.ProtoTCP || h.GSOSize == 0 {
 			return 0, false
 		}
 	case GSOUDPL4:
-		if l.proto != header.ProtoUDP || h.GSOSize == 0 || h.GSOType&GSOECN != 0 {
+		if proto != header.ProtoUDP || h.GSOSize == 0 || h.GSOType&GSOECN != 0 {
 			return 0, false
 		}
 	default:
 		return 0, false
 	}
-	return l.ihl + l.csumOff, true
+	return ihl + csumOff, true
 }
 
 // FinishCsumAt completes a partial checksum wherever h puts it, the way

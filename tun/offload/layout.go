@@ -17,16 +17,23 @@ func (l layout) hdrLen() int { return l.ihl + l.thl }
 // within b, carrying TCP or UDP with its transport header inside the
 // total length.
 func layoutOf(b []byte) (l layout, ok bool) {
-	if len(b) < header.IPv4MinSize {
+	if l.ihl, l.total, ok = ipv4Layout(b); !ok {
 		return l, false
 	}
-	ip := header.IPv4(b)
-	l.ihl, l.total, l.proto = ip.HeaderLen(), int(ip.TotalLen()), ip.Protocol()
-	if ip.Version() != 4 || l.ihl < header.IPv4MinSize || l.total < l.ihl || l.total > len(b) || ip.IsFragment() {
-		return l, false
-	}
+	l.proto = header.IPv4(b).Protocol()
 	l.thl, l.csumOff, ok = transportLayout(b, l.ihl, l.total)
 	return l, ok
+}
+
+// ipv4Layout reads the header length and total length of b, and checks
+// that it is a whole, unfragmented IPv4 packet within b.
+func ipv4Layout(b []byte) (ihl, total int, ok bool) {
+	if len(b) < header.IPv4MinSize {
+		return 0, 0, false
+	}
+	ip := header.IPv4(b)
+	ihl, total = ip.HeaderLen(), int(ip.TotalLen())
+	return ihl, total, ip.Version() == 4 && ihl >= header.IPv4MinSize && total >= ihl && total <= len(b) && !ip.IsFragment()
 }
 
 // transportLayout returns the transport header length of a TCP or UDP
