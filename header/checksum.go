@@ -118,3 +118,26 @@ func delta32(old, new [4]byte) uint32 {
 func applyDelta(cksum uint16, d uint32) uint16 {
 	return ^Fold(uint32(^cksum) + d)
 }
+
+// SetTransportChecksum computes the UDP or TCP checksum of IPv4 packet b
+// (its header and total lengths as they are) the way a sender does, the
+// field taken as zero, and writes it: a computed 0 goes out as 0xFFFF
+// for UDP (RFC 768). Other protocols are left alone.
+func SetTransportChecksum(b IPv4) {
+	t := b.Payload()
+	var off int
+	switch b.Protocol() {
+	case ProtoUDP:
+		off = udpChecksum
+	case ProtoTCP:
+		off = tcpChecksum
+	default:
+		return
+	}
+	binary.BigEndian.PutUint16(t[off:], 0)
+	c := Checksum(t, PseudoHeaderSum(b.Src(), b.Dst(), b.Protocol(), uint16(len(t))))
+	if b.Protocol() == ProtoUDP {
+		c = udpChecksumFix(c)
+	}
+	binary.BigEndian.PutUint16(t[off:], c)
+}

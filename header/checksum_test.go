@@ -165,3 +165,37 @@ func TestDecTTL(t *testing.T) {
 		t.Error("DecTTL changed a packet with TTL 0")
 	}
 }
+
+// SetTransportChecksum computes what the builders compute, whatever the
+// field held, and leaves other protocols alone.
+func TestSetTransportChecksum(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("203.0.113.1")
+	ip := IPv4Fields{Src: src, Dst: dst, TTL: 64}
+	b := make([]byte, 1500)
+	for name, n := range map[string]int{
+		"udp": BuildUDP(b, ip, UDPFields{SrcPort: 5000, DstPort: 53}, []byte("query")),
+		"tcp": BuildTCP(b[500:], ip, TCPFields{SrcPort: 40000, DstPort: 80, Flags: TCPSyn}, nil),
+	} {
+		pkt := b[:n]
+		if name == "tcp" {
+			pkt = b[500 : 500+n]
+		}
+		want := append([]byte(nil), pkt...)
+		off := IPv4MinSize + UDPChecksumOffset
+		if name == "tcp" {
+			off = IPv4MinSize + TCPChecksumOffset
+		}
+		pkt[off], pkt[off+1] = 0x12, 0x34
+		SetTransportChecksum(IPv4(pkt))
+		if string(pkt) != string(want) {
+			t.Errorf("%s: %x, want %x", name, pkt, want)
+		}
+	}
+	icmp := make([]byte, 100)
+	n := BuildICMP(icmp, IPv4Fields{Src: src, Dst: dst, TTL: 64}, ICMPFields{Type: ICMPEchoRequest, Ident: 1}, nil)
+	before := string(icmp[:n])
+	SetTransportChecksum(IPv4(icmp[:n]))
+	if string(icmp[:n]) != before {
+		t.Error("an ICMP message changed")
+	}
+}

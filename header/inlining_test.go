@@ -22,6 +22,7 @@ func TestInlining(t *testing.T) {
 	want := []string{
 		"IPv4.HeaderLen", "IPv4.TotalLen", "IPv4.Protocol", "IPv4.TTL", "IPv4.Src", "IPv4.Dst",
 		"IPv4.Checksum", "IPv4.SetChecksum", "IPv4.FragmentOffset", "IPv4.Payload",
+		"IPv4.Version", "IPv4.TOS", "IPv4.IsFragment", "TCP.SetSeq", "TCP.SetFlags",
 		"UDP.SrcPort", "UDP.DstPort", "UDP.Checksum", "UDP.SetChecksum",
 		"TCP.SrcPort", "TCP.DstPort", "TCP.Flags", "TCP.DataOffset", "TCP.Checksum", "TCP.SetChecksum",
 		"ICMPv4.Type", "ICMPv4.Ident", "ICMPv4.Checksum", "ICMPv4.SetChecksum",

@@ -56,6 +56,12 @@ const (
 // header length and total length fields: call Parsed.Decode first.
 type IPv4 []byte
 
+// Version is the IP version field: 4 for IPv4.
+func (b IPv4) Version() uint8 { return b[ipVersIHL] >> 4 }
+
+// TOS is the type of service byte (DSCP and ECN).
+func (b IPv4) TOS() uint8 { return b[ipTOS] }
+
 // HeaderLen is the header length in bytes (IHL * 4).
 func (b IPv4) HeaderLen() int { return int(b[ipVersIHL]&0x0f) << 2 }
 
@@ -75,6 +81,12 @@ func (b IPv4) MoreFragments() bool { return binary.BigEndian.Uint16(b[ipFlagsFra
 // units).
 func (b IPv4) FragmentOffset() uint16 {
 	return (binary.BigEndian.Uint16(b[ipFlagsFrag:]) & ipFragOffMask) << 3
+}
+
+// IsFragment reports whether the packet is a fragment: MF set or a
+// fragment offset other than 0.
+func (b IPv4) IsFragment() bool {
+	return binary.BigEndian.Uint16(b[ipFlagsFrag:])&(ipFlagMF|ipFragOffMask) != 0
 }
 
 // TTL is the time to live.

@@ -37,6 +37,15 @@ const (
 	TCPPsh = 0x08
 	TCPAck = 0x10
 	TCPUrg = 0x20
+	TCPEce = 0x40 // RFC 3168
+	TCPCwr = 0x80 // RFC 3168
+)
+
+// Where the checksum field sits in a UDP and in a TCP header: what a
+// virtio-net header's checksum offset says for each.
+const (
+	UDPChecksumOffset = udpChecksum
+	TCPChecksumOffset = tcpChecksum
 )
 
 // IsICMPError reports whether typ is an ICMP error that the NAT
@@ -153,6 +162,12 @@ func (b TCP) SetSrcPort(p uint16) { binary.BigEndian.PutUint16(b[tcpSrcPort:], p
 
 // SetDstPort sets the destination port without fixing the checksum.
 func (b TCP) SetDstPort(p uint16) { binary.BigEndian.PutUint16(b[tcpDstPort:], p) }
+
+// SetSeq sets the sequence number without fixing the checksum.
+func (b TCP) SetSeq(n uint32) { binary.BigEndian.PutUint32(b[tcpSeq:], n) }
+
+// SetFlags sets the flags byte without fixing the checksum.
+func (b TCP) SetFlags(f uint8) { b[tcpFlags] = f }
 
 // SetChecksum sets the checksum field.
 func (b TCP) SetChecksum(c uint16) { binary.BigEndian.PutUint16(b[tcpChecksum:], c) }

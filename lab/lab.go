@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/table"
-	"github.com/gonat/gonat/tun"
 )
 
 // How a topology becomes namespaces (a lab named L):
@@ -70,15 +70,15 @@ type Options struct {
 	// PATH. Up never runs its own executable for it: inside `go test`
 	// that is the test binary.
 	GonatPath string
-	// Wrap, if set, may wrap each NAT's devices (pcap taps, counters):
-	// port 0 is the NAT's outside, 1.. its inside ports.
-	Wrap func(natName string, port int, d tun.Device) tun.Device
+	// Tap, if set, gives each NAT its NATSpec.Tap (pcap captures,
+	// counters), by name; nil for none.
+	Tap func(natName string) forward.Tap
 	// Backend is the TUN backend of every NAT (offload, water, auto);
 	// "" takes $GONAT_TUN_BACKEND, else auto.
 	Backend string
 	// ReadMode is every NAT's NATSpec.ReadMode (the zero value: per CPU
 	// where that works). Up checks it before it creates anything.
-	ReadMode nat.ReadMode
+	ReadMode forward.ReadMode
 }
 
 // Lab is a running topology.
@@ -244,8 +244,8 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
 		natName := n.Name
 		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
-		if opt.Wrap != nil {
-			spec.Wrap = func(port int, d tun.Device) tun.Device { return opt.Wrap(natName, port, d) }
+		if opt.Tap != nil {
+			spec.Tap = opt.Tap(natName)
 		}
 		if n.Upstream == Public {
 			spec.Outside = core

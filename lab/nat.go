@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
@@ -40,27 +41,26 @@ type NATSpec struct {
 	MTU        int
 	Backend    string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
 	// ReadMode is how the NAT reads its devices, and so how many queues
-	// they get (nat.ReadMode). The zero value reads per CPU where it can,
+	// they get (forward.ReadMode). The zero value reads per CPU where it can,
 	// else per device.
-	ReadMode nat.ReadMode
+	ReadMode forward.ReadMode
 	Logf     func(format string, args ...any)
-	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
-	// counters): port 0 is the outside, 1.. the inside ports. A device
-	// with several queues is a tun.MultiQueue, and the wrapper must be
-	// one too, with as many queues (observe.Tap is): a queue it hid would
-	// go unread, and StartNAT refuses that. Per-CPU and busy-poll
-	// readers need each queue to stay a tun.Poller too. When ReadersAuto
-	// falls back to per device, Wrap sees a second set of devices (the
-	// first closed).
-	Wrap func(port int, d tun.Device) tun.Device
+	// Tap, if set, sees every packet the NAT reads from its ports and
+	// writes to them (a pcap capture, counters; observe.Sides makes
+	// one): port 0 is the outside, 1.. the inside ports.
+	Tap forward.Tap
+
+	// newDevice makes each TUN device; nil is tun.Create. Tests make
+	// devices fail with it.
+	newDevice func(tun.Config) (tun.Device, error)
 }
 
 // NAT is a running NAT: its devices exist and its router is pumping.
 type NAT struct {
 	Engine  *nat.Engine
-	Router  *nat.Router
+	Router  *forward.Router
 	spec    NATSpec
-	mode    nat.ReadMode // as decided: never ReadersAuto
+	mode    forward.ReadMode // as decided: never ReadersAuto
 	devices []tun.Device
 	gws     []netip.Addr
 
@@ -104,10 +104,10 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	mode := spec.ReadMode.Resolve(spec.Backend)
 	n, err := startNAT(ctx, spec, mode)
-	if err != nil && spec.ReadMode.Readers == nat.ReadersAuto && mode.Readers == nat.ReadersPerCPU {
+	if err != nil && spec.ReadMode.Readers == forward.ReadersAuto && mode.Readers == forward.ReadersPerCPU {
 		// Not asked for: read per device rather than not at all, and
 		// say why.
-		mode.Readers = nat.ReadersPerDevice
+		mode.Readers = forward.ReadersPerDevice
 		var err2 error
 		if n, err2 = startNAT(ctx, spec, mode); err2 != nil {
 			return nil, err2
@@ -133,8 +133,8 @@ func RandomSeed() int64 {
 }
 
 // startNAT is StartNAT once the namespaces are checked and the mode
-// validated and resolved (not nat.ReadersAuto).
-func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error) {
+// validated and resolved (not forward.ReadersAuto).
+func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, error) {
 	cfg := nat.Config{Table: spec.Behavior}
 	hostSet := map[netip.Addr]bool{}
 	for _, in := range spec.Inside {
@@ -167,19 +167,23 @@ func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error
 	}
 	devConfig := func() tun.Config {
 		return tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: mode.DeviceQueues(),
-			SteerByCPU: mode.Readers == nat.ReadersPerCPU,
+			SteerByCPU: mode.Readers == forward.ReadersPerCPU,
 			// The polling readers never wait in Read: their devices stay
 			// out of the netpoller.
 			Polled: mode.Polled()}
 	}
+	create := spec.newDevice
+	if create == nil {
+		create = tun.Create
+	}
 	oc := devConfig()
 	oc.Namespace, oc.Routes = spec.Outside, routes
-	out, err := tun.Create(oc)
+	out, err := create(oc)
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
-	if mode.Readers == nat.ReadersPerCPU && !tun.CanPoll(out) {
+	if mode.Readers == forward.ReadersPerCPU && !tun.CanPoll(out) {
 		// BackendAuto fell back to water (and said so).
 		out.Close()
 		return nil, errors.New("per-CPU readers need the offload TUN backend; the water backend has one queue per device")
@@ -191,34 +195,14 @@ func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error
 		if in.Transit {
 			tc.Addresses = nil
 		}
-		d, err := tun.Create(tc)
+		d, err := create(tc)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)
 		}
 		devs = append(devs, d)
 	}
-	if spec.Wrap != nil {
-		for i := range devs {
-			d := devs[i]
-			devs[i] = spec.Wrap(i, d)
-			if got, want := len(tun.QueuesOf(devs[i])), len(tun.QueuesOf(d)); got != want {
-				devs[i] = d // close what we made, not the wrapper's idea of it
-				undo()
-				return nil, fmt.Errorf("port %d: the Wrap hook's device has %d queues, the TUN device %d (a wrapper must pass tun.MultiQueue on)", i, got, want)
-			}
-			if mode.Polled() {
-				for _, q := range tun.QueuesOf(devs[i]) {
-					if !tun.CanPoll(q) {
-						devs[i] = d
-						undo()
-						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, nat.ReadersPerDevice)", i)
-					}
-				}
-			}
-		}
-	}
-	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode}
+	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode, Tap: spec.Tap}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()
@@ -294,17 +278,17 @@ func (n *NAT) Describe() string {
 }
 
 // ReadMode reports how the NAT reads its devices, as decided at start
-// (never nat.ReadersAuto).
-func (n *NAT) ReadMode() nat.ReadMode { return n.mode }
+// (never forward.ReadersAuto).
+func (n *NAT) ReadMode() forward.ReadMode { return n.mode }
 
 // ReadersDesc says how the NAT reads its devices: "per-cpu (2 queues)",
 // "per-device", "busy-poll 200ms".
 func (n *NAT) ReadersDesc() string {
 	queues := len(tun.QueuesOf(n.devices[0]))
 	switch {
-	case n.mode.Readers == nat.ReadersBusyPoll:
+	case n.mode.Readers == forward.ReadersBusyPoll:
 		return "busy-poll " + n.mode.Quiet.String()
-	case n.mode.Readers == nat.ReadersPerCPU:
+	case n.mode.Readers == forward.ReadersPerCPU:
 		return fmt.Sprintf("per-cpu (%d queues)", queues)
 	case queues > 1:
 		return fmt.Sprintf("per-device (%d queues)", queues)

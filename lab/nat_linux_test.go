@@ -12,16 +12,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/internal/privtest"
-	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
-	"github.com/gonat/gonat/tun/tuntest"
 )
-
-// hidingWrapper wraps a device without passing tun.MultiQueue on.
-type hidingWrapper struct{ tun.Device }
 
 // natSpec makes two namespaces (removed when t ends) and a NAT spec
 // between them: one inside host, the offload backend.
@@ -59,52 +55,19 @@ func noDeviceLeft(t *testing.T, spec NATSpec) {
 	}
 }
 
-// A Wrap hook that hides a multi-queue device's further queues would
-// leave them unread (and the flows the kernel hashes there dead):
-// StartNAT refuses it, and leaves no device behind. A wrapper that passes
-// the queues on is taken.
-func TestStartNATWrapMustKeepQueues(t *testing.T) {
-	privtest.Require(t)
-	spec := natSpec(t, "glq")
-	spec.ReadMode.Queues = 2
-	spec.Wrap = func(_ int, d tun.Device) tun.Device { return hidingWrapper{d} }
-	n, err := StartNAT(context.Background(), spec)
-	if err == nil {
-		n.Close()
-		t.Fatal("StartNAT took a Wrap hook that hides a queue")
+// noSteering makes TUN devices as tun.Create does, except that an
+// inside port's device steered by CPU fails: per-CPU reading cannot
+// work, after the outside device is made.
+func noSteering(c tun.Config) (tun.Device, error) {
+	if c.SteerByCPU && len(c.Addresses) > 0 {
+		return nil, errors.New("no steering program here")
 	}
-	if !strings.Contains(err.Error(), "queues") {
-		t.Errorf("error %q does not say what is wrong", err)
-	}
-	noDeviceLeft(t, spec)
-
-	spec.Wrap = func(_ int, d tun.Device) tun.Device { return d }
-	n, err = StartNAT(context.Background(), spec)
-	if err != nil {
-		t.Fatalf("StartNAT with a wrapper that keeps the queues: %v", err)
-	}
-	if err := n.Close(); err != nil {
-		t.Error(err)
-	}
+	return tun.Create(c)
 }
 
-// hidePoller wraps d, and each of its queues, so that none is a
-// tun.Poller; several queues stay a tun.MultiQueue.
-func hidePoller(_ int, d tun.Device) tun.Device {
-	qs := tun.QueuesOf(d)
-	if len(qs) == 1 {
-		return hidingWrapper{d}
-	}
-	hidden := make([]tun.Device, len(qs))
-	for i, q := range qs {
-		hidden[i] = hidingWrapper{q}
-	}
-	return tuntest.NewQueueSet(hidden...)
-}
-
-// nat.ReadersAuto reads per CPU, and falls back to per device, saying why,
-// when per-CPU reading cannot work (here a Wrap hook that hides
-// tun.Poller); asked for, per CPU fails instead, naming the hook, and
+// forward.ReadersAuto reads per CPU, and falls back to per device, saying
+// why, when per-CPU reading cannot work (here devices steered by CPU
+// cannot be made); asked for, per CPU fails instead, saying why, and
 // leaves no device behind. A ReadMode that does not validate is refused.
 func TestStartNATReaders(t *testing.T) {
 	privtest.Require(t)
@@ -116,41 +79,41 @@ func TestStartNATReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.ReadMode().Readers != nat.ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
+	if n.ReadMode().Readers != forward.ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
 		t.Errorf("default: readers %v, %d queues (want per-cpu, %d); %s", n.ReadMode().Readers, len(tun.QueuesOf(n.devices[0])), tun.CPUQueues(), n.Describe())
 	}
 	n.Close()
 
-	spec.ReadMode.Readers, spec.Wrap = nat.ReadersPerCPU, hidePoller
+	spec.ReadMode.Readers, spec.newDevice = forward.ReadersPerCPU, noSteering
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
-		t.Error("per-CPU readers took devices that cannot be polled")
-	} else if !strings.Contains(err.Error(), "Wrap") || !strings.Contains(err.Error(), "Poller") {
-		t.Errorf("per-CPU readers with a hook that hides tun.Poller: %q does not name the hook and what it hides", err)
+		t.Error("per-CPU readers started without devices steered by CPU")
+	} else if !strings.Contains(err.Error(), "no steering program") {
+		t.Errorf("per-CPU readers without steering: %q does not say why", err)
 	}
 	noDeviceLeft(t, spec)
 
-	spec.ReadMode.Readers = nat.ReadersAuto
+	spec.ReadMode.Readers = forward.ReadersAuto
 	n, err = StartNAT(context.Background(), spec)
 	if err != nil {
-		t.Fatalf("auto readers with a hook that hides tun.Poller: %v, want a fall back to per device", err)
+		t.Fatalf("auto readers without steering: %v, want a fall back to per device", err)
 	}
-	if n.ReadMode().Readers != nat.ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
+	if n.ReadMode().Readers != forward.ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
 		t.Errorf("fallen back: readers %v; %s", n.ReadMode().Readers, n.Describe())
 	}
-	if len(logged) != 1 || !strings.Contains(logged[0], "per-CPU readers unavailable") || !strings.Contains(logged[0], "Wrap") {
+	if len(logged) != 1 || !strings.Contains(logged[0], "per-CPU readers unavailable") || !strings.Contains(logged[0], "no steering program") {
 		t.Errorf("logged %q, want one line saying per-CPU readers are unavailable and why", logged)
 	}
 	if err := n.Close(); err != nil {
 		t.Error(err)
 	}
 
-	spec.ReadMode.Readers, spec.Wrap = nat.Readers(7), nil
+	spec.ReadMode.Readers, spec.newDevice = forward.Readers(7), nil
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
 		t.Error("StartNAT took Readers(7)")
-	} else if !errors.Is(err, nat.ErrUnknownReaders) {
-		t.Errorf("StartNAT with Readers(7): %v, want %v", err, nat.ErrUnknownReaders)
+	} else if !errors.Is(err, forward.ErrUnknownReaders) {
+		t.Errorf("StartNAT with Readers(7): %v, want %v", err, forward.ErrUnknownReaders)
 	}
 	noDeviceLeft(t, spec)
 }

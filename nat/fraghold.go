@@ -16,10 +16,11 @@ import (
 // incomplete datagrams only evicts the oldest waiting fragments: memory
 // never grows, and unfragmented traffic never waits.
 
-const (
-	heldSlots   = 64
-	heldMaxSize = 2048 // larger fragments are not held (dropped as before)
-)
+const heldSlots = 64
+
+// HeldMaxSize is the largest fragment the engine holds (larger ones are
+// dropped): a buffer of this size takes whatever NextHeld returns.
+const HeldMaxSize = 2048
 
 type heldState uint8
 
@@ -36,7 +37,7 @@ type heldFrag struct {
 	n       int
 	expires time.Time
 	seq     uint64 // age, for eviction
-	buf     [heldMaxSize]byte
+	buf     [HeldMaxSize]byte
 }
 
 // fragHold is guarded by Engine.lock.
@@ -49,7 +50,7 @@ type fragHold struct {
 // hold copies a fragment that has no state yet. It reports false when the
 // fragment is too large to hold.
 func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
-	if len(b) > heldMaxSize {
+	if len(b) > HeldMaxSize {
 		return false
 	}
 	var victim *heldFrag

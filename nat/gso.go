@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // Packets from a device with offloads (tun.VirtioDevice) come with a
@@ -26,51 +26,54 @@ import (
 //
 // Only where a packet must leave as plain packets (a device without
 // offloads, or the quote of an ICMP error) is the checksum finished or
-// the super-packet segmented in software.
+// the super-packet segmented in software. Package offload reads the
+// header and the packet's layout and does that work; the engine's part
+// is translating the headers once and keeping the partial sum right.
 
 // ProcessVirtio is Process for a packet read from a tun.VirtioDevice with
 // virtio-net header h. It may change h: a partial checksum found where
 // no UDP or TCP checksum sits is finished here and the flag cleared. On
-// Forward, the packet goes on with h as it is now (see finishPlain for a
-// device without offloads). An ICMP error the engine generates about a
+// Forward, the packet goes on with h as it is now (offload.FinishCsum
+// and offload.Segment make it plain for a device without offloads). An ICMP error the engine generates about a
 // super-packet quotes its first segment, with complete checksums.
-func (e *Engine) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte, now time.Time) Result {
+func (e *Engine) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
 	return e.q0.ProcessVirtio(in, b, h, reply, now)
 }
 
 // ProcessVirtio is Engine.ProcessVirtio through q.
-func (q *Queue) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte, now time.Time) Result {
+func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
 	e := q.e
 	if h.Plain() {
 		return q.Process(in, b, reply, now)
 	}
-	off, ok := partialCsumOffset(b, h)
+	off, ok := h.PartialCsumOffset(b)
 	if !ok {
-		if h.IsGSO() || !finishCsumAt(b, h) {
+		if h.IsGSO() || !h.FinishCsumAt(b) {
 			// The kernel sends neither; nothing in it can be trusted.
 			pk := packet{q: q, in: in, now: now}
 			pk.p.Decode(b)
 			return e.drop(&pk, DropMalformed)
 		}
-		h.Flags &^= tun.VirtioNeedsCsum
+		h.Flags &^= offload.VirtioNeedsCsum
 		return q.Process(in, b, reply, now)
 	}
+	ip := header.IPv4(b)
 	partial := binary.BigEndian.Uint16(b[off:])
-	src, dst := [4]byte(b[12:16]), [4]byte(b[16:20])
+	src, dst := ip.Src().As4(), ip.Dst().As4()
 	segs := 1
-	if in != Outside && h.IsGSO() && !header.IPv4(b).DontFragment() {
+	if in != Outside && h.IsGSO() && !ip.DontFragment() {
 		// DF clear: the kernel numbers the segments ID, ID+1, ... from
 		// the ID the engine gives the whole, so it takes a run of them,
 		// out of the next datagrams' way.
-		segs = numSegments(b, h)
+		segs = h.Segments(b)
 	}
 	res := q.process(in, b, reply, now, segs)
 	switch {
 	case res.Verdict == Forward:
 		// Process treated the field as a full checksum; put back the
 		// partial sum with only the pseudo-header change in it.
-		partial = partialUpdate(partial, src, [4]byte(b[12:16]))
-		partial = partialUpdate(partial, dst, [4]byte(b[16:20]))
+		partial = partialUpdate(partial, src, ip.Src().As4())
+		partial = partialUpdate(partial, dst, ip.Dst().As4())
 		binary.BigEndian.PutUint16(b[off:], partial)
 	case res.ReplyLen > 0:
 		// The engine answers before it rewrites anything, so b is the
@@ -88,189 +91,16 @@ func partialUpdate(p uint16, old, new [4]byte) uint16 {
 	return ^header.UpdateChecksum32(^p, old, new)
 }
 
-// IPv4 header fields read here, before or without a full decode.
-const (
-	ipTotalLen  = 2
-	ipID        = 4
-	ipFlagsFrag = 6
-	ipProto     = 9
-	ipCsum      = 10
-	tcpSeq      = 4
-	tcpDataOff  = 12
-	tcpFlags    = 13
-	tcpCsumOff  = 16
-	udpLen      = 4
-	udpCsumOff  = 6
-	tcpCWR      = 0x80
-	ipMFOffMask = 0x3fff // MF and fragment offset
-)
-
-// ipLayout reads an IPv4 packet's header length and total length, and
-// checks it is a whole, unfragmented packet within b.
-func ipLayout(b []byte) (ihl, total int, ok bool) {
-	if len(b) < header.IPv4MinSize || b[0]>>4 != 4 {
-		return 0, 0, false
-	}
-	ihl = int(b[0]&0x0f) << 2
-	total = int(binary.BigEndian.Uint16(b[ipTotalLen:]))
-	if ihl < header.IPv4MinSize || total < ihl || total > len(b) ||
-		binary.BigEndian.Uint16(b[ipFlagsFrag:])&ipMFOffMask != 0 {
-		return 0, 0, false
-	}
-	return ihl, total, true
-}
-
-// transportLayout returns the transport header length of a TCP or UDP
-// packet whose IPv4 header is ihl bytes, and the checksum field's offset
-// in that header.
-func transportLayout(b []byte, ihl, total int) (thl, csumOff int, ok bool) {
-	switch b[ipProto] {
-	case header.ProtoTCP:
-		if total < ihl+header.TCPMinSize {
-			return 0, 0, false
-		}
-		thl = int(b[ihl+tcpDataOff]>>4) << 2
-		if thl < header.TCPMinSize || ihl+thl > total {
-			return 0, 0, false
-		}
-		return thl, tcpCsumOff, true
-	case header.ProtoUDP:
-		if total < ihl+header.UDPSize {
-			return 0, 0, false
-		}
-		return header.UDPSize, udpCsumOff, true
-	}
-	return 0, 0, false
-}
-
-// partialCsumOffset checks that h's partial checksum is the UDP or TCP
-// checksum of the unfragmented IPv4 packet b, and that a GSO type fits
-// the protocol, and returns the checksum field's offset in b.
-func partialCsumOffset(b []byte, h *tun.VirtioHdr) (int, bool) {
-	if !h.NeedsCsum() {
-		return 0, false
-	}
-	ihl, total, ok := ipLayout(b)
-	if !ok {
-		return 0, false
-	}
-	_, csumOff, ok := transportLayout(b, ihl, total)
-	if !ok || int(h.CsumStart) != ihl || int(h.CsumOffset) != csumOff {
-		return 0, false
-	}
-	switch h.GSOType &^ tun.GSOECN {
-	case tun.GSONone:
-	case tun.GSOTCPv4:
-		if b[ipProto] != header.ProtoTCP || h.GSOSize == 0 {
-			return 0, false
-		}
-	case tun.GSOUDPL4:
-		if b[ipProto] != header.ProtoUDP || h.GSOSize == 0 || h.GSOType&tun.GSOECN != 0 {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	return ihl + csumOff, true
-}
-
-// finishCsumAt completes a partial checksum wherever h puts it, the way
-// the kernel does for a device without checksum offload: the checksum
-// of everything from CsumStart on, field included, goes in the field.
-// It reports false when that is not within b.
-func finishCsumAt(b []byte, h *tun.VirtioHdr) bool {
-	start, off := int(h.CsumStart), int(h.CsumStart)+int(h.CsumOffset)
-	if off+2 > len(b) || start > off {
-		return false
-	}
-	binary.BigEndian.PutUint16(b[off:], header.Checksum(b[start:], 0))
-	return true
-}
-
-// transportChecksum computes the full UDP or TCP checksum of the packet
-// in b[:total] (the field is overwritten), as the sender would.
-func transportChecksum(b []byte, ihl, total, csumOff int) {
-	t := b[ihl:total]
-	binary.BigEndian.PutUint16(t[csumOff:], 0)
-	ip := header.IPv4(b)
-	c := header.Checksum(t, header.PseudoHeaderSum(ip.Src(), ip.Dst(), b[ipProto], uint16(len(t))))
-	if c == 0 && b[ipProto] == header.ProtoUDP {
-		c = 0xffff // RFC 768: a computed 0 is sent as all ones
-	}
-	binary.BigEndian.PutUint16(t[csumOff:], c)
-}
-
-func setIPChecksum(b []byte, ihl int) {
-	binary.BigEndian.PutUint16(b[ipCsum:], 0)
-	binary.BigEndian.PutUint16(b[ipCsum:], header.Checksum(b[:ihl], 0))
-}
-
-// numSegments is how many packets super-packet b (header h, validated by
-// partialCsumOffset) stands for.
-func numSegments(b []byte, h *tun.VirtioHdr) int {
-	ihl, total, _ := ipLayout(b)
-	thl, _, _ := transportLayout(b, ihl, total)
-	payload := total - ihl - thl
-	if !h.IsGSO() || payload <= int(h.GSOSize) {
-		return 1
-	}
-	return (payload + int(h.GSOSize) - 1) / int(h.GSOSize)
-}
-
-// segment writes segment i of super-packet b (header h, validated by
-// partialCsumOffset) into dst as a plain packet with every checksum
-// complete, and returns its length, or 0 when it does not fit in dst.
-// Segment i carries payload bytes [i*GSOSize, (i+1)*GSOSize) behind a
-// copy of the headers, with the IPv4 total length, identification (+i,
-// as the kernel's segmentation does) and checksum, the TCP sequence
-// number, or the UDP length, set for it; TCP's FIN and PSH stay on the
-// last segment only and CWR on the first (as tcp_gso_segment does).
-func segment(dst, b []byte, h *tun.VirtioHdr, i int) int {
-	ihl, total, _ := ipLayout(b)
-	thl, csumOff, _ := transportLayout(b, ihl, total)
-	hl := ihl + thl
-	start, end := hl, total
-	if h.IsGSO() {
-		start = hl + i*int(h.GSOSize)
-		end = min(start+int(h.GSOSize), total)
-	}
-	n := hl + end - start
-	if n > len(dst) || start > end {
-		return 0
-	}
-	copy(dst, b[:hl])
-	copy(dst[hl:], b[start:end])
-	s := dst[:n]
-	binary.BigEndian.PutUint16(s[ipTotalLen:], uint16(n))
-	binary.BigEndian.PutUint16(s[ipID:], binary.BigEndian.Uint16(b[ipID:])+uint16(i))
-	setIPChecksum(s, ihl)
-	t := s[ihl:]
-	switch s[ipProto] {
-	case header.ProtoTCP:
-		binary.BigEndian.PutUint32(t[tcpSeq:], binary.BigEndian.Uint32(b[ihl+tcpSeq:])+uint32(start-hl))
-		if end < total {
-			t[tcpFlags] &^= header.TCPFin | header.TCPPsh
-		}
-		if i > 0 {
-			t[tcpFlags] &^= tcpCWR
-		}
-	case header.ProtoUDP:
-		binary.BigEndian.PutUint16(t[udpLen:], uint16(n-ihl))
-	}
-	transportChecksum(s, ihl, n, csumOff)
-	return n
-}
-
 // requote rebuilds the ICMP error in reply[:n], which quotes b as it was
 // read (partial checksum, and for a super-packet a total length no wire
 // ever carried), so that it quotes b's first segment with complete
 // checksums instead. b is turned into that segment in place: the packet
 // is being dropped. It returns the error's new length.
-func requote(b []byte, h *tun.VirtioHdr, reply []byte, n int) int {
+func requote(b []byte, h *offload.VirtioHdr, reply []byte, n int) int {
 	if n < header.IPv4MinSize+header.ICMPv4MinSize {
 		return n
 	}
-	seg := segment(b, b, h, 0) // segment 0 starts where b does: in place
+	seg := offload.Segment(b, b, h, 0) // segment 0 starts where b does: in place
 	if seg == 0 {
 		return n
 	}
@@ -288,51 +118,4 @@ func requote(b []byte, h *tun.VirtioHdr, reply []byte, n int) int {
 		return k
 	}
 	return n
-}
-
-// finishCsum completes the partial checksum of a packet that is not a
-// super-packet (validated by partialCsumOffset), in place, for a device
-// without offloads.
-func finishCsum(b []byte) {
-	ihl, total, _ := ipLayout(b)
-	_, csumOff, _ := transportLayout(b, ihl, total)
-	transportChecksum(b, ihl, total, csumOff)
-}
-
-// segmenter holds the buffers super-packets are cut into on their way
-// to a device without offloads. The router makes one on first use: with
-// devices of one kind on every port, it never does.
-type segmenter struct {
-	bufs   [][]byte // each offset + the largest segment
-	out    [][]byte
-	offset int
-}
-
-func newSegmenter(n, size, offset int) *segmenter {
-	s := &segmenter{bufs: make([][]byte, n), out: make([][]byte, 0, n), offset: offset}
-	for i := range s.bufs {
-		s.bufs[i] = make([]byte, offset+size)
-	}
-	return s
-}
-
-// split cuts super-packet b (header h) from segment from on into as
-// many plain packets as its buffers hold, and returns them (each from
-// its buffer's start, the packet at offset), the index of the next
-// segment (numSegments when done), and how many segments were too large
-// for a buffer and left out.
-func (s *segmenter) split(b []byte, h *tun.VirtioHdr, from int) (q [][]byte, next, lost int) {
-	n := numSegments(b, h)
-	q = s.out[:0]
-	i := from
-	for ; i < n && len(q) < len(s.bufs); i++ {
-		buf := s.bufs[len(q)]
-		l := segment(buf[s.offset:], b, h, i)
-		if l == 0 {
-			lost++
-			continue
-		}
-		q = append(q, buf[:s.offset+l])
-	}
-	return q, i, lost
 }

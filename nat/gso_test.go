@@ -9,10 +9,15 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
-const mss = 1448 // a TSO super-packet's GSOSize at MTU 1500
+const mss = tuntest.MSS
+
+// headroom is the space a router leaves in front of each packet
+// (forward.Headroom).
+const headroom = 16
 
 // fill fills b with pseudo-random bytes from seed.
 func fill(b []byte, seed uint8) {
@@ -21,55 +26,11 @@ func fill(b []byte, seed uint8) {
 	rand.NewChaCha8(s).Read(b)
 }
 
-// tsoPkt builds a TCP super-packet the way the kernel hands one to a TUN
-// device with TSO: the headers of the first segment with the total
-// length of the whole, a valid IPv4 header checksum, and in the TCP
-// checksum field the partial sum (folded pseudo-header sum, not
-// inverted) that NEEDS_CSUM means.
-func tsoPkt(src, dst netip.AddrPort, payload []byte, flags uint8) ([]byte, tun.VirtioHdr) {
-	b := make([]byte, 65535)
-	n := header.BuildTCP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), TTL: 64, ID: 100, DontFrag: true},
-		header.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(), Seq: 1 << 31, Ack: 7, Flags: flags, Window: 512}, payload)
-	b = b[:n]
-	makePartial(b)
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 16}
-	if len(payload) > mss {
-		h.GSOType, h.GSOSize, h.HdrLen = tun.GSOTCPv4, mss, 40
-	}
-	return b, h
+func udpPartial(src, dst netip.AddrPort, ttl uint8, payload string) ([]byte, offload.VirtioHdr) {
+	return tuntest.UDPPartial(src, dst, ttl, []byte(payload))
 }
 
-// udpPartial is udpPkt with the partial checksum a UDP socket leaves to
-// a device with checksum offload.
-func udpPartial(src, dst netip.AddrPort, ttl uint8, payload string) ([]byte, tun.VirtioHdr) {
-	b := udpPkt(src, dst, ttl, payload)
-	makePartial(b)
-	return b, tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
-}
-
-// makePartial replaces the transport checksum by the partial sum.
-func makePartial(b []byte) {
-	ip := header.IPv4(b)
-	off := 16
-	if ip.Protocol() == header.ProtoUDP {
-		off = 6
-	}
-	l := len(ip.Payload())
-	binary.BigEndian.PutUint16(b[20+off:], header.Fold(header.PseudoHeaderSum(ip.Src(), ip.Dst(), ip.Protocol(), uint16(l))))
-}
-
-// deviceFinish completes a partial checksum the way the kernel does for
-// CHECKSUM_PARTIAL (skb_checksum_help): the checksum of everything from
-// CsumStart on, with the field as it is, goes in the field. It is the
-// reference the translated partial sums are checked against.
-func deviceFinish(b []byte, h tun.VirtioHdr) []byte {
-	c := append([]byte(nil), b...)
-	at := int(h.CsumStart + h.CsumOffset)
-	binary.BigEndian.PutUint16(c[at:], header.Checksum(c[h.CsumStart:], 0))
-	return c
-}
-
-func processV(t *testing.T, e *Engine, in Port, b []byte, h *tun.VirtioHdr) (Result, header.Parsed) {
+func processV(t *testing.T, e *Engine, in Port, b []byte, h *offload.VirtioHdr) (Result, header.Parsed) {
 	t.Helper()
 	reply := make([]byte, 1500)
 	r := e.ProcessVirtio(in, b, h, reply, t0)
@@ -92,9 +53,9 @@ func TestGSOTranslate(t *testing.T) {
 	for _, preset := range []string{"port-restricted-cone", "symmetric"} { // symmetric: the port changes too
 		t.Run(preset, func(t *testing.T) {
 			e := newEngine(t, preset)
-			b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck|header.TCPPsh)
+			b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck|header.TCPPsh)
 			// The SYN first, as a real connection would.
-			syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+			syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 			if r, _ := processV(t, e, 1, syn, &sh); r.Verdict != Forward {
 				t.Fatal(r.Verdict)
 			}
@@ -109,16 +70,16 @@ func TestGSOTranslate(t *testing.T) {
 			if preset == "symmetric" && p.Src.Port() == 40000 {
 				t.Fatal("symmetric kept the port; the test wants a port change")
 			}
-			checkSums(t, deviceFinish(b, h))
+			checkSums(t, tuntest.DeviceFinish(b, h))
 			checkSegments(t, b, h, payload)
 
 			// The answer comes back as a super-packet too.
-			back, bh := tsoPkt(ap(srv1, 5201), p.Src, payload, header.TCPAck)
+			back, bh := tuntest.TSO(ap(srv1, 5201), p.Src, payload, header.TCPAck)
 			r, p = processV(t, e, Outside, back, &bh)
 			if r.Verdict != Forward || r.Out != 1 || p.Dst != ap(hostA, 40000) {
 				t.Fatalf("inbound: %v to %d for %s", r.Verdict, r.Out, p.Dst)
 			}
-			checkSums(t, deviceFinish(back, bh))
+			checkSums(t, tuntest.DeviceFinish(back, bh))
 			checkSegments(t, back, bh, payload)
 		})
 	}
@@ -127,9 +88,9 @@ func TestGSOTranslate(t *testing.T) {
 // checkSegments cuts super-packet b in software and checks each segment:
 // valid checksums, consecutive sequence numbers and IDs, FIN/PSH on the
 // last only, and together the payload.
-func checkSegments(t *testing.T, b []byte, h tun.VirtioHdr, payload []byte) {
+func checkSegments(t *testing.T, b []byte, h offload.VirtioHdr, payload []byte) {
 	t.Helper()
-	n := numSegments(b, &h)
+	n := h.Segments(b)
 	if want := (len(payload) + mss - 1) / mss; n != want {
 		t.Fatalf("%d segments, want %d", n, want)
 	}
@@ -138,7 +99,7 @@ func checkSegments(t *testing.T, b []byte, h tun.VirtioHdr, payload []byte) {
 	flags := header.TCP(b[20:]).Flags()
 	seg := make([]byte, 1500)
 	for i := range n {
-		l := segment(seg, b, &h, i)
+		l := offload.Segment(seg, b, &h, i)
 		if l == 0 || l > 1488 {
 			t.Fatalf("segment %d: length %d", i, l)
 		}
@@ -177,9 +138,9 @@ func TestPartialChecksumProperty(t *testing.T) {
 		sport := uint16(1024 + rng.IntN(60000))
 		remote := netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(250) + 1)})
 		var b []byte
-		var h tun.VirtioHdr
+		var h offload.VirtioHdr
 		if i%2 == 0 {
-			b, h = tsoPkt(ap(hostA, sport), ap(remote, 443), payload, header.TCPSyn)
+			b, h = tuntest.TSO(ap(hostA, sport), ap(remote, 443), payload, header.TCPSyn)
 		} else {
 			b, h = udpPartial(ap(hostA, sport), ap(remote, 53), 64, string(payload[:min(len(payload), 1400)]))
 		}
@@ -187,20 +148,20 @@ func TestPartialChecksumProperty(t *testing.T) {
 		if r.Verdict != Forward {
 			t.Fatalf("packet %d: %v", i, r.Verdict)
 		}
-		if err := sumsValid(deviceFinish(b, h)); err != nil {
+		if err := sumsValid(tuntest.DeviceFinish(b, h)); err != nil {
 			t.Fatalf("packet %d outbound: %v", i, err)
 		}
 		var back []byte
-		var bh tun.VirtioHdr
+		var bh offload.VirtioHdr
 		if i%2 == 0 {
-			back, bh = tsoPkt(ap(remote, 443), p.Src, payload, header.TCPSyn|header.TCPAck)
+			back, bh = tuntest.TSO(ap(remote, 443), p.Src, payload, header.TCPSyn|header.TCPAck)
 		} else {
 			back, bh = udpPartial(ap(remote, 53), p.Src, 64, "answer")
 		}
 		if r, _ := processV(t, e, Outside, back, &bh); r.Verdict != Forward {
 			t.Fatalf("packet %d inbound: %v", i, r.Verdict)
 		}
-		if err := sumsValid(deviceFinish(back, bh)); err != nil {
+		if err := sumsValid(tuntest.DeviceFinish(back, bh)); err != nil {
 			t.Fatalf("packet %d inbound: %v", i, err)
 		}
 		// B sends to A's external endpoint: both addresses change.
@@ -212,7 +173,7 @@ func TestPartialChecksumProperty(t *testing.T) {
 				if q.Dst.Addr() != hostA || q.Src.Addr() != ext {
 					t.Fatalf("hairpin: %s -> %s", q.Src, q.Dst)
 				}
-				if err := sumsValid(deviceFinish(hp, hh)); err != nil {
+				if err := sumsValid(tuntest.DeviceFinish(hp, hh)); err != nil {
 					t.Fatalf("packet %d hairpin: %v", i, err)
 				}
 			}
@@ -229,7 +190,7 @@ func TestPartialInsideToInside(t *testing.T) {
 	if r.Verdict != Forward || r.Out != 2 || binary.BigEndian.Uint16(b[26:]) != want {
 		t.Fatalf("%v to %d, partial %#x want %#x", r.Verdict, r.Out, binary.BigEndian.Uint16(b[26:]), want)
 	}
-	checkSums(t, deviceFinish(b, h))
+	checkSums(t, tuntest.DeviceFinish(b, h))
 }
 
 // An ICMP error the NAT generates about a super-packet quotes its first
@@ -239,11 +200,12 @@ func TestGSOTimeExceededQuotesFirstSegment(t *testing.T) {
 	payload := make([]byte, 20000)
 	fill(payload, 5)
 	e := newEngine(t, "full-cone")
-	b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck|header.TCPFin)
-	header.IPv4(b).SetTTL(1)
-	setIPChecksum(b, 20)
+	b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck|header.TCPFin)
+	ip := header.IPv4(b)
+	ip.SetTTL(1)
+	ip.SetChecksum(ip.ComputeChecksum())
 	first := make([]byte, 1500)
-	first = first[:segment(first, b, &h, 0)]
+	first = first[:offload.Segment(first, b, &h, 0)]
 	r, p := processV(t, e, 1, b, &h)
 	if r.Verdict != DropTTLExceeded || r.ReplyLen == 0 || p.ICMPType != header.ICMPTimeExceeded || p.Src.Addr() != gw {
 		t.Fatalf("%+v type %d from %s", r, p.ICMPType, p.Src)
@@ -270,7 +232,7 @@ func TestPartialPoolExhaustedQuote(t *testing.T) {
 		t.Fatal(r.Verdict)
 	}
 	b, h = udpPartial(ap(hostA, 30001), ap(srv1, 1), 64, "full")
-	full := deviceFinish(b, h)
+	full := tuntest.DeviceFinish(b, h)
 	r, p := processV(t, e, 1, b, &h)
 	if r.Verdict != DropPoolExhausted || p.ICMPCode != header.ICMPCodeAdminProhibited {
 		t.Fatalf("%+v", r)
@@ -285,16 +247,16 @@ func TestVirtioMalformed(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	reply := make([]byte, 1500)
 	// GSO without a partial checksum: never from the kernel.
-	b, h := tsoPkt(ap(hostA, 1), ap(srv1, 2), make([]byte, 3000), header.TCPAck)
+	b, h := tuntest.TSO(ap(hostA, 1), ap(srv1, 2), make([]byte, 3000), header.TCPAck)
 	h.Flags = 0
 	if r := e.ProcessVirtio(1, b, &h, reply, t0); r.Verdict != DropMalformed {
 		t.Fatalf("GSO without NEEDS_CSUM: %v", r.Verdict)
 	}
 	// TSO on a UDP packet, an IPv6 GSO type, a checksum past the end.
-	for _, mod := range []func(*tun.VirtioHdr){
-		func(h *tun.VirtioHdr) { h.GSOType, h.GSOSize = tun.GSOTCPv4, 100 },
-		func(h *tun.VirtioHdr) { h.GSOType, h.GSOSize = tun.GSOTCPv6, 100 },
-		func(h *tun.VirtioHdr) { h.CsumOffset = 60000 },
+	for _, mod := range []func(*offload.VirtioHdr){
+		func(h *offload.VirtioHdr) { h.GSOType, h.GSOSize = offload.GSOTCPv4, 100 },
+		func(h *offload.VirtioHdr) { h.GSOType, h.GSOSize = offload.GSOTCPv6, 100 },
+		func(h *offload.VirtioHdr) { h.CsumOffset = 60000 },
 	} {
 		b, h := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 64, "x")
 		mod(&h)
@@ -303,7 +265,7 @@ func TestVirtioMalformed(t *testing.T) {
 		}
 	}
 	for _, b := range [][]byte{nil, {0x45}, make([]byte, 19), {0x60, 0, 0, 0}} {
-		h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, GSOType: tun.GSOTCPv4, GSOSize: 1, CsumStart: 20, CsumOffset: 16}
+		h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOTCPv4, GSOSize: 1, CsumStart: 20, CsumOffset: 16}
 		if r := e.ProcessVirtio(1, b, &h, reply, t0); r.Verdict == Forward {
 			t.Fatalf("%x forwarded", b)
 		}
@@ -316,7 +278,7 @@ func TestPartialElsewhereFinished(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	b := echoPkt(hostA, srv1, header.ICMPEchoRequest, 77)
 	binary.BigEndian.PutUint16(b[22:], 0) // the ICMP checksum, left to the device
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 2}
+	h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 2}
 	r, p := processV(t, e, 1, b, &h)
 	if r.Verdict != Forward || p.Src.Addr() != ext || h.NeedsCsum() {
 		t.Fatalf("%v from %s, %+v", r.Verdict, p.Src, h)
@@ -324,42 +286,14 @@ func TestPartialElsewhereFinished(t *testing.T) {
 	checkSums(t, b)
 }
 
-func TestSegmenterSplitsInBatches(t *testing.T) {
-	payload := make([]byte, 60000)
-	fill(payload, 7)
-	b, h := tsoPkt(ap(hostA, 1), ap(srv1, 2), payload, header.TCPAck)
-	s := newSegmenter(8, 1500, Headroom)
-	var got []byte
-	n := numSegments(b, &h)
-	for k := 0; k < n; {
-		q, next, lost := s.split(b, &h, k)
-		if lost != 0 || len(q) == 0 || len(q) > 8 {
-			t.Fatalf("split from %d: %d packets, %d lost", k, len(q), lost)
-		}
-		for _, pkt := range q {
-			checkSums(t, pkt[Headroom:])
-			got = append(got, pkt[Headroom+40:]...)
-		}
-		k = next
-	}
-	if !bytes.Equal(got, payload) {
-		t.Fatal("segments do not add up")
-	}
-	// Segments that do not fit are counted, not written past the end.
-	small := newSegmenter(4, 500, Headroom)
-	if q, _, lost := small.split(b, &h, 0); len(q) != 0 || lost == 0 {
-		t.Fatalf("%d packets, %d lost", len(q), lost)
-	}
-}
-
 // The offload translate path allocates nothing either.
 func TestVirtioNoAllocs(t *testing.T) {
 	e := newEngine(t, "port-restricted-cone")
 	payload := make([]byte, 64000)
-	out, oh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
-	in, ih := tsoPkt(ap(srv1, 5201), ap(ext, 40000), payload, header.TCPAck)
+	out, oh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+	in, ih := tuntest.TSO(ap(srv1, 5201), ap(ext, 40000), payload, header.TCPAck)
 	uout, uh := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 64, "hello")
-	syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+	syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 	reply := make([]byte, 1500)
 	e.ProcessVirtio(1, syn, &sh, reply, t0)
 	e.ProcessVirtio(1, append([]byte(nil), uout...), &uh, reply, t0)
@@ -367,14 +301,14 @@ func TestVirtioNoAllocs(t *testing.T) {
 	for name, c := range map[string]struct {
 		port Port
 		pkt  []byte
-		h    tun.VirtioHdr
+		h    offload.VirtioHdr
 	}{"tso outbound": {1, out, oh}, "tso inbound": {Outside, in, ih}, "udp partial outbound": {1, uout, uh}} {
 		buf := make([]byte, len(c.pkt))
 		allocs := testing.AllocsPerRun(200, func() {
 			copy(buf[:min(60, len(buf))], c.pkt)
 			h := c.h
 			sinkResult = e.ProcessVirtio(c.port, buf, &h, reply, t0)
-			segment(seg, buf, &h, 3)
+			offload.Segment(seg, buf, &h, 3)
 		})
 		if allocs != 0 || sinkResult.Verdict != Forward {
 			t.Errorf("%s: %v allocs per packet, verdict %v", name, allocs, sinkResult.Verdict)
@@ -384,7 +318,7 @@ func TestVirtioNoAllocs(t *testing.T) {
 
 // benchVirtio translates one 64 KB TSO super-packet per op: headers
 // only, whatever the payload.
-func benchVirtio(b *testing.B, port Port, pkt []byte, h tun.VirtioHdr, setup func(*Engine)) {
+func benchVirtio(b *testing.B, port Port, pkt []byte, h offload.VirtioHdr, setup func(*Engine)) {
 	e := newEngine(b, "port-restricted-cone")
 	setup(e)
 	reply := make([]byte, 1500)
@@ -403,21 +337,21 @@ func benchVirtio(b *testing.B, port Port, pkt []byte, h tun.VirtioHdr, setup fun
 
 func BenchmarkTranslateGSO(b *testing.B) {
 	payload := make([]byte, 65535-40)
-	out, oh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
-	in, ih := tsoPkt(ap(srv1, 5201), ap(ext, 40000), payload, header.TCPAck)
+	out, oh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+	in, ih := tuntest.TSO(ap(srv1, 5201), ap(ext, 40000), payload, header.TCPAck)
 	open := func(e *Engine) {
-		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+		syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 		e.ProcessVirtio(1, syn, &sh, make([]byte, 1500), t0)
 	}
 	b.Run("tso64k-outbound", func(b *testing.B) { benchVirtio(b, 1, out, oh, open) })
 	b.Run("tso64k-inbound", func(b *testing.B) { benchVirtio(b, Outside, in, ih, open) })
 	b.Run("tso64k-segment-software", func(b *testing.B) {
-		s := newSegmenter(64, 1500, Headroom)
+		s := offload.NewSegmenter(64, 1500, headroom)
 		b.SetBytes(int64(len(out)))
 		b.ReportAllocs()
 		for b.Loop() {
-			for k, n := 0, numSegments(out, &oh); k < n; {
-				_, k, _ = s.split(out, &oh, k)
+			for k, n := 0, oh.Segments(out); k < n; {
+				_, k, _ = s.Split(out, &oh, k)
 			}
 		}
 	})
@@ -429,7 +363,7 @@ func BenchmarkTranslateGSO(b *testing.B) {
 func TestIPIDSkipsSegments(t *testing.T) {
 	e := newEngine(t, "full-cone")
 	reply := make([]byte, 1500)
-	b, h := tsoPkt(ap(hostA, 5000), ap(srv1, 80), make([]byte, 3*mss), header.TCPAck)
+	b, h := tuntest.TSO(ap(hostA, 5000), ap(srv1, 80), make([]byte, 3*mss), header.TCPAck)
 	b[6] &^= 0x40 // DF clear
 	ip := header.IPv4(b)
 	ip.SetChecksum(0)

@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -12,7 +11,9 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // Pcap writes packets to a pcap file (LINKTYPE_RAW: IPv4 with no link
@@ -77,102 +78,40 @@ func (t *Traffic) Each(fn func(proto uint8, packets, bytes uint64)) {
 	}
 }
 
-// Tap wraps a device: every packet read from it and written to it goes
-// to Pcap (if set), and every packet written to it is counted in Written
-// (if set): written to the outside port is outbound traffic, to an
-// inside port inbound.
+// Tap captures and counts the packets of one side of a NAT (its outside
+// port, or its inside ports): every packet goes to Pcap (if set), and
+// every packet written to a device is counted in Written (if set), a
+// super-packet as the segments the kernel cuts it into, as a link would
+// carry them. Written to the outside port is outbound traffic, to an
+// inside port inbound. A super-packet is captured as one record, as a
+// capture on the TUN device itself shows it. A Tap is safe for
+// concurrent use.
 type Tap struct {
-	tun.Device
 	Pcap    *Pcap
 	Written *Traffic
 }
 
-var (
-	_ tun.VirtioDevice = (*Tap)(nil)
-	_ tun.Poller       = (*Tap)(nil)
-	_ tun.MultiQueue   = (*Tap)(nil)
-)
-
-// Queues implements tun.MultiQueue: t, and a Tap with t's Pcap and
-// Written for each further queue of its device, so every queue a reader
-// takes is captured and counted (and none is left unread).
-func (t *Tap) Queues() []tun.Device {
-	qs := []tun.Device{t}
-	for _, q := range tun.QueuesOf(t.Device)[1:] {
-		qs = append(qs, &Tap{Device: q, Pcap: t.Pcap, Written: t.Written})
-	}
-	return qs
-}
-
-// VirtioHdr implements tun.VirtioDevice: a Tap has the header if its
-// device has. Without it, the router would take an offload device for a
-// plain one behind --pcap-* or --metrics, and update partial checksums
-// as if they were whole.
-func (t *Tap) VirtioHdr() bool { return tun.HasVirtioHdr(t.Device) }
-
-// USO implements tun.VirtioDevice: false, so the router writes UDP
-// datagrams to a tapped device one by one rather than coalesced into
-// super-packets, and the capture and the counters see each datagram.
-func (t *Tap) USO() bool { return false }
-
-// Read implements tun.Device.
-func (t *Tap) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := t.Device.Read(bufs, sizes, offset)
-	t.capture(bufs, sizes, offset, n)
-	return n, err
-}
-
-// TryRead implements tun.Poller for a device that is one (PollFd says).
-func (t *Tap) TryRead(bufs [][]byte, sizes []int, offset int) (int, error) {
-	d, ok := t.Device.(tun.Poller)
-	if !ok {
-		return 0, errors.New("observe: Tap: device cannot be read without waiting")
-	}
-	n, err := d.TryRead(bufs, sizes, offset)
-	t.capture(bufs, sizes, offset, n)
-	return n, err
-}
-
-// PollFd implements tun.Poller: the device's, or -1.
-func (t *Tap) PollFd() int {
-	if d, ok := t.Device.(tun.Poller); ok {
-		return d.PollFd()
-	}
-	return -1
-}
-
-func (t *Tap) capture(bufs [][]byte, sizes []int, offset, n int) {
-	if t.Pcap != nil && n > 0 {
-		now := time.Now()
-		for i := 0; i < n; i++ {
-			t.Pcap.write(bufs[i][offset:offset+sizes[i]], now)
-		}
-	}
-}
-
-// Write implements tun.Device.
-func (t *Tap) Write(bufs [][]byte, offset int) (int, error) {
-	var now time.Time
+// Packet takes one packet crossing a port, as forward.Tap passes it.
+func (t *Tap) Packet(dir forward.Direction, pkt []byte, h offload.VirtioHdr) {
 	if t.Pcap != nil {
-		now = time.Now()
+		t.Pcap.write(pkt, time.Now())
 	}
-	// Super-packets count as the segments the kernel cuts them into,
-	// as a link would carry them.
-	vhdr := offset >= tun.VirtioHdrLen && t.VirtioHdr()
-	var h tun.VirtioHdr
-	for _, b := range bufs {
-		p := b[offset:]
-		if t.Pcap != nil {
-			t.Pcap.write(p, now)
+	if t.Written != nil && dir == forward.ToDevice {
+		segs, hl := h.WireSegments(pkt)
+		t.Written.add(pkt, segs, hl)
+	}
+}
+
+// Sides is a forward.Tap for a NAT that hands the outside port's
+// packets to outside and the inside ports' to inside; either may be nil.
+func Sides(outside, inside *Tap) forward.Tap {
+	return func(port nat.Port, dir forward.Direction, pkt []byte, h offload.VirtioHdr) {
+		t := inside
+		if port == nat.Outside {
+			t = outside
 		}
-		if t.Written != nil {
-			segs, hl := 1, 0
-			if vhdr {
-				h.Decode(b[offset-tun.VirtioHdrLen : offset])
-				segs, hl = h.WireSegments(p)
-			}
-			t.Written.add(p, segs, hl)
+		if t != nil {
+			t.Packet(dir, pkt, h)
 		}
 	}
-	return t.Device.Write(bufs, offset)
 }

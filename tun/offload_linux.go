@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // Backends for Config.Backend.
@@ -243,7 +245,7 @@ func openOffload(name string, multiQueue, polled bool) (*offloadDevice, error) {
 	}
 	// 10 is the kernel's default; set it anyway, so a kernel with
 	// another default cannot shift every packet.
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, VirtioHdrLen); err != nil {
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, offload.VirtioHdrLen); err != nil {
 		return fail(fmt.Errorf("%w: TUNSETVNETHDRSZ: %v", errNoOffload, err))
 	}
 	offloads := offloadBase | offloadUSO
@@ -283,7 +285,7 @@ func openOffload(name string, multiQueue, polled bool) (*offloadDevice, error) {
 }
 
 // Read implements Device. Packet i's virtio-net header lands in
-// bufs[i][offset-VirtioHdrLen:offset] (offset must leave room for it),
+// bufs[i][offset-offload.VirtioHdrLen:offset] (offset must leave room for it),
 // the packet in bufs[i][offset:], which must hold 65535 bytes for a
 // super-packet to fit.
 func (d *offloadDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -300,8 +302,8 @@ func (d *offloadDevice) TryRead(bufs [][]byte, sizes []int, offset int) (int, er
 func (d *offloadDevice) PollFd() int { return d.fd }
 
 func (d *offloadDevice) read(bufs [][]byte, sizes []int, offset int, nowait bool) (int, error) {
-	if offset < VirtioHdrLen {
-		return 0, fmt.Errorf("tun: read offset %d leaves no room for the %d-byte virtio-net header", offset, VirtioHdrLen)
+	if offset < offload.VirtioHdrLen {
+		return 0, fmt.Errorf("tun: read offset %d leaves no room for the %d-byte virtio-net header", offset, offload.VirtioHdrLen)
 	}
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
@@ -334,7 +336,7 @@ func (d *offloadDevice) read(bufs [][]byte, sizes []int, offset int, nowait bool
 func (d *offloadDevice) readRaw(fd uintptr) bool {
 	r := &d.rd
 	for r.n < len(r.bufs) {
-		n, err := unix.Read(int(fd), r.bufs[r.n][r.off-VirtioHdrLen:])
+		n, err := unix.Read(int(fd), r.bufs[r.n][r.off-offload.VirtioHdrLen:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -343,21 +345,21 @@ func (d *offloadDevice) readRaw(fd uintptr) bool {
 		case err != nil:
 			r.err = err
 			return true
-		case n < VirtioHdrLen:
+		case n < offload.VirtioHdrLen:
 			continue // cannot happen: the kernel always writes the header
 		}
-		r.sizes[r.n] = n - VirtioHdrLen
+		r.sizes[r.n] = n - offload.VirtioHdrLen
 		r.n++
 	}
 	return true
 }
 
-// Write implements Device: each bufs[i][offset-VirtioHdrLen:] is one
+// Write implements Device: each bufs[i][offset-offload.VirtioHdrLen:] is one
 // virtio-net header and its packet. A packet the kernel refuses does not
 // stop the rest; Write returns how many were taken and the first error.
 func (d *offloadDevice) Write(bufs [][]byte, offset int) (int, error) {
-	if offset < VirtioHdrLen {
-		return 0, fmt.Errorf("tun: write offset %d leaves no room for the %d-byte virtio-net header", offset, VirtioHdrLen)
+	if offset < offload.VirtioHdrLen {
+		return 0, fmt.Errorf("tun: write offset %d leaves no room for the %d-byte virtio-net header", offset, offload.VirtioHdrLen)
 	}
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
@@ -378,7 +380,7 @@ func (d *offloadDevice) Write(bufs [][]byte, offset int) (int, error) {
 func (d *offloadDevice) writeRaw(fd uintptr) bool {
 	w := &d.wr
 	for w.next < len(w.bufs) {
-		_, err := unix.Write(int(fd), w.bufs[w.next][w.off-VirtioHdrLen:])
+		_, err := unix.Write(int(fd), w.bufs[w.next][w.off-offload.VirtioHdrLen:])
 		switch {
 		case err == unix.EINTR:
 			continue

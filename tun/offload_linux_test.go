@@ -19,6 +19,7 @@ import (
 	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/internal/procfd"
 	"github.com/gonat/gonat/ns"
+	"github.com/gonat/gonat/tun/offload"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,9 +100,9 @@ func TestOffloadReadsPartialChecksum(t *testing.T) {
 		if pkt[0]>>4 != 4 || pkt[9] != 17 {
 			continue // something else the namespace sent
 		}
-		var h VirtioHdr
-		h.Decode(bufs[0][16-VirtioHdrLen:])
-		if h.Flags != VirtioNeedsCsum || h.GSOType != GSONone || h.CsumStart != 20 || h.CsumOffset != 6 {
+		var h offload.VirtioHdr
+		h.Decode(bufs[0][16-offload.VirtioHdrLen:])
+		if h.Flags != offload.VirtioNeedsCsum || h.GSOType != offload.GSONone || h.CsumStart != 20 || h.CsumOffset != 6 {
 			t.Fatalf("header %+v", h)
 		}
 		// The field holds the pseudo-header sum: src, dst, proto, length.
@@ -134,14 +135,14 @@ func TestOffloadWrite(t *testing.T) {
 		pkt := buf[16:]
 		msg := fmt.Sprintf("partial=%v", partial)
 		l := udpPacket(pkt, peer, netip.MustParseAddrPort("10.0.0.2:6000"), msg)
-		h := VirtioHdr{}
+		h := offload.VirtioHdr{}
 		if partial {
-			h = VirtioHdr{Flags: VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
+			h = offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
 			s := pseudo(pkt[12:16]) + pseudo(pkt[16:20]) + 17 + uint32(l-20)
 			s = s>>16 + s&0xffff
 			binary.BigEndian.PutUint16(pkt[26:], uint16(s))
 		}
-		h.Encode(buf[16-VirtioHdrLen:])
+		h.Encode(buf[16-offload.VirtioHdrLen:])
 		if k, err := d.Write([][]byte{buf[:16+l]}, 16); k != 1 || err != nil {
 			t.Fatalf("write: %d %v", k, err)
 		}

@@ -33,22 +33,21 @@ type Device interface {
 }
 
 // Poller is a Device that can also be read without waiting, for the
-// readers that poll (nat.ReadersBusyPoll and ReadersPerCPU) instead of sleeping
+// readers that poll (forward.ReadersBusyPoll and ReadersPerCPU) instead of sleeping
 // in Read until a packet comes. The offload backend is one; water is not.
 type Poller interface {
 	Device
 	// TryRead is Read that returns (0, nil) at once when no packet waits.
 	TryRead(bufs [][]byte, sizes []int, offset int) (n int, err error)
-	// PollFd is the file descriptor to wait on with poll(2), or -1 when
-	// the device cannot be busy-polled (a wrapper around a device that is
-	// not a Poller). It stays valid until Close.
+	// PollFd is the file descriptor to wait on with poll(2). It stays
+	// valid until Close.
 	PollFd() int
 }
 
 // CanPoll reports whether d can be busy-polled.
 func CanPoll(d Device) bool {
-	p, ok := d.(Poller)
-	return ok && p.PollFd() >= 0
+	_, ok := d.(Poller)
+	return ok
 }
 
 // MultiQueue is a Device opened with several queues (IFF_MULTI_QUEUE):

@@ -16,10 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
-	"github.com/gonat/gonat/tun"
 )
 
 func labUp(args []string) error {
@@ -134,12 +134,12 @@ func labUp(args []string) error {
 		go p.run(ctx)
 	}
 	if *pcapDir != "" {
-		wrap, closeAll, err := labPcaps(*pcapDir, topo)
+		taps, closeAll, err := labPcaps(*pcapDir, topo)
 		if err != nil {
 			return err
 		}
 		defer closeAll()
-		opts.Wrap = wrap
+		opts.Tap = taps
 	}
 	start := time.Now()
 	l, err := lab.Up(ctx, topo, opts)
@@ -299,7 +299,7 @@ func startDetached(file, name string, extra ...string) error {
 }
 
 // labPcaps opens two capture files per NAT of topo in dir.
-func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun.Device, func(), error) {
+func labPcaps(dir string, topo *lab.Topology) (func(natName string) forward.Tap, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, usageErr("--pcap-dir: %v", err)
 	}
@@ -325,11 +325,8 @@ func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun
 		}
 		files[n.Name] = pair{in, out}
 	}
-	return func(natName string, port int, d tun.Device) tun.Device {
+	return func(natName string) forward.Tap {
 		p := files[natName]
-		if port == 0 {
-			return &observe.Tap{Device: d, Pcap: p.out}
-		}
-		return &observe.Tap{Device: d, Pcap: p.in}
+		return observe.Sides(&observe.Tap{Pcap: p.out}, &observe.Tap{Pcap: p.in})
 	}, closeAll, nil
 }

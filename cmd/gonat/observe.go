@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/observe"
-	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/web"
 )
 
@@ -31,9 +31,9 @@ func observerFlags(fs *flag.FlagSet) *observers {
 	}
 }
 
-// wrap opens the capture files and returns the device wrapper for
-// lab.NATSpec.Wrap (nil when nothing is asked).
-func (o *observers) wrap() (func(int, tun.Device) tun.Device, error) {
+// tap opens the capture files and returns the packet tap for
+// lab.NATSpec.Tap (nil when nothing is asked).
+func (o *observers) tap() (forward.Tap, error) {
 	var err error
 	if *o.pcapInside != "" {
 		if o.inPcap, err = observe.CreatePcap(*o.pcapInside); err != nil {
@@ -48,12 +48,7 @@ func (o *observers) wrap() (func(int, tun.Device) tun.Device, error) {
 	if o.inPcap == nil && o.outPcap == nil && *o.metrics == "" {
 		return nil, nil
 	}
-	return func(port int, d tun.Device) tun.Device {
-		if port == 0 {
-			return &observe.Tap{Device: d, Pcap: o.outPcap, Written: &o.outbound}
-		}
-		return &observe.Tap{Device: d, Pcap: o.inPcap, Written: &o.inbound}
-	}, nil
+	return observe.Sides(&observe.Tap{Pcap: o.outPcap, Written: &o.outbound}, &observe.Tap{Pcap: o.inPcap, Written: &o.inbound}), nil
 }
 
 func (o *observers) close() {

@@ -162,12 +162,12 @@ func runCmd(args []string) error {
 	defer stop()
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "gonat: "+format+"\n", a...) }
 	spec.Logf = logf
-	wrap, err := obs.wrap()
+	tap, err := obs.tap()
 	if err != nil {
 		return err
 	}
 	defer obs.close()
-	spec.Wrap = wrap
+	spec.Tap = tap
 	n, err := lab.StartNAT(ctx, spec)
 	if err != nil {
 		return err

@@ -4,15 +4,21 @@ import (
 	"net/netip"
 
 	"github.com/gonat/gonat/header"
-	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // UDP returns an IPv4/UDP packet from src to dst with valid checksums,
 // TTL 64.
 func UDP(src, dst netip.AddrPort, payload []byte) []byte {
+	return UDPWithTTL(src, dst, 64, payload)
+}
+
+// UDPWithTTL is UDP with the given TTL.
+func UDPWithTTL(src, dst netip.AddrPort, ttl uint8, payload []byte) []byte {
 	b := make([]byte, header.IPv4MinSize+header.UDPSize+len(payload))
-	n := header.BuildUDP(b, ipv4(src.Addr(), dst.Addr()),
-		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, payload)
+	f := ipv4(src.Addr(), dst.Addr())
+	f.TTL = ttl
+	n := header.BuildUDP(b, f, header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, payload)
 	return b[:n]
 }
 
@@ -31,9 +37,9 @@ func ipv4(src, dst netip.Addr) header.IPv4Fields {
 
 // WithVirtioHdr returns pkt behind the virtio-net header h, the form a
 // VirtioChannel takes on In and gives on Out.
-func WithVirtioHdr(h tun.VirtioHdr, pkt []byte) []byte {
-	b := make([]byte, tun.VirtioHdrLen+len(pkt))
+func WithVirtioHdr(h offload.VirtioHdr, pkt []byte) []byte {
+	b := make([]byte, offload.VirtioHdrLen+len(pkt))
 	h.Encode(b)
-	copy(b[tun.VirtioHdrLen:], pkt)
+	copy(b[offload.VirtioHdrLen:], pkt)
 	return b
 }

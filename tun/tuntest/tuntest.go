@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 var (
@@ -110,7 +111,7 @@ func (d *Channel) Close() error {
 }
 
 // VirtioChannel is a Channel for a device with offloads: every packet on
-// In and Out starts with its tun.VirtioHdrLen-byte virtio-net header, the
+// In and Out starts with its offload.VirtioHdrLen-byte virtio-net header, the
 // way the offload backend reads and writes them (WithVirtioHdr makes one).
 type VirtioChannel struct {
 	Channel
@@ -121,7 +122,7 @@ type VirtioChannel struct {
 // NewVirtioChannel returns a VirtioChannel with buffered channels.
 func NewVirtioChannel(name string) *VirtioChannel {
 	v := &VirtioChannel{}
-	v.init(name, tun.VirtioHdrLen)
+	v.init(name, offload.VirtioHdrLen)
 	return v
 }
 
@@ -132,8 +133,8 @@ func (d *VirtioChannel) VirtioHdr() bool { return true }
 func (d *VirtioChannel) USO() bool { return d.TakesUSO }
 
 // QueueSet is a tun.MultiQueue made of existing devices, the first
-// answering for the set: a multi-queue device, or a wrapper of one, that
-// repeats none of its queues' optional methods.
+// answering for the set: a multi-queue device that repeats none of its
+// queues' optional methods.
 type QueueSet struct {
 	tun.Device
 	queues []tun.Device

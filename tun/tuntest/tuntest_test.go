@@ -8,6 +8,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 func TestHasVirtioHdr(t *testing.T) {
@@ -24,7 +25,7 @@ func TestHasVirtioHdr(t *testing.T) {
 // tun.ErrClosed.
 func TestChannelRoundTrip(t *testing.T) {
 	pkt := UDP(netip.MustParseAddrPort("192.0.2.1:5000"), netip.MustParseAddrPort("198.51.100.1:3478"), []byte("hello"))
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
+	h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
 	plain, virtio := NewChannel("p"), NewVirtioChannel("v")
 	for _, c := range []struct {
 		name    string
@@ -34,7 +35,7 @@ func TestChannelRoundTrip(t *testing.T) {
 		hdr     int
 	}{
 		{"plain", plain, plain.In, plain.Out, pkt, 0},
-		{"virtio", virtio, virtio.In, virtio.Out, WithVirtioHdr(h, pkt), tun.VirtioHdrLen},
+		{"virtio", virtio, virtio.In, virtio.Out, WithVirtioHdr(h, pkt), offload.VirtioHdrLen},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			const off = 16

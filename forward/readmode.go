@@ -1,4 +1,4 @@
-package nat
+package forward
 
 import (
 	"errors"
@@ -31,9 +31,9 @@ type Readers int
 const (
 	// ReadersAuto reads per CPU (ReadersPerCPU), except with Queues > 1
 	// or the water backend: then per device. Where devices turn out
-	// unable to be read per CPU (BackendAuto fell back to water, a
-	// wrapper that is not a tun.Poller), whoever makes them reads per
-	// device instead (lab.StartNAT does). A Router given ReadersAuto
+	// unable to be read per CPU (BackendAuto fell back to water, or
+	// devices steered by CPU cannot be made), whoever makes them reads
+	// per device instead (lab.StartNAT does). A Router given ReadersAuto
 	// reads per device: per-CPU reading needs devices made for it.
 	ReadersAuto Readers = iota
 	// ReadersPerDevice reads each device queue from a goroutine that

@@ -1,4 +1,7 @@
-package nat
+// Package forward is gonat's forwarding plane: it owns a NAT's TUN
+// devices, reads them in batches (ReadMode says how), runs each packet
+// through the nat engine and writes what it forwards, grouped by port.
+package forward
 
 import (
 	"context"
@@ -10,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +32,7 @@ const bufSize = Headroom + 65535
 // reads the clock once, translates each packet in place and writes the
 // batch on, grouped by destination port.
 type Router struct {
-	Engine *Engine
+	Engine *nat.Engine
 	// Ports are the devices by engine Port: Ports[0] is Outside,
 	// Ports[i] is inside port i.
 	Ports []tun.Device
@@ -41,6 +46,9 @@ type Router struct {
 	// makes the devices: the router reads the queues they have). The zero
 	// value reads each device queue from a goroutine of its own.
 	Mode ReadMode
+	// Tap, if set, sees every packet read from the ports and written to
+	// them (a pcap capture, traffic counters).
+	Tap Tap
 
 	writeErrors atomic.Uint64
 }
@@ -66,7 +74,7 @@ func (r *Router) queues() [][]tun.Device {
 
 // polled is one device (queue) a polling loop reads, and its port.
 type polled struct {
-	port Port
+	port nat.Port
 	dev  tun.Poller
 }
 
@@ -88,7 +96,7 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 			if !tun.CanPoll(q) {
 				return nil, fmt.Errorf("router: %s: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", r.Mode.Readers.name(), i, q.Name())
 			}
-			ps = append(ps, polled{Port(i), q.(tun.Poller)})
+			ps = append(ps, polled{nat.Port(i), q.(tun.Poller)})
 		}
 	}
 	return ps, nil
@@ -155,7 +163,7 @@ func (r *Router) Run(ctx context.Context) error {
 			var devs []polled // queue q of every port that has one (pollers checked them)
 			for i, qs := range queues {
 				if q < len(qs) {
-					devs = append(devs, polled{Port(i), qs[q].(tun.Poller)})
+					devs = append(devs, polled{nat.Port(i), qs[q].(tun.Poller)})
 				}
 			}
 			run(func() error {
@@ -170,7 +178,7 @@ func (r *Router) Run(ctx context.Context) error {
 			ports := portsOf(q)
 			for i, qs := range queues {
 				if q < len(qs) {
-					run(func() error { return r.pump(ctx, Port(i), ports) })
+					run(func() error { return r.pump(ctx, nat.Port(i), ports) })
 				}
 			}
 		}
@@ -215,7 +223,7 @@ loop:
 // polling loop one for all the devices it reads.
 type pumper struct {
 	r          *Router
-	q          *Queue       // this reader's way into the engine
+	q          *nat.Queue   // this reader's way into the engine
 	ports      []tun.Device // by port: the device (queue) this reader writes to
 	vhdr, uso  []bool       // by port: carries a virtio-net header; takes UDP super-packets
 	bufs       [][]byte
@@ -226,8 +234,8 @@ type pumper struct {
 	held       []byte
 	heldBatch  [][]byte
 	out        [][][]byte // by port: packets to write at the end of the batch
-	h          tun.VirtioHdr
-	seg        *segmenter // for super-packets bound for a device without offloads
+	h          offload.VirtioHdr
+	seg        *offload.Segmenter // for super-packets bound for a device without offloads
 }
 
 // newPumper sizes a pumper for batches of up to bs packets, once.
@@ -243,14 +251,13 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 		views:      make([][]byte, bs),
 		reply:      make([]byte, Headroom+1500),
 		replyBatch: [][]byte{nil},
-		held:       make([]byte, Headroom+heldMaxSize),
+		held:       make([]byte, Headroom+nat.HeldMaxSize),
 		heldBatch:  [][]byte{nil},
 		out:        make([][][]byte, len(r.Ports)),
 	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
 	// in the headroom, just before the packet. Asked of the queues this
-	// reader uses (a device's queues are alike): a MultiQueue wrapper
-	// need not repeat its queues' methods.
+	// reader uses (a device's queues are alike).
 	for i, d := range ports {
 		p.vhdr[i] = tun.HasVirtioHdr(d)
 		if v, ok := d.(tun.VirtioDevice); ok && p.vhdr[i] {
@@ -267,7 +274,7 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 }
 
 // pump reads port in's queue ports[in] and translates what it reads.
-func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
+func (r *Router) pump(ctx context.Context, in nat.Port, ports []tun.Device) error {
 	dev := ports[in]
 	p := r.newPumper(dev.BatchSize(), ports)
 	for {
@@ -346,38 +353,52 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 	}
 }
 
-func (p *pumper) flush(to int) {
-	q := p.out[to]
+// send writes q (buffers with their packet at Headroom) to port to's
+// device, past the Tap, as UDP super-packets where the device takes
+// them.
+func (p *pumper) send(to nat.Port, q [][]byte) {
+	if p.r.Tap != nil {
+		for _, b := range q {
+			p.tap(to, ToDevice, b)
+		}
+	}
 	if p.uso[to] && len(q) > 1 {
-		q = coalesceUDP(q, Headroom)
+		q = offload.CoalesceUDP(q, Headroom)
 	}
 	p.r.write(p.ports[to], q)
+}
+
+// flush sends what the batch queued for port to.
+func (p *pumper) flush(to nat.Port) {
+	p.send(to, p.out[to])
 	p.out[to] = p.out[to][:0]
 }
 
 // batch translates the n packets just read from port in (in p.bufs) and
 // writes them on, grouped by destination port; now is read once per
 // batch.
-func (p *pumper) batch(in Port, n int, now time.Time) {
+func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	r := p.r
-	dev := p.ports[in]
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
-	const hdrAt = Headroom - tun.VirtioHdrLen
+	const hdrAt = Headroom - offload.VirtioHdrLen
 	for i := range n {
 		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
+		if r.Tap != nil {
+			p.tap(in, FromDevice, bufs[i][:Headroom+sizes[i]])
+		}
 	}
 	p.q.Prefetch(in, p.views[:n])
 	for i := 0; i < n; i++ {
 		pkt := bufs[i][Headroom : Headroom+sizes[i]]
-		var res Result
+		var res nat.Result
 		if vin {
 			h.Decode(bufs[i][hdrAt:Headroom])
 			res = p.q.ProcessVirtio(in, pkt, h, p.reply[Headroom:], now)
 		} else {
 			res = p.q.Process(in, pkt, p.reply[Headroom:], now)
 		}
-		if res.Verdict == Forward {
+		if res.Verdict == nat.Forward {
 			to := res.Out
 			switch {
 			case p.vhdr[to] && vin:
@@ -387,18 +408,18 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 			case vin && h.IsGSO():
 				// Segments follow what is queued for that port.
 				if p.seg == nil {
-					p.seg = newSegmenter(64, r.maxMTU(), Headroom)
+					p.seg = offload.NewSegmenter(64, r.maxMTU(), Headroom)
 				}
-				p.flush(int(to))
-				for k, nseg := 0, numSegments(pkt, h); k < nseg; {
-					q, next, lost := p.seg.split(pkt, h, k)
+				p.flush(to)
+				for k, nseg := 0, h.Segments(pkt); k < nseg; {
+					q, next, lost := p.seg.Split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
-					r.write(p.ports[to], q)
+					p.send(to, q)
 					k = next
 				}
 				continue
 			case vin && h.NeedsCsum():
-				finishCsum(pkt)
+				offload.FinishCsum(pkt)
 			}
 			p.out[to] = append(p.out[to], bufs[i][:Headroom+sizes[i]])
 		}
@@ -407,11 +428,11 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 				clear(p.reply[hdrAt:Headroom])
 			}
 			p.replyBatch[0] = p.reply[:Headroom+res.ReplyLen]
-			r.write(dev, p.replyBatch)
+			p.send(in, p.replyBatch)
 		}
 	}
 	for to := range p.out {
-		p.flush(to)
+		p.flush(nat.Port(to))
 	}
 	// Fragments that waited for their first fragment, which has just
 	// gone out with this batch.
@@ -422,7 +443,7 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 		}
 		clear(p.held[:Headroom]) // a plain packet for devices with a virtio header
 		p.heldBatch[0] = p.held[:Headroom+n]
-		r.write(p.ports[to], p.heldBatch)
+		p.send(to, p.heldBatch)
 	}
 }
 

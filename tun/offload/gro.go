@@ -1,12 +1,6 @@
-package nat
+package offload
 
-import (
-	"bytes"
-	"encoding/binary"
-
-	"github.com/gonat/gonat/header"
-	"github.com/gonat/gonat/tun"
-)
+import "github.com/gonat/gonat/header"
 
 // A flood of small UDP datagrams costs one write syscall each, and the
 // write is where the receiving kernel does its work. To a device that
@@ -28,33 +22,38 @@ const groMaxSegs = 64
 // It returns the payload length.
 func udpGROHeader(buf []byte, offset int) (payload int, ok bool) {
 	pkt := buf[offset:]
-	if len(pkt) < header.IPv4MinSize+header.UDPSize || pkt[0] != 0x45 || pkt[ipProto] != header.ProtoUDP ||
-		int(binary.BigEndian.Uint16(pkt[ipTotalLen:])) != len(pkt) ||
-		binary.BigEndian.Uint16(pkt[ipFlagsFrag:])&ipMFOffMask != 0 ||
-		int(binary.BigEndian.Uint16(pkt[20+udpLen:])) != len(pkt)-20 {
+	if len(pkt) < header.IPv4MinSize+header.UDPSize {
 		return 0, false
 	}
-	var h tun.VirtioHdr
-	h.Decode(buf[offset-tun.VirtioHdrLen : offset])
-	if h.IsGSO() || (h.NeedsCsum() && (h.CsumStart != 20 || h.CsumOffset != udpCsumOff)) {
+	ip := header.IPv4(pkt)
+	if ip.Version() != 4 || ip.HeaderLen() != header.IPv4MinSize || ip.Protocol() != header.ProtoUDP ||
+		int(ip.TotalLen()) != len(pkt) || ip.IsFragment() ||
+		int(header.UDP(pkt[header.IPv4MinSize:]).Length()) != len(pkt)-header.IPv4MinSize {
+		return 0, false
+	}
+	var h VirtioHdr
+	h.Decode(buf[offset-VirtioHdrLen : offset])
+	if h.IsGSO() || (h.NeedsCsum() && (h.CsumStart != header.IPv4MinSize || h.CsumOffset != header.UDPChecksumOffset)) {
 		return 0, false
 	}
 	return len(pkt) - header.IPv4MinSize - header.UDPSize, true
 }
 
-// sameUDPFlow reports whether IPv4/UDP packets a and b (no options)
-// have the same TOS, DF, TTL, protocol, addresses and ports: all the
+// sameUDPFlow reports whether unfragmented IPv4/UDP packets a and b (no
+// options) have the same TOS, DF, TTL, addresses and ports: all the
 // kernel copies into each segment.
 func sameUDPFlow(a, b []byte) bool {
-	return a[1] == b[1] && a[ipFlagsFrag] == b[ipFlagsFrag] && a[8] == b[8] &&
-		bytes.Equal(a[12:24], b[12:24])
+	ia, ib := header.IPv4(a), header.IPv4(b)
+	ua, ub := header.UDP(a[header.IPv4MinSize:]), header.UDP(b[header.IPv4MinSize:])
+	return ia.TOS() == ib.TOS() && ia.DontFragment() == ib.DontFragment() && ia.TTL() == ib.TTL() &&
+		ia.Src() == ib.Src() && ia.Dst() == ib.Dst() && ua.SrcPort() == ub.SrcPort() && ua.DstPort() == ub.DstPort()
 }
 
-// coalesceUDP merges runs of consecutive datagrams of one flow in q
+// CoalesceUDP merges runs of consecutive datagrams of one flow in q
 // (each q[i] a buffer with its packet at offset, a virtio-net header
 // before it, and room to grow to 65535 bytes of packet) into UDP
 // super-packets, in place, and returns the shortened queue.
-func coalesceUDP(q [][]byte, offset int) [][]byte {
+func CoalesceUDP(q [][]byte, offset int) [][]byte {
 	out := q[:0]
 	head := -1 // index in out of the super-packet being built
 	var gso, segs int
@@ -92,14 +91,13 @@ func finishUDPSuper(b []byte, offset, gso, segs int) {
 	if segs < 2 {
 		return
 	}
-	pkt := b[offset:]
-	binary.BigEndian.PutUint16(pkt[ipTotalLen:], uint16(len(pkt)))
-	setIPChecksum(pkt, header.IPv4MinSize)
-	ulen := uint16(len(pkt) - header.IPv4MinSize)
-	binary.BigEndian.PutUint16(pkt[20+udpLen:], ulen)
-	ip := header.IPv4(pkt)
-	binary.BigEndian.PutUint16(pkt[20+udpCsumOff:], header.Fold(header.PseudoHeaderSum(ip.Src(), ip.Dst(), header.ProtoUDP, ulen)))
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, GSOType: tun.GSOUDPL4, HdrLen: header.IPv4MinSize + header.UDPSize,
-		GSOSize: uint16(gso), CsumStart: header.IPv4MinSize, CsumOffset: udpCsumOff}
-	h.Encode(b[offset-tun.VirtioHdrLen : offset])
+	ip := header.IPv4(b[offset:])
+	ip.SetTotalLen(uint16(len(ip)))
+	setIPv4Checksum(ip, header.IPv4MinSize)
+	u := header.UDP(ip[header.IPv4MinSize:])
+	u.SetLength(uint16(len(u)))
+	u.SetChecksum(header.Fold(header.PseudoHeaderSum(ip.Src(), ip.Dst(), header.ProtoUDP, uint16(len(u)))))
+	h := VirtioHdr{Flags: VirtioNeedsCsum, GSOType: GSOUDPL4, HdrLen: header.IPv4MinSize + header.UDPSize,
+		GSOSize: uint16(gso), CsumStart: header.IPv4MinSize, CsumOffset: header.UDPChecksumOffset}
+	h.Encode(b[offset-VirtioHdrLen : offset])
 }

@@ -1,4 +1,4 @@
-package nat
+package forward
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/offload"
 	"github.com/gonat/gonat/tun/tuntest"
 )
 
@@ -26,8 +27,12 @@ func recv(t *testing.T, c chan []byte, what string) []byte {
 
 func runRouter(t *testing.T, ports ...tun.Device) {
 	t.Helper()
-	e := newEngine(t, "port-restricted-cone")
-	r := &Router{Engine: e, Ports: ports}
+	startRouter(t, &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: ports})
+}
+
+// startRouter runs r until t ends, and fails t if it had write errors.
+func startRouter(t *testing.T, r *Router) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
@@ -51,9 +56,9 @@ func TestRouterVirtio(t *testing.T) {
 	fill(payload, 9)
 
 	// The same through devices seen as queue sets (tun.MultiQueue, as a
-	// multi-queue device or a wrapper of one is): a reader must judge the
-	// header by the queues it uses, not by the set, which need not repeat
-	// their methods.
+	// multi-queue device is): a reader must judge the header by the
+	// queues it uses, not by the set, which need not repeat their
+	// methods.
 	for _, wrap := range []struct {
 		name string
 		fn   func(tun.Device) tun.Device
@@ -68,10 +73,10 @@ func TestRouterVirtio(t *testing.T) {
 	t.Run("offload to plain", func(t *testing.T) {
 		outside, a := tuntest.NewChannel("out"), tuntest.NewVirtioChannel("a")
 		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
-		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+		syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 		a.In <- tuntest.WithVirtioHdr(sh, syn)
 		checkSums(t, recv(t, outside.Out, "SYN")) // partial checksum finished
-		b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+		b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
 		a.In <- tuntest.WithVirtioHdr(h, b)
 		var got []byte
 		for i := range (len(payload) + mss - 1) / mss {
@@ -92,25 +97,25 @@ func TestRouterVirtio(t *testing.T) {
 		runRouter(t, outside, a, tuntest.NewChannel("b"))
 		a.In <- udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "plain")
 		got := recv(t, outside.Out, "datagram")
-		var gh tun.VirtioHdr
+		var gh offload.VirtioHdr
 		gh.Decode(got)
-		if gh != (tun.VirtioHdr{}) {
+		if gh != (offload.VirtioHdr{}) {
 			t.Fatalf("header %+v, want zero", gh)
 		}
-		checkSums(t, got[tun.VirtioHdrLen:])
+		checkSums(t, got[offload.VirtioHdrLen:])
 	})
 
 	t.Run("time exceeded back to offload", func(t *testing.T) {
 		outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
 		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
-		b, h := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 1, "ttl")
+		b, h := tuntest.UDPPartial(ap(hostA, 5000), ap(srv1, 3478), 1, []byte("ttl"))
 		a.In <- tuntest.WithVirtioHdr(h, b)
 		got := recv(t, a.Out, "time exceeded")
-		var gh tun.VirtioHdr
+		var gh offload.VirtioHdr
 		gh.Decode(got)
-		checkSums(t, got[tun.VirtioHdrLen:])
-		if gh != (tun.VirtioHdr{}) || header.ICMPv4(got[tun.VirtioHdrLen+20:]).Type() != header.ICMPTimeExceeded {
-			t.Fatalf("header %+v, type %d", gh, got[tun.VirtioHdrLen+20])
+		checkSums(t, got[offload.VirtioHdrLen:])
+		if gh != (offload.VirtioHdr{}) || header.ICMPv4(got[offload.VirtioHdrLen+20:]).Type() != header.ICMPTimeExceeded {
+			t.Fatalf("header %+v, type %d", gh, got[offload.VirtioHdrLen+20])
 		}
 	})
 }
@@ -151,19 +156,19 @@ func TestRouterPerCPUValidate(t *testing.T) {
 // offloadToOffload sends a TCP super-packet from a to outside through a
 // running router: it must cross whole, with its header, translated.
 func offloadToOffload(t *testing.T, outside, a *tuntest.VirtioChannel, payload []byte) {
-	b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
-	syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+	b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+	syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 	a.In <- tuntest.WithVirtioHdr(sh, syn)
 	recv(t, outside.Out, "SYN")
 	a.In <- tuntest.WithVirtioHdr(h, b)
 	got := recv(t, outside.Out, "super-packet")
-	var gh tun.VirtioHdr
+	var gh offload.VirtioHdr
 	gh.Decode(got)
-	pkt := got[tun.VirtioHdrLen:]
+	pkt := got[offload.VirtioHdrLen:]
 	if gh != h || len(pkt) != len(b) {
 		t.Fatalf("header %+v (sent %+v), %d bytes (sent %d)", gh, h, len(pkt), len(b))
 	}
-	checkSums(t, deviceFinish(pkt, gh))
+	checkSums(t, tuntest.DeviceFinish(pkt, gh))
 	if header.IPv4(pkt).Src() != ext || !bytes.Equal(pkt[40:], payload) {
 		t.Fatal("not translated, or the payload changed")
 	}
