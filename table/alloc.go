@@ -35,15 +35,15 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 	}
 	t.out.insert(h, m)
 	t.in.insert(hashExt(m.extWord(), t.seed), m)
-	if t.cfg.Pooling == Paired {
-		p, ok := t.pairs[k.in]
-		if !ok {
-			p.ext = int32(ext)
+	p, ok := t.pairs[k.in]
+	if !ok {
+		p.ext = int32(ext)
+		if t.cfg.Pooling == Paired {
 			t.rr = ext + 1
 		}
-		p.n++
-		t.pairs[k.in] = p
 	}
+	p.n++
+	t.pairs[k.in] = p
 	return m, nil
 }
 
@@ -63,14 +63,13 @@ func (t *Table) remove(m *Mapping) {
 	if t.forRemote(m.okey) {
 		t.secondaries--
 	}
-	if t.cfg.Pooling == Paired {
-		p := t.pairs[m.okey.in]
-		if p.n--; p.n <= 0 {
-			delete(t.pairs, m.okey.in)
-		} else {
-			t.pairs[m.okey.in] = p
-		}
+	p := t.pairs[m.okey.in]
+	if p.n--; p.n <= 0 {
+		delete(t.pairs, m.okey.in)
+	} else {
+		t.pairs[m.okey.in] = p
 	}
+	t.sessions -= int(m.nsess)
 	if m.hidx >= 0 {
 		t.heapRemove(int(m.hidx))
 	}

@@ -21,6 +21,21 @@ const (
 	DefaultPortHi                = 65535
 )
 
+// Default limits on the table's size (RFC 6888 REQ-3/4: per-subscriber
+// limits, so one inside host cannot starve the others). 4096 mappings
+// per host leave the default port range to at least 15 hosts at their
+// limit; 4096 sessions per mapping bound what spoofed SYNs from outside
+// can add to one full-cone mapping; the totals bound memory (a mapping
+// with its indexes takes some 300 bytes, a session some 200). With a
+// narrower port range, lower the per-host limit too.
+const (
+	DefaultLimitMappingsPerHost    = 4096
+	DefaultLimitSessionsPerMapping = 4096
+	DefaultLimitMappings           = 131072
+	DefaultLimitSessions           = 262144
+	DefaultLimitReplyRate          = 100
+)
+
 // Config is a NAT's behaviour as data. The zero timeouts and port range ends
 // are filled with the defaults by New; Validate checks filled-in values.
 type Config struct {
@@ -85,6 +100,27 @@ type Config struct {
 	InboundRefresh bool
 	// Seed makes random port assignment and arbitrary pooling reproducible.
 	Seed int64
+
+	// Limits on the table's size (RFC 6888 REQ-3/4); 0: no limit.
+	// Mappings and sessions count until removed (lapsed ones are removed
+	// before a limit refuses anything). A packet over a limit makes
+	// nothing and evicts nothing: Outbound returns a LimitError, Inbound
+	// a DropLimit verdict. DefaultConfig sets the Default ones.
+	//
+	// LimitMappingsPerHost bounds the mappings of one internal address,
+	// all protocols together.
+	LimitMappingsPerHost int
+	// LimitSessionsPerMapping bounds the sessions (remote endpoints) of
+	// one mapping.
+	LimitSessionsPerMapping int
+	// LimitMappings bounds the mappings of the table.
+	LimitMappings int
+	// LimitSessions bounds the sessions of all mappings together.
+	LimitSessions int
+	// LimitReplyRate is stored for the engine: how many ICMP errors (3/13)
+	// per second it sends, at most, to say that a limit refused a packet;
+	// 0: none.
+	LimitReplyRate int
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and
@@ -105,6 +141,12 @@ func DefaultConfig() Config {
 		TCPEstablishedTimeout: DefaultTCPEstablishedTimeout,
 		TCPTransitoryTimeout:  DefaultTCPTransitoryTimeout,
 		ICMPTimeout:           DefaultICMPTimeout,
+
+		LimitMappingsPerHost:    DefaultLimitMappingsPerHost,
+		LimitSessionsPerMapping: DefaultLimitSessionsPerMapping,
+		LimitMappings:           DefaultLimitMappings,
+		LimitSessions:           DefaultLimitSessions,
+		LimitReplyRate:          DefaultLimitReplyRate,
 	}
 }
 
@@ -290,6 +332,20 @@ func (c *Config) Validate() error {
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{SettingLimitMappingsPerHost, c.LimitMappingsPerHost},
+		{SettingLimitSessionsPerMapping, c.LimitSessionsPerMapping},
+		{SettingLimitMappings, c.LimitMappings},
+		{SettingLimitSessions, c.LimitSessions},
+		{SettingLimitReplyRate, c.LimitReplyRate},
+	} {
+		if l.v < 0 {
+			add("%s %d: must be >= 0 (0: no limit)", l.name, l.v)
+		}
 	}
 	return errors.Join(errs...)
 }

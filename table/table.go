@@ -30,10 +30,10 @@ var ErrNotIPv4 = errors.New("table: endpoint is not IPv4")
 // ErrProtocol is returned by Outbound for a protocol other than ICMP, TCP, UDP.
 var ErrProtocol = errors.New("table: protocol not supported")
 
-// pair is the paired-pooling state of one internal address.
+// pair is the state of one internal address that holds mappings.
 type pair struct {
-	ext int32 // index of its external address
-	n   int32 // its mappings, all protocols
+	ext int32 // index of its external address (paired pooling)
+	n   int32 // its mappings, all protocols (LimitMappingsPerHost)
 }
 
 // Table is the NAT's state. Create it with New.
@@ -46,9 +46,9 @@ type Table struct {
 	in   index  // by external endpoint
 	seed uint64 // of the index hashes
 
-	pools [3][]*portPool // [protocol index][external address index], made on first use
-	pairs map[[4]byte]pair
-	rr    int // next external address for a new internal address (paired)
+	pools [3][]*portPool   // [protocol index][external address index], made on first use
+	pairs map[[4]byte]pair // by internal address
+	rr    int              // next external address for a new internal address (paired)
 	rng   *rand.Rand
 
 	// Port overloading: how many holders of an external endpoint there
@@ -56,6 +56,8 @@ type Table struct {
 	// only (made on a clash; Outbound looks for them first).
 	shared      map[extKey]int32
 	secondaries int
+
+	sessions int // over all mappings (LimitSessions)
 
 	heap      []*Mapping // min-heap on Mapping.due
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
@@ -135,6 +137,7 @@ func (t *Table) Flush() {
 	t.pairs = make(map[[4]byte]pair)
 	clear(t.shared)
 	t.secondaries = 0
+	t.sessions = 0
 	for _, pools := range t.pools {
 		for _, p := range pools {
 			if p != nil {
