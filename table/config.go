@@ -34,6 +34,11 @@ const (
 	DefaultLimitMappings           = 131072
 	DefaultLimitSessions           = 262144
 	DefaultLimitReplyRate          = 100
+
+	// DefaultPortHold is how long a freed UDP port or ICMP identifier
+	// waits before another host may have it (RFC 6888 REQ-8: at least
+	// 120 s).
+	DefaultPortHold = 120 * time.Second
 )
 
 // Config is a NAT's behaviour as data. The zero timeouts and port range ends
@@ -101,6 +106,13 @@ type Config struct {
 	// Seed makes random port assignment and arbitrary pooling reproducible.
 	Seed int64
 
+	// PortHold is how long a UDP port or ICMP identifier that a lapsed
+	// mapping freed is kept from other internal addresses (RFC 6888
+	// REQ-8); the address that held it may take it back at once, and
+	// held ports give way when no other port is free. TCP ports are free
+	// at once (REQ-8 a). 0: off. DefaultConfig sets DefaultPortHold.
+	PortHold time.Duration
+
 	// Limits on the table's size (RFC 6888 REQ-3/4); 0: no limit.
 	// Mappings and sessions count until removed (lapsed ones are removed
 	// before a limit refuses anything). A packet over a limit makes
@@ -141,6 +153,8 @@ func DefaultConfig() Config {
 		TCPEstablishedTimeout: DefaultTCPEstablishedTimeout,
 		TCPTransitoryTimeout:  DefaultTCPTransitoryTimeout,
 		ICMPTimeout:           DefaultICMPTimeout,
+
+		PortHold: DefaultPortHold,
 
 		LimitMappingsPerHost:    DefaultLimitMappingsPerHost,
 		LimitSessionsPerMapping: DefaultLimitSessionsPerMapping,
@@ -332,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)
+	}
+	if c.PortHold < 0 {
+		add("port-hold %v: must be >= 0 (0: off)", c.PortHold)
 	}
 	for _, l := range []struct {
 		name string

@@ -23,6 +23,8 @@ func TestPresets(t *testing.T) {
 		TCPTransitoryTimeout:  240 * time.Second,
 		ICMPTimeout:           60 * time.Second,
 
+		PortHold: 120 * time.Second,
+
 		LimitMappingsPerHost:    4096,
 		LimitSessionsPerMapping: 4096,
 		LimitMappings:           131072,

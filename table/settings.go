@@ -34,6 +34,7 @@ const (
 	SettingICMPTimeout           = "icmp-timeout"
 	SettingInboundRefresh        = "inbound-refresh"
 	SettingSeed                  = "seed"
+	SettingPortHold              = "port-hold"
 
 	SettingLimitMappingsPerHost    = "limit-mappings-per-host"
 	SettingLimitSessionsPerMapping = "limit-sessions-per-mapping"
@@ -186,6 +187,19 @@ var settings = []Setting{
 			return nil
 		},
 		value: func(c *Config) string { return strconv.FormatInt(c.Seed, 10) },
+	},
+	{
+		Name: SettingPortHold, Kind: KindDuration,
+		Help: "how long a freed UDP port or ICMP identifier is kept from other inside hosts (`duration`, default 2m; 0: off)",
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return wantErr("a duration >= 0 such as 2m (0: off)")
+			}
+			c.PortHold = d
+			return nil
+		},
+		value: func(c *Config) string { return c.PortHold.String() },
 	},
 	limitSetting(SettingLimitMappingsPerHost, "most mappings one inside host holds, all protocols (`N`, default 4096; 0: no limit)",
 		func(c *Config) *int { return &c.LimitMappingsPerHost }),

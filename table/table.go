@@ -59,6 +59,9 @@ type Table struct {
 
 	sessions int // over all mappings (LimitSessions)
 
+	held  map[extKey]heldPort // freed ports on hold (hold.go)
+	holds []heldPort          // the same, in the order they were freed
+
 	heap      []*Mapping // min-heap on Mapping.due
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
 	haveEpoch bool
@@ -92,6 +95,7 @@ func New(c Config) (*Table, error) {
 		cfg:    c,
 		pairs:  make(map[[4]byte]pair),
 		shared: make(map[extKey]int32),
+		held:   make(map[extKey]heldPort),
 		rng:    rand.New(rand.NewPCG(uint64(c.Seed), streamOf(c.External))),
 		seed:   rand.Uint64(),
 
@@ -138,6 +142,9 @@ func (t *Table) Flush() {
 	clear(t.shared)
 	t.secondaries = 0
 	t.sessions = 0
+	clear(t.held)
+	clear(t.holds)
+	t.holds = t.holds[:0]
 	for _, pools := range t.pools {
 		for _, p := range pools {
 			if p != nil {
