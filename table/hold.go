@@ -30,7 +30,24 @@ func (t *Table) freePort(m *Mapping) {
 	p.n-- // no longer a mapping's; its bit stays set while held
 	h := heldPort{key: m.extKey(), in: m.okey.in, until: m.expires + t.cfg.PortHold}
 	t.held[h.key] = h
+	if len(t.holds) >= 2*len(t.held)+64 {
+		t.compactHolds() // entries of holds taken back: bounded
+	}
 	t.holds = append(t.holds, h)
+}
+
+// compactHolds drops the entries of holds whose hold is no longer on.
+func (t *Table) compactHolds() {
+	w := 0
+	for _, h := range t.holds[t.holdHead:] {
+		if cur, ok := t.held[h.key]; ok && cur == h {
+			t.holds[w] = h
+			w++
+		}
+	}
+	clear(t.holds[w:])
+	t.holds = t.holds[:w]
+	t.holdHead = 0
 }
 
 // unhold frees the held port k now.
@@ -43,9 +60,8 @@ func (t *Table) unhold(k extKey) {
 // port if all is set.
 func (t *Table) releaseHolds(rel time.Duration, all bool) int {
 	n := 0
-	i := 0
-	for ; i < len(t.holds); i++ {
-		h := t.holds[i]
+	for ; t.holdHead < len(t.holds); t.holdHead++ {
+		h := t.holds[t.holdHead]
 		if !all && h.until > rel {
 			break
 		}
@@ -54,8 +70,8 @@ func (t *Table) releaseHolds(rel time.Duration, all bool) int {
 			n++
 		}
 	}
-	if i > 0 {
-		t.holds = append(t.holds[:0], t.holds[i:]...)
+	if t.holdHead > len(t.holds)/2 {
+		t.compactHolds()
 	}
 	return n
 }

@@ -1,6 +1,8 @@
 package table
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -113,4 +115,43 @@ func TestPortHold(t *testing.T) {
 			t.Errorf("B got %v after Flush, want port 5000", mb.External())
 		}
 	})
+}
+
+// Through random churn (mappings lapsing, hosts taking their ports back,
+// pools running full) a held port is always in its pool and held by no
+// mapping, and the list of holds stays bounded by the holds on.
+func TestPortHoldChurn(t *testing.T) {
+	tab := newTable(t, func(c *Config) {
+		c.PortLo, c.PortHi = 20000, 20511
+		c.UDPTimeout = time.Second
+		c.PortHold = 3 * time.Second
+	})
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := t0
+	maxHeld := 0
+	for step := range 20000 {
+		now = now.Add(time.Duration(rng.IntN(20)) * time.Millisecond)
+		host := netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + rng.IntN(3))})
+		port := uint16(20000 + rng.IntN(400))
+		tab.Outbound(UDP, ep(host, port), ep(srvA1, 1), 0, now)
+		if rng.IntN(50) == 0 {
+			tab.Expire(now, nil)
+		}
+		maxHeld = max(maxHeld, len(tab.held))
+		if n := len(tab.holds) - tab.holdHead; n > 2*len(tab.held)+65 {
+			t.Fatalf("step %d: %d entries for %d holds", step, n, len(tab.held))
+		}
+		for k := range tab.held {
+			if !tab.pool(k.proto.index(), tab.extIndex(k.addr)).isUsed(k.port) {
+				t.Fatalf("step %d: held port %d not in its pool", step, k.port)
+			}
+			for range tab.in.eachExt(hashExt(k.word(), tab.seed), k.word()) {
+				t.Fatalf("step %d: held port %d has a mapping", step, k.port)
+			}
+		}
+	}
+	if maxHeld == 0 {
+		t.Fatal("no port was ever held")
+	}
+	t.Logf("at most %d ports held", maxHeld)
 }

@@ -60,7 +60,9 @@ type Table struct {
 	sessions int // over all mappings (LimitSessions)
 
 	held  map[extKey]heldPort // freed ports on hold (hold.go)
-	holds []heldPort          // the same, in the order they were freed
+	holds []heldPort          // the same, in the order they were freed, from holdHead
+	// (and holds taken back, dropped as they come to the front)
+	holdHead int
 
 	heap      []*Mapping // min-heap on Mapping.due
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
@@ -145,6 +147,7 @@ func (t *Table) Flush() {
 	clear(t.held)
 	clear(t.holds)
 	t.holds = t.holds[:0]
+	t.holdHead = 0
 	for _, pools := range t.pools {
 		for _, p := range pools {
 			if p != nil {
