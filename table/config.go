@@ -130,8 +130,8 @@ type Config struct {
 	// LimitSessions bounds the sessions of all mappings together.
 	LimitSessions int
 	// LimitReplyRate is stored for the engine: how many ICMP errors (3/13)
-	// per second it sends, at most, to say that a limit refused a packet;
-	// 0: none.
+	// per second it sends, at most, to say that a limit or an empty port
+	// pool refused a packet; 0: none.
 	LimitReplyRate int
 }
 

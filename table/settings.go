@@ -209,7 +209,7 @@ var settings = []Setting{
 		func(c *Config) *int { return &c.LimitMappings }),
 	limitSetting(SettingLimitSessions, "most sessions the NAT holds, all mappings together (`N`, default 262144; 0: no limit)",
 		func(c *Config) *int { return &c.LimitSessions }),
-	limitSetting(SettingLimitReplyRate, "most ICMP 3/13 errors per second sent back when a limit refuses a packet (`N`, default 100; 0: none)",
+	limitSetting(SettingLimitReplyRate, "most ICMP 3/13 errors per second sent back when a limit or an empty port pool refuses a packet (`N`, default 100; 0: none)",
 		func(c *Config) *int { return &c.LimitReplyRate }),
 }
 
