@@ -42,8 +42,9 @@ func scaleSetup(b testing.TB, n int) *scaleEngine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.LimitMappingsPerHost, c.LimitMappings, c.LimitSessions = 0, 0, 0 // up to 1M mappings
-	for i := range 32 {                                                // 32 x ~64K ports: room for 1M mappings
+	// No table limits: up to 1M mappings.
+	c.LimitMappingsPerHost, c.LimitMappings, c.LimitSessions = 0, 0, 0
+	for i := range 32 { // 32 x ~64K ports: room for 1M mappings
 		c.External = append(c.External, netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}))
 	}
 	e, err := New(Config{Table: c, Inside: []InsidePort{{Hosts: scaleHosts(n), Gateway: netip.MustParseAddr("10.0.0.1")}}})
