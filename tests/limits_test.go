@@ -134,8 +134,17 @@ func TestLimitOneHostFlood(t *testing.T) {
 		}
 	}()
 
+	// A flow of A's from before the flood, to check it lives on.
+	early := udp(t, tp.A, ":29999")
+	peer := udp(t, tp.WAN, netip.AddrPortFrom(srv2, 9997).String())
+	early.WriteToUDPAddrPort([]byte("early"), netip.AddrPortFrom(srv2, 9997))
+	_, earlyExt, err := recvFrom(peer, 2*time.Second)
+	if err != nil {
+		t.Fatalf("A's early flow: %v", err)
+	}
+
 	start := time.Now()
-	for i := range flows {
+	for i := range flows - 1 { // the early flow is one
 		c := udp(t, tp.A, fmt.Sprintf(":%d", 30000+i))
 		c.WriteToUDPAddrPort([]byte("flood"), netip.AddrPortFrom(srv1, 9999))
 		c.Close()
@@ -155,6 +164,12 @@ func TestLimitOneHostFlood(t *testing.T) {
 	}
 	if !got {
 		t.Errorf("host B got no mapping after host A's flood")
+	}
+
+	// No eviction: A's early mapping still lets its peer's answer in.
+	peer.WriteToUDPAddrPort([]byte("still"), earlyExt)
+	if msg, _, err := recvFrom(early, 2*time.Second); err != nil || msg != "still" {
+		t.Errorf("A's early flow after the flood: %q, %v", msg, err)
 	}
 
 	perInside := map[string]int{}
