@@ -198,3 +198,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The limits and the port hold are [[nat]] keys like every setting:
+// integers and a duration.
+func TestParseLimits(t *testing.T) {
+	text := `
+[[nat]]
+name = "n"
+external = "198.51.100.1"
+inside = "10.0.0.0/24"
+limit-mappings-per-host = 200
+limit-sessions-per-mapping = 100
+limit-mappings = 0
+limit-sessions = 5000
+limit-reply-rate = 10
+port-hold = "30s"
+`
+	topo, err := Parse([]byte(text), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := topo.NATs[0].Behavior
+	if c.LimitMappingsPerHost != 200 || c.LimitSessionsPerMapping != 100 || c.LimitMappings != 0 ||
+		c.LimitSessions != 5000 || c.LimitReplyRate != 10 || c.PortHold != 30*time.Second {
+		t.Errorf("behaviour %+v", c)
+	}
+	_, err = Parse([]byte(strings.Replace(text, "limit-sessions = 5000", "limit-sessions = -1", 1)), "lab.toml")
+	if err == nil || !strings.Contains(err.Error(), "limit-sessions") {
+		t.Errorf("a negative limit: %v", err)
+	}
+}

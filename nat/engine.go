@@ -125,6 +125,10 @@ type Engine struct {
 
 	counters [numVerdicts]atomic.Uint64
 
+	// refusals paces the ICMP 3/13 errors sent when no port is free or
+	// a limit refuses a packet. Guarded by shared.Lock.
+	refusals tokenBucket
+
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
 
@@ -155,6 +159,7 @@ func New(cfg Config) (*Engine, error) {
 	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
+	e.refusals = tokenBucket{rate: e.cfg.Table.LimitReplyRate}
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
 	for i, ip := range cfg.Inside {
@@ -202,6 +207,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.frags = fragCache{}
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
+	e.refusals = tokenBucket{rate: nc.LimitReplyRate}
 	e.shared.Unlock()
 	return nil
 }

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
@@ -87,4 +88,42 @@ func (e *Engine) outboundICMPError(pk *packet) Result {
 	header.IPv4(b).DecTTL()
 	e.trace(pk, Forward, Outside, noteICMPError)
 	return e.done(Forward, Outside, 0)
+}
+
+// refused answers a packet that no free port or a limit refused with
+// ICMP 3/13 from src (RFC 5508 REQ-8, RFC 6888 REQ-3/4) when send says
+// the rate allows one, and counts v.
+func (e *Engine) refused(pk *packet, v Verdict, src netip.Addr, send bool) Result {
+	n := 0
+	if send {
+		n = header.BuildICMPError(pk.reply, pk.b, src, header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
+	}
+	e.trace(pk, v, 0, 0)
+	return e.done(v, 0, n)
+}
+
+// tokenBucket allows rate events per second, in bursts of up to rate.
+// The zero time of last starts it full.
+type tokenBucket struct {
+	rate   int // per second; 0: none
+	tokens float64
+	last   time.Time
+}
+
+// take reports whether an event may happen at now, using a token if so.
+// A now earlier than the last one seen (readers' clocks are read once
+// per batch) adds nothing.
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.rate <= 0 {
+		return false
+	}
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(float64(b.rate), b.tokens+d.Seconds()*float64(b.rate))
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

@@ -50,8 +50,14 @@ func (e *Engine) inbound(pk *packet) Result {
 	}
 	m, tv := e.shared.Lock().Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
 	if tv != table.Accept {
+		v := tableVerdict(tv)
+		if tv == table.DropLimitSessionsPerMapping || tv == table.DropLimitSessions {
+			send := e.refusals.take(now)
+			e.shared.Unlock()
+			return e.refused(pk, v, dst, send)
+		}
 		e.shared.Unlock()
-		return e.drop(pk, tableVerdict(tv))
+		return e.drop(pk, v)
 	}
 	m.AddBytes(false, len(b))
 	internal := m.Internal()

@@ -89,12 +89,11 @@ func (e *Engine) outbound(pk *packet) Result {
 	}
 	m, created, err := tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
 	if err != nil {
+		// RFC 5508 REQ-8 / RFC 6888 REQ-4: say so with 3/13, never steal
+		// a live mapping.
+		send := e.refusals.take(now)
 		e.shared.Unlock()
-		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
-		// live mapping.
-		n := header.BuildICMPError(pk.reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
-		e.trace(pk, DropPoolExhausted, 0, 0)
-		return e.done(DropPoolExhausted, 0, n)
+		return e.refused(pk, outboundError(err), e.gateway(in), send)
 	}
 	m.AddBytes(true, len(b))
 	ext := m.External()

@@ -42,6 +42,8 @@ func scaleSetup(b testing.TB, n int) *scaleEngine {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// No table limits: up to 1M mappings.
+	c.LimitMappingsPerHost, c.LimitMappings, c.LimitSessions = 0, 0, 0
 	for i := range 32 { // 32 x ~64K ports: room for 1M mappings
 		c.External = append(c.External, netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}))
 	}

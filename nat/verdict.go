@@ -23,6 +23,13 @@ const (
 	DropFragment                      // non-first fragment with no state from its first fragment
 	DropLocal                         // from inside, addressed to the NAT's own gateway address
 	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
+
+	// Limits of table.Config refused a new mapping or session; ICMP 3/13
+	// sent back (rate-limited).
+	DropLimitMappingsPerHost
+	DropLimitSessionsPerMapping
+	DropLimitMappings
+	DropLimitSessions
 	numVerdicts
 )
 
@@ -42,6 +49,11 @@ var verdictNames = [numVerdicts]string{
 	DropFragment:       "fragment-no-state",
 	DropLocal:          "local",
 	HeldFragment:       "fragment-held",
+
+	DropLimitMappingsPerHost:    "limit-mappings-per-host",
+	DropLimitSessionsPerMapping: "limit-sessions-per-mapping",
+	DropLimitMappings:           "limit-mappings",
+	DropLimitSessions:           "limit-sessions",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -53,7 +65,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropNoMapping:      "came from outside to an external endpoint no live mapping holds",
 	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
-	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender",
+	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender, rate-limited",
 	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
 	DropBadChecksum:    "an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
@@ -62,6 +74,11 @@ var verdictMeanings = [numVerdicts]string{
 	DropFragment:       "a later fragment of a datagram whose first fragment the NAT has not seen",
 	DropLocal:          "an inside host sent to the NAT's own gateway address: the NAT answers nothing addressed to itself",
 	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
+
+	DropLimitMappingsPerHost:    "the inside host holds as many mappings as limit-mappings-per-host allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
+	DropLimitSessionsPerMapping: "the mapping holds as many sessions (remote endpoints) as limit-sessions-per-mapping allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
+	DropLimitMappings:           "the NAT holds as many mappings as limit-mappings allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
+	DropLimitSessions:           "the NAT holds as many sessions as limit-sessions allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
 }
 
 // Meaning says in a line what the verdict means.
@@ -88,6 +105,22 @@ func Verdicts() []Verdict {
 	return vs
 }
 
+// outboundError is the verdict for an error of table.Outbound: a limit,
+// or no free port.
+func outboundError(err error) Verdict {
+	switch err {
+	case table.ErrLimitMappingsPerHost:
+		return DropLimitMappingsPerHost
+	case table.ErrLimitSessionsPerMapping:
+		return DropLimitSessionsPerMapping
+	case table.ErrLimitMappings:
+		return DropLimitMappings
+	case table.ErrLimitSessions:
+		return DropLimitSessions
+	}
+	return DropPoolExhausted
+}
+
 func tableVerdict(v table.Verdict) Verdict {
 	switch v {
 	case table.Accept:
@@ -96,6 +129,10 @@ func tableVerdict(v table.Verdict) Verdict {
 		return DropFiltered
 	case table.DropUnsolicitedSYN:
 		return DropUnsolicitedSYN
+	case table.DropLimitSessionsPerMapping:
+		return DropLimitSessionsPerMapping
+	case table.DropLimitSessions:
+		return DropLimitSessions
 	default:
 		return DropNoMapping
 	}

@@ -35,15 +35,15 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 	}
 	t.out.insert(h, m)
 	t.in.insert(hashExt(m.extWord(), t.seed), m)
-	if t.cfg.Pooling == Paired {
-		p, ok := t.pairs[k.in]
-		if !ok {
-			p.ext = int32(ext)
+	p, ok := t.pairs[k.in]
+	if !ok {
+		p.ext = int32(ext)
+		if t.cfg.Pooling == Paired {
 			t.rr = ext + 1
 		}
-		p.n++
-		t.pairs[k.in] = p
 	}
+	p.n++
+	t.pairs[k.in] = p
 	return m, nil
 }
 
@@ -58,19 +58,18 @@ func (t *Table) remove(m *Mapping) {
 	case c == 1:
 		delete(t.shared, k)
 	default:
-		t.pool(m.okey.proto.index(), int(m.ext)).clear(m.extPort)
+		t.freePort(m)
 	}
 	if t.forRemote(m.okey) {
 		t.secondaries--
 	}
-	if t.cfg.Pooling == Paired {
-		p := t.pairs[m.okey.in]
-		if p.n--; p.n <= 0 {
-			delete(t.pairs, m.okey.in)
-		} else {
-			t.pairs[m.okey.in] = p
-		}
+	p := t.pairs[m.okey.in]
+	if p.n--; p.n <= 0 {
+		delete(t.pairs, m.okey.in)
+	} else {
+		t.pairs[m.okey.in] = p
 	}
+	t.sessions -= int(m.nsess)
 	if m.hidx >= 0 {
 		t.heapRemove(int(m.hidx))
 	}
@@ -113,11 +112,17 @@ func (t *Table) portRange(proto Protocol, inPort uint16) (lo, hi uint16, class i
 // is free it removes lapsed mappings and tries once more, so a lapsed mapping
 // never blocks a new one even before Expire runs.
 func (t *Table) allocate(proto Protocol, ia [4]byte, inPort uint16, r remKey, now time.Duration) (int, uint16, error) {
+	t.releaseHolds(now, false)
 	for attempt := 0; ; attempt++ {
 		if ext, port, ok := t.pick(proto, ia, inPort, r, now); ok {
 			return ext, port, nil
 		}
-		if attempt > 0 || t.reapDue(now) == 0 {
+		switch {
+		case attempt == 0 && t.reapDue(now) > 0:
+		case attempt <= 1 && t.releaseHolds(now, true) > 0:
+			// Freed ports on hold give way before a mapping is refused.
+			attempt = 1
+		default:
 			// RFC 5508 REQ-8, RFC 6888 REQ-4: never steal a live mapping.
 			return 0, 0, ErrPortsExhausted
 		}
@@ -164,7 +169,7 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, r remKey, now ti
 		// up the port (RFC 4787 §4.2.1); paired pooling allows only one.
 		for j := range count {
 			e := (start + j) % n
-			if t.takeable(proto, e, inPort, now) {
+			if t.takeable(proto, e, inPort, ia, now) {
 				return e, inPort, true
 			}
 		}
@@ -173,7 +178,7 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, r remKey, now ti
 			// port whenever the reply tuple stays unique).
 			for j := range count {
 				e := (start + j) % n
-				if t.shareable(proto, e, inPort, r, now) {
+				if t.shareable(proto, e, inPort, r, now) && !t.onHold(proto, e, inPort) {
 					return e, inPort, true
 				}
 			}
@@ -199,9 +204,10 @@ func (t *Table) pick(proto Protocol, ia [4]byte, inPort uint16, r remKey, now ti
 	return 0, 0, false
 }
 
-// takeable reports whether port is free on external address e, removing a
-// lapsed mapping that still holds it.
-func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Duration) bool {
+// takeable reports whether port is free on external address e for
+// internal address ia, removing a lapsed mapping that still holds it and
+// ending a hold ia may end.
+func (t *Table) takeable(proto Protocol, e int, port uint16, ia [4]byte, now time.Duration) bool {
 	p := t.pool(proto.index(), e)
 	k := extKey{proto: proto, addr: t.ext[e], port: port}
 	for p.isUsed(port) {
@@ -215,7 +221,8 @@ func (t *Table) takeable(proto Protocol, e int, port uint16, now time.Duration) 
 			lapsed = c
 		}
 		if lapsed == nil {
-			return false
+			// No mapping holds it: a freed port on hold.
+			return t.retake(k, ia, now)
 		}
 		t.bury(lapsed)
 	}

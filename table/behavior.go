@@ -193,16 +193,25 @@ const (
 	// DropUnsolicitedSYN: a TCP SYN with no mapping. RFC 5382 REQ-4 asks for
 	// a silent drop (no RST, no ICMP error for at least 6 s).
 	DropUnsolicitedSYN
+	// DropLimitSessionsPerMapping: a TCP SYN admitted by the filter would
+	// add a session to a mapping at Config.LimitSessionsPerMapping.
+	DropLimitSessionsPerMapping
+	// DropLimitSessions: a TCP SYN admitted by the filter would add a
+	// session to a table at Config.LimitSessions.
+	DropLimitSessions
 )
 
 var verdictNames = [...]string{
-	Accept:             "accept",
-	DropNoMapping:      "no-mapping",
-	DropFiltered:       "filtered",
-	DropUnsolicitedSYN: "unsolicited-syn",
+	Accept:                      "accept",
+	DropNoMapping:               "no-mapping",
+	DropFiltered:                "filtered",
+	DropUnsolicitedSYN:          "unsolicited-syn",
+	DropLimitSessionsPerMapping: "limit-sessions-per-mapping",
+	DropLimitSessions:           "limit-sessions",
 }
 
-// String returns "accept", "no-mapping", "filtered" or "unsolicited-syn".
+// String returns the verdict's name: "accept", "no-mapping", "filtered",
+// "unsolicited-syn", "limit-sessions-per-mapping" or "limit-sessions".
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]

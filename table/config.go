@@ -21,6 +21,26 @@ const (
 	DefaultPortHi                = 65535
 )
 
+// Default limits on the table's size (RFC 6888 REQ-3/4: per-subscriber
+// limits, so one inside host cannot starve the others). 4096 mappings
+// per host leave the default port range to at least 15 hosts at their
+// limit; 4096 sessions per mapping bound what spoofed SYNs from outside
+// can add to one full-cone mapping; the totals bound memory (a mapping
+// with its indexes takes some 300 bytes, a session some 200). With a
+// narrower port range, lower the per-host limit too.
+const (
+	DefaultLimitMappingsPerHost    = 4096
+	DefaultLimitSessionsPerMapping = 4096
+	DefaultLimitMappings           = 131072
+	DefaultLimitSessions           = 262144
+	DefaultLimitReplyRate          = 100
+
+	// DefaultPortHold is how long a freed UDP port or ICMP identifier
+	// waits before another host may have it (RFC 6888 REQ-8: at least
+	// 120 s).
+	DefaultPortHold = 120 * time.Second
+)
+
 // Config is a NAT's behaviour as data. The zero timeouts and port range ends
 // are filled with the defaults by New; Validate checks filled-in values.
 type Config struct {
@@ -85,6 +105,34 @@ type Config struct {
 	InboundRefresh bool
 	// Seed makes random port assignment and arbitrary pooling reproducible.
 	Seed int64
+
+	// PortHold is how long a UDP port or ICMP identifier that a lapsed
+	// mapping freed is kept from other internal addresses (RFC 6888
+	// REQ-8); the address that held it may take it back at once, and
+	// held ports give way when no other port is free. TCP ports are free
+	// at once (REQ-8 a). 0: off. DefaultConfig sets DefaultPortHold.
+	PortHold time.Duration
+
+	// Limits on the table's size (RFC 6888 REQ-3/4); 0: no limit.
+	// Mappings and sessions count until removed (lapsed ones are removed
+	// before a limit refuses anything). A packet over a limit makes
+	// nothing and evicts nothing: Outbound returns a LimitError, Inbound
+	// a DropLimit verdict. DefaultConfig sets the Default ones.
+	//
+	// LimitMappingsPerHost bounds the mappings of one internal address,
+	// all protocols together.
+	LimitMappingsPerHost int
+	// LimitSessionsPerMapping bounds the sessions (remote endpoints) of
+	// one mapping.
+	LimitSessionsPerMapping int
+	// LimitMappings bounds the mappings of the table.
+	LimitMappings int
+	// LimitSessions bounds the sessions of all mappings together.
+	LimitSessions int
+	// LimitReplyRate is stored for the engine: how many ICMP errors (3/13)
+	// per second it sends, at most, to say that a limit or an empty port
+	// pool refused a packet; 0: none.
+	LimitReplyRate int
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and
@@ -105,6 +153,14 @@ func DefaultConfig() Config {
 		TCPEstablishedTimeout: DefaultTCPEstablishedTimeout,
 		TCPTransitoryTimeout:  DefaultTCPTransitoryTimeout,
 		ICMPTimeout:           DefaultICMPTimeout,
+
+		PortHold: DefaultPortHold,
+
+		LimitMappingsPerHost:    DefaultLimitMappingsPerHost,
+		LimitSessionsPerMapping: DefaultLimitSessionsPerMapping,
+		LimitMappings:           DefaultLimitMappings,
+		LimitSessions:           DefaultLimitSessions,
+		LimitReplyRate:          DefaultLimitReplyRate,
 	}
 }
 
@@ -290,6 +346,23 @@ func (c *Config) Validate() error {
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)
+	}
+	if c.PortHold < 0 {
+		add("port-hold %v: must be >= 0 (0: off)", c.PortHold)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{SettingLimitMappingsPerHost, c.LimitMappingsPerHost},
+		{SettingLimitSessionsPerMapping, c.LimitSessionsPerMapping},
+		{SettingLimitMappings, c.LimitMappings},
+		{SettingLimitSessions, c.LimitSessions},
+		{SettingLimitReplyRate, c.LimitReplyRate},
+	} {
+		if l.v < 0 {
+			add("%s %d: must be >= 0 (0: no limit)", l.name, l.v)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -22,6 +22,14 @@ func TestPresets(t *testing.T) {
 		TCPEstablishedTimeout: 7440 * time.Second,
 		TCPTransitoryTimeout:  240 * time.Second,
 		ICMPTimeout:           60 * time.Second,
+
+		PortHold: 120 * time.Second,
+
+		LimitMappingsPerHost:    4096,
+		LimitSessionsPerMapping: 4096,
+		LimitMappings:           131072,
+		LimitSessions:           262144,
+		LimitReplyRate:          100,
 	}
 	with := func(f func(c *Config)) Config {
 		c := base

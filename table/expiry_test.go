@@ -106,7 +106,7 @@ func TestUDPExpiry(t *testing.T) {
 		in(t, tab, UDP, m.External(), srv, 0, at(301*time.Second), Accept)
 	})
 	t.Run("Expire removes and frees the port", func(t *testing.T) {
-		tab := newTable(t, nil)
+		tab := newTable(t, func(c *Config) { c.PortHold = 0 }) // another host takes it at once
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		if m.External().Port() != 5000 {
 			t.Fatalf("A:5000 mapped to %v", m.External())
@@ -151,7 +151,7 @@ func TestUDPExpiry(t *testing.T) {
 		}
 	})
 	t.Run("a lapsed mapping holding a preserved port gives it up", func(t *testing.T) {
-		tab := newTable(t, nil)
+		tab := newTable(t, func(c *Config) { c.PortHold = 0 }) // another host takes it at once
 		m := out(t, tab, UDP, a, srv, 0, t0)
 		mb := out(t, tab, UDP, ep(hostB, 5000), srv, 0, at(timeout))
 		if mb.External() != m.External() {

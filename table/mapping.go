@@ -402,6 +402,7 @@ func (m *Mapping) addSession(r remKey, now time.Duration) int {
 		m.more.list = append(m.more.list, session{remote: r})
 	}
 	m.nsess++
+	m.tab.sessions++
 	switch {
 	case m.indexed():
 		m.more.pos[r] = int32(i)
@@ -420,6 +421,7 @@ func (m *Mapping) prune(now time.Duration) {
 			w++
 		}
 	}
+	m.tab.sessions -= int(m.nsess) - w
 	m.nsess = int32(w)
 	if m.more == nil {
 		return

@@ -80,7 +80,8 @@ func (t *Table) timeout(proto Protocol, b uint8) time.Duration {
 // REQ-6: outbound always refreshes), advances the TCP state with tcpFlags (0
 // for UDP and ICMP) and counts the packet. For ICMP, internal is (address,
 // echo identifier). It returns ErrPortsExhausted when no external port is
-// free; live mappings are never evicted.
+// free, and an ErrLimit error when a new mapping or session would pass a
+// limit of Config; live mappings are never evicted.
 func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, now time.Time) (m *Mapping, created bool, err error) {
 	if proto.index() < 0 {
 		return nil, false, ErrProtocol
@@ -111,6 +112,9 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 			m = nil
 		}
 		if m == nil {
+			if err = t.roomForMapping(internal.Addr().As4(), rel); err != nil {
+				return nil, false, err
+			}
 			if m, err = t.create(proto, k.key(), h, r, rel); err != nil {
 				return nil, false, err
 			}
@@ -125,11 +129,19 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		// unique, so r gets a mapping of its own (Linux: get_unique_tuple
 		// falls back to another port).
 		i = -1
+		if err = t.roomForMapping(internal.Addr().As4(), rel); err != nil {
+			return nil, false, err
+		}
 		k2 := k.forRemote(r)
 		if m, err = t.create(proto, k2.key(), hashOut(k2, t.seed), r, rel); err != nil {
 			return nil, false, err
 		}
 		created = true
+	}
+	if i < 0 && !created {
+		if err = t.roomForSession(m, rel); err != nil {
+			return nil, false, err
+		}
 	}
 	if i < 0 {
 		i = m.addSession(r, rel)
@@ -160,9 +172,11 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 // mapping and the sender's permission when InboundRefresh is set. An accepted
 // packet is counted.
 //
-// The mapping is returned with Accept and DropFiltered, nil otherwise. A SYN
-// (without ACK) that finds no mapping gets DropUnsolicitedSYN (RFC 5382
-// REQ-4).
+// The mapping is returned with Accept, DropFiltered and the DropLimit
+// verdicts, nil otherwise. A SYN (without ACK) that finds no mapping gets
+// DropUnsolicitedSYN (RFC 5382 REQ-4). A SYN that would add a session
+// beyond a limit gets DropLimitSessionsPerMapping or DropLimitSessions,
+// and the mapping is left as it was.
 func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, now time.Time) (*Mapping, Verdict) {
 	rel := now.Sub(t.epoch) // before the first mapping: unused, as none is found
 	m, i, v := t.match(proto, external, remote, rel)
@@ -184,6 +198,12 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 			}
 			r := remKeyOf(proto, remote)
 			if i = m.find(r); i < 0 {
+				switch t.roomForSession(m, rel) {
+				case ErrLimitSessionsPerMapping:
+					return m, DropLimitSessionsPerMapping
+				case ErrLimitSessions:
+					return m, DropLimitSessions
+				}
 				i = m.addSession(r, rel)
 			} else {
 				m.sess(i).tcp = 0 // lapsed: start afresh

@@ -34,6 +34,13 @@ const (
 	SettingICMPTimeout           = "icmp-timeout"
 	SettingInboundRefresh        = "inbound-refresh"
 	SettingSeed                  = "seed"
+	SettingPortHold              = "port-hold"
+
+	SettingLimitMappingsPerHost    = "limit-mappings-per-host"
+	SettingLimitSessionsPerMapping = "limit-sessions-per-mapping"
+	SettingLimitMappings           = "limit-mappings"
+	SettingLimitSessions           = "limit-sessions"
+	SettingLimitReplyRate          = "limit-reply-rate"
 )
 
 // SettingKind is the type of a setting's value.
@@ -181,6 +188,29 @@ var settings = []Setting{
 		},
 		value: func(c *Config) string { return strconv.FormatInt(c.Seed, 10) },
 	},
+	{
+		Name: SettingPortHold, Kind: KindDuration,
+		Help: "how long a freed UDP port or ICMP identifier is kept from other inside hosts (`duration`, default 2m; 0: off)",
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return wantErr("a duration >= 0 such as 2m (0: off)")
+			}
+			c.PortHold = d
+			return nil
+		},
+		value: func(c *Config) string { return c.PortHold.String() },
+	},
+	limitSetting(SettingLimitMappingsPerHost, "most mappings one inside host holds, all protocols (`N`, default 4096; 0: no limit)",
+		func(c *Config) *int { return &c.LimitMappingsPerHost }),
+	limitSetting(SettingLimitSessionsPerMapping, "most sessions (remote endpoints) one mapping holds (`N`, default 4096; 0: no limit)",
+		func(c *Config) *int { return &c.LimitSessionsPerMapping }),
+	limitSetting(SettingLimitMappings, "most mappings the NAT holds (`N`, default 131072; 0: no limit)",
+		func(c *Config) *int { return &c.LimitMappings }),
+	limitSetting(SettingLimitSessions, "most sessions the NAT holds, all mappings together (`N`, default 262144; 0: no limit)",
+		func(c *Config) *int { return &c.LimitSessions }),
+	limitSetting(SettingLimitReplyRate, "most ICMP 3/13 errors per second sent back when a limit or an empty port pool refuses a packet (`N`, default 100; 0: none)",
+		func(c *Config) *int { return &c.LimitReplyRate }),
 }
 
 // behaviorSetting is a mapping or filtering behaviour: the long names
@@ -231,6 +261,22 @@ func timeoutSetting(name, help string, field func(*Config) *time.Duration) Setti
 			return nil
 		},
 		value: func(c *Config) string { return field(c).String() },
+	}
+}
+
+// limitSetting is a count >= 0, 0 meaning no limit.
+func limitSetting(name, help string, field func(*Config) *int) Setting {
+	return Setting{
+		Name: name, Kind: KindInt, Help: help,
+		apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil || n < 0 {
+				return wantErr("an integer >= 0 (0: no limit)")
+			}
+			*field(c) = int(n)
+			return nil
+		},
+		value: func(c *Config) string { return strconv.Itoa(*field(c)) },
 	}
 }
 

@@ -30,10 +30,10 @@ var ErrNotIPv4 = errors.New("table: endpoint is not IPv4")
 // ErrProtocol is returned by Outbound for a protocol other than ICMP, TCP, UDP.
 var ErrProtocol = errors.New("table: protocol not supported")
 
-// pair is the paired-pooling state of one internal address.
+// pair is the state of one internal address that holds mappings.
 type pair struct {
-	ext int32 // index of its external address
-	n   int32 // its mappings, all protocols
+	ext int32 // index of its external address (paired pooling)
+	n   int32 // its mappings, all protocols (LimitMappingsPerHost)
 }
 
 // Table is the NAT's state. Create it with New.
@@ -46,9 +46,9 @@ type Table struct {
 	in   index  // by external endpoint
 	seed uint64 // of the index hashes
 
-	pools [3][]*portPool // [protocol index][external address index], made on first use
-	pairs map[[4]byte]pair
-	rr    int // next external address for a new internal address (paired)
+	pools [3][]*portPool   // [protocol index][external address index], made on first use
+	pairs map[[4]byte]pair // by internal address
+	rr    int              // next external address for a new internal address (paired)
 	rng   *rand.Rand
 
 	// Port overloading: how many holders of an external endpoint there
@@ -56,6 +56,13 @@ type Table struct {
 	// only (made on a clash; Outbound looks for them first).
 	shared      map[extKey]int32
 	secondaries int
+
+	sessions int // over all mappings (LimitSessions)
+
+	held  map[extKey]heldPort // freed ports on hold (hold.go)
+	holds []heldPort          // the same, in the order they were freed, from holdHead
+	// (and holds taken back, dropped as they come to the front)
+	holdHead int
 
 	heap      []*Mapping // min-heap on Mapping.due
 	epoch     time.Time  // the first now seen; Mapping.due counts from it
@@ -90,6 +97,7 @@ func New(c Config) (*Table, error) {
 		cfg:    c,
 		pairs:  make(map[[4]byte]pair),
 		shared: make(map[extKey]int32),
+		held:   make(map[extKey]heldPort),
 		rng:    rand.New(rand.NewPCG(uint64(c.Seed), streamOf(c.External))),
 		seed:   rand.Uint64(),
 
@@ -135,6 +143,11 @@ func (t *Table) Flush() {
 	t.pairs = make(map[[4]byte]pair)
 	clear(t.shared)
 	t.secondaries = 0
+	t.sessions = 0
+	clear(t.held)
+	clear(t.holds)
+	t.holds = t.holds[:0]
+	t.holdHead = 0
 	for _, pools := range t.pools {
 		for _, p := range pools {
 			if p != nil {
