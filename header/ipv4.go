@@ -123,8 +123,19 @@ func (b IPv4) ComputeChecksum() uint16 {
 	return ^Fold(Sum(b[ipSrc:hl], Sum(b[:ipChecksum], 0)))
 }
 
-// ChecksumValid reports whether the header checksum is correct.
+// ChecksumValid reports whether the header checksum is correct (RFC 1812
+// §5.2.2: a router verifies it on every packet). b must hold the whole
+// header.
 func (b IPv4) ChecksumValid() bool {
+	if len(b) >= IPv4MinSize && b.HeaderLen() == IPv4MinSize {
+		// The usual header, without options: five words added at once.
+		s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
+			uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+			uint64(binary.BigEndian.Uint32(b[16:]))
+		s = s>>32 + s&0xffffffff
+		s = s>>32 + s&0xffffffff
+		return Fold(uint32(s)) == 0xffff
+	}
 	return Checksum(b[:b.HeaderLen()], 0) == 0
 }
 
