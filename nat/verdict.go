@@ -16,7 +16,7 @@ const (
 	DropUnsolicitedSYN                // inbound TCP SYN with no mapping (RFC 5382 REQ-4: silent)
 	DropPoolExhausted                 // no free external port; ICMP 3/13 sent back
 	DropTTLExceeded                   // TTL ran out here; ICMP Time Exceeded sent back
-	DropBadChecksum                   // ICMP error with a bad ICMP or embedded IP checksum (RFC 5508 REQ-3)
+	DropBadChecksum                   // bad IPv4 header checksum (RFC 1812 5.2.2), or an ICMP error's bad ICMP or embedded IP checksum (RFC 5508 REQ-3)
 	DropNoRoute                       // destination is neither outside nor a known inside host
 	DropHairpinOff                    // inside host sent to an external address and hairpinning is off
 	DropUnsupported                   // protocol or ICMP type gonat does not translate
@@ -55,7 +55,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
 	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender",
 	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
-	DropBadChecksum:    "an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
+	DropBadChecksum:    "a wrong IPv4 header checksum (RFC 1812 §5.2.2), or an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
 	DropUnsupported:    "a protocol or ICMP type gonat does not translate",
