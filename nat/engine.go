@@ -122,6 +122,9 @@ type Engine struct {
 	extIndex addrIndex // external address -> its position in external
 	inside   []InsidePort
 	nets     []netip.Prefix // the inside networks and gateways, each once
+	// portNets are each inside port's networks (port i at i-1), each
+	// once: a source from that port must lie in one of them.
+	portNets [][]netip.Prefix
 
 	counters [numVerdicts]atomic.Uint64
 
@@ -157,11 +160,13 @@ func New(cfg Config) (*Engine, error) {
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
+	e.portNets = make([][]netip.Prefix, len(cfg.Inside))
 	for i, ip := range cfg.Inside {
 		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
 			hosts[h.Addr()] = uint32(i + 1) // IPv4: Validate saw to it
 			e.nets = appendNet(e.nets, h.Masked())
+			e.portNets[i] = appendNet(e.portNets[i], h.Masked())
 		}
 	}
 	e.hosts = newAddrIndex(hosts)

@@ -14,6 +14,11 @@ import (
 func (e *Engine) outbound(pk *packet) Result {
 	q, in, b, p, now := pk.q, pk.in, pk.b, &pk.p, pk.now
 	dst := p.Dst.Addr()
+	srcPort, srcKnown := e.insidePort(p.Src.Addr())
+	// Spoofed: another port's host, or off this port's networks.
+	if srcKnown && srcPort != in || !srcKnown && e.offPort(in, p.Src.Addr()) {
+		return e.drop(pk, DropSpoofed)
+	}
 	// Between inside hosts: routed, not translated.
 	if out, ok := e.insidePort(dst); ok {
 		if p.TTL <= 1 {
@@ -30,9 +35,12 @@ func (e *Engine) outbound(pk *packet) Result {
 		}
 		return e.drop(pk, DropNoRoute)
 	}
-	if _, ok := e.insidePort(p.Src.Addr()); !ok {
-		// Spoofed or misconfigured source: translating it would create
-		// mappings for hosts we cannot reach back.
+	if martian(pk.dstIn) {
+		return e.drop(pk, DropMartian)
+	}
+	if !srcKnown {
+		// On the port's network but not a host the NAT knows: translating
+		// it would create mappings for hosts it cannot reach back.
 		return e.drop(pk, DropNoRoute)
 	}
 	if p.TTL <= 1 {

@@ -23,6 +23,8 @@ const (
 	DropFragment                      // non-first fragment with no state from its first fragment
 	DropLocal                         // from inside, addressed to the NAT's own gateway address
 	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
+	DropSpoofed                       // from inside, with a source address that is not on its port (BCP 38)
+	DropMartian                       // a source from outside, or a destination, no router forwards
 	numVerdicts
 )
 
@@ -42,6 +44,8 @@ var verdictNames = [numVerdicts]string{
 	DropFragment:       "fragment-no-state",
 	DropLocal:          "local",
 	HeldFragment:       "fragment-held",
+	DropSpoofed:        "spoofed",
+	DropMartian:        "martian",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -62,6 +66,8 @@ var verdictMeanings = [numVerdicts]string{
 	DropFragment:       "a later fragment of a datagram whose first fragment the NAT has not seen",
 	DropLocal:          "an inside host sent to the NAT's own gateway address: the NAT answers nothing addressed to itself",
 	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
+	DropSpoofed:        "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
+	DropMartian:        "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
 }
 
 // Meaning says in a line what the verdict means.
