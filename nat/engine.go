@@ -128,6 +128,8 @@ type Engine struct {
 
 	counters [numVerdicts]atomic.Uint64
 
+	icmpLimit icmpLimiter // has a lock of its own
+
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
 
@@ -158,6 +160,7 @@ func New(cfg Config) (*Engine, error) {
 	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
+	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
 	e.portNets = make([][]netip.Prefix, len(cfg.Inside))
@@ -207,6 +210,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.frags = fragCache{}
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
+	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
 	e.shared.Unlock()
 	return nil
 }

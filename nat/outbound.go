@@ -100,6 +100,9 @@ func (e *Engine) outbound(pk *packet) Result {
 		e.shared.Unlock()
 		// RFC 5508 REQ-8 / RFC 6888: say so with 3/13, never steal a
 		// live mapping.
+		if !e.icmpAllowed(p.Src.Addr(), now) {
+			return e.drop(pk, DropICMPRate)
+		}
 		n := header.BuildICMPError(pk.reply, b, e.gateway(in), header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
 		e.trace(pk, DropPoolExhausted, 0, 0)
 		return e.done(DropPoolExhausted, 0, n)

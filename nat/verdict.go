@@ -25,6 +25,7 @@ const (
 	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
 	DropSpoofed                       // from inside, with a source address that is not on its port (BCP 38)
 	DropMartian                       // a source from outside, or a destination, no router forwards
+	DropICMPRate                      // dropped for TTL or ports, its ICMP error over the rate limit
 	numVerdicts
 )
 
@@ -46,6 +47,7 @@ var verdictNames = [numVerdicts]string{
 	HeldFragment:       "fragment-held",
 	DropSpoofed:        "spoofed",
 	DropMartian:        "martian",
+	DropICMPRate:       "icmp-rate",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -68,6 +70,7 @@ var verdictMeanings = [numVerdicts]string{
 	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
 	DropSpoofed:        "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
 	DropMartian:        "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
+	DropICMPRate:       "dropped (TTL ran out, or no port left) and its ICMP error not sent: ICMP errors are rate-limited per destination and in all (settings icmp-rate and icmp-interval)",
 }
 
 // Meaning says in a line what the verdict means.

@@ -22,6 +22,8 @@ func TestPresets(t *testing.T) {
 		TCPEstablishedTimeout: 7440 * time.Second,
 		TCPTransitoryTimeout:  240 * time.Second,
 		ICMPTimeout:           60 * time.Second,
+		ICMPRate:              1000,
+		ICMPInterval:          time.Second,
 	}
 	with := func(f func(c *Config)) Config {
 		c := base

@@ -34,6 +34,8 @@ const (
 	SettingICMPTimeout           = "icmp-timeout"
 	SettingInboundRefresh        = "inbound-refresh"
 	SettingSeed                  = "seed"
+	SettingICMPRate              = "icmp-rate"
+	SettingICMPInterval          = "icmp-interval"
 )
 
 // SettingKind is the type of a setting's value.
@@ -180,6 +182,32 @@ var settings = []Setting{
 			return nil
 		},
 		value: func(c *Config) string { return strconv.FormatInt(c.Seed, 10) },
+	},
+	{
+		Name: SettingICMPRate, Kind: KindInt,
+		Help: "ICMP errors the NAT sends per second in all, after a burst of 50 (`N`, default 1000 as Linux; 0: no limit)",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return wantErr("an integer >= 0 (0: no limit)")
+			}
+			c.ICMPRate = n
+			return nil
+		},
+		value: func(c *Config) string { return strconv.Itoa(c.ICMPRate) },
+	},
+	{
+		Name: SettingICMPInterval, Kind: KindDuration,
+		Help: "least time between ICMP errors to one destination, after a burst of 6 (`duration`, default 1s as Linux; 0: no limit)",
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return wantErr("a duration >= 0 such as 1s or 100ms (0: no limit)")
+			}
+			c.ICMPInterval = d
+			return nil
+		},
+		value: func(c *Config) string { return c.ICMPInterval.String() },
 	},
 }
 
