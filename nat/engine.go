@@ -125,6 +125,7 @@ type Engine struct {
 	// portNets are each inside port's networks (port i at i-1), each
 	// once: a source from that port must lie in one of them.
 	portNets [][]netip.Prefix
+	netMasks []netMask // nets, as words
 
 	counters [numVerdicts]atomic.Uint64
 
@@ -173,6 +174,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.hosts = newAddrIndex(hosts)
+	e.netMasks = netMasks(e.nets)
 	exts := make(map[netip.Addr]uint32, len(e.external))
 	for i, a := range e.external {
 		exts[a] = uint32(i)

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/gonat/gonat/header"
@@ -65,6 +66,31 @@ func (e *Engine) martianSource(pk *packet) bool {
 		// Link-local ICMP errors pass (see above).
 		return pk.srcIn[0] != 169 || pk.p.IPProto != header.ProtoICMP || !header.IsICMPError(pk.p.ICMPType)
 	}
-	src := pk.p.Src.Addr()
-	return e.isExternal(src) || e.inInsideNetwork(src)
+	if e.isExternal(pk.p.Src.Addr()) {
+		return true
+	}
+	k := binary.BigEndian.Uint32(pk.srcIn[:])
+	for _, n := range e.netMasks {
+		if k&n.mask == n.addr {
+			return true
+		}
+	}
+	return false
+}
+
+// netMask is an IPv4 network as two words: a is in it if a&mask == addr.
+// Every inbound packet checks its source against the inside networks;
+// this costs a compare each, where netip.Prefix.Contains costs several.
+type netMask struct{ addr, mask uint32 }
+
+func netMasks(nets []netip.Prefix) []netMask {
+	var ms []netMask
+	for _, n := range nets {
+		if !n.Addr().Is4() {
+			continue
+		}
+		a := n.Masked().Addr().As4()
+		ms = append(ms, netMask{binary.BigEndian.Uint32(a[:]), ^uint32(0) << (32 - n.Bits())})
+	}
+	return ms
 }

@@ -142,3 +142,26 @@ func TestICMPErrorFromAnyRouterChangesNothing(t *testing.T) {
 		t.Fatalf("%d mappings after an error about nothing", n)
 	}
 }
+
+// netMasks agree with netip.Prefix.Contains.
+func TestNetMasksMatchPrefixes(t *testing.T) {
+	nets := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.0.0.1/32"),
+		netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("192.168.1.77/23"),
+		netip.MustParsePrefix("0.0.0.0/0"),
+	}
+	for _, n := range nets {
+		ms := netMasks([]netip.Prefix{n})
+		for i := range 20000 {
+			a := [4]byte{byte(i * 7), byte(i >> 3), byte(i), byte(i * 13)}
+			if i%2 == 0 { // near the network
+				a = n.Masked().Addr().As4()
+				a[2], a[3] = a[2]^byte(i>>8&3), byte(i)
+			}
+			k := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+			if got, want := k&ms[0].mask == ms[0].addr, n.Contains(netip.AddrFrom4(a)); got != want {
+				t.Fatalf("%s contains %v: netMask says %v, Contains %v", n, a, got, want)
+			}
+		}
+	}
+}
