@@ -165,3 +165,36 @@ func TestNetMasksMatchPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// An ICMP error quoting an established TCP connection, from any router,
+// is translated and leaves the session's state and expiry as they were.
+func TestICMPErrorKeepsTCPState(t *testing.T) {
+	e := newEngine(t, "port-restricted-cone")
+	syn := tcpPkt(ap(hostA, 5000), ap(srv1, 80), header.TCPSyn)
+	process(t, e, 1, syn, t0)
+	process(t, e, Outside, tcpPkt(ap(srv1, 80), ap(ext, 5000), header.TCPSyn|header.TCPAck), t0)
+	process(t, e, 1, tcpPkt(ap(hostA, 5000), ap(srv1, 80), header.TCPAck), t0)
+	sessions := func(now time.Time) (out []string) {
+		e.Mappings(now, func(m MappingInfo) {
+			for _, s := range m.Remotes {
+				out = append(out, s.Remote.String()+" "+s.State+" "+s.Expires.String())
+			}
+		})
+		return out
+	}
+	before := sessions(t0)
+	if len(before) != 1 {
+		t.Fatalf("sessions %v", before)
+	}
+	later := t0.Add(time.Minute)
+	for _, from := range []netip.Addr{rtr, srv1, netip.MustParseAddr("192.168.7.1")} {
+		for _, tc := range [][2]uint8{{header.ICMPDestUnreachable, header.ICMPCodePortUnreachable}, {header.ICMPTimeExceeded, 0}} {
+			if r, _ := process(t, e, Outside, quote(t, syn, from, tc[0], tc[1]), later); r.Verdict != Forward {
+				t.Fatalf("ICMP %d/%d from %s: %v", tc[0], tc[1], from, r.Verdict)
+			}
+		}
+	}
+	if after := sessions(later); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("sessions before the errors %v, after %v", before, after)
+	}
+}
