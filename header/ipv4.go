@@ -128,12 +128,17 @@ func (b IPv4) ComputeChecksum() uint16 {
 // §5.2.2: a router verifies it on every packet). b must hold the whole
 // header.
 func (b IPv4) ChecksumValid() bool {
-	if len(b) >= IPv4MinSize && b.HeaderLen() == IPv4MinSize {
-		// The usual header, without options, in three loads. The words
-		// are read in the machine's order: a one's-complement sum of
-		// byte-swapped words is the byte-swapped sum (RFC 1071 §2(B)),
-		// and a correct header sums to 0xffff either way.
-		s, c := bits.Add64(binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:]), 0)
+	// The usual header, without options, in three loads. The words are
+	// read in the machine's order: a one's-complement sum of byte-swapped
+	// words is the byte-swapped sum (RFC 1071 §2(B)), and a correct
+	// header sums to 0xffff either way. The header length is read from
+	// the first load, so that it stays one load.
+	if len(b) >= IPv4MinSize {
+		x0 := binary.LittleEndian.Uint64(b[0:])
+		if hl := int(x0&0x0f) << 2; hl != IPv4MinSize {
+			return Checksum(b[:hl], 0) == 0
+		}
+		s, c := bits.Add64(x0, binary.LittleEndian.Uint64(b[8:]), 0)
 		s, c = bits.Add64(s, uint64(binary.LittleEndian.Uint32(b[16:])), c)
 		s += c // no overflow: with a carry out, s < 2^32+1
 		s = s>>32 + s&0xffffffff
