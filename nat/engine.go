@@ -125,7 +125,10 @@ type Engine struct {
 	// portNets are each inside port's networks (port i at i-1), each
 	// once: a source from that port must lie in one of them.
 	portNets [][]netip.Prefix
-	netMasks []netMask // nets, as words
+	// ownMasks are nets as words, and the external addresses too when
+	// there are few (ownHasExternal): no source from outside is in them.
+	ownMasks       []netMask
+	ownHasExternal bool
 
 	counters [numVerdicts]atomic.Uint64
 
@@ -174,12 +177,18 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.hosts = newAddrIndex(hosts)
-	e.netMasks = netMasks(e.nets)
 	exts := make(map[netip.Addr]uint32, len(e.external))
 	for i, a := range e.external {
 		exts[a] = uint32(i)
 	}
 	e.extIndex = newAddrIndex(exts)
+	e.ownMasks = netMasks(e.nets)
+	if len(e.external) <= 8 {
+		for _, a := range e.external {
+			e.ownMasks = append(e.ownMasks, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
+		}
+		e.ownHasExternal = true
+	}
 	return e, nil
 }
 

@@ -51,7 +51,9 @@ type icmpLimiter struct {
 	cost     int64 // ns per error in all; 0: no limit
 	destCost int64 // ns per error to one destination; 0: no limit
 	total    bucket
-	dests    [icmpDests]destBucket
+	// dests are apart from the engine, which they would otherwise
+	// spread over 24 KiB.
+	dests *[icmpDests]destBucket
 }
 
 // set configures the limits: rate errors per second in all, one per
@@ -68,7 +70,11 @@ func (l *icmpLimiter) set(rate int, interval time.Duration) {
 	}
 	l.destCost = int64(interval)
 	l.total = bucket{}
-	l.dests = [icmpDests]destBucket{}
+	if l.dests == nil {
+		l.dests = new([icmpDests]destBucket)
+	} else {
+		*l.dests = [icmpDests]destBucket{}
+	}
 }
 
 // allow reports whether an ICMP error to dst may go at now, and if so

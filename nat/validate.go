@@ -66,11 +66,11 @@ func (e *Engine) martianSource(pk *packet) bool {
 		// Link-local ICMP errors pass (see above).
 		return pk.srcIn[0] != 169 || pk.p.IPProto != header.ProtoICMP || !header.IsICMPError(pk.p.ICMPType)
 	}
-	if e.isExternal(pk.p.Src.Addr()) {
+	if !e.ownHasExternal && e.isExternal(pk.p.Src.Addr()) {
 		return true
 	}
 	k := binary.BigEndian.Uint32(pk.srcIn[:])
-	for _, n := range e.netMasks {
+	for _, n := range e.ownMasks {
 		if k&n.mask == n.addr {
 			return true
 		}
@@ -79,8 +79,10 @@ func (e *Engine) martianSource(pk *packet) bool {
 }
 
 // netMask is an IPv4 network as two words: a is in it if a&mask == addr.
-// Every inbound packet checks its source against the inside networks;
-// this costs a compare each, where netip.Prefix.Contains costs several.
+// Every inbound packet checks its source against the inside networks and
+// the external addresses; this costs a compare each, where
+// netip.Prefix.Contains costs several and a lookup in an addrIndex a
+// multiply and a load.
 type netMask struct{ addr, mask uint32 }
 
 func netMasks(nets []netip.Prefix) []netMask {
