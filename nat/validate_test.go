@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
 )
 
 func countMappings(e *Engine, now time.Time) int {
@@ -196,5 +197,27 @@ func TestICMPErrorKeepsTCPState(t *testing.T) {
 	}
 	if after := sessions(later); len(after) != 1 || after[0] != before[0] {
 		t.Fatalf("sessions before the errors %v, after %v", before, after)
+	}
+}
+
+// With a big external pool (looked up by index rather than compared),
+// each external address is still a martian source.
+func TestMartianSourceBigPool(t *testing.T) {
+	var pool []netip.Addr
+	for i := range 16 {
+		pool = append(pool, netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}))
+	}
+	e := newEngine(t, "full-cone", func(c *table.Config) { c.External = pool; c.Pooling = table.Arbitrary })
+	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 9), 64, "x"), t0)
+	var m netip.AddrPort
+	e.Mappings(t0, func(mi MappingInfo) { m = mi.External })
+	for _, src := range append(pool, srv2) {
+		want := DropMartian
+		if src == srv2 {
+			want = Forward
+		}
+		if r, _ := process(t, e, Outside, udpPkt(ap(src, 53), m, 64, "y"), t0); r.Verdict != want {
+			t.Errorf("from %s: %v, want %v", src, r.Verdict, want)
+		}
 	}
 }
