@@ -99,3 +99,13 @@ func BenchmarkBuildICMPError(b *testing.B) {
 		sinkInt = BuildICMPError(reply, orig, src, ICMPTimeExceeded, 0, 0)
 	}
 }
+
+// BenchmarkIPv4ChecksumValid is the header check every packet pays.
+func BenchmarkIPv4ChecksumValid(b *testing.B) {
+	h := IPv4(newGen(13).bytes(IPv4MinSize))
+	h[0] = 0x45
+	h.SetChecksum(h.ComputeChecksum())
+	for b.Loop() {
+		sinkBool = h.ChecksumValid()
+	}
+}

@@ -9,6 +9,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -121,13 +122,22 @@ type Engine struct {
 	hosts    addrIndex // inside host address -> port
 	extIndex addrIndex // external address -> its position in external
 	inside   []InsidePort
-	nets     []netip.Prefix // the inside networks and gateways, each once
+	// portNets are each inside port's networks (port i at i-1), each
+	// once: a source from that port must lie in one of them.
+	portNets [][]netip.Prefix
+	// ownMasks are the inside networks and gateways, each once, as
+	// words (the first numNets); then the external addresses too when
+	// there are few (ownHasExternal). No source from outside is in them.
+	ownMasks       []netMask
+	numNets        int
+	ownHasExternal bool
 
 	counters [numVerdicts]atomic.Uint64
 
 	// refusals paces the ICMP 3/13 errors sent when no port is free or
 	// a limit refuses a packet. Guarded by shared.Lock.
-	refusals tokenBucket
+	refusals  tokenBucket
+	icmpLimit icmpLimiter // has a lock of its own
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -160,13 +170,17 @@ func New(cfg Config) (*Engine, error) {
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.refusals = tokenBucket{rate: e.cfg.Table.LimitReplyRate}
+	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
+	var nets []netip.Prefix // the inside networks and gateways, each once
+	e.portNets = make([][]netip.Prefix, len(cfg.Inside))
 	for i, ip := range cfg.Inside {
-		e.nets = appendNet(e.nets, netip.PrefixFrom(ip.Gateway, 32))
+		nets = appendNet(nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
 			hosts[h.Addr()] = uint32(i + 1) // IPv4: Validate saw to it
-			e.nets = appendNet(e.nets, h.Masked())
+			nets = appendNet(nets, h.Masked())
+			e.portNets[i] = appendNet(e.portNets[i], h.Masked())
 		}
 	}
 	e.hosts = newAddrIndex(hosts)
@@ -175,6 +189,14 @@ func New(cfg Config) (*Engine, error) {
 		exts[a] = uint32(i)
 	}
 	e.extIndex = newAddrIndex(exts)
+	e.ownMasks = netMasks(nets)
+	e.numNets = len(e.ownMasks)
+	if len(e.external) <= 8 {
+		for _, a := range e.external {
+			e.ownMasks = append(e.ownMasks, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
+		}
+		e.ownHasExternal = true
+	}
 	return e, nil
 }
 
@@ -208,6 +230,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
 	e.refusals = tokenBucket{rate: nc.LimitReplyRate}
+	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
 	e.shared.Unlock()
 	return nil
 }
@@ -290,8 +313,13 @@ func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
 // being a known host or gateway: such packets are never sent outside
 // (REQ-7: never mis-routed).
 func (e *Engine) inInsideNetwork(a netip.Addr) bool {
-	for _, n := range e.nets {
-		if n.Contains(a) {
+	if !a.Is4() {
+		return false
+	}
+	a4 := a.As4()
+	k := binary.BigEndian.Uint32(a4[:])
+	for _, n := range e.ownMasks[:e.numNets] {
+		if k&n.mask == n.addr {
 			return true
 		}
 	}

@@ -7,8 +7,9 @@ import (
 )
 
 // FuzzProcess feeds arbitrary bytes into both directions of the engine:
-// it must never panic, never forward something it cannot parse, and what
-// it forwards must carry valid checksums whenever the input did.
+// it must never panic, never forward something it cannot parse or that
+// fails validation, and what it forwards must carry valid checksums
+// whenever the input did.
 func FuzzProcess(f *testing.F) {
 	// Seeds: a valid UDP request, its reply, a TCP SYN, an echo request,
 	// an ICMP error quoting the UDP request, a truncated header.
@@ -51,6 +52,15 @@ func FuzzProcess(f *testing.F) {
 		p.Decode(buf)
 		if p.Status != header.OK {
 			t.Fatalf("forwarded a packet that does not decode: %v", p.Status)
+		}
+		// Validation: a forwarded packet came with a correct header
+		// checksum and leaves with one; from inside it came from port 1's
+		// one host, from outside from no martian source.
+		if !header.IPv4(pkt).ChecksumValid() || !header.IPv4(buf).ChecksumValid() {
+			t.Fatalf("forwarded with a bad header checksum: %x", pkt)
+		}
+		if src := header.IPv4(pkt).Src(); outbound && src != hostA || !outbound && martian(src.As4()) {
+			t.Fatalf("forwarded from source %s (outbound %v)", src, outbound)
 		}
 		if validBefore && !p.IsFragment() {
 			if err := sumsValid(buf[:p.Length]); err != nil {

@@ -9,10 +9,14 @@ import (
 )
 
 // timeExceeded answers a packet whose TTL ran out here (RFC 5508 REQ-10,
-// RFC 1812 5.3.1): traceroute shows the NAT as a hop.
+// RFC 1812 5.3.1): traceroute shows the NAT as a hop. The answers are
+// rate-limited (icmpLimiter).
 func (e *Engine) timeExceeded(pk *packet, src netip.Addr) Result {
 	n := 0
 	if src.IsValid() {
+		if !e.icmpAllowed(pk.p.Src.Addr(), pk.now) {
+			return e.drop(pk, DropICMPRate)
+		}
 		n = header.BuildICMPError(pk.reply, pk.b, src, header.ICMPTimeExceeded, 0, 0)
 	}
 	e.trace(pk, DropTTLExceeded, 0, 0)

@@ -15,6 +15,9 @@ func (e *Engine) inbound(pk *packet) Result {
 	if !e.isExternal(dst) {
 		return e.drop(pk, DropNoRoute)
 	}
+	if e.martianSource(pk) {
+		return e.drop(pk, DropMartian)
+	}
 	if p.TTL <= 1 {
 		return e.timeExceeded(pk, dst)
 	}

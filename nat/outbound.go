@@ -14,6 +14,11 @@ import (
 func (e *Engine) outbound(pk *packet) Result {
 	q, in, b, p, now := pk.q, pk.in, pk.b, &pk.p, pk.now
 	dst := p.Dst.Addr()
+	srcPort, srcKnown := e.insidePort(p.Src.Addr())
+	// Spoofed: another port's host, or off this port's networks.
+	if srcKnown && srcPort != in || !srcKnown && e.offPort(in, p.Src.Addr()) {
+		return e.drop(pk, DropSpoofed)
+	}
 	// Between inside hosts: routed, not translated.
 	if out, ok := e.insidePort(dst); ok {
 		if p.TTL <= 1 {
@@ -30,9 +35,12 @@ func (e *Engine) outbound(pk *packet) Result {
 		}
 		return e.drop(pk, DropNoRoute)
 	}
-	if _, ok := e.insidePort(p.Src.Addr()); !ok {
-		// Spoofed or misconfigured source: translating it would create
-		// mappings for hosts we cannot reach back.
+	if martian(pk.dstIn) {
+		return e.drop(pk, DropMartian)
+	}
+	if !srcKnown {
+		// On the port's network but not a host the NAT knows: translating
+		// it would create mappings for hosts it cannot reach back.
 		return e.drop(pk, DropNoRoute)
 	}
 	if p.TTL <= 1 {
@@ -91,9 +99,17 @@ func (e *Engine) outbound(pk *packet) Result {
 	if err != nil {
 		// RFC 5508 REQ-8 / RFC 6888 REQ-4: say so with 3/13, never steal
 		// a live mapping.
+		v := outboundError(err)
+		if v == DropPoolExhausted {
+			e.shared.Unlock()
+			if !e.icmpAllowed(p.Src.Addr(), now) {
+				return e.drop(pk, DropICMPRate)
+			}
+			return e.refused(pk, v, e.gateway(in), true)
+		}
 		send := e.refusals.take(now)
 		e.shared.Unlock()
-		return e.refused(pk, outboundError(err), e.gateway(in), send)
+		return e.refused(pk, v, e.gateway(in), send)
 	}
 	m.AddBytes(true, len(b))
 	ext := m.External()

@@ -102,6 +102,9 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 		}
 		return e.drop(&pk, DropMalformed)
 	}
+	if !header.IPv4(b).ChecksumValid() {
+		return e.drop(&pk, DropBadChecksum)
+	}
 	pk.b = b[:pk.p.Length]
 	pk.srcIn, pk.sportIn = pk.p.Src.Addr().As4(), pk.p.Src.Port()
 	pk.dstIn, pk.dportIn = pk.p.Dst.Addr().As4(), pk.p.Dst.Port()

@@ -19,6 +19,11 @@ const (
 	DefaultICMPTimeout           = 60 * time.Second
 	DefaultPortLo                = 1024
 	DefaultPortHi                = 65535
+	// DefaultICMPRate and DefaultICMPInterval limit the ICMP errors a NAT
+	// sends as Linux does by default (net.ipv4.icmp_msgs_per_sec 1000,
+	// icmp_ratelimit 1000 ms): RFC 1812 §4.3.2.8.
+	DefaultICMPRate     = 1000
+	DefaultICMPInterval = time.Second
 )
 
 // Default limits on the table's size (RFC 6888 REQ-3/4: per-subscriber
@@ -133,6 +138,15 @@ type Config struct {
 	// per second it sends, at most, to say that a limit or an empty port
 	// pool refused a packet; 0: none.
 	LimitReplyRate int
+	// ICMPRate is how many ICMP errors (Time Exceeded, 3/13) the NAT
+	// sends per second in all, after a burst of 50, as Linux's
+	// icmp_msgs_per_sec and icmp_msgs_burst; 0: no limit. Stored for the
+	// engine; the table does not act on it.
+	ICMPRate int
+	// ICMPInterval is the least time between ICMP errors to one
+	// destination on average, after a burst of 6, as Linux's
+	// icmp_ratelimit; 0: no limit. Stored for the engine.
+	ICMPInterval time.Duration
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and
@@ -161,6 +175,8 @@ func DefaultConfig() Config {
 		LimitMappings:           DefaultLimitMappings,
 		LimitSessions:           DefaultLimitSessions,
 		LimitReplyRate:          DefaultLimitReplyRate,
+		ICMPRate:                DefaultICMPRate,
+		ICMPInterval:            DefaultICMPInterval,
 	}
 }
 
@@ -310,6 +326,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Filtering > AddressAndPortDependent {
 		add("filtering %s: want endpoint-independent, address-dependent or address-and-port-dependent", c.Filtering)
+	}
+	if c.ICMPRate < 0 {
+		add("icmp-rate %d: want 0 (no limit) or more", c.ICMPRate)
+	}
+	if c.ICMPInterval < 0 {
+		add("icmp-interval %s: want 0 (no limit) or more", c.ICMPInterval)
 	}
 	if c.PortAssignment > Random {
 		add("port-assignment %s: want preserve, sequential or random", c.PortAssignment)

@@ -30,6 +30,8 @@ func TestPresets(t *testing.T) {
 		LimitMappings:           131072,
 		LimitSessions:           262144,
 		LimitReplyRate:          100,
+		ICMPRate:                1000,
+		ICMPInterval:            time.Second,
 	}
 	with := func(f func(c *Config)) Config {
 		c := base

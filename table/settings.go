@@ -41,6 +41,8 @@ const (
 	SettingLimitMappings           = "limit-mappings"
 	SettingLimitSessions           = "limit-sessions"
 	SettingLimitReplyRate          = "limit-reply-rate"
+	SettingICMPRate                = "icmp-rate"
+	SettingICMPInterval            = "icmp-interval"
 )
 
 // SettingKind is the type of a setting's value.
@@ -211,6 +213,32 @@ var settings = []Setting{
 		func(c *Config) *int { return &c.LimitSessions }),
 	limitSetting(SettingLimitReplyRate, "most ICMP 3/13 errors per second sent back when a limit or an empty port pool refuses a packet (`N`, default 100; 0: none)",
 		func(c *Config) *int { return &c.LimitReplyRate }),
+	{
+		Name: SettingICMPRate, Kind: KindInt,
+		Help: "ICMP errors the NAT sends per second in all, after a burst of 50 (`N`, default 1000 as Linux; 0: no limit)",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return wantErr("an integer >= 0 (0: no limit)")
+			}
+			c.ICMPRate = n
+			return nil
+		},
+		value: func(c *Config) string { return strconv.Itoa(c.ICMPRate) },
+	},
+	{
+		Name: SettingICMPInterval, Kind: KindDuration,
+		Help: "least time between ICMP errors to one destination, after a burst of 6 (`duration`, default 1s as Linux; 0: no limit)",
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return wantErr("a duration >= 0 such as 1s or 100ms (0: no limit)")
+			}
+			c.ICMPInterval = d
+			return nil
+		},
+		value: func(c *Config) string { return c.ICMPInterval.String() },
+	},
 }
 
 // behaviorSetting is a mapping or filtering behaviour: the long names
