@@ -3,6 +3,9 @@ GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN ?= bin/gonat
 PREFIX ?= /usr/local
+# Fuzzing time per target: make fuzz, and the short pass of make test.
+FUZZTIME ?= 30s
+TEST_FUZZTIME ?= 5s
 
 .PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
 
@@ -31,9 +34,11 @@ deps:
 # The README's test command: lint, unit tests, end-to-end tests in real
 # namespaces through real TUN devices, all with the race detector; the
 # end-to-end suite once per TUN backend (auto picks offload where the
-# kernel has it).
+# kernel has it). go test runs each fuzz target's seed corpus; then each
+# target is fuzzed briefly (TEST_FUZZTIME).
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) scripts/fuzz.sh $(TEST_FUZZTIME)
 	GONAT_TUN_BACKEND=water $(GO) test -race -count=1 -timeout 20m -skip '$(BACKEND_FREE)' ./tests/
 
 # End-to-end tests whose subject is not the data path (the CLI, lab
@@ -66,8 +71,10 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
 	$(GO) run ./bench -gonat $(BIN) -out bench
 
+# Every fuzz target (scripts/fuzz.sh finds them) for FUZZTIME each, then
+# a table of executions per target.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./header/
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
 clean:
 	rm -rf bin
