@@ -6,8 +6,10 @@ PREFIX ?= /usr/local
 # Fuzzing time per target: make fuzz, and the short pass of make test.
 FUZZTIME ?= 30s
 TEST_FUZZTIME ?= 5s
+# How long make soak churns flows through one gonat.
+SOAK ?= 10m
 
-.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
+.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz soak clean
 
 # -buildvcs=auto: gonat version names the commit even where GOFLAGS turns
 # VCS stamping off.
@@ -44,7 +46,7 @@ test: deps lint
 # End-to-end tests whose subject is not the data path (the CLI, lab
 # lifecycle, host commands, labtest, traversal outcomes): the water pass
 # would only repeat them, at half its time.
-BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents)$$
+BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke)$$
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
@@ -75,6 +77,12 @@ bench: build
 # a table of executions per target.
 fuzz:
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+# One gonat between namespaces with short and long UDP and TCP flows
+# churning for SOAK (needs root): a line a minute with its RSS,
+# goroutines, fds and live mappings, then whether they stayed flat.
+soak: build
+	$(GO) run ./bench -gonat $(BIN) -soak $(SOAK)
 
 clean:
 	rm -rf bin
