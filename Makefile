@@ -5,7 +5,7 @@ BIN ?= bin/gonat
 PREFIX ?= /usr/local
 # Fuzzing time per target: make fuzz, and the short pass of make test.
 FUZZTIME ?= 30s
-TEST_FUZZTIME ?= 5s
+TEST_FUZZTIME ?= 3s
 # How long make soak churns flows through one gonat.
 SOAK ?= 10m
 

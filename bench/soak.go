@@ -37,15 +37,18 @@ import (
 //
 // Flat: after the warm-up (the first half of the samples), the largest
 // RSS is at most 10% above the first half's largest, and the open fds at
-// most 10% (plus 4) above theirs. The table only stops growing once the
-// first mappings expire, so a run shorter than 2×soakTimeout gets no
-// verdict (the smoke test's runs).
+// most 10% (plus 4) above theirs. The live mappings level off once the
+// first ones expire (soakTimeout), but the resident set went on rising
+// for about four minutes in the runs measured (docs/performance.md), so a
+// run shorter than soakMinVerdict gets no verdict.
 
 const (
 	soakLongUDP = 8
 	soakLongTCP = 4
 	soakTimeout = 60 * time.Second
 	soakPort    = 7 // the echo port on the server
+
+	soakMinVerdict = 6 * time.Minute
 )
 
 type soakOpts struct {
@@ -145,8 +148,8 @@ loop:
 	}
 	fmt.Println()
 	fmt.Print(soakTable(samples))
-	if o.d < 2*soakTimeout {
-		fmt.Printf("soak: no verdict: a run under %s ends before the table stops growing\n", 2*soakTimeout)
+	if o.d < soakMinVerdict {
+		fmt.Printf("soak: no verdict: a run under %s ends before the warm-up does\n", soakMinVerdict)
 		return nil
 	}
 	ok, why := flat(samples)
