@@ -3,8 +3,13 @@ GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN ?= bin/gonat
 PREFIX ?= /usr/local
+# Fuzzing time per target: make fuzz, and the short pass of make test.
+FUZZTIME ?= 30s
+TEST_FUZZTIME ?= 3s
+# How long make soak churns flows through one gonat.
+SOAK ?= 10m
 
-.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
+.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz soak clean
 
 # -buildvcs=auto: gonat version names the commit even where GOFLAGS turns
 # VCS stamping off.
@@ -31,15 +36,17 @@ deps:
 # The README's test command: lint, unit tests, end-to-end tests in real
 # namespaces through real TUN devices, all with the race detector; the
 # end-to-end suite once per TUN backend (auto picks offload where the
-# kernel has it).
+# kernel has it). go test runs each fuzz target's seed corpus; then each
+# target is fuzzed briefly (TEST_FUZZTIME).
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) scripts/fuzz.sh $(TEST_FUZZTIME)
 	GONAT_TUN_BACKEND=water $(GO) test -race -count=1 -timeout 20m -skip '$(BACKEND_FREE)' ./tests/
 
 # End-to-end tests whose subject is not the data path (the CLI, lab
 # lifecycle, host commands, labtest, traversal outcomes): the water pass
 # would only repeat them, at half its time.
-BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents)$$
+BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke)$$
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
@@ -66,8 +73,16 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
 	$(GO) run ./bench -gonat $(BIN) -out bench
 
+# Every fuzz target (scripts/fuzz.sh finds them) for FUZZTIME each, then
+# a table of executions per target.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./header/
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+# One gonat between namespaces with short and long UDP and TCP flows
+# churning for SOAK (needs root): a line a minute with its RSS,
+# goroutines, fds and live mappings, then whether they stayed flat.
+soak: build
+	$(GO) run ./bench -gonat $(BIN) -soak $(SOAK)
 
 clean:
 	rm -rf bin

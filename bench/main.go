@@ -55,7 +55,19 @@ func main() {
 	only := flag.String("only", "", "comma-separated row keys to run ("+strings.Join(keys, ",")+"); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
+	var so soakOpts
+	flag.DurationVar(&so.d, "soak", 0, "instead of measuring, soak one gonat with churning flows for this long (e.g. 10m), printing its RSS, goroutines, fds and mappings; exits 1 unless they stay flat")
+	flag.DurationVar(&so.every, "soak-every", time.Minute, "soak: time between two lines")
+	flag.IntVar(&so.udpRate, "soak-udp", 200, "soak: short UDP flows (new mappings) per second")
+	flag.IntVar(&so.tcpRate, "soak-tcp", 20, "soak: short TCP connections per second")
 	flag.Parse()
+	if so.d > 0 {
+		if err := runSoak(*gonat, so); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *only != "" {
 		for _, k := range strings.Split(*only, ",") {
 			if !slices.Contains(keys, k) {
