@@ -46,7 +46,7 @@ test: deps lint
 # End-to-end tests whose subject is not the data path (the CLI, lab
 # lifecycle, host commands, labtest, traversal outcomes): the water pass
 # would only repeat them, at half its time.
-BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke)$$
+BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke|TestFilteringSweep|TestLimitOneHostFlood|TestLimitOutsideSYNFlood|TestSpoofedInsideSourceDropped|TestMartianSourcesDropped|TestMartianDestinationsNotSent|TestBadHeaderChecksumDropped|TestICMPErrorsRateLimited)$$
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)

@@ -63,7 +63,6 @@ func tunInjector(t *testing.T, n string) func([]byte) {
 	}
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // malformedCase is one packet of the set, sent into gonat's outside port
 // or (outbound) into host A's inside port.
