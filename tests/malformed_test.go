@@ -63,7 +63,6 @@ func tunInjector(t *testing.T, n string) func([]byte) {
 	}
 }
 
-
 // malformedCase is one packet of the set, sent into gonat's outside port
 // or (outbound) into host A's inside port.
 type malformedCase struct {
