@@ -78,7 +78,9 @@ func TestBuildICMPError(t *testing.T) {
 	}
 	fragment := func(off uint16) []byte {
 		buf := make([]byte, 100)
-		return buf[:BuildIPv4(buf, IPv4Fields{Src: inside, Dst: remote, Protocol: ProtoUDP, TTL: 1, MoreFrags: true, FragOffset: off}, make([]byte, 16))]
+		udp := make([]byte, 16)
+		udp[5] = 100 // the UDP length: the whole datagram, past this fragment
+		return buf[:BuildIPv4(buf, IPv4Fields{Src: inside, Dst: remote, Protocol: ProtoUDP, TTL: 1, MoreFrags: true, FragOffset: off}, udp)]
 	}
 	padded := append(udp(inside, remote, 10), 0xee, 0xee)
 

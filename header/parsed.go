@@ -170,6 +170,13 @@ func (p *Parsed) Decode(b []byte) {
 			p.Status = BadTransport
 			return
 		}
+		// The UDP length covers the header and the datagram: never under
+		// 8, and within the packet unless later fragments carry the rest.
+		// Shorter than the packet is padding, which receivers trim.
+		if l := int(binary.BigEndian.Uint16(t[udpLength:])); l < UDPSize || (l > len(t) && !p.MoreFrags) {
+			p.Status = BadTransport
+			return
+		}
 		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[udpSrcPort:]))
 		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[udpDstPort:]))
 	case ProtoTCP:

@@ -2,6 +2,7 @@ package header
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 )
@@ -264,6 +265,35 @@ func TestDecodeRandom(t *testing.T) {
 		checkParsed(t, b, &p)
 		if p.IPProto == ProtoICMP && IsICMPError(p.ICMPType) && p.InnerOff == 0 {
 			t.Fatalf("error without a quote: %x", b)
+		}
+	}
+}
+
+// A UDP length under 8, or past the packet when no later fragment holds
+// the rest, makes the packet malformed; shorter than the packet is
+// padding.
+func TestDecodeUDPLength(t *testing.T) {
+	b := make([]byte, 100)
+	n := BuildUDP(b, IPv4Fields{Src: netip.MustParseAddr("203.0.113.1"), Dst: netip.MustParseAddr("198.51.100.1"), TTL: 64},
+		UDPFields{SrcPort: 3478, DstPort: 5000}, []byte("0123456789"))
+	for _, c := range []struct {
+		length uint16
+		mf     bool
+		want   Status
+	}{
+		{18, false, OK}, {8, false, OK}, {10, false, OK},
+		{0, false, BadTransport}, {7, false, BadTransport}, {19, false, BadTransport}, {1000, false, BadTransport},
+		{1000, true, OK}, {7, true, BadTransport},
+	} {
+		pkt := append([]byte(nil), b[:n]...)
+		binary.BigEndian.PutUint16(pkt[IPv4MinSize+4:], c.length)
+		if c.mf {
+			pkt[6] |= 0x20
+		}
+		var p Parsed
+		p.Decode(pkt)
+		if p.Status != c.want {
+			t.Errorf("UDP length %d (MF %v): %v, want %v", c.length, c.mf, p.Status, c.want)
 		}
 	}
 }

@@ -211,11 +211,14 @@ func malformedSet(sink, ext netip.AddrPort, quoted []byte) []malformedCase {
 	udpEdit := func(name string, fn func(u []byte)) {
 		add(name, edit(udpIn, func(b []byte) { fn(b[20:]) }))
 	}
-	// The engine passes UDP length fields on unchecked (the receiver drops
-	// what does not add up): not marked invalid.
+	// A UDP length under 8 or past the packet is malformed; one shorter
+	// than the packet is padding, trimmed by the receiver.
 	udpEdit("udp length 0", func(u []byte) { binary.BigEndian.PutUint16(u[4:], 0) })
+	invalid()
 	udpEdit("udp length 7", func(u []byte) { binary.BigEndian.PutUint16(u[4:], 7) })
+	invalid()
 	udpEdit("udp length past the packet", func(u []byte) { binary.BigEndian.PutUint16(u[4:], 1000) })
+	invalid()
 	udpEdit("udp length shorter than the packet", func(u []byte) { binary.BigEndian.PutUint16(u[4:], 10) })
 	udpEdit("udp bad checksum", func(u []byte) { u[6] ^= 0x55 })
 	udpEdit("udp checksum 0 (none)", func(u []byte) { u[6], u[7] = 0, 0 })
