@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN ?= bin/gonat
 PREFIX ?= /usr/local
 
-.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz clean
+.PHONY: build install uninstall test unit e2e demo bench bench-scale lint deps fuzz clean
 
 # -buildvcs=auto: gonat version names the commit even where GOFLAGS turns
 # VCS stamping off.
@@ -65,6 +65,13 @@ demo: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
 	$(GO) run ./bench -gonat $(BIN) -out bench
+
+# The scale benchmark: `gonat lab up` of a lab of N NATs (one host each)
+# for each N: time to ready and to down, peak RSS, threads, a ping from
+# the last host (docs/performance.md, "Scale"). SCALE=100 for a quick one.
+SCALE ?= 100,500,1000
+bench-scale: build
+	$(GO) run ./bench -gonat $(BIN) -scale $(SCALE)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./header/

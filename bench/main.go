@@ -28,6 +28,9 @@
 // and removes everything it made on exit and on Ctrl-C. A missing
 // iperf3 or nftables is installed with apt-get after saying so; a row
 // whose tool cannot be had is skipped with a note.
+//
+// With -scale N,... it runs the scale benchmark instead (scale.go; `make
+// bench-scale`): a lab of N NATs brought up and down by `gonat lab up`.
 package main
 
 import (
@@ -55,7 +58,19 @@ func main() {
 	only := flag.String("only", "", "comma-separated row keys to run ("+strings.Join(keys, ",")+"); default all")
 	flag.BoolVar(&latencyOnly, "latency-only", false, "measure only the ping RTT column (no iperf3, no mappings)")
 	flag.IntVar(&pings, "pings", 1000, "echo requests for the ping RTT column")
+	scale := flag.String("scale", "", "instead of the rows: the scale benchmark, a lab of N NATs for each N of this list (e.g. 100,500,1000)")
 	flag.Parse()
+	if *scale != "" {
+		ns, err := parseScale(*scale)
+		if err == nil {
+			err = runScale(*gonat, ns)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *only != "" {
 		for _, k := range strings.Split(*only, ",") {
 			if !slices.Contains(keys, k) {
