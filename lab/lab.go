@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
@@ -78,7 +79,7 @@ type Options struct {
 	Backend string
 	// ReadMode is every NAT's NATSpec.ReadMode (the zero value: per CPU
 	// where that works). Up checks it before it creates anything.
-	ReadMode nat.ReadMode
+	ReadMode forward.ReadMode
 }
 
 // Lab is a running topology.

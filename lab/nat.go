@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
@@ -45,9 +46,9 @@ type NATSpec struct {
 	MTU         int
 	Backend     string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
 	// ReadMode is how the NAT reads its devices, and so how many queues
-	// they get (nat.ReadMode). The zero value reads per CPU where it can,
+	// they get (forward.ReadMode). The zero value reads per CPU where it can,
 	// else per device.
-	ReadMode nat.ReadMode
+	ReadMode forward.ReadMode
 	Logf     func(format string, args ...any)
 	// Wrap, if set, may wrap each device before packets flow (a pcap tap,
 	// counters): port 0 is the outside, 1.. the inside ports. A device
@@ -63,9 +64,9 @@ type NATSpec struct {
 // NAT is a running NAT: its devices exist and its router is pumping.
 type NAT struct {
 	Engine  *nat.Engine
-	Router  *nat.Router
+	Router  *forward.Router
 	spec    NATSpec
-	mode    nat.ReadMode // as decided: never ReadersAuto
+	mode    forward.ReadMode // as decided: never ReadersAuto
 	devices []tun.Device
 	gws     []netip.Addr
 
@@ -109,10 +110,10 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	mode := spec.ReadMode.Resolve(spec.Backend)
 	n, err := startNAT(ctx, spec, mode)
-	if err != nil && spec.ReadMode.Readers == nat.ReadersAuto && mode.Readers == nat.ReadersPerCPU {
+	if err != nil && spec.ReadMode.Readers == forward.ReadersAuto && mode.Readers == forward.ReadersPerCPU {
 		// Not asked for: read per device rather than not at all, and
 		// say why.
-		mode.Readers = nat.ReadersPerDevice
+		mode.Readers = forward.ReadersPerDevice
 		var err2 error
 		if n, err2 = startNAT(ctx, spec, mode); err2 != nil {
 			return nil, err2
@@ -138,8 +139,8 @@ func RandomSeed() int64 {
 }
 
 // startNAT is StartNAT once the namespaces are checked and the mode
-// validated and resolved (not nat.ReadersAuto).
-func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error) {
+// validated and resolved (not forward.ReadersAuto).
+func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, error) {
 	cfg := nat.Config{Table: spec.Behavior}
 	hostSet := map[netip.Addr]bool{}
 	for _, in := range spec.Inside {
@@ -172,7 +173,7 @@ func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error
 	}
 	devConfig := func() tun.Config {
 		return tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: mode.DeviceQueues(),
-			SteerByCPU: mode.Readers == nat.ReadersPerCPU,
+			SteerByCPU: mode.Readers == forward.ReadersPerCPU,
 			// The polling readers never wait in Read: their devices stay
 			// out of the netpoller.
 			Polled: mode.Polled()}
@@ -187,7 +188,7 @@ func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)
 	}
 	devs = append(devs, out)
-	if mode.Readers == nat.ReadersPerCPU && !tun.CanPoll(out) {
+	if mode.Readers == forward.ReadersPerCPU && !tun.CanPoll(out) {
 		// BackendAuto fell back to water (and said so).
 		out.Close()
 		return nil, errors.New("per-CPU readers need the offload TUN backend; the water backend has one queue per device")
@@ -220,13 +221,13 @@ func startNAT(ctx context.Context, spec NATSpec, mode nat.ReadMode) (*NAT, error
 					if !tun.CanPoll(q) {
 						devs[i] = d
 						undo()
-						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, nat.ReadersPerDevice)", i)
+						return nil, fmt.Errorf("port %d: the Wrap hook's device cannot be polled, which per-CPU and busy-poll readers need (a wrapper must pass tun.Poller on; or read per device, forward.ReadersPerDevice)", i)
 					}
 				}
 			}
 		}
 	}
-	router := &nat.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode}
+	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()
@@ -302,17 +303,17 @@ func (n *NAT) Describe() string {
 }
 
 // ReadMode reports how the NAT reads its devices, as decided at start
-// (never nat.ReadersAuto).
-func (n *NAT) ReadMode() nat.ReadMode { return n.mode }
+// (never forward.ReadersAuto).
+func (n *NAT) ReadMode() forward.ReadMode { return n.mode }
 
 // ReadersDesc says how the NAT reads its devices: "per-cpu (2 queues)",
 // "per-device", "busy-poll 200ms".
 func (n *NAT) ReadersDesc() string {
 	queues := len(tun.QueuesOf(n.devices[0]))
 	switch {
-	case n.mode.Readers == nat.ReadersBusyPoll:
+	case n.mode.Readers == forward.ReadersBusyPoll:
 		return "busy-poll " + n.mode.Quiet.String()
-	case n.mode.Readers == nat.ReadersPerCPU:
+	case n.mode.Readers == forward.ReadersPerCPU:
 		return fmt.Sprintf("per-cpu (%d queues)", queues)
 	case queues > 1:
 		return fmt.Sprintf("per-device (%d queues)", queues)

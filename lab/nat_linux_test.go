@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/internal/privtest"
-	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
@@ -102,7 +102,7 @@ func hidePoller(_ int, d tun.Device) tun.Device {
 	return tuntest.NewQueueSet(hidden...)
 }
 
-// nat.ReadersAuto reads per CPU, and falls back to per device, saying why,
+// forward.ReadersAuto reads per CPU, and falls back to per device, saying why,
 // when per-CPU reading cannot work (here a Wrap hook that hides
 // tun.Poller); asked for, per CPU fails instead, naming the hook, and
 // leaves no device behind. A ReadMode that does not validate is refused.
@@ -116,12 +116,12 @@ func TestStartNATReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.ReadMode().Readers != nat.ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
+	if n.ReadMode().Readers != forward.ReadersPerCPU || len(tun.QueuesOf(n.devices[0])) != tun.CPUQueues() || !strings.Contains(n.Describe(), "; readers per-cpu") {
 		t.Errorf("default: readers %v, %d queues (want per-cpu, %d); %s", n.ReadMode().Readers, len(tun.QueuesOf(n.devices[0])), tun.CPUQueues(), n.Describe())
 	}
 	n.Close()
 
-	spec.ReadMode.Readers, spec.Wrap = nat.ReadersPerCPU, hidePoller
+	spec.ReadMode.Readers, spec.Wrap = forward.ReadersPerCPU, hidePoller
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
 		t.Error("per-CPU readers took devices that cannot be polled")
@@ -130,12 +130,12 @@ func TestStartNATReaders(t *testing.T) {
 	}
 	noDeviceLeft(t, spec)
 
-	spec.ReadMode.Readers = nat.ReadersAuto
+	spec.ReadMode.Readers = forward.ReadersAuto
 	n, err = StartNAT(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("auto readers with a hook that hides tun.Poller: %v, want a fall back to per device", err)
 	}
-	if n.ReadMode().Readers != nat.ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
+	if n.ReadMode().Readers != forward.ReadersPerDevice || !strings.Contains(n.Describe(), "; readers per-device") {
 		t.Errorf("fallen back: readers %v; %s", n.ReadMode().Readers, n.Describe())
 	}
 	if len(logged) != 1 || !strings.Contains(logged[0], "per-CPU readers unavailable") || !strings.Contains(logged[0], "Wrap") {
@@ -145,12 +145,12 @@ func TestStartNATReaders(t *testing.T) {
 		t.Error(err)
 	}
 
-	spec.ReadMode.Readers, spec.Wrap = nat.Readers(7), nil
+	spec.ReadMode.Readers, spec.Wrap = forward.Readers(7), nil
 	if n, err := StartNAT(context.Background(), spec); err == nil {
 		n.Close()
 		t.Error("StartNAT took Readers(7)")
-	} else if !errors.Is(err, nat.ErrUnknownReaders) {
-		t.Errorf("StartNAT with Readers(7): %v, want %v", err, nat.ErrUnknownReaders)
+	} else if !errors.Is(err, forward.ErrUnknownReaders) {
+		t.Errorf("StartNAT with Readers(7): %v, want %v", err, forward.ErrUnknownReaders)
 	}
 	noDeviceLeft(t, spec)
 }

@@ -1,7 +1,7 @@
 // Package nat is gonat's translation engine: it rewrites packets in place
 // between inside ports (private hosts) and one outside port, using the
-// mappings and filters of package table, and moves batches of packets
-// between TUN devices (Router).
+// mappings and filters of package table. Packets come in and verdicts
+// go out; reading and writing devices is package forward's.
 //
 // The per-packet path decodes once into a header.Parsed on the stack,
 // rewrites addresses, ports and checksums in place (RFC 1624 incremental

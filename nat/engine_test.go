@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 var (
@@ -78,42 +79,7 @@ func checkSums(t *testing.T, b []byte) {
 	}
 }
 
-func sumsValid(b []byte) error {
-	var p header.Parsed
-	p.Decode(b)
-	if p.Status != header.OK {
-		return fmt.Errorf("does not decode: %v", p.Status)
-	}
-	b = b[:p.Length]
-	ip := header.IPv4(b)
-	if !ip.ChecksumValid() {
-		return fmt.Errorf("IPv4 header checksum %#04x invalid", ip.Checksum())
-	}
-	pl := ip.Payload()
-	switch ip.Protocol() {
-	case header.ProtoUDP, header.ProtoTCP:
-		if p.IsFragment() {
-			return nil // the transport checksum spans all fragments
-		}
-		if ip.Protocol() == header.ProtoUDP && binary.BigEndian.Uint16(pl[6:]) == 0 {
-			return nil
-		}
-		if header.Checksum(pl, header.PseudoHeaderSum(ip.Src(), ip.Dst(), ip.Protocol(), uint16(len(pl)))) != 0 {
-			return fmt.Errorf("transport checksum invalid")
-		}
-	case header.ProtoICMP:
-		if p.IsFragment() {
-			return nil
-		}
-		if header.Checksum(pl, 0) != 0 {
-			return fmt.Errorf("ICMP checksum invalid")
-		}
-		if p.InnerOff != 0 && !header.InnerIPChecksumValid(b, &p) {
-			return fmt.Errorf("embedded IPv4 checksum invalid")
-		}
-	}
-	return nil
-}
+func sumsValid(b []byte) error { return tuntest.ChecksumsValid(b) }
 
 // process runs one packet; when the engine answers with an ICMP error,
 // the returned Parsed describes the reply and lastReply holds it.

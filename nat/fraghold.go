@@ -18,7 +18,7 @@ import (
 
 const (
 	heldSlots   = 64
-	heldMaxSize = 2048 // larger fragments are not held (dropped as before)
+	HeldMaxSize = 2048 // larger fragments are not held (dropped as before)
 )
 
 type heldState uint8
@@ -36,7 +36,7 @@ type heldFrag struct {
 	n       int
 	expires time.Time
 	seq     uint64 // age, for eviction
-	buf     [heldMaxSize]byte
+	buf     [HeldMaxSize]byte
 }
 
 // fragHold is guarded by Engine.lock.
@@ -49,7 +49,7 @@ type fragHold struct {
 // hold copies a fragment that has no state yet. It reports false when the
 // fragment is too large to hold.
 func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
-	if len(b) > heldMaxSize {
+	if len(b) > HeldMaxSize {
 		return false
 	}
 	var victim *heldFrag

@@ -62,7 +62,7 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *tun.VirtioHdr, reply []byte,
 		// DF clear: the kernel numbers the segments ID, ID+1, ... from
 		// the ID the engine gives the whole, so it takes a run of them,
 		// out of the next datagrams' way.
-		segs = numSegments(b, h)
+		segs = NumSegments(b, h)
 	}
 	res := q.process(in, b, reply, now, segs)
 	switch {
@@ -205,9 +205,9 @@ func setIPChecksum(b []byte, ihl int) {
 	binary.BigEndian.PutUint16(b[ipCsum:], header.Checksum(b[:ihl], 0))
 }
 
-// numSegments is how many packets super-packet b (header h, validated by
+// NumSegments is how many packets super-packet b (header h, validated by
 // partialCsumOffset) stands for.
-func numSegments(b []byte, h *tun.VirtioHdr) int {
+func NumSegments(b []byte, h *tun.VirtioHdr) int {
 	ihl, total, _ := ipLayout(b)
 	thl, _, _ := transportLayout(b, ihl, total)
 	payload := total - ihl - thl
@@ -290,26 +290,26 @@ func requote(b []byte, h *tun.VirtioHdr, reply []byte, n int) int {
 	return n
 }
 
-// finishCsum completes the partial checksum of a packet that is not a
+// FinishCsum completes the partial checksum of a packet that is not a
 // super-packet (validated by partialCsumOffset), in place, for a device
 // without offloads.
-func finishCsum(b []byte) {
+func FinishCsum(b []byte) {
 	ihl, total, _ := ipLayout(b)
 	_, csumOff, _ := transportLayout(b, ihl, total)
 	transportChecksum(b, ihl, total, csumOff)
 }
 
-// segmenter holds the buffers super-packets are cut into on their way
+// Segmenter holds the buffers super-packets are cut into on their way
 // to a device without offloads. The router makes one on first use: with
 // devices of one kind on every port, it never does.
-type segmenter struct {
+type Segmenter struct {
 	bufs   [][]byte // each offset + the largest segment
 	out    [][]byte
 	offset int
 }
 
-func newSegmenter(n, size, offset int) *segmenter {
-	s := &segmenter{bufs: make([][]byte, n), out: make([][]byte, 0, n), offset: offset}
+func NewSegmenter(n, size, offset int) *Segmenter {
+	s := &Segmenter{bufs: make([][]byte, n), out: make([][]byte, 0, n), offset: offset}
 	for i := range s.bufs {
 		s.bufs[i] = make([]byte, offset+size)
 	}
@@ -319,10 +319,10 @@ func newSegmenter(n, size, offset int) *segmenter {
 // split cuts super-packet b (header h) from segment from on into as
 // many plain packets as its buffers hold, and returns them (each from
 // its buffer's start, the packet at offset), the index of the next
-// segment (numSegments when done), and how many segments were too large
+// segment (NumSegments when done), and how many segments were too large
 // for a buffer and left out.
-func (s *segmenter) split(b []byte, h *tun.VirtioHdr, from int) (q [][]byte, next, lost int) {
-	n := numSegments(b, h)
+func (s *Segmenter) Split(b []byte, h *tun.VirtioHdr, from int) (q [][]byte, next, lost int) {
+	n := NumSegments(b, h)
 	q = s.out[:0]
 	i := from
 	for ; i < n && len(q) < len(s.bufs); i++ {

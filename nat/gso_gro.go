@@ -50,11 +50,11 @@ func sameUDPFlow(a, b []byte) bool {
 		bytes.Equal(a[12:24], b[12:24])
 }
 
-// coalesceUDP merges runs of consecutive datagrams of one flow in q
+// CoalesceUDP merges runs of consecutive datagrams of one flow in q
 // (each q[i] a buffer with its packet at offset, a virtio-net header
 // before it, and room to grow to 65535 bytes of packet) into UDP
 // super-packets, in place, and returns the shortened queue.
-func coalesceUDP(q [][]byte, offset int) [][]byte {
+func CoalesceUDP(q [][]byte, offset int) [][]byte {
 	out := q[:0]
 	head := -1 // index in out of the super-packet being built
 	var gso, segs int

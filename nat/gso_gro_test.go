@@ -9,13 +9,17 @@ import (
 	"github.com/gonat/gonat/tun"
 )
 
-// inBuf puts a packet in a router-sized buffer at Headroom, its
+// headroom is the space a router leaves in front of each packet
+// (forward.Headroom), where the virtio-net header goes.
+const headroom = 16
+
+// inBuf puts a packet in a router-sized buffer at headroom, its
 // virtio-net header before it.
 func inBuf(pkt []byte, h tun.VirtioHdr) []byte {
-	b := make([]byte, bufSize)
-	h.Encode(b[Headroom-tun.VirtioHdrLen:])
-	copy(b[Headroom:], pkt)
-	return b[:Headroom+len(pkt)]
+	b := make([]byte, headroom+65535)
+	h.Encode(b[headroom-tun.VirtioHdrLen:])
+	copy(b[headroom:], pkt)
+	return b[:headroom+len(pkt)]
 }
 
 // Consecutive datagrams of one flow become one UDP super-packet whose
@@ -45,15 +49,15 @@ func TestCoalesceUDP(t *testing.T) {
 	tcp := tcpPkt(ap(srv1, 80), ap(hostA, 40002), header.TCPAck)
 	q = append(q, inBuf(tcp, tun.VirtioHdr{}))
 
-	got := coalesceUDP(q, Headroom)
+	got := CoalesceUDP(q, headroom)
 	if len(got) != 4 {
 		t.Fatalf("%d packets after coalescing, want 4 (11 + 1 + 2 datagrams, 1 TCP)", len(got))
 	}
 	var segs [][]byte
 	for _, b := range got[:3] {
 		var h tun.VirtioHdr
-		h.Decode(b[Headroom-tun.VirtioHdrLen:])
-		pkt := b[Headroom:]
+		h.Decode(b[headroom-tun.VirtioHdrLen:])
+		pkt := b[headroom:]
 		if !h.IsGSO() {
 			segs = append(segs, pkt)
 			continue
@@ -65,7 +69,7 @@ func TestCoalesceUDP(t *testing.T) {
 			t.Fatal("super-packet IPv4 checksum")
 		}
 		checkSums(t, deviceFinish(pkt, h)) // the partial sum covers the whole
-		for i := range numSegments(pkt, &h) {
+		for i := range NumSegments(pkt, &h) {
 			s := make([]byte, 1500)
 			segs = append(segs, s[:segment(s, pkt, &h, i)])
 		}
@@ -81,7 +85,7 @@ func TestCoalesceUDP(t *testing.T) {
 			t.Fatalf("datagram %d:\n got %x\nwant %x", i, segs[i], want[i])
 		}
 	}
-	if !bytes.Equal(got[3][Headroom:], tcp) {
+	if !bytes.Equal(got[3][headroom:], tcp) {
 		t.Fatal("the TCP packet changed")
 	}
 }
@@ -95,9 +99,9 @@ func TestCoalesceUDPNoAllocs(t *testing.T) {
 	orig := append([][]byte(nil), q...)
 	allocs := testing.AllocsPerRun(100, func() {
 		copy(q, orig)
-		copy(q[0][Headroom-tun.VirtioHdrLen:], make([]byte, tun.VirtioHdrLen))
-		copy(q[0][Headroom:], pkt)
-		if n := len(coalesceUDP(q, Headroom)); n != 1 {
+		copy(q[0][headroom-tun.VirtioHdrLen:], make([]byte, tun.VirtioHdrLen))
+		copy(q[0][headroom:], pkt)
+		if n := len(CoalesceUDP(q, headroom)); n != 1 {
 			t.Fatalf("%d packets", n)
 		}
 	})

@@ -10,9 +10,10 @@ import (
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
-const mss = 1448 // a TSO super-packet's GSOSize at MTU 1500
+const mss = tuntest.MSS
 
 // fill fills b with pseudo-random bytes from seed.
 func fill(b []byte, seed uint8) {
@@ -21,53 +22,15 @@ func fill(b []byte, seed uint8) {
 	rand.NewChaCha8(s).Read(b)
 }
 
-// tsoPkt builds a TCP super-packet the way the kernel hands one to a TUN
-// device with TSO: the headers of the first segment with the total
-// length of the whole, a valid IPv4 header checksum, and in the TCP
-// checksum field the partial sum (folded pseudo-header sum, not
-// inverted) that NEEDS_CSUM means.
 func tsoPkt(src, dst netip.AddrPort, payload []byte, flags uint8) ([]byte, tun.VirtioHdr) {
-	b := make([]byte, 65535)
-	n := header.BuildTCP(b, header.IPv4Fields{Src: src.Addr(), Dst: dst.Addr(), TTL: 64, ID: 100, DontFrag: true},
-		header.TCPFields{SrcPort: src.Port(), DstPort: dst.Port(), Seq: 1 << 31, Ack: 7, Flags: flags, Window: 512}, payload)
-	b = b[:n]
-	makePartial(b)
-	h := tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 16}
-	if len(payload) > mss {
-		h.GSOType, h.GSOSize, h.HdrLen = tun.GSOTCPv4, mss, 40
-	}
-	return b, h
+	return tuntest.TSO(src, dst, payload, flags)
 }
 
-// udpPartial is udpPkt with the partial checksum a UDP socket leaves to
-// a device with checksum offload.
 func udpPartial(src, dst netip.AddrPort, ttl uint8, payload string) ([]byte, tun.VirtioHdr) {
-	b := udpPkt(src, dst, ttl, payload)
-	makePartial(b)
-	return b, tun.VirtioHdr{Flags: tun.VirtioNeedsCsum, CsumStart: 20, CsumOffset: 6}
+	return tuntest.UDPPartial(src, dst, ttl, []byte(payload))
 }
 
-// makePartial replaces the transport checksum by the partial sum.
-func makePartial(b []byte) {
-	ip := header.IPv4(b)
-	off := 16
-	if ip.Protocol() == header.ProtoUDP {
-		off = 6
-	}
-	l := len(ip.Payload())
-	binary.BigEndian.PutUint16(b[20+off:], header.Fold(header.PseudoHeaderSum(ip.Src(), ip.Dst(), ip.Protocol(), uint16(l))))
-}
-
-// deviceFinish completes a partial checksum the way the kernel does for
-// CHECKSUM_PARTIAL (skb_checksum_help): the checksum of everything from
-// CsumStart on, with the field as it is, goes in the field. It is the
-// reference the translated partial sums are checked against.
-func deviceFinish(b []byte, h tun.VirtioHdr) []byte {
-	c := append([]byte(nil), b...)
-	at := int(h.CsumStart + h.CsumOffset)
-	binary.BigEndian.PutUint16(c[at:], header.Checksum(c[h.CsumStart:], 0))
-	return c
-}
+func deviceFinish(b []byte, h tun.VirtioHdr) []byte { return tuntest.DeviceFinish(b, h) }
 
 func processV(t *testing.T, e *Engine, in Port, b []byte, h *tun.VirtioHdr) (Result, header.Parsed) {
 	t.Helper()
@@ -129,7 +92,7 @@ func TestGSOTranslate(t *testing.T) {
 // last only, and together the payload.
 func checkSegments(t *testing.T, b []byte, h tun.VirtioHdr, payload []byte) {
 	t.Helper()
-	n := numSegments(b, &h)
+	n := NumSegments(b, &h)
 	if want := (len(payload) + mss - 1) / mss; n != want {
 		t.Fatalf("%d segments, want %d", n, want)
 	}
@@ -328,17 +291,17 @@ func TestSegmenterSplitsInBatches(t *testing.T) {
 	payload := make([]byte, 60000)
 	fill(payload, 7)
 	b, h := tsoPkt(ap(hostA, 1), ap(srv1, 2), payload, header.TCPAck)
-	s := newSegmenter(8, 1500, Headroom)
+	s := NewSegmenter(8, 1500, headroom)
 	var got []byte
-	n := numSegments(b, &h)
+	n := NumSegments(b, &h)
 	for k := 0; k < n; {
-		q, next, lost := s.split(b, &h, k)
+		q, next, lost := s.Split(b, &h, k)
 		if lost != 0 || len(q) == 0 || len(q) > 8 {
 			t.Fatalf("split from %d: %d packets, %d lost", k, len(q), lost)
 		}
 		for _, pkt := range q {
-			checkSums(t, pkt[Headroom:])
-			got = append(got, pkt[Headroom+40:]...)
+			checkSums(t, pkt[headroom:])
+			got = append(got, pkt[headroom+40:]...)
 		}
 		k = next
 	}
@@ -346,8 +309,8 @@ func TestSegmenterSplitsInBatches(t *testing.T) {
 		t.Fatal("segments do not add up")
 	}
 	// Segments that do not fit are counted, not written past the end.
-	small := newSegmenter(4, 500, Headroom)
-	if q, _, lost := small.split(b, &h, 0); len(q) != 0 || lost == 0 {
+	small := NewSegmenter(4, 500, headroom)
+	if q, _, lost := small.Split(b, &h, 0); len(q) != 0 || lost == 0 {
 		t.Fatalf("%d packets, %d lost", len(q), lost)
 	}
 }
@@ -412,12 +375,12 @@ func BenchmarkTranslateGSO(b *testing.B) {
 	b.Run("tso64k-outbound", func(b *testing.B) { benchVirtio(b, 1, out, oh, open) })
 	b.Run("tso64k-inbound", func(b *testing.B) { benchVirtio(b, Outside, in, ih, open) })
 	b.Run("tso64k-segment-software", func(b *testing.B) {
-		s := newSegmenter(64, 1500, Headroom)
+		s := NewSegmenter(64, 1500, headroom)
 		b.SetBytes(int64(len(out)))
 		b.ReportAllocs()
 		for b.Loop() {
-			for k, n := 0, numSegments(out, &oh); k < n; {
-				_, k, _ = s.split(out, &oh, k)
+			for k, n := 0, NumSegments(out, &oh); k < n; {
+				_, k, _ = s.Split(out, &oh, k)
 			}
 		}
 	})

@@ -15,7 +15,7 @@ import (
 // a different flow, uniformly: the worst case for the caches) or with
 // Zipf-distributed flow popularity (a few heavy flows, a long tail: what
 // traffic through a NAT looks like), in router-sized batches: Prefetch the
-// batch, then Process each packet, as Router.pump does.
+// batch, then Process each packet, as forward.Router's readers do.
 
 const scaleBatch = 16 // what one read of the offload backend brings, at most
 

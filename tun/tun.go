@@ -33,7 +33,7 @@ type Device interface {
 }
 
 // Poller is a Device that can also be read without waiting, for the
-// readers that poll (nat.ReadersBusyPoll and ReadersPerCPU) instead of sleeping
+// readers that poll (forward.ReadersBusyPoll and ReadersPerCPU) instead of sleeping
 // in Read until a packet comes. The offload backend is one; water is not.
 type Poller interface {
 	Device

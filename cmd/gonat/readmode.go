@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/tun"
 )
 
@@ -18,7 +18,7 @@ func tunQueuesFlag(fs *flag.FlagSet) *int {
 }
 
 // perCPUFlag defines --per-cpu, which gonat run and lab up share. Not
-// given, it is nat.ReadersAuto: per CPU where that works.
+// given, it is forward.ReadersAuto: per CPU where that works.
 func perCPUFlag(fs *flag.FlagSet) *readersFlag {
 	r := new(readersFlag)
 	fs.Var(r, "per-cpu", "a TUN queue per CPU on every port, each packet put on the queue of the CPU that sent it and translated there by a thread pinned to that CPU, "+
@@ -30,13 +30,13 @@ func perCPUFlag(fs *flag.FlagSet) *readersFlag {
 
 // readersFlag is --per-cpu: a boolean flag that also knows whether it
 // was given.
-type readersFlag struct{ r nat.Readers }
+type readersFlag struct{ r forward.Readers }
 
 func (f *readersFlag) IsBoolFlag() bool { return true }
 
 func (f *readersFlag) String() string {
 	if f == nil {
-		return nat.ReadersAuto.String()
+		return forward.ReadersAuto.String()
 	}
 	return f.r.String()
 }
@@ -46,9 +46,9 @@ func (f *readersFlag) Set(s string) error {
 	if err != nil {
 		return fmt.Errorf("want true or false")
 	}
-	f.r = nat.ReadersPerDevice
+	f.r = forward.ReadersPerDevice
 	if on {
-		f.r = nat.ReadersPerCPU
+		f.r = forward.ReadersPerCPU
 	}
 	return nil
 }
@@ -56,9 +56,9 @@ func (f *readersFlag) Set(s string) error {
 // args passes the flag on as given (to a detached child).
 func (f *readersFlag) args() []string {
 	switch f.r {
-	case nat.ReadersPerCPU:
+	case forward.ReadersPerCPU:
 		return []string{"--per-cpu"}
-	case nat.ReadersPerDevice:
+	case forward.ReadersPerDevice:
 		return []string{"--per-cpu=false"}
 	}
 	return nil
@@ -68,35 +68,35 @@ func (f *readersFlag) args() []string {
 // validates it for the TUN backend and says what it refuses in the
 // flags' words. offload says how to get the offload backend (a flag for
 // gonat run, the environment for gonat lab up).
-func readMode(perCPU *readersFlag, busyPoll time.Duration, queues int, backend, offload string) (nat.ReadMode, error) {
+func readMode(perCPU *readersFlag, busyPoll time.Duration, queues int, backend, offload string) (forward.ReadMode, error) {
 	if queues < 1 {
 		// The flag gives the count; ReadMode takes 0 for one.
-		return nat.ReadMode{}, usageErr("--tun-queues %d: want 1 to %d", queues, tun.MaxQueues)
+		return forward.ReadMode{}, usageErr("--tun-queues %d: want 1 to %d", queues, tun.MaxQueues)
 	}
-	m := nat.ReadMode{Readers: perCPU.r, Queues: queues}
+	m := forward.ReadMode{Readers: perCPU.r, Queues: queues}
 	if busyPoll != 0 {
-		if perCPU.r == nat.ReadersPerCPU && busyPoll > 0 {
+		if perCPU.r == forward.ReadersPerCPU && busyPoll > 0 {
 			return m, usageErr("--per-cpu and --busy-poll are two ways to read the TUN devices; choose one")
 		}
 		// --per-cpu=false --busy-poll D reads by busy-polling, as the
 		// busy-poll loop reads every queue of every device anyway.
-		m.Readers, m.Quiet = nat.ReadersBusyPoll, busyPoll
+		m.Readers, m.Quiet = forward.ReadersBusyPoll, busyPoll
 	}
 	err := m.Validate(backend)
 	switch {
 	case err == nil:
 		return m, nil
-	case errors.Is(err, nat.ErrQuiet):
+	case errors.Is(err, forward.ErrQuiet):
 		return m, usageErr("--busy-poll %v: want a duration >= 0, e.g. 200ms", busyPoll)
-	case errors.Is(err, nat.ErrQueueCount):
+	case errors.Is(err, forward.ErrQueueCount):
 		return m, usageErr("--tun-queues %d: want 1 to %d", queues, tun.MaxQueues)
-	case errors.Is(err, nat.ErrPerCPUQueues):
+	case errors.Is(err, forward.ErrPerCPUQueues):
 		return m, usageErr("--per-cpu makes a queue per CPU itself; drop --tun-queues %d", queues)
-	case errors.Is(err, nat.ErrQueuesNeedOffload):
+	case errors.Is(err, forward.ErrQueuesNeedOffload):
 		return m, usageErr("--tun-queues %d needs %s; a water device has one queue", queues, offload)
-	case errors.Is(err, nat.ErrReadersNeedOffload) && m.Readers == nat.ReadersPerCPU:
+	case errors.Is(err, forward.ErrReadersNeedOffload) && m.Readers == forward.ReadersPerCPU:
 		return m, usageErr("--per-cpu needs %s; a water device has one queue", offload)
-	case errors.Is(err, nat.ErrReadersNeedOffload):
+	case errors.Is(err, forward.ErrReadersNeedOffload):
 		return m, usageErr("--busy-poll needs %s; water reads cannot be tried without waiting", offload)
 	}
 	return m, usageErr("%v", err)

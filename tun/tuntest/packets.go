@@ -10,9 +10,15 @@ import (
 // UDP returns an IPv4/UDP packet from src to dst with valid checksums,
 // TTL 64.
 func UDP(src, dst netip.AddrPort, payload []byte) []byte {
+	return UDPWithTTL(src, dst, 64, payload)
+}
+
+// UDPWithTTL is UDP with the given TTL.
+func UDPWithTTL(src, dst netip.AddrPort, ttl uint8, payload []byte) []byte {
 	b := make([]byte, header.IPv4MinSize+header.UDPSize+len(payload))
-	n := header.BuildUDP(b, ipv4(src.Addr(), dst.Addr()),
-		header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, payload)
+	f := ipv4(src.Addr(), dst.Addr())
+	f.TTL = ttl
+	n := header.BuildUDP(b, f, header.UDPFields{SrcPort: src.Port(), DstPort: dst.Port()}, payload)
 	return b[:n]
 }
 

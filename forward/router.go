@@ -1,4 +1,7 @@
-package nat
+// Package forward is gonat's forwarding plane: it owns a NAT's TUN
+// devices, reads them in batches (ReadMode says how), runs each packet
+// through the nat engine and writes what it forwards, grouped by port.
+package forward
 
 import (
 	"context"
@@ -10,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/tun"
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +31,7 @@ const bufSize = Headroom + 65535
 // reads the clock once, translates each packet in place and writes the
 // batch on, grouped by destination port.
 type Router struct {
-	Engine *Engine
+	Engine *nat.Engine
 	// Ports are the devices by engine Port: Ports[0] is Outside,
 	// Ports[i] is inside port i.
 	Ports []tun.Device
@@ -66,7 +70,7 @@ func (r *Router) queues() [][]tun.Device {
 
 // polled is one device (queue) a polling loop reads, and its port.
 type polled struct {
-	port Port
+	port nat.Port
 	dev  tun.Poller
 }
 
@@ -88,7 +92,7 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 			if !tun.CanPoll(q) {
 				return nil, fmt.Errorf("router: %s: port %d (%s) cannot be read without waiting; it needs the offload TUN backend", r.Mode.Readers.name(), i, q.Name())
 			}
-			ps = append(ps, polled{Port(i), q.(tun.Poller)})
+			ps = append(ps, polled{nat.Port(i), q.(tun.Poller)})
 		}
 	}
 	return ps, nil
@@ -155,7 +159,7 @@ func (r *Router) Run(ctx context.Context) error {
 			var devs []polled // queue q of every port that has one (pollers checked them)
 			for i, qs := range queues {
 				if q < len(qs) {
-					devs = append(devs, polled{Port(i), qs[q].(tun.Poller)})
+					devs = append(devs, polled{nat.Port(i), qs[q].(tun.Poller)})
 				}
 			}
 			run(func() error {
@@ -170,7 +174,7 @@ func (r *Router) Run(ctx context.Context) error {
 			ports := portsOf(q)
 			for i, qs := range queues {
 				if q < len(qs) {
-					run(func() error { return r.pump(ctx, Port(i), ports) })
+					run(func() error { return r.pump(ctx, nat.Port(i), ports) })
 				}
 			}
 		}
@@ -215,7 +219,7 @@ loop:
 // polling loop one for all the devices it reads.
 type pumper struct {
 	r          *Router
-	q          *Queue       // this reader's way into the engine
+	q          *nat.Queue   // this reader's way into the engine
 	ports      []tun.Device // by port: the device (queue) this reader writes to
 	vhdr, uso  []bool       // by port: carries a virtio-net header; takes UDP super-packets
 	bufs       [][]byte
@@ -227,7 +231,7 @@ type pumper struct {
 	heldBatch  [][]byte
 	out        [][][]byte // by port: packets to write at the end of the batch
 	h          tun.VirtioHdr
-	seg        *segmenter // for super-packets bound for a device without offloads
+	seg        *nat.Segmenter // for super-packets bound for a device without offloads
 }
 
 // newPumper sizes a pumper for batches of up to bs packets, once.
@@ -243,7 +247,7 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 		views:      make([][]byte, bs),
 		reply:      make([]byte, Headroom+1500),
 		replyBatch: [][]byte{nil},
-		held:       make([]byte, Headroom+heldMaxSize),
+		held:       make([]byte, Headroom+nat.HeldMaxSize),
 		heldBatch:  [][]byte{nil},
 		out:        make([][][]byte, len(r.Ports)),
 	}
@@ -267,7 +271,7 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 }
 
 // pump reads port in's queue ports[in] and translates what it reads.
-func (r *Router) pump(ctx context.Context, in Port, ports []tun.Device) error {
+func (r *Router) pump(ctx context.Context, in nat.Port, ports []tun.Device) error {
 	dev := ports[in]
 	p := r.newPumper(dev.BatchSize(), ports)
 	for {
@@ -349,7 +353,7 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 func (p *pumper) flush(to int) {
 	q := p.out[to]
 	if p.uso[to] && len(q) > 1 {
-		q = coalesceUDP(q, Headroom)
+		q = nat.CoalesceUDP(q, Headroom)
 	}
 	p.r.write(p.ports[to], q)
 	p.out[to] = p.out[to][:0]
@@ -358,7 +362,7 @@ func (p *pumper) flush(to int) {
 // batch translates the n packets just read from port in (in p.bufs) and
 // writes them on, grouped by destination port; now is read once per
 // batch.
-func (p *pumper) batch(in Port, n int, now time.Time) {
+func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	r := p.r
 	dev := p.ports[in]
 	vin := p.vhdr[in]
@@ -370,14 +374,14 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 	p.q.Prefetch(in, p.views[:n])
 	for i := 0; i < n; i++ {
 		pkt := bufs[i][Headroom : Headroom+sizes[i]]
-		var res Result
+		var res nat.Result
 		if vin {
 			h.Decode(bufs[i][hdrAt:Headroom])
 			res = p.q.ProcessVirtio(in, pkt, h, p.reply[Headroom:], now)
 		} else {
 			res = p.q.Process(in, pkt, p.reply[Headroom:], now)
 		}
-		if res.Verdict == Forward {
+		if res.Verdict == nat.Forward {
 			to := res.Out
 			switch {
 			case p.vhdr[to] && vin:
@@ -387,18 +391,18 @@ func (p *pumper) batch(in Port, n int, now time.Time) {
 			case vin && h.IsGSO():
 				// Segments follow what is queued for that port.
 				if p.seg == nil {
-					p.seg = newSegmenter(64, r.maxMTU(), Headroom)
+					p.seg = nat.NewSegmenter(64, r.maxMTU(), Headroom)
 				}
 				p.flush(int(to))
-				for k, nseg := 0, numSegments(pkt, h); k < nseg; {
-					q, next, lost := p.seg.split(pkt, h, k)
+				for k, nseg := 0, nat.NumSegments(pkt, h); k < nseg; {
+					q, next, lost := p.seg.Split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
 					r.write(p.ports[to], q)
 					k = next
 				}
 				continue
 			case vin && h.NeedsCsum():
-				finishCsum(pkt)
+				nat.FinishCsum(pkt)
 			}
 			p.out[to] = append(p.out[to], bufs[i][:Headroom+sizes[i]])
 		}

@@ -1,4 +1,4 @@
-package nat
+package forward
 
 import (
 	"bytes"
@@ -68,10 +68,10 @@ func TestRouterVirtio(t *testing.T) {
 	t.Run("offload to plain", func(t *testing.T) {
 		outside, a := tuntest.NewChannel("out"), tuntest.NewVirtioChannel("a")
 		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
-		syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+		syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 		a.In <- tuntest.WithVirtioHdr(sh, syn)
 		checkSums(t, recv(t, outside.Out, "SYN")) // partial checksum finished
-		b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+		b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
 		a.In <- tuntest.WithVirtioHdr(h, b)
 		var got []byte
 		for i := range (len(payload) + mss - 1) / mss {
@@ -103,7 +103,7 @@ func TestRouterVirtio(t *testing.T) {
 	t.Run("time exceeded back to offload", func(t *testing.T) {
 		outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
 		runRouter(t, outside, a, tuntest.NewVirtioChannel("b"))
-		b, h := udpPartial(ap(hostA, 5000), ap(srv1, 3478), 1, "ttl")
+		b, h := tuntest.UDPPartial(ap(hostA, 5000), ap(srv1, 3478), 1, []byte("ttl"))
 		a.In <- tuntest.WithVirtioHdr(h, b)
 		got := recv(t, a.Out, "time exceeded")
 		var gh tun.VirtioHdr
@@ -151,8 +151,8 @@ func TestRouterPerCPUValidate(t *testing.T) {
 // offloadToOffload sends a TCP super-packet from a to outside through a
 // running router: it must cross whole, with its header, translated.
 func offloadToOffload(t *testing.T, outside, a *tuntest.VirtioChannel, payload []byte) {
-	b, h := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
-	syn, sh := tsoPkt(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
+	b, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), payload, header.TCPAck)
+	syn, sh := tuntest.TSO(ap(hostA, 40000), ap(srv1, 5201), nil, header.TCPSyn)
 	a.In <- tuntest.WithVirtioHdr(sh, syn)
 	recv(t, outside.Out, "SYN")
 	a.In <- tuntest.WithVirtioHdr(h, b)
@@ -163,7 +163,7 @@ func offloadToOffload(t *testing.T, outside, a *tuntest.VirtioChannel, payload [
 	if gh != h || len(pkt) != len(b) {
 		t.Fatalf("header %+v (sent %+v), %d bytes (sent %d)", gh, h, len(pkt), len(b))
 	}
-	checkSums(t, deviceFinish(pkt, gh))
+	checkSums(t, tuntest.DeviceFinish(pkt, gh))
 	if header.IPv4(pkt).Src() != ext || !bytes.Equal(pkt[40:], payload) {
 		t.Fatal("not translated, or the payload changed")
 	}

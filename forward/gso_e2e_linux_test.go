@@ -1,6 +1,6 @@
 //go:build linux
 
-package nat
+package forward
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonat/gonat/internal/privtest"
+	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
-	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/tun/tuntest"
 )
@@ -164,7 +164,7 @@ func processCPU(t *testing.T) time.Duration {
 type lab struct {
 	inside, outside string
 	router          *Router
-	engine          *Engine
+	engine          *nat.Engine
 	queues          [2][]*countedQueue // by port: the devices' queues, with queues > 1
 }
 
@@ -202,12 +202,7 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 	if err := ns.AddLocalAddrs(l.outside, netip.PrefixFrom(srv1, 32)); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := table.Preset("port-restricted-cone")
-	c.External = []netip.Addr{ext}
-	e, err := New(Config{Table: c, Inside: []InsidePort{{Hosts: []netip.Prefix{netip.PrefixFrom(hostA, 24)}, Gateway: gw}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEngine(t, "port-restricted-cone", hostA)
 	mode := ReadMode{Readers: ReadersPerDevice}
 	switch {
 	case o.perCPU:
@@ -261,7 +256,7 @@ func startLabWith(t *testing.T, o labOpts) *lab {
 		if err := <-done; err != nil {
 			t.Errorf("router: %v", err)
 		}
-		t.Logf("engine: forward=%d malformed=%d; write errors %d", e.Count(Forward), e.Count(DropMalformed), l.router.WriteErrors())
+		t.Logf("engine: forward=%d malformed=%d; write errors %d", e.Count(nat.Forward), e.Count(nat.DropMalformed), l.router.WriteErrors())
 	})
 	return l
 }
@@ -476,7 +471,7 @@ func udpGSO(t *testing.T, l *lab) {
 		t.Skipf("UDP_SEGMENT: %v", serr)
 	}
 	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(srv1, 7101))
-	before := l.engine.Count(Forward)
+	before := l.engine.Count(nat.Forward)
 	want := make(map[[32]byte]bool)
 	for s := range sends {
 		b := make([]byte, segSize*perSend)
@@ -509,5 +504,5 @@ func udpGSO(t *testing.T, l *lab) {
 		t.Fatalf("%d datagrams missing", len(want))
 	}
 	// With USO, fewer packets than datagrams crossed the NAT.
-	t.Logf("%d datagrams crossed the NAT as %d packets", sends*perSend, l.engine.Count(Forward)-before)
+	t.Logf("%d datagrams crossed the NAT as %d packets", sends*perSend, l.engine.Count(nat.Forward)-before)
 }

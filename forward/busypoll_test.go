@@ -1,6 +1,6 @@
 //go:build linux
 
-package nat
+package forward
 
 import (
 	"context"
