@@ -156,7 +156,7 @@ func (l *Lab) startNATs(ctx context.Context, topo *Topology, opt Options, backen
 	for _, level := range natLevels(topo) {
 		specs := make([]*NATSpec, len(level))
 		for i, n := range level {
-			spec := l.natSpec(n, hosts[n.Name], inner[n.Name], opt, backend, logf)
+			spec := l.specOf(n, hosts[n.Name], inner[n.Name], opt, backend, logf)
 			if len(spec.Inside) == 0 {
 				// A NAT with nothing behind it still runs (hosts may come
 				// later in a future version); give it nothing to route.
@@ -234,10 +234,10 @@ func (l *Lab) closeNATs() {
 	}
 }
 
-// natSpec is how Up starts NAT n: its outside port where its upstream
+// specOf is how Up starts NAT n: its outside port where its upstream
 // is, an inside port for each of its hosts and each NAT nested in it
 // (inner), in topology order.
-func (l *Lab) natSpec(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Options, backend string, logf func(string, ...any)) *NATSpec {
+func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Options, backend string, logf func(string, ...any)) *NATSpec {
 	pfx := NamespacePrefix(l.Name)
 	spec := &NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
 	natName := n.Name

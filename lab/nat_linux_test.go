@@ -154,3 +154,59 @@ func TestStartNATReaders(t *testing.T) {
 	}
 	noDeviceLeft(t, spec)
 }
+
+// Up starts NATs in parallel, yet reports the first failure in topology
+// order and leaves nothing behind; the outside ports in the public core
+// are named in topology order whichever NAT starts first.
+func TestUpParallelFailsInOrder(t *testing.T) {
+	privtest.Require(t)
+	if tun.CPUQueues() < 2 {
+		t.Skip("needs 2 CPUs: the failure is a wrapper hiding per-CPU queues")
+	}
+	var b strings.Builder
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "[[nat]]\nname = \"n%d\"\nexternal = \"198.51.100.%d\"\ninside = \"10.0.0.0/24\"\n[[host]]\nname = \"h%d\"\nnetwork = \"n%d\"\n", i, i, i, i)
+	}
+	topo, err := Parse([]byte(b.String()), "parallel.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("lp%x", os.Getpid())
+	opt := Options{Name: name, Backend: tun.BackendOffload, ReadMode: forward.ReadMode{Readers: forward.ReadersPerCPU}}
+	opt.Wrap = func(natName string, _ int, d tun.Device) tun.Device {
+		if natName == "n4" || natName == "n7" {
+			return hidingWrapper{d}
+		}
+		return d
+	}
+	for range 3 {
+		_, err := Up(context.Background(), topo, opt)
+		if err == nil || !strings.HasPrefix(err.Error(), "nat n4: ") {
+			t.Fatalf("Up: %v, want nat n4's error", err)
+		}
+		if left, _ := NamespacesOf(name); len(left) > 0 {
+			t.Fatalf("left behind: %v", left)
+		}
+	}
+
+	opt.Wrap = nil
+	l, err := Up(context.Background(), topo, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i, n := range l.NATNames() {
+		if want := fmt.Sprintf("n%d", i+1); n != want {
+			t.Fatalf("NATNames() = %v, want topology order", l.NATNames())
+		}
+		if got, want := l.NAT(n).devices[0].Name(), fmt.Sprintf("gnat%d", i); got != want {
+			t.Errorf("nat %s: outside port %s, want %s", n, got, want)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := NamespacesOf(name); len(left) > 0 {
+		t.Fatalf("left behind after Close: %v", left)
+	}
+}
