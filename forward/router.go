@@ -100,6 +100,13 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	return ps, nil
 }
 
+// closing bounds how many devices the process closes at once. Closing a
+// TUN queue waits for the kernel (RCU grace periods, as the device goes);
+// closes made together share those waits, so a lab's NATs close in
+// parallel, but each close holds an OS thread while it waits: unbounded,
+// a lab of 1000 NATs took 1000 threads to go down.
+var closing = make(chan struct{}, 64)
+
 // WriteErrors counts packets the kernel refused on write.
 func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }
 
@@ -221,7 +228,9 @@ loop:
 	}
 	// Readers blocked in Read return once their device is closed.
 	for _, d := range r.Ports {
+		closing <- struct{}{}
 		d.Close()
+		<-closing
 	}
 	wg.Wait()
 	select {

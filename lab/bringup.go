@@ -208,9 +208,10 @@ func (l *Lab) startNATs(ctx context.Context, topo *Topology, opt Options, backen
 	return err
 }
 
-// closeNATs closes every NAT, the innermost first, those at one depth in
-// parallel (closing a device waits for the kernel to quiesce it; waits
-// made together end together).
+// closeNATs closes every NAT, the innermost depth first, the NATs of one
+// depth together: all are told to stop, then waited for (closing a device
+// waits for the kernel; waits made together end together, and the
+// forward package bounds how many run at once).
 func (l *Lab) closeNATs() {
 	levels := [][]string{l.natOrder}
 	if l.Topo != nil {
@@ -226,11 +227,12 @@ func (l *Lab) closeNATs() {
 		}
 	}
 	for i := len(levels) - 1; i >= 0; i-- {
-		names := levels[i]
-		parallel(len(names), workers(), func(j int) error {
-			l.nats[names[j]].Close()
-			return nil
-		})
+		for _, name := range levels[i] {
+			l.nats[name].cancel()
+		}
+		for _, name := range levels[i] {
+			l.nats[name].Close()
+		}
 	}
 }
 
