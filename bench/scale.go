@@ -25,8 +25,9 @@ import (
 // it; one public server (203.0.113.1) answers pings. For each N it
 // reports the time to the `ready` line, the time from Ctrl-C until the
 // process has exited and every namespace of the lab is gone, the gonat
-// process's peak RSS (VmHWM) and its thread count once ready, and whether
-// a ping from the last NAT's host reaches the server.
+// process's peak RSS (VmHWM), its thread count once ready (and the most
+// while it goes down), and whether a ping from the last NAT's host
+// reaches the server.
 
 // scaleServer is the public server's address.
 const scaleServer = "203.0.113.1"
@@ -42,6 +43,7 @@ type scaleResult struct {
 	RSSMB                float64 // VmHWM at ready, after the ping
 	Threads              int     // once ready
 	MaxThreads           int     // the most seen while it came up
+	DownThreads          int     // the most seen while it went down
 	Ping                 bool
 	Load                 string // 1-minute load average before the run
 }
@@ -92,8 +94,8 @@ func runScale(gonat string, ns []int) error {
 		if err != nil {
 			return fmt.Errorf("%d NATs: %w", n, err)
 		}
-		fmt.Printf("scale: %d NATs: up %s (namespaces %s, NATs %s), down %s, RSS %.0f MB, threads %d (at most %d while coming up), ping %s; load %s\n",
-			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down), r.RSSMB, r.Threads, r.MaxThreads, okFail(r.Ping), r.Load)
+		fmt.Printf("scale: %d NATs: up %s (namespaces %s, NATs %s), down %s, RSS %.0f MB, threads %d (at most %d coming up, %d going down), ping %s; load %s\n",
+			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down), r.RSSMB, r.Threads, r.MaxThreads, r.DownThreads, okFail(r.Ping), r.Load)
 		res = append(res, r)
 	}
 	fmt.Println()
@@ -119,11 +121,11 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func scaleTable(rs []scaleResult) string {
 	var b strings.Builder
-	b.WriteString("| NATs | up | (namespaces + NATs) | down | peak RSS | threads | ping | load |\n")
+	b.WriteString("| NATs | up | (namespaces + NATs) | down | peak RSS | threads (most going down) | ping | load |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|:--:|---:|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %d | %s | %s + %s | %s | %.0f MB | %d | %s | %s |\n",
-			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down), r.RSSMB, r.Threads, okFail(r.Ping), r.Load)
+		fmt.Fprintf(&b, "| %d | %s | %s + %s | %s | %.0f MB | %d (%d) | %s | %s |\n",
+			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down), r.RSSMB, r.Threads, r.DownThreads, okFail(r.Ping), r.Load)
 	}
 	return b.String()
 }
@@ -253,12 +255,21 @@ wait:
 	// is gone and so is every namespace of the lab.
 	down := time.Now()
 	syscall.Kill(pid, syscall.SIGINT)
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		return r, ctx.Err()
-	case <-time.After(time.Minute):
-		return r, failed("still running a minute after Ctrl-C")
+	limit := time.After(time.Minute)
+going:
+	for {
+		select {
+		case <-exited:
+			break going
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-limit:
+			return r, failed("still running a minute after Ctrl-C")
+		case <-tick.C:
+			if t, _ := procStatus(pid, "Threads"); t > r.DownThreads {
+				r.DownThreads = t
+			}
+		}
 	}
 	for {
 		left, err := lab.NamespacesOf(name)
