@@ -40,10 +40,11 @@ type scaleResult struct {
 	// then until the last NAT has its readers.
 	Up, Namespaces, NATs time.Duration
 	Down                 time.Duration
-	RSSMB                float64 // VmHWM at ready, after the ping
-	Threads              int     // once ready
-	MaxThreads           int     // the most seen while it came up
-	DownThreads          int     // the most seen while it went down
+	Exited               time.Duration // of Down, until the process had exited
+	RSSMB                float64       // VmHWM at ready, after the ping
+	Threads              int           // once ready
+	MaxThreads           int           // the most seen while it came up
+	DownThreads          int           // the most seen while it went down
 	Ping                 bool
 	Load                 string // 1-minute load average before the run
 }
@@ -95,7 +96,7 @@ func runScale(gonat string, ns []int) error {
 			return fmt.Errorf("%d NATs: %w", n, err)
 		}
 		fmt.Printf("scale: %d NATs: up %s (namespaces %s, NATs %s), down %s, RSS %.0f MB, threads %d (at most %d coming up, %d going down), ping %s; load %s\n",
-			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down), r.RSSMB, r.Threads, r.MaxThreads, r.DownThreads, okFail(r.Ping), r.Load)
+			r.N, secs(r.Up), secs(r.Namespaces), secs(r.NATs), secs(r.Down)+" (exited at "+secs(r.Exited)+")", r.RSSMB, r.Threads, r.MaxThreads, r.DownThreads, okFail(r.Ping), r.Load)
 		res = append(res, r)
 	}
 	fmt.Println()
@@ -260,6 +261,7 @@ going:
 	for {
 		select {
 		case <-exited:
+			r.Exited = time.Since(down)
 			break going
 		case <-ctx.Done():
 			return r, ctx.Err()
