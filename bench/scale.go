@@ -199,12 +199,14 @@ func scaleOnce(ctx context.Context, gonat, dir string, n int) (r scaleResult, er
 			mu.Unlock()
 		}
 	}()
-	ready := make(chan time.Duration, 1)
+	ready := make(chan struct{}) // closed at the ready line, readyAt set
+	var readyAt time.Duration
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready:") {
-				ready <- time.Since(start)
+			if strings.HasPrefix(sc.Text(), "ready:") && readyAt == 0 {
+				readyAt = time.Since(start)
+				close(ready)
 			}
 		}
 	}()
@@ -219,23 +221,15 @@ func scaleOnce(ctx context.Context, gonat, dir string, n int) (r scaleResult, er
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(time.Duration(n)*100*time.Millisecond + time.Minute)
-wait:
-	for {
-		select {
-		case r.Up = <-ready:
-			break wait
-		case <-exited:
-			return r, failed("gonat lab up exited before it was ready")
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-timeout:
-			return r, failed("not ready in time")
-		case <-tick.C:
-			if t, _ := procStatus(pid, "Threads"); t > r.MaxThreads {
-				r.MaxThreads = t
-			}
-		}
+	switch err := watch(ctx, ready, exited, timeout, tick.C, pid, &r.MaxThreads); {
+	case errors.Is(err, errStopped):
+		return r, failed("gonat lab up exited before it was ready")
+	case errors.Is(err, errLimit):
+		return r, failed("not ready in time")
+	case err != nil:
+		return r, err
 	}
+	r.Up = readyAt
 	mu.Lock()
 	r.Namespaces, r.NATs = firstNAT, r.Up-firstNAT
 	mu.Unlock()
@@ -256,23 +250,13 @@ wait:
 	// is gone and so is every namespace of the lab.
 	down := time.Now()
 	syscall.Kill(pid, syscall.SIGINT)
-	limit := time.After(time.Minute)
-going:
-	for {
-		select {
-		case <-exited:
-			r.Exited = time.Since(down)
-			break going
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-limit:
-			return r, failed("still running a minute after Ctrl-C")
-		case <-tick.C:
-			if t, _ := procStatus(pid, "Threads"); t > r.DownThreads {
-				r.DownThreads = t
-			}
-		}
+	switch err := watch(ctx, exited, nil, time.After(time.Minute), tick.C, pid, &r.DownThreads); {
+	case errors.Is(err, errLimit):
+		return r, failed("still running a minute after Ctrl-C")
+	case err != nil:
+		return r, err
 	}
+	r.Exited = time.Since(down)
 	for {
 		left, err := lab.NamespacesOf(name)
 		if err != nil {
@@ -288,6 +272,40 @@ going:
 	}
 	r.Down = time.Since(down)
 	return r, nil
+}
+
+// Why watch gave up.
+var (
+	errStopped = errors.New("stopped first")
+	errLimit   = errors.New("time limit")
+)
+
+// watch waits until done is closed, raising *most to process pid's thread
+// count at every tick. It gives up with errStopped if stop (nil: never) is
+// closed first, with errLimit at limit, or with ctx's error.
+func watch(ctx context.Context, done, stop <-chan struct{}, limit, tick <-chan time.Time, pid int, most *int) error {
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-stop:
+			return errStopped
+		case <-limit:
+			return errLimit
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+			mostThreads(pid, most)
+		}
+	}
+}
+
+// mostThreads raises *most to process pid's thread count if that is
+// higher.
+func mostThreads(pid int, most *int) {
+	if t, _ := procStatus(pid, "Threads"); t > *most {
+		*most = t
+	}
 }
 
 // procStatus reads one numeric field of /proc/PID/status ("Threads",
