@@ -39,7 +39,7 @@ type Poller interface {
 	Device
 	// TryRead is Read that returns (0, nil) at once when no packet waits.
 	TryRead(bufs [][]byte, sizes []int, offset int) (n int, err error)
-	// PollFd is the file descriptor to wait on (poll(2), epoll(7)), or -1 when
+	// PollFd is the file descriptor to wait on with poll(2), or -1 when
 	// the device cannot be busy-polled (a wrapper around a device that is
 	// not a Poller). It stays valid until Close.
 	PollFd() int
