@@ -166,12 +166,20 @@ func scaleOnce(ctx context.Context, gonat, dir string, n int) (r scaleResult, er
 	}
 	exited := make(chan struct{})
 	defer func() {
-		// On failure: the process and every namespace of the lab go.
+		// On failure or Ctrl-C: the process and every namespace of the
+		// lab go. Ctrl-C first, as a user would: gonat then closes its
+		// NATs together, where a killed process's devices close one by
+		// one as it exits (a minute for 1000 NATs); killed if it hangs.
 		select {
 		case <-exited:
 		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			syscall.Kill(cmd.Process.Pid, syscall.SIGINT)
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
 		}
 		if _, rerr := lab.Remove(name); rerr != nil && err == nil {
 			err = rerr
