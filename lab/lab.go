@@ -367,33 +367,31 @@ func Remove(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, n := range names {
-		if err := killInNamespace(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, n := range names {
-		if err := ns.Delete(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	killInNamespaces(names)
+	errs := make([]error, len(names))
+	parallel(len(names), workers(), func(i int) error {
+		errs[i] = ns.Delete(names[i])
+		return nil
+	})
 	return names, errors.Join(errs...)
 }
 
-// killInNamespace SIGKILLs every process whose network namespace is n
-// (found by comparing /proc/PID/ns/net with the namespace's inode).
-func killInNamespace(n string) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(ns.Dir, n), &st); err != nil {
-		return nil
+// killInNamespaces SIGKILLs every process whose network namespace is one
+// of names (found by comparing /proc/PID/ns/net with the namespaces'
+// inodes, in one pass over /proc).
+func killInNamespaces(names []string) {
+	targets := map[uint64]bool{}
+	for _, n := range names {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join(ns.Dir, n), &st) == nil {
+			targets[st.Ino] = true
+		}
 	}
-	target := st.Ino
 	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
 	self := os.Getpid()
 	for _, p := range procs {
 		var ps syscall.Stat_t
-		if syscall.Stat(p, &ps) != nil || ps.Ino != target {
+		if syscall.Stat(p, &ps) != nil || !targets[ps.Ino] {
 			continue
 		}
 		var pid int
@@ -402,7 +400,6 @@ func killInNamespace(n string) error {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	return nil
 }
 
 // ProcessesIn lists the PIDs running inside namespace n.
