@@ -9,7 +9,7 @@ TEST_FUZZTIME ?= 3s
 # How long make soak churns flows through one gonat.
 SOAK ?= 10m
 
-.PHONY: build install uninstall test unit e2e demo bench lint deps fuzz soak clean
+.PHONY: build install uninstall test unit e2e demo bench bench-scale lint deps fuzz soak clean
 
 # -buildvcs=auto: gonat version names the commit even where GOFLAGS turns
 # VCS stamping off.
@@ -72,6 +72,13 @@ demo: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
 	$(GO) run ./bench -gonat $(BIN) -out bench
+
+# The scale benchmark: `gonat lab up` of a lab of N NATs (one host each)
+# for each N: time to ready and to down, peak RSS, threads, a ping from
+# the last host (docs/performance.md, "Scale"). SCALE=100 for a quick one.
+SCALE ?= 100,500,1000
+bench-scale: build
+	$(GO) run ./bench -gonat $(BIN) -scale $(SCALE)
 
 # Every fuzz target (scripts/fuzz.sh finds them) for FUZZTIME each, then
 # a table of executions per target.

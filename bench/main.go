@@ -28,6 +28,9 @@
 // and removes everything it made on exit and on Ctrl-C. A missing
 // iperf3 or nftables is installed with apt-get after saying so; a row
 // whose tool cannot be had is skipped with a note.
+//
+// With -scale N,... it runs the scale benchmark instead (scale.go; `make
+// bench-scale`): a lab of N NATs brought up and down by `gonat lab up`.
 package main
 
 import (
@@ -60,9 +63,25 @@ func main() {
 	flag.DurationVar(&so.every, "soak-every", time.Minute, "soak: time between two lines")
 	flag.IntVar(&so.udpRate, "soak-udp", 200, "soak: short UDP flows (new mappings) per second")
 	flag.IntVar(&so.tcpRate, "soak-tcp", 20, "soak: short TCP connections per second")
+	scale := flag.String("scale", "", "instead of the rows: the scale benchmark, a lab of N NATs for each N of this list (e.g. 100,500,1000)")
 	flag.Parse()
+	if so.d > 0 && *scale != "" {
+		fmt.Fprintln(os.Stderr, "bench: -soak and -scale are two runs: give one")
+		os.Exit(2)
+	}
 	if so.d > 0 {
 		if err := runSoak(*gonat, so); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *scale != "" {
+		ns, err := parseScale(*scale)
+		if err == nil {
+			err = runScale(*gonat, ns)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -41,8 +41,11 @@ const (
 	ReadersPerDevice
 	// ReadersPerCPU gives every port a queue per CPU, each packet going
 	// to the queue of the CPU that sent it (tun.Config.SteerByCPU), and
-	// reads queue q of every port from one thread pinned to CPU q, which
-	// sleeps in poll(2) when its queues are empty. A packet is then
+	// reads queue q of every port from a thread pinned to CPU q, which
+	// sleeps in epoll_wait(2) when its queues are empty. The thread is
+	// the process's, shared by every NAT read per CPU (one per CPU, not
+	// per NAT and CPU); each NAT keeps its own queues into the engine,
+	// expiry and write errors. A packet is then
 	// translated on the CPU that sent it, as the kernel forwards a
 	// packet in its sender's context: waking the reader is a switch on
 	// that CPU, not an interrupt to another (on VMs that halt idle vCPUs
@@ -53,8 +56,8 @@ const (
 	// sent from several CPUs, are never split between readers. The cost
 	// is where the work runs: beside the sender, on the CPU it would
 	// otherwise have alone (docs/performance.md). The queue count is
-	// tun.CPUQueues(): as many descriptors per port, and per NAT a thread
-	// and 1 MB of buffers per queue. Needs the offload backend.
+	// tun.CPUQueues(): as many descriptors per port; per process, a
+	// thread and 1 MB of buffers per queue. Needs the offload backend.
 	ReadersPerCPU
 	// ReadersBusyPoll reads every queue of every port from one goroutine
 	// that does not sleep while packets keep coming: it tries each in

@@ -27,10 +27,12 @@ const Headroom = 16
 // bufSize fits the largest IPv4 packet whatever the device MTU.
 const bufSize = Headroom + 65535
 
-// Router moves packets between the engine's ports: one goroutine per
-// device queue (tun.MultiQueue; one per device otherwise) reads a batch,
-// reads the clock once, translates each packet in place and writes the
-// batch on, grouped by destination port.
+// Router moves packets between the engine's ports: a reader (Mode says
+// which) reads a batch, reads the clock once, translates each packet in
+// place and writes the batch on, grouped by destination port. Per-device
+// readers are a goroutine per device queue (tun.MultiQueue; one per
+// device otherwise), busy-poll one goroutine per Router, and per-CPU
+// readers the process's pool (pool.go), shared by every Router.
 type Router struct {
 	Engine *nat.Engine
 	// Ports are the devices by engine Port: Ports[0] is Outside,
@@ -102,6 +104,13 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 	return ps, nil
 }
 
+// closing bounds how many devices the process closes at once. Closing a
+// TUN queue waits for the kernel (RCU grace periods, as the device goes);
+// closes made together share those waits, so a lab's NATs close in
+// parallel, but each close holds an OS thread while it waits: unbounded,
+// a lab of 1000 NATs took 1000 threads to go down.
+var closing = make(chan struct{}, 64)
+
 // WriteErrors counts packets the kernel refused on write.
 func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }
 
@@ -114,10 +123,10 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The polling loops sleep in poll(2) with no timeout; an eventfd
-	// made readable at shutdown wakes them all.
+	// The busy-poll loop sleeps in poll(2) with no timeout; an eventfd
+	// made readable at shutdown wakes it.
 	wake := -1
-	if pollers != nil {
+	if r.Mode.Readers == ReadersBusyPoll {
 		if wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 			return fmt.Errorf("router: eventfd for the polling loops: %w", err)
 		}
@@ -156,9 +165,18 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		return ds
 	}
+	// A failure of the process's per-CPU readers on one of this Router's
+	// devices stops it as a failing reader goroutine does.
+	fail := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+		cancel()
+	}
+	var members []*member
 	switch r.Mode.Readers {
 	case ReadersPerCPU:
-		allowed := allowedCPUs()
 		for q := range nq {
 			var devs []polled // queue q of every port that has one (pollers checked them)
 			for i, qs := range queues {
@@ -166,10 +184,12 @@ func (r *Router) Run(ctx context.Context) error {
 					devs = append(devs, polled{nat.Port(i), qs[q].(tun.Poller)})
 				}
 			}
-			run(func() error {
-				pinThread(q, allowed)
-				return r.pollLoop(ctx, devs, portsOf(q), 0, wake)
-			})
+			m, err := pool.register(q, r, devs, portsOf(q), fail)
+			if err != nil {
+				fail(err)
+				break
+			}
+			members = append(members, m)
 		}
 	case ReadersBusyPoll:
 		run(func() error { return r.pollLoop(ctx, pollers, portsOf(0), r.Mode.Quiet, wake) })
@@ -198,9 +218,13 @@ loop:
 			r.Engine.Expire(now)
 		}
 	}
-	if pollers != nil {
-		// The polling loops must be gone before the devices (and the fds
-		// they poll) are; asleep, they see ctx only once woken.
+	// The polling readers must be done with the devices (and the fds
+	// they poll) before these are closed: the pool lets go of them in
+	// unregister; the busy-poll loop, asleep, sees ctx only once woken.
+	for _, m := range members {
+		pool.unregister(m)
+	}
+	if wake >= 0 {
 		var one [8]byte
 		binary.NativeEndian.PutUint64(one[:], 1)
 		unix.Write(wake, one[:]) // stays readable: every loop wakes, now or at its next wait
@@ -208,7 +232,9 @@ loop:
 	}
 	// Readers blocked in Read return once their device is closed.
 	for _, d := range r.Ports {
+		closing <- struct{}{}
 		d.Close()
+		<-closing
 	}
 	wg.Wait()
 	select {
@@ -218,9 +244,11 @@ loop:
 	return err
 }
 
-// pumper is one reading goroutine's state: its buffers and the queues of
-// the batch it is translating. The per-device pumps have one each, a
-// polling loop one for all the devices it reads.
+// pumper is one reader's state: its buffers and the queues of the batch
+// it is translating. The per-device pumps have one each, the busy-poll
+// loop one for all the devices it reads, and the pool's readers one per
+// Router, whose batch buffers they share (one batch at a time runs on a
+// reader's thread).
 type pumper struct {
 	r          *Router
 	q          *nat.Queue   // this reader's way into the engine
@@ -238,14 +266,10 @@ type pumper struct {
 	seg        *offload.Segmenter // for super-packets bound for a device without offloads
 }
 
-// newPumper sizes a pumper for batches of up to bs packets, once.
-func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
+// newScratch allocates the batch buffers of a pumper for batches of up
+// to bs packets.
+func newScratch(bs int) *pumper {
 	p := &pumper{
-		r:          r,
-		q:          r.Engine.NewQueue(),
-		ports:      ports,
-		vhdr:       make([]bool, len(r.Ports)),
-		uso:        make([]bool, len(r.Ports)),
 		bufs:       make([][]byte, bs),
 		sizes:      make([]int, bs),
 		views:      make([][]byte, bs),
@@ -253,6 +277,33 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 		replyBatch: [][]byte{nil},
 		held:       make([]byte, Headroom+nat.HeldMaxSize),
 		heldBatch:  [][]byte{nil},
+	}
+	for i := range p.bufs {
+		p.bufs[i] = make([]byte, bufSize)
+	}
+	return p
+}
+
+// newPumper sizes a pumper for batches of up to bs packets, once. Its
+// batch buffers are scratch's (newScratch, for as many packets), or its
+// own if scratch is nil.
+func (r *Router) newPumper(bs int, ports []tun.Device, scratch *pumper) *pumper {
+	if scratch == nil {
+		scratch = newScratch(bs)
+	}
+	p := &pumper{
+		r:          r,
+		q:          r.Engine.NewQueue(),
+		ports:      ports,
+		vhdr:       make([]bool, len(r.Ports)),
+		uso:        make([]bool, len(r.Ports)),
+		bufs:       scratch.bufs,
+		sizes:      scratch.sizes,
+		views:      scratch.views,
+		reply:      scratch.reply,
+		replyBatch: scratch.replyBatch,
+		held:       scratch.held,
+		heldBatch:  scratch.heldBatch,
 		out:        make([][][]byte, len(r.Ports)),
 	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
@@ -264,9 +315,6 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 			p.uso[i] = v.USO()
 		}
 	}
-	for i := range p.bufs {
-		p.bufs[i] = make([]byte, bufSize)
-	}
 	for i := range p.out {
 		p.out[i] = make([][]byte, 0, bs)
 	}
@@ -276,7 +324,7 @@ func (r *Router) newPumper(bs int, ports []tun.Device) *pumper {
 // pump reads port in's queue ports[in] and translates what it reads.
 func (r *Router) pump(ctx context.Context, in nat.Port, ports []tun.Device) error {
 	dev := ports[in]
-	p := r.newPumper(dev.BatchSize(), ports)
+	p := r.newPumper(dev.BatchSize(), ports, nil)
 	for {
 		n, err := dev.Read(p.bufs, p.sizes, Headroom)
 		if err != nil {
@@ -289,12 +337,11 @@ func (r *Router) pump(ctx context.Context, in nat.Port, ports []tun.Device) erro
 	}
 }
 
-// pollLoop reads devs from one goroutine, trying each without waiting
-// and translating what it gets. With spin > 0 (ReadersBusyPoll: every
-// device) it yields the processor between empty rounds and sleeps in
-// poll(2) only once the devices have been quiet for spin; with 0
-// (ReadersPerCPU: one queue of each port) it sleeps after the first
-// empty round.
+// pollLoop reads devs (ReadersBusyPoll: every queue of every port) from
+// one goroutine, trying each without waiting and translating what it
+// gets. It yields the processor between empty rounds and sleeps in
+// poll(2) only once the devices have been quiet for spin; with spin 0 it
+// would sleep after the first empty round.
 func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device, spin time.Duration, wake int) error {
 	bs := 0
 	ws := make([]tun.Poller, len(devs))
@@ -302,7 +349,7 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 		bs = max(bs, d.dev.BatchSize())
 		ws[i] = d.dev
 	}
-	p := r.newPumper(bs, ports)
+	p := r.newPumper(bs, ports, nil)
 	w := tun.NewWaiter(ws, wake)
 	done := ctx.Done()
 	last := time.Now() // of the last packet

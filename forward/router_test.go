@@ -147,7 +147,7 @@ func TestBatchNoAllocs(t *testing.T) {
 			if tapped {
 				r.Tap = func(nat.Port, Direction, []byte, offload.VirtioHdr) { seen++ }
 			}
-			p := r.newPumper(16, c.ports)
+			p := r.newPumper(16, c.ports, nil)
 			load := func() {
 				for i, pkt := range c.pkts {
 					if p.vhdr[c.in] {

@@ -134,7 +134,9 @@ func (n *Node) Run(fn func() error) error { return ns.Do(n.Namespace, fn) }
 
 // Up builds topo: namespaces, links, addresses, routes, NAT engines
 // (outermost first), then starts the hosts' commands and waits until
-// they are ready. A host command that exits non-zero (or exits before its
+// they are ready. Namespaces, and the NATs at one depth, are made on a
+// few goroutines at once; an error is that of the first failure in
+// topology order. A host command that exits non-zero (or exits before its
 // `ready` condition holds) during start-up fails Up with a *StartError.
 // On any failure Up removes what it made. ctx bounds the NATs' lifetime
 // as well as Up.
@@ -177,17 +179,11 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	}()
 	pfx := NamespacePrefix(name)
 	core := pfx + Public
-	mk := func(n string) error {
-		if err := ns.Create(n); err != nil {
-			return err
-		}
-		l.made = append(l.made, n)
-		return nil
-	}
 	logf("creating namespaces for %d NATs and %d hosts", len(topo.NATs), len(topo.Hosts))
-	if err := mk(core); err != nil {
+	if err := ns.Create(core); err != nil {
 		return nil, err
 	}
+	l.made = append(l.made, core)
 	if err := ns.Sysctl(core, "net/ipv4/ip_forward", "1"); err != nil {
 		return nil, err
 	}
@@ -196,99 +192,20 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		node := &Node{Name: n.Name, Namespace: core, Kind: "nat", Network: n.Upstream, Addresses: n.External}
 		if n.Upstream != Public {
 			node.Namespace = pfx + n.Name
-			if err := mk(node.Namespace); err != nil {
-				return nil, err
-			}
-			if err := ns.Sysctl(node.Namespace, "net/ipv4/ip_forward", "1"); err != nil {
-				return nil, err
-			}
 		}
 		l.nodes[n.Name] = node
 	}
-	pubIndex := 0
 	for _, h := range topo.Hosts {
-		node := &Node{Name: h.Name, Namespace: pfx + h.Name, Kind: "host", Network: h.Network, Addresses: h.Addresses}
-		if err := mk(node.Namespace); err != nil {
-			return nil, err
-		}
-		l.nodes[h.Name] = node
-		if h.Network != Public {
-			continue
-		}
-		// A veth to the core: host side eth0 with its addresses, default
-		// via the core's on-link address; core side routes each address.
-		coreDev := fmt.Sprintf("pub%d", pubIndex)
-		pubIndex++
-		if err := ns.VethPeer(node.Namespace, "eth0", core, coreDev); err != nil {
-			return nil, err
-		}
-		if err := ns.AddAddr(core, coreDev, netip.PrefixFrom(coreLink, 32)); err != nil {
-			return nil, err
-		}
-		for _, a := range h.Addresses {
-			if err := ns.AddAddr(node.Namespace, "eth0", netip.PrefixFrom(a, 32)); err != nil {
-				return nil, err
-			}
-			if err := ns.AddRoute(core, coreDev, netip.PrefixFrom(a, 32), netip.Addr{}); err != nil {
-				return nil, err
-			}
-		}
-		if err := ns.AddRoute(node.Namespace, "eth0", netip.PrefixFrom(netip.IPv4Unspecified(), 0), coreLink); err != nil {
-			return nil, err
-		}
+		l.nodes[h.Name] = &Node{Name: h.Name, Namespace: pfx + h.Name, Kind: "host", Network: h.Network, Addresses: h.Addresses}
 	}
-
-	// NATs, outermost first: an inner NAT's uplink must exist before its
-	// upstream makes an inside port there.
-	for _, n := range topo.Order() {
-		spec := NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
-		natName := n.Name
-		spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
-		if opt.Tap != nil {
-			spec.Tap = opt.Tap(natName)
-		}
-		if n.Upstream == Public {
-			spec.Outside = core
-		}
-		for _, h := range topo.Hosts {
-			if h.Network != n.Name {
-				continue
-			}
-			in := InsideSpec{Namespace: pfx + h.Name}
-			for _, a := range h.Addresses {
-				in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
-			}
-			spec.Inside = append(spec.Inside, in)
-		}
-		for _, inner := range topo.NATs {
-			if inner.Upstream != n.Name {
-				continue
-			}
-			in := InsideSpec{Namespace: pfx + inner.Name, Transit: true}
-			for _, a := range inner.External {
-				in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
-			}
-			spec.Inside = append(spec.Inside, in)
-		}
-		if len(spec.Inside) == 0 {
-			// A NAT with nothing behind it still runs (hosts may come
-			// later in a future version); give it nothing to route.
-			logf("nat %s has no hosts behind it", n.Name)
-			continue
-		}
-		logf("starting nat %s (%s)", n.Name, n.Behavior.Mapping.Short(false)+"/"+n.Behavior.Filtering.Short(true))
-		running, err := StartNAT(ctx, spec)
-		if err != nil {
-			return nil, fmt.Errorf("nat %s: %w", n.Name, err)
-		}
-		logf("nat %s: readers %s", n.Name, running.ReadersDesc())
-		var also func(nat.Event)
-		if opt.Observer != nil {
-			also = func(ev nat.Event) { opt.Observer(natName, ev) }
-		}
-		l.Events.Attach(n.Name, running.Engine, also)
-		l.nats[n.Name] = running
-		l.natOrder = append(l.natOrder, n.Name)
+	// The other namespaces in parallel, then the NATs, outermost first:
+	// an inner NAT's uplink must exist before its upstream makes an
+	// inside port there.
+	if err := l.makeNamespaces(topo, core); err != nil {
+		return nil, err
+	}
+	if err := l.startNATs(ctx, topo, opt, backend, logf); err != nil {
+		return nil, err
 	}
 
 	for _, node := range l.nodes {
@@ -393,8 +310,8 @@ func (n *NAT) Set(preset string, settings map[string]string) error {
 // Flush drops all of the NAT's mappings (a NAT reboot: rebinding tests).
 func (n *NAT) Flush() { n.Engine.Flush() }
 
-// Close stops host commands, NATs (innermost first) and removes every
-// namespace. Safe to call more than once.
+// Close stops host commands, NATs (innermost first, those at one depth
+// in parallel) and removes every namespace. Safe to call more than once.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -404,15 +321,13 @@ func (l *Lab) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.stopHosts()
-	for i := len(l.natOrder) - 1; i >= 0; i-- {
-		l.nats[l.natOrder[i]].Close()
-	}
-	var errs []error
-	for i := len(l.made) - 1; i >= 0; i-- {
-		if err := ns.Delete(l.made[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	l.closeNATs()
+	// Every namespace, in parallel; all are tried whatever fails.
+	errs := make([]error, len(l.made))
+	parallel(len(l.made), workers(), func(i int) error {
+		errs[i] = ns.Delete(l.made[len(l.made)-1-i])
+		return nil
+	})
 	return errors.Join(errs...)
 }
 
@@ -442,33 +357,31 @@ func Remove(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, n := range names {
-		if err := killInNamespace(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, n := range names {
-		if err := ns.Delete(n); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	killInNamespaces(names)
+	errs := make([]error, len(names))
+	parallel(len(names), workers(), func(i int) error {
+		errs[i] = ns.Delete(names[i])
+		return nil
+	})
 	return names, errors.Join(errs...)
 }
 
-// killInNamespace SIGKILLs every process whose network namespace is n
-// (found by comparing /proc/PID/ns/net with the namespace's inode).
-func killInNamespace(n string) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(ns.Dir, n), &st); err != nil {
-		return nil
+// killInNamespaces SIGKILLs every process whose network namespace is one
+// of names (found by comparing /proc/PID/ns/net with the namespaces'
+// inodes, in one pass over /proc).
+func killInNamespaces(names []string) {
+	targets := map[uint64]bool{}
+	for _, n := range names {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join(ns.Dir, n), &st) == nil {
+			targets[st.Ino] = true
+		}
 	}
-	target := st.Ino
 	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
 	self := os.Getpid()
 	for _, p := range procs {
 		var ps syscall.Stat_t
-		if syscall.Stat(p, &ps) != nil || ps.Ino != target {
+		if syscall.Stat(p, &ps) != nil || !targets[ps.Ino] {
 			continue
 		}
 		var pid int
@@ -477,7 +390,6 @@ func killInNamespace(n string) error {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	return nil
 }
 
 // ProcessesIn lists the PIDs running inside namespace n.

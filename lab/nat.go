@@ -38,8 +38,13 @@ type NATSpec struct {
 	// DeviceName is the TUN name in every namespace; may hold %d. Default
 	// "gnat%d".
 	DeviceName string
-	MTU        int
-	Backend    string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
+	// OutsideName, if set, names the outside port's device instead of
+	// DeviceName: Up, which starts NATs in parallel, numbers the outside
+	// ports it puts in one namespace itself, so that their names do not
+	// depend on which NAT came first.
+	OutsideName string
+	MTU         int
+	Backend     string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
 	// ReadMode is how the NAT reads its devices, and so how many queues
 	// they get (forward.ReadMode). The zero value reads per CPU where it can,
 	// else per device.
@@ -178,6 +183,9 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	}
 	oc := devConfig()
 	oc.Namespace, oc.Routes = spec.Outside, routes
+	if spec.OutsideName != "" {
+		oc.Name = spec.OutsideName
+	}
 	out, err := create(oc)
 	if err != nil {
 		return nil, fmt.Errorf("outside port in %q: %w", spec.Outside, err)

@@ -117,3 +117,56 @@ func TestStartNATReaders(t *testing.T) {
 	}
 	noDeviceLeft(t, spec)
 }
+
+// Up starts NATs in parallel, yet reports the first failure in topology
+// order and leaves nothing behind; the outside ports in the public core
+// are named in topology order whichever NAT starts first.
+func TestUpParallelFailsInOrder(t *testing.T) {
+	privtest.Require(t)
+	var b strings.Builder
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "[[nat]]\nname = \"n%d\"\nexternal = \"198.51.100.%d\"\ninside = \"10.0.0.0/24\"\n[[host]]\nname = \"h%d\"\nnetwork = \"n%d\"\n", i, i, i, i)
+	}
+	topo, err := Parse([]byte(b.String()), "parallel.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("lp%x", os.Getpid())
+	opt := Options{Name: name, Backend: tun.BackendOffload}
+	// Two NATs whose engine refuses its behaviour (no external address):
+	// StartNAT fails for them, the others start.
+	broken := *topo
+	broken.NATs = append([]NATNode(nil), topo.NATs...)
+	for _, i := range []int{3, 6} {
+		broken.NATs[i].Behavior.External = nil
+	}
+	for range 3 {
+		_, err := Up(context.Background(), &broken, opt)
+		if err == nil || !strings.HasPrefix(err.Error(), "nat n4: ") {
+			t.Fatalf("Up: %v, want nat n4's error", err)
+		}
+		if left, _ := NamespacesOf(name); len(left) > 0 {
+			t.Fatalf("left behind: %v", left)
+		}
+	}
+
+	l, err := Up(context.Background(), topo, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i, n := range l.NATNames() {
+		if want := fmt.Sprintf("n%d", i+1); n != want {
+			t.Fatalf("NATNames() = %v, want topology order", l.NATNames())
+		}
+		if got, want := l.NAT(n).devices[0].Name(), fmt.Sprintf("gnat%d", i); got != want {
+			t.Errorf("nat %s: outside port %s, want %s", n, got, want)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := NamespacesOf(name); len(left) > 0 {
+		t.Fatalf("left behind after Close: %v", left)
+	}
+}

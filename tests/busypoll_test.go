@@ -166,14 +166,14 @@ func tunFDs(t *testing.T, pid int) int {
 }
 
 // tunFDsPolled counts the /dev/net/tun descriptors process pid holds,
-// and how many of them are in an epoll set of its (Go's netpoller).
+// and how many of them are in Go's netpoller (procfd.Netpolled).
 func tunFDsPolled(t *testing.T, pid int) (all, inEpoll int) {
 	t.Helper()
 	targets, err := procfd.Targets(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	watched, err := procfd.Epolled(pid)
+	watched, err := procfd.Netpolled(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

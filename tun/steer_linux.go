@@ -66,7 +66,16 @@ func steerByCPU(fd int) error {
 		insns:    unsafe.Pointer(&steerProg[0]),
 		license:  unsafe.Pointer(&steerLicense[0]),
 	}
-	pfd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	// The verifier gives up with EAGAIN when a signal is pending, and Go
+	// signals its threads to preempt goroutines: try again.
+	var pfd uintptr
+	var errno unix.Errno
+	for range 10 {
+		pfd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		if errno != unix.EAGAIN && errno != unix.EINTR {
+			break
+		}
+	}
 	runtime.KeepAlive(&attr)
 	if errno != 0 {
 		hint := ""

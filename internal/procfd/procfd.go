@@ -44,7 +44,18 @@ func Targets(pid int) (map[int]string, error) {
 // Epolled returns the descriptors of process pid (0: this one) that are
 // registered in any of its epoll instances (Go's netpoller among them),
 // from the "tfd:" lines of the epoll descriptors' fdinfo.
-func Epolled(pid int) (map[int]bool, error) {
+func Epolled(pid int) (map[int]bool, error) { return epolled(pid, false) }
+
+// Netpolled returns the descriptors of process pid (0: this one) that
+// are in Go's netpoller: registered edge-triggered (EPOLLET), as the
+// netpoller registers every descriptor, unlike level-triggered sets of
+// the process's own (the per-CPU readers').
+func Netpolled(pid int) (map[int]bool, error) { return epolled(pid, true) }
+
+// epollET is EPOLLET in the events mask fdinfo shows.
+const epollET = 1 << 31
+
+func epolled(pid int, edgeOnly bool) (map[int]bool, error) {
 	ts, err := Targets(pid)
 	if err != nil {
 		return nil, err
@@ -60,7 +71,8 @@ func Epolled(pid int) (map[int]bool, error) {
 		}
 		for _, line := range strings.Split(string(info), "\n") {
 			var tfd int
-			if _, err := fmt.Sscanf(line, "tfd: %d", &tfd); err == nil {
+			var events uint32
+			if _, err := fmt.Sscanf(line, "tfd: %d events: %x", &tfd, &events); err == nil && (!edgeOnly || events&epollET != 0) {
 				watched[tfd] = true
 			}
 		}

@@ -27,6 +27,16 @@ func TestTargetsAndEpolled(t *testing.T) {
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, p[0], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p[0])}); err != nil {
 		t.Fatal(err)
 	}
+	// A second pipe, edge-triggered as Go's netpoller registers.
+	var q [2]int
+	if err := unix.Pipe2(q[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(q[0])
+	defer unix.Close(q[1])
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, q[0], &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(q[0])}); err != nil {
+		t.Fatal(err)
+	}
 	for _, pid := range []int{0, os.Getpid()} {
 		ts, err := Targets(pid)
 		if err != nil {
@@ -39,8 +49,15 @@ func TestTargetsAndEpolled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !w[p[0]] || w[p[1]] {
-			t.Errorf("pid %d: watched %v; want the read end (%d), not the write end (%d)", pid, w, p[0], p[1])
+		if !w[p[0]] || w[p[1]] || !w[q[0]] {
+			t.Errorf("pid %d: watched %v; want the read ends (%d, %d), not the write end (%d)", pid, w, p[0], q[0], p[1])
+		}
+		n, err := Netpolled(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n[p[0]] || !n[q[0]] {
+			t.Errorf("pid %d: netpolled %v; want the edge-triggered read end (%d), not the level-triggered one (%d)", pid, n, q[0], p[0])
 		}
 	}
 }
