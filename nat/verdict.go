@@ -16,13 +16,14 @@ const (
 	DropUnsolicitedSYN                // inbound TCP SYN with no mapping (RFC 5382 REQ-4: silent)
 	DropPoolExhausted                 // no free external port; ICMP 3/13 sent back
 	DropTTLExceeded                   // TTL ran out here; ICMP Time Exceeded sent back
-	DropBadChecksum                   // ICMP error with a bad ICMP or embedded IP checksum (RFC 5508 REQ-3)
+	DropBadChecksum                   // ICMP error with a bad ICMP or embedded IP checksum (RFC 5508 REQ-3); TCP SYN, FIN or RST from outside with a bad checksum
 	DropNoRoute                       // destination is neither outside nor a known inside host
 	DropHairpinOff                    // inside host sent to an external address and hairpinning is off
 	DropUnsupported                   // protocol or ICMP type gonat does not translate
 	DropFragment                      // non-first fragment with no state from its first fragment
 	DropLocal                         // from inside, addressed to the NAT's own gateway address
 	HeldFragment                      // a later fragment before its first: held until the first passes (REQ-14)
+	DropTCPOutOfWindow                // TCP RST or FIN from outside outside its session's window (RFC 5961)
 	numVerdicts
 )
 
@@ -42,6 +43,7 @@ var verdictNames = [numVerdicts]string{
 	DropFragment:       "fragment-no-state",
 	DropLocal:          "local",
 	HeldFragment:       "fragment-held",
+	DropTCPOutOfWindow: "tcp-out-of-window",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -55,13 +57,14 @@ var verdictMeanings = [numVerdicts]string{
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
 	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender",
 	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
-	DropBadChecksum:    "an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
+	DropBadChecksum:    "an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3), or a TCP SYN, FIN or RST from outside whose TCP checksum is wrong: the host would ignore it, and the NAT's session must not change for it either",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
 	DropUnsupported:    "a protocol or ICMP type gonat does not translate",
 	DropFragment:       "a later fragment of a datagram whose first fragment the NAT has not seen",
 	DropLocal:          "an inside host sent to the NAT's own gateway address: the NAT answers nothing addressed to itself",
 	HeldFragment:       "not a drop: a later fragment that came before its first, held until the first passes",
+	DropTCPOutOfWindow: "a TCP RST or FIN from outside whose sequence numbers lie outside its connection's window, as a forged one's would (RFC 5961): dropped, the session left as it was",
 }
 
 // Meaning says in a line what the verdict means.
@@ -96,6 +99,8 @@ func tableVerdict(v table.Verdict) Verdict {
 		return DropFiltered
 	case table.DropUnsolicitedSYN:
 		return DropUnsolicitedSYN
+	case table.DropOutOfWindow:
+		return DropTCPOutOfWindow
 	default:
 		return DropNoMapping
 	}

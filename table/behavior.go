@@ -193,6 +193,10 @@ const (
 	// DropUnsolicitedSYN: a TCP SYN with no mapping. RFC 5382 REQ-4 asks for
 	// a silent drop (no RST, no ICMP error for at least 6 s).
 	DropUnsolicitedSYN
+	// DropOutOfWindow: a TCP RST or FIN whose sequence numbers lie
+	// outside its session's window (RFC 5961 §3, §4): believed, anyone
+	// on the path could end the connection.
+	DropOutOfWindow
 )
 
 var verdictNames = [...]string{
@@ -200,9 +204,11 @@ var verdictNames = [...]string{
 	DropNoMapping:      "no-mapping",
 	DropFiltered:       "filtered",
 	DropUnsolicitedSYN: "unsolicited-syn",
+	DropOutOfWindow:    "tcp-out-of-window",
 }
 
-// String returns "accept", "no-mapping", "filtered" or "unsolicited-syn".
+// String returns "accept", "no-mapping", "filtered", "unsolicited-syn" or
+// "tcp-out-of-window".
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]

@@ -109,7 +109,7 @@ func TestHitMatchesFull(t *testing.T) {
 				n := 40 + rng.IntN(1400)
 				var got, want string
 				if rng.IntN(2) == 0 {
-					m := hit.outboundHit(proto, in, rem, flags, n, now)
+					m := hit.outboundHit(proto, in, rem, flagSeg(flags), n, now)
 					if m == nil {
 						fallbacks++
 						var err error
@@ -134,7 +134,7 @@ func TestHitMatchesFull(t *testing.T) {
 					if proto == ICMP {
 						ext = ep(ext.Addr(), uint16(4000+rng.IntN(3)))
 					}
-					m, v, ok := hit.inboundHit(proto, ext, rem, flags, n, now)
+					m, v, ok := hit.inboundHit(proto, ext, rem, flagSeg(flags), n, now)
 					if !ok {
 						fallbacks++
 						m, v = hit.Inbound(proto, ext, rem, flags, now)
@@ -213,10 +213,10 @@ func TestHitConcurrent(t *testing.T) {
 			for k := range per {
 				f := (k + g) % flows
 				if g%2 == 0 {
-					if tab.outboundHit(UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), 0, 100, now) == nil {
+					if tab.outboundHit(UDP, ep(hostA, uint16(5000+f)), ep(srvA1, portP1), flagSeg(0), 100, now) == nil {
 						misses[g]++
 					}
-				} else if _, v, ok := tab.inboundHit(UDP, exts[f], ep(srvA1, portP1), 0, 100, now); !ok || v != Accept {
+				} else if _, v, ok := tab.inboundHit(UDP, exts[f], ep(srvA1, portP1), flagSeg(0), 100, now); !ok || v != Accept {
 					misses[g]++
 				}
 			}

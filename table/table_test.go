@@ -261,15 +261,19 @@ func TestHitsDoNotAllocate(t *testing.T) {
 		{"peek inbound", func() { sinkMapping, sinkVerdict = tab.PeekInbound(UDP, mu.External(), r, now) }},
 		{"peek outbound", func() { sinkMapping = tab.PeekOutbound(UDP, a, r, now) }},
 		// The hit path (hit.go), which the engine tries first.
-		{"udp outbound hit path", func() { sinkMapping = tab.outboundHit(UDP, a, r, 0, 100, now) }},
-		{"udp inbound hit path", func() { sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), r, 0, 100, now) }},
-		{"udp inbound hit path filtered", func() {
-			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), ep(other, 1), 0, 100, now)
+		{"udp outbound hit path", func() { sinkMapping = tab.outboundHit(UDP, a, r, flagSeg(0), 100, now) }},
+		{"udp inbound hit path", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), r, flagSeg(0), 100, now)
 		}},
-		{"tcp outbound hit path", func() { sinkMapping = tab.outboundHit(TCP, a, r, ack, 100, now) }},
-		{"tcp inbound hit path", func() { sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(TCP, mt.External(), r, ack, 100, now) }},
+		{"udp inbound hit path filtered", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), ep(other, 1), flagSeg(0), 100, now)
+		}},
+		{"tcp outbound hit path", func() { sinkMapping = tab.outboundHit(TCP, a, r, flagSeg(ack), 100, now) }},
+		{"tcp inbound hit path", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(TCP, mt.External(), r, flagSeg(ack), 100, now)
+		}},
 		{"indexed inbound hit path", func() {
-			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, big.External(), ep(other, 140), 0, 100, now)
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, big.External(), ep(other, 140), flagSeg(0), 100, now)
 		}},
 	}
 	for _, c := range cases {
