@@ -137,3 +137,23 @@ func TestWindowScaleOption(t *testing.T) {
 		}
 	}
 }
+
+// windowScale never reads past its options, whatever they hold, and a
+// shift it returns is one the options carry as a window scale option.
+func FuzzWindowScale(f *testing.F) {
+	f.Add([]byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7})
+	f.Add([]byte{1, 1, 3, 3, 9, 0})
+	f.Add([]byte{3, 3})
+	f.Fuzz(func(t *testing.T, opts []byte) {
+		got := windowScale(opts)
+		if got == table.NoWScale {
+			return
+		}
+		for i := 0; i+2 < len(opts); i++ {
+			if opts[i] == 3 && opts[i+1] == 3 && opts[i+2] == got {
+				return
+			}
+		}
+		t.Fatalf("%x: shift %d, not in the options", opts, got)
+	})
+}
