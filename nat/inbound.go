@@ -40,7 +40,7 @@ func (e *Engine) inbound(pk *packet) Result {
 	}
 	var seg table.Segment
 	if p.IPProto == header.ProtoTCP {
-		seg = tcpSegment(b, p)
+		tcpSegment(&seg, b, p)
 		// A segment that could open or end a session must be one the
 		// host would take; data segments are left to the host.
 		if p.TCPFlags&(header.TCPSyn|header.TCPFin|header.TCPRst) != 0 && !tcpChecksumOK(b, p) {

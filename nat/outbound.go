@@ -70,7 +70,7 @@ func (e *Engine) outbound(pk *packet) Result {
 	pk.nonAtomic = !p.DontFrag || p.MoreFrags
 	var seg table.Segment
 	if p.IPProto == header.ProtoTCP {
-		seg = tcpSegment(b, p)
+		tcpSegment(&seg, b, p)
 	}
 
 	if !hairpin && !p.MoreFrags {

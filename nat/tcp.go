@@ -7,26 +7,21 @@ import (
 	"github.com/gonat/gonat/table"
 )
 
-// tcpSegment reads what the table tracks of TCP packet b, decoded into p
-// (a first fragment: its header is whole). A first fragment's length is
-// its own, less than the segment's: the windows then lag, which only
-// makes the check believe more.
-func tcpSegment(b []byte, p *header.Parsed) table.Segment {
-	t := header.TCP(b[p.IPHeaderLen:p.Length])
+// tcpSegment reads into g what the table tracks of TCP packet b (cut to
+// its IP length), decoded into p (a first fragment: its header is
+// whole). A first fragment's length is its own, less than the segment's:
+// the windows then lag, which only makes the check believe more. g is
+// filled in place: a Segment returned by value costs a copy per packet.
+func tcpSegment(g *table.Segment, b []byte, p *header.Parsed) {
+	t := header.TCP(b[p.IPHeaderLen:])
+	_ = t[header.TCPMinSize-1] // one bounds check for the fields below
 	off := t.DataOffset()
-	g := table.Segment{
-		Seq:    t.Seq(),
-		Ack:    t.Ack(),
-		Len:    uint32(len(t) - off),
-		Window: t.Window(),
-		Flags:  p.TCPFlags,
-		WScale: table.NoWScale,
-		HasSeq: true,
-	}
+	g.Seq, g.Ack, g.Window = t.Seq(), t.Ack(), t.Window()
+	g.Len = uint32(len(t) - off)
+	g.Flags, g.WScale, g.HasSeq = p.TCPFlags, table.NoWScale, true
 	if p.TCPFlags&header.TCPSyn != 0 {
 		g.WScale = windowScale(t[header.TCPMinSize:off])
 	}
-	return g
 }
 
 // TCP header fields and options read here (RFC 9293 §3.1, RFC 7323 §2.2).
@@ -40,7 +35,10 @@ const (
 
 // windowScale returns the shift of the window scale option among TCP
 // options opts, or table.NoWScale if there is none or the options are
-// malformed.
+// malformed. Only SYNs need it: kept out of line, it leaves tcpSegment
+// small enough to inline.
+//
+//go:noinline
 func windowScale(opts []byte) uint8 {
 	for len(opts) > 0 {
 		switch opts[0] {

@@ -44,6 +44,7 @@ type tcpDir struct {
 	maxWin uint32 // largest window this end offered, scaled (td_maxwin)
 	maxAck uint32 // highest acknowledgment this end sent (td_maxack)
 	scale  uint8  // window scale this end's SYN announced
+	shift  uint8  // the scale its windows take once both SYNs are seen
 	flags  uint8  // dirSeen...
 }
 
@@ -117,14 +118,22 @@ func (w *tcpWin) window(s int, g *Segment) uint32 {
 	if g.Flags&FlagSYN != 0 {
 		return win
 	}
-	d := &w[s]
-	switch {
-	case d.flags&dirSynSeen == 0:
-		return win << maxWScale
-	case d.flags&dirWScale != 0 && w[1-s].flags&dirWScale != 0:
-		return win << d.scale
+	if d := &w[s]; d.flags&dirSynSeen != 0 {
+		return win << d.shift
 	}
-	return win
+	return win << maxWScale
+}
+
+// rescale sets both ends' shifts after a SYN: an end's scale holds only
+// if both SYNs carried the option (RFC 7323 §2.2).
+func (w *tcpWin) rescale() {
+	both := w[0].flags&w[1].flags&dirWScale != 0
+	for s := range w {
+		w[s].shift = 0
+		if both {
+			w[s].shift = w[s].scale
+		}
+	}
 }
 
 // maxAckWindow is how far behind the other end's highest sequence number
@@ -180,6 +189,7 @@ func (w *tcpWin) track(s int, g *Segment) {
 			snd.flags |= dirWScale
 			snd.scale = min(g.WScale, maxWScale)
 		}
+		w.rescale()
 	}
 	win := w.window(s, g)
 	if snd.flags&dirSeen == 0 {
@@ -196,12 +206,13 @@ func (w *tcpWin) track(s int, g *Segment) {
 	}
 	if seqAfter(end, snd.end) {
 		snd.end = end
-	}
-	if seqAfter(end, snd.maxEnd) {
-		// It sent past the window seen (an update the NAT missed, a
-		// probe): the window was larger.
-		rcv.maxWin += end - snd.maxEnd
-		snd.maxEnd = end
+		if seqAfter(end, snd.maxEnd) {
+			// It sent past the window seen (an update the NAT missed,
+			// a probe): the window was larger. (maxEnd is at least
+			// end once tracked, so only a new end can pass it.)
+			rcv.maxWin += end - snd.maxEnd
+			snd.maxEnd = end
+		}
 	}
 	snd.maxWin = max(snd.maxWin, win)
 	if g.Flags&FlagACK != 0 {
