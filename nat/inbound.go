@@ -41,8 +41,17 @@ func (e *Engine) inbound(pk *packet) Result {
 	if !p.HasPorts() {
 		return e.drop(pk, DropMalformed)
 	}
+	var seg table.Segment
+	if p.IPProto == header.ProtoTCP {
+		tcpSegment(&seg, b, p)
+		// A segment that could open or end a session must be one the
+		// host would take; data segments are left to the host.
+		if p.TCPFlags&(header.TCPSyn|header.TCPFin|header.TCPRst) != 0 && !tcpChecksumOK(b, p) {
+			return e.drop(pk, DropBadChecksum)
+		}
+	}
 	if !p.MoreFrags {
-		m, tv, ok := q.r.Lock().InboundHit(proto, p.Dst, p.Src, p.TCPFlags, len(b), now)
+		m, tv, ok := q.r.Lock().InboundHitSeg(proto, p.Dst, p.Src, &seg, len(b), now)
 		q.r.Unlock()
 		if ok {
 			if tv != table.Accept {
@@ -51,7 +60,7 @@ func (e *Engine) inbound(pk *packet) Result {
 			return e.translatedIn(pk, m.Internal())
 		}
 	}
-	m, tv := e.shared.Lock().Inbound(proto, p.Dst, p.Src, p.TCPFlags, now)
+	m, tv := e.shared.Lock().InboundSeg(proto, p.Dst, p.Src, seg, now)
 	if tv != table.Accept {
 		v := tableVerdict(tv)
 		if tv == table.DropLimitSessionsPerMapping || tv == table.DropLimitSessions {

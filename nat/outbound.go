@@ -76,9 +76,13 @@ func (e *Engine) outbound(pk *packet) Result {
 	// fragment leaves it for the rest of its datagram (the key is the
 	// original identification, so it is read before the rewrite).
 	pk.nonAtomic = !p.DontFrag || p.MoreFrags
+	var seg table.Segment
+	if p.IPProto == header.ProtoTCP {
+		tcpSegment(&seg, b, p)
+	}
 
 	if !hairpin && !p.MoreFrags {
-		m := q.r.Lock().OutboundHit(proto, p.Src, p.Dst, p.TCPFlags, len(b), now)
+		m := q.r.Lock().OutboundHitSeg(proto, p.Src, p.Dst, &seg, len(b), now)
 		if m != nil && pk.nonAtomic {
 			pk.newID = q.nextID(pk.segs)
 		}
@@ -95,7 +99,7 @@ func (e *Engine) outbound(pk *packet) Result {
 		e.shared.Unlock()
 		return e.drop(pk, DropHairpinOff)
 	}
-	m, created, err := tab.Outbound(proto, p.Src, p.Dst, p.TCPFlags, now)
+	m, created, err := tab.OutboundSeg(proto, p.Src, p.Dst, seg, now)
 	if err != nil {
 		// RFC 5508 REQ-8 / RFC 6888 REQ-4: say so with 3/13, never steal
 		// a live mapping.
@@ -131,7 +135,7 @@ func (e *Engine) outbound(pk *packet) Result {
 		// The packet turns around inside the NAT: it leaves with the
 		// sender's external endpoint as source (REQ-9a) and enters the
 		// destination mapping through its filter like any inbound packet.
-		target, tv = tab.Inbound(proto, p.Dst, ext, p.TCPFlags, now)
+		target, tv = tab.InboundSeg(proto, p.Dst, ext, seg, now)
 		if tv == table.Accept {
 			target.AddBytes(false, len(b))
 		}

@@ -16,7 +16,7 @@ const (
 	DropUnsolicitedSYN                // inbound TCP SYN with no mapping (RFC 5382 REQ-4: silent)
 	DropPoolExhausted                 // no free external port; ICMP 3/13 sent back
 	DropTTLExceeded                   // TTL ran out here; ICMP Time Exceeded sent back
-	DropBadChecksum                   // bad IPv4 header checksum (RFC 1812 5.2.2), or an ICMP error's bad ICMP or embedded IP checksum (RFC 5508 REQ-3)
+	DropBadChecksum                   // bad IPv4 header checksum (RFC 1812 5.2.2), an ICMP error's bad ICMP or embedded IP checksum (RFC 5508 REQ-3), or a TCP SYN, FIN or RST from outside with a bad checksum
 	DropNoRoute                       // destination is neither outside nor a known inside host
 	DropHairpinOff                    // inside host sent to an external address and hairpinning is off
 	DropUnsupported                   // protocol or ICMP type gonat does not translate
@@ -30,9 +30,10 @@ const (
 	DropLimitSessionsPerMapping
 	DropLimitMappings
 	DropLimitSessions
-	DropSpoofed  // from inside, with a source address that is not on its port (BCP 38)
-	DropMartian  // a source from outside, or a destination, no router forwards
-	DropICMPRate // dropped for TTL or ports, its ICMP error over the rate limit
+	DropSpoofed        // from inside, with a source address that is not on its port (BCP 38)
+	DropMartian        // a source from outside, or a destination, no router forwards
+	DropICMPRate       // dropped for TTL or ports, its ICMP error over the rate limit
+	DropTCPOutOfWindow // TCP RST or FIN from outside outside its session's window (RFC 5961)
 	numVerdicts
 )
 
@@ -60,6 +61,7 @@ var verdictNames = [numVerdicts]string{
 	DropSpoofed:                 "spoofed",
 	DropMartian:                 "martian",
 	DropICMPRate:                "icmp-rate",
+	DropTCPOutOfWindow:          "tcp-out-of-window",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -73,7 +75,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
 	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender, rate-limited",
 	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
-	DropBadChecksum:    "a wrong IPv4 header checksum (RFC 1812 §5.2.2), or an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
+	DropBadChecksum:    "a wrong IPv4 header checksum (RFC 1812 §5.2.2), an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3), or a TCP SYN, FIN or RST from outside whose TCP checksum is wrong: the host would ignore it, and the NAT's session must not change for it either",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
 	DropUnsupported:    "a protocol or ICMP type gonat does not translate",
@@ -88,6 +90,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropSpoofed:                 "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
 	DropMartian:                 "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
 	DropICMPRate:                "dropped (TTL ran out, or no port left) and its ICMP error not sent: ICMP errors are rate-limited per destination and in all (settings icmp-rate and icmp-interval)",
+	DropTCPOutOfWindow:          "a TCP RST or FIN from outside whose sequence numbers lie outside its connection's window, as a forged one's would (RFC 5961): dropped, the session left as it was",
 }
 
 // Meaning says in a line what the verdict means.
@@ -142,6 +145,8 @@ func tableVerdict(v table.Verdict) Verdict {
 		return DropLimitSessionsPerMapping
 	case table.DropLimitSessions:
 		return DropLimitSessions
+	case table.DropOutOfWindow:
+		return DropTCPOutOfWindow
 	default:
 		return DropNoMapping
 	}

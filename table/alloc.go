@@ -24,7 +24,8 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 	if t.forRemote(k) {
 		t.secondaries++
 	}
-	m := &Mapping{
+	m := newMapping(proto)
+	*m = Mapping{
 		okey:    k,
 		extPort: port,
 		extAddr: t.ext[ext],

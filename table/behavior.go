@@ -199,6 +199,10 @@ const (
 	// DropLimitSessions: a TCP SYN admitted by the filter would add a
 	// session to a table at Config.LimitSessions.
 	DropLimitSessions
+	// DropOutOfWindow: a TCP RST or FIN whose sequence numbers lie
+	// outside its session's window (RFC 5961 §3, §4): believed, anyone
+	// on the path could end the connection.
+	DropOutOfWindow
 )
 
 var verdictNames = [...]string{
@@ -208,10 +212,12 @@ var verdictNames = [...]string{
 	DropUnsolicitedSYN:          "unsolicited-syn",
 	DropLimitSessionsPerMapping: "limit-sessions-per-mapping",
 	DropLimitSessions:           "limit-sessions",
+	DropOutOfWindow:             "tcp-out-of-window",
 }
 
 // String returns the verdict's name: "accept", "no-mapping", "filtered",
-// "unsolicited-syn", "limit-sessions-per-mapping" or "limit-sessions".
+// "unsolicited-syn", "limit-sessions-per-mapping", "limit-sessions" or
+// "tcp-out-of-window".
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]

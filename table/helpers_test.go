@@ -97,3 +97,9 @@ func stopped[T any](t *testing.T, s *Shared, before uint64, done <-chan T, relea
 	case <-time.After(20 * time.Millisecond):
 	}
 }
+
+// flagSeg is the Segment of a packet known by its TCP flags only.
+func flagSeg(flags uint8) *Segment {
+	s := FlagsOnly(flags)
+	return &s
+}

@@ -11,7 +11,8 @@ import (
 // several readers at once.
 //
 // Most packets belong to a mapping that exists and change only that
-// mapping: its timers, its counters, and its sessions' timers.
+// mapping: its timers, its counters, and its sessions' timers and TCP
+// windows.
 // outboundHit and inboundHit (Hits.OutboundHit, Hits.InboundHit) do
 // exactly that and nothing else, so they may run concurrently with each
 // other, each under its Reader's lock, which keeps every other method out
@@ -55,7 +56,7 @@ func (t *Table) lockStripe(m *Mapping) *stripe {
 }
 
 // outboundHit is Hits.OutboundHit.
-func (t *Table) outboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) *Mapping {
+func (t *Table) outboundHit(proto Protocol, internal, remote netip.AddrPort, seg *Segment, bytes int, now time.Time) *Mapping {
 	if !t.haveEpoch || proto.index() < 0 || !internal.Addr().Is4() || !remote.Addr().Is4() {
 		return nil
 	}
@@ -97,10 +98,14 @@ func (t *Table) outboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 	if !s.alive(rel) {
 		return nil
 	}
-	// A TCP packet that moves the state is Outbound's (tcpTouch); one
-	// that does not, like any other, only moves the timers later.
-	if proto == TCP && tcpAdvance(s.tcp, true, tcpFlags) != s.tcp {
-		return nil
+	// A TCP packet that moves the state is Outbound's (tcpTouch), as is
+	// one after a RST (it may undo it); one that does not, like any
+	// other, only moves the timers later, and the windows.
+	if proto == TCP {
+		if s.tcp&tcpRst != 0 || tcpAdvance(s.tcp, true, seg.Flags) != s.tcp {
+			return nil
+		}
+		m.win(i).track(0, seg)
 	}
 	m.extend(i, rel+t.timeout(proto, s.tcp))
 	m.countPacket(true)
@@ -109,12 +114,12 @@ func (t *Table) outboundHit(proto Protocol, internal, remote netip.AddrPort, tcp
 }
 
 // inboundHit is Hits.InboundHit.
-func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
+func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, seg *Segment, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
 	if !t.haveEpoch || proto.index() < 0 {
 		return nil, 0, false
 	}
 	noMapping := DropNoMapping
-	if proto == TCP && isConnRequest(tcpFlags) {
+	if proto == TCP && isConnRequest(seg.Flags) {
 		noMapping = DropUnsolicitedSYN
 	}
 	if !external.Addr().Is4() || !remote.Addr().Is4() {
@@ -142,7 +147,7 @@ func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 				live = c
 			}
 			if i := c.findLive(r, rel); i >= 0 {
-				ok := t.acceptHit(c, i, proto, tcpFlags, bytes, rel)
+				ok := t.acceptHit(c, i, proto, seg, bytes, rel)
 				l.Unlock()
 				if !ok {
 					return nil, 0, false
@@ -168,7 +173,7 @@ func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 	if !admitted {
 		return m, DropFiltered, true
 	}
-	if !t.acceptHit(m, i, proto, tcpFlags, bytes, rel) {
+	if !t.acceptHit(m, i, proto, seg, bytes, rel) {
 		return nil, 0, false
 	}
 	return m, Accept, true
@@ -177,19 +182,23 @@ func (t *Table) inboundHit(proto Protocol, external, remote netip.AddrPort, tcpF
 // acceptHit is the rest of Inbound for a packet m admits (i: the
 // position of the sender's live session, or -1), under m's stripe lock.
 // It reports false, having changed nothing, where Inbound would change
-// more than m's timers and counters.
-func (t *Table) acceptHit(m *Mapping, i int, proto Protocol, tcpFlags uint8, bytes int, rel time.Duration) bool {
+// more than m's timers, counters and windows, or would judge a RST or
+// FIN by the window.
+func (t *Table) acceptHit(m *Mapping, i int, proto Protocol, seg *Segment, bytes int, rel time.Duration) bool {
 	switch proto {
 	case TCP:
 		if i < 0 {
-			if isConnRequest(tcpFlags) {
+			if isConnRequest(seg.Flags) {
 				return false // starts a session
 			}
 			break // admitted without one
 		}
 		s := m.sess(i)
-		if tcpAdvance(s.tcp, false, tcpFlags) != s.tcp {
+		if s.tcp&tcpRst != 0 || seg.Flags&(FlagRST|FlagFIN) != 0 || tcpAdvance(s.tcp, false, seg.Flags) != s.tcp {
 			return false
+		}
+		if w := m.win(i); w.ok(1, seg) {
+			w.track(1, seg)
 		}
 		m.extend(i, rel+t.timeout(TCP, s.tcp))
 	case UDP:

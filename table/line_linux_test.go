@@ -9,8 +9,9 @@ import (
 )
 
 // TestPacketTouchesFirstLine runs a mapping's steady traffic (both ways,
-// each protocol, counters included) with its second cache line in a page
-// that cannot be read or written. TestMappingLayout checks where the
+// each protocol, counters and TCP windows included) with its second cache
+// line in a page that cannot be read or written (a TCP mapping's windows
+// are in the line before its first). TestMappingLayout checks where the
 // fields are; this checks what the code touches: a read or write of the
 // second line on a packet costs a miss per packet at a million mappings,
 // and here it faults.
@@ -42,6 +43,10 @@ func TestPacketTouchesFirstLine(t *testing.T) {
 			}
 			c := (*Mapping)(unsafe.Pointer(&mem[page-64]))
 			*c = *m
+			if proto == TCP {
+				// The windows' line, just before (tcpMapping).
+				*c.win(0) = *m.win(0)
+			}
 			swapIndexed(t, tab, m, c)
 			defer swapIndexed(t, tab, c, m)
 			if err := syscall.Mprotect(guard, syscall.PROT_NONE); err != nil {
@@ -62,22 +67,29 @@ func TestPacketTouchesFirstLine(t *testing.T) {
 				}()
 				for i := range packets {
 					now = now.Add(time.Millisecond)
+					// TCP: data both ways, so the windows are tracked too.
+					var so, si Segment
+					if proto == TCP {
+						k := uint32(i) * 1400
+						so = Segment{Seq: 1000 + k, Ack: 9000 + k, Len: 1400, Window: 1000, Flags: FlagACK, HasSeq: true}
+						si = Segment{Seq: 9000 + k, Ack: 2400 + k, Len: 1400, Window: 1000, Flags: FlagACK, HasSeq: true}
+					}
 					if i%2 == 1 {
 						// The hit path, which the engine tries first.
-						if got := tab.outboundHit(proto, in, rem, FlagACK, 1400, now); got != c {
+						if got := tab.outboundHit(proto, in, rem, &so, 1400, now); got != c {
 							t.Fatalf("outbound hit: %p (want %p)", got, c)
 						}
-						if got, v, ok := tab.inboundHit(proto, c.External(), rem, FlagACK, 1400, now); !ok || v != Accept || got != c {
+						if got, v, ok := tab.inboundHit(proto, c.External(), rem, &si, 1400, now); !ok || v != Accept || got != c {
 							t.Fatalf("inbound hit: %v %v, %p (want %p)", ok, v, got, c)
 						}
 						continue
 					}
-					got, _, err := tab.Outbound(proto, in, rem, FlagACK, now)
+					got, _, err := tab.OutboundSeg(proto, in, rem, so, now)
 					if err != nil || got != c {
 						t.Fatalf("outbound: %v, %p (want %p)", err, got, c)
 					}
 					got.AddBytes(true, 1400)
-					got, v := tab.Inbound(proto, c.External(), rem, FlagACK, now)
+					got, v := tab.InboundSeg(proto, c.External(), rem, si, now)
 					if v != Accept || got != c {
 						t.Fatalf("inbound: %v, %p (want %p)", v, got, c)
 					}
@@ -86,6 +98,9 @@ func TestPacketTouchesFirstLine(t *testing.T) {
 			}()
 			if err := syscall.Mprotect(guard, syscall.PROT_READ|syscall.PROT_WRITE); err != nil {
 				t.Fatal(err)
+			}
+			if proto == TCP && c.win(0)[1].end != 9000+packets*1400 {
+				t.Errorf("the windows were not tracked: %+v", *c.win(0))
 			}
 			if c.PacketsOut() != packets+1 || c.PacketsIn() != packets+1 || c.BytesOut() != packets*1400 {
 				t.Errorf("counters: %d out, %d in, %d bytes out", c.PacketsOut(), c.PacketsIn(), c.BytesOut())

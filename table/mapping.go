@@ -113,10 +113,8 @@ func tcpStateOf(b uint8) tcpState {
 // tcpAdvance returns the session bits after a packet with flags in direction
 // out (internal to remote) or in.
 func tcpAdvance(b uint8, out bool, flags uint8) uint8 {
-	if isConnRequest(flags) {
-		if st := tcpStateOf(b); st == stateTimeWait || st == stateClosed {
-			b = 0 // a new connection on the same 4-tuple
-		}
+	if tcpFresh(b, flags) {
+		b = 0 // a new connection on the same 4-tuple
 	}
 	if flags&FlagRST != 0 {
 		b |= tcpRst
@@ -141,6 +139,20 @@ func tcpAdvance(b uint8, out bool, flags uint8) uint8 {
 	return b
 }
 
+// tcpFresh reports whether a packet with flags starts session bits b
+// afresh: the session is new, or the SYN opens a new connection on the
+// 4-tuple of one that has closed.
+func tcpFresh(b, flags uint8) bool {
+	if b == 0 {
+		return true
+	}
+	if !isConnRequest(flags) {
+		return false
+	}
+	st := tcpStateOf(b)
+	return st == stateTimeWait || st == stateClosed
+}
+
 // session is one remote endpoint a mapping has talked to: the filter
 // permission (RFC 4787 §5) and, for TCP, the connection state. 16 bytes:
 // the first one lives inside the Mapping.
@@ -161,6 +173,7 @@ const indexThreshold = 8
 // once there are many.
 type sessionSet struct {
 	list    []session                 // sessions 1..nsess-1
+	win     []tcpWin                  // TCP: their window tracking, as list
 	pos     map[remKey]int32          // position (0..nsess-1); nil until indexed
 	addr    map[[4]byte]time.Duration // latest expiry of the sessions with this address (ADF)
 	pruneAt int                       // prune lapsed sessions when nsess reaches this
@@ -181,9 +194,11 @@ type sessionSet struct {
 // mappings have one) and the low 32 bits of the counters. A packet that
 // touched the second line too cost 25-30 ns more per lookup at a million
 // mappings (BenchmarkOutboundHitBatch, BenchmarkInboundHitBatch): its
-// line is one more miss, prefetched or not. Times are durations since the
-// table's epoch (8 bytes, not time.Time's 24); the methods turn them back
-// into times.
+// line is one more miss, prefetched or not. A TCP mapping has one line
+// more, before the first: its first session's windows (tcpMapping), which
+// its packets read and write too and UDP and ICMP mappings do without.
+// Times are durations since the table's epoch (8 bytes, not time.Time's
+// 24); the methods turn them back into times.
 type Mapping struct {
 	okey    outKey        // protocol, internal endpoint, remote part of the key
 	extPort uint16        // external port (ICMP: identifier)
@@ -400,6 +415,9 @@ func (m *Mapping) addSession(r remKey, now time.Duration) int {
 			m.more = &sessionSet{}
 		}
 		m.more.list = append(m.more.list, session{remote: r})
+		if m.okey.proto == TCP {
+			m.more.win = append(m.more.win, tcpWin{})
+		}
 	}
 	m.nsess++
 	m.tab.sessions++
@@ -414,10 +432,14 @@ func (m *Mapping) addSession(r remKey, now time.Duration) int {
 
 // prune drops lapsed sessions and rebuilds (or drops) the index.
 func (m *Mapping) prune(now time.Duration) {
+	tcp := m.okey.proto == TCP
 	w := 0
 	for i := range int(m.nsess) {
 		if s := *m.sess(i); s.alive(now) {
 			*m.sess(w) = s
+			if tcp {
+				*m.win(w) = *m.win(i)
+			}
 			w++
 		}
 	}
@@ -429,6 +451,9 @@ func (m *Mapping) prune(now time.Duration) {
 	rest := max(w-1, 0)
 	clear(m.more.list[rest:])
 	m.more.list = m.more.list[:rest]
+	if tcp {
+		m.more.win = m.more.win[:rest]
+	}
 	switch {
 	case w <= 1:
 		m.more = nil

@@ -74,15 +74,22 @@ func (t *Table) timeout(proto Protocol, b uint8) time.Duration {
 	return t.cfg.TCPTransitoryTimeout
 }
 
-// Outbound handles a packet from internal to remote. It finds or creates the
-// mapping (created reports a new one), records or refreshes the session for
-// remote (which is also the filter permission), refreshes the timer (RFC 4787
-// REQ-6: outbound always refreshes), advances the TCP state with tcpFlags (0
-// for UDP and ICMP) and counts the packet. For ICMP, internal is (address,
-// echo identifier). It returns ErrPortsExhausted when no external port is
+// Outbound is OutboundSeg for a packet known by its TCP flags only (0
+// for UDP and ICMP): the session's windows are not tracked.
+func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, now time.Time) (m *Mapping, created bool, err error) {
+	return t.OutboundSeg(proto, internal, remote, FlagsOnly(tcpFlags), now)
+}
+
+// OutboundSeg handles a packet from internal to remote. It finds or
+// creates the mapping (created reports a new one), records or refreshes
+// the session for remote (which is also the filter permission),
+// refreshes the timer (RFC 4787 REQ-6: outbound always refreshes),
+// advances the TCP state and windows with seg (the zero Segment for UDP
+// and ICMP) and counts the packet. For ICMP, internal is (address, echo
+// identifier). It returns ErrPortsExhausted when no external port is
 // free, and an ErrLimit error when a new mapping or session would pass a
 // limit of Config; live mappings are never evicted.
-func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, now time.Time) (m *Mapping, created bool, err error) {
+func (t *Table) OutboundSeg(proto Protocol, internal, remote netip.AddrPort, seg Segment, now time.Time) (m *Mapping, created bool, err error) {
 	if proto.index() < 0 {
 		return nil, false, ErrProtocol
 	}
@@ -149,7 +156,7 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 		m.sess(i).tcp = 0 // a lapsed session starts afresh
 	}
 	if proto == TCP {
-		t.tcpTouch(m, i, true, tcpFlags, rel)
+		t.tcpTouch(m, i, true, &seg, rel)
 	} else {
 		m.extend(i, rel+t.timeout(proto, m.sess(i).tcp))
 	}
@@ -161,39 +168,47 @@ func (t *Table) Outbound(proto Protocol, internal, remote netip.AddrPort, tcpFla
 	return m, created, nil
 }
 
-// Inbound handles a packet from remote to external. It finds the mapping that
-// holds external and applies the filtering behaviour (RFC 4787 §5): EIF admits
-// any remote, ADF a remote whose address has a live session, APDF a remote
-// with a live session of its own; ICMP replies are always filtered
-// address-dependently. For TCP, packets of a known session advance its state
-// and reset its timer; a SYN admitted from a remote with no session creates
-// one (hole punching, simultaneous open); other admitted packets from such a
-// remote pass without one. For UDP and ICMP, an accepted packet refreshes the
-// mapping and the sender's permission when InboundRefresh is set. An accepted
-// packet is counted.
-//
-// The mapping is returned with Accept, DropFiltered and the DropLimit
-// verdicts, nil otherwise. A SYN (without ACK) that finds no mapping gets
-// DropUnsolicitedSYN (RFC 5382 REQ-4). A SYN that would add a session
-// beyond a limit gets DropLimitSessionsPerMapping or DropLimitSessions,
-// and the mapping is left as it was.
+// Inbound is InboundSeg for a packet known by its TCP flags only (0 for
+// UDP and ICMP): no window is tracked or checked.
 func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, now time.Time) (*Mapping, Verdict) {
+	return t.InboundSeg(proto, external, remote, FlagsOnly(tcpFlags), now)
+}
+
+// InboundSeg handles a packet from remote to external. It finds the
+// mapping that holds external and applies the filtering behaviour (RFC
+// 4787 §5): EIF admits any remote, ADF a remote whose address has a live
+// session, APDF a remote with a live session of its own; ICMP replies are
+// always filtered address-dependently. For TCP, packets of a known
+// session advance its state and windows and reset its timer, but a RST
+// or FIN outside the session's window gets DropOutOfWindow and changes
+// nothing; a SYN admitted from a remote with no session creates one (hole
+// punching, simultaneous open); other admitted packets from such a
+// remote pass without one. For UDP and ICMP (seg zero), an accepted
+// packet refreshes the mapping and the sender's permission when
+// InboundRefresh is set. An accepted packet is counted.
+//
+// The mapping is returned with Accept, DropFiltered, DropOutOfWindow and
+// the DropLimit verdicts, nil otherwise. A SYN (without ACK) that finds
+// no mapping gets DropUnsolicitedSYN (RFC 5382 REQ-4). A SYN that would
+// add a session beyond a limit gets DropLimitSessionsPerMapping or
+// DropLimitSessions, and the mapping is left as it was.
+func (t *Table) InboundSeg(proto Protocol, external, remote netip.AddrPort, seg Segment, now time.Time) (*Mapping, Verdict) {
 	rel := now.Sub(t.epoch) // before the first mapping: unused, as none is found
 	m, i, v := t.match(proto, external, remote, rel)
 	switch v {
 	case Accept:
 	case DropNoMapping:
-		if proto == TCP && isConnRequest(tcpFlags) {
+		if proto == TCP && isConnRequest(seg.Flags) {
 			v = DropUnsolicitedSYN
 		}
 		return nil, v
 	default:
 		return m, v
 	}
-	m.countPacket(false)
 	if proto == TCP {
 		if i < 0 {
-			if !isConnRequest(tcpFlags) {
+			if !isConnRequest(seg.Flags) {
+				m.countPacket(false)
 				return m, Accept
 			}
 			r := remKeyOf(proto, remote)
@@ -209,9 +224,13 @@ func (t *Table) Inbound(proto Protocol, external, remote netip.AddrPort, tcpFlag
 				m.sess(i).tcp = 0 // lapsed: start afresh
 			}
 		}
-		t.tcpTouch(m, i, false, tcpFlags, rel)
+		if !t.tcpTouch(m, i, false, &seg, rel) {
+			return m, DropOutOfWindow
+		}
+		m.countPacket(false)
 		return m, Accept
 	}
+	m.countPacket(false)
 	if proto == UDP && i >= 0 && m.sess(i).tcp&udpReplied == 0 {
 		// The first packet back: the session's timer becomes the replied
 		// one, counted from its last refresh.
@@ -299,20 +318,55 @@ func (t *Table) match(proto Protocol, external, remote netip.AddrPort, rel time.
 	return m, i, Accept
 }
 
-// tcpTouch applies a TCP packet (out: from inside) to session i of m: the
-// state advances and the timer restarts. A packet that leaves the state as
-// it is only moves the timer later: an earlier expiry would come from a
-// reader whose clock (read once per batch) is a little behind another's,
-// not from anything the flow did.
-func (t *Table) tcpTouch(m *Mapping, i int, out bool, flags uint8, rel time.Duration) {
+// tcpTouch applies TCP segment g (out: from inside) to session i of m:
+// the windows and the state advance and the timer restarts. A segment
+// from outside outside the window is not tracked, and if it is a RST or
+// FIN, tcpTouch changes nothing and reports false. A packet that leaves
+// the state as it is only moves the timer later: an earlier expiry would
+// come from a reader whose clock (read once per batch) is a little behind
+// another's, not from anything the flow did.
+//
+// A RST leaves the session for the transitory time, not at once (RFC
+// 7857 §2.2), and is undone if both ends go on sending in the window: a
+// RST that got through without ending the connection (one forged, or
+// one the host refused, RFC 5961 §3.2) then costs nothing.
+func (t *Table) tcpTouch(m *Mapping, i int, out bool, g *Segment, rel time.Duration) bool {
 	s := m.sess(i)
-	nb := tcpAdvance(s.tcp, out, flags)
+	w := m.win(i)
+	end := 1
+	if out {
+		end = 0
+	}
+	if tcpFresh(s.tcp, g.Flags) {
+		*w = tcpWin{}
+	}
+	inWindow := out || w.ok(end, g)
+	if !inWindow && g.Flags&(FlagRST|FlagFIN) != 0 {
+		return false
+	}
+	if inWindow {
+		w.track(end, g)
+	}
+	nb := tcpAdvance(s.tcp, out, g.Flags)
+	switch {
+	case g.Flags&FlagRST != 0:
+		w[0].flags &^= dirAfterRst
+		w[1].flags &^= dirAfterRst
+	case nb&tcpRst != 0 && inWindow && g.HasSeq:
+		w[end].flags |= dirAfterRst
+		if w[0].flags&w[1].flags&dirAfterRst != 0 {
+			nb &^= tcpRst
+			w[0].flags &^= dirAfterRst
+			w[1].flags &^= dirAfterRst
+		}
+	}
 	e := rel + t.timeout(TCP, nb)
 	if nb == s.tcp && e <= s.expires {
-		return
+		return true
 	}
 	s.tcp = nb
 	t.setTCPSessionExpiry(m, i, e)
+	return true
 }
 
 // setTCPSessionExpiry sets a TCP session's expiry; the mapping lives while

@@ -147,7 +147,14 @@ func (r *Reader) Unlock() { r.mu.Unlock() }
 // bytes are counted. It returns nil, having changed nothing, for any
 // other packet; Outbound (under Shared.Lock) handles those.
 func (h Hits) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) *Mapping {
-	return h.t.outboundHit(proto, internal, remote, tcpFlags, bytes, now)
+	seg := FlagsOnly(tcpFlags)
+	return h.t.outboundHit(proto, internal, remote, &seg, bytes, now)
+}
+
+// OutboundHitSeg is OutboundHit for a TCP segment whose windows are
+// tracked (seg, the zero Segment for UDP and ICMP), as OutboundSeg.
+func (h Hits) OutboundHitSeg(proto Protocol, internal, remote netip.AddrPort, seg *Segment, bytes int, now time.Time) *Mapping {
+	return h.t.outboundHit(proto, internal, remote, seg, bytes, now)
 }
 
 // InboundHit is Inbound for a packet from remote to external when the
@@ -155,9 +162,17 @@ func (h Hits) OutboundHit(proto Protocol, internal, remote netip.AddrPort, tcpFl
 // verdict Inbound would (counting an accepted packet and its bytes), and
 // ok. It returns ok false, having changed nothing, for a packet that
 // needs Inbound: a TCP segment that moves a session's state or starts
-// one, or a UDP session's first reply.
+// one, a RST or FIN of a session, or a UDP session's first reply.
 func (h Hits) InboundHit(proto Protocol, external, remote netip.AddrPort, tcpFlags uint8, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
-	return h.t.inboundHit(proto, external, remote, tcpFlags, bytes, now)
+	seg := FlagsOnly(tcpFlags)
+	return h.t.inboundHit(proto, external, remote, &seg, bytes, now)
+}
+
+// InboundHitSeg is InboundHit for a TCP segment whose windows are
+// tracked and checked (seg, the zero Segment for UDP and ICMP), as
+// InboundSeg.
+func (h Hits) InboundHitSeg(proto Protocol, external, remote netip.AddrPort, seg *Segment, bytes int, now time.Time) (m *Mapping, v Verdict, ok bool) {
+	return h.t.inboundHit(proto, external, remote, seg, bytes, now)
 }
 
 // Prefetch starts the memory loads that the lookups of a batch of packets

@@ -21,6 +21,25 @@ func TestMappingLayout(t *testing.T) {
 	if n := unsafe.Sizeof(session{}); n != 16 {
 		t.Errorf("session is %d bytes, want 16", n)
 	}
+	// A TCP mapping carries its first session's windows in one more
+	// line, before the Mapping, in the 192-byte size class.
+	if n := unsafe.Sizeof(tcpMapping{}); n > 192 {
+		t.Errorf("tcpMapping is %d bytes, want <= 192", n)
+	}
+	var tm tcpMapping
+	if off := unsafe.Offsetof(tm.m); off != winLine {
+		t.Errorf("the Mapping starts at byte %d of a tcpMapping, want %d", off, winLine)
+	}
+	for range 64 {
+		m := newMapping(TCP)
+		sinkMapping = m // on the heap, as the table's
+		if a := uintptr(unsafe.Pointer(m)); a%64 != 0 {
+			t.Fatalf("a TCP Mapping at %#x: not on a cache line", a)
+		}
+		if m.win(0) != &(*tcpMapping)(unsafe.Add(unsafe.Pointer(m), -winLine)).win {
+			t.Fatal("win(0) is not the tcpMapping's windows")
+		}
+	}
 }
 
 // The counters carry into their high words: a mapping's packets and bytes

@@ -244,6 +244,9 @@ func TestHitsDoNotAllocate(t *testing.T) {
 		t.Fatal("50 sessions not indexed")
 	}
 	now := t0.Add(time.Second)
+	segOut := Segment{Seq: 100, Ack: 900, Len: 60, Window: 1000, Flags: ack, HasSeq: true}
+	segIn := Segment{Seq: 900, Ack: 160, Len: 60, Window: 1000, Flags: ack, HasSeq: true}
+	segRst := Segment{Seq: 900 + 1<<31, Flags: rst, HasSeq: true}
 	cases := []struct {
 		name string
 		fn   func()
@@ -261,15 +264,27 @@ func TestHitsDoNotAllocate(t *testing.T) {
 		{"peek inbound", func() { sinkMapping, sinkVerdict = tab.PeekInbound(UDP, mu.External(), r, now) }},
 		{"peek outbound", func() { sinkMapping = tab.PeekOutbound(UDP, a, r, now) }},
 		// The hit path (hit.go), which the engine tries first.
-		{"udp outbound hit path", func() { sinkMapping = tab.outboundHit(UDP, a, r, 0, 100, now) }},
-		{"udp inbound hit path", func() { sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), r, 0, 100, now) }},
-		{"udp inbound hit path filtered", func() {
-			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), ep(other, 1), 0, 100, now)
+		{"udp outbound hit path", func() { sinkMapping = tab.outboundHit(UDP, a, r, flagSeg(0), 100, now) }},
+		{"udp inbound hit path", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), r, flagSeg(0), 100, now)
 		}},
-		{"tcp outbound hit path", func() { sinkMapping = tab.outboundHit(TCP, a, r, ack, 100, now) }},
-		{"tcp inbound hit path", func() { sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(TCP, mt.External(), r, ack, 100, now) }},
+		{"udp inbound hit path filtered", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, mu.External(), ep(other, 1), flagSeg(0), 100, now)
+		}},
+		{"tcp outbound hit path", func() { sinkMapping = tab.outboundHit(TCP, a, r, flagSeg(ack), 100, now) }},
+		{"tcp inbound hit path", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(TCP, mt.External(), r, flagSeg(ack), 100, now)
+		}},
 		{"indexed inbound hit path", func() {
-			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, big.External(), ep(other, 140), 0, 100, now)
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(UDP, big.External(), ep(other, 140), flagSeg(0), 100, now)
+		}},
+		// With sequence numbers: the windows tracked and checked.
+		{"tcp outbound hit path, windows", func() { sinkMapping = tab.outboundHit(TCP, a, r, &segOut, 100, now) }},
+		{"tcp inbound hit path, windows", func() {
+			sinkMapping, sinkVerdict, sinkBool = tab.inboundHit(TCP, mt.External(), r, &segIn, 100, now)
+		}},
+		{"tcp inbound RST out of the window", func() {
+			sinkMapping, sinkVerdict = tab.InboundSeg(TCP, mt.External(), r, segRst, now)
 		}},
 	}
 	for _, c := range cases {
@@ -278,6 +293,9 @@ func TestHitsDoNotAllocate(t *testing.T) {
 				t.Errorf("%v allocations per call", n)
 			}
 		})
+	}
+	if sinkVerdict != DropOutOfWindow {
+		t.Errorf("the RST out of the window (the last case): %v", sinkVerdict)
 	}
 }
 
