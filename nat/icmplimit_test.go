@@ -5,12 +5,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
 )
 
 // ICMP errors the NAT makes are rate-limited per destination (a burst of
 // 6, then one per interval) and in all (a burst of 50, then rate per
-// second); the TTL=1 reflector is limited the same way.
+// second); the TTL=1 reflector is limited the same way. Every packet
+// keeps the verdict it was dropped for; the errors held back are counted
+// apart.
 func TestICMPErrorRateLimit(t *testing.T) {
 	probe := func(src netip.Addr) []byte { return udpPkt(ap(src, 4000), ap(ext, 33434), 1, "probe") }
 	count := func(e *Engine, srcs func(i int) netip.Addr, n int, now func(i int) time.Time) (sent int) {
@@ -19,7 +22,7 @@ func TestICMPErrorRateLimit(t *testing.T) {
 			switch {
 			case r.Verdict == DropTTLExceeded && r.ReplyLen > 0:
 				sent++
-			case r.Verdict != DropICMPRate:
+			case r.Verdict != DropTTLExceeded:
 				t.Fatalf("probe %d: %v", i, r.Verdict)
 			}
 		}
@@ -38,8 +41,11 @@ func TestICMPErrorRateLimit(t *testing.T) {
 		if n := count(e, one, 2000, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 5 * time.Millisecond) }); n != 10 {
 			t.Fatalf("2000 probes over 10 s: %d answers, want 10", n)
 		}
-		if c := e.Count(DropICMPRate); c != 4000-16 {
-			t.Fatalf("icmp-rate counted %d, want %d", c, 4000-16)
+		if c := e.Count(DropTTLExceeded); c != 4000 {
+			t.Fatalf("ttl-exceeded counted %d, want 4000", c)
+		}
+		if c := e.ICMPErrorsLimited(); c != 4000-16 {
+			t.Fatalf("%d errors held back, want %d", c, 4000-16)
 		}
 	})
 	t.Run("in all", func(t *testing.T) {
@@ -67,12 +73,31 @@ func TestICMPErrorRateLimit(t *testing.T) {
 			switch {
 			case r.Verdict == DropPoolExhausted && r.ReplyLen > 0:
 				sent++
-			case r.Verdict != DropICMPRate:
+			case r.Verdict != DropPoolExhausted:
 				t.Fatalf("flow %d: %v", i, r.Verdict)
 			}
 		}
 		if sent != 6 {
 			t.Fatalf("%d ICMP 3/13 to one host, want 6", sent)
+		}
+		if c := e.ICMPErrorsLimited(); c != 100-6 {
+			t.Fatalf("%d errors held back, want %d", c, 100-6)
+		}
+	})
+	// Time Exceeded and 3/13 draw on the same buckets: a remote that used
+	// its burst on TTL=1 probes gets no 3/13 for a SYN a limit refuses.
+	t.Run("one limiter for all errors", func(t *testing.T) {
+		e := newEngine(t, "full-cone", func(c *table.Config) { c.LimitSessionsPerMapping = 1 })
+		process(t, e, 1, tcpPkt(ap(hostA, 5000), ap(srv1, 80), header.TCPSyn), t0)
+		if n := count(e, func(int) netip.Addr { return srv2 }, icmpDestBurst, at); n != icmpDestBurst {
+			t.Fatalf("%d answers to the first probes, want %d", n, icmpDestBurst)
+		}
+		r, _ := process(t, e, Outside, tcpPkt(ap(srv2, 1), ap(ext, 5000), header.TCPSyn), t0)
+		if r.Verdict != DropLimitSessionsPerMapping || r.ReplyLen != 0 {
+			t.Fatalf("refused SYN: %v, reply of %d bytes; want %v and none", r.Verdict, r.ReplyLen, DropLimitSessionsPerMapping)
+		}
+		if c := e.ICMPErrorsLimited(); c != 1 {
+			t.Fatalf("%d errors held back, want 1", c)
 		}
 	})
 }

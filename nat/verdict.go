@@ -30,9 +30,8 @@ const (
 	DropLimitSessionsPerMapping
 	DropLimitMappings
 	DropLimitSessions
-	DropSpoofed  // from inside, with a source address that is not on its port (BCP 38)
-	DropMartian  // a source from outside, or a destination, no router forwards
-	DropICMPRate // dropped for TTL or ports, its ICMP error over the rate limit
+	DropSpoofed // from inside, with a source address that is not on its port (BCP 38)
+	DropMartian // a source from outside, or a destination, no router forwards
 	numVerdicts
 )
 
@@ -59,7 +58,6 @@ var verdictNames = [numVerdicts]string{
 	DropLimitSessions:           "limit-sessions",
 	DropSpoofed:                 "spoofed",
 	DropMartian:                 "martian",
-	DropICMPRate:                "icmp-rate",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -87,7 +85,6 @@ var verdictMeanings = [numVerdicts]string{
 	DropLimitSessions:           "the NAT holds as many sessions as limit-sessions allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
 	DropSpoofed:                 "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
 	DropMartian:                 "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
-	DropICMPRate:                "dropped (TTL ran out, or no port left) and its ICMP error not sent: ICMP errors are rate-limited per destination and in all (settings icmp-rate and icmp-interval)",
 }
 
 // Meaning says in a line what the verdict means.
