@@ -16,7 +16,7 @@ import (
 // apart.
 func TestICMPErrorRateLimit(t *testing.T) {
 	probe := func(src netip.Addr) []byte { return udpPkt(ap(src, 4000), ap(ext, 33434), 1, "probe") }
-	count := func(e *Engine, srcs func(i int) netip.Addr, n int, now func(i int) time.Time) (sent int) {
+	count := func(t *testing.T, e *Engine, srcs func(i int) netip.Addr, n int, now func(i int) time.Time) (sent int) {
 		for i := range n {
 			r, _ := process(t, e, Outside, probe(srcs(i)), now(i))
 			switch {
@@ -34,11 +34,11 @@ func TestICMPErrorRateLimit(t *testing.T) {
 
 	t.Run("per destination", func(t *testing.T) {
 		e := newEngine(t, "full-cone")
-		if n := count(e, one, 2000, at); n != 6 {
+		if n := count(t, e, one, 2000, at); n != 6 {
 			t.Fatalf("2000 probes at once from one source: %d answers, want 6", n)
 		}
 		// 2000 more over 10 s: one answer a second.
-		if n := count(e, one, 2000, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 5 * time.Millisecond) }); n != 10 {
+		if n := count(t, e, one, 2000, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 5 * time.Millisecond) }); n != 10 {
 			t.Fatalf("2000 probes over 10 s: %d answers, want 10", n)
 		}
 		if c := e.Count(DropTTLExceeded); c != 4000 {
@@ -50,17 +50,17 @@ func TestICMPErrorRateLimit(t *testing.T) {
 	})
 	t.Run("in all", func(t *testing.T) {
 		e := newEngine(t, "full-cone", func(c *table.Config) { c.ICMPRate = 100 })
-		if n := count(e, many, 2000, at); n != 50 {
+		if n := count(t, e, many, 2000, at); n != 50 {
 			t.Fatalf("2000 probes at once from 2000 sources: %d answers, want the burst of 50", n)
 		}
 		// Over the next second: 100 more.
-		if n := count(e, many, 2000, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 500 * time.Microsecond) }); n != 100 {
+		if n := count(t, e, many, 2000, func(i int) time.Time { return t0.Add(time.Duration(i+1) * 500 * time.Microsecond) }); n != 100 {
 			t.Fatalf("2000 probes over 1 s: %d answers, want 100", n)
 		}
 	})
 	t.Run("no limit", func(t *testing.T) {
 		e := newEngine(t, "full-cone", func(c *table.Config) { c.ICMPRate, c.ICMPInterval = 0, 0 })
-		if n := count(e, one, 500, at); n != 500 {
+		if n := count(t, e, one, 500, at); n != 500 {
 			t.Fatalf("%d answers of 500", n)
 		}
 	})
@@ -89,7 +89,7 @@ func TestICMPErrorRateLimit(t *testing.T) {
 	t.Run("one limiter for all errors", func(t *testing.T) {
 		e := newEngine(t, "full-cone", func(c *table.Config) { c.LimitSessionsPerMapping = 1 })
 		process(t, e, 1, tcpPkt(ap(hostA, 5000), ap(srv1, 80), header.TCPSyn), t0)
-		if n := count(e, func(int) netip.Addr { return srv2 }, icmpDestBurst, at); n != icmpDestBurst {
+		if n := count(t, e, func(int) netip.Addr { return srv2 }, icmpDestBurst, at); n != icmpDestBurst {
 			t.Fatalf("%d answers to the first probes, want %d", n, icmpDestBurst)
 		}
 		r, _ := process(t, e, Outside, tcpPkt(ap(srv2, 1), ap(ext, 5000), header.TCPSyn), t0)
