@@ -70,7 +70,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
 	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender, rate-limited",
-	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
+	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, rate-limited, so traceroute shows the NAT",
 	DropBadChecksum:    "a wrong IPv4 header checksum (RFC 1812 §5.2.2), or an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3)",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
