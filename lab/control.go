@@ -85,6 +85,9 @@ type NATStatus struct {
 	Seed           int64             `json:"seed"`     // of random port choice: set it to repeat a run
 	Mappings       int               `json:"mappings"` // how many are live (OpTable lists them)
 	Packets        map[string]uint64 `json:"packets"`  // per verdict: forward, filtered, ...
+	// ICMPErrorsLimited counts the ICMP errors held back by the rate
+	// limits; their packets count in Packets under their own verdict.
+	ICMPErrorsLimited uint64 `json:"icmp_errors_limited"`
 }
 
 // ErrNotRunning means no process answers for the lab.

@@ -199,8 +199,8 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// The limits and the port hold are [[nat]] keys like every setting:
-// integers and a duration.
+// The limits, the ICMP error limits and the port hold are [[nat]] keys
+// like every setting: integers and durations.
 func TestParseLimits(t *testing.T) {
 	text := `
 [[nat]]
@@ -211,7 +211,8 @@ limit-mappings-per-host = 200
 limit-sessions-per-mapping = 100
 limit-mappings = 0
 limit-sessions = 5000
-limit-reply-rate = 10
+icmp-rate = 10
+icmp-interval = "500ms"
 port-hold = "30s"
 `
 	topo, err := Parse([]byte(text), "")
@@ -220,7 +221,7 @@ port-hold = "30s"
 	}
 	c := topo.NATs[0].Behavior
 	if c.LimitMappingsPerHost != 200 || c.LimitSessionsPerMapping != 100 || c.LimitMappings != 0 ||
-		c.LimitSessions != 5000 || c.LimitReplyRate != 10 || c.PortHold != 30*time.Second {
+		c.LimitSessions != 5000 || c.ICMPRate != 10 || c.ICMPInterval != 500*time.Millisecond || c.PortHold != 30*time.Second {
 		t.Errorf("behaviour %+v", c)
 	}
 	_, err = Parse([]byte(strings.Replace(text, "limit-sessions = 5000", "limit-sessions = -1", 1)), "lab.toml")

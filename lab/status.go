@@ -27,6 +27,7 @@ func (l *Lab) Status() *LabStatus {
 		s := NATStatus{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
 			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Seed: c.Seed, Packets: map[string]uint64{}}
 		e.Mappings(now, func(nat.MappingInfo) { s.Mappings++ })
+		s.ICMPErrorsLimited = e.ICMPErrorsLimited()
 		for _, v := range nat.Verdicts() {
 			if n := e.Count(v); n > 0 {
 				s.Packets[v.String()] = n

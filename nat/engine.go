@@ -134,10 +134,10 @@ type Engine struct {
 
 	counters [numVerdicts]atomic.Uint64
 
-	// refusals paces the ICMP 3/13 errors sent when no port is free or
-	// a limit refuses a packet. Guarded by shared.Lock.
-	refusals  tokenBucket
-	icmpLimit icmpLimiter // has a lock of its own
+	// icmpLimit paces every ICMP error the NAT makes; icmpLimited counts
+	// those it held back.
+	icmpLimit   icmpLimiter // has a lock of its own
+	icmpLimited atomic.Uint64
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -169,7 +169,6 @@ func New(cfg Config) (*Engine, error) {
 	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
-	e.refusals = tokenBucket{rate: e.cfg.Table.LimitReplyRate}
 	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
@@ -229,7 +228,6 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.frags = fragCache{}
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
-	e.refusals = tokenBucket{rate: nc.LimitReplyRate}
 	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
 	e.shared.Unlock()
 	return nil
@@ -256,6 +254,11 @@ func (e *Engine) Count(v Verdict) uint64 {
 	}
 	return n
 }
+
+// ICMPErrorsLimited returns how many ICMP errors the NAT held back under
+// its rate limits (settings icmp-rate and icmp-interval). Their packets
+// are counted under the reason they were dropped for.
+func (e *Engine) ICMPErrorsLimited() uint64 { return e.icmpLimited.Load() }
 
 // Mappings calls fn with a snapshot of every live mapping.
 func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {

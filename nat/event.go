@@ -73,6 +73,7 @@ type Event struct {
 	Created        bool           // the packet made a new mapping
 	Hairpin        bool
 	ICMPError      bool
+	ICMPLimited    bool // EventDrop: the ICMP error answering it was held back by the rate limits
 }
 
 // String renders the event the way `gonat run -v` and --trace print it:
@@ -104,6 +105,9 @@ func (ev Event) String() string {
 			break
 		}
 		fmt.Fprintf(&b, "DROP %s %s -> %s  reason=%s", protoName(ev), ev.Src, ev.Dst, ev.Verdict)
+		if ev.ICMPLimited {
+			b.WriteString("  (ICMP error rate-limited)")
+		}
 	}
 	return b.String()
 }

@@ -2,24 +2,20 @@ package nat
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
 )
 
 // timeExceeded answers a packet whose TTL ran out here (RFC 5508 REQ-10,
-// RFC 1812 5.3.1): traceroute shows the NAT as a hop. The answers are
-// rate-limited (icmpLimiter).
+// RFC 1812 5.3.1): traceroute shows the NAT as a hop. The answer is
+// rate-limited (icmpError); the verdict is ttl-exceeded either way.
 func (e *Engine) timeExceeded(pk *packet, src netip.Addr) Result {
-	n := 0
+	n, notes := 0, traceNote(0)
 	if src.IsValid() {
-		if !e.icmpAllowed(pk.p.Src.Addr(), pk.now) {
-			return e.drop(pk, DropICMPRate)
-		}
-		n = header.BuildICMPError(pk.reply, pk.b, src, header.ICMPTimeExceeded, 0, 0)
+		n, notes = e.icmpError(pk, src, header.ICMPTimeExceeded, 0)
 	}
-	e.trace(pk, DropTTLExceeded, 0, 0)
+	e.trace(pk, DropTTLExceeded, 0, notes)
 	return e.done(DropTTLExceeded, 0, n)
 }
 
@@ -95,39 +91,24 @@ func (e *Engine) outboundICMPError(pk *packet) Result {
 }
 
 // refused answers a packet that no free port or a limit refused with
-// ICMP 3/13 from src (RFC 5508 REQ-8, RFC 6888 REQ-3/4) when send says
-// the rate allows one, and counts v.
-func (e *Engine) refused(pk *packet, v Verdict, src netip.Addr, send bool) Result {
-	n := 0
-	if send {
-		n = header.BuildICMPError(pk.reply, pk.b, src, header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited, 0)
-	}
-	e.trace(pk, v, 0, 0)
+// ICMP 3/13 from src (RFC 5508 REQ-8, RFC 6888 REQ-3/4), rate-limited
+// (icmpError), and counts v either way.
+func (e *Engine) refused(pk *packet, v Verdict, src netip.Addr) Result {
+	n, notes := e.icmpError(pk, src, header.ICMPDestUnreachable, header.ICMPCodeAdminProhibited)
+	e.trace(pk, v, 0, notes)
 	return e.done(v, 0, n)
 }
 
-// tokenBucket allows rate events per second, in bursts of up to rate.
-// The zero time of last starts it full.
-type tokenBucket struct {
-	rate   int // per second; 0: none
-	tokens float64
-	last   time.Time
-}
-
-// take reports whether an event may happen at now, using a token if so.
-// A now earlier than the last one seen (readers' clocks are read once
-// per batch) adds nothing.
-func (b *tokenBucket) take(now time.Time) bool {
-	if b.rate <= 0 {
-		return false
+// icmpError builds in pk.reply the ICMP error of type typ and code from
+// src about pk, back to pk's sender, if the limiter lets one go to it
+// now. It returns the error's length, or 0 with noteICMPLimited when the
+// limiter held it back (counted in ICMPErrorsLimited). A packet no error
+// may answer (an ICMP error, a later fragment) takes no token.
+func (e *Engine) icmpError(pk *packet, src netip.Addr, typ, code uint8) (int, traceNote) {
+	n := header.BuildICMPError(pk.reply, pk.b, src, typ, code, 0)
+	if n > 0 && !e.icmpLimit.allow(pk.p.Src.Addr(), pk.now) {
+		e.icmpLimited.Add(1)
+		return 0, noteICMPLimited
 	}
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(float64(b.rate), b.tokens+d.Seconds()*float64(b.rate))
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return n, 0
 }

@@ -114,9 +114,3 @@ func (l *icmpLimiter) allow(dst netip.Addr, now time.Time) bool {
 	}
 	return true
 }
-
-// icmpAllowed reports whether the NAT may send an ICMP error to dst now
-// (see icmpLimiter), taking its tokens if so.
-func (e *Engine) icmpAllowed(dst netip.Addr, now time.Time) bool {
-	return e.icmpLimit.allow(dst, now)
-}

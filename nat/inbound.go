@@ -64,9 +64,8 @@ func (e *Engine) inbound(pk *packet) Result {
 	if tv != table.Accept {
 		v := tableVerdict(tv)
 		if tv == table.DropLimitSessionsPerMapping || tv == table.DropLimitSessions {
-			send := e.refusals.take(now)
 			e.shared.Unlock()
-			return e.refused(pk, v, dst, send)
+			return e.refused(pk, v, dst)
 		}
 		e.shared.Unlock()
 		return e.drop(pk, v)

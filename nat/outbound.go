@@ -103,17 +103,8 @@ func (e *Engine) outbound(pk *packet) Result {
 	if err != nil {
 		// RFC 5508 REQ-8 / RFC 6888 REQ-4: say so with 3/13, never steal
 		// a live mapping.
-		v := outboundError(err)
-		if v == DropPoolExhausted {
-			e.shared.Unlock()
-			if !e.icmpAllowed(p.Src.Addr(), now) {
-				return e.drop(pk, DropICMPRate)
-			}
-			return e.refused(pk, v, e.gateway(in), true)
-		}
-		send := e.refusals.take(now)
 		e.shared.Unlock()
-		return e.refused(pk, v, e.gateway(in), send)
+		return e.refused(pk, outboundError(err), e.gateway(in))
 	}
 	m.AddBytes(true, len(b))
 	ext := m.External()

@@ -33,9 +33,10 @@ type packet struct {
 type traceNote uint8
 
 const (
-	noteCreated   traceNote = 1 << iota // the packet made its mapping
-	noteHairpin                         // it turned back in at the NAT
-	noteICMPError                       // it is an ICMP error about another packet
+	noteCreated     traceNote = 1 << iota // the packet made its mapping
+	noteHairpin                           // it turned back in at the NAT
+	noteICMPError                         // it is an ICMP error about another packet
+	noteICMPLimited                       // its ICMP error was held back by the rate limits
 )
 
 // trace reports pk to the observer while tracing is on: a forwarded
@@ -60,6 +61,7 @@ func (e *Engine) emitPacket(pk *packet, v Verdict, out Port, notes traceNote) {
 		ev.Hairpin = notes&noteHairpin != 0
 		ev.ICMPError = notes&noteICMPError != 0
 	}
+	ev.ICMPLimited = notes&noteICMPLimited != 0
 	e.emit(ev)
 }
 

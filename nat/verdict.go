@@ -32,7 +32,6 @@ const (
 	DropLimitSessions
 	DropSpoofed        // from inside, with a source address that is not on its port (BCP 38)
 	DropMartian        // a source from outside, or a destination, no router forwards
-	DropICMPRate       // dropped for TTL or ports, its ICMP error over the rate limit
 	DropTCPOutOfWindow // TCP RST or FIN from outside outside its session's window (RFC 5961)
 	numVerdicts
 )
@@ -60,7 +59,6 @@ var verdictNames = [numVerdicts]string{
 	DropLimitSessions:           "limit-sessions",
 	DropSpoofed:                 "spoofed",
 	DropMartian:                 "martian",
-	DropICMPRate:                "icmp-rate",
 	DropTCPOutOfWindow:          "tcp-out-of-window",
 }
 
@@ -74,7 +72,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
 	DropPoolExhausted:  "no external port left for a new mapping; an ICMP error (3/13) goes back to the sender, rate-limited",
-	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, so traceroute shows the NAT",
+	DropTTLExceeded:    "the TTL ran out at the NAT; an ICMP Time Exceeded goes back, rate-limited, so traceroute shows the NAT",
 	DropBadChecksum:    "a wrong IPv4 header checksum (RFC 1812 §5.2.2), an ICMP error whose ICMP or embedded IP checksum is wrong (RFC 5508 REQ-3), or a TCP SYN, FIN or RST from outside whose TCP checksum is wrong: the host would ignore it, and the NAT's session must not change for it either",
 	DropNoRoute:        "the destination is neither outside nor an inside host the NAT knows",
 	DropHairpinOff:     "an inside host sent to one of the NAT's external endpoints, and hairpinning is off",
@@ -89,7 +87,6 @@ var verdictMeanings = [numVerdicts]string{
 	DropLimitSessions:           "the NAT holds as many sessions as limit-sessions allows: no new one until one lapses; an ICMP error (3/13) goes back, rate-limited",
 	DropSpoofed:                 "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
 	DropMartian:                 "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
-	DropICMPRate:                "dropped (TTL ran out, or no port left) and its ICMP error not sent: ICMP errors are rate-limited per destination and in all (settings icmp-rate and icmp-interval)",
 	DropTCPOutOfWindow:          "a TCP RST or FIN from outside whose sequence numbers lie outside its connection's window, as a forged one's would (RFC 5961): dropped, the session left as it was",
 }
 

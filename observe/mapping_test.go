@@ -150,3 +150,53 @@ func TestOneNamingAcrossViews(t *testing.T) {
 		t.Errorf("no gonat_mappings{nat=%q,proto=%q} 1 in %v", m.NAT, m.Proto, fams)
 	}
 }
+
+// The ICMP errors the limiter holds back are exported apart from the
+// verdicts, which count every packet under its reason.
+func TestMetricsICMPErrorsLimited(t *testing.T) {
+	c, err := table.Preset("full-cone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := netip.MustParseAddr("198.51.100.1")
+	c.External = []netip.Addr{ext}
+	e, err := nat.New(nat.Config{Table: c, Inside: []nat.InsidePort{
+		{Hosts: []netip.Prefix{netip.MustParsePrefix("10.0.1.2/24")}, Gateway: netip.MustParseAddr("10.0.1.1")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1500)
+	now := time.Now()
+	const probes = 10 // from one remote at one instant: a burst of 6 answered
+	for range probes {
+		n := header.BuildUDP(b, header.IPv4Fields{Src: netip.MustParseAddr("203.0.113.10"), Dst: ext, Protocol: header.ProtoUDP, TTL: 1, ID: 1},
+			header.UDPFields{SrcPort: 4000, DstPort: 33434}, []byte("probe"))
+		if r := e.Process(nat.Outside, b[:n], make([]byte, 1500), now); r.Verdict != nat.DropTTLExceeded {
+			t.Fatalf("probe: %v", r.Verdict)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(nil, MetricsNAT{Name: "home", Engine: e}))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "verdict" && l.GetValue() == "ttl-exceeded" {
+					got[f.GetName()] = mt.GetCounter().GetValue()
+				}
+			}
+			if f.GetName() == "gonat_icmp_errors_limited_total" {
+				got[f.GetName()] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["gonat_verdicts_total"] != probes || got["gonat_icmp_errors_limited_total"] != probes-6 {
+		t.Errorf("verdicts_total{ttl-exceeded} %v, icmp_errors_limited_total %v; want %d and %d",
+			got["gonat_verdicts_total"], got["gonat_icmp_errors_limited_total"], probes, probes-6)
+	}
+}

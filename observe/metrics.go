@@ -28,7 +28,7 @@ type Collector struct {
 	NATs []MetricsNAT
 	Hub  *Hub
 
-	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits *prometheus.Desc
+	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited *prometheus.Desc
 }
 
 // NewCollector describes the metrics.
@@ -48,12 +48,14 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
 		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found an engine lock it needed held and waited: "+
 			"a packet of an existing mapping waits only for its own queue's lock and its mapping's stripe (another queue on the same flow, or on one whose mapping shares the stripe); a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
+		icmpLimited: d("icmp_errors_limited_total", "ICMP errors (Time Exceeded, 3/13) the NAT held back under its rate limits (icmp-rate, icmp-interval); "+
+			"their packets count under the verdict they were dropped for.", "nat"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited} {
 		ch <- d
 	}
 }
@@ -78,6 +80,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.verdicts, prometheus.CounterValue, float64(n.Engine.Count(v)), n.Name, v.String())
 		}
 		ch <- prometheus.MustNewConstMetric(c.lockWaits, prometheus.CounterValue, float64(n.Engine.LockWaits()), n.Name)
+		ch <- prometheus.MustNewConstMetric(c.icmpLimited, prometheus.CounterValue, float64(n.Engine.ICMPErrorsLimited()), n.Name)
 		live := map[table.Protocol]int{}
 		n.Engine.Mappings(now, func(m nat.MappingInfo) { live[m.Proto]++ })
 		for _, p := range protos {

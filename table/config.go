@@ -38,7 +38,6 @@ const (
 	DefaultLimitSessionsPerMapping = 4096
 	DefaultLimitMappings           = 131072
 	DefaultLimitSessions           = 262144
-	DefaultLimitReplyRate          = 100
 
 	// DefaultPortHold is how long a freed UDP port or ICMP identifier
 	// waits before another host may have it (RFC 6888 REQ-8: at least
@@ -134,11 +133,8 @@ type Config struct {
 	LimitMappings int
 	// LimitSessions bounds the sessions of all mappings together.
 	LimitSessions int
-	// LimitReplyRate is stored for the engine: how many ICMP errors (3/13)
-	// per second it sends, at most, to say that a limit or an empty port
-	// pool refused a packet; 0: none.
-	LimitReplyRate int
-	// ICMPRate is how many ICMP errors (Time Exceeded, 3/13) the NAT
+	// ICMPRate is how many ICMP errors (Time Exceeded; 3/13 for an empty
+	// port pool or a limit) the NAT
 	// sends per second in all, after a burst of 50, as Linux's
 	// icmp_msgs_per_sec and icmp_msgs_burst; 0: no limit. Stored for the
 	// engine; the table does not act on it.
@@ -174,7 +170,6 @@ func DefaultConfig() Config {
 		LimitSessionsPerMapping: DefaultLimitSessionsPerMapping,
 		LimitMappings:           DefaultLimitMappings,
 		LimitSessions:           DefaultLimitSessions,
-		LimitReplyRate:          DefaultLimitReplyRate,
 		ICMPRate:                DefaultICMPRate,
 		ICMPInterval:            DefaultICMPInterval,
 	}
@@ -380,7 +375,6 @@ func (c *Config) Validate() error {
 		{SettingLimitSessionsPerMapping, c.LimitSessionsPerMapping},
 		{SettingLimitMappings, c.LimitMappings},
 		{SettingLimitSessions, c.LimitSessions},
-		{SettingLimitReplyRate, c.LimitReplyRate},
 	} {
 		if l.v < 0 {
 			add("%s %d: must be >= 0 (0: no limit)", l.name, l.v)

@@ -29,7 +29,6 @@ func TestPresets(t *testing.T) {
 		LimitSessionsPerMapping: 4096,
 		LimitMappings:           131072,
 		LimitSessions:           262144,
-		LimitReplyRate:          100,
 		ICMPRate:                1000,
 		ICMPInterval:            time.Second,
 	}

@@ -183,7 +183,7 @@ func TestSessionCountChurn(t *testing.T) {
 }
 
 func TestLimitSettings(t *testing.T) {
-	for _, name := range []string{SettingLimitMappingsPerHost, SettingLimitSessionsPerMapping, SettingLimitMappings, SettingLimitSessions, SettingLimitReplyRate} {
+	for _, name := range []string{SettingLimitMappingsPerHost, SettingLimitSessionsPerMapping, SettingLimitMappings, SettingLimitSessions} {
 		c := DefaultConfig()
 		if err := ApplySetting(&c, name, "-1"); err == nil {
 			t.Errorf("%s -1: no error", name)

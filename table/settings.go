@@ -40,7 +40,6 @@ const (
 	SettingLimitSessionsPerMapping = "limit-sessions-per-mapping"
 	SettingLimitMappings           = "limit-mappings"
 	SettingLimitSessions           = "limit-sessions"
-	SettingLimitReplyRate          = "limit-reply-rate"
 	SettingICMPRate                = "icmp-rate"
 	SettingICMPInterval            = "icmp-interval"
 )
@@ -211,8 +210,6 @@ var settings = []Setting{
 		func(c *Config) *int { return &c.LimitMappings }),
 	limitSetting(SettingLimitSessions, "most sessions the NAT holds, all mappings together (`N`, default 262144; 0: no limit)",
 		func(c *Config) *int { return &c.LimitSessions }),
-	limitSetting(SettingLimitReplyRate, "most ICMP 3/13 errors per second sent back when a limit or an empty port pool refuses a packet (`N`, default 100; 0: none)",
-		func(c *Config) *int { return &c.LimitReplyRate }),
 	{
 		Name: SettingICMPRate, Kind: KindInt,
 		Help: "ICMP errors the NAT sends per second in all, after a burst of 50 (`N`, default 1000 as Linux; 0: no limit)",

@@ -219,6 +219,11 @@ func printCounters(e *nat.Engine) {
 		// the readers of different queues still put on each other.
 		fmt.Fprintf(os.Stderr, "gonat: engine lock waits: %d\n", e.LockWaits())
 	}
+	// Their packets are in the counts above, under the reason they were
+	// dropped for.
+	if n := e.ICMPErrorsLimited(); n > 0 {
+		fmt.Fprintf(os.Stderr, "gonat: ICMP errors rate-limited: %d\n", n)
+	}
 }
 
 // parseInside reads NS=ADDR/PREFIX[,ADDR/PREFIX...].
