@@ -147,6 +147,12 @@ func labUp(args []string) error {
 		return err
 	}
 	defer l.Close()
+	// Its namespaces are its NATs': no gonat run may put a NAT there.
+	release, err := lab.ClaimNamespaces(l.Namespaces())
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := lab.WriteState(l, absPath(file)); err != nil {
 		return err
 	}

@@ -158,6 +158,18 @@ func runCmd(args []string) error {
 		return fmt.Errorf("needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create TUN devices in namespaces")
 	}
 
+	// One NAT per namespace: a second would replace the first's default
+	// routes and remove them on exit.
+	nss := []string{*outside}
+	for _, in := range spec.Inside {
+		nss = append(nss, in.Namespace)
+	}
+	release, err := lab.ClaimNamespaces(nss)
+	if err != nil {
+		return err
+	}
+	defer release()
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "gonat: "+format+"\n", a...) }
