@@ -58,6 +58,9 @@ func labUp(args []string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and TUN devices")
 	}
+	if !*child {
+		warnWritable(os.Stderr, file)
+	}
 	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
 		// As compose does: asking for what already runs is not an error.
 		if *detach && st.File == absPath(file) {
@@ -338,4 +341,22 @@ func labPcaps(dir string, topo *lab.Topology) (func(string, int, tun.Device) tun
 		}
 		return &observe.Tap{Device: d, Pcap: p.in}
 	}, closeAll, nil
+}
+
+// warnWritable warns when the topology file can be changed by users other
+// than its owner: its hosts' commands run as root.
+func warnWritable(w io.Writer, file string) {
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+		return
+	}
+	who := "group and others"
+	switch fi.Mode().Perm() & 0o022 {
+	case 0o020:
+		who = "its group"
+	case 0o002:
+		who = "others"
+	}
+	fmt.Fprintf(w, "gonat: warning: %s is writable by %s (mode %04o), and its hosts' commands run as root; chmod go-w %s\n",
+		file, who, fi.Mode().Perm(), file)
 }
