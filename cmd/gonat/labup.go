@@ -30,8 +30,9 @@ func labUp(args []string) error {
 	child := fs.Bool("daemon-child", false, internalFlag+"the background process of -d")
 	trace := fs.Bool("trace", false, "print every packet before and after translation, or why it was dropped")
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
-	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics")
+	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080; loopback only unless --expose")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics; loopback only unless --expose")
+	expose := exposeFlag(fs)
 	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	busyPoll := fs.Duration("busy-poll", 0, "every NAT reads its ports from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for CPU; needs the offload backend (0: off)")
 	queues := tunQueuesFlag(fs)
@@ -46,6 +47,9 @@ func labUp(args []string) error {
 	}
 	if len(pos) != 1 {
 		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
+	}
+	if err := checkExposure(*webAddr, *metricsAddr, *expose); err != nil {
+		return err
 	}
 	file := pos[0]
 	topo, labName, err := loadLab(file, *name)
@@ -83,6 +87,9 @@ func labUp(args []string) error {
 		}
 		if *metricsAddr != "" {
 			extra = append(extra, "--metrics", *metricsAddr)
+		}
+		if *expose {
+			extra = append(extra, "--expose")
 		}
 		if *pcapDir != "" {
 			extra = append(extra, "--pcap-dir", absPath(*pcapDir))
@@ -161,7 +168,7 @@ func labUp(args []string) error {
 	}
 	go l.ServeControl(ctx, func() { downAsked.Store(true); stop() })
 	empty := ""
-	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, pcapInside: &empty, pcapOutside: &empty}); err != nil {
+	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, expose: expose, pcapInside: &empty, pcapOutside: &empty}); err != nil {
 		return err
 	}
 	printStatus(os.Stdout, l.Status())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 
 	"github.com/gonat/gonat/lab"
@@ -17,6 +19,7 @@ type observers struct {
 	pcapInside, pcapOutside *string
 	metrics                 *string
 	web                     *string
+	expose                  *bool
 
 	inPcap, outPcap   *observe.Pcap
 	inbound, outbound observe.Traffic
@@ -26,9 +29,45 @@ func observerFlags(fs *flag.FlagSet) *observers {
 	return &observers{
 		pcapInside:  fs.String("pcap-inside", "", "write every packet on the inside ports (before outbound / after inbound translation) to this pcap `FILE`"),
 		pcapOutside: fs.String("pcap-outside", "", "write every packet on the outside port (after outbound / before inbound translation) to this pcap `FILE`"),
-		metrics:     fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9100, port 0 picks one) at /metrics"),
-		web:         fs.String("web", "", "serve a live web view (topology, mappings, events) on `ADDR`, e.g. 127.0.0.1:8080"),
+		metrics:     fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9100, port 0 picks one) at /metrics; loopback only unless --expose"),
+		web:         fs.String("web", "", "serve a live web view (topology, mappings, events) on `ADDR`, e.g. 127.0.0.1:8080; loopback only unless --expose"),
+		expose:      exposeFlag(fs),
 	}
+}
+
+// exposeFlag is --expose, which gonat run and lab up share.
+func exposeFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("expose", false, "allow --web and --metrics on an address other than loopback (:PORT, 0.0.0.0:PORT, a LAN address): "+
+		"they show every mapping, unauthenticated, to anyone who can connect")
+}
+
+// checkExposure refuses --web and --metrics on an address other hosts can
+// reach unless --expose says so: both serve the NAT's mappings and
+// counters without authentication.
+func checkExposure(web, metrics string, expose bool) error {
+	for _, f := range []struct{ name, addr string }{{"--web", web}, {"--metrics", metrics}} {
+		if f.addr == "" || expose || isLoopback(f.addr) {
+			continue
+		}
+		return usageErr("%s %s: not a loopback address; it would serve every mapping, unauthenticated, to anyone who can reach it: "+
+			"use 127.0.0.1:PORT, or add --expose", f.name, f.addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether listening on addr (HOST:PORT) accepts
+// connections from this host only: HOST is a loopback address or
+// "localhost". An empty HOST (":PORT") listens on every address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // wrap opens the capture files and returns the device wrapper for
@@ -73,6 +112,7 @@ func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
 			return usageErr("--web: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "gonat: web view on http://%s/\n", addr)
+		exposedWarning(*o.web, *o.expose)
 	}
 	if *o.metrics == "" {
 		return nil
@@ -86,5 +126,14 @@ func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
 		return usageErr("--metrics: %v", err)
 	}
 	fmt.Fprintf(os.Stderr, "gonat: metrics on http://%s/metrics\n", addr)
+	exposedWarning(*o.metrics, *o.expose)
 	return nil
+}
+
+// exposedWarning says, once the endpoint listens, that --expose let it
+// listen beyond loopback.
+func exposedWarning(addr string, expose bool) {
+	if expose && !isLoopback(addr) {
+		fmt.Fprintf(os.Stderr, "gonat: warning: %s is reachable from other hosts (--expose), without authentication\n", addr)
+	}
 }

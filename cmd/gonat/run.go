@@ -84,6 +84,9 @@ func runCmd(args []string) error {
 	if err := lab.ValidName(*name); err != nil {
 		return usageErr("--name: %v", err)
 	}
+	if err := checkExposure(*obs.web, *obs.metrics, *obs.expose); err != nil {
+		return err
+	}
 	lab.RemoveStaleRuns()
 	if st, err := lab.ReadState(*name); err == nil && st.Alive() {
 		return usageErr("--name %s: already in use by process %d", *name, st.PID)
