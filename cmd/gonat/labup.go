@@ -20,6 +20,7 @@ import (
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/web"
 )
 
 func labUp(args []string) error {
@@ -32,6 +33,7 @@ func labUp(args []string) error {
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
 	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080; loopback only unless --expose")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics; loopback only unless --expose")
+	webStreams := webStreamsFlag(fs)
 	expose := exposeFlag(fs)
 	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	busyPoll := fs.Duration("busy-poll", 0, "every NAT reads its ports from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for CPU; needs the offload backend (0: off)")
@@ -48,7 +50,7 @@ func labUp(args []string) error {
 	if len(pos) != 1 {
 		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
 	}
-	if err := checkExposure(*webAddr, *metricsAddr, *expose); err != nil {
+	if err := checkExposure(*webAddr, *metricsAddr, *expose, *webStreams); err != nil {
 		return err
 	}
 	file := pos[0]
@@ -90,6 +92,9 @@ func labUp(args []string) error {
 		}
 		if *expose {
 			extra = append(extra, "--expose")
+		}
+		if *webStreams != web.DefaultMaxStreams {
+			extra = append(extra, "--web-streams", strconv.Itoa(*webStreams))
 		}
 		if *pcapDir != "" {
 			extra = append(extra, "--pcap-dir", absPath(*pcapDir))
@@ -168,7 +173,7 @@ func labUp(args []string) error {
 	}
 	go l.ServeControl(ctx, func() { downAsked.Store(true); stop() })
 	empty := ""
-	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, expose: expose, pcapInside: &empty, pcapOutside: &empty}); err != nil {
+	if err := startObservers(ctx, l, &observers{web: webAddr, webStreams: webStreams, metrics: metricsAddr, expose: expose, pcapInside: &empty, pcapOutside: &empty}); err != nil {
 		return err
 	}
 	printStatus(os.Stdout, l.Status())

@@ -19,6 +19,7 @@ type observers struct {
 	pcapInside, pcapOutside *string
 	metrics                 *string
 	web                     *string
+	webStreams              *int
 	expose                  *bool
 
 	inPcap, outPcap   *observe.Pcap
@@ -31,8 +32,14 @@ func observerFlags(fs *flag.FlagSet) *observers {
 		pcapOutside: fs.String("pcap-outside", "", "write every packet on the outside port (after outbound / before inbound translation) to this pcap `FILE`"),
 		metrics:     fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9100, port 0 picks one) at /metrics; loopback only unless --expose"),
 		web:         fs.String("web", "", "serve a live web view (topology, mappings, events) on `ADDR`, e.g. 127.0.0.1:8080; loopback only unless --expose"),
+		webStreams:  webStreamsFlag(fs),
 		expose:      exposeFlag(fs),
 	}
+}
+
+// webStreamsFlag is --web-streams, which gonat run and lab up share.
+func webStreamsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("web-streams", web.DefaultMaxStreams, "most live web view pages (event streams) open at once; past it a page gets 503 Service Unavailable")
 }
 
 // exposeFlag is --expose, which gonat run and lab up share.
@@ -43,8 +50,11 @@ func exposeFlag(fs *flag.FlagSet) *bool {
 
 // checkExposure refuses --web and --metrics on an address other hosts can
 // reach unless --expose says so: both serve the NAT's mappings and
-// counters without authentication.
-func checkExposure(web, metrics string, expose bool) error {
+// counters without authentication. It checks --web-streams too.
+func checkExposure(web, metrics string, expose bool, webStreams int) error {
+	if webStreams < 1 {
+		return usageErr("--web-streams %d: want 1 or more", webStreams)
+	}
 	for _, f := range []struct{ name, addr string }{{"--web", web}, {"--metrics", metrics}} {
 		if f.addr == "" || expose || isLoopback(f.addr) {
 			continue
@@ -106,8 +116,9 @@ func (o *observers) close() {
 
 // startObservers starts the web view and the metrics endpoint.
 func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
+	stats := new(web.Stats)
 	if *o.web != "" {
-		addr, err := web.ListenAndServe(ctx, *o.web, l.WebSource())
+		addr, err := web.ListenAndServe(ctx, *o.web, l.WebSource(), web.Options{MaxStreams: *o.webStreams, Stats: stats})
 		if err != nil {
 			return usageErr("--web: %v", err)
 		}
@@ -121,7 +132,11 @@ func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
 	for _, name := range l.NATNames() {
 		nats = append(nats, observe.MetricsNAT{Name: name, Engine: l.NAT(name).Engine, Outbound: &o.outbound, Inbound: &o.inbound})
 	}
-	addr, err := observe.ServeMetrics(ctx, *o.metrics, observe.NewCollector(l.Events, nats...))
+	c := observe.NewCollector(l.Events, nats...)
+	if *o.web != "" {
+		c.WebStreams = func() (int64, uint64) { return stats.Open(), stats.Refused() }
+	}
+	addr, err := observe.ServeMetrics(ctx, *o.metrics, c)
 	if err != nil {
 		return usageErr("--metrics: %v", err)
 	}

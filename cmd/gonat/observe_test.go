@@ -31,19 +31,22 @@ func TestCheckExposure(t *testing.T) {
 			if flag == "--metrics" {
 				web, metrics = "", c.addr
 			}
-			err := checkExposure(web, metrics, false)
+			err := checkExposure(web, metrics, false, 1)
 			if c.loopback != (err == nil) {
 				t.Errorf("%s %s: %v", flag, c.addr, err)
 			}
 			if err != nil && (!strings.Contains(err.Error(), flag+" "+c.addr) || !strings.Contains(err.Error(), "--expose")) {
 				t.Errorf("%s %s: %q does not name the flag and --expose", flag, c.addr, err)
 			}
-			if err := checkExposure(web, metrics, true); err != nil {
+			if err := checkExposure(web, metrics, true, 1); err != nil {
 				t.Errorf("%s %s --expose: %v", flag, c.addr, err)
 			}
 		}
 	}
-	if err := checkExposure("", "", false); err != nil {
+	if err := checkExposure("", "", false, 64); err != nil {
 		t.Errorf("neither flag: %v", err)
+	}
+	if err := checkExposure("127.0.0.1:0", "", false, 0); err == nil || !strings.Contains(err.Error(), "--web-streams") {
+		t.Errorf("--web-streams 0: %v", err)
 	}
 }

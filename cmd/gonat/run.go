@@ -84,7 +84,7 @@ func runCmd(args []string) error {
 	if err := lab.ValidName(*name); err != nil {
 		return usageErr("--name: %v", err)
 	}
-	if err := checkExposure(*obs.web, *obs.metrics, *obs.expose); err != nil {
+	if err := checkExposure(*obs.web, *obs.metrics, *obs.expose, *obs.webStreams); err != nil {
 		return err
 	}
 	lab.RemoveStaleRuns()
