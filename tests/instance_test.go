@@ -8,9 +8,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/lab/labtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -129,4 +131,42 @@ func routes(t *testing.T, n string) string {
 		t.Fatalf("ip -n %s route: %v\n%s", n, err, out)
 	}
 	return string(out)
+}
+
+// lab up warns about a topology file others can write (its hosts'
+// commands run as root), and holds its namespaces: a gonat run on them is
+// refused, naming the lab.
+func TestLabUpWarnsAndHoldsNamespaces(t *testing.T) {
+	c := newLabCLI(t)
+	file := filepath.Join(t.TempDir(), "home.toml")
+	if err := os.WriteFile(file, []byte(homeTopo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	name := labtest.Name()
+	t.Cleanup(func() { c.run("lab", "down", "--lab", name) })
+	out, code := c.run("lab", "up", "-d", file, "--name", name)
+	if code != 0 {
+		t.Fatalf("lab up -d: exit %d\n%s", code, out)
+	}
+	if want := "warning: " + file + " is writable by group and others (mode 0666)"; strings.Count(out, want) != 1 {
+		t.Errorf("lab up -d of a 0666 file: no warning line %q:\n%s", want, out)
+	}
+	st, code := c.run("lab", "status", "--lab", name, "--json")
+	pid := regexp.MustCompile(`"pid": *(\d+)`).FindStringSubmatch(st)
+	if code != 0 || pid == nil {
+		t.Fatalf("lab status: exit %d\n%s", code, st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gonatBin, "run", "--inside", name+".alice=10.0.0.2/24", "--outside", name+".public", "--external", "198.51.100.9")
+	cmd.Env = c.env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	b, err := cmd.CombinedOutput()
+	want := "in use by gonat lab " + name + " (process " + pid[1] + ")"
+	if exitCode(err) == 0 || !strings.Contains(string(b), want) {
+		t.Errorf("gonat run on a lab's namespaces: exit %d, %s; want a refusal saying %q", exitCode(err), b, want)
+	}
 }
