@@ -19,6 +19,7 @@ type fakeSource struct {
 	subs map[*fakeSub]struct{}
 
 	subscribed atomic.Int64 // Subscribe calls
+	snapshots  atomic.Int64 // Snapshot calls
 	blocked    atomic.Int64 // sends that waited a second and gave up
 }
 
@@ -35,6 +36,7 @@ func newFake(s Snapshot) *fakeSource {
 // and counted; tests replace it whole and never change one they handed
 // over.
 func (f *fakeSource) Snapshot(page Page) Snapshot {
+	f.snapshots.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return cut(f.snap, page)

@@ -127,3 +127,29 @@ func TestSnapshotPaged(t *testing.T) {
 		t.Errorf("drawing lacks the total %d", n)
 	}
 }
+
+// However many pages are open, the source makes about two snapshots a
+// tick for all of them, not one per page.
+func TestStreamsShareSnapshots(t *testing.T) {
+	const pages, ticks = 10, 20
+	src := newFake(twoHomes())
+	s := newServer(src, Options{})
+	s.tick = 50 * time.Millisecond
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var chs []<-chan sse
+	for range pages {
+		chs = append(chs, stream(t, ctx, srv.URL+"/events", nil))
+	}
+	for range ticks {
+		for _, ch := range chs {
+			next(t, ch, "snapshot", time.Second)
+		}
+	}
+	// Each page got ticks snapshots: pages*ticks without sharing.
+	if n := src.snapshots.Load(); n > 3*ticks+pages {
+		t.Errorf("%d snapshots made for %d pages over %d ticks, want at most %d", n, pages, ticks, 3*ticks+pages)
+	}
+}

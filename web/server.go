@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonat/gonat/table"
@@ -32,6 +33,28 @@ type server struct {
 	tick       time.Duration // how often /events sends a snapshot
 	maxStreams int64
 	stats      *Stats
+
+	// The event streams' snapshot, shared: made at most once per half
+	// tick however many pages are open.
+	snapMu   sync.Mutex
+	snapAt   time.Time
+	snapJSON []byte
+}
+
+// streamSnapshot is the default page's snapshot as JSON for the event
+// streams: a copy at most half a tick old.
+func (s *server) streamSnapshot() []byte {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snapJSON != nil && time.Since(s.snapAt) < s.tick/2 {
+		return s.snapJSON
+	}
+	b, err := json.Marshal(s.src.Snapshot(defaultPage))
+	if err != nil {
+		return nil
+	}
+	s.snapJSON, s.snapAt = b, time.Now()
+	return b
 }
 
 func newServer(src Source, opts Options) *server {
@@ -145,9 +168,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	var buf bytes.Buffer
-	send := func(event, id string, v any) {
-		data, err := json.Marshal(v)
-		if err != nil {
+	sendJSON := func(event, id string, data []byte) {
+		if data == nil {
 			return
 		}
 		if id != "" {
@@ -156,6 +178,11 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		buf.WriteString("event: " + event + "\ndata: ")
 		buf.Write(data)
 		buf.WriteString("\n\n")
+	}
+	send := func(event, id string, v any) {
+		if data, err := json.Marshal(v); err == nil {
+			sendJSON(event, id, data)
+		}
 	}
 	// flush writes what is queued; a page that takes more than 10 s to
 	// accept it is gone.
@@ -173,7 +200,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	sendEvent := func(n numbered) { send("nat", s.hub.id(n.Seq), n.Event) }
 
 	buf.WriteString("retry: 2000\n\n")
-	send("snapshot", "", s.src.Snapshot(defaultPage))
+	sendJSON("snapshot", "", s.streamSnapshot())
 	for _, n := range backlog {
 		sendEvent(n)
 	}
@@ -200,7 +227,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		case <-tick.C:
-			send("snapshot", "", s.src.Snapshot(defaultPage))
+			sendJSON("snapshot", "", s.streamSnapshot())
 			if d := c.dropped.Load(); d != reported {
 				reported = d
 				send("dropped", "", map[string]uint64{"dropped": d})
