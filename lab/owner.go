@@ -21,10 +21,11 @@ import (
 // namespaces would replace the routes and remove them on exit while the
 // first still runs. The claim is an exclusive flock on the namespace
 // itself (/run/netns/NAME), so it needs no file of its own, and the
-// kernel drops it the moment the process dies (kill -9 included), before
-// the process is even a zombie. release drops the claims early; exit
-// does too. A namespace another live process claims is an error naming
-// that process.
+// kernel drops it when the process's last thread has closed its files,
+// kill -9 included. release drops the claims early; exit does too. A
+// namespace another live process claims is an error naming that process;
+// one a dying process still holds is waited for. The open file keeps the
+// namespace alive until release, also after `ip netns del`.
 func ClaimNamespaces(names []string) (release func(), err error) {
 	var held []*os.File
 	release = func() {
