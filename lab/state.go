@@ -2,6 +2,8 @@ package lab
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,10 +33,14 @@ func HostLogDir(name string) string { return filepath.Join(StateDir(name), "host
 // State is what a running lab writes down for the commands that manage
 // it later (status, set, down), also after a crash.
 type State struct {
-	Name       string    `json:"name"`
-	Kind       string    `json:"kind"` // "lab", or "run" for gonat run
-	File       string    `json:"file"`
-	PID        int       `json:"pid"`
+	Name string `json:"name"`
+	Kind string `json:"kind"` // "lab", or "run" for gonat run
+	File string `json:"file"`
+	PID  int    `json:"pid"`
+	// PIDStart is when the process started, in clock ticks after boot
+	// (field 22 of /proc/PID/stat): a PID reused by another process
+	// after a crash does not pass for the lab's.
+	PIDStart   uint64    `json:"pid_start,omitempty"`
 	Started    time.Time `json:"started"`
 	Namespaces []string  `json:"namespaces"`
 }
@@ -50,6 +56,9 @@ func WriteState(l *Lab, file string) error {
 		return err
 	}
 	st := State{Name: l.Name, Kind: kind, File: file, PID: os.Getpid(), Started: time.Now(), Namespaces: l.made}
+	if ps, err := readProcStat(st.PID); err == nil {
+		st.PIDStart = ps.start
+	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -71,19 +80,63 @@ func ReadState(name string) (State, error) {
 	return st, json.Unmarshal(b, &st)
 }
 
-// Alive reports whether the lab's process still runs.
+// Alive reports whether the lab's process still runs. A process that
+// is exiting (killed, its devices going) or a zombie (finished, waiting
+// for its parent to reap it) no longer runs, nor does another process
+// that got the PID later.
 func (st State) Alive() bool {
 	if st.PID <= 0 || syscall.Kill(st.PID, 0) != nil {
 		return false
 	}
-	// A zombie has finished: a -d lab's process waits for whoever
-	// adopted it to reap it, which may take a while.
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.PID) + "/stat")
+	ps, err := readProcStat(st.PID)
 	if err != nil {
-		return true
+		return !errors.Is(err, os.ErrNotExist)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) == 0 || f[0] != "Z"
+	if st.PIDStart != 0 && ps.start != st.PIDStart {
+		return false
+	}
+	return ps.state != 'Z' && ps.state != 'X' && ps.flags&pfExiting == 0
+}
+
+// pfExiting is the kernel's PF_EXITING task flag: set as soon as the
+// process starts to exit, long before it is a zombie when it has
+// devices to tear down.
+const pfExiting = 0x4
+
+// procStat is what Alive reads of /proc/PID/stat.
+type procStat struct {
+	state byte
+	flags uint64
+	start uint64
+}
+
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat reads "PID (COMM) STATE PPID ..." (proc(5)); COMM may
+// hold spaces and parentheses, so the fields start after the last ')'.
+func parseProcStat(s string) (procStat, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("malformed stat %q", s)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state), f[6] field 9 (flags), f[19] field 22
+	// (starttime).
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("malformed stat %q", s)
+	}
+	flags, err1 := strconv.ParseUint(f[6], 10, 64)
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procStat{}, fmt.Errorf("malformed stat %q", s)
+	}
+	return procStat{state: f[0][0], flags: flags, start: start}, nil
 }
 
 // RemoveStaleRuns deletes the state of gonat run instances whose process

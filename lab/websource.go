@@ -3,7 +3,10 @@ package lab
 import (
 	"context"
 	"strings"
+	"time"
 
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/web"
 )
 
@@ -12,16 +15,24 @@ func (l *Lab) WebSource() web.Source { return webSource{l} }
 
 type webSource struct{ l *Lab }
 
-func (s webSource) Snapshot() web.Snapshot {
+func (s webSource) Snapshot(page web.Page) web.Snapshot {
 	st := s.l.Status()
 	snap := web.Snapshot{Name: st.Name}
 	for _, n := range st.Nodes {
 		snap.Nodes = append(snap.Nodes, web.Node{Name: n.Name, Kind: n.Kind, Network: n.Network, Addresses: n.Addresses})
 	}
+	now := time.Now()
 	for _, n := range st.NATs {
-		rows, _ := s.l.Table(n.Name)
-		snap.NATs = append(snap.NATs, web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering,
-			PortAssignment: n.PortAssignment, Hairpin: n.Hairpin, Packets: n.Packets, Mappings: rows})
+		v := web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering,
+			PortAssignment: n.PortAssignment, Hairpin: n.Hairpin, Packets: n.Packets}
+		// Only the page's mappings are formatted; the rest are counted.
+		s.l.NAT(n.Name).Engine.Mappings(now, func(m nat.MappingInfo) {
+			if page.In(v.MappingsTotal) {
+				v.Mappings = append(v.Mappings, observe.MappingOf(n.Name, m, now))
+			}
+			v.MappingsTotal++
+		})
+		snap.NATs = append(snap.NATs, v)
 	}
 	return snap
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gonat/gonat/nat"
@@ -27,8 +28,12 @@ type MetricsNAT struct {
 type Collector struct {
 	NATs []MetricsNAT
 	Hub  *Hub
+	// WebStreams, if set, reports the web view's event streams: open
+	// now, and turned away over the cap since start.
+	WebStreams func() (open int64, refused uint64)
 
 	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited *prometheus.Desc
+	webStreams, webRefused                                                                                 *prometheus.Desc
 }
 
 // NewCollector describes the metrics.
@@ -37,15 +42,17 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 		return prometheus.NewDesc("gonat_"+name, help, labels, nil)
 	}
 	return &Collector{NATs: nats, Hub: hub,
-		packets:  d("packets_total", "Packets translated and sent on, by direction (outbound: to the outside port) and protocol.", "nat", "direction", "proto"),
-		bytes:    d("bytes_total", "Bytes translated and sent on, by direction and protocol.", "nat", "direction", "proto"),
-		verdicts: d("verdicts_total", "Packets by the engine's verdict: forward, or the drop reason.", "nat", "verdict"),
-		mappings: d("mappings", "Live mappings by protocol.", "nat", "proto"),
-		created:  d("mappings_created_total", "Mappings created.", "nat"),
-		expired:  d("mappings_expired_total", "Mappings expired.", "nat"),
-		poolUsed: d("port_pool_used", "External ports (or ICMP identifiers) in use.", "nat", "proto"),
-		poolSize: d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
-		lost:     d("events_lost_total", "Events watchers missed because they fell behind."),
+		packets:    d("packets_total", "Packets translated and sent on, by direction (outbound: to the outside port) and protocol.", "nat", "direction", "proto"),
+		bytes:      d("bytes_total", "Bytes translated and sent on, by direction and protocol.", "nat", "direction", "proto"),
+		verdicts:   d("verdicts_total", "Packets by the engine's verdict: forward, or the drop reason.", "nat", "verdict"),
+		mappings:   d("mappings", "Live mappings by protocol.", "nat", "proto"),
+		created:    d("mappings_created_total", "Mappings created.", "nat"),
+		expired:    d("mappings_expired_total", "Mappings expired.", "nat"),
+		poolUsed:   d("port_pool_used", "External ports (or ICMP identifiers) in use.", "nat", "proto"),
+		poolSize:   d("port_pool_size", "External ports (or ICMP identifiers) available.", "nat", "proto"),
+		lost:       d("events_lost_total", "Events watchers missed because they fell behind."),
+		webStreams: d("web_event_streams", "Live web view pages (event streams) open."),
+		webRefused: d("web_event_streams_refused_total", "Live web view pages turned away with 503: more were open than --web-streams allows."),
 		lockWaits: d("engine_lock_waits_total", "Times a packet (or a table query) found an engine lock it needed held and waited: "+
 			"a packet of an existing mapping waits only for its own queue's lock and its mapping's stripe (another queue on the same flow, or on one whose mapping shares the stripe); a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
 		icmpLimited: d("icmp_errors_limited_total", "ICMP errors (Time Exceeded, 3/13) the NAT held back under its rate limits (icmp-rate, icmp-interval); "+
@@ -55,7 +62,7 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.webStreams, c.webRefused} {
 		ch <- d
 	}
 }
@@ -99,14 +106,23 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		_, _, lost := c.Hub.Counts()
 		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(lost))
 	}
+	if c.WebStreams != nil {
+		open, refused := c.WebStreams()
+		ch <- prometheus.MustNewConstMetric(c.webStreams, prometheus.GaugeValue, float64(open))
+		ch <- prometheus.MustNewConstMetric(c.webRefused, prometheus.CounterValue, float64(refused))
+	}
 }
 
 // ServeMetrics serves /metrics on addr until ctx ends and returns the
 // address it listens on (addr may use port 0).
 func ServeMetrics(ctx context.Context, addr string, c *Collector) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(c); err != nil {
-		return nil, err
+	// The process's own health beside the NATs': go_goroutines,
+	// go_memstats_*, process_open_fds, process_resident_memory_bytes.
+	for _, col := range []prometheus.Collector{c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

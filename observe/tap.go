@@ -25,9 +25,10 @@ type Pcap struct {
 	w  *pcapgo.Writer
 }
 
-// CreatePcap creates (truncates) path and writes the file header.
+// CreatePcap creates path (mode 0600; a symbolic link there is refused, a
+// file replaced) and writes the file header.
 func CreatePcap(path string) (*Pcap, error) {
-	f, err := os.Create(path)
+	f, err := createCaptureFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func TestBrowserLiveView(t *testing.T) {
 	src := newFake(twoHomes())
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestBrowserHostileNames(t *testing.T) {
 	src := newFake(twoHomes())
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestBrowserLayoutAndLegend(t *testing.T) {
 	src := newFake(snap)
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestEventsStream(t *testing.T) {
 	src := newFake(twoHomes())
-	srv := httptest.NewServer(Handler(src))
+	srv := httptest.NewServer(Handler(src, Options{}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -157,7 +157,7 @@ func TestEventsStream(t *testing.T) {
 
 func TestEventsTick(t *testing.T) {
 	src := newFake(twoHomes())
-	s := newServer(src)
+	s := newServer(src, Options{})
 	s.tick = 20 * time.Millisecond
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -174,7 +174,7 @@ func TestEventsTick(t *testing.T) {
 // has no room for.
 func TestSlowClientNeverBlocksSource(t *testing.T) {
 	src := newFake(twoHomes())
-	s := newServer(src)
+	s := newServer(src, Options{})
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 
@@ -237,7 +237,7 @@ func TestDroppedReported(t *testing.T) {
 	}
 
 	src := newFake(twoHomes())
-	s := newServer(src)
+	s := newServer(src, Options{})
 	s.tick = 20 * time.Millisecond
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -258,7 +258,7 @@ func TestDroppedReported(t *testing.T) {
 
 func TestCancelEndsStream(t *testing.T) {
 	src := newFake(twoHomes())
-	srv := httptest.NewServer(Handler(src))
+	srv := httptest.NewServer(Handler(src, Options{}))
 	defer srv.Close()
 
 	// The page goes away: the handler returns and, with no page left,
@@ -275,7 +275,7 @@ func TestCancelEndsStream(t *testing.T) {
 	// The server's context ends: open streams end and it stops
 	// listening.
 	sctx, scancel := context.WithCancel(context.Background())
-	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src)
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestListenAndServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src := newFake(twoHomes())
-	addr, err := ListenAndServe(ctx, "127.0.0.1:0", src)
+	addr, err := ListenAndServe(ctx, "127.0.0.1:0", src, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,12 +340,12 @@ func TestListenAndServe(t *testing.T) {
 		t.Errorf("log says it is empty")
 	}
 
-	if _, err := ListenAndServe(ctx, "127.0.0.1:99999", src); err == nil {
+	if _, err := ListenAndServe(ctx, "127.0.0.1:99999", src, Options{}); err == nil {
 		t.Error("bad address accepted")
 	}
 	done, stop := context.WithCancel(context.Background())
 	stop()
-	if _, err := ListenAndServe(done, "127.0.0.1:0", src); !errors.Is(err, context.Canceled) {
+	if _, err := ListenAndServe(done, "127.0.0.1:0", src, Options{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("ended context: %v", err)
 	}
 }
@@ -353,7 +353,7 @@ func TestListenAndServe(t *testing.T) {
 // A page (re)connecting gets the remembered events it has not seen, once.
 func TestHistoryAndReconnect(t *testing.T) {
 	src := newFake(twoHomes())
-	s := newServer(src)
+	s := newServer(src, Options{})
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -420,7 +420,7 @@ func TestHistoryAndReconnect(t *testing.T) {
 // subscribedHandler is a Handler whose hub is already subscribed, as
 // ListenAndServe's is.
 func subscribedHandler(t *testing.T, src Source) http.Handler {
-	s := newServer(src)
+	s := newServer(src, Options{})
 	t.Cleanup(s.hub.acquire())
 	return s
 }

@@ -19,6 +19,7 @@ type fakeSource struct {
 	subs map[*fakeSub]struct{}
 
 	subscribed atomic.Int64 // Subscribe calls
+	snapshots  atomic.Int64 // Snapshot calls
 	blocked    atomic.Int64 // sends that waited a second and gave up
 }
 
@@ -31,12 +32,31 @@ func newFake(s Snapshot) *fakeSource {
 	return &fakeSource{snap: s, subs: map[*fakeSub]struct{}{}}
 }
 
-// Snapshot returns the last snapshot set; tests replace it whole and
-// never change one they handed over.
-func (f *fakeSource) Snapshot() Snapshot {
+// Snapshot returns the last snapshot set, its NATs' mappings cut to page
+// and counted; tests replace it whole and never change one they handed
+// over.
+func (f *fakeSource) Snapshot(page Page) Snapshot {
+	f.snapshots.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.snap
+	return cut(f.snap, page)
+}
+
+// cut is s as a Source gives it for page.
+func cut(s Snapshot, page Page) Snapshot {
+	nats := make([]NAT, len(s.NATs))
+	for i, n := range s.NATs {
+		all := n.Mappings
+		n.Mappings, n.MappingsTotal = nil, len(all)
+		for j, m := range all {
+			if page.In(j) {
+				n.Mappings = append(n.Mappings, m)
+			}
+		}
+		nats[i] = n
+	}
+	s.NATs = nats
+	return s
 }
 
 func (f *fakeSource) set(s Snapshot) {

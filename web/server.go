@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonat/gonat/table"
@@ -26,17 +27,53 @@ var pageHTML string
 var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
 
 type server struct {
-	src  Source
-	hub  *hub
-	mux  *http.ServeMux
-	tick time.Duration // how often /events sends a snapshot
+	src        Source
+	hub        *hub
+	mux        *http.ServeMux
+	tick       time.Duration // how often /events sends a snapshot
+	maxStreams int64
+	stats      *Stats
+
+	// The event streams' snapshot, shared: made at most once per half
+	// tick however many pages are open.
+	snapMu   sync.Mutex
+	snapAt   time.Time
+	snapJSON []byte
 }
 
-func newServer(src Source) *server {
-	s := &server{src: src, hub: newHub(src), mux: http.NewServeMux(), tick: time.Second}
+// streamSnapshot is the default page's snapshot as JSON for the event
+// streams: a copy at most half a tick old.
+func (s *server) streamSnapshot() []byte {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snapJSON != nil && time.Since(s.snapAt) < s.tick/2 {
+		return s.snapJSON
+	}
+	b, err := json.Marshal(s.src.Snapshot(defaultPage))
+	if err != nil {
+		return nil
+	}
+	s.snapJSON, s.snapAt = b, time.Now()
+	return b
+}
+
+func newServer(src Source, opts Options) *server {
+	s := &server{src: src, hub: newHub(src), mux: http.NewServeMux(), tick: time.Second,
+		maxStreams: int64(opts.MaxStreams), stats: opts.Stats}
+	if s.maxStreams <= 0 {
+		s.maxStreams = DefaultMaxStreams
+	}
+	if s.stats == nil {
+		s.stats = new(Stats)
+	}
 	s.mux.HandleFunc("GET /{$}", s.page)
 	s.mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, s.src.Snapshot())
+		page, err := pageOf(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, s.src.Snapshot(page))
 	})
 	s.mux.HandleFunc("GET /events", s.events)
 	s.mux.HandleFunc("GET /topology.svg", func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +84,7 @@ func newServer(src Source) *server {
 		// ?inline leaves the styles out, for the page to put it in
 		// its own.
 		_, inline := r.URL.Query()["inline"]
-		svg := topology(s.src.Snapshot(), !inline)
+		svg := topology(s.src.Snapshot(Page{}), !inline)
 		if svg == "" {
 			svg = `<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>`
 		}
@@ -56,6 +93,39 @@ func newServer(src Source) *server {
 	sub, _ := fs.Sub(assets, "assets")
 	s.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(sub)))
 	return s
+}
+
+// defaultPage is the mappings the page and the event stream show.
+var defaultPage = Page{Limit: DefaultPageLimit}
+
+// pageOf reads ?offset=N&limit=N of /api/snapshot; a limit above
+// MaxPageLimit is cut to it.
+func pageOf(r *http.Request) (Page, error) {
+	p := defaultPage
+	q := r.URL.Query()
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"offset", &p.Offset}, {"limit", &p.Limit}} {
+		if s := q.Get(f.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return Page{}, fmt.Errorf("%s=%q: want a number from 0", f.name, s)
+			}
+			*f.v = n
+		}
+	}
+	p.Limit = min(p.Limit, MaxPageLimit)
+	return p, nil
+}
+
+// shownText is the mapping count of a NAT's table caption: the total, and
+// how many the page shows when that is fewer.
+func shownText(shown, total int) string {
+	if shown >= total {
+		return countText(total)
+	}
+	return fmt.Sprintf("%s (the first %d shown)", countText(total), shown)
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +141,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every tick, and how many events this connection missed whenever that
 // number grows.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	// Each stream holds a connection, a goroutine, a queue and a
+	// snapshot a second: past the cap, a new one is turned away (the
+	// browser's EventSource does not retry a 503).
+	if n := s.stats.open.Add(1); n > s.maxStreams {
+		s.stats.open.Add(-1)
+		s.stats.refused.Add(1)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("too many event streams: %d are open, the most this gonat serves (--web-streams); close a page, or raise it", s.maxStreams),
+			http.StatusServiceUnavailable)
+		return
+	}
+	defer s.stats.open.Add(-1)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -86,9 +168,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	var buf bytes.Buffer
-	send := func(event, id string, v any) {
-		data, err := json.Marshal(v)
-		if err != nil {
+	sendJSON := func(event, id string, data []byte) {
+		if data == nil {
 			return
 		}
 		if id != "" {
@@ -97,6 +178,11 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		buf.WriteString("event: " + event + "\ndata: ")
 		buf.Write(data)
 		buf.WriteString("\n\n")
+	}
+	send := func(event, id string, v any) {
+		if data, err := json.Marshal(v); err == nil {
+			sendJSON(event, id, data)
+		}
 	}
 	// flush writes what is queued; a page that takes more than 10 s to
 	// accept it is gone.
@@ -114,7 +200,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	sendEvent := func(n numbered) { send("nat", s.hub.id(n.Seq), n.Event) }
 
 	buf.WriteString("retry: 2000\n\n")
-	send("snapshot", "", s.src.Snapshot())
+	sendJSON("snapshot", "", s.streamSnapshot())
 	for _, n := range backlog {
 		sendEvent(n)
 	}
@@ -141,7 +227,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		case <-tick.C:
-			send("snapshot", "", s.src.Snapshot())
+			sendJSON("snapshot", "", s.streamSnapshot())
 			if d := c.dropped.Load(); d != reported {
 				reported = d
 				send("dropped", "", map[string]uint64{"dropped": d})
@@ -199,7 +285,7 @@ type eventView struct {
 }
 
 func (s *server) page(w http.ResponseWriter, r *http.Request) {
-	snap := s.src.Snapshot()
+	snap := s.src.Snapshot(defaultPage)
 	recent, last := s.hub.recent(0)
 	v := pageView{
 		Name:       snap.Name,
@@ -235,7 +321,7 @@ func viewNAT(n NAT) natView {
 		Filtering:      behaviour(n.Filtering, true),
 		PortAssignment: n.PortAssignment,
 		Hairpin:        "off",
-		MappingCount:   countText(len(n.Mappings)),
+		MappingCount:   shownText(len(n.Mappings), n.MappingsTotal),
 	}
 	if n.Hairpin {
 		v.Hairpin = "on"

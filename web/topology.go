@@ -115,7 +115,7 @@ func topology(s Snapshot, standalone bool) string {
 				b.lines = append(b.lines, tline{text: a, class: "addr"})
 			}
 			if nat, ok := nats[n.Name]; ok {
-				b.lines = append(b.lines, tline{text: countText(len(nat.Mappings)), class: "count", nat: n.Name})
+				b.lines = append(b.lines, tline{text: countText(nat.MappingsTotal), class: "count", nat: n.Name})
 			}
 			boxes = append(boxes, b)
 			if _, dup := byName[n.Name]; !dup {

@@ -15,9 +15,11 @@
 //
 //	GET /              the page
 //	GET /api/snapshot  the Snapshot as JSON
+//	GET /api/snapshot?offset=N&limit=N  a page of each NAT's mappings
 //	GET /events        server-sent events: "nat" (an Event, JSON), "snapshot"
 //	                   (a Snapshot, JSON, once a second), "dropped" (how many
-//	                   events this connection missed because it was too slow)
+//	                   events this connection missed because it was too slow);
+//	                   503 past Options.MaxStreams open at once
 //	GET /topology.svg  the topology drawing on its own (for slides)
 //	GET /assets/...    the page's CSS and JavaScript
 //
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gonat/gonat/observe"
@@ -40,9 +43,11 @@ import (
 // Source is what the page shows. The lead adapts running NATs and labs to
 // it.
 type Source interface {
-	// Snapshot returns the current state. It is called about once a
-	// second per open page, so it should be cheap.
-	Snapshot() Snapshot
+	// Snapshot returns the current state, each NAT's mappings cut to
+	// page. It is called about once a second per open page, so it
+	// should be cheap, and cost no more for mappings outside the page
+	// than counting them.
+	Snapshot(page Page) Snapshot
 	// Subscribe returns live events until ctx ends; the channel is
 	// closed then. A source must never block on a slow subscriber: it
 	// drops (and may count) the events the subscriber has no room for.
@@ -50,6 +55,24 @@ type Source interface {
 	// connected, however many there are.
 	Subscribe(ctx context.Context) <-chan Event
 }
+
+// Page selects which of each NAT's live mappings a Snapshot carries: from
+// the Offset-th (0 is the first), at most Limit, in the NAT's table order
+// (stable while the table does not change). A Limit of 0 carries none,
+// only their number.
+type Page struct{ Offset, Limit int }
+
+// DefaultPageLimit is how many mappings of each NAT the page and the
+// event stream show, and /api/snapshot returns unless asked
+// (?offset=N&limit=N, at most MaxPageLimit): a table of hundreds of
+// thousands of mappings costs no more to show than this.
+const (
+	DefaultPageLimit = 1000
+	MaxPageLimit     = 10000
+)
+
+// In reports whether the i-th mapping belongs to the page.
+func (p Page) In(i int) bool { return i >= p.Offset && i-p.Offset < p.Limit }
 
 // Snapshot is the state of a lab or a single NAT at one moment.
 type Snapshot struct {
@@ -82,9 +105,12 @@ type NAT struct {
 	// Packets counts packets per verdict: forward, filtered,
 	// no-mapping, ... (as in gonat lab status).
 	Packets map[string]uint64 `json:"packets"`
-	// Mappings are the live mappings, in the form gonat table --json
-	// prints them.
+	// Mappings are the live mappings of the page asked for, in the form
+	// gonat table --json prints them.
 	Mappings []observe.Mapping `json:"mappings"`
+	// MappingsTotal is how many mappings the NAT has, in the page or
+	// not.
+	MappingsTotal int `json:"mappings_total"`
 }
 
 // Event is one line of the event log.
@@ -98,11 +124,36 @@ type Event struct {
 	Reason string `json:"reason,omitempty"` // for DROP: filtered, no-mapping, ...
 }
 
+// Options bound what the clients of the live view can cost.
+type Options struct {
+	// MaxStreams caps the /events connections open at once; one more is
+	// answered 503 Service Unavailable and counted. 0 means
+	// DefaultMaxStreams.
+	MaxStreams int
+	// Stats, if set, counts the streams (for the metrics).
+	Stats *Stats
+}
+
+// DefaultMaxStreams is enough for a classroom of pages on one lab.
+const DefaultMaxStreams = 64
+
+// Stats counts /events connections.
+type Stats struct {
+	open    atomic.Int64
+	refused atomic.Uint64
+}
+
+// Open is how many event streams are open.
+func (s *Stats) Open() int64 { return s.open.Load() }
+
+// Refused is how many event streams were turned away, over the cap.
+func (s *Stats) Refused() uint64 { return s.refused.Load() }
+
 // Handler returns the live view of src. It subscribes to src while at
 // least one page is connected to /events, and remembers the last events
 // it saw so that a page opened (or reloaded) later shows them too.
-func Handler(src Source) http.Handler {
-	return newServer(src)
+func Handler(src Source, opts Options) http.Handler {
+	return newServer(src, opts)
 }
 
 // ListenAndServe listens on addr (the lead passes 127.0.0.1:PORT; port 0
@@ -110,11 +161,11 @@ func Handler(src Source) http.Handler {
 // ends; open event streams end then too. It returns the address it
 // listens on. Unlike Handler alone, it keeps its subscription to src for
 // its whole life, so a page opened later shows the events before it.
-func ListenAndServe(ctx context.Context, addr string, src Source) (net.Addr, error) {
+func ListenAndServe(ctx context.Context, addr string, src Source, opts Options) (net.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := newServer(src)
+	s := newServer(src, opts)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

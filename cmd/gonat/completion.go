@@ -73,9 +73,9 @@ func valueArms(b *strings.Builder, arm string) {
 // against each command's --help.
 var commands = []command{
 	{name: "demo"},
-	{name: "run", flags: "busy-poll= external= inside= metrics= mtu= name= outside= pcap-inside= pcap-outside= per-cpu trace tun-backend= tun-queues= v web= " + runSettingFlags},
+	{name: "run", flags: "busy-poll= expose external= inside= metrics= mtu= name= outside= pcap-inside= pcap-outside= per-cpu trace tun-backend= tun-queues= v web= web-streams= " + runSettingFlags},
 	{name: "lab", subs: []command{
-		{name: "up", flags: "busy-poll= d dry-run metrics= name= pcap-dir= per-cpu trace tun-queues= v web=", args: "files"},
+		{name: "up", flags: "busy-poll= d dry-run expose metrics= name= pcap-dir= per-cpu trace tun-queues= v web= web-streams=", args: "files"},
 		{name: "validate", flags: "name=", args: "files"},
 		{name: "exec", flags: "lab="},
 		{name: "logs", flags: "f lab="},

@@ -20,6 +20,7 @@ import (
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/web"
 )
 
 func labUp(args []string) error {
@@ -30,8 +31,10 @@ func labUp(args []string) error {
 	child := fs.Bool("daemon-child", false, internalFlag+"the background process of -d")
 	trace := fs.Bool("trace", false, "print every packet before and after translation, or why it was dropped")
 	verbose := fs.Bool("v", false, "print every mapping created and expired")
-	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics")
+	webAddr := fs.String("web", "", "serve a live web view of the lab on `ADDR`, e.g. 127.0.0.1:8080; loopback only unless --expose")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics of every NAT on `ADDR` at /metrics; loopback only unless --expose")
+	webStreams := webStreamsFlag(fs)
+	expose := exposeFlag(fs)
 	pcapDir := fs.String("pcap-dir", "", "write NAT.inside.pcap and NAT.outside.pcap for every NAT into `DIR` (the same packet before and after each NAT)")
 	busyPoll := fs.Duration("busy-poll", 0, "every NAT reads its ports from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for CPU; needs the offload backend (0: off)")
 	queues := tunQueuesFlag(fs)
@@ -47,6 +50,9 @@ func labUp(args []string) error {
 	if len(pos) != 1 {
 		return usageErr("want exactly one topology FILE (see gonat lab up --help)")
 	}
+	if err := checkExposure(*webAddr, *metricsAddr, *expose, *webStreams); err != nil {
+		return err
+	}
 	file := pos[0]
 	topo, labName, err := loadLab(file, *name)
 	if err != nil {
@@ -57,6 +63,9 @@ func labUp(args []string) error {
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and TUN devices")
+	}
+	if !*child {
+		warnWritable(os.Stderr, file)
 	}
 	if st, err := lab.ReadState(labName); err == nil && st.Alive() {
 		// As compose does: asking for what already runs is not an error.
@@ -80,6 +89,12 @@ func labUp(args []string) error {
 		}
 		if *metricsAddr != "" {
 			extra = append(extra, "--metrics", *metricsAddr)
+		}
+		if *expose {
+			extra = append(extra, "--expose")
+		}
+		if *webStreams != web.DefaultMaxStreams {
+			extra = append(extra, "--web-streams", strconv.Itoa(*webStreams))
 		}
 		if *pcapDir != "" {
 			extra = append(extra, "--pcap-dir", absPath(*pcapDir))
@@ -147,12 +162,18 @@ func labUp(args []string) error {
 		return err
 	}
 	defer l.Close()
+	// Its namespaces are its NATs': no gonat run may put a NAT there.
+	release, err := lab.ClaimNamespaces(l.Namespaces())
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := lab.WriteState(l, absPath(file)); err != nil {
 		return err
 	}
 	go l.ServeControl(ctx, func() { downAsked.Store(true); stop() })
 	empty := ""
-	if err := startObservers(ctx, l, &observers{web: webAddr, metrics: metricsAddr, pcapInside: &empty, pcapOutside: &empty}); err != nil {
+	if err := startObservers(ctx, l, &observers{web: webAddr, webStreams: webStreams, metrics: metricsAddr, expose: expose, pcapInside: &empty, pcapOutside: &empty}); err != nil {
 		return err
 	}
 	printStatus(os.Stdout, l.Status())
@@ -329,4 +350,22 @@ func labPcaps(dir string, topo *lab.Topology) (func(natName string) forward.Tap,
 		p := files[natName]
 		return observe.Sides(&observe.Tap{Pcap: p.out}, &observe.Tap{Pcap: p.in})
 	}, closeAll, nil
+}
+
+// warnWritable warns when the topology file can be changed by users other
+// than its owner: its hosts' commands run as root.
+func warnWritable(w io.Writer, file string) {
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+		return
+	}
+	who := "group and others"
+	switch fi.Mode().Perm() & 0o022 {
+	case 0o020:
+		who = "its group"
+	case 0o002:
+		who = "others"
+	}
+	fmt.Fprintf(w, "gonat: warning: %s is writable by %s (mode %04o), and its hosts' commands run as root; chmod go-w %s\n",
+		file, who, fi.Mode().Perm(), file)
 }

@@ -84,6 +84,9 @@ func runCmd(args []string) error {
 	if err := lab.ValidName(*name); err != nil {
 		return usageErr("--name: %v", err)
 	}
+	if err := checkExposure(*obs.web, *obs.metrics, *obs.expose, *obs.webStreams); err != nil {
+		return err
+	}
 	lab.RemoveStaleRuns()
 	if st, err := lab.ReadState(*name); err == nil && st.Alive() {
 		return usageErr("--name %s: already in use by process %d", *name, st.PID)
@@ -157,6 +160,18 @@ func runCmd(args []string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create TUN devices in namespaces")
 	}
+
+	// One NAT per namespace: a second would replace the first's default
+	// routes and remove them on exit.
+	nss := []string{*outside}
+	for _, in := range spec.Inside {
+		nss = append(nss, in.Namespace)
+	}
+	release, err := lab.ClaimNamespaces(nss)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

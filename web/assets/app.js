@@ -225,7 +225,9 @@
       if (tbody.children[i] !== out[i]) tbody.insertBefore(out[i], tbody.children[i] || null);
     }
     while (tbody.children.length > out.length) tbody.lastElementChild.remove();
-    setText(sec.querySelector('.mcount'), countText(maps.length));
+    // The server sends the first page of a large table, and the total.
+    var total = typeof n.mappings_total === 'number' ? n.mappings_total : maps.length;
+    setText(sec.querySelector('.mcount'), countText(total) + (maps.length < total ? ' (the first ' + maps.length + ' shown)' : ''));
   }
 
   function applySnapshot(s) {
@@ -245,7 +247,9 @@
     // The drawing: live mapping counts; redrawn when the nodes or the
     // NATs' behaviour change.
     var counts = {};
-    (s.nats || []).forEach(function (n) { counts[n.name] = (n.mappings || []).length; });
+    (s.nats || []).forEach(function (n) {
+      counts[n.name] = typeof n.mappings_total === 'number' ? n.mappings_total : (n.mappings || []).length;
+    });
     Array.prototype.forEach.call(topoEl.querySelectorAll('[data-count-nat]'), function (t) {
       var n = counts[t.getAttribute('data-count-nat')];
       if (n !== undefined) setText(t, countText(n));

@@ -1,0 +1,155 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/observe"
+)
+
+// Past MaxStreams, /events answers 503 with a body that says why, counts
+// the refusal, and serves again once a stream closes.
+func TestEventStreamsCapped(t *testing.T) {
+	const max = 3
+	var stats Stats
+	srv := httptest.NewServer(Handler(newFake(twoHomes()), Options{MaxStreams: max, Stats: &stats}))
+	defer srv.Close()
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for range max {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		next(t, stream(t, ctx, srv.URL+"/events", nil), "snapshot", 2*time.Second)
+	}
+	for i := range 2 {
+		resp, err := http.Get(srv.URL + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "too many event streams") {
+			t.Errorf("stream %d past the cap: %s %q, want 503 saying why", max+i+1, resp.Status, body)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+	}
+	if stats.Open() != max || stats.Refused() != 2 {
+		t.Errorf("open %d refused %d, want %d and 2", stats.Open(), stats.Refused(), max)
+	}
+	cancels[0]()
+	waitFor(t, "a stream to close", func() bool { return stats.Open() == max-1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancels = append(cancels, cancel)
+	next(t, stream(t, ctx, srv.URL+"/events", nil), "snapshot", 2*time.Second)
+	// The page and the snapshot are not streams: never refused.
+	get(t, srv.URL+"/")
+	get(t, srv.URL+"/api/snapshot")
+}
+
+// bigNAT is a snapshot of one NAT with n mappings.
+func bigNAT(n int) Snapshot {
+	s := Snapshot{Name: "big", Nodes: []Node{{Name: "public", Kind: "public"}, {Name: "nat", Kind: "nat", Network: "public"}}}
+	nat := NAT{Name: "nat", Mapping: "eim", Filtering: "eif", Packets: map[string]uint64{}}
+	for i := range n {
+		nat.Mappings = append(nat.Mappings, observe.Mapping{Proto: "udp", Internal: fmt.Sprintf("10.0.%d.%d:5000", i/250, i%250+2),
+			External: fmt.Sprintf("198.51.100.1:%d", 1024+i), ExpiresIn: 60})
+	}
+	s.NATs = []NAT{nat}
+	return s
+}
+
+// /api/snapshot returns a page of each NAT's mappings and their total:
+// the first DefaultPageLimit unless asked, never more than MaxPageLimit.
+func TestSnapshotPaged(t *testing.T) {
+	const n = MaxPageLimit + 500
+	srv := httptest.NewServer(Handler(newFake(bigNAT(n)), Options{}))
+	defer srv.Close()
+	for _, c := range []struct {
+		query       string
+		count, from int
+	}{
+		{"", DefaultPageLimit, 0},
+		{"?limit=10", 10, 0},
+		{"?offset=20&limit=5", 5, 20},
+		{fmt.Sprintf("?offset=%d", n-3), 3, n - 3},
+		{fmt.Sprintf("?offset=%d", n+1), 0, 0},
+		{"?limit=0", 0, 0},
+		{"?limit=1000000", MaxPageLimit, 0},
+	} {
+		body, _ := get(t, srv.URL+"/api/snapshot"+c.query)
+		var s Snapshot
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			t.Fatal(err)
+		}
+		m := s.NATs[0]
+		if len(m.Mappings) != c.count || m.MappingsTotal != n {
+			t.Errorf("%q: %d mappings of %d, want %d of %d", c.query, len(m.Mappings), m.MappingsTotal, c.count, n)
+			continue
+		}
+		if c.count > 0 && m.Mappings[0].External != fmt.Sprintf("198.51.100.1:%d", 1024+c.from) {
+			t.Errorf("%q: first mapping %s, want the %d-th", c.query, m.Mappings[0].External, c.from)
+		}
+	}
+	for _, q := range []string{"?limit=-1", "?offset=x", "?limit=1e3"} {
+		resp, err := http.Get(srv.URL + "/api/snapshot" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: %s, want 400", q, resp.Status)
+		}
+	}
+	// The page shows the total and says how many it lists; so does the
+	// drawing.
+	page, _ := get(t, srv.URL+"/")
+	want := fmt.Sprintf("%d mappings (the first %d shown)", n, DefaultPageLimit)
+	if !strings.Contains(page, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	if strings.Count(page, "data-key=") != DefaultPageLimit {
+		t.Errorf("page lists %d mappings, want %d", strings.Count(page, "data-key="), DefaultPageLimit)
+	}
+	if svg, _ := get(t, srv.URL+"/topology.svg"); !strings.Contains(svg, fmt.Sprintf("%d mappings", n)) {
+		t.Errorf("drawing lacks the total %d", n)
+	}
+}
+
+// However many pages are open, the source makes about two snapshots a
+// tick for all of them, not one per page.
+func TestStreamsShareSnapshots(t *testing.T) {
+	const pages, ticks = 10, 20
+	src := newFake(twoHomes())
+	s := newServer(src, Options{})
+	s.tick = 50 * time.Millisecond
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var chs []<-chan sse
+	for range pages {
+		chs = append(chs, stream(t, ctx, srv.URL+"/events", nil))
+	}
+	for range ticks {
+		for _, ch := range chs {
+			next(t, ch, "snapshot", time.Second)
+		}
+	}
+	// Each page got ticks snapshots: pages*ticks without sharing.
+	if n := src.snapshots.Load(); n > 3*ticks+pages {
+		t.Errorf("%d snapshots made for %d pages over %d ticks, want at most %d", n, pages, ticks, 3*ticks+pages)
+	}
+}
