@@ -29,9 +29,9 @@ const fragLifetime = 30 * time.Second
 // against DoS).
 //
 // The slots (about 120 KB) are allocated when the NAT translates its
-// first fragmented datagram, the one allocation on its packet path: most
-// NATs of a large lab never see a fragment, and 1000 of them would
-// otherwise hold 120 MB of empty slots. A Flush or behaviour change drops them with the
+// first fragmented datagram, once in its life (fragments allocate nothing
+// after that): most NATs of a large lab never see a fragment, and 1000 of
+// them would otherwise hold 120 MB of empty slots. A Flush or behaviour change drops them with the
 // rest (the zero fragCache), so the next first fragment allocates again.
 type fragCache struct {
 	slots *[fragSlots]fragSlot // nil until put
