@@ -158,18 +158,9 @@ func run(gonat, outDir string, secs, runs, flows int, only string) error {
 	// Everything this run makes is named with this prefix, and removed
 	// on the way out whatever happens, Ctrl-C included.
 	b := &bench{prefix: fmt.Sprintf("gb%x-", os.Getpid()), gonat: gonat, secs: secs, runs: runs, flows: flows}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := signalContext("bench")
 	defer cancel()
 	defer b.cleanup()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Fprintln(os.Stderr, "\nbench: interrupted; stopping and removing what it made")
-			cancel()
-		}
-	}()
 	// A hard bound on the whole run.
 	ctx, cancelAll := context.WithTimeout(ctx, 8*time.Minute)
 	defer cancelAll()
@@ -276,4 +267,22 @@ func iperfVersion() string {
 		return "iperf " + f[1]
 	}
 	return "iperf3"
+}
+
+// signalContext is cancelled on Ctrl-C or SIGTERM, or by its cancel,
+// which also stops catching them. what names the run in the message, as
+// everything it made is stopped and removed (by the caller's cleanup).
+func signalContext(what string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sig:
+			fmt.Fprintf(os.Stderr, "\n%s: interrupted; stopping and removing what it made\n", what)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(sig); cancel() }
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -83,7 +82,7 @@ func runScale(gonat string, ns []int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := signalContext()
+	ctx, cancel := signalContext("scale")
 	defer cancel()
 	fmt.Printf("scale: %d cores, kernel %s; gonat lab up of N NATs, one host each, and a public server\n", runtime.NumCPU(), kernel())
 	var res []scaleResult
@@ -102,22 +101,6 @@ func runScale(gonat string, ns []int) error {
 	fmt.Println()
 	fmt.Print(scaleTable(res))
 	return ctx.Err()
-}
-
-// signalContext is cancelled on Ctrl-C or SIGTERM, or by its cancel.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-sig:
-			fmt.Fprintln(os.Stderr, "\nscale: interrupted; stopping and removing what it made")
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, func() { signal.Stop(sig); cancel() }
 }
 
 func scaleTable(rs []scaleResult) string {

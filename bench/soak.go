@@ -8,13 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gonat/gonat/ns"
@@ -77,18 +75,9 @@ func runSoak(gonat string, o soakOpts) error {
 	}
 	gonat, _ = filepath.Abs(gonat)
 	b := &bench{prefix: fmt.Sprintf("gs%x-", os.Getpid()), gonat: gonat}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := signalContext("soak")
 	defer cancel()
 	defer b.cleanup()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Fprintln(os.Stderr, "\nsoak: interrupted; stopping and removing what it made")
-			cancel()
-		}
-	}()
 
 	port, err := freePort()
 	if err != nil {

@@ -109,7 +109,15 @@ func (r *Router) pollers(queues [][]tun.Device) ([]polled, error) {
 // closes made together share those waits, so a lab's NATs close in
 // parallel, but each close holds an OS thread while it waits: unbounded,
 // a lab of 1000 NATs took 1000 threads to go down.
-var closing = make(chan struct{}, 64)
+//
+// The bound trades threads for time (docs/performance.md, "Scale"): 1000
+// NATs on 2 CPUs went down in 1.9-2.1 s with 64 at once and 70-72
+// threads, 3.4-3.7 s with 24 and 30-34 threads, 4.6-5.1 s with 16 and
+// 10 s with 8. 24 keeps both in the targets (down <= 5 s, threads <=
+// 4 x CPUs + 32). A fixed number: the threads going down are the bound
+// plus the steady ones (a reader per CPU, Go's Ms), within that target
+// on any number of CPUs.
+var closing = make(chan struct{}, 24)
 
 // WriteErrors counts packets the kernel refused on write.
 func (r *Router) WriteErrors() uint64 { return r.writeErrors.Load() }

@@ -27,9 +27,17 @@ const fragLifetime = 30 * time.Second
 // fragments (no ports) follow them. Fixed size and direct-mapped: a flood
 // of fragments can only evict entries, never grow memory (REQ-14: bounded
 // against DoS).
+//
+// The slots (about 120 KB) are allocated when the NAT translates its
+// first fragmented datagram, once in its life (fragments allocate nothing
+// after that): most NATs of a large lab never see a fragment, and 1000 of
+// them would otherwise hold 120 MB of empty slots. A Flush or behaviour change drops them with the
+// rest (the zero fragCache), so the next first fragment allocates again.
 type fragCache struct {
-	slots [1024]fragSlot
+	slots *[fragSlots]fragSlot // nil until put
 }
+
+const fragSlots = 1024
 
 type fragSlot struct {
 	key     fragKey
@@ -51,7 +59,11 @@ type fragWay struct {
 	out Port
 }
 
+// slot is k's slot, or nil before the first put.
 func (c *fragCache) slot(k fragKey) *fragSlot {
+	if c.slots == nil {
+		return nil
+	}
 	h := uint32(k.id)*2654435761 ^ uint32(k.src[3])<<8 ^ uint32(k.dst[3])<<16 ^ uint32(k.proto)
 	h ^= uint32(k.src[2])<<24 ^ uint32(k.dst[2])
 	return &c.slots[h%uint32(len(c.slots))]
@@ -60,6 +72,9 @@ func (c *fragCache) slot(k fragKey) *fragSlot {
 // put records how the first fragment of k's datagram was translated;
 // first is its payload bytes.
 func (c *fragCache) put(k fragKey, a netip.Addr, w fragWay, first int, now time.Time) {
+	if c.slots == nil {
+		c.slots = new([fragSlots]fragSlot)
+	}
 	s := c.slot(k)
 	*s = fragSlot{key: k, addr: a, fragWay: w, expires: now.Add(fragLifetime), seen: first}
 }
@@ -73,7 +88,7 @@ func (c *fragCache) put(k fragKey, a netip.Addr, w fragWay, first int, now time.
 // then wait for a first fragment that has gone, and are lost.
 func (c *fragCache) count(k fragKey, n, end int) {
 	s := c.slot(k)
-	if s.key != k || !s.addr.IsValid() {
+	if s == nil || s.key != k || !s.addr.IsValid() {
 		return
 	}
 	s.seen += n
@@ -97,7 +112,7 @@ func fragPayload(b []byte, p *header.Parsed) (n, end int) {
 
 func (c *fragCache) get(k fragKey, now time.Time) (netip.Addr, fragWay, bool) {
 	s := c.slot(k)
-	if s.key != k || !s.addr.IsValid() || !now.Before(s.expires) {
+	if s == nil || s.key != k || !s.addr.IsValid() || !now.Before(s.expires) {
 		return netip.Addr{}, fragWay{}, false
 	}
 	return s.addr, s.fragWay, true

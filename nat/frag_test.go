@@ -190,3 +190,52 @@ func TestHairpinFragments(t *testing.T) {
 		})
 	}
 }
+
+// An idle NAT keeps no fragment state; its first fragmented datagram
+// allocates the cache and the hold once, and fragments after that
+// allocate nothing, in order or held and released.
+func TestFragmentStateLazy(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	process(t, e, 1, udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "open the mapping"), t0)
+	process(t, e, Outside, udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, "reply"), t0)
+	if e.frags.slots != nil || e.held.slots != nil {
+		t.Fatal("fragment state allocated before any fragment")
+	}
+	whole := udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, strings.Repeat("0123456789", 30))
+	frags := header.Fragments(whole, 96)
+	bufs := make([][]byte, len(frags))
+	for i := range frags {
+		bufs[i] = make([]byte, len(frags[i]))
+	}
+	reply, held := make([]byte, 1500), make([]byte, HeldMaxSize)
+	// The last fragment first (held), then the rest in order.
+	order := []int{len(frags) - 1}
+	for i := range len(frags) - 1 {
+		order = append(order, i)
+	}
+	id := uint16(0)
+	datagram := func() {
+		id++ // a new datagram each time: a finished one's entry is gone
+		for i, f := range frags {
+			copy(bufs[i], f)
+			h := header.IPv4(bufs[i])
+			h.SetID(id)
+			h.SetChecksum(h.ComputeChecksum())
+		}
+		for _, i := range order {
+			if r := e.Process(Outside, bufs[i], reply, t0); r.Verdict != Forward && r.Verdict != HeldFragment {
+				t.Fatalf("datagram %d, fragment %d: %v", id, i, r.Verdict)
+			}
+		}
+		if _, _, ok := e.NextHeld(held); !ok {
+			t.Fatalf("datagram %d: held fragment not released", id)
+		}
+	}
+	datagram()
+	if e.frags.slots == nil || e.held.slots == nil {
+		t.Fatal("no fragment state after a fragmented datagram")
+	}
+	if a := testing.AllocsPerRun(100, datagram); a != 0 {
+		t.Errorf("%v allocs per fragmented datagram once warm", a)
+	}
+}

@@ -15,6 +15,10 @@ import (
 // fragment of their datagram passes and says where they go. A flood of
 // incomplete datagrams only evicts the oldest waiting fragments: memory
 // never grows, and unfragmented traffic never waits.
+//
+// The pool (about 132 KB) is allocated when the NAT first holds a
+// fragment, once in its life: a NAT that never sees a later fragment
+// before its first keeps none.
 
 const heldSlots = 64
 
@@ -42,7 +46,7 @@ type heldFrag struct {
 
 // fragHold is guarded by Engine.lock.
 type fragHold struct {
-	slots [heldSlots]heldFrag
+	slots *[heldSlots]heldFrag // nil until hold
 	seq   uint64
 	ready atomic.Int32 // slots in slotReady: lets pumps skip the lock
 }
@@ -52,6 +56,9 @@ type fragHold struct {
 func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
 	if len(b) > HeldMaxSize {
 		return false
+	}
+	if h.slots == nil {
+		h.slots = new([heldSlots]heldFrag)
 	}
 	var victim *heldFrag
 	for i := range h.slots {
@@ -84,6 +91,9 @@ func (h *fragHold) hold(k fragKey, b []byte, now time.Time) bool {
 // It returns how many fragments it released, their payload bytes, and
 // the datagram's payload length if the last fragment was among them.
 func (h *fragHold) release(k fragKey, outbound bool, to netip.Addr, out Port, hp fragWay) (n, bytes, end int) {
+	if h.slots == nil {
+		return 0, 0, 0
+	}
 	for i := range h.slots {
 		s := &h.slots[i]
 		if s.state != slotWaiting || s.key != k {
@@ -144,6 +154,9 @@ func (e *Engine) NextHeld(dst []byte) (n int, out Port, ok bool) {
 
 // reset drops everything held (a behaviour change or a flush).
 func (h *fragHold) reset() {
+	if h.slots == nil {
+		return
+	}
 	for i := range h.slots {
 		h.slots[i].state = slotFree
 	}

@@ -24,6 +24,15 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 	if t.forRemote(k) {
 		t.secondaries++
 	}
+	if t.stripes == nil {
+		// The table's first mapping: hits lock stripes only of mappings
+		// that exist, and an idle NAT (most of a large lab's) is spared
+		// the 32 KB. create runs under the whole table's lock, which
+		// holds every reader's: a hit, under one reader's, sees it set.
+		// Pointer-free and 32 KB, a size class of its own: 128-byte
+		// aligned, so each stripe has its line pair (TestStripesAligned).
+		t.stripes = new([numStripes]stripe)
+	}
 	m := newMapping(proto)
 	*m = Mapping{
 		okey:    k,

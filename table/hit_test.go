@@ -286,9 +286,14 @@ func TestHitStripeWait(t *testing.T) {
 }
 
 // Each stripe lock has a pair of cache lines of its own, and mappings
-// made one after another (128 bytes apart) get different stripes.
+// made one after another (128 bytes apart) get different stripes. A
+// table allocates them with its first mapping.
 func TestStripesAligned(t *testing.T) {
 	tab := newTable(t, nil)
+	if tab.stripes != nil {
+		t.Fatal("stripes allocated before any mapping")
+	}
+	out(t, tab, UDP, ep(hostA, 5000), ep(srvA1, portP1), 0, t0)
 	if a := uintptr(unsafe.Pointer(&tab.stripes[0])); a%128 != 0 || unsafe.Sizeof(stripe{}) != 128 {
 		t.Errorf("stripes at %#x, %d bytes each: not a line pair each", a, unsafe.Sizeof(stripe{}))
 	}

@@ -69,7 +69,7 @@ type Table struct {
 	haveEpoch bool
 	graveyard []*Mapping // removed outside Expire, reported by the next Expire
 
-	stripes     *[numStripes]stripe // the hit path's locks (hit.go), an allocation of their own
+	stripes     *[numStripes]stripe // the hit path's locks (hit.go), an allocation of their own, made by create
 	stripeWaits *atomic.Uint64      // where they count waits
 }
 
@@ -101,9 +101,6 @@ func New(c Config) (*Table, error) {
 		rng:    rand.New(rand.NewPCG(uint64(c.Seed), streamOf(c.External))),
 		seed:   rand.Uint64(),
 
-		// Pointer-free and 32 KB, a size class of its own: 128-byte
-		// aligned, so each stripe has its line pair (TestStripesAligned).
-		stripes:     new([numStripes]stripe),
 		stripeWaits: new(atomic.Uint64),
 	}
 	for _, a := range c.External {

@@ -71,6 +71,18 @@ func (v settingValues) given() (map[string]string, error) {
 	return out, nil
 }
 
+// givenBehavior checks the --preset flag's value (none if empty) and
+// returns the behaviour settings given, each checked on its own: what a
+// command that sets a NAT's behaviour reads from its flags.
+func givenBehavior(preset string, settings settingValues) (map[string]string, error) {
+	if preset != "" {
+		if _, err := table.Preset(preset); err != nil {
+			return nil, usageErr("--preset: %v", err)
+		}
+	}
+	return settings.given()
+}
+
 // internalFlag starts the usage of a flag gonat passes to itself: it
 // works, but --help does not list it.
 const internalFlag = "internal: "

@@ -43,12 +43,7 @@ func labSet(args []string, flush bool) error {
 	if err != nil {
 		return err
 	}
-	if *preset != "" {
-		if _, err := table.Preset(*preset); err != nil {
-			return usageErr("--preset: %v", err)
-		}
-	}
-	given, err := settings.given()
+	given, err := givenBehavior(*preset, settings)
 	if err != nil {
 		return err
 	}

@@ -123,12 +123,7 @@ func runCmd(args []string) error {
 	if len(ext) == 0 {
 		return usageErr("--external: at least one external address is required, e.g. --external 198.51.100.1")
 	}
-	if *preset != "" {
-		if _, err := table.Preset(*preset); err != nil {
-			return usageErr("--preset: %v", err)
-		}
-	}
-	given, err := settings.given()
+	given, err := givenBehavior(*preset, settings)
 	if err != nil {
 		return err
 	}
