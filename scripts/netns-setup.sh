@@ -25,7 +25,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 command -v ip >/dev/null || { echo "netns-setup.sh: needs iproute2 (apt-get install iproute2)" >&2; exit 1; }
 
-have() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+# The file, not `ip netns list | grep -q`: with many namespaces, grep's
+# early exit kills ip with SIGPIPE, and pipefail makes a present one absent.
+have() { [ -e "/run/netns/$1" ]; }
 
 case "${1:-up}" in
 up)
