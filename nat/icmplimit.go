@@ -70,11 +70,9 @@ func (l *icmpLimiter) set(rate int, interval time.Duration) {
 	}
 	l.destCost = int64(interval)
 	l.total = bucket{}
-	if l.dests == nil {
-		l.dests = new([icmpDests]destBucket)
-	} else {
-		*l.dests = [icmpDests]destBucket{}
-	}
+	// Made by the first error that needs them: most NATs of a large lab
+	// never send one, and the 24 KiB would be most of an idle NAT.
+	l.dests = nil
 }
 
 // allow reports whether an ICMP error to dst may go at now, and if so
@@ -97,6 +95,9 @@ func (l *icmpLimiter) allow(dst netip.Addr, now time.Time) bool {
 	if l.destCost > 0 {
 		a4 := dst.As4()
 		k := binary.BigEndian.Uint32(a4[:])
+		if l.dests == nil {
+			l.dests = new([icmpDests]destBucket)
+		}
 		d = &l.dests[(k*0x9e3779b1)>>(32-10)] // icmpDests is 1<<10
 		if d.addr != k || d.last == 0 {
 			*d = destBucket{addr: k}
