@@ -298,6 +298,11 @@ func Flow(b []byte) (proto uint8, src, dst netip.AddrPort, ok bool) {
 		if len(t) < UDPSize {
 			return 0, src, dst, false
 		}
+		// Decode's length check: a packet it finds BadTransport has no flow.
+		l := int(binary.BigEndian.Uint16(t[udpLength:]))
+		if l < UDPSize || (l > len(t) && binary.BigEndian.Uint16(b[ipFlagsFrag:])&ipFlagMF == 0) {
+			return 0, src, dst, false
+		}
 		sp, dp = binary.BigEndian.Uint16(t[udpSrcPort:]), binary.BigEndian.Uint16(t[udpDstPort:])
 	case ProtoTCP:
 		if len(t) < TCPMinSize {
