@@ -30,18 +30,29 @@ const (
 	// transport header, a non-first fragment, or a protocol other than
 	// UDP, TCP and ICMP queries. RFC 792 and RFC 1122 section 3.2.2 make
 	// the sender quote the header and at least 8 bytes of a first
-	// fragment, and never about an ICMP error.
+	// fragment, and never about an ICMP error. For IPv6 (ParsedV6), the
+	// same of an ICMPv6 error's quote, its extension headers included.
 	BadInner
+	// BadPayloadLen: IPv6 only; a payload length of 0 before hop-by-hop
+	// options, which marks a jumbogram (RFC 2675): no link gonat serves
+	// carries one. A payload length past the buffer is Truncated.
+	BadPayloadLen
+	// BadExtChain: IPv6 only; an extension header runs past the packet,
+	// hop-by-hop options come anywhere but first, two Fragment headers,
+	// or more than MaxExtHeaders of them (WalkExtensions).
+	BadExtChain
 )
 
 var statusNames = [...]string{
-	OK:           "ok",
-	Truncated:    "truncated",
-	BadVersion:   "bad-version",
-	BadHeaderLen: "bad-header-length",
-	BadTotalLen:  "bad-total-length",
-	BadTransport: "bad-transport-header",
-	BadInner:     "bad-inner-packet",
+	OK:            "ok",
+	Truncated:     "truncated",
+	BadVersion:    "bad-version",
+	BadHeaderLen:  "bad-header-length",
+	BadTotalLen:   "bad-total-length",
+	BadTransport:  "bad-transport-header",
+	BadInner:      "bad-inner-packet",
+	BadPayloadLen: "bad-payload-length",
+	BadExtChain:   "bad-extension-chain",
 }
 
 // String names the status; it does not allocate.
