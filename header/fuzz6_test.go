@@ -43,6 +43,7 @@ func FuzzDecode6(f *testing.F) {
 			t.Fatal("Decode wrote to the packet")
 		}
 		checkParsed6(t, b, &p)
+		checkFlow6(t, b, &p)
 		if p.Status == OK {
 			compareGopacket6(t, b, &p, false)
 		}
@@ -100,4 +101,45 @@ func FuzzRewrite6(f *testing.F) {
 			t.Fatalf("not restored:\nwas %x\nnow %x", orig, b)
 		}
 	})
+}
+
+// checkFlow6 holds Flow6 to Decode: ok exactly for the packets that
+// Decode finds OK with ports, and then the same protocol and endpoints.
+func checkFlow6(t *testing.T, b []byte, p *ParsedV6) {
+	t.Helper()
+	proto, src, dst, ok := Flow6(b)
+	if ok != p.HasPorts() {
+		t.Fatalf("Flow6 ok = %v, Decode: %v, HasPorts %v", ok, p.Status, p.HasPorts())
+	}
+	if ok && (proto != p.Proto || src != p.Src || dst != p.Dst) {
+		t.Fatalf("Flow6 = %d %s -> %s, Decode %d %s -> %s", proto, src, dst, p.Proto, p.Src, p.Dst)
+	}
+}
+
+// Flow6 agrees with Decode on random packets and on every seed of the
+// fuzz target, each also cut short: UDP, TCP, echoes and errors,
+// extension headers, fragments and the malformed ones.
+func TestFlow6(t *testing.T) {
+	g := newGen(34)
+	seeds := fuzzSeeds6()
+	for range 500 {
+		seeds = append(seeds, g.packet6())
+	}
+	n := 0
+	for _, s := range seeds {
+		for cut := len(s); cut >= 0 && cut > len(s)-60; cut-- {
+			p := decode6(s[:cut])
+			checkFlow6(t, s[:cut], &p)
+			if p.HasPorts() {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no seed has ports: the test checks nothing")
+	}
+	seed := seeds[len(seeds)-1]
+	if a := testing.AllocsPerRun(100, func() { Flow6(seed) }); a > 0 {
+		t.Errorf("Flow6: %v allocs", a)
+	}
 }

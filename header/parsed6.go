@@ -226,3 +226,63 @@ func (p *ParsedV6) HasPorts() bool {
 	}
 	return false
 }
+
+// Flow6 is Flow for IPv6: what Decode puts in Proto, Src and Dst for a
+// packet that HasPorts (UDP, TCP or an echo, not a later fragment),
+// reading only the bytes that name its flow and the extension headers
+// before them, and ok false for every other packet.
+func Flow6(b []byte) (proto uint8, src, dst netip.AddrPort, ok bool) {
+	if len(b) < IPv6Size || b[ip6VersTCFlow]>>4 != 6 {
+		return 0, src, dst, false
+	}
+	end := IPv6Size + int(binary.BigEndian.Uint16(b[ip6PayloadLen:]))
+	if end > len(b) {
+		return 0, src, dst, false
+	}
+	pkt := b[:end]
+	// A jumbogram's hop-by-hop header cannot fit in a payload length of
+	// 0, so the walk refuses it as Decode does.
+	c, walked := WalkExtensions(pkt, b[ip6NextHeader], IPv6Size)
+	more := false
+	if c.FragOff != 0 {
+		f := IPv6Fragment(pkt[c.FragOff:])
+		if f.Offset() != 0 {
+			return 0, src, dst, false
+		}
+		more = f.More()
+	}
+	if !walked {
+		return 0, src, dst, false
+	}
+	t := pkt[c.Off:]
+	var sp, dp uint16
+	switch c.Proto {
+	case ProtoUDP:
+		if len(t) < UDPSize {
+			return 0, src, dst, false
+		}
+		if l := int(binary.BigEndian.Uint16(t[udpLength:])); l < UDPSize || (l > len(t) && !more) {
+			return 0, src, dst, false
+		}
+		sp, dp = binary.BigEndian.Uint16(t[udpSrcPort:]), binary.BigEndian.Uint16(t[udpDstPort:])
+	case ProtoTCP:
+		if len(t) < TCPMinSize {
+			return 0, src, dst, false
+		}
+		if off := TCP(t).DataOffset(); off < TCPMinSize || off > len(t) {
+			return 0, src, dst, false
+		}
+		sp, dp = binary.BigEndian.Uint16(t[tcpSrcPort:]), binary.BigEndian.Uint16(t[tcpDstPort:])
+	case ProtoICMPv6:
+		if len(t) < ICMPv6MinSize || !IsICMPv6Query(t[icmpType]) {
+			return 0, src, dst, false
+		}
+		sp = binary.BigEndian.Uint16(t[icmpIdent:])
+		dp = sp
+	default:
+		return 0, src, dst, false
+	}
+	src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[ip6Src:ip6Src+16])), sp)
+	dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[ip6Dst:ip6Dst+16])), dp)
+	return c.Proto, src, dst, true
+}
