@@ -27,6 +27,18 @@ func TestAgainstGopacket6(t *testing.T) {
 			t.Fatalf("gopacket did not decode %x", b)
 		}
 	}
+	// Fragments, for the Fragment header's fields.
+	buf := make([]byte, 2000)
+	for range 200 {
+		n := BuildUDP6(buf, g.ip6Fields(), UDPFields{SrcPort: g.port(), DstPort: g.port()}, g.bytes(100+g.Intn(500)))
+		first, second := fragment6(buf[:n], 8*(1+g.Intn(12)), g.Uint32())
+		for _, f := range [][]byte{first, second} {
+			p := decode6(f)
+			if p.Status != OK || p.FragHdrOff == 0 || !compareGopacket6(t, f, &p, false) {
+				t.Fatalf("fragment %x: %+v", f, p)
+			}
+		}
+	}
 }
 
 // compareGopacket6 checks what gopacket decodes from b against p, and the

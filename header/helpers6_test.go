@@ -67,6 +67,9 @@ var (
 	extDestOpts = []byte{0, 0, 1, 4, 0, 0, 0, 0}             // PadN with 4 bytes
 	extRouting  = []byte{0, 0, 0, 0, 0, 0, 0, 0}             // type 0, segments left 0, no addresses
 	extAtomic   = []byte{0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78} // offset 0, M clear (RFC 6946)
+	// AH of 16 bytes: payload length 2 ((2+2)*4 bytes, RFC 4302), SPI,
+	// sequence number and a 4-byte ICV.
+	extAH = []byte{0, 2, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 7, 0xa1, 0xb2, 0xc3, 0xd4}
 )
 
 // withExt returns pkt, an IPv6 packet without extension headers, with the
@@ -90,6 +93,8 @@ func withExt(pkt []byte, types ...uint8) []byte {
 			h = extRouting
 		case ProtoFragment:
 			h = extAtomic
+		case ProtoAH:
+			h = extAH
 		}
 		h = bytes.Clone(h)
 		h[0] = next
@@ -104,7 +109,8 @@ func withExt(pkt []byte, types ...uint8) []byte {
 }
 
 // maybeExt gives one packet in three extension headers: hop-by-hop
-// first or not, then destination options, routing, an atomic fragment.
+// first or not, then destination options, routing, an atomic fragment,
+// AH.
 func (g gen) maybeExt(pkt []byte) []byte {
 	if g.Intn(3) != 0 {
 		return pkt
@@ -113,7 +119,7 @@ func (g gen) maybeExt(pkt []byte) []byte {
 	if g.Intn(2) == 0 {
 		types = append(types, ProtoHopByHop)
 	}
-	for _, t := range []uint8{ProtoDestinations, ProtoRouting, ProtoFragment} {
+	for _, t := range []uint8{ProtoDestinations, ProtoRouting, ProtoFragment, ProtoAH} {
 		if g.Intn(2) == 0 {
 			types = append(types, t)
 		}

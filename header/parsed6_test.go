@@ -247,3 +247,52 @@ func TestStatusString6(t *testing.T) {
 		t.Fatal(BadPayloadLen.String(), BadExtChain.String())
 	}
 }
+
+// TestDecode6ICMPv6Errors: the quotes Decode refuses to translate are
+// BadInner, and the quote's extension headers are walked.
+func TestDecode6ICMPv6Errors(t *testing.T) {
+	router := netip.MustParseAddr("2001:db8::1")
+	host := netip.MustParseAddr("fd00:1::2")
+	server := netip.MustParseAddr("2001:db8::53")
+	errorAbout := func(quote []byte) []byte {
+		b := make([]byte, 2000)
+		n := BuildICMPv6(b, IPv6Fields{Src: router, Dst: host, HopLimit: 64}, ICMPFields{Type: ICMPv6DestUnreachable}, quote)
+		return b[:n]
+	}
+	buf := make([]byte, 2000)
+	udp := bytes.Clone(buf[:BuildUDP6(buf, IPv6Fields{Src: host, Dst: server, HopLimit: 1}, UDPFields{SrcPort: 5353, DstPort: 53}, []byte("query"))])
+	echoErr := bytes.Clone(buf[:BuildICMPv6(buf, IPv6Fields{Src: host, Dst: server, HopLimit: 1}, ICMPFields{Type: ICMPv6TimeExceeded}, make([]byte, 48))])
+	ext := withExt(udp, ProtoHopByHop, ProtoDestinations, ProtoRouting)
+	_, later := fragment6(udp, 8, 1)
+	tests := []struct {
+		name   string
+		b      []byte
+		status Status
+		inner  int // InnerHeaderLen
+	}{
+		{"UDP", errorAbout(udp), OK, 40},
+		{"UDP behind three extension headers", errorAbout(ext), OK, 64},
+		{"headers and 8 bytes exactly", errorAbout(ext[:72]), OK, 64},
+		{"7 bytes of UDP", errorAbout(ext[:71]), BadInner, 0},
+		{"quote cut inside the chain", errorAbout(ext[:60]), BadInner, 0},
+		{"IPv4 quoted", errorAbout(goldenPackets["udp"]), BadInner, 0},
+		{"an error quoted", errorAbout(echoErr), BadInner, 0},
+		{"a later fragment quoted", errorAbout(later), BadInner, 0},
+		{"the error itself in fragments", func() []byte {
+			f, _ := fragment6(errorAbout(udp), 48, 2)
+			return f
+		}(), BadInner, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := decode6(tt.b)
+			if p.Status != tt.status || p.InnerHeaderLen != tt.inner {
+				t.Fatalf("%v, inner header %d; want %v, %d", p.Status, p.InnerHeaderLen, tt.status, tt.inner)
+			}
+			checkParsed6(t, tt.b, &p)
+			if p.Status == OK && (p.InnerSrc != netip.AddrPortFrom(host, 5353) || p.InnerDst != netip.AddrPortFrom(server, 53) || p.InnerProto != ProtoUDP) {
+				t.Fatalf("quote: %+v", p)
+			}
+		})
+	}
+}
