@@ -26,7 +26,7 @@ const (
 // Parameter Problem (RFC 4443 section 2.1; RFC 7915 section 5.2 lists
 // the same four). They quote the packet they are about, and
 // ParsedV6.Decode reads that quote.
-func IsICMPv6Error(typ uint8) bool { return typ-1 < 4 }
+func IsICMPv6Error(typ uint8) bool { return typ-1 < 4 } // 1 to 4; 0 wraps to 255
 
 // IsICMPv6Query reports whether typ is an ICMPv6 query the NAT maps by
 // its identifier: echo request and reply (RFC 4443 section 4).

@@ -9,7 +9,8 @@ import (
 // must not be forwarded: its offsets could not be trusted.
 type Status uint8
 
-// Decode results, in the order Decode checks them.
+// Decode results, in the order Parsed.Decode checks them; the last two
+// are ParsedV6.Decode's alone.
 const (
 	// OK: a well-formed IPv4 packet; every offset in Parsed is in bounds.
 	OK Status = iota

@@ -15,7 +15,8 @@ import (
 type ParsedV6 struct {
 	// Status says whether the rest can be trusted. When it is not OK, the
 	// fields decoded before the problem was found are set and the others
-	// are zero (Src and Dst addresses are set from BadExtChain on).
+	// are zero (Src and Dst addresses are set for BadExtChain,
+	// BadTransport and BadInner).
 	Status Status
 	// Proto is the upper-layer protocol, after the extension headers.
 	Proto uint8
