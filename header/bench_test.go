@@ -109,3 +109,75 @@ func BenchmarkIPv4ChecksumValid(b *testing.B) {
 		sinkBool = h.ChecksumValid()
 	}
 }
+
+func BenchmarkDecode6(b *testing.B) {
+	udp, tcpExt, echo, ptb := testPackets6()
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+	}{{"udp", udp}, {"tcpExt", tcpExt}, {"echoRequest", echo}, {"packetTooBig", ptb}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sinkParsedV6.Decode(c.pkt)
+			}
+		})
+	}
+}
+
+// benchRewrite6 is benchRewrite for IPv6.
+func benchRewrite6(b *testing.B, pkt []byte, fn func([]byte, *ParsedV6, netip.AddrPort), x, y netip.AddrPort) {
+	pkt = bytes.Clone(pkt)
+	var p ParsedV6
+	p.Decode(pkt)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i&1 == 0 {
+			fn(pkt, &p, x)
+		} else {
+			fn(pkt, &p, y)
+		}
+		i++
+	}
+	sinkParsedV6 = p
+}
+
+func BenchmarkRewriteSrc6UDP(b *testing.B) {
+	udp, _, _, _ := testPackets6()
+	benchRewrite6(b, udp, RewriteSrc6, ap("[2001:db8:1::1]:40000"), ap("[fd00:1::2]:5353"))
+}
+
+func BenchmarkRewriteInnerSrc6(b *testing.B) {
+	_, _, _, ptb := testPackets6()
+	benchRewrite6(b, ptb, RewriteInnerSrc6, ap("[2001:db8:1::1]:40000"), ap("[fd00:1::2]:5353"))
+}
+
+// BenchmarkDecodeRewriteDecHopLimit6 is the whole per-packet header work
+// of a translated IPv6 UDP packet (NAT66).
+func BenchmarkDecodeRewriteDecHopLimit6(b *testing.B) {
+	udp, _, _, _ := testPackets6()
+	to := ap("[2001:db8:1::1]:40000")
+	back := ap("[fd00:1::2]:5353")
+	b.ReportAllocs()
+	for b.Loop() {
+		var p ParsedV6
+		p.Decode(udp)
+		RewriteSrc6(udp, &p, to)
+		IPv6(udp).DecHopLimit()
+		RewriteSrc6(udp, &p, back)
+		IPv6(udp).SetHopLimit(64)
+	}
+}
+
+func BenchmarkBuildICMPv6Error(b *testing.B) {
+	orig := make([]byte, 1500)
+	f := IPv6Fields{Src: netip.MustParseAddr("fd00:1::2"), Dst: netip.MustParseAddr("2001:db8::1"), HopLimit: 1}
+	orig = orig[:BuildUDP6(orig, f, UDPFields{SrcPort: 1, DstPort: 2}, make([]byte, 1452))]
+	reply := make([]byte, IPv6MinMTU)
+	src := netip.MustParseAddr("fd00:1::1")
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkInt = BuildICMPv6Error(reply, orig, src, ICMPv6TimeExceeded, 0, 0)
+	}
+}

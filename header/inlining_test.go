@@ -29,6 +29,13 @@ func TestInlining(t *testing.T) {
 		"(*Parsed).HasPorts", "(*Parsed).IsFragment", "(*Parsed).IsFirstFragment",
 		"IsICMPError", "IsICMPQuery", "Status.String",
 		"Fold", "UpdateChecksum16", "delta16", "delta32", "applyDelta", "put16", "udpChecksumFix",
+		"IPv6.Version", "IPv6.TrafficClass", "IPv6.FlowLabel", "IPv6.PayloadLen", "IPv6.NextHeader",
+		"IPv6.HopLimit", "IPv6.Src", "IPv6.Dst", "IPv6.SrcBytes", "IPv6.DstBytes", "IPv6.Payload",
+		"IPv6.SetHopLimit", "IPv6.DecHopLimit", "IPv6.SetPayloadLen",
+		"IPv6Fragment.NextHeader", "IPv6Fragment.Offset", "IPv6Fragment.More", "IPv6Fragment.Ident",
+		"ICMPv6.Type", "ICMPv6.Code", "ICMPv6.Checksum", "ICMPv6.SetChecksum", "ICMPv6.Ident", "ICMPv6.MTU",
+		"IsICMPv6Error", "IsICMPv6Query",
+		"(*ParsedV6).HasPorts", "(*ParsedV6).IsFragment", "(*ParsedV6).IsFirstFragment",
 	}
 	for _, fn := range want {
 		re := regexp.MustCompile(`(?m): can inline ` + regexp.QuoteMeta(fn) + `$`)

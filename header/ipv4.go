@@ -1,5 +1,5 @@
-// Package header reads and rewrites IPv4, UDP, TCP and ICMPv4 packets in
-// place, for gonat's per-packet path.
+// Package header reads and rewrites IPv4 and IPv6 packets (UDP, TCP,
+// ICMPv4 and ICMPv6 above them) in place, for gonat's per-packet path.
 //
 // Headers are views: IPv4, UDP, TCP and ICMPv4 are []byte with accessors
 // and no bounds checks beyond Go's own, so a packet is decoded once with
@@ -8,7 +8,8 @@
 // keep every checksum valid with RFC 1624 incremental updates instead of
 // recomputing them. Nothing on the per-packet path allocates.
 //
-// Only IPv4 is handled.
+// IPv6 has the same shape beside it: IPv6, IPv6Fragment and ICMPv6 views,
+// ParsedV6.Decode, and the RewriteSrc6 family.
 package header
 
 import (

@@ -9,7 +9,8 @@ import (
 // must not be forwarded: its offsets could not be trusted.
 type Status uint8
 
-// Decode results, in the order Decode checks them.
+// Decode results, in the order Parsed.Decode checks them; the last two
+// are ParsedV6.Decode's alone.
 const (
 	// OK: a well-formed IPv4 packet; every offset in Parsed is in bounds.
 	OK Status = iota
@@ -30,18 +31,29 @@ const (
 	// transport header, a non-first fragment, or a protocol other than
 	// UDP, TCP and ICMP queries. RFC 792 and RFC 1122 section 3.2.2 make
 	// the sender quote the header and at least 8 bytes of a first
-	// fragment, and never about an ICMP error.
+	// fragment, and never about an ICMP error. For IPv6 (ParsedV6), the
+	// same of an ICMPv6 error's quote, its extension headers included.
 	BadInner
+	// BadPayloadLen: IPv6 only; a payload length of 0 before hop-by-hop
+	// options, which marks a jumbogram (RFC 2675): no link gonat serves
+	// carries one. A payload length past the buffer is Truncated.
+	BadPayloadLen
+	// BadExtChain: IPv6 only; an extension header runs past the packet,
+	// hop-by-hop options come anywhere but first, two Fragment headers,
+	// or more than MaxExtHeaders of them (WalkExtensions).
+	BadExtChain
 )
 
 var statusNames = [...]string{
-	OK:           "ok",
-	Truncated:    "truncated",
-	BadVersion:   "bad-version",
-	BadHeaderLen: "bad-header-length",
-	BadTotalLen:  "bad-total-length",
-	BadTransport: "bad-transport-header",
-	BadInner:     "bad-inner-packet",
+	OK:            "ok",
+	Truncated:     "truncated",
+	BadVersion:    "bad-version",
+	BadHeaderLen:  "bad-header-length",
+	BadTotalLen:   "bad-total-length",
+	BadTransport:  "bad-transport-header",
+	BadInner:      "bad-inner-packet",
+	BadPayloadLen: "bad-payload-length",
+	BadExtChain:   "bad-extension-chain",
 }
 
 // String names the status; it does not allocate.
@@ -296,6 +308,11 @@ func Flow(b []byte) (proto uint8, src, dst netip.AddrPort, ok bool) {
 	switch proto = b[ipProtocol]; proto {
 	case ProtoUDP:
 		if len(t) < UDPSize {
+			return 0, src, dst, false
+		}
+		// Decode's length check: a packet it finds BadTransport has no flow.
+		l := int(binary.BigEndian.Uint16(t[udpLength:]))
+		if l < UDPSize || (l > len(t) && binary.BigEndian.Uint16(b[ipFlagsFrag:])&ipFlagMF == 0) {
 			return 0, src, dst, false
 		}
 		sp, dp = binary.BigEndian.Uint16(t[udpSrcPort:]), binary.BigEndian.Uint16(t[udpDstPort:])
