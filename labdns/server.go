@@ -1,7 +1,8 @@
 // Package labdns is the lab's DNS server: authoritative for one zone
 // (the lab's names), A and AAAA records from a table it is given, AAAA
 // synthesized from A for clients behind a NAT64 (DNS64, RFC 6147), over
-// UDP and TCP. It never recurses: a name outside the zone is REFUSED.
+// UDP and TCP. It never recurses: a name outside the zone is REFUSED,
+// except single-label names, which get NXDOMAIN (see Answer).
 package labdns
 
 import (
@@ -182,6 +183,14 @@ func (h *Handler) Answer(r *dns.Msg, client netip.Addr) *dns.Msg {
 	}
 	q := r.Question[0]
 	name := dns.CanonicalName(q.Name)
+	if dns.CountLabel(name) == 1 && !dns.IsSubDomain(h.zone, name) {
+		// A single-label name is what a search list falls through to
+		// ("server." after "server.ZONE."): NXDOMAIN, as a real resolver
+		// says, so that a resolver which reports the last name's answer
+		// (Go's) sees "no such host" rather than a refusal.
+		m.Rcode = dns.RcodeNameError
+		return m
+	}
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY || !dns.IsSubDomain(h.zone, name) {
 		// Not ours, and no recursion: RFC 1035 §4.1.1 REFUSED.
 		m.Rcode = dns.RcodeRefused

@@ -103,13 +103,14 @@ func TestAnswers(t *testing.T) {
 		{"apex A", "lab1.test.", dns.TypeA, want{dns.RcodeSuccess, []string{"203.0.113.53"}, false}},
 		{"REFUSED: outside the zone", "example.com.", dns.TypeA, want{dns.RcodeRefused, nil, false}},
 		{"REFUSED: a zone that only ends alike", "xlab1.test.", dns.TypeA, want{dns.RcodeRefused, nil, false}},
+		{"NXDOMAIN: a single-label name (search list fall-through)", "server.", dns.TypeAAAA, want{dns.RcodeNameError, nil, false}},
 		{"REFUSED: reverse lookups", "10.113.0.203.in-addr.arpa.", dns.TypePTR, want{dns.RcodeRefused, nil, false}},
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			m := h.Answer(query(c.name, c.t), v4Client)
 			check(t, m, c.want)
-			if c.want.rcode != dns.RcodeRefused && !m.Authoritative {
-				t.Error("AA not set on an answer from the zone")
+			if inZone := c.want.rcode != dns.RcodeRefused && dns.CountLabel(c.name) > 1; m.Authoritative != inZone {
+				t.Errorf("AA %v, want %v", m.Authoritative, inZone)
 			}
 		})
 	}
