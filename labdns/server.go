@@ -145,7 +145,7 @@ func (h *Handler) Zone() string { return h.zone }
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	var client netip.Addr
 	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-		client = ap.Addr().Unmap()
+		client = ap.Addr().Unmap().WithZone("") // a zone would match no view
 	}
 	m := h.Answer(r, client)
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
