@@ -11,7 +11,8 @@ import (
 )
 
 // publicPool is where public hosts without an address get one: from
-// publicFirst (203.0.113.10, TEST-NET-3 of RFC 5737) upward.
+// publicFirst (203.0.113.10, TEST-NET-3 of RFC 5737) upward, skipping
+// DNSAddr.
 var (
 	publicPool  = netip.MustParsePrefix("203.0.113.0/24")
 	publicFirst = netip.MustParseAddr("203.0.113.10")
@@ -114,6 +115,10 @@ func (p *parser) take(nats []*natDraft, u use) {
 			return
 		}
 	} else {
+		if u.addr == DNSAddr {
+			p.errorf(u.line, "%s: %s %s is reserved for the lab DNS server", u.who, u.key, u.addr)
+			return
+		}
 		for _, d := range nats {
 			if d.insideOK && d.n.Inside.Contains(u.addr) {
 				p.errorf(u.line, "%s: %s %s is a public address inside nat %q's network %s: public addresses must not lie in a private range the lab uses (routes would be ambiguous)",
@@ -179,7 +184,7 @@ func (p *parser) assign(nats []*natDraft, hosts []*hostDraft) {
 		found := false
 	next:
 		for a := publicFirst; publicPool.Contains(a) && a != lastAddr(publicPool); a = a.Next() {
-			if _, used := p.public.used[a]; used {
+			if _, used := p.public.used[a]; used || a == DNSAddr {
 				continue
 			}
 			for _, n := range nats {

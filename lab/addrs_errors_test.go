@@ -34,6 +34,18 @@ name = "home1"
 external = "2001:db8::1" #!
 inside = "10.0.1.0/24"
 `, `nat "home1": external "2001:db8::1": IPv6 is not supported: lab networks are IPv4 only`},
+	{"external-dns-server", `
+[[nat]]
+name = "home1"
+external = "203.0.113.53" #!
+inside = "10.0.1.0/24"
+`, `nat "home1": external 203.0.113.53 is reserved for the lab DNS server`},
+	{"host-dns-server", `
+[[host]]
+name = "server"
+network = "public"
+address = ["203.0.113.53"] #!
+`, `host "server": address 203.0.113.53 is reserved for the lab DNS server`},
 	{"external-reserved", `
 [[nat]]
 name = "home1"

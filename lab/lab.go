@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/labdns"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
@@ -95,6 +96,8 @@ type Lab struct {
 	natOrder []string
 	procs    []*hostProc
 	made     []string // namespaces, in creation order
+	dns      *labdns.Server
+	resolv   []string // /etc/netns directories given a resolv.conf
 	closed   bool
 }
 
@@ -205,6 +208,10 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 		return nil, err
 	}
 	if err := l.startNATs(ctx, topo, opt, backend, logf); err != nil {
+		return nil, err
+	}
+	logf("starting the lab DNS server at %s (zone %s)", DNSAddr, ZoneOf(name))
+	if err := l.startDNS(topo, core, logf); err != nil {
 		return nil, err
 	}
 
@@ -321,6 +328,7 @@ func (l *Lab) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.stopHosts()
+	dnsErr := l.stopDNS()
 	l.closeNATs()
 	// Every namespace, in parallel; all are tried whatever fails.
 	errs := make([]error, len(l.made))
@@ -328,7 +336,7 @@ func (l *Lab) Close() error {
 		errs[i] = ns.Delete(l.made[len(l.made)-1-i])
 		return nil
 	})
-	return errors.Join(errs...)
+	return errors.Join(append(errs, dnsErr)...)
 }
 
 // NamespacesOf lists the namespaces of lab name that exist.
@@ -348,7 +356,8 @@ func NamespacesOf(name string) ([]string, error) {
 
 // Remove tears down whatever lab name left behind, with or without the
 // process that built it: it kills every process inside the lab's
-// namespaces, then deletes them. It returns what it removed.
+// namespaces, then deletes them, and removes the resolv.conf files the lab
+// wrote in /etc/netns. It returns the namespaces it removed.
 func Remove(name string) ([]string, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
@@ -363,7 +372,7 @@ func Remove(name string) ([]string, error) {
 		errs[i] = ns.Delete(names[i])
 		return nil
 	})
-	return names, errors.Join(errs...)
+	return names, errors.Join(append(errs, removeStaleResolvConfs(name))...)
 }
 
 // killInNamespaces SIGKILLs every process whose network namespace is one

@@ -73,12 +73,16 @@ func gonatRun(args ...string) (string, int) {
 	return string(out), exitCode(err)
 }
 
-// noNamespaces fails t if lab name left a namespace.
+// noNamespaces fails t if lab name left a namespace, or a resolv.conf in
+// /etc/netns.
 func noNamespaces(t *testing.T, name string) {
 	t.Helper()
 	left, _ := lab.NamespacesOf(name)
 	for _, n := range left {
 		t.Errorf("namespace %s left behind", n)
+	}
+	for _, d := range etcNetns(name) {
+		t.Errorf("%s left behind", d)
 	}
 }
 

@@ -339,6 +339,9 @@ func TestLabCLIAndCrash(t *testing.T) {
 	if len(ours) == 0 {
 		t.Fatal("the killed lab left no namespaces: the crash test tests nothing")
 	}
+	if len(etcNetns(name)) == 0 {
+		t.Fatal("the killed lab left no resolv.conf: the crash test tests nothing for it")
+	}
 	if out, code := run("lab", "status", "--lab", name); code == 0 || !strings.Contains(out, "not running") {
 		t.Errorf("status of a crashed lab: exit %d\n%s", code, out)
 	}
@@ -350,6 +353,9 @@ func TestLabCLIAndCrash(t *testing.T) {
 		if strings.HasPrefix(n, lab.NamespacePrefix(name)) {
 			t.Errorf("namespace %s left after lab down", n)
 		}
+	}
+	for _, d := range etcNetns(name) {
+		t.Errorf("%s left after lab down", d)
 	}
 	// No process of the lab survives (the STUN server host, say).
 	for _, pid := range labPIDs {

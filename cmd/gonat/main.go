@@ -28,6 +28,7 @@ Usage:
   gonat rendezvous [flags]    the referral server of hole punching
   gonat peer [flags]          a hole-punching peer: register, exchange candidates, punch, report
   gonat matrix [flags]        hole punching between every pair of NAT types, observed vs expected
+  gonat he HOST PORT          race IPv6 and IPv4 connections (Happy Eyeballs, RFC 8305), timed
   gonat completion SHELL      shell completion for bash, zsh or fish
   gonat version               print the version and the commit it was built from
 
@@ -78,6 +79,8 @@ func mainCode(args []string) int {
 		err = peerCmd(rest)
 	case "matrix":
 		err = matrixCmd(rest)
+	case "he":
+		err = heCmd(rest)
 	case "completion":
 		err = completionCmd(rest)
 	case "version", "--version", "-version":
