@@ -50,6 +50,10 @@ const (
 type Config struct {
 	// External is the pool of external IPv4 unicast addresses: at least one.
 	External []netip.Addr
+	// External6 holds the NAT's IPv6 addresses on its outside port, for
+	// the IPv6 modes of the engine; the table itself translates IPv4 and
+	// does not use them.
+	External6 []netip.Addr
 	// Mapping is the mapping behaviour for UDP and TCP (RFC 4787 §4.1).
 	// ICMP query mappings are always endpoint-independent (RFC 5508 REQ-1).
 	Mapping Behavior
