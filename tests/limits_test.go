@@ -139,11 +139,17 @@ func checkReplies(t *testing.T, got, refused, limited, rate int, d time.Duration
 	}
 }
 
+// rssBound bounds gonat's resident memory at the default limits: 81 MB
+// measured with limit-mappings and limit-sessions full, and room
+// (docs/nat-requirements.md, Limits).
+const rssBound = 128 << 20
+
 // One inside host opens 1200 flows on a 1000-port range: it is held at
 // its limit of 200 mappings, every refusal counted, told so by
 // rate-limited 3/13 errors, and a
-// second host still gets a mapping. Without the limit the first host
-// takes every port and the second is locked out.
+// second host still gets a mapping; gonat's memory stays under its
+// bound. Without the limit the first host takes every port and the
+// second is locked out.
 func TestLimitOneHostFlood(t *testing.T) {
 	const (
 		flows   = 1200
@@ -200,6 +206,15 @@ func TestLimitOneHostFlood(t *testing.T) {
 	peer.WriteToUDPAddrPort([]byte("still"), earlyExt)
 	if msg, _, err := recvFrom(early, 2*time.Second); err != nil || msg != "still" {
 		t.Errorf("A's early flow after the flood: %q, %v", msg, err)
+	}
+
+	// gonat's memory stays under its bound at the default limits; the
+	// race detector's shadow memory multiplies it, so only a build
+	// without it is held to the bound.
+	if r := rss(t, tp.gonat.Process.Pid); !raceEnabled && r > rssBound {
+		t.Errorf("gonat RSS %d MB after the flood, over the bound of %d MB at the default limits", r>>20, rssBound>>20)
+	} else {
+		t.Logf("gonat RSS after the flood: %d MB (race detector: %v)", r>>20, raceEnabled)
 	}
 
 	perInside := map[string]int{}
