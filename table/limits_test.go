@@ -203,3 +203,64 @@ func TestLimitSettings(t *testing.T) {
 		t.Error("negative limit-sessions: Validate passed it")
 	}
 }
+
+// At the sessions-per-mapping limit, lapsed sessions are pruned at most
+// once per prunePeriod: a refused SYN flood costs no scan per packet, and
+// a session that lapses in between makes room at the next prune.
+func TestLimitPrunePaced(t *testing.T) {
+	const limit = 4
+	tab := newTable(t, func(c *Config) {
+		c.Filtering = EndpointIndependent
+		c.LimitSessionsPerMapping = limit
+		c.TCPTransitoryTimeout = 10 * time.Second
+	})
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	from := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 4000)
+	}
+	in1 := ep(hostA, 5000)
+	m := out(t, tab, TCP, in1, ep(srvA1, 80), FlagSYN, at(0))
+	for i := 1; i < limit; i++ { // sessions lapsing at 10 s
+		in(t, tab, TCP, m.External(), from(i), FlagSYN, at(0), Accept)
+	}
+	out(t, tab, TCP, in1, ep(srvA1, 80), FlagSYN, at(1)) // the first lapses at 11 s
+	in(t, tab, TCP, m.External(), from(10), FlagSYN, at(5), DropLimitSessionsPerMapping)
+	// Three lapsed at 10 s; the last prune was at 5 s.
+	in(t, tab, TCP, m.External(), from(11), FlagSYN, at(10.2), Accept)
+	in(t, tab, TCP, m.External(), from(12), FlagSYN, at(10.2), Accept)
+	in(t, tab, TCP, m.External(), from(13), FlagSYN, at(10.2), Accept)
+	// Refused, with a prune that finds nothing lapsed: the next is at
+	// 11.5 s at the earliest.
+	in(t, tab, TCP, m.External(), from(14), FlagSYN, at(10.5), DropLimitSessionsPerMapping)
+	// The first session lapsed at 11 s, but no prune runs before 11.5 s.
+	in(t, tab, TCP, m.External(), from(15), FlagSYN, at(11.1), DropLimitSessionsPerMapping)
+	in(t, tab, TCP, m.External(), from(16), FlagSYN, at(11.6), Accept)
+	if m.nsess != limit || tab.Sessions() != sumSessions(tab) {
+		t.Fatalf("sessions %d (table %d, held %d), want %d", m.nsess, tab.Sessions(), sumSessions(tab), limit)
+	}
+}
+
+// What an outside SYN refused at the default sessions-per-mapping limit
+// costs: before pacing, a scan and a rebuild of the 4096 sessions' index
+// per packet.
+func BenchmarkSYNRefusedAtLimit(b *testing.B) {
+	tab := newTable(b, func(c *Config) { c.Filtering = EndpointIndependent })
+	m, _, err := tab.Outbound(TCP, ep(hostA, 5000), ep(srvA1, 80), FlagSYN, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rem := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), uint16(1024+i>>8))
+	}
+	for i := 1; i < DefaultLimitSessionsPerMapping; i++ {
+		if _, v := tab.Inbound(TCP, m.External(), rem(i), FlagSYN, t0); v != Accept {
+			b.Fatalf("session %d: %v", i, v)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, v := tab.Inbound(TCP, m.External(), rem(DefaultLimitSessionsPerMapping+i%1000), FlagSYN, t0.Add(time.Millisecond)); v != DropLimitSessionsPerMapping {
+			b.Fatalf("verdict %v", v)
+		}
+	}
+}

@@ -177,6 +177,8 @@ type sessionSet struct {
 	pos     map[remKey]int32          // position (0..nsess-1); nil until indexed
 	addr    map[[4]byte]time.Duration // latest expiry of the sessions with this address (ADF)
 	pruneAt int                       // prune lapsed sessions when nsess reaches this
+	// nextPrune is the earliest a limit may prune again (prunePaced).
+	nextPrune time.Duration
 }
 
 // Mapping is one binding of an internal endpoint to an external endpoint
