@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -235,7 +236,8 @@ func Single(name, natName string, n *NAT, spec NATSpec, also func(nat.Event)) *L
 	l := &Lab{Name: name, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{natName: n},
 		natOrder: []string{natName}}
 	l.nodes[Public] = &Node{Name: Public, Namespace: spec.Outside, Kind: "public"}
-	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public, Addresses: spec.Behavior.External}
+	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public,
+		Addresses: append(slices.Clone(spec.Behavior.External), spec.Behavior.External6...)}
 	for _, in := range spec.Inside {
 		node := &Node{Name: in.Namespace, Namespace: in.Namespace, Kind: "host", Network: natName}
 		for _, h := range in.Hosts {

@@ -1,0 +1,143 @@
+package tests
+
+// Dual-stack ports: IPv6 prefixes on --inside and IPv6 --external
+// addresses put IPv6 on the TUN devices (no duplicate address detection,
+// no router advertisements) and routes through them, and nothing is left
+// when gonat exits.
+
+import (
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRunDualStackPorts(t *testing.T) {
+	tp := newTopo(t)
+	cmd := exec.Command(gonatBin, "run",
+		"--inside", tp.A+"=10.0.0.2/24,fd00:1::2/64",
+		"--inside", tp.B+"=10.0.0.3/24",
+		"--outside", tp.WAN, "--external", "198.51.100.1,2001:db8:1::1", "--name", tp.Name)
+	out, errOut := newLineBuffer(), newLineBuffer()
+	cmd.Stdout, cmd.Stderr = out, errOut
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gonat exit: %v\nstderr: %s", err, errOut.String())
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("gonat did not exit within 10s of SIGTERM")
+		}
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(15 * time.Second)
+	for !out.contains("ready") {
+		select {
+		case <-exited:
+			t.Fatalf("gonat exited before ready\nstderr: %s", errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gonat not ready after 15s\nstdout: %s\nstderr: %s", out.String(), errOut.String())
+		}
+	}
+	if !out.contains("external 198.51.100.1,2001:db8:1::1") || !out.contains("10.0.0.2/24,fd00:1::2/64") {
+		t.Errorf("ready line does not show the IPv6 addresses: %s", out.String())
+	}
+
+	ip := func(n string, args ...string) string {
+		t.Helper()
+		o, err := exec.Command("ip", append([]string{"-n", n}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip -n %s %v: %v\n%s", n, args, err, o)
+		}
+		return string(o)
+	}
+	addrs := ip(tp.A, "-6", "-o", "addr", "show")
+	if !strings.Contains(addrs, "inet6 fd00:1::2/64") {
+		t.Errorf("host A has no fd00:1::2/64:\n%s", addrs)
+	}
+	if strings.Contains(addrs, "tentative") || strings.Contains(addrs, "fe80:") {
+		t.Errorf("a TUN port ran DAD or made a link-local address:\n%s", addrs)
+	}
+	if r := ip(tp.A, "-6", "route", "show", "default"); !strings.Contains(r, "default dev gnat") {
+		t.Errorf("host A's IPv6 default route does not go through the TUN: %q", r)
+	}
+	if r := ip(tp.A, "-4", "route", "show", "default"); !strings.Contains(r, "default dev gnat") {
+		t.Errorf("host A lost its IPv4 default route: %q", r)
+	}
+	// An IPv4-only port stays IPv4-only.
+	if a := ip(tp.B, "-6", "-o", "addr", "show", "dev", "gnat0"); strings.TrimSpace(a) != "" {
+		t.Errorf("IPv4-only port B carries IPv6:\n%s", a)
+	}
+	if r := ip(tp.B, "-6", "route", "show", "default"); strings.TrimSpace(r) != "" {
+		t.Errorf("IPv4-only port B has an IPv6 default route: %q", r)
+	}
+	if r := ip(tp.WAN, "-6", "route", "show", "2001:db8:1::1"); !strings.Contains(r, "dev gnat") {
+		t.Errorf("the external IPv6 address is not routed to the outside port: %q", r)
+	}
+	// The kernel hands the host's IPv6 packets to gonat: the TUN's
+	// transmit counter grows with a ping over IPv6.
+	before := ip(tp.A, "-s", "link", "show", "dev", "gnat0")
+	exec.Command("ip", "netns", "exec", tp.A, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "2001:db8:2::9").Run()
+	if after := ip(tp.A, "-s", "link", "show", "dev", "gnat0"); after == before {
+		t.Errorf("no IPv6 packet went into the TUN device")
+	}
+
+	stop()
+	for _, n := range []string{tp.A, tp.B, tp.WAN} {
+		if l := ip(n, "-o", "link", "show"); strings.Contains(l, "gnat") {
+			t.Errorf("namespace %s still has a gonat device after exit:\n%s", n, l)
+		}
+		if r := ip(n, "-6", "route", "show"); strings.Contains(r, "fd00:1") || strings.Contains(r, "2001:db8") {
+			t.Errorf("namespace %s keeps IPv6 routes after exit:\n%s", n, r)
+		}
+	}
+}
+
+func TestRunDualStackBadFlags(t *testing.T) {
+	tp := newTopo(t)
+	cases := []struct {
+		name   string
+		inside string
+		ext    string
+		want   string
+	}{
+		{"IPv6 only inside", tp.A + "=fd00:1::2/64", "198.51.100.1", "--inside"},
+		{"anycast inside", tp.A + "=10.0.0.2/24,fd00:1::/64", "198.51.100.1", "anycast"},
+		{"link-local inside", tp.A + "=10.0.0.2/24,fe80::2/64", "198.51.100.1", "--inside"},
+		{"bad IPv6 inside", tp.A + "=10.0.0.2/24,fd00:1::zz/64", "198.51.100.1", "--inside"},
+		{"IPv6 only external", tp.A + "=10.0.0.2/24", "2001:db8:1::1", "--external"},
+		{"multicast external", tp.A + "=10.0.0.2/24", "198.51.100.1,ff02::1", "--external"},
+		{"mapped external", tp.A + "=10.0.0.2/24", "198.51.100.1,::ffff:198.51.100.2", "--external"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := exec.Command(gonatBin, "run", "--inside", c.inside, "--outside", tp.WAN, "--external", c.ext).CombinedOutput()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("exit %d, output:\n%s\nwant exit 2 and one line naming %s", code, out, c.want)
+			}
+		})
+	}
+}
