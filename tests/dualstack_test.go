@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/lab"
+	"github.com/gonat/gonat/lab/labtest"
 )
 
 func TestRunDualStackPorts(t *testing.T) {
@@ -139,5 +142,62 @@ func TestRunDualStackBadFlags(t *testing.T) {
 				t.Errorf("exit %d, output:\n%s\nwant exit 2 and one line naming %s", code, out, c.want)
 			}
 		})
+	}
+}
+
+// A dual-stack lab (examples/dual-stack.toml): hosts behind the NAT have
+// their IPv6 address and ::/0 through the TUN, the public dual-stack
+// server is reachable over IPv6 from another public host (through the
+// core, not the NAT), the lab DNS answers AAAA for it, lab status shows
+// the IPv6 addresses, and nothing is left after down.
+func TestDualStackLab(t *testing.T) {
+	topo := labtest.Load(t, "../examples/dual-stack.toml")
+	l := labtest.Up(t, topo, labOpts())
+	alice := l.Node("alice")
+	out, err := alice.Command("ip", "-6", "-o", "addr", "show").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "inet6 fd00:1::2/64") {
+		t.Errorf("alice: ip -6 addr: %v\n%s", err, out)
+	}
+	out, err = alice.Command("ip", "-6", "route", "show", "default").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "default dev gnat") {
+		t.Errorf("alice: ip -6 route show default: %v, %q; want the default route through the TUN", err, out)
+	}
+	out, err = l.Node("peer").Command("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8::10").CombinedOutput()
+	if err != nil {
+		t.Errorf("peer cannot ping the server over IPv6: %v\n%s", err, out)
+	}
+	for _, from := range []string{"alice", "peer"} {
+		out, err := l.Node(from).Command("getent", "ahostsv6", "server").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "2001:db8::10 ") {
+			t.Errorf("%s: getent ahostsv6 server: %v, %q; want 2001:db8::10", from, err, out)
+		}
+	}
+	out, err = alice.Command("getent", "ahostsv6", "router").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "2001:db8::100 ") {
+		t.Errorf("alice: getent ahostsv6 router: %v, %q; want the NAT's external6 2001:db8::100", err, out)
+	}
+	// The NAT's external6 is routed to its outside port in the core.
+	out, _ = l.Node(lab.Public).Command("ip", "-6", "route", "show", "2001:db8::100").CombinedOutput()
+	if !strings.Contains(string(out), "dev gnat") {
+		t.Errorf("core: no route for external6 to the NAT's outside port: %q", out)
+	}
+	st := l.Status()
+	want := map[string]string{"alice": "10.0.0.2 fd00:1::2", "router": "198.51.100.1 2001:db8::100", "server": "203.0.113.10 2001:db8::10"}
+	for _, n := range st.Nodes {
+		if w, ok := want[n.Name]; ok {
+			if got := strings.Join(n.Addresses, " "); got != w {
+				t.Errorf("status of %s: addresses %s, want %s", n.Name, got, w)
+			}
+			delete(want, n.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("status lacks %v", want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := lab.NamespacesOf(l.Name); len(left) > 0 {
+		t.Errorf("namespaces left after down: %v", left)
 	}
 }
