@@ -36,7 +36,7 @@ network = "home"
 [[host]]
 name = "b"
 network = "home"
-address = ["10.0.1.9", "fd00:1::9"]
+address = ["fd00:1::9", "10.0.1.9"]
 [[host]]
 name = "c"
 network = "home"

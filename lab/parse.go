@@ -5,8 +5,10 @@ package lab
 // plan and the behaviours; every problem collected with its line.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -435,6 +437,9 @@ func (p *parser) parseHost(i int, m map[string]any) *hostDraft {
 			example = "203.0.113.10"
 		}
 		h.Addresses, _ = p.addrList(v, d.who, keyAddress, line(keyAddress), example, both)
+		// IPv4 first, so that a host's first address is IPv4 whatever
+		// the order given (what IPv4-only tools take).
+		slices.SortStableFunc(h.Addresses, func(a, b netip.Addr) int { return cmp.Compare(a.BitLen(), b.BitLen()) })
 		d.given = true
 	}
 

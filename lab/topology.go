@@ -97,9 +97,9 @@ type HostNode struct {
 	// address of the NAT's inside network from .2 up (skipping the gateway,
 	// other hosts' addresses and nested NATs' external addresses); for a
 	// public host, the next free address of 203.0.113.0/24 from .10 up.
-	// Each family on its own: IPv4 first, then IPv6, given or, behind a
-	// NAT with Inside6, the next free address there from ::2 up. Public
-	// hosts have IPv6 only when they give it.
+	// Each family on its own, given or assigned: behind a NAT with
+	// Inside6, IPv6 is the next free address there from ::2 up; public
+	// hosts have IPv6 only when they give it. IPv4 addresses come first.
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
 	Ready     Ready    // when Up may consider Run serving; zero: once started
