@@ -7,6 +7,7 @@ package tests
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,5 +200,60 @@ func TestDualStackLab(t *testing.T) {
 	}
 	if left, _ := lab.NamespacesOf(l.Name); len(left) > 0 {
 		t.Errorf("namespaces left after down: %v", left)
+	}
+}
+
+// Nested dual-stack NATs: the carrier's inside6 carries the home NAT's
+// external6 (assigned from it), the uplink between them routes IPv6, and
+// a host behind the home NAT has its IPv6 address and route; the lab's
+// status lists the IPv6 addresses.
+func TestDualStackNestedLab(t *testing.T) {
+	topo := labtest.Parse(t, `
+[[nat]]
+name = "carrier"
+external = "198.51.100.1"
+inside = "100.64.0.0/24"
+inside6 = "2001:db8:100::/56"
+[[nat]]
+name = "home"
+upstream = "carrier"
+external = "100.64.0.2"
+inside = "10.0.1.0/24"
+inside6 = "fd00:1::/64"
+[[host]]
+name = "alice"
+network = "home"
+[[host]]
+name = "stun"
+network = "public"
+address = ["203.0.113.1", "203.0.113.2"]
+`)
+	if got := topo.NAT("home").External6; len(got) != 1 || got[0].String() != "2001:db8:100::2" {
+		t.Fatalf("home external6 %v, want 2001:db8:100::2", got)
+	}
+	l := labtest.Up(t, topo, labOpts())
+	uplink := l.Node("home")
+	out, _ := uplink.Command("ip", "-6", "route", "show").CombinedOutput()
+	// The carrier's inside port for home: ::/0 towards the carrier; home's
+	// outside port: its external6.
+	if !strings.Contains(string(out), "default dev gnat") || !strings.Contains(string(out), "2001:db8:100::2 dev gnat") {
+		t.Errorf("home's uplink IPv6 routes:\n%s", out)
+	}
+	out, _ = l.Node("alice").Command("ip", "-6", "-o", "addr", "show").CombinedOutput()
+	if !strings.Contains(string(out), "inet6 fd00:1::2/64") {
+		t.Errorf("alice: ip -6 addr:\n%s", out)
+	}
+	out, _ = l.Node(lab.Public).Command("ip", "-6", "route", "show", "2001:db8::100").CombinedOutput()
+	if !strings.Contains(string(out), "dev gnat") {
+		t.Errorf("core: carrier's external6 2001:db8::100 not routed to its outside port: %q", out)
+	}
+	var st []string
+	for _, n := range l.Status().Nodes {
+		st = append(st, n.Name+" "+strings.Join(n.Addresses, ","))
+	}
+	for _, want := range []string{"alice 10.0.1.2,fd00:1::2", "home 100.64.0.2,2001:db8:100::2", "carrier 198.51.100.1,2001:db8::100"} {
+		if !slices.Contains(st, want) {
+			t.Errorf("status lacks %s: %v", want, st)
+		}
 	}
 }
