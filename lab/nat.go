@@ -19,7 +19,9 @@ import (
 )
 
 // InsideSpec is one inside port: an existing namespace and the host
-// addresses (with their network prefix) gonat puts on its TUN device there.
+// addresses (with their network prefix) gonat puts on its TUN device there,
+// IPv4 and IPv6; with an IPv6 one the port carries IPv6 too (::/0 through
+// the device).
 type InsideSpec struct {
 	Namespace string
 	Hosts     []netip.Prefix
@@ -34,7 +36,7 @@ type InsideSpec struct {
 type NATSpec struct {
 	Inside   []InsideSpec
 	Outside  string       // namespace of the outside port
-	Behavior table.Config // with External set
+	Behavior table.Config // with External set; External6 routed to the outside port
 	// DeviceName is the TUN name in every namespace; may hold %d. Default
 	// "gnat%d".
 	DeviceName string
