@@ -109,54 +109,17 @@ func (p *parser) take(nats []*natDraft, u use) {
 		if net = p.nets[u.net]; net == nil {
 			return
 		}
-		pf, a := net.pf, u.addr
-		what := fmt.Sprintf("network %s (%s)", net.name, pf)
-		if u.key == keyExternal {
-			what += ", the inside network of its upstream"
-		}
-		if a.Is6() {
-			if !p.inNetwork6(net, u) {
-				return
-			}
+		ok := false
+		if u.addr.Is6() {
+			ok = p.inNetwork6(net, u)
 		} else {
-			switch {
-			case !pf.Contains(a):
-				p.errorf(u.line, "%s: %s %s is outside %s", u.who, u.key, a, what)
-				return
-			case a == pf.Addr():
-				p.errorf(u.line, "%s: %s %s is the network address of %s: hosts start at %s", u.who, u.key, a, what, a.Next().Next())
-				return
-			case a == nats[u.net].n.Gateway:
-				p.errorf(u.line, "%s: %s %s is the gateway of %s: the NAT's own inside address; hosts start at %s", u.who, u.key, a, what, a.Next())
-				return
-			case a == lastAddr(pf):
-				p.errorf(u.line, "%s: %s %s is the broadcast address of %s", u.who, u.key, a, what)
-				return
-			}
+			ok = p.inNetwork4(net, nats[u.net].n.Gateway, u)
 		}
-	} else {
-		if u.addr.Is6() && !doc6.Contains(u.addr) {
-			p.errorf(u.line, "%s: %s %s is not a public address: the public network's IPv6 addresses are in %s", u.who, u.key, u.addr, doc6)
+		if !ok {
 			return
 		}
-		for _, d := range nats {
-			if d.n.Inside6.IsValid() && d.n.Inside6.Contains(u.addr) {
-				p.errorf(u.line, "%s: %s %s is a public address inside nat %q's network %s: public addresses must not lie in a private range the lab uses (routes would be ambiguous)",
-					u.who, u.key, u.addr, d.n.Name, d.n.Inside6)
-				return
-			}
-		}
-		if u.addr == DNSAddr {
-			p.errorf(u.line, "%s: %s %s is reserved for the lab DNS server", u.who, u.key, u.addr)
-			return
-		}
-		for _, d := range nats {
-			if d.insideOK && d.n.Inside.Contains(u.addr) {
-				p.errorf(u.line, "%s: %s %s is a public address inside nat %q's network %s: public addresses must not lie in a private range the lab uses (routes would be ambiguous)",
-					u.who, u.key, u.addr, d.n.Name, d.n.Inside)
-				return
-			}
-		}
+	} else if !p.publicOK(nats, u) {
+		return
 	}
 	if first, dup := net.used[u.addr]; dup {
 		if first.who == u.who && first.key == u.key {
@@ -166,6 +129,58 @@ func (p *parser) take(nats []*natDraft, u use) {
 		return
 	}
 	net.used[u.addr] = u
+}
+
+// inNetwork4 checks an IPv4 address use in a NAT's network: inside it,
+// not its network, gateway or broadcast address.
+func (p *parser) inNetwork4(net *network, gw netip.Addr, u use) bool {
+	pf, a := net.pf, u.addr
+	what := fmt.Sprintf("network %s (%s)", net.name, pf)
+	if u.key == keyExternal {
+		what += ", the inside network of its upstream"
+	}
+	switch {
+	case !pf.Contains(a):
+		p.errorf(u.line, "%s: %s %s is outside %s", u.who, u.key, a, what)
+	case a == pf.Addr():
+		p.errorf(u.line, "%s: %s %s is the network address of %s: hosts start at %s", u.who, u.key, a, what, a.Next().Next())
+	case a == gw:
+		p.errorf(u.line, "%s: %s %s is the gateway of %s: the NAT's own inside address; hosts start at %s", u.who, u.key, a, what, a.Next())
+	case a == lastAddr(pf):
+		p.errorf(u.line, "%s: %s %s is the broadcast address of %s", u.who, u.key, a, what)
+	default:
+		return true
+	}
+	return false
+}
+
+// publicOK checks an address use on the public network: not the lab DNS
+// server's, outside every inside network of the lab, and for IPv6 in the
+// documentation prefix.
+func (p *parser) publicOK(nats []*natDraft, u use) bool {
+	if u.addr.Is6() && !doc6.Contains(u.addr) {
+		p.errorf(u.line, "%s: %s %s is not a public address: the public network's IPv6 addresses are in %s", u.who, u.key, u.addr, doc6)
+		return false
+	}
+	if u.addr == DNSAddr {
+		p.errorf(u.line, "%s: %s %s is reserved for the lab DNS server", u.who, u.key, u.addr)
+		return false
+	}
+	for _, d := range nats {
+		in := netip.Prefix{}
+		switch {
+		case d.insideOK && d.n.Inside.Contains(u.addr):
+			in = d.n.Inside
+		case d.n.Inside6.IsValid() && d.n.Inside6.Contains(u.addr):
+			in = d.n.Inside6
+		default:
+			continue
+		}
+		p.errorf(u.line, "%s: %s %s is a public address inside nat %q's network %s: public addresses must not lie in a private range the lab uses (routes would be ambiguous)",
+			u.who, u.key, u.addr, d.n.Name, in)
+		return false
+	}
+	return true
 }
 
 // inNetwork6 checks an IPv6 address use in a NAT's network: the NAT has
