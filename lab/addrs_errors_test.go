@@ -33,7 +33,7 @@ inside = "10.0.1.0/24"
 name = "home1"
 external = "2001:db8::1" #!
 inside = "10.0.1.0/24"
-`, `nat "home1": external "2001:db8::1": IPv6 is not supported: lab networks are IPv4 only`},
+`, `nat "home1": external "2001:db8::1": an IPv6 address: give it with external6 (and the NAT an inside6 network)`},
 	{"external-dns-server", `
 [[nat]]
 name = "home1"
@@ -57,7 +57,7 @@ inside = "10.0.1.0/24"
 name = "home1"
 external = "198.51.100.1"
 inside = "fd00::/64" #!
-`, `nat "home1": inside "fd00::/64": IPv6 is not supported: lab networks are IPv4 only`},
+`, `nat "home1": inside "fd00::/64": an IPv6 network: give it with inside6; inside is the IPv4 network`},
 	{"inside-malformed", `
 [[nat]]
 name = "home1"

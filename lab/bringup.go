@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -73,9 +74,15 @@ func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 			continue
 		}
 		name := l.nodes[n.Name].Namespace
+		v6 := n.Inside6.IsValid()
 		jobs = append(jobs, func() error {
 			if err := mk(name); err != nil {
 				return err
+			}
+			if v6 {
+				if err := ns.Sysctl(name, "net/ipv6/conf/all/forwarding", "1"); err != nil {
+					return err
+				}
 			}
 			return ns.Sysctl(name, "net/ipv4/ip_forward", "1")
 		})
@@ -91,9 +98,17 @@ func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 		// via the core's on-link address; core side routes each address.
 		coreDev := fmt.Sprintf("pub%d", pubIndex)
 		pubIndex++
+		_, v6 := families(h.Addresses)
 		jobs = append(jobs, func() error {
 			if err := mk(name); err != nil {
 				return err
+			}
+			if v6 {
+				// No duplicate address detection on the veth (its
+				// addresses are the lab's to hand out): usable at once.
+				if err := ns.Sysctl(name, "net/ipv6/conf/default/accept_dad", "0"); err != nil {
+					return err
+				}
 			}
 			if err := ns.VethPeer(name, "eth0", core, coreDev); err != nil {
 				return err
@@ -101,11 +116,21 @@ func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 			if err := ns.AddAddr(core, coreDev, netip.PrefixFrom(coreLink, 32)); err != nil {
 				return err
 			}
-			for _, a := range h.Addresses {
-				if err := ns.AddAddr(name, "eth0", netip.PrefixFrom(a, 32)); err != nil {
+			if v6 {
+				if err := ns.AddAddr(core, coreDev, netip.PrefixFrom(coreLink6, 64)); err != nil {
 					return err
 				}
-				if err := ns.AddRoute(core, coreDev, netip.PrefixFrom(a, 32), netip.Addr{}); err != nil {
+			}
+			for _, a := range h.Addresses {
+				if err := ns.AddAddr(name, "eth0", netip.PrefixFrom(a, a.BitLen())); err != nil {
+					return err
+				}
+				if err := ns.AddRoute(core, coreDev, netip.PrefixFrom(a, a.BitLen()), netip.Addr{}); err != nil {
+					return err
+				}
+			}
+			if v6 {
+				if err := ns.AddRoute(name, "eth0", netip.PrefixFrom(netip.IPv6Unspecified(), 0), coreLink6); err != nil {
 					return err
 				}
 			}
@@ -251,17 +276,27 @@ func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Option
 	}
 	for _, h := range hosts {
 		in := InsideSpec{Namespace: pfx + h.Name}
-		for _, a := range h.Addresses {
-			in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
-		}
+		in.Hosts = n.prefixes(h.Addresses)
 		spec.Inside = append(spec.Inside, in)
 	}
 	for _, m := range inner {
 		in := InsideSpec{Namespace: pfx + m.Name, Transit: true}
-		for _, a := range m.External {
-			in.Hosts = append(in.Hosts, netip.PrefixFrom(a, n.Inside.Bits()))
-		}
+		in.Hosts = n.prefixes(append(slices.Clone(m.External), m.External6...))
 		spec.Inside = append(spec.Inside, in)
 	}
 	return spec
+}
+
+// prefixes puts each address of a node behind n in its network: the
+// inside network, or inside6 for an IPv6 address.
+func (n *NATNode) prefixes(as []netip.Addr) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(as))
+	for _, a := range as {
+		bits := n.Inside.Bits()
+		if a.Is6() {
+			bits = n.Inside6.Bits()
+		}
+		out = append(out, netip.PrefixFrom(a, bits))
+	}
+	return out
 }

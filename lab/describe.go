@@ -66,7 +66,11 @@ func (t *Topology) Describe() string {
 		}
 	}
 	for _, n := range nats {
-		fmt.Fprintf(w, "nat\t%s\t%s\texternal %s, inside %s\t%s\n", n.Name, n.Upstream, joinAddrs(n.External), n.Inside, n.Summary())
+		addrs := fmt.Sprintf("external %s, inside %s", joinAddrs(n.External), n.Inside)
+		if n.Inside6.IsValid() {
+			addrs += fmt.Sprintf("; external6 %s, inside6 %s", joinAddrs(n.External6), n.Inside6)
+		}
+		fmt.Fprintf(w, "nat\t%s\t%s\t%s\t%s\n", n.Name, n.Upstream, addrs, n.Summary())
 	}
 	for _, h := range t.Hosts {
 		run := "-"

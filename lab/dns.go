@@ -48,7 +48,7 @@ func ZoneOf(name string) string { return name + ".test." }
 func (t *Topology) DNSRecords() map[string][]netip.Addr {
 	rec := map[string][]netip.Addr{}
 	for _, n := range t.NATs {
-		rec[n.Name] = append([]netip.Addr(nil), n.External...)
+		rec[n.Name] = append(append([]netip.Addr(nil), n.External...), n.External6...)
 	}
 	for _, h := range t.Hosts {
 		rec[h.Name] = append([]netip.Addr(nil), h.Addresses...)

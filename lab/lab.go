@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,10 @@ import (
 // coreLink is the address the public core answers on every host veth:
 // hosts reach it on-link (169.254.0.0/16 never leaves the lab).
 var coreLink = netip.MustParseAddr("169.254.0.1")
+
+// coreLink6 is the core's IPv6 next hop on every veth to a dual-stack
+// public host (link-local, so that no lab address is taken).
+var coreLink6 = netip.MustParseAddr("fe80::1")
 
 // NamespacePrefix is how every namespace of lab name starts.
 func NamespacePrefix(name string) string { return name + "." }
@@ -190,9 +195,20 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if err := ns.Sysctl(core, "net/ipv4/ip_forward", "1"); err != nil {
 		return nil, err
 	}
+	if topo.HasIPv6() {
+		// The core routes IPv6 between public hosts and NATs, and its
+		// new links (veths to public hosts, NATs' outside ports) run
+		// no duplicate address detection.
+		for _, kv := range [][2]string{{"net/ipv6/conf/all/forwarding", "1"}, {"net/ipv6/conf/default/accept_dad", "0"}} {
+			if err := ns.Sysctl(core, kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	l.nodes[Public] = &Node{Name: Public, Namespace: core, Kind: "public"}
 	for _, n := range topo.NATs {
-		node := &Node{Name: n.Name, Namespace: core, Kind: "nat", Network: n.Upstream, Addresses: n.External}
+		node := &Node{Name: n.Name, Namespace: core, Kind: "nat", Network: n.Upstream,
+			Addresses: append(slices.Clone(n.External), n.External6...)}
 		if n.Upstream != Public {
 			node.Namespace = pfx + n.Name
 		}
@@ -235,7 +251,8 @@ func Single(name, natName string, n *NAT, spec NATSpec, also func(nat.Event)) *L
 	l := &Lab{Name: name, Events: observe.NewHub(), nodes: map[string]*Node{}, nats: map[string]*NAT{natName: n},
 		natOrder: []string{natName}}
 	l.nodes[Public] = &Node{Name: Public, Namespace: spec.Outside, Kind: "public"}
-	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public, Addresses: spec.Behavior.External}
+	l.nodes[natName] = &Node{Name: natName, Namespace: spec.Outside, Kind: "nat", Network: Public,
+		Addresses: append(slices.Clone(spec.Behavior.External), spec.Behavior.External6...)}
 	for _, in := range spec.Inside {
 		node := &Node{Name: in.Namespace, Namespace: in.Namespace, Kind: "host", Network: natName}
 		for _, h := range in.Hosts {

@@ -19,7 +19,9 @@ import (
 )
 
 // InsideSpec is one inside port: an existing namespace and the host
-// addresses (with their network prefix) gonat puts on its TUN device there.
+// addresses (with their network prefix) gonat puts on its TUN device there,
+// IPv4 and IPv6; with an IPv6 one the port carries IPv6 too (::/0 through
+// the device).
 type InsideSpec struct {
 	Namespace string
 	Hosts     []netip.Prefix
@@ -34,7 +36,7 @@ type InsideSpec struct {
 type NATSpec struct {
 	Inside   []InsideSpec
 	Outside  string       // namespace of the outside port
-	Behavior table.Config // with External set
+	Behavior table.Config // with External set; External6 routed to the outside port
 	// DeviceName is the TUN name in every namespace; may hold %d. Default
 	// "gnat%d".
 	DeviceName string
@@ -150,7 +152,7 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	gws := make([]netip.Addr, len(spec.Inside))
 	for i, in := range spec.Inside {
 		gws[i] = chooseGateway(in.Hosts, hostSet)
-		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i]})
+		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: engineHosts(in.Hosts), Gateway: gws[i]})
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {
@@ -169,6 +171,9 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	var routes []netip.Prefix
 	for _, e := range eng.Config().Table.External {
 		routes = append(routes, netip.PrefixFrom(e, 32))
+	}
+	for _, e := range spec.Behavior.External6 {
+		routes = append(routes, netip.PrefixFrom(e, 128))
 	}
 	devConfig := func() tun.Config {
 		return tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: mode.DeviceQueues(),
@@ -200,6 +205,11 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		tc := devConfig()
 		tc.Namespace, tc.Addresses = in.Namespace, in.Hosts
 		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+		if hasIPv6(in.Hosts) {
+			// No router advertisements on a TUN port: the default
+			// route is set, as the IPv4 one is.
+			tc.Routes = append(tc.Routes, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+		}
 		if in.Transit {
 			tc.Addresses = nil
 		}
@@ -240,12 +250,36 @@ func sweepInterval(c table.Config) time.Duration {
 	return max(d, 50*time.Millisecond)
 }
 
+// engineHosts are the inside prefixes the engine is given: the IPv4 ones,
+// which its translation covers. The IPv6 prefixes go on the devices (the
+// kernel then hands the hosts' IPv6 packets to the NAT) and are the
+// engine's to take once its IPv6 modes accept them.
+func engineHosts(hosts []netip.Prefix) []netip.Prefix {
+	var v4 []netip.Prefix
+	for _, h := range hosts {
+		if h.Addr().Is4() {
+			v4 = append(v4, h)
+		}
+	}
+	return v4
+}
+
+// hasIPv6 reports whether any prefix is IPv6.
+func hasIPv6(ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
 // chooseGateway picks the NAT's own address on an inside network: the
 // first address of the first prefix that no host uses.
 func chooseGateway(hosts []netip.Prefix, used map[netip.Addr]bool) netip.Addr {
 	for _, h := range hosts {
 		p := h.Masked()
-		if p.Bits() >= 31 {
+		if !p.Addr().Is4() || p.Bits() >= 31 {
 			continue
 		}
 		for a := p.Addr().Next(); p.Contains(a); a = a.Next() {
@@ -267,6 +301,9 @@ func (n *NAT) Describe() string {
 	ext := make([]string, len(c.External))
 	for i, e := range c.External {
 		ext[i] = e.String()
+	}
+	for _, e := range n.spec.Behavior.External6 {
+		ext = append(ext, e.String())
 	}
 	fmt.Fprintf(&b, "outside %s/%s external %s", n.spec.Outside, n.devices[0].Name(), strings.Join(ext, ","))
 	for i, in := range n.spec.Inside {

@@ -5,8 +5,10 @@ package lab
 // plan and the behaviours; every problem collected with its line.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -177,6 +179,7 @@ func (p *parser) parse(data []byte) *Topology {
 					p.errorf(p.settingLine(d, msg), "%s: %s", d.who, msg)
 				}
 			}
+			c.External6 = d.n.External6
 			d.n.Behavior = c
 		}
 		t.NATs = append(t.NATs, d.n)
@@ -333,7 +336,7 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 	}
 
 	if v, ok := m[keyExternal]; ok {
-		n.External, d.extOK = p.addrList(v, d.who, keyExternal, line(keyExternal), "198.51.100.1")
+		n.External, d.extOK = p.addrList(v, d.who, keyExternal, line(keyExternal), "198.51.100.1", only4)
 		d.extOK = d.extOK && len(n.External) > 0
 	} else {
 		p.errorf(n.Line, "%s: missing required key \"external\" (its address on the upstream network, e.g. external = [\"198.51.100.1\"])", d.who)
@@ -348,6 +351,20 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		}
 	} else if _, present := m[keyInside]; !present {
 		p.errorf(n.Line, "%s: missing required key \"inside\" (its inside network, e.g. inside = \"10.0.1.0/24\")", d.who)
+	}
+
+	if s, ok := p.str(m, keyInside6, d.who, line(keyInside6), "fd00:1::/64"); ok {
+		if pf, err := parseInside6(s); err != nil {
+			p.errorf(line(keyInside6), "%s: inside6 %q: %v", d.who, s, err)
+		} else {
+			n.Inside6, n.Gateway6 = pf, pf.Addr().Next()
+		}
+	}
+	if v, ok := m[keyExt6]; ok {
+		n.External6, _ = p.addrList(v, d.who, keyExt6, line(keyExt6), "2001:db8::100", only6)
+		if _, has6 := m[keyInside6]; !has6 {
+			p.errorf(line(keyExt6), "%s: external6 without inside6: a NAT carries IPv6 only with an inside6 network (e.g. inside6 = \"fd00:1::/64\")", d.who)
+		}
 	}
 
 	if s, ok := p.str(m, keyPreset, d.who, line(keyPreset), "full-cone"); ok {
@@ -419,7 +436,10 @@ func (p *parser) parseHost(i int, m map[string]any) *hostDraft {
 		if h.Network == Public {
 			example = "203.0.113.10"
 		}
-		h.Addresses, _ = p.addrList(v, d.who, keyAddress, line(keyAddress), example)
+		h.Addresses, _ = p.addrList(v, d.who, keyAddress, line(keyAddress), example, both)
+		// IPv4 first, so that a host's first address is IPv4 whatever
+		// the order given (what IPv4-only tools take).
+		slices.SortStableFunc(h.Addresses, func(a, b netip.Addr) int { return cmp.Compare(a.BitLen(), b.BitLen()) })
 		d.given = true
 	}
 

@@ -187,8 +187,12 @@ func FuzzParse(f *testing.F) {
 			if h.Network != Public {
 				n := topo.NAT(h.Network)
 				for _, a := range h.Addresses {
-					if !n.Inside.Contains(a) || a == n.Gateway {
-						t.Fatalf("host %s: %s in %s", h.Name, a, n.Inside)
+					in, gw := n.Inside, n.Gateway
+					if a.Is6() {
+						in, gw = n.Inside6, n.Gateway6
+					}
+					if !in.Contains(a) || a == gw {
+						t.Fatalf("host %s: %s in %s", h.Name, a, in)
 					}
 				}
 			}

@@ -14,12 +14,14 @@ package lab
 //	upstream = "cgnat"            # optional, default "public"
 //	external = ["100.64.0.2"]     # required: a string or an array of strings
 //	inside   = "10.0.1.0/24"      # required
+//	inside6  = "fd00:1::/64"      # optional: IPv6 beside IPv4 (default none: IPv4 only)
+//	external6 = "2001:db8::100"   # optional, with inside6: default the next free IPv6 address upstream
 //	udp-timeout = "30s"           # any behaviour setting of table.Settings()
 //
 //	[[host]]
 //	name    = "alice"             # required
 //	network = "home1"             # required: a NAT's name or "public"
-//	address = "10.0.1.2"          # optional: a string or an array of strings
+//	address = "10.0.1.2"          # optional: a string or an array of strings, IPv4 and IPv6
 //	run     = ["gonat", "probe"]  # optional: argv, or a string run by /bin/sh -c
 //	ready   = "udp:203.0.113.10:3478"  # optional: wait until the command serves (udp:, tcp:, log:TEXT)
 //
@@ -31,6 +33,11 @@ package lab
 // what makes an address ambiguous: a NAT's inside network overlapping the
 // inside network of a NAT on its own path to the public network, and a
 // public address lying in any private range of the lab.
+//
+// IPv6 follows the same rules. The public network's IPv6 space is the
+// documentation prefix 2001:db8::/32; NATs' external6 addresses are drawn
+// from 2001:db8::/48 (public6Pool); an inside6 network lies in fd00::/8
+// or in 2001:db8::/32 outside that /48.
 
 import (
 	"errors"
@@ -66,11 +73,20 @@ type NATNode struct {
 	Inside   netip.Prefix // masked
 	// Gateway is the NAT's own inside address: the first address of
 	// Inside (x.x.x.1). It is never given to a host or to a nested NAT.
-	Gateway  netip.Addr
-	Preset   string            // a table.PresetNames() name; DefaultPreset when the file names none
-	Settings map[string]string // the behaviour settings given, by setting name, as text for table.ApplySetting
-	Behavior table.Config      // Behavior(Preset, Settings, External)
-	Line     int               // line of its [[nat]] header, for messages
+	Gateway netip.Addr
+	// Inside6 is the NAT's IPv6 inside network (masked), or the zero
+	// Prefix for an IPv4-only NAT; Gateway6 its first address (::1),
+	// never given to a host.
+	Inside6  netip.Prefix
+	Gateway6 netip.Addr
+	// External6 are its IPv6 addresses on the upstream network: given,
+	// or with Inside6 the next free one (from 2001:db8::100 up on the
+	// public network, from ::2 up in an upstream NAT's Inside6).
+	External6 []netip.Addr
+	Preset    string            // a table.PresetNames() name; DefaultPreset when the file names none
+	Settings  map[string]string // the behaviour settings given, by setting name, as text for table.ApplySetting
+	Behavior  table.Config      // Behavior(Preset, Settings, External)
+	Line      int               // line of its [[nat]] header, for messages
 }
 
 // HostNode is one [[host]] entry.
@@ -81,6 +97,9 @@ type HostNode struct {
 	// address of the NAT's inside network from .2 up (skipping the gateway,
 	// other hosts' addresses and nested NATs' external addresses); for a
 	// public host, the next free address of 203.0.113.0/24 from .10 up.
+	// Each family on its own, given or assigned: behind a NAT with
+	// Inside6, IPv6 is the next free address there from ::2 up; public
+	// hosts have IPv6 only when they give it. IPv4 addresses come first.
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
 	Ready     Ready    // when Up may consider Run serving; zero: once started
@@ -96,6 +115,8 @@ const (
 	keyUpstream = "upstream"
 	keyExternal = "external"
 	keyInside   = "inside"
+	keyInside6  = "inside6"
+	keyExt6     = "external6"
 	keyNetwork  = "network"
 	keyAddress  = "address"
 	keyRun      = "run"
@@ -113,7 +134,7 @@ var (
 )
 
 func natKeys() []string {
-	return append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...)
+	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and
@@ -173,6 +194,22 @@ func (t *Topology) SetName(name string) error {
 	}
 	t.Name = name
 	return nil
+}
+
+// HasIPv6 reports whether the lab carries IPv6: a NAT with inside6 or a
+// host with an IPv6 address.
+func (t *Topology) HasIPv6() bool {
+	for _, n := range t.NATs {
+		if n.Inside6.IsValid() {
+			return true
+		}
+	}
+	for _, h := range t.Hosts {
+		if _, v6 := families(h.Addresses); v6 {
+			return true
+		}
+	}
+	return false
 }
 
 // Namespace is the network namespace name of a node (or of Public): LAB.NODE.

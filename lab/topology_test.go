@@ -289,7 +289,7 @@ func TestExampleTopologiesParse(t *testing.T) {
 }
 
 func docRange(a netip.Addr) bool {
-	for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"} {
+	for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"} {
 		if netip.MustParsePrefix(p).Contains(a) {
 			return true
 		}
@@ -298,5 +298,6 @@ func docRange(a netip.Addr) bool {
 }
 
 func privateRange(a netip.Addr) bool {
-	return netip.MustParsePrefix("10.0.0.0/8").Contains(a) || netip.MustParsePrefix("100.64.0.0/10").Contains(a)
+	return netip.MustParsePrefix("10.0.0.0/8").Contains(a) || netip.MustParsePrefix("100.64.0.0/10").Contains(a) ||
+		netip.MustParsePrefix("fd00::/8").Contains(a)
 }

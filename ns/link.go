@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 func setLoopbackUp() error {
@@ -79,14 +80,21 @@ func VethPeer(a, nameA, b, nameB string) error {
 	})
 }
 
-// AddAddr puts an address on a device in the named namespace.
+// AddAddr puts an address on a device in the named namespace; an IPv6
+// one without duplicate address detection.
 func AddAddr(nsName, dev string, p netip.Prefix) error {
 	return Do(nsName, func() error {
 		l, err := netlink.LinkByName(dev)
 		if err != nil {
 			return err
 		}
-		if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: prefixToIPNet(p)}); err != nil {
+		a := &netlink.Addr{IPNet: prefixToIPNet(p)}
+		if p.Addr().Is6() {
+			// Usable at once: the lab hands out its addresses itself, so
+			// duplicate address detection would only delay them.
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrReplace(l, a); err != nil {
 			return fmt.Errorf("address %s on %s in %s: %w", p, dev, nsName, err)
 		}
 		return nil

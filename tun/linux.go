@@ -14,6 +14,7 @@ import (
 
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/gonat/gonat/ns"
 )
@@ -24,9 +25,10 @@ type Config struct {
 	Namespace string         // existing named namespace; "" means the current one
 	Name      string         // interface name; may hold one %d for the kernel to fill ("gnat%d")
 	MTU       int            // 0: DefaultMTU
-	Addresses []netip.Prefix // addresses put on the device (host address + its network)
+	Addresses []netip.Prefix // addresses put on the device (host address + its network), IPv4 or IPv6
 	// Routes are sent through the device; a zero-length prefix
-	// (0.0.0.0/0) is the namespace's default route.
+	// (0.0.0.0/0, ::/0) is the namespace's default route of its family.
+	// The device carries IPv6 only when an address or route is IPv6.
 	Routes []netip.Prefix
 	// Backend is BackendOffload, BackendWater, or "" (BackendAuto).
 	Backend string
@@ -130,12 +132,17 @@ func configure(name string, cfg Config) error {
 	// A TUN's default txqueuelen (500) drops bursts the engine would
 	// otherwise absorb; the kernel's veth default is 1000.
 	_ = netlink.LinkSetTxQLen(link, 1000)
-	// gonat translates IPv4; IPv6 on its ports would only send router
-	// solicitations it has to drop. Best effort: the file is per
-	// namespace and this runs in the device's one.
-	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644)
+	if err := setIPv6(name, cfg.hasIPv6()); err != nil {
+		return err
+	}
 	for _, p := range cfg.Addresses {
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if p.Addr().Is6() {
+			// A TUN link has no neighbours to ask: duplicate address
+			// detection would only hold the address tentative (unusable
+			// as a source) for a second.
+			a.Flags = unix.IFA_F_NODAD
+		}
 		if err := netlink.AddrAdd(link, a); err != nil {
 			return fmt.Errorf("add address %s to %s: %w", p, name, err)
 		}
@@ -160,6 +167,40 @@ func configure(name string, cfg Config) error {
 		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}
 		if err := netlink.RouteReplace(route); err != nil {
 			return fmt.Errorf("add route %s via %s: %w", r, name, err)
+		}
+	}
+	return nil
+}
+
+// hasIPv6 reports whether the device carries IPv6: an IPv6 address or
+// route.
+func (cfg Config) hasIPv6() bool {
+	for _, ps := range [][]netip.Prefix{cfg.Addresses, cfg.Routes} {
+		for _, p := range ps {
+			if p.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setIPv6 turns IPv6 on the device on or off, before it comes up; it
+// runs in the device's namespace (the files are per namespace). Off, a
+// port sends nothing gonat would have to drop. On, it still runs no
+// neighbour discovery: no router advertisements accepted (so no router
+// solicitations sent), no duplicate address detection, and no link-local
+// address generated (routes name the device, not a next hop).
+func setIPv6(name string, on bool) error {
+	dir := "/proc/sys/net/ipv6/conf/" + name + "/"
+	if !on {
+		// Best effort: a kernel without IPv6 has no such file.
+		_ = os.WriteFile(dir+"disable_ipv6", []byte("1"), 0o644)
+		return nil
+	}
+	for _, kv := range [][2]string{{"accept_ra", "0"}, {"accept_dad", "0"}, {"addr_gen_mode", "1"}, {"disable_ipv6", "0"}} {
+		if err := os.WriteFile(dir+kv[0], []byte(kv[1]), 0o644); err != nil {
+			return fmt.Errorf("IPv6 on %s: %w", name, err)
 		}
 	}
 	return nil

@@ -30,6 +30,12 @@ through it; for --outside it creates a TUN device in NS and routes the
 external addresses to it. Packets the inside hosts send are translated to
 an external address and port; replies are translated back.
 
+Dual stack: an --inside may list IPv6 prefixes beside its IPv4 ones
+(lan=10.0.0.2/24,fd00:1::2/64), and --external IPv6 addresses beside the
+IPv4 ones; the ports then carry IPv6 (addresses without duplicate address
+detection, ::/0 through the inside ports, the external IPv6 addresses
+routed to the outside port, no router advertisements).
+
 gonat prints a line starting with "ready" once every port is up, and on
 Ctrl-C (SIGINT) or SIGTERM removes every device and route it made.
 
@@ -60,9 +66,9 @@ func presetsHelp() string {
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var inside, external listFlag
-	fs.Var(&inside, "inside", "inside port: `NS=ADDR/PREFIX[,ADDR/PREFIX...]` (repeatable)")
+	fs.Var(&inside, "inside", "inside port: `NS=ADDR/PREFIX[,ADDR/PREFIX...]`, IPv4 and IPv6 prefixes (repeatable)")
 	outside := fs.String("outside", "", "namespace of the outside port")
-	fs.Var(&external, "external", "external `ADDR` of the NAT (repeatable, or comma-separated: a pool)")
+	fs.Var(&external, "external", "external `ADDR` of the NAT, IPv4 or IPv6 (repeatable, or comma-separated: a pool)")
 	preset := fs.String("preset", "", "behaviour preset: "+strings.Join(table.PresetNames(), ", "))
 	settings := settingFlags(fs)
 	verbose := fs.Bool("v", false, "log every mapping created and expired")
@@ -110,18 +116,9 @@ func runCmd(args []string) error {
 	if *outside == "" {
 		return usageErr("--outside: required, the namespace of the public side")
 	}
-	var ext []netip.Addr
-	for _, v := range external.vals {
-		for _, s := range strings.Split(v, ",") {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || !a.Is4() {
-				return usageErr("--external %q: want an IPv4 address such as 198.51.100.1", s)
-			}
-			ext = append(ext, a)
-		}
-	}
-	if len(ext) == 0 {
-		return usageErr("--external: at least one external address is required, e.g. --external 198.51.100.1")
+	ext, ext6, err := parseExternal(external.vals)
+	if err != nil {
+		return err
 	}
 	given, err := givenBehavior(*preset, settings)
 	if err != nil {
@@ -131,6 +128,7 @@ func runCmd(args []string) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	behavior.External6 = ext6
 	spec.Behavior = behavior
 	if err := ns.Check(*outside); err != nil {
 		return usageErr("--outside: %v", err)
@@ -236,24 +234,83 @@ func printCounters(e *nat.Engine) {
 	}
 }
 
-// parseInside reads NS=ADDR/PREFIX[,ADDR/PREFIX...].
+// parseExternal reads the --external values (each may be a
+// comma-separated list) into the IPv4 pool and the IPv6 addresses. At
+// least one IPv4 address is needed: the engine translates IPv4.
+func parseExternal(vals []string) (ext, ext6 []netip.Addr, err error) {
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			switch {
+			case err != nil || a.Zone() != "":
+				return nil, nil, usageErr("--external %q: want an IPv4 address such as 198.51.100.1 or an IPv6 one such as 2001:db8::1", s)
+			case a.Is4In6():
+				return nil, nil, usageErr("--external %q: an IPv4-mapped address; give it as IPv4 (%s)", s, a.Unmap())
+			case a.Is6() && (a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() || a.IsLoopback()):
+				return nil, nil, usageErr("--external %q: want a global unicast IPv6 address such as 2001:db8::1", s)
+			case a.Is6():
+				if slices.Contains(ext6, a) {
+					return nil, nil, usageErr("--external %s: given twice", a)
+				}
+				ext6 = append(ext6, a)
+			default:
+				ext = append(ext, a)
+			}
+		}
+	}
+	if len(ext) == 0 {
+		return nil, nil, usageErr("--external: at least one external IPv4 address is required (beside any IPv6 ones), e.g. --external 198.51.100.1")
+	}
+	return ext, ext6, nil
+}
+
+// parseInside reads NS=ADDR/PREFIX[,ADDR/PREFIX...]: IPv4 prefixes and
+// IPv6 ones beside them (10.0.0.2/24,fd00:1::2/64).
 func parseInside(v string) (lab.InsideSpec, error) {
 	name, addrs, ok := strings.Cut(v, "=")
 	if !ok || name == "" || addrs == "" {
-		return lab.InsideSpec{}, fmt.Errorf("want NS=ADDR/PREFIX[,ADDR/PREFIX...], e.g. lan=10.0.0.2/24")
+		return lab.InsideSpec{}, fmt.Errorf("want NS=ADDR/PREFIX[,ADDR/PREFIX...], e.g. lan=10.0.0.2/24,fd00:1::2/64")
 	}
 	in := lab.InsideSpec{Namespace: name}
+	has4 := false
 	for _, s := range strings.Split(addrs, ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
-		if err != nil || !p.Addr().Is4() {
-			return lab.InsideSpec{}, fmt.Errorf("%q is not an IPv4 ADDR/PREFIX such as 10.0.0.2/24", s)
+		if err != nil {
+			return lab.InsideSpec{}, fmt.Errorf("%q is not an ADDR/PREFIX such as 10.0.0.2/24 or fd00:1::2/64", s)
 		}
-		if p.Addr() == p.Masked().Addr() && p.Bits() < 31 {
-			return lab.InsideSpec{}, fmt.Errorf("%s is a network address; give the host's address, e.g. %s", p, p.Masked().Addr().Next())
+		if p.Addr().Is4() {
+			has4 = true
+			if p.Addr() == p.Masked().Addr() && p.Bits() < 31 {
+				return lab.InsideSpec{}, fmt.Errorf("%s is a network address; give the host's address, e.g. %s", p, p.Masked().Addr().Next())
+			}
+		} else if err := checkInside6(p); err != nil {
+			return lab.InsideSpec{}, err
+		}
+		if slices.ContainsFunc(in.Hosts, func(h netip.Prefix) bool { return h.Addr() == p.Addr() }) {
+			return lab.InsideSpec{}, fmt.Errorf("%s given twice", p.Addr())
 		}
 		in.Hosts = append(in.Hosts, p)
 	}
+	if !has4 {
+		return lab.InsideSpec{}, fmt.Errorf("no IPv4 ADDR/PREFIX: each port needs one (e.g. 10.0.0.2/24) beside its IPv6 ones, as the engine translates IPv4")
+	}
 	return in, nil
+}
+
+// checkInside6 checks an IPv6 host prefix of --inside: a unicast address
+// that is not the prefix's subnet-router anycast address (RFC 4291
+// 2.6.1, all zeros in the interface identifier).
+func checkInside6(p netip.Prefix) error {
+	a := p.Addr()
+	switch {
+	case a.Is4In6():
+		return fmt.Errorf("%s: an IPv4-mapped address; give IPv4 as IPv4", p)
+	case a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() || a.IsLoopback():
+		return fmt.Errorf("%s: want a unicast IPv6 host address such as fd00:1::2/64", p)
+	case p.Bits() < 128 && a == p.Masked().Addr():
+		return fmt.Errorf("%s is the prefix's anycast address; give the host's address, e.g. %s", p, a.Next().Next())
+	}
+	return nil
 }
 
 // envOr is the environment variable k, or def when it is unset or empty.
