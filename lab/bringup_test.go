@@ -34,10 +34,11 @@ func TestParallelFirstErrorInOrder(t *testing.T) {
 					t.Errorf("item %d not run, yet below the failure reported", i)
 				}
 			}
-			// Nothing is handed out after a failure: at most the items
-			// already taken by the other workers run.
-			if len(ran) > 31+w {
-				t.Errorf("%d items ran with %d workers; want at most %d after item 30 failed", len(ran), w, 31+w)
+			// Nothing is handed out after a failure. Only one worker
+			// bounds what ran: others may take items while item 30
+			// runs, as many as the scheduler lets them.
+			if w == 1 && len(ran) != 31 {
+				t.Errorf("%d items ran with one worker; want 31, none after item 30 failed", len(ran))
 			}
 		})
 	}
