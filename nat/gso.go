@@ -46,6 +46,12 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []b
 	if h.Plain() {
 		return q.Process(in, b, reply, now)
 	}
+	if len(b) > 0 && b[0]>>4 == 6 {
+		// No IPv6 mode changes what a pseudo-header sums to (routed
+		// rewrites nothing, NPTv6 is checksum-neutral): a partial
+		// checksum and a super-packet go on as they came.
+		return q.process6(in, b, reply, now)
+	}
 	off, ok := h.PartialCsumOffset(b)
 	if !ok {
 		if h.IsGSO() || !h.FinishCsumAt(b) {

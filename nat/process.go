@@ -100,6 +100,9 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 	pk.p.Decode(b)
 	if pk.p.Status != header.OK {
 		if pk.p.Status == header.BadVersion {
+			if b[0]>>4 == 6 {
+				return q.process6(in, b, reply, now)
+			}
 			return e.drop(&pk, DropNotIPv4)
 		}
 		return e.drop(&pk, DropMalformed)
