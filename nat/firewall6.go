@@ -269,7 +269,7 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 	src, dst := p.Src.Addr(), p.Dst.Addr()
 	now := pk.now.UnixNano()
 	if pk.in != Outside {
-		if e.offPort(pk.in, src) {
+		if e.spoofed6(pk.in, src) {
 			return e.drop6(pk, DropSpoofed)
 		}
 		if martian6(dst) {

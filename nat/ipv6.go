@@ -215,6 +215,16 @@ func (e *Engine) port6(a netip.Addr) (Port, bool) {
 	return 0, false
 }
 
+// spoofed6 reports whether src may not come from inside port in (BCP 38,
+// as validate.go for IPv4): another port's host, or off the port's
+// networks.
+func (e *Engine) spoofed6(in Port, src netip.Addr) bool {
+	if p, ok := e.hosts6[src]; ok && p != in {
+		return true
+	}
+	return e.offPort(in, src)
+}
+
 // gateway6 is the NAT's IPv6 address on inside port in, the source of
 // the errors it sends there: the first address of the port's first IPv6
 // network (prefix::1, as routers commonly take), or fe80::1 on a port

@@ -27,7 +27,7 @@ func (e *Engine) nptv6(pk *packet6, st *v6State) Result {
 	src, dst := p.Src.Addr(), p.Dst.Addr()
 	isErr := p.Proto == header.ProtoICMPv6 && header.IsICMPv6Error(p.ICMPType)
 	if pk.in != Outside {
-		if e.offPort(pk.in, src) {
+		if e.spoofed6(pk.in, src) {
 			return e.drop6(pk, DropSpoofed)
 		}
 		if martian6(dst) {
