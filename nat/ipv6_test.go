@@ -515,3 +515,36 @@ func TestIPv6Trace(t *testing.T) {
 		t.Fatalf("trace:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// BenchmarkProcess6: a packet of a live routed session either way, and
+// an NPTv6 translation either way.
+func BenchmarkProcess6(b *testing.B) {
+	for _, mode := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6} {
+		e := newEngine6(b, mode, table.AddressAndPortDependent)
+		a := h6A
+		if mode == table.IPv6NPTv6 {
+			a = ula6A
+		}
+		out := udp6(ap(a, 5000), ap(srv6, 3478), 64, "0123456789012345678901234567890123456789")
+		first := append([]byte(nil), out...)
+		_, p, _ := run6(e, 1, first, t0)
+		in := udp6(ap(srv6, 3478), p.Src, 64, "0123456789012345678901234567890123456789")
+		for _, tc := range []struct {
+			name string
+			port Port
+			pkt  []byte
+		}{{"outbound", 1, out}, {"inbound", Outside, in}} {
+			b.Run(mode.String()+"-"+tc.name, func(b *testing.B) {
+				buf, reply := make([]byte, len(tc.pkt)), make([]byte, 1500)
+				b.SetBytes(int64(len(tc.pkt)))
+				b.ReportAllocs()
+				for b.Loop() {
+					copy(buf, tc.pkt)
+					if r := e.Process(tc.port, buf, reply, t0); r.Verdict != Forward {
+						b.Fatal(r.Verdict)
+					}
+				}
+			})
+		}
+	}
+}

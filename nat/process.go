@@ -101,7 +101,10 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 	if pk.p.Status != header.OK {
 		if pk.p.Status == header.BadVersion {
 			if b[0]>>4 == 6 {
-				return q.process6(in, b, reply, now)
+				// From pk, not the arguments: the arguments would have
+				// to be kept across Decode, spills every IPv4 packet
+				// would pay for.
+				return pk.q.process6(pk.in, b, pk.reply, pk.now)
 			}
 			return e.drop(&pk, DropNotIPv4)
 		}
