@@ -90,12 +90,62 @@ type firewall6 struct {
 	mu       sync.Mutex
 	sessions map[fwKey]*fwSession
 	perms    map[fwKey]*fwPerm
+	frags    *[frag6Slots]frag6Slot // nil until a fragmented datagram is admitted
 }
 
 func (f *firewall6) reset() {
 	f.mu.Lock()
-	f.sessions, f.perms = nil, nil
+	f.sessions, f.perms, f.frags = nil, nil, nil
 	f.mu.Unlock()
+}
+
+// Fragments from outside: a later fragment has no ports to check, so it
+// passes only when the first fragment of its datagram (source,
+// destination, identification; RFC 8200 section 4.5) was admitted, for
+// as long as RFC 8200 gives reassembly (60 s). The record is a fixed,
+// direct-mapped cache, made by the first admitted first fragment: a flood
+// of fragments evicts entries, never grows memory. A later fragment that
+// comes before its first is dropped (fragment-no-state).
+const (
+	frag6Slots    = 256
+	frag6Lifetime = int64(60 * time.Second)
+)
+
+type frag6Key struct {
+	src, dst [16]byte
+	id       uint32
+}
+
+type frag6Slot struct {
+	key     frag6Key
+	expires int64
+}
+
+func (k *frag6Key) slot() int {
+	h := k.id ^ uint32(k.src[15])<<8 ^ uint32(k.src[14])<<16 ^ uint32(k.dst[15])
+	return int((h * 0x9e3779b1) >> (32 - 8)) // frag6Slots is 1<<8
+}
+
+// admitFirstFragment records that the first fragment of datagram k
+// passed at now.
+func (f *firewall6) admitFirstFragment(k frag6Key, now int64) {
+	f.mu.Lock()
+	if f.frags == nil {
+		f.frags = new([frag6Slots]frag6Slot)
+	}
+	f.frags[k.slot()] = frag6Slot{key: k, expires: now + frag6Lifetime}
+	f.mu.Unlock()
+}
+
+// laterFragment reports whether a later fragment of datagram k may pass.
+func (f *firewall6) laterFragment(k frag6Key, now int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frags == nil {
+		return false
+	}
+	s := &f.frags[k.slot()]
+	return s.key == k && s.expires > now
 }
 
 // permKey is k with the fields behaviour b ignores zeroed, or ok false
@@ -324,9 +374,10 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 	notes := traceNote(0)
 	switch {
 	case p.IsFragment() && !p.IsFirstFragment():
-		// Nothing of its ports to check it by: later fragments from
-		// outside are not admitted (reassembly is not done here).
 		v = DropFragment
+		if e.fw.laterFragment(frag6Key{src: src.As16(), dst: dst.As16(), id: p.FragID}, now) {
+			v = Forward
+		}
 	case isErr:
 		// REC-8: admitted when its quote belongs to a live session; the
 		// quote is of a packet the inside host sent.
@@ -349,6 +400,9 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 	}
 	if p.HopLimit <= 1 {
 		return e.timeExceeded6(pk, st.ext)
+	}
+	if p.MoreFrags && p.IsFirstFragment() {
+		e.fw.admitFirstFragment(frag6Key{src: src.As16(), dst: dst.As16(), id: p.FragID}, now)
 	}
 	return e.forward6(pk, out, notes)
 }

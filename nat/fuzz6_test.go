@@ -24,6 +24,9 @@ func FuzzProcess6(f *testing.F) {
 	f.Add(udp6(ap(ula6A, 5000), ap(srv6, 3478), 64, "seed"), uint8(2))
 	f.Add(udp6(ap(srv6, 3478), ap(netip.MustParseAddr("2001:db8:f0::2"), 5000), 64, "seed"), uint8(3))
 	f.Add([]byte{0x60, 0, 0, 0}, uint8(1))
+	first, later := frags6(udp6(ap(srv6, 3478), ap(h6A, 5000), 64, "0123456789abcdef0123456789abcdef"), 5, 16)
+	f.Add(first, uint8(1))
+	f.Add(later, uint8(1))
 	f.Fuzz(func(t *testing.T, pkt []byte, how uint8) {
 		mode, port := table.IPv6Routed, Port(1)
 		if how&2 != 0 {

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -546,5 +547,61 @@ func BenchmarkProcess6(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// frags6 splits IPv6 packet pkt (no extension headers) into two
+// fragments of datagram id, the first with cut bytes of its payload.
+func frags6(pkt []byte, id uint32, cut int) (first, later []byte) {
+	mk := func(off int, more bool, data []byte) []byte {
+		b := make([]byte, 48+len(data))
+		copy(b, pkt[:40])
+		binary.BigEndian.PutUint16(b[4:], uint16(8+len(data)))
+		b[6] = 44 // Fragment header
+		b[40] = pkt[6]
+		fo := uint16(off)
+		if more {
+			fo |= 1
+		}
+		binary.BigEndian.PutUint16(b[42:], fo)
+		binary.BigEndian.PutUint32(b[44:], id)
+		copy(b[48:], data)
+		return b
+	}
+	return mk(0, true, pkt[40:40+cut]), mk(cut, false, pkt[40+cut:])
+}
+
+// From outside, a later fragment passes the routed firewall only after
+// its datagram's first fragment did.
+func TestIPv6RoutedFragments(t *testing.T) {
+	e := newEngine6(t, table.IPv6Routed, table.AddressAndPortDependent)
+	run6(e, 1, udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "x"), t0)
+	big := udp6(ap(srv6, 3478), ap(h6A, 5000), 64, strings.Repeat("y", 100))
+	first, later := frags6(big, 77, 48)
+	if r, _, _ := run6(e, Outside, append([]byte(nil), later...), t0); r.Verdict != DropFragment {
+		t.Fatalf("later fragment before its first: %v", r.Verdict)
+	}
+	if r, _, _ := run6(e, Outside, first, t0); r.Verdict != Forward || r.Out != 1 {
+		t.Fatalf("first fragment: %+v", r)
+	}
+	if r, _, _ := run6(e, Outside, append([]byte(nil), later...), t0); r.Verdict != Forward || r.Out != 1 {
+		t.Fatalf("later fragment: %+v", r)
+	}
+	// Another datagram's, or another source's, does not pass.
+	_, other := frags6(big, 78, 48)
+	if r, _, _ := run6(e, Outside, other, t0); r.Verdict != DropFragment {
+		t.Fatalf("another datagram's later fragment: %v", r.Verdict)
+	}
+	if r, _, _ := run6(e, Outside, append([]byte(nil), later...), t0.Add(61*time.Second)); r.Verdict != DropFragment {
+		t.Fatalf("a later fragment after reassembly time: %v", r.Verdict)
+	}
+	// A first fragment of no session does not open the way.
+	stray := udp6(ap(srv6, 3479), ap(h6A, 5000), 64, strings.Repeat("z", 100))
+	f2, l2 := frags6(stray, 90, 48)
+	if r, _, _ := run6(e, Outside, f2, t0); r.Verdict != DropIPv6Filtered {
+		t.Fatalf("first fragment of no session: %v", r.Verdict)
+	}
+	if r, _, _ := run6(e, Outside, l2, t0); r.Verdict != DropFragment {
+		t.Fatalf("its later fragment: %v", r.Verdict)
 	}
 }
