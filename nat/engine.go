@@ -65,7 +65,7 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("inside address %s given twice (ports %d and %d)", a, j+1, i+1)
 			}
 			seen[a] = i
-			for _, e := range c.Table.External {
+			for _, e := range append(c.Table.External[:len(c.Table.External):len(c.Table.External)], c.Table.External6...) {
 				if h.Contains(e) {
 					return fmt.Errorf("external address %s lies inside the inside network %s", e, h.Masked())
 				}

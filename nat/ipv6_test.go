@@ -11,6 +11,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // Addresses and builders of the IPv6 tests. Routed: port 1 holds
@@ -603,5 +604,38 @@ func TestIPv6RoutedFragments(t *testing.T) {
 	}
 	if r, _, _ := run6(e, Outside, l2, t0); r.Verdict != DropFragment {
 		t.Fatalf("its later fragment: %v", r.Verdict)
+	}
+}
+
+// From a device with offloads: an IPv6 packet's partial checksum is
+// finished and it goes on plain; a super-packet is not passed on (the
+// segmenting after the engine knows IPv4 only).
+func TestIPv6Virtio(t *testing.T) {
+	e := newEngine6(t, table.IPv6Routed, table.AddressAndPortDependent)
+	b := udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "hello")
+	// The partial sum a kernel leaves: the pseudo-header's, folded.
+	ph := header.Fold(header.PseudoHeaderSum6(h6A, srv6, header.ProtoUDP, uint32(len(b)-40)))
+	binary.BigEndian.PutUint16(b[46:], ph)
+	h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, CsumStart: 40, CsumOffset: 6}
+	if r := e.ProcessVirtio(1, b, &h, make([]byte, 1500), t0); r.Verdict != Forward || h.NeedsCsum() {
+		t.Fatalf("%v, %+v", r.Verdict, h)
+	}
+	if err := sums6Valid(b); err != nil {
+		t.Fatal(err)
+	}
+	g := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOTCPv6, GSOSize: 1000, CsumStart: 40, CsumOffset: 16}
+	if r := e.ProcessVirtio(1, tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck), &g, make([]byte, 1500), t0); r.Verdict != DropUnsupported {
+		t.Fatalf("super-packet: %v", r.Verdict)
+	}
+}
+
+// An external IPv6 address inside an inside host's prefix would make
+// routing ambiguous, as an IPv4 one does (RFC 4787 REQ-7).
+func TestIPv6ExternalInsideRefused(t *testing.T) {
+	c := table.DefaultConfig()
+	c.External, c.External6, c.IPv6 = []netip.Addr{ext}, []netip.Addr{netip.MustParseAddr("2001:db8:1::99")}, table.IPv6Routed
+	_, err := New(Config{Table: c, Inside: []InsidePort{{Hosts: []netip.Prefix{netip.PrefixFrom(hostA, 24), netip.PrefixFrom(h6A, 64)}, Gateway: gw}}})
+	if err == nil || !strings.Contains(err.Error(), "2001:db8:1::99") {
+		t.Fatalf("got %v", err)
 	}
 }
