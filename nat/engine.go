@@ -198,7 +198,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.hosts = newAddrIndex(hosts)
-	st, err := newV6State(&e.cfg.Table, e.portNets)
+	st, err := newV6State(&e.cfg.Table, e.portNets, e.hosts6)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 		return err
 	}
 	nc := tab.Config()
-	st, err := newV6State(&nc, e.portNets)
+	st, err := newV6State(&nc, e.portNets, e.hosts6)
 	if err != nil {
 		return err
 	}

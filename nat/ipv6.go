@@ -43,14 +43,25 @@ type v6State struct {
 	fw  fwConfig     // routed only
 }
 
-// newV6State derives the IPv6 path's state from c and the inside ports'
-// IPv6 networks, or says why the mode cannot work with them.
-func newV6State(c *table.Config, portNets [][]netip.Prefix) (*v6State, error) {
+// newV6State derives the IPv6 path's state from c, the inside ports'
+// networks and IPv6 hosts, or says why the mode cannot work with them.
+func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Addr]Port) (*v6State, error) {
 	st := &v6State{mode: c.IPv6, fw: newFWConfig(c)}
 	for _, a := range c.External6 {
 		if a.Is6() && !a.Is4In6() {
 			st.ext = a
 			break
+		}
+	}
+	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 {
+		// The NAT answers from each port's prefix::1 (gateway6): a host
+		// there would never be reached.
+		for h, p := range hosts6 {
+			for _, n := range portNets[p-1] {
+				if n.Addr().Is6() && n.Contains(h) && h == n.Addr().Next() {
+					return nil, fmt.Errorf("ipv6 %s: inside address %s is the NAT's own address on %s", c.IPv6, h, n)
+				}
+			}
 		}
 	}
 	if c.IPv6 != table.IPv6NPTv6 {

@@ -639,3 +639,18 @@ func TestIPv6ExternalInsideRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The routed and NPTv6 modes answer from each port's prefix::1: a host
+// given that address is refused at start-up.
+func TestIPv6HostOnGatewayRefused(t *testing.T) {
+	c := table.DefaultConfig()
+	c.External, c.External6, c.IPv6 = []netip.Addr{ext}, []netip.Addr{ext6}, table.IPv6Routed
+	cfg := Config{Table: c, Inside: []InsidePort{{Hosts: []netip.Prefix{netip.PrefixFrom(hostA, 24), netip.PrefixFrom(gw6A, 64)}, Gateway: gw}}}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "2001:db8:1::1") {
+		t.Fatalf("got %v", err)
+	}
+	cfg.Table.IPv6 = table.IPv6None
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("mode none: %v", err)
+	}
+}

@@ -9,7 +9,7 @@ type Verdict uint8
 
 const (
 	Forward            Verdict = iota // translated (or routed) and sent on
-	DropMalformed                     // not a well-formed IPv4 packet
+	DropMalformed                     // not a well-formed IPv4 or IPv6 packet
 	DropNotIPv4                       // neither IPv4 nor IPv6 (IPv6 goes by the ipv6 mode)
 	DropNoMapping                     // inbound, no live mapping for the destination
 	DropFiltered                      // inbound, a mapping exists but its filter refuses the source
@@ -76,7 +76,7 @@ var verdictNames = [numVerdicts]string{
 // the web view's legend is made from them.
 var verdictMeanings = [numVerdicts]string{
 	Forward:            "translated (or routed between inside hosts) and sent on",
-	DropMalformed:      "not a well-formed IPv4 packet",
+	DropMalformed:      "not a well-formed IPv4 or IPv6 packet",
 	DropNotIPv4:        "neither IPv4 nor IPv6",
 	DropNoMapping:      "came from outside to an external endpoint no live mapping holds",
 	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
