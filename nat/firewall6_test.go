@@ -264,3 +264,39 @@ func TestIPv6RoutedFragments(t *testing.T) {
 		t.Fatalf("its later fragment: %v", r.Verdict)
 	}
 }
+
+// Queues side by side on routed sessions, with expiry and queries
+// between them: the firewall's lock keeps them apart (run with -race).
+func TestIPv6RoutedConcurrent(t *testing.T) {
+	e := newEngine6(t, table.IPv6Routed, table.AddressDependent)
+	done := make(chan bool)
+	for w := 0; w < 2; w++ {
+		q := e.NewQueue()
+		go func() {
+			reply := make([]byte, 1500)
+			for i := 0; i < 500; i++ {
+				port := uint16(5000 + w*1000 + i%50)
+				out := udp6(ap(h6A, port), ap(srv6, 3478), 64, "x")
+				if r := q.Process(1, out, reply, t0); r.Verdict != Forward {
+					t.Errorf("out: %v", r.Verdict)
+				}
+				in := udp6(ap(srv6, 3479), ap(h6A, port), 64, "y")
+				if r := q.Process(Outside, in, reply, t0); r.Verdict != Forward {
+					t.Errorf("in: %v", r.Verdict)
+				}
+			}
+			done <- true
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		e.Expire(t0)
+		e.Mappings(t0, func(MappingInfo) {})
+	}
+	<-done
+	<-done
+	n := 0
+	e.Mappings(t0, func(MappingInfo) { n++ })
+	if n != 100 || e.Count(Forward) != 2000 {
+		t.Fatalf("%d sessions, %d forwarded; want 100, 2000", n, e.Count(Forward))
+	}
+}
