@@ -58,14 +58,14 @@ func (c *Config) Validate() error {
 		}
 		for _, h := range ip.Hosts {
 			a := h.Addr()
-			if !a.Is4() {
-				return fmt.Errorf("inside address %s: only IPv4 is supported", h)
+			if a.Is4In6() || !a.Is4() && !a.Is6() {
+				return fmt.Errorf("inside address %s: want IPv4 or IPv6", h)
 			}
 			if j, dup := seen[a]; dup {
 				return fmt.Errorf("inside address %s given twice (ports %d and %d)", a, j+1, i+1)
 			}
 			seen[a] = i
-			for _, e := range c.Table.External {
+			for _, e := range append(c.Table.External[:len(c.Table.External):len(c.Table.External)], c.Table.External6...) {
 				if h.Contains(e) {
 					return fmt.Errorf("external address %s lies inside the inside network %s", e, h.Masked())
 				}
@@ -139,6 +139,13 @@ type Engine struct {
 	icmpLimit   icmpLimiter // has a lock of its own
 	icmpLimited atomic.Uint64
 
+	// v6 is the IPv6 path's view of the configuration (ipv6.go); fw is
+	// the routed mode's session table (firewall6.go), with a lock of its
+	// own; hosts6 are the inside hosts' IPv6 addresses and their ports.
+	v6     atomic.Pointer[v6State]
+	fw     firewall6
+	hosts6 map[netip.Addr]Port
+
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
 
@@ -177,12 +184,25 @@ func New(cfg Config) (*Engine, error) {
 	for i, ip := range cfg.Inside {
 		nets = appendNet(nets, netip.PrefixFrom(ip.Gateway, 32))
 		for _, h := range ip.Hosts {
-			hosts[h.Addr()] = uint32(i + 1) // IPv4: Validate saw to it
+			if h.Addr().Is6() {
+				if e.hosts6 == nil {
+					e.hosts6 = make(map[netip.Addr]Port)
+				}
+				e.hosts6[h.Addr()] = Port(i + 1)
+				e.portNets[i] = appendNet(e.portNets[i], h.Masked())
+				continue
+			}
+			hosts[h.Addr()] = uint32(i + 1)
 			nets = appendNet(nets, h.Masked())
 			e.portNets[i] = appendNet(e.portNets[i], h.Masked())
 		}
 	}
 	e.hosts = newAddrIndex(hosts)
+	st, err := newV6State(&e.cfg.Table, e.portNets, e.hosts6)
+	if err != nil {
+		return nil, err
+	}
+	e.v6.Store(st)
 	exts := make(map[netip.Addr]uint32, len(e.external))
 	for i, a := range e.external {
 		exts[a] = uint32(i)
@@ -215,6 +235,10 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 		return err
 	}
 	nc := tab.Config()
+	st, err := newV6State(&nc, e.portNets, e.hosts6)
+	if err != nil {
+		return err
+	}
 	if len(nc.External) != len(e.external) {
 		return errors.New("external addresses cannot change at run time")
 	}
@@ -229,6 +253,8 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
 	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
+	e.v6.Store(st)
+	e.fw.reset()
 	e.shared.Unlock()
 	return nil
 }
@@ -239,6 +265,7 @@ func (e *Engine) Flush() {
 	e.frags = fragCache{}
 	e.held.reset()
 	e.shared.Unlock()
+	e.fw.reset()
 }
 
 // Count returns how many packets got verdict v.
@@ -270,6 +297,14 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 		return true
 	})
 	e.shared.Unlock()
+	t := now.UnixNano()
+	e.fw.mu.Lock()
+	for k, s := range e.fw.sessions {
+		if s.expires > t {
+			ms = append(ms, k.info(s))
+		}
+	}
+	e.fw.mu.Unlock()
 	for _, m := range ms {
 		fn(m)
 	}
@@ -293,6 +328,13 @@ func (e *Engine) Expire(now time.Time) int {
 		}
 	})
 	e.shared.Unlock()
+	var gone6 func(fwKey, *fwSession)
+	if obs != nil {
+		gone6 = func(k fwKey, s *fwSession) { gone = append(gone, k.info(s)) }
+	}
+	e.fw.mu.Lock()
+	n += e.fw.expireLocked(now.UnixNano(), gone6)
+	e.fw.mu.Unlock()
 	if obs != nil {
 		for _, m := range gone {
 			(*obs)(Event{Kind: EventExpired, Time: now, Proto: m.Proto, Mapping: m})

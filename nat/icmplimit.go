@@ -40,7 +40,7 @@ func (b *bucket) refilled(now, max int64) int64 {
 
 // destBucket is the bucket of one destination address.
 type destBucket struct {
-	addr uint32
+	addr uint32 // destKey
 	bucket
 }
 
@@ -93,8 +93,7 @@ func (l *icmpLimiter) allow(dst netip.Addr, now time.Time) bool {
 	}
 	var d *destBucket
 	if l.destCost > 0 {
-		a4 := dst.As4()
-		k := binary.BigEndian.Uint32(a4[:])
+		k := destKey(dst)
 		if l.dests == nil {
 			l.dests = new([icmpDests]destBucket)
 		}
@@ -114,4 +113,20 @@ func (l *icmpLimiter) allow(dst netip.Addr, now time.Time) bool {
 		d.bucket = bucket{budget: dest - l.destCost, last: t}
 	}
 	return true
+}
+
+// destKey names destination a in 32 bits: an IPv4 address as itself, an
+// IPv6 one folded. Two IPv6 destinations that fold alike share a bucket,
+// which only makes their errors scarcer, never more.
+func destKey(a netip.Addr) uint32 {
+	if a.Is4() {
+		a4 := a.As4()
+		return binary.BigEndian.Uint32(a4[:])
+	}
+	a16 := a.As16()
+	h := uint64(0)
+	for i := 0; i < 16; i += 8 {
+		h = (h ^ binary.BigEndian.Uint64(a16[i:])) * 0x9e3779b97f4a7c15
+	}
+	return uint32(h >> 32)
 }

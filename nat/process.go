@@ -100,6 +100,12 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 	pk.p.Decode(b)
 	if pk.p.Status != header.OK {
 		if pk.p.Status == header.BadVersion {
+			if b[0]>>4 == 6 {
+				// From pk, not the arguments: the arguments would have
+				// to be kept across Decode, spills every IPv4 packet
+				// would pay for.
+				return pk.q.process6(pk.in, b, pk.reply, pk.now)
+			}
 			return e.drop(&pk, DropNotIPv4)
 		}
 		return e.drop(&pk, DropMalformed)

@@ -9,8 +9,8 @@ type Verdict uint8
 
 const (
 	Forward            Verdict = iota // translated (or routed) and sent on
-	DropMalformed                     // not a well-formed IPv4 packet
-	DropNotIPv4                       // IPv6 or other; gonat translates IPv4
+	DropMalformed                     // not a well-formed IPv4 or IPv6 packet
+	DropNotIPv4                       // neither IPv4 nor IPv6 (IPv6 goes by the ipv6 mode)
 	DropNoMapping                     // inbound, no live mapping for the destination
 	DropFiltered                      // inbound, a mapping exists but its filter refuses the source
 	DropUnsolicitedSYN                // inbound TCP SYN with no mapping (RFC 5382 REQ-4: silent)
@@ -33,6 +33,12 @@ const (
 	DropSpoofed        // from inside, with a source address that is not on its port (BCP 38)
 	DropMartian        // a source from outside, or a destination, no router forwards
 	DropTCPOutOfWindow // TCP RST or FIN from outside outside its session's window (RFC 5961)
+
+	// IPv6, by the NAT's ipv6 mode (ipv6.go).
+	DropIPv6None      // mode none: refused, ICMPv6 1/1 to an inside sender
+	DropIPv6Blackhole // mode blackhole: lost, answered by nothing
+	DropIPv6Reject    // mode reject: refused, ICMPv6 1/0 to an inside sender
+	DropIPv6Filtered  // mode routed: from outside, no live session of the firewall admits it
 	numVerdicts
 )
 
@@ -60,14 +66,18 @@ var verdictNames = [numVerdicts]string{
 	DropSpoofed:                 "spoofed",
 	DropMartian:                 "martian",
 	DropTCPOutOfWindow:          "tcp-out-of-window",
+	DropIPv6None:                "ipv6-none",
+	DropIPv6Blackhole:           "ipv6-blackhole",
+	DropIPv6Reject:              "ipv6-reject",
+	DropIPv6Filtered:            "ipv6-filtered",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
 // the web view's legend is made from them.
 var verdictMeanings = [numVerdicts]string{
 	Forward:            "translated (or routed between inside hosts) and sent on",
-	DropMalformed:      "not a well-formed IPv4 packet",
-	DropNotIPv4:        "IPv6 or another network protocol: gonat translates IPv4",
+	DropMalformed:      "not a well-formed IPv4 or IPv6 packet",
+	DropNotIPv4:        "neither IPv4 nor IPv6",
 	DropNoMapping:      "came from outside to an external endpoint no live mapping holds",
 	DropFiltered:       "came from outside to a live mapping whose filter does not admit the sender: the inside host has not sent to that address (or address and port)",
 	DropUnsolicitedSYN: "a TCP SYN from outside with no mapping, dropped silently (RFC 5382 REQ-4)",
@@ -88,6 +98,10 @@ var verdictMeanings = [numVerdicts]string{
 	DropSpoofed:                 "came from inside with a source address that is not on its port: another port's host, or outside the port's networks (BCP 38)",
 	DropMartian:                 "an address no router forwards: from outside a source that is this network, loopback, link-local, multicast, class E, broadcast, the NAT's own or an inside address; or a destination that is this network, loopback, link-local, multicast, class E or broadcast",
 	DropTCPOutOfWindow:          "a TCP RST or FIN from outside whose sequence numbers lie outside its connection's window, as a forged one's would (RFC 5961): dropped, the session left as it was",
+	DropIPv6None:                "IPv6 with ipv6 mode none: from inside refused with an ICMPv6 destination unreachable, administratively prohibited (rate-limited); from outside dropped",
+	DropIPv6Blackhole:           "IPv6 with ipv6 mode blackhole: lost without a word, either way, as on a network whose IPv6 is silently broken",
+	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
+	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
 }
 
 // Meaning says in a line what the verdict means.

@@ -147,6 +147,9 @@ type Config struct {
 	// destination on average, after a burst of 6, as Linux's
 	// icmp_ratelimit; 0: no limit. Stored for the engine.
 	ICMPInterval time.Duration
+	// IPv6 is what the NAT does with IPv6 packets (IPv6Mode): none by
+	// default. Stored for the engine; the table translates IPv4 only.
+	IPv6 IPv6Mode
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and

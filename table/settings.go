@@ -42,6 +42,7 @@ const (
 	SettingLimitSessions           = "limit-sessions"
 	SettingICMPRate                = "icmp-rate"
 	SettingICMPInterval            = "icmp-interval"
+	SettingIPv6                    = "ipv6"
 )
 
 // SettingKind is the type of a setting's value.
@@ -236,6 +237,65 @@ var settings = []Setting{
 		},
 		value: func(c *Config) string { return c.ICMPInterval.String() },
 	},
+	{
+		Name: SettingIPv6, Kind: KindWord, Words: append([]string(nil), ipv6ModeNames[:]...),
+		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296)",
+		apply: func(c *Config, v string) error {
+			m, err := ParseIPv6Mode(v)
+			if err == nil {
+				c.IPv6 = m
+			}
+			return err
+		},
+		value: func(c *Config) string { return c.IPv6.String() },
+	},
+}
+
+// IPv6Mode is what a NAT does with IPv6 packets. The engine acts on it;
+// the table does not.
+type IPv6Mode uint8
+
+// The IPv6 modes.
+const (
+	// IPv6None: no IPv6 leaves the inside network. Inside hosts get an
+	// ICMPv6 destination unreachable, administratively prohibited, as
+	// from a router whose policy refuses IPv6; from outside it is
+	// dropped. The default: a NAT of the lab has no IPv6 unless asked.
+	IPv6None IPv6Mode = iota
+	// IPv6Blackhole: IPv6 vanishes both ways, as on a network whose IPv6
+	// is broken without telling anyone (the slow Happy Eyeballs case).
+	IPv6Blackhole
+	// IPv6Reject: inside hosts get an ICMPv6 destination unreachable, no
+	// route, at once, as from a router with no IPv6 default route (the
+	// fast-failure case); from outside dropped.
+	IPv6Reject
+	// IPv6Routed: forwarded untranslated through a stateful firewall
+	// (RFC 6092), as a home router with IPv6 does.
+	IPv6Routed
+	// IPv6NPTv6: the inside prefix translated to an external one of the
+	// same length, statelessly and checksum-neutrally (RFC 6296).
+	IPv6NPTv6
+)
+
+var ipv6ModeNames = [...]string{
+	IPv6None: "none", IPv6Blackhole: "blackhole", IPv6Reject: "reject", IPv6Routed: "routed", IPv6NPTv6: "nptv6",
+}
+
+// ParseIPv6Mode parses an IPv6 mode's name.
+func ParseIPv6Mode(s string) (IPv6Mode, error) {
+	for i, n := range ipv6ModeNames {
+		if strings.EqualFold(s, n) {
+			return IPv6Mode(i), nil
+		}
+	}
+	return 0, wantErr(strings.Join(ipv6ModeNames[:], ", "))
+}
+
+func (m IPv6Mode) String() string {
+	if int(m) < len(ipv6ModeNames) {
+		return ipv6ModeNames[m]
+	}
+	return "unknown"
 }
 
 // behaviorSetting is a mapping or filtering behaviour: the long names

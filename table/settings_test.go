@@ -192,3 +192,22 @@ func TestPresetsDescribed(t *testing.T) {
 		t.Error("PresetHelp describes an unknown preset")
 	}
 }
+
+// The ipv6 setting takes each mode by name, is none by default, and
+// refuses other words naming the ones it takes.
+func TestIPv6Setting(t *testing.T) {
+	if m := DefaultConfig().IPv6; m != IPv6None {
+		t.Fatalf("default IPv6 mode %v, want none", m)
+	}
+	for _, m := range []IPv6Mode{IPv6None, IPv6Blackhole, IPv6Reject, IPv6Routed, IPv6NPTv6} {
+		c := DefaultConfig()
+		if err := ApplySetting(&c, SettingIPv6, m.String()); err != nil || c.IPv6 != m {
+			t.Errorf("ipv6 %s: got %v, %v", m, c.IPv6, err)
+		}
+	}
+	c := DefaultConfig()
+	err := ApplySetting(&c, SettingIPv6, "nat64")
+	if err == nil || !strings.Contains(err.Error(), "routed") || !strings.Contains(err.Error(), "ipv6") {
+		t.Fatalf("ipv6 nat64: %v", err)
+	}
+}
