@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +153,7 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	gws := make([]netip.Addr, len(spec.Inside))
 	for i, in := range spec.Inside {
 		gws[i] = chooseGateway(in.Hosts, hostSet)
-		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: engineHosts(in.Hosts), Gateway: gws[i]})
+		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i]})
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {
@@ -174,6 +175,17 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	}
 	for _, e := range spec.Behavior.External6 {
 		routes = append(routes, netip.PrefixFrom(e, 128))
+	}
+	if spec.Behavior.IPv6 == table.IPv6Routed {
+		// Routed IPv6 keeps the inside addresses: the outside reaches
+		// them through the NAT.
+		for _, in := range spec.Inside {
+			for _, h := range in.Hosts {
+				if h.Addr().Is6() && !slices.Contains(routes, h.Masked()) {
+					routes = append(routes, h.Masked())
+				}
+			}
+		}
 	}
 	devConfig := func() tun.Config {
 		return tun.Config{Name: name, MTU: spec.MTU, Backend: spec.Backend, Queues: mode.DeviceQueues(),
@@ -248,20 +260,6 @@ func sweepInterval(c table.Config) time.Duration {
 		}
 	}
 	return max(d, 50*time.Millisecond)
-}
-
-// engineHosts are the inside prefixes the engine is given: the IPv4 ones,
-// which its translation covers. The IPv6 prefixes go on the devices (the
-// kernel then hands the hosts' IPv6 packets to the NAT) and are the
-// engine's to take once its IPv6 modes accept them.
-func engineHosts(hosts []netip.Prefix) []netip.Prefix {
-	var v4 []netip.Prefix
-	for _, h := range hosts {
-		if h.Addr().Is4() {
-			v4 = append(v4, h)
-		}
-	}
-	return v4
 }
 
 // hasIPv6 reports whether any prefix is IPv6.
