@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/tun/offload"
@@ -460,6 +461,12 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
 			case p.vhdr[to]:
 				clear(bufs[i][hdrAt:Headroom]) // a plain packet
+			case vin && h.IsGSO() && header.IPv4(pkt).Version() != 4:
+				// An IPv6 super-packet (routed or NPTv6 pass them on
+				// whole) for a device without offloads: the segmenter
+				// cuts IPv4 only. Lost, and counted so.
+				r.writeErrors.Add(1)
+				continue
 			case vin && h.IsGSO():
 				// Segments follow what is queued for that port.
 				if p.seg == nil {

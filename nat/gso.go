@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun/offload"
 )
 
@@ -123,13 +124,21 @@ func requote(b []byte, h *offload.VirtioHdr, reply []byte, n int) int {
 	return n
 }
 
-// processVirtio6 is ProcessVirtio for an IPv6 packet. Its partial
-// checksum is finished here (the partial sum holds the pseudo-header
-// already, so finishing is the same for either family) and it goes on
-// plain: the segmenting and checksum code after the engine
-// (package offload) knows IPv4 only. For the same reason an IPv6
-// super-packet is dropped as unsupported rather than passed on whole.
+// processVirtio6 is ProcessVirtio for an IPv6 packet. A packet with a
+// partial checksum has it finished here (the partial sum holds the
+// pseudo-header already, so finishing is the same for either family) and
+// goes on plain: the checksum code after the engine (package offload)
+// knows IPv4 only. A super-packet goes on whole, its header unchanged, in
+// the modes that change nothing its partial sum covers: routed changes no
+// address, NPTv6 changes them checksum-neutrally (RFC 6296), and the hop
+// limit is in no checksum; the next device segments it. The other modes
+// drop it with their reasons; a kind of super-packet the kernel does not
+// send is dropped as unsupported.
 func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
+	if m := q.e.v6.Load().mode; h.IsGSO() &&
+		(m != table.IPv6Routed && m != table.IPv6NPTv6 || h.GSOType&^offload.GSOECN == offload.GSOTCPv6 || h.GSOType == offload.GSOUDPL4) {
+		return q.process6(in, b, reply, now)
+	}
 	if h.IsGSO() {
 		pk := packet6{q: q, in: in, now: now, b: b}
 		pk.p.Decode(b)

@@ -305,9 +305,24 @@ func TestIPv6Virtio(t *testing.T) {
 	if err := sums6Valid(b); err != nil {
 		t.Fatal(err)
 	}
+	// A super-packet goes on whole, its header and partial sum as they
+	// were: routed changes nothing they cover.
 	g := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOTCPv6, GSOSize: 1000, CsumStart: 40, CsumOffset: 16}
-	if r := e.ProcessVirtio(1, tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck), &g, make([]byte, 1500), t0); r.Verdict != DropUnsupported {
-		t.Fatalf("super-packet: %v", r.Verdict)
+	want := g
+	sp := tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck)
+	sum := binary.BigEndian.Uint16(sp[56:])
+	if r := e.ProcessVirtio(1, sp, &g, make([]byte, 1500), t0); r.Verdict != Forward || g != want || binary.BigEndian.Uint16(sp[56:]) != sum {
+		t.Fatalf("super-packet: %v, header %+v (was %+v), checksum field %#04x (was %#04x)", r.Verdict, g, want, binary.BigEndian.Uint16(sp[56:]), sum)
+	}
+	// Other modes drop it with their reason; a kind the kernel never
+	// sends is unsupported.
+	bh := newEngine6(t, table.IPv6Blackhole, table.AddressAndPortDependent)
+	if r := bh.ProcessVirtio(1, tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck), &g, make([]byte, 1500), t0); r.Verdict != DropIPv6Blackhole {
+		t.Fatalf("super-packet in blackhole: %v", r.Verdict)
+	}
+	ufo := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOUDP, GSOSize: 1000, CsumStart: 40, CsumOffset: 6}
+	if r := e.ProcessVirtio(1, udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "x"), &ufo, make([]byte, 1500), t0); r.Verdict != DropUnsupported {
+		t.Fatalf("UFO super-packet: %v", r.Verdict)
 	}
 }
 
