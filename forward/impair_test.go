@@ -206,6 +206,7 @@ func TestImpairDelayReaders(t *testing.T) {
 				select {
 				case pkt := <-out.Out:
 					took := time.Since(sent)
+					t.Logf("out after %v", took)
 					if seqOf(t, pkt) != i || took < 30*time.Millisecond || took > 80*time.Millisecond {
 						t.Errorf("packet %d (sent %d) out after %v, want 30-80ms", seqOf(t, pkt), i, took)
 					}
