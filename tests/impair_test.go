@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"math"
 	"net"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +138,22 @@ func TestImpairDelayPing(t *testing.T) {
 	tp.stopNAT()
 	if s := tp.stderr.String(); packetCount(s, "impair-loss") != 0 || packetCount(s, "queue-overflow") != 0 {
 		t.Errorf("drops counted with delay only:\n%s", s)
+	}
+}
+
+// A bad impairment spec is a usage error naming the flag and the key.
+func TestImpairBadSpec(t *testing.T) {
+	tp := newTopo(t)
+	base := []string{"run", "--inside", tp.A + "=10.0.0.2/24", "--outside", tp.WAN, "--external", "198.51.100.1"}
+	for _, c := range []struct{ flag, spec, want string }{
+		{"--impair", "loss=10", "loss=10: expected a percentage"},
+		{"--impair-in", "delay=soon", "delay=soon: expected a duration"},
+		{"--impair-out", "speed=1mbit", `unknown key "speed"`},
+	} {
+		out, err := exec.Command(gonatBin, append(base, c.flag, c.spec)...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if code := exitCode(err); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], c.flag) || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s %q: exit %d, output:\n%s\nwant exit 2 and one line naming %s and %q", c.flag, c.spec, code, out, c.flag, c.want)
+		}
 	}
 }
