@@ -227,3 +227,27 @@ func TestImpairDelayReaders(t *testing.T) {
 		})
 	}
 }
+
+// The cost of the hook: a batch of 8 datagrams with no impairment, with
+// an impairer that decides but drops almost nothing, and through a
+// 20 µs delay queue (copied in, drained by the next batches).
+func BenchmarkImpairBatch(b *testing.B) {
+	for _, c := range []struct{ name, spec string }{{"off", ""}, {"loss=0.01%", "loss=0.01%"}, {"delay=20us", "delay=20us"}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newEngine(b, "full-cone", hostA)
+			ports := []tun.Device{sinkDevice{tuntest.NewChannel("o")}, sinkDevice{tuntest.NewChannel("a")}}
+			r := &Router{Engine: e, Ports: ports, Impair: []PortImpair{{Out: impair.MustParse(c.spec)}}}
+			r.setupImpair()
+			p := r.newPumper(16, ports, nil)
+			udp := udpPkt(ap(hostA, 5000), ap(srv1, 3478), 64, "datagram")
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range 8 {
+					p.sizes[i] = copy(p.bufs[i][Headroom:], udp)
+				}
+				p.batch(1, 8, t0())
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8), "ns/packet")
+		})
+	}
+}
