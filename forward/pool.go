@@ -33,9 +33,14 @@ type readerPool struct {
 // poolReader is the reader of queue q: its thread, its epoll set and
 // what the set's events lead to.
 type poolReader struct {
-	q      int
-	epfd   int
-	wake   int // an eventfd in the set: readable, it ends the thread
+	q    int
+	epfd int
+	wake int // an eventfd in the set: readable, it ends the thread
+	// timer is a timerfd in the set, armed for the earliest delayed
+	// packet of the members that impair (timed); armed is its setting,
+	// 0 when disarmed.
+	timer  int
+	armed  int64
 	done   chan struct{}
 	events []unix.EpollEvent
 
@@ -43,6 +48,7 @@ type poolReader struct {
 	// returned, and by register and unregister while they change the set.
 	mu      sync.Mutex
 	slots   []poolSlot // by the index each device's events carry
+	timed   []*member  // members whose Router delays packets
 	free    []int32
 	scratch *pumper // batch buffers, shared by every member's pumper: one batch at a time runs here
 }
@@ -67,8 +73,11 @@ type member struct {
 	fail func(error)
 }
 
-// wakeSlot marks the wake-up eventfd's events.
-const wakeSlot = -1
+// wakeSlot marks the wake-up eventfd's events, timerSlot the timerfd's.
+const (
+	wakeSlot  = -1
+	timerSlot = -2
+)
 
 // register adds devs (queue q of each port; ports is the queue q of each
 // port this member writes to) to the reader of queue q, starting it if
@@ -103,6 +112,9 @@ func (pl *readerPool) register(q int, r *Router, devs []polled, ports []tun.Devi
 			}
 			return nil, fmt.Errorf("per-CPU readers: adding %s (queue %d) to the epoll set: %w", d.dev.Name(), q, err)
 		}
+	}
+	if st := r.imp; st != nil && st.queues != nil {
+		rd.timed = append(rd.timed, m)
 	}
 	pl.members++
 	return m, nil
@@ -151,13 +163,25 @@ func (pl *readerPool) reader(q int) (*poolReader, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("per-CPU readers: eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+	timer, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK)
+	if err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
+		return nil, fmt.Errorf("per-CPU readers: timerfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
+	err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev)
+	if err == nil {
+		ev.Fd = timerSlot
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, timer, &ev)
+	}
+	if err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		unix.Close(timer)
 		return nil, fmt.Errorf("per-CPU readers: epoll_ctl: %w", err)
 	}
-	rd := &poolReader{q: q, epfd: epfd, wake: wake, done: make(chan struct{}), events: make([]unix.EpollEvent, 64)}
+	rd := &poolReader{q: q, epfd: epfd, wake: wake, timer: timer, done: make(chan struct{}), events: make([]unix.EpollEvent, 64)}
 	allowed := allowedCPUs()
 	go rd.run(allowed)
 	pl.readers[q] = rd
@@ -176,6 +200,7 @@ func (pl *readerPool) stop() {
 		<-rd.done
 		unix.Close(rd.epfd)
 		unix.Close(rd.wake)
+		unix.Close(rd.timer)
 	}
 	pl.readers = nil
 }
@@ -211,6 +236,12 @@ func (rd *poolReader) drop(m *member) {
 		rd.release(i)
 	}
 	m.slots = nil
+	for i, t := range rd.timed {
+		if t == m {
+			rd.timed = append(rd.timed[:i], rd.timed[i+1:]...)
+			break
+		}
+	}
 }
 
 // run is the reader's thread: pinned to CPU q, it waits for any device of
@@ -220,6 +251,9 @@ func (rd *poolReader) run(allowed *unix.CPUSet) {
 	defer close(rd.done)
 	pinThread(rd.q, allowed)
 	for {
+		rd.mu.Lock()
+		rd.arm()
+		rd.mu.Unlock()
 		n, err := unix.EpollWait(rd.epfd, rd.events, -1)
 		if err == unix.EINTR {
 			continue
@@ -250,8 +284,20 @@ func (rd *poolReader) run(allowed *unix.CPUSet) {
 				stop = true
 				continue
 			}
+			if ev.Fd == timerSlot {
+				var b [8]byte
+				unix.Read(rd.timer, b[:])
+				rd.armed = 0
+				continue
+			}
 			if s := &rd.slots[ev.Fd]; s.m != nil && s.gen == ev.Pad {
 				rd.read(s)
+			}
+		}
+		if len(rd.timed) > 0 {
+			now := monoNow()
+			for _, m := range rd.timed {
+				m.p.drain(m.p.r.imp, now)
 			}
 		}
 		rd.mu.Unlock()
@@ -277,4 +323,21 @@ func (rd *poolReader) read(s *poolSlot) {
 	if k > 0 {
 		m.p.batch(s.port, k, time.Now())
 	}
+}
+
+// arm sets the timer for the earliest delayed packet of the timed
+// members, or disarms it when none waits; rd.mu is held.
+func (rd *poolReader) arm() {
+	var due int64
+	for _, m := range rd.timed {
+		if d, ok := m.p.r.imp.next(); ok && (due == 0 || d < due) {
+			due = max(d, 1)
+		}
+	}
+	if due == rd.armed {
+		return
+	}
+	rd.armed = due
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(due)} // zero disarms
+	unix.TimerfdSettime(rd.timer, unix.TFD_TIMER_ABSTIME, &spec, nil)
 }

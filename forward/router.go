@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/tun/offload"
@@ -52,8 +53,15 @@ type Router struct {
 	// Tap, if set, sees every packet read from the ports and written to
 	// them (a pcap capture, traffic counters).
 	Tap Tap
+	// Impair, by port (nil or shorter: none), impairs the link beyond
+	// each port (PortImpair), seeded by ImpairSeed: the same seed and the
+	// same packets make the same decisions. Read once, by Run.
+	Impair     []PortImpair
+	ImpairSeed uint64
 
 	writeErrors atomic.Uint64
+	imp         *impairState // nil: nothing impaired
+	impairDrops [impair.NumReasons]atomic.Uint64
 }
 
 // Validate reports what would stop Run at once: too few ports, a Mode
@@ -132,6 +140,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.setupImpair()
 	// The busy-poll loop sleeps in poll(2) with no timeout; an eventfd
 	// made readable at shutdown wakes it.
 	wake := -1
@@ -212,6 +221,9 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if r.imp != nil && r.imp.kick != nil {
+		run(func() error { return r.drainLoop(ctx, portsOf(0)) })
+	}
 	every := r.ExpireEvery
 	if every <= 0 {
 		every = time.Second
@@ -273,6 +285,8 @@ type pumper struct {
 	out        [][][]byte // by port: packets to write at the end of the batch
 	h          offload.VirtioHdr
 	seg        *offload.Segmenter // for super-packets bound for a device without offloads
+	due        [][]byte           // delayed packets being written (impair.go drain)
+	dueSlots   []int              // their slots in the delay queue
 }
 
 // newScratch allocates the batch buffers of a pumper for batches of up
@@ -314,6 +328,8 @@ func (r *Router) newPumper(bs int, ports []tun.Device, scratch *pumper) *pumper 
 		held:       scratch.held,
 		heldBatch:  scratch.heldBatch,
 		out:        make([][][]byte, len(r.Ports)),
+		due:        make([][]byte, 0, drainBatch),
+		dueSlots:   make([]int, 0, drainBatch),
 	}
 	// Devices with offloads (tun.VirtioDevice) carry a virtio-net header
 	// in the headroom, just before the packet. Asked of the queues this
@@ -438,6 +454,13 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
 	const hdrAt = Headroom - offload.VirtioHdrLen
+	// Impairment: delayed packets now due go first, ahead of this batch.
+	st := r.imp
+	var mono int64
+	if st != nil {
+		mono = monoNow()
+		p.drain(st, mono)
+	}
 	for i := range n {
 		p.views[i] = bufs[i][Headroom : Headroom+sizes[i]]
 		if r.Tap != nil {
@@ -456,19 +479,19 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 		}
 		if res.Verdict == nat.Forward {
 			to := res.Out
+			impaired := st != nil && st.applies(in, to)
 			switch {
-			case p.vhdr[to] && vin:
-				h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
-			case p.vhdr[to]:
-				clear(bufs[i][hdrAt:Headroom]) // a plain packet
-			case vin && h.IsGSO() && header.IPv4(pkt).Version() != 4:
-				// An IPv6 super-packet (routed or NPTv6 pass them on
-				// whole) for a device without offloads: the segmenter
-				// cuts IPv4 only. Lost, and counted so.
+			case vin && h.IsGSO() && (impaired || !p.vhdr[to]) && header.IPv4(pkt).Version() != 4:
+				// An IPv6 super-packet (routed and NPTv6 pass them on
+				// whole) to be cut in software: the segmenter cuts IPv4
+				// only. Lost, and counted so.
 				r.writeErrors.Add(1)
 				continue
-			case vin && h.IsGSO():
-				// Segments follow what is queued for that port.
+			case vin && h.IsGSO() && (impaired || !p.vhdr[to]):
+				// Cut in software for a device without offloads, and
+				// for an impaired link, whose decisions are per packet
+				// on the wire. Segments follow what is queued for that
+				// port.
 				if p.seg == nil {
 					p.seg = offload.NewSegmenter(64, r.maxMTU(), Headroom)
 				}
@@ -476,12 +499,22 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				for k, nseg := 0, h.Segments(pkt); k < nseg; {
 					q, next, lost := p.seg.Split(pkt, h, k)
 					r.writeErrors.Add(uint64(lost))
+					if impaired {
+						q = p.impairSegments(st, in, to, q, mono)
+					}
 					p.send(to, q)
 					k = next
 				}
 				continue
+			case p.vhdr[to] && vin:
+				h.Encode(bufs[i][hdrAt:Headroom]) // ProcessVirtio may have changed it
+			case p.vhdr[to]:
+				clear(bufs[i][hdrAt:Headroom]) // a plain packet
 			case vin && h.NeedsCsum():
 				offload.FinishCsum(pkt)
+			}
+			if impaired && !p.impair(st, in, to, bufs[i][:Headroom+sizes[i]], mono) {
+				continue
 			}
 			p.out[to] = append(p.out[to], bufs[i][:Headroom+sizes[i]])
 		}
@@ -495,6 +528,9 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	}
 	for to := range p.out {
 		p.flush(nat.Port(to))
+	}
+	if st != nil {
+		p.drain(st, mono) // duplicates, due with their packets
 	}
 	// Fragments that waited for their first fragment, which has just
 	// gone out with this batch.

@@ -57,6 +57,10 @@ type NATSpec struct {
 	// writes to them (a pcap capture, counters; observe.Sides makes
 	// one): port 0 is the outside, 1.. the inside ports.
 	Tap forward.Tap
+	// Impair, by port (0 the outside, 1.. the inside ports; nil: none),
+	// impairs the links beyond the ports, seeded by Behavior.Seed
+	// (forward.PortImpair).
+	Impair []forward.PortImpair
 
 	// newDevice makes each TUN device; nil is tun.Create. Tests make
 	// devices fail with it.
@@ -232,7 +236,8 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		}
 		devs = append(devs, d)
 	}
-	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode, Tap: spec.Tap}
+	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode, Tap: spec.Tap,
+		Impair: spec.Impair, ImpairSeed: uint64(spec.Behavior.Seed)}
 	if err := router.Validate(); err != nil {
 		// Run would stop at once, in the background: say so now.
 		undo()

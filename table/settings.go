@@ -179,7 +179,7 @@ var settings = []Setting{
 		func(c *Config) *bool { return &c.InboundRefresh }),
 	{
 		Name: SettingSeed, Kind: KindInt,
-		Help: "seed for random port choice, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
+		Help: "seed for random port choice and impairment, so runs repeat (`N`; default: drawn at random, shown in the ready line)",
 		apply: func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/lab"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/ns"
@@ -46,8 +48,23 @@ Example:
   sudo gonat run --inside gonat-a=10.0.0.2/24 --inside gonat-b=10.0.0.3/24 \
                  --outside gonat-wan --external 198.51.100.1 --preset full-cone -v
 
+Impairment (--impair, --impair-in, --impair-out) makes the outside link
+lossy, slow or late, both ways or one (in: towards the inside hosts; out:
+towards the outside), applied to packets as translated. SPEC is
+` + impairSyntax() + `
+Decisions are drawn from --seed: a rerun with the same --seed and the same
+traffic loses the same packets. Drops are counted in the exit counters as
+impair-loss and queue-overflow. Example, a slow lossy uplink:
+  sudo gonat run ... --seed 42 --impair "delay=50ms jitter=5ms loss=1%" \
+                 --impair-out "rate=10mbit queue=50ms"
+
 Flags:
 `
+
+// impairSyntax is impair.Syntax indented for --help.
+func impairSyntax() string {
+	return strings.ReplaceAll(impair.Syntax, "\n", "\n  ") + "\n"
+}
 
 // presetsHelp lists the presets for --help, a name and its description
 // a line.
@@ -77,6 +94,9 @@ func runCmd(args []string) error {
 	name := fs.String("name", fmt.Sprintf("run-%d", os.Getpid()), "name of this NAT: in gonat table, lab status/set/flush (state in /run/gonat/NAME), events, the web view and the metrics' nat label (\"nat\" when not given)")
 	obs := observerFlags(fs)
 	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
+	impairBoth := fs.String("impair", "", "impair the outside link both ways: `SPEC` such as \"delay=50ms loss=1%\" (see above)")
+	impairIn := fs.String("impair-in", "", "impair the outside link towards the inside hosts: `SPEC`, on top of --impair")
+	impairOut := fs.String("impair-out", "", "impair the outside link towards the outside: `SPEC`, on top of --impair")
 	busyPoll := fs.Duration("busy-poll", 0, "read every port from one goroutine that spins while traffic flows and sleeps after this much quiet (`duration`, e.g. 200ms): lower latency for a CPU core; needs the offload backend (0: off)")
 	queues := tunQueuesFlag(fs)
 	perCPU := perCPUFlag(fs)
@@ -100,6 +120,9 @@ func runCmd(args []string) error {
 
 	busyPollProcs(*busyPoll)
 	spec := lab.NATSpec{Outside: *outside, MTU: *mtu, Backend: *backend, ReadMode: mode}
+	if spec.Impair, err = outsideImpair(*impairBoth, *impairIn, *impairOut); err != nil {
+		return err
+	}
 	if !slices.Contains(tun.Backends(), *backend) {
 		return usageErr("--tun-backend %q: want offload, water or auto", *backend)
 	}
@@ -210,15 +233,68 @@ func runCmd(args []string) error {
 	case <-n.Done():
 	}
 	err = n.Close()
-	printCounters(n.Engine)
+	printCounters(n.Engine, n.Router)
 	return err
 }
 
-func printCounters(e *nat.Engine) {
+// outsideImpair reads --impair, --impair-in and --impair-out into the
+// outside port's impairment (nil: none). A way given both keeps the
+// one-way flag's keys over --impair's.
+func outsideImpair(both, in, out string) ([]forward.PortImpair, error) {
+	if both == "" && in == "" && out == "" {
+		return nil, nil
+	}
+	var pi forward.PortImpair
+	for _, w := range []struct {
+		flag, val string
+		to        []*impair.Spec
+	}{{"impair", both, []*impair.Spec{&pi.In, &pi.Out}}, {"impair-in", in, []*impair.Spec{&pi.In}}, {"impair-out", out, []*impair.Spec{&pi.Out}}} {
+		if w.val == "" {
+			continue
+		}
+		for _, s := range w.to {
+			text := w.val
+			if w.flag != "impair" {
+				text = overlaySpec(both, w.val)
+			}
+			sp, err := impair.Parse(text)
+			if err != nil {
+				return nil, usageErr("--%s %q: %v", w.flag, w.val, err)
+			}
+			*s = sp
+		}
+	}
+	return []forward.PortImpair{pi}, nil
+}
+
+// overlaySpec is spec base with the keys over gives replaced or added.
+func overlaySpec(base, over string) string {
+	given := map[string]bool{}
+	for _, f := range strings.Fields(over) {
+		k, _, _ := strings.Cut(f, "=")
+		given[k] = true
+	}
+	var fs []string
+	for _, f := range strings.Fields(base) {
+		if k, _, _ := strings.Cut(f, "="); !given[k] {
+			fs = append(fs, f)
+		}
+	}
+	return strings.Join(append(fs, strings.Fields(over)...), " ")
+}
+
+func printCounters(e *nat.Engine, r *forward.Router) {
 	var parts []string
 	for _, v := range nat.Verdicts() {
 		if c := e.Count(v); c > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", v, c))
+		}
+	}
+	// Impairment drops come after the engine forwarded the packet: its
+	// forward count includes them.
+	for why := impair.Loss; why < impair.NumReasons; why++ {
+		if c := r.ImpairDrops(why); c > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", why, c))
 		}
 	}
 	if len(parts) > 0 {

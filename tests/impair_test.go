@@ -1,0 +1,159 @@
+package tests
+
+import (
+	"encoding/binary"
+	"math"
+	"net"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lossySend runs gonat with 10% loss towards the outside, seeded, sends
+// n numbered datagrams from A to the WAN at a bounded rate, and returns
+// the numbers lost on the way and the impair-loss count gonat printed.
+func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
+	tp := newTopo(t)
+	tp.startNAT("--seed", seed, "--impair-out", "loss=10%")
+	srv := udp(t, tp.WAN, net.JoinHostPort(srv1.String(), "7000"))
+	srv.SetReadBuffer(8 << 20)
+	cl := udp(t, tp.A, ":0")
+	to := &net.UDPAddr{IP: net.IP(srv1.AsSlice()), Port: 7000}
+	got := make([]bool, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		for {
+			srv.SetReadDeadline(time.Now().Add(time.Second))
+			k, err := srv.Read(buf)
+			if err != nil {
+				return
+			}
+			if k == 4 {
+				if i := int(binary.BigEndian.Uint32(buf)); i < n {
+					got[i] = true
+				}
+			}
+		}
+	}()
+	// 10,000 datagrams a second, 10 at a time: far below what the path
+	// carries, and short bursts for a reader that shares its CPU. From
+	// one thread on one CPU: with per-CPU readers, a packet is read by
+	// the reader of the CPU that sent it, and a sender that moved
+	// between CPUs would hand the impairer the same packets in another
+	// order (the decisions follow the order packets reach the link).
+	sent := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // not unlocked: the thread ends with the goroutine
+		var cpu0 unix.CPUSet
+		cpu0.Set(0)
+		if err := unix.SchedSetaffinity(0, &cpu0); err != nil {
+			sent <- err
+			return
+		}
+		var b [4]byte
+		start := time.Now()
+		for i := range n {
+			binary.BigEndian.PutUint32(b[:], uint32(i))
+			if _, err := cl.WriteTo(b[:], to); err != nil {
+				sent <- err
+				return
+			}
+			if i%10 == 9 {
+				time.Sleep(time.Until(start.Add(time.Duration(i+1) * 100 * time.Microsecond)))
+			}
+		}
+		sent <- nil
+	}()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	<-done // a second without a datagram
+	tp.stopNAT()
+	for i, ok := range got {
+		if !ok {
+			lost = append(lost, i)
+		}
+	}
+	return lost, packetCount(tp.stderr.String(), "impair-loss")
+}
+
+// With 10% loss on the outside link, 10,000 datagrams lose 10% +- 1.5%,
+// counted as impair-loss on exit, and a rerun with the same --seed loses
+// exactly the same ones.
+func TestImpairLossSeeded(t *testing.T) {
+	const n = 10000
+	lost, counted := lossySend(t, "4242", n)
+	f := float64(len(lost)) / n
+	t.Logf("lost %d of %d (%.2f%%), counted %d", len(lost), n, 100*f, counted)
+	if math.Abs(f-0.10) > 0.015 {
+		t.Errorf("lost %.2f%%, want 10%% +- 1.5", 100*f)
+	}
+	if counted != len(lost) {
+		t.Errorf("gonat counted impair-loss=%d, %d lost", counted, len(lost))
+	}
+	again, _ := lossySend(t, "4242", n)
+	if !slices.Equal(lost, again) {
+		i := 0
+		for i < min(len(lost), len(again)) && lost[i] == again[i] {
+			i++
+		}
+		t.Errorf("same seed, different losses: %d then %d lost, first difference at loss %d: %v / %v", len(lost), len(again), i, lost[i:min(i+5, len(lost))], again[i:min(i+5, len(again))])
+	}
+}
+
+var rttRE = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// 50 ms of delay each way: pings from an inside host take at least
+// 100 ms and under 110 ms at the 99th percentile.
+func TestImpairDelayPing(t *testing.T) {
+	tp := newTopo(t)
+	tp.startNAT("--impair", "delay=50ms")
+	out, err := inNS(t, 30*time.Second, tp.A, "ping", "-n", "-c", "50", "-i", "0.02", "-W", "2", srv1.String())
+	if err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	var rtts []float64
+	for _, m := range rttRE.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		rtts = append(rtts, v)
+	}
+	if len(rtts) != 50 {
+		t.Fatalf("%d replies, want 50\n%s", len(rtts), out)
+	}
+	slices.Sort(rtts)
+	p99 := rtts[int(math.Ceil(0.99*float64(len(rtts))))-1]
+	t.Logf("RTT min %.2f ms, median %.2f ms, p99 %.2f ms", rtts[0], rtts[len(rtts)/2], p99)
+	if rtts[0] < 100 || p99 >= 110 {
+		t.Errorf("RTTs from %.2f ms, p99 %.2f ms; want >= 100 and < 110", rtts[0], p99)
+	}
+	tp.stopNAT()
+	if s := tp.stderr.String(); packetCount(s, "impair-loss") != 0 || packetCount(s, "queue-overflow") != 0 {
+		t.Errorf("drops counted with delay only:\n%s", s)
+	}
+}
+
+// A bad impairment spec is a usage error naming the flag and the key.
+func TestImpairBadSpec(t *testing.T) {
+	tp := newTopo(t)
+	base := []string{"run", "--inside", tp.A + "=10.0.0.2/24", "--outside", tp.WAN, "--external", "198.51.100.1"}
+	for _, c := range []struct{ flag, spec, want string }{
+		{"--impair", "loss=10", "loss=10: expected a percentage"},
+		{"--impair-in", "delay=soon", "delay=soon: expected a duration"},
+		{"--impair-out", "speed=1mbit", `unknown key "speed"`},
+	} {
+		out, err := exec.Command(gonatBin, append(base, c.flag, c.spec)...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if code := exitCode(err); code != 2 || len(lines) != 1 || !strings.Contains(lines[0], c.flag) || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s %q: exit %d, output:\n%s\nwant exit 2 and one line naming %s and %q", c.flag, c.spec, code, out, c.flag, c.want)
+		}
+	}
+}
