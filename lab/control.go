@@ -12,6 +12,7 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,12 +173,17 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 // JSON. A client that stops reading for the write deadline is dropped.
 func (l *Lab) writeTable(c net.Conn, natName string) {
 	w := bufio.NewWriterSize(c, 64<<10)
+	// One buffer for every mapping's JSON: an Encoder reuses its own
+	// state, where json.Marshal would leave a copy per mapping for the
+	// collector.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	rows := 0
 	err := l.TablePages(natName, func(page []observe.Mapping) error {
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		for _, m := range page {
-			b, err := json.Marshal(m)
-			if err != nil {
+			buf.Reset()
+			if err := enc.Encode(m); err != nil {
 				return err
 			}
 			if rows == 0 {
@@ -186,7 +192,7 @@ func (l *Lab) writeTable(c net.Conn, natName string) {
 				w.WriteByte(',')
 			}
 			rows++
-			if _, err := w.Write(b); err != nil {
+			if _, err := w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
 				return err
 			}
 		}
