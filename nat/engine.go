@@ -314,6 +314,47 @@ func (e *Engine) MappingPages(now time.Time, size int, fn func([]MappingInfo) bo
 	}
 }
 
+// MappingWindow calls fn with the mappings live at now from the
+// first'th (0 is the first, in Mappings' order), at most n of them, each
+// with at most remotes of its sessions in Remotes, and with how many
+// sessions it has; it returns how many mappings are live. Only the
+// window's mappings and their first sessions are copied: a paged view of
+// a large table, or of a mapping with many sessions, costs its page.
+func (e *Engine) MappingWindow(now time.Time, first, n, remotes int, fn func(m MappingInfo, sessions int)) (live int) {
+	type row struct {
+		m        MappingInfo
+		sessions int
+	}
+	var rows []row
+	e.shared.Lock().All(func(m *table.Mapping) bool {
+		if !m.Expires().After(now) {
+			return true
+		}
+		if live >= first && live-first < n {
+			r := row{m: MappingInfo{
+				Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+				Created: m.Created(), Expires: m.Expires(),
+				PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
+			}}
+			m.Sessions(func(s table.SessionInfo) bool {
+				if r.sessions < remotes {
+					r.m.Remotes = append(r.m.Remotes, s)
+				}
+				r.sessions++
+				return true
+			})
+			rows = append(rows, r)
+		}
+		live++
+		return true
+	})
+	e.shared.Unlock()
+	for _, r := range rows {
+		fn(r.m, r.sessions)
+	}
+	return live
+}
+
 // PoolUsage reports how many external ports (ICMP: identifiers) of proto
 // are in use, and how many there are.
 func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {

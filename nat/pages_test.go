@@ -51,3 +51,37 @@ func TestMappingPages(t *testing.T) {
 		return true
 	})
 }
+
+// MappingWindow lists a window of what Mappings lists, each mapping's
+// remotes cut but counted, and the number of live mappings.
+func TestMappingWindow(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	for p := uint16(0); p < 20; p++ {
+		for r := uint16(0); r <= p%5; r++ { // mapping p has p%5+1 sessions
+			process(t, e, 1, udpPkt(ap(hostA, 5000+p), ap(srv1, 3478+r), 64, "x"), t0)
+		}
+	}
+	now := t0.Add(time.Second)
+	var all []MappingInfo
+	e.Mappings(now, func(m MappingInfo) { all = append(all, m) })
+	for _, c := range []struct{ first, n, remotes int }{{0, 20, 10}, {0, 5, 2}, {15, 10, 0}, {19, 1, 3}, {20, 5, 1}, {0, 0, 1}} {
+		var got []MappingInfo
+		live := e.MappingWindow(now, c.first, c.n, c.remotes, func(m MappingInfo, sessions int) {
+			full := all[c.first+len(got)]
+			if sessions != len(full.Remotes) {
+				t.Errorf("%+v: mapping %d has %d sessions, want %d", c, c.first+len(got), sessions, len(full.Remotes))
+			}
+			full.Remotes = full.Remotes[:min(c.remotes, len(full.Remotes))]
+			if len(full.Remotes) == 0 {
+				full.Remotes = nil
+			}
+			if !reflect.DeepEqual(m, full) {
+				t.Errorf("%+v: mapping %d is %+v, want %+v", c, c.first+len(got), m, full)
+			}
+			got = append(got, m)
+		})
+		if want := max(0, min(c.n, 20-c.first)); live != 20 || len(got) != want {
+			t.Errorf("%+v: %d of %d live listed, want %d of 20", c, len(got), live, want)
+		}
+	}
+}
