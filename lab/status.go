@@ -26,7 +26,9 @@ func (l *Lab) Status() *LabStatus {
 		c := e.Config().Table
 		s := NATStatus{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
 			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Seed: c.Seed, Packets: map[string]uint64{}}
-		e.Mappings(now, func(nat.MappingInfo) { s.Mappings++ })
+		for _, n := range e.LiveMappings(now) {
+			s.Mappings += n
+		}
 		s.ICMPErrorsLimited = e.ICMPErrorsLimited()
 		for _, v := range nat.Verdicts() {
 			if n := e.Count(v); n > 0 {

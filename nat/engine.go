@@ -275,6 +275,20 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	}
 }
 
+// LiveMappings counts the mappings live at now, per protocol, copying
+// none of them.
+func (e *Engine) LiveMappings(now time.Time) map[table.Protocol]int {
+	live := map[table.Protocol]int{}
+	e.shared.Lock().All(func(m *table.Mapping) bool {
+		if m.Expires().After(now) {
+			live[m.Proto()]++
+		}
+		return true
+	})
+	e.shared.Unlock()
+	return live
+}
+
 // MappingPages calls fn with the mappings live at now, a page at a time,
 // until fn returns false or none are left; fn must not keep the slice.
 // A page ends once it holds size entries or more, a mapping and each of

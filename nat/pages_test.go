@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/table"
 )
 
 // MappingPages lists what Mappings lists, in the same order, in pages
@@ -83,5 +86,22 @@ func TestMappingWindow(t *testing.T) {
 		if want := max(0, min(c.n, 20-c.first)); live != 20 || len(got) != want {
 			t.Errorf("%+v: %d of %d live listed, want %d of 20", c, len(got), live, want)
 		}
+	}
+}
+
+// LiveMappings counts what Mappings lists, per protocol.
+func TestLiveMappings(t *testing.T) {
+	e := newEngine(t, "full-cone")
+	for p := uint16(0); p < 5; p++ {
+		process(t, e, 1, udpPkt(ap(hostA, 5000+p), ap(srv1, 3478), 64, "x"), t0)
+	}
+	process(t, e, 1, tcpPkt(ap(hostA, 6000), ap(srv1, 80), header.TCPSyn), t0)
+	want := map[table.Protocol]int{}
+	e.Mappings(t0, func(m MappingInfo) { want[m.Proto]++ })
+	if got := e.LiveMappings(t0); !reflect.DeepEqual(got, want) || got[table.UDP] != 5 || got[table.TCP] != 1 {
+		t.Errorf("LiveMappings %v, want %v (5 UDP, 1 TCP)", got, want)
+	}
+	if got := e.LiveMappings(t0.Add(time.Hour)); len(got) != 0 {
+		t.Errorf("LiveMappings of lapsed mappings %v, want none", got)
 	}
 }
