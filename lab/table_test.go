@@ -10,10 +10,11 @@ import (
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/web"
 )
 
 // fill makes n UDP mappings on e, from n ports of ctlHost, with the
-// limit of mappings per host lifted.
+// limit of mappings per host lifted (which drops e's mappings).
 func fill(t *testing.T, e *nat.Engine, n int) {
 	t.Helper()
 	b, out := make([]byte, 1500), make([]byte, 1500)
@@ -84,5 +85,52 @@ func TestTableStreamed(t *testing.T) {
 	}
 	if err := Table(l.Name, "", func(m observe.Mapping) error { t.Errorf("row %+v of an empty table", m); return nil }); err != nil {
 		t.Error(err)
+	}
+}
+
+// The web view's snapshot carries a page of mappings and of each one's
+// remotes, counting the rest.
+func TestWebSnapshotCut(t *testing.T) {
+	l, e, _ := controlLab(t)
+	fill(t, e, 3) // three mappings of one session each (first: it resets the table)
+	b, out := make([]byte, 1500), make([]byte, 1500)
+	now := time.Now()
+	for i := range 150 {
+		dst := netip.AddrPortFrom(ctlServer.Addr(), uint16(1000+i))
+		n := header.BuildUDP(b, header.IPv4Fields{Src: ctlHost.Addr(), Dst: dst.Addr(), Protocol: header.ProtoUDP, TTL: 64, ID: 1},
+			header.UDPFields{SrcPort: ctlHost.Port(), DstPort: dst.Port()}, []byte("x"))
+		if r := e.Process(1, b[:n], out, now); r.Verdict != nat.Forward {
+			t.Fatalf("packet to %s: %v", dst, r.Verdict)
+		}
+	}
+	for _, c := range []struct {
+		page     web.Page
+		mappings int
+	}{
+		{web.Page{Limit: 10, Remotes: 100}, 4},
+		{web.Page{Limit: 10, Remotes: 150}, 4},
+		{web.Page{Limit: 10}, 4},
+		{web.Page{Offset: 1, Limit: 2, Remotes: 1}, 2},
+		{web.Page{Offset: 3, Limit: 2, Remotes: 1000}, 1},
+	} {
+		snap := l.WebSource().Snapshot(c.page)
+		v := snap.NATs[0]
+		if v.MappingsTotal != 4 || len(v.Mappings) != c.mappings {
+			t.Errorf("%+v: %d mappings of %d, want %d of 4", c.page, len(v.Mappings), v.MappingsTotal, c.mappings)
+			continue
+		}
+		for _, m := range v.Mappings {
+			sessions := 1
+			if m.Internal == ctlHost.String() {
+				sessions = 150
+			}
+			shown, total := min(sessions, c.page.Remotes), 0
+			if shown < sessions {
+				total = sessions
+			}
+			if len(m.Remotes) != shown || m.RemotesTotal != total {
+				t.Errorf("%+v: mapping of %s: %d remotes, remotes_total %d; want %d, %d", c.page, m.Internal, len(m.Remotes), m.RemotesTotal, shown, total)
+			}
+		}
 	}
 }
