@@ -7,10 +7,12 @@ package lab
 // state directory. Encoding: JSON objects, one per line. The client
 // writes one Request; the server answers with one Response and closes,
 // except for OpWatch, whose Response (OK or the error) is followed by one
-// observe.Event per line until either side closes.
+// observe.Event per line until either side closes. OpTable's Response is
+// written, and read by Table, a mapping at a time.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,11 +138,12 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 		case OpStatus:
 			resp.Status = l.Status()
 		case OpTable:
-			rows, err := l.Table(req.NAT)
-			if err != nil {
+			if err := l.checkNAT(req.NAT); err != nil {
 				fail(err)
+				break
 			}
-			resp.Table = rows
+			l.writeTable(c, req.NAT)
+			return
 		case OpSet, OpFlush:
 			n := l.NAT(req.NAT)
 			if n == nil {
@@ -162,6 +165,48 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 		}
 	}
 	json.NewEncoder(c).Encode(resp)
+}
+
+// writeTable answers OpTable with the bytes one Response carrying the
+// whole table would be, written as the NATs' mappings are walked, a page
+// at a time: the table is never held whole, neither as mappings nor as
+// JSON. A client that stops reading for the write deadline is dropped.
+func (l *Lab) writeTable(c net.Conn, natName string) {
+	w := bufio.NewWriterSize(c, 64<<10)
+	// One buffer for every mapping's JSON: an Encoder reuses its own
+	// state, where json.Marshal would leave a copy per mapping for the
+	// collector.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	rows := 0
+	err := l.TablePages(natName, func(page []observe.Mapping) error {
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for _, m := range page {
+			buf.Reset()
+			if err := enc.Encode(m); err != nil {
+				return err
+			}
+			if rows == 0 {
+				w.WriteString(`{"ok":true,"table":[`)
+			} else {
+				w.WriteByte(',')
+			}
+			rows++
+			if _, err := w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return // the client left; nothing can tell it more
+	}
+	if rows == 0 {
+		w.WriteString(`{"ok":true}` + "\n") // Table is omitted when empty
+	} else {
+		w.WriteString("]}\n")
+	}
+	w.Flush()
 }
 
 // watch streams events as JSON lines until the client goes away.
@@ -222,6 +267,97 @@ func Call(name string, req Request) (Response, error) {
 		c.Close()
 	}
 	return resp, err
+}
+
+// Table reads the table of lab name's NAT natName ("" for all) and
+// calls fn with each mapping as it arrives, never holding the table
+// whole; an error fn returns ends the read and is returned.
+func Table(name, natName string, fn func(observe.Mapping) error) error {
+	c, err := net.DialTimeout("unix", ControlSocket(name), 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: %s (%v)", ErrNotRunning, name, err)
+	}
+	defer c.Close()
+	// The deadline is for the answer to start and then to keep coming:
+	// each page of rows moves it on.
+	const wait = 15 * time.Second
+	c.SetDeadline(time.Now().Add(wait))
+	if err := json.NewEncoder(c).Encode(Request{Op: OpTable, NAT: natName}); err != nil {
+		return err
+	}
+	var resp Response
+	var fnErr error
+	rows := 0
+	err = decodeTable(json.NewDecoder(bufio.NewReaderSize(c, 64<<10)), &resp, func(m observe.Mapping) bool {
+		if rows++; rows%tablePage == 0 {
+			c.SetDeadline(time.Now().Add(wait))
+		}
+		fnErr = fn(m)
+		return fnErr == nil
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return fmt.Errorf("lab %s: no answer: %w", name, err)
+	case !resp.OK:
+		return errors.New(resp.Error)
+	}
+	return nil
+}
+
+// decodeTable reads one Response from dec into resp, except that the
+// mappings of its table go to fn one by one, as they are decoded, until
+// fn returns false.
+func decodeTable(dec *json.Decoder, resp *Response, fn func(observe.Mapping) bool) error {
+	if err := delim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "ok":
+			err = dec.Decode(&resp.OK)
+		case "error":
+			err = dec.Decode(&resp.Error)
+		case "table":
+			if err := delim(dec, '['); err != nil {
+				return err
+			}
+			for dec.More() {
+				var m observe.Mapping
+				if err := dec.Decode(&m); err != nil {
+					return err
+				}
+				if !fn(m) {
+					return nil
+				}
+			}
+			err = delim(dec, ']')
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return delim(dec, '}')
+}
+
+// delim reads the next token of dec, which must be d.
+func delim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return fmt.Errorf("got %v, want %v", tok, d)
+	}
+	return nil
 }
 
 // Watch subscribes to lab name's events; fn gets each until it returns

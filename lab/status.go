@@ -26,7 +26,9 @@ func (l *Lab) Status() *LabStatus {
 		c := e.Config().Table
 		s := NATStatus{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
 			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Seed: c.Seed, Packets: map[string]uint64{}}
-		e.Mappings(now, func(nat.MappingInfo) { s.Mappings++ })
+		for _, n := range e.LiveMappings(now) {
+			s.Mappings += n
+		}
 		s.ICMPErrorsLimited = e.ICMPErrorsLimited()
 		for _, v := range nat.Verdicts() {
 			if n := e.Count(v); n > 0 {
@@ -39,17 +41,44 @@ func (l *Lab) Status() *LabStatus {
 	return st
 }
 
-// Table lists the live mappings of one NAT ("" for all).
-func (l *Lab) Table(natName string) ([]observe.Mapping, error) {
+// tablePage bounds the copies one table request holds at a time: a page
+// of mappings of this many entries, a mapping and each of its sessions
+// counting one (nat.Engine.MappingPages).
+const tablePage = 1024
+
+// checkNAT reports an error unless natName is "" or one of the lab's NATs.
+func (l *Lab) checkNAT(natName string) error {
 	if natName != "" && l.nats[natName] == nil {
-		return nil, fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
+		return fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
+	}
+	return nil
+}
+
+// TablePages lists the live mappings of one NAT ("" for all), NAT by NAT
+// in the lab's order, a page at a time: fn gets each page (which it must
+// not keep) until it returns an error, which TablePages returns.
+func (l *Lab) TablePages(natName string, fn func([]observe.Mapping) error) error {
+	if err := l.checkNAT(natName); err != nil {
+		return err
 	}
 	var rows []observe.Mapping
+	var err error
 	now := time.Now()
 	for _, name := range l.natOrder {
-		if natName == "" || name == natName {
-			rows = append(rows, observe.Mappings(name, l.nats[name].Engine, now)...)
+		if natName != "" && name != natName {
+			continue
+		}
+		l.nats[name].Engine.MappingPages(now, tablePage, func(page []nat.MappingInfo) bool {
+			rows = rows[:0]
+			for _, m := range page {
+				rows = append(rows, observe.MappingOf(name, m, now))
+			}
+			err = fn(rows)
+			return err == nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-	return rows, nil
+	return nil
 }

@@ -25,12 +25,14 @@ func (s webSource) Snapshot(page web.Page) web.Snapshot {
 	for _, n := range st.NATs {
 		v := web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering,
 			PortAssignment: n.PortAssignment, Hairpin: n.Hairpin, Packets: n.Packets}
-		// Only the page's mappings are formatted; the rest are counted.
-		s.l.NAT(n.Name).Engine.Mappings(now, func(m nat.MappingInfo) {
-			if page.In(v.MappingsTotal) {
-				v.Mappings = append(v.Mappings, observe.MappingOf(n.Name, m, now))
+		// Only the page's mappings, and their first remotes, are copied;
+		// the rest are counted.
+		v.MappingsTotal = s.l.NAT(n.Name).Engine.MappingWindow(now, page.Offset, page.Limit, page.Remotes, func(m nat.MappingInfo, sessions int) {
+			row := observe.MappingOf(n.Name, m, now)
+			if sessions > len(m.Remotes) {
+				row.RemotesTotal = sessions
 			}
-			v.MappingsTotal++
+			v.Mappings = append(v.Mappings, row)
 		})
 		snap.NATs = append(snap.NATs, v)
 	}

@@ -310,6 +310,100 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	}
 }
 
+// LiveMappings counts the mappings live at now, per protocol, copying
+// none of them.
+func (e *Engine) LiveMappings(now time.Time) map[table.Protocol]int {
+	live := map[table.Protocol]int{}
+	e.shared.Lock().All(func(m *table.Mapping) bool {
+		if m.Expires().After(now) {
+			live[m.Proto()]++
+		}
+		return true
+	})
+	e.shared.Unlock()
+	return live
+}
+
+// MappingPages calls fn with the mappings live at now, a page at a time,
+// until fn returns false or none are left; fn must not keep the slice.
+// A page ends once it holds size entries or more, a mapping and each of
+// its sessions counting one: it is one mapping past that at most. Unlike
+// Mappings,
+// which copies every mapping under one hold of the engine's lock, it
+// keeps a pointer per mapping and one page of copies, and takes the lock
+// once per page: a dump of a full table neither grows the process by the
+// table's size nor stops the NAT for the whole walk. The set listed is
+// the one live at the start; a mapping that goes away during the walk is
+// listed as it was when it went.
+func (e *Engine) MappingPages(now time.Time, size int, fn func([]MappingInfo) bool) {
+	var ms []*table.Mapping
+	e.shared.Lock().All(func(m *table.Mapping) bool {
+		if m.Expires().After(now) {
+			ms = append(ms, m)
+		}
+		return true
+	})
+	e.shared.Unlock()
+	var page []MappingInfo
+	for len(ms) > 0 {
+		page = page[:0]
+		n := 0
+		e.shared.Lock()
+		for len(ms) > 0 && (len(page) == 0 || n < size) {
+			mi := snapshot(ms[0])
+			ms[0] = nil // the walk no longer keeps it
+			ms = ms[1:]
+			n += 1 + len(mi.Remotes)
+			page = append(page, mi)
+		}
+		e.shared.Unlock()
+		if !fn(page) {
+			return
+		}
+	}
+}
+
+// MappingWindow calls fn with the mappings live at now from the
+// first'th (0 is the first, in Mappings' order), at most n of them, each
+// with at most remotes of its sessions in Remotes, and with how many
+// sessions it has; it returns how many mappings are live. Only the
+// window's mappings and their first sessions are copied: a paged view of
+// a large table, or of a mapping with many sessions, costs its page.
+func (e *Engine) MappingWindow(now time.Time, first, n, remotes int, fn func(m MappingInfo, sessions int)) (live int) {
+	type row struct {
+		m        MappingInfo
+		sessions int
+	}
+	var rows []row
+	e.shared.Lock().All(func(m *table.Mapping) bool {
+		if !m.Expires().After(now) {
+			return true
+		}
+		if live >= first && live-first < n {
+			r := row{m: MappingInfo{
+				Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+				Created: m.Created(), Expires: m.Expires(),
+				PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
+			}}
+			m.Sessions(func(s table.SessionInfo) bool {
+				if r.sessions < remotes {
+					r.m.Remotes = append(r.m.Remotes, s)
+				}
+				r.sessions++
+				return true
+			})
+			rows = append(rows, r)
+		}
+		live++
+		return true
+	})
+	e.shared.Unlock()
+	for _, r := range rows {
+		fn(r.m, r.sessions)
+	}
+	return live
+}
+
 // PoolUsage reports how many external ports (ICMP: identifiers) of proto
 // are in use, and how many there are.
 func (e *Engine) PoolUsage(proto table.Protocol) (used, size int) {

@@ -19,13 +19,16 @@ type Mapping struct {
 	External string `json:"external"` // external endpoint, e.g. 198.51.100.1:40001
 	// Remotes are the remote endpoints the filter admits; a TCP one
 	// carries its state: "203.0.113.10:80 (ESTABLISHED)".
-	Remotes    []string `json:"remotes"`
-	ExpiresIn  int64    `json:"expires_in"` // seconds left, rounded; 0 once due
-	Age        string   `json:"age"`        // since creation, rounded to seconds, e.g. "1m5s"
-	PacketsOut uint64   `json:"packets_out"`
-	PacketsIn  uint64   `json:"packets_in"`
-	BytesOut   uint64   `json:"bytes_out"`
-	BytesIn    uint64   `json:"bytes_in"`
+	Remotes []string `json:"remotes"`
+	// RemotesTotal is set where Remotes is cut (the web view's
+	// snapshot): how many remotes the mapping has.
+	RemotesTotal int    `json:"remotes_total,omitempty"`
+	ExpiresIn    int64  `json:"expires_in"` // seconds left, rounded; 0 once due
+	Age          string `json:"age"`        // since creation, rounded to seconds, e.g. "1m5s"
+	PacketsOut   uint64 `json:"packets_out"`
+	PacketsIn    uint64 `json:"packets_in"`
+	BytesOut     uint64 `json:"bytes_out"`
+	BytesIn      uint64 `json:"bytes_in"`
 }
 
 // MappingOf is the view of engine mapping m of NAT natName at time now.

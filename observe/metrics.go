@@ -88,8 +88,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.lockWaits, prometheus.CounterValue, float64(n.Engine.LockWaits()), n.Name)
 		ch <- prometheus.MustNewConstMetric(c.icmpLimited, prometheus.CounterValue, float64(n.Engine.ICMPErrorsLimited()), n.Name)
-		live := map[table.Protocol]int{}
-		n.Engine.Mappings(now, func(m nat.MappingInfo) { live[m.Proto]++ })
+		live := n.Engine.LiveMappings(now)
 		for _, p := range protos {
 			ch <- prometheus.MustNewConstMetric(c.mappings, prometheus.GaugeValue, float64(live[p]), n.Name, p.String())
 			used, size := n.Engine.PoolUsage(p)

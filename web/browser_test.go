@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,4 +260,48 @@ func TestBrowserLayoutAndLegend(t *testing.T) {
 		t.Errorf("live DROP row: kind title %q, reason title %q; want the legend's words", legend.KindTitle, legend.ReasonTitle)
 	}
 	b.CheckProblems()
+}
+
+// A mapping whose remotes the snapshot cut says how many more it has,
+// when the script redraws the table from a snapshot.
+func TestBrowserRemotesMore(t *testing.T) {
+	b := browser.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browser.Timeout)
+	defer cancel()
+
+	src := newFake(twoHomes())
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr, err := ListenAndServe(sctx, "127.0.0.1:0", src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := b.Open(ctx, 1280, 900)
+	b.Navigate(ctx, page, "http://"+addr.String()+"/")
+	b.WaitState(ctx, page, "the page to go live", func(s browser.PageState) bool { return s.Live })
+	b.Eval(ctx, page, `window.__gonatTestMarker = 42`, nil) // gone if the page reloads
+
+	snap := twoHomes()
+	nats := append([]NAT(nil), snap.NATs...)
+	a := nats[0]
+	a.Mappings = append([]observe.Mapping(nil), a.Mappings...)
+	m := &a.Mappings[0]
+	m.Remotes = nil
+	for i := range DefaultRemotes + 60 {
+		m.Remotes = append(m.Remotes, fmt.Sprintf("203.0.113.%d:%d", i%250+1, 1000+i))
+	}
+	nats[0] = a
+	snap.NATs = nats
+	src.set(snap)
+	s := b.WaitState(ctx, page, "the cut remotes", func(s browser.PageState) bool {
+		for _, r := range s.Mappings {
+			if strings.Contains(r, "10.0.1.2:5000") && strings.Contains(r, "and 60 more") {
+				return true
+			}
+		}
+		return false
+	})
+	if !s.Marker {
+		t.Error("the page reloaded")
+	}
 }

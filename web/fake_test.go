@@ -32,8 +32,8 @@ func newFake(s Snapshot) *fakeSource {
 	return &fakeSource{snap: s, subs: map[*fakeSub]struct{}{}}
 }
 
-// Snapshot returns the last snapshot set, its NATs' mappings cut to page
-// and counted; tests replace it whole and never change one they handed
+// Snapshot returns the last snapshot set, its NATs' mappings and their
+// remotes cut to page and counted; tests replace it whole and never change one they handed
 // over.
 func (f *fakeSource) Snapshot(page Page) Snapshot {
 	f.snapshots.Add(1)
@@ -50,6 +50,9 @@ func cut(s Snapshot, page Page) Snapshot {
 		n.Mappings, n.MappingsTotal = nil, len(all)
 		for j, m := range all {
 			if page.In(j) {
+				if len(m.Remotes) > page.Remotes {
+					m.Remotes, m.RemotesTotal = m.Remotes[:page.Remotes:page.Remotes], len(m.Remotes)
+				}
 				n.Mappings = append(n.Mappings, m)
 			}
 		}

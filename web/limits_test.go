@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
 )
 
 // Past MaxStreams, /events answers 503 with a body that says why, counts
@@ -151,5 +152,49 @@ func TestStreamsShareSnapshots(t *testing.T) {
 	// Each page got ticks snapshots: pages*ticks without sharing.
 	if n := src.snapshots.Load(); n > 3*ticks+pages {
 		t.Errorf("%d snapshots made for %d pages over %d ticks, want at most %d", n, pages, ticks, 3*ticks+pages)
+	}
+}
+
+// A mapping's remotes are cut too: the first DefaultRemotes and their
+// number unless asked (?remotes=N, at most MaxRemotes); the page says how
+// many more there are.
+func TestSnapshotRemotesCut(t *testing.T) {
+	const n = DefaultRemotes + 50
+	s := bigNAT(2)
+	s.NATs[0].Filtering = table.AddressAndPortDependent.String() // the page lists the remotes
+	for i := range n {
+		s.NATs[0].Mappings[0].Remotes = append(s.NATs[0].Mappings[0].Remotes, fmt.Sprintf("203.0.113.%d:%d", i%250+1, 1000+i))
+	}
+	srv := httptest.NewServer(Handler(newFake(s), Options{}))
+	defer srv.Close()
+	for _, c := range []struct {
+		query        string
+		shown, total int
+	}{
+		{"", DefaultRemotes, n},
+		{"?remotes=10", 10, n},
+		{"?remotes=0", 0, n},
+		{fmt.Sprintf("?remotes=%d", n), n, 0},
+		{"?remotes=1000000", n, 0},
+	} {
+		body, _ := get(t, srv.URL+"/api/snapshot"+c.query)
+		var s Snapshot
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			t.Fatal(err)
+		}
+		m := s.NATs[0].Mappings[0]
+		if len(m.Remotes) != c.shown || m.RemotesTotal != c.total {
+			t.Errorf("%q: %d remotes, remotes_total %d; want %d, %d", c.query, len(m.Remotes), m.RemotesTotal, c.shown, c.total)
+		}
+		if c.total == 0 && strings.Contains(body, "remotes_total") {
+			t.Errorf("%q: remotes_total of a mapping shown whole", c.query)
+		}
+	}
+	if resp, err := http.Get(srv.URL + "/api/snapshot?remotes=-1"); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("?remotes=-1: %v, %v; want 400", resp.Status, err)
+	}
+	page, _ := get(t, srv.URL+"/")
+	if !strings.Contains(page, ", 203.0.113.100:1099 and 50 more</td>") {
+		t.Errorf("page lacks the first %d remotes followed by \"and 50 more\"", DefaultRemotes)
 	}
 }

@@ -96,17 +96,17 @@ func newServer(src Source, opts Options) *server {
 }
 
 // defaultPage is the mappings the page and the event stream show.
-var defaultPage = Page{Limit: DefaultPageLimit}
+var defaultPage = Page{Limit: DefaultPageLimit, Remotes: DefaultRemotes}
 
-// pageOf reads ?offset=N&limit=N of /api/snapshot; a limit above
-// MaxPageLimit is cut to it.
+// pageOf reads ?offset=N&limit=N&remotes=N of /api/snapshot; a limit
+// above MaxPageLimit is cut to it, remotes above MaxRemotes to that.
 func pageOf(r *http.Request) (Page, error) {
 	p := defaultPage
 	q := r.URL.Query()
 	for _, f := range []struct {
 		name string
 		v    *int
-	}{{"offset", &p.Offset}, {"limit", &p.Limit}} {
+	}{{"offset", &p.Offset}, {"limit", &p.Limit}, {"remotes", &p.Remotes}} {
 		if s := q.Get(f.name); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 {
@@ -116,7 +116,17 @@ func pageOf(r *http.Request) (Page, error) {
 		}
 	}
 	p.Limit = min(p.Limit, MaxPageLimit)
+	p.Remotes = min(p.Remotes, MaxRemotes)
 	return p, nil
+}
+
+// moreText follows a mapping's remotes when the snapshot cut them:
+// shown of total.
+func moreText(shown, total int) string {
+	if total <= shown {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", total-shown)
 }
 
 // shownText is the mapping count of a NAT's table caption: the total, and
@@ -347,7 +357,7 @@ func viewNAT(n NAT) natView {
 		case len(m.Remotes) == 0:
 			mv.Remotes = "—"
 		default:
-			mv.Remotes = strings.Join(m.Remotes, ", ")
+			mv.Remotes = strings.Join(m.Remotes, ", ") + moreText(len(m.Remotes), m.RemotesTotal)
 		}
 		v.Mappings = append(v.Mappings, mv)
 	}

@@ -15,7 +15,7 @@
 //
 //	GET /              the page
 //	GET /api/snapshot  the Snapshot as JSON
-//	GET /api/snapshot?offset=N&limit=N  a page of each NAT's mappings
+//	GET /api/snapshot?offset=N&limit=N&remotes=N  a page of each NAT's mappings
 //	GET /events        server-sent events: "nat" (an Event, JSON), "snapshot"
 //	                   (a Snapshot, JSON, once a second), "dropped" (how many
 //	                   events this connection missed because it was too slow);
@@ -59,8 +59,9 @@ type Source interface {
 // Page selects which of each NAT's live mappings a Snapshot carries: from
 // the Offset-th (0 is the first), at most Limit, in the NAT's table order
 // (stable while the table does not change). A Limit of 0 carries none,
-// only their number.
-type Page struct{ Offset, Limit int }
+// only their number. Of each mapping's remotes it carries the first
+// Remotes, and their number in RemotesTotal when there are more.
+type Page struct{ Offset, Limit, Remotes int }
 
 // DefaultPageLimit is how many mappings of each NAT the page and the
 // event stream show, and /api/snapshot returns unless asked
@@ -69,6 +70,15 @@ type Page struct{ Offset, Limit int }
 const (
 	DefaultPageLimit = 1000
 	MaxPageLimit     = 10000
+)
+
+// DefaultRemotes is how many remotes of each mapping the page and the
+// event stream show, and /api/snapshot returns unless asked
+// (?remotes=N, at most MaxRemotes): a mapping with a million sessions
+// costs no more to show than this.
+const (
+	DefaultRemotes = 100
+	MaxRemotes     = 10000
 )
 
 // In reports whether the i-th mapping belongs to the page.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -197,19 +198,58 @@ func labTable(args []string) error {
 			return err == nil
 		})
 	}
-	resp, err := lab.Call(name, lab.Request{Op: lab.OpTable, NAT: *natName})
+	read := func(fn func(observe.Mapping) error) error { return lab.Table(name, *natName, fn) }
+	if *asJSON {
+		return printTableJSON(os.Stdout, read)
+	}
+	return printTable(os.Stdout, read)
+}
+
+// printTable prints the rows read gives as the table's text, a row a
+// mapping under a header. The columns' widths need every row, so the
+// text is held until the last.
+func printTable(w io.Writer, read func(func(observe.Mapping) error) error) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES (STATE)\tEXPIRES IN\tPKTS OUT/IN")
+	err := read(func(r observe.Mapping) error {
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), time.Duration(r.ExpiresIn)*time.Second, r.PacketsOut, r.PacketsIn)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(resp.Table)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAT\tPROTO\tINSIDE\tEXTERNAL\tREMOTES (STATE)\tEXPIRES IN\tPKTS OUT/IN")
-	for _, r := range resp.Table {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", r.NAT, r.Proto, r.Internal, r.External, strings.Join(r.Remotes, ","), time.Duration(r.ExpiresIn)*time.Second, r.PacketsOut, r.PacketsIn)
-	}
 	return tw.Flush()
+}
+
+// printTableJSON prints the rows read gives as one JSON list (null when
+// empty), the bytes encoding the whole list would make, each mapping as
+// it comes.
+func printTableJSON(w io.Writer, read func(func(observe.Mapping) error) error) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	rows := 0
+	err := read(func(m observe.Mapping) error {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if rows++; rows == 1 {
+			bw.WriteByte('[')
+		} else {
+			bw.WriteByte(',')
+		}
+		_, err = bw.Write(b)
+		return err
+	})
+	switch {
+	case err != nil:
+		bw.Flush() // what came, then the error
+		return err
+	case rows == 0:
+		bw.WriteString("null\n")
+	default:
+		bw.WriteString("]\n")
+	}
+	return bw.Flush()
 }
 
 func labList(args []string) error {

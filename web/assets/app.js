@@ -202,6 +202,9 @@
       setText(td[1], m.internal);
       setText(td[2], m.external);
       var remotes = anyRemote ? 'anyone' : (m.remotes && m.remotes.length ? m.remotes.join(', ') : '—');
+      if (!anyRemote && m.remotes_total > (m.remotes || []).length) {
+        remotes += ' and ' + (m.remotes_total - (m.remotes || []).length) + ' more';
+      }
       setText(td[3], remotes);
       td[3].classList.toggle('any', anyRemote);
       setText(td[4], expires(m.expires_in));
