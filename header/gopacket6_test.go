@@ -3,6 +3,7 @@ package header
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -54,7 +55,7 @@ func compareGopacket6(t *testing.T, b []byte, p *ParsedV6, sums bool) bool {
 	v := IPv6(b)
 	if ip.Version != 6 || ip.TrafficClass != v.TrafficClass() || ip.FlowLabel != v.FlowLabel() ||
 		int(ip.Length)+IPv6Size != p.Length || ip.HopLimit != p.HopLimit ||
-		addrOf(ip.SrcIP) != p.Src.Addr() || addrOf(ip.DstIP) != p.Dst.Addr() {
+		addr6Of(ip.SrcIP) != p.Src.Addr() || addr6Of(ip.DstIP) != p.Dst.Addr() {
 		t.Fatalf("IPv6 differs: gopacket %+v\nours %+v", ip, p)
 	}
 	if f, _ := pkt.Layer(layers.LayerTypeIPv6Fragment).(*layers.IPv6Fragment); f != nil {
@@ -104,7 +105,7 @@ func compareGopacket6(t *testing.T, b []byte, p *ParsedV6, sums bool) bool {
 			// of its own.
 			q := gopacket.NewPacket(b[p.InnerOff:p.Length], layers.LayerTypeIPv6, gopacket.DecodeOptions{NoCopy: true})
 			if qip, _ := q.Layer(layers.LayerTypeIPv6).(*layers.IPv6); qip != nil &&
-				addrOf(qip.SrcIP) != p.InnerSrc.Addr() || addrOf(qip.DstIP) != p.InnerDst.Addr() {
+				(addr6Of(qip.SrcIP) != p.InnerSrc.Addr() || addr6Of(qip.DstIP) != p.InnerDst.Addr()) {
 				t.Fatalf("quoted header differs: %v, ours %+v", qip, p)
 			}
 		}
@@ -175,4 +176,11 @@ func gopacketTCPFlags(tc *layers.TCP) uint8 {
 		}
 	}
 	return f
+}
+
+// addr6Of is an IPv6 address as gopacket holds it, kept as IPv6: an
+// IPv4-mapped one (::ffff:a.b.c.d) is an IPv6 address in an IPv6 header.
+func addr6Of(ip []byte) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a
 }
