@@ -58,6 +58,12 @@ func compareGopacket6(t *testing.T, b []byte, p *ParsedV6, sums bool) bool {
 		addr6Of(ip.SrcIP) != p.Src.Addr() || addr6Of(ip.DstIP) != p.Dst.Addr() {
 		t.Fatalf("IPv6 differs: gopacket %+v\nours %+v", ip, p)
 	}
+	// gopacket goes on into a tunnelled packet (IPv6 or IPv4 in IPv6):
+	// its layers after the first IPv6 header may be the inner packet's.
+	// Compare them only when the outer packet carries no other IP one.
+	if p.Proto == 41 || p.Proto == 4 {
+		return true
+	}
 	if f, _ := pkt.Layer(layers.LayerTypeIPv6Fragment).(*layers.IPv6Fragment); f != nil {
 		if p.FragHdrOff == 0 || f.Identification != p.FragID || f.FragmentOffset*8 != p.FragOffset ||
 			f.MoreFragments != p.MoreFrags || uint8(f.NextHeader) != b[p.FragHdrOff] {

@@ -38,6 +38,17 @@ func FuzzProcess(f *testing.F) {
 		buf := append([]byte(nil), pkt...)
 		r := e.Process(port, buf, reply, t0)
 		if r.Verdict != Forward {
+			if r.ReplyLen > 0 && reply[0]>>4 == 6 {
+				// An IPv6 packet answered by the IPv6 mode (none): an
+				// ICMPv6 error with its own checksum right.
+				ip := header.IPv6(reply[:r.ReplyLen])
+				pl := reply[header.IPv6Size:r.ReplyLen]
+				if ip.NextHeader() != header.ProtoICMPv6 ||
+					header.Checksum(pl, header.PseudoHeaderSum6(ip.Src(), ip.Dst(), header.ProtoICMPv6, uint32(len(pl)))) != 0 {
+					t.Fatalf("generated ICMPv6 error with a bad checksum: %x", reply[:r.ReplyLen])
+				}
+				return
+			}
 			if r.ReplyLen > 0 {
 				// The quote may be of anything (a GRE packet whose TTL ran
 				// out), so check the error's own checksums only.
