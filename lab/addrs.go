@@ -166,6 +166,10 @@ func (p *parser) publicOK(nats []*natDraft, u use) bool {
 		p.errorf(u.line, "%s: %s %s is reserved for the lab DNS server", u.who, u.key, u.addr)
 		return false
 	}
+	if nptv6Pool.Contains(u.addr) && !(u.key == keyExt6 && nptv6Named(nats, u.who)) {
+		p.errorf(u.line, "%s: %s %s is in %s, the external prefixes of NATs with ipv6 = \"nptv6\": public hosts and other NATs take IPv6 addresses elsewhere in %s", u.who, u.key, u.addr, nptv6Pool, doc6)
+		return false
+	}
 	for _, d := range nats {
 		in := netip.Prefix{}
 		switch {
@@ -318,6 +322,10 @@ func (p *parser) assignExternal6(nats []*natDraft) {
 			first = net.pf6.Addr().Next().Next()
 		}
 		if len(d.n.External6) > 0 {
+			continue
+		}
+		if d.up == upPublic && isNPTv6(d) {
+			p.assignNPTv6(nats, d, line)
 			continue
 		}
 		a, ok := next6(net, first)

@@ -180,6 +180,18 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	for _, e := range spec.Behavior.External6 {
 		routes = append(routes, netip.PrefixFrom(e, 128))
 	}
+	if spec.Behavior.IPv6 == table.IPv6NPTv6 && len(spec.Behavior.External6) > 0 {
+		// NPTv6 (nat/nptv6.go) answers for the external prefix as long
+		// as the inside one, around External6[0]: all of it leads to
+		// the NAT.
+		for _, in := range spec.Inside {
+			for _, h := range in.Hosts {
+				if pf := netip.PrefixFrom(spec.Behavior.External6[0], h.Bits()).Masked(); h.Addr().Is6() && !slices.Contains(routes, pf) {
+					routes = append(routes, pf)
+				}
+			}
+		}
+	}
 	if spec.Behavior.IPv6 == table.IPv6Routed {
 		// Routed IPv6 keeps the inside addresses: the outside reaches
 		// them through the NAT.

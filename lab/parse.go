@@ -169,6 +169,7 @@ func (p *parser) parse(data []byte) *Topology {
 	p.resolveNetworks(hosts, natIdx, natNames)
 	p.checkAddresses(nats, hosts)
 	p.checkPaths(nats)
+	p.checkNPTv6(nats)
 	p.assign(nats, hosts)
 
 	for _, d := range nats {

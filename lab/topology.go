@@ -37,7 +37,10 @@ package lab
 // IPv6 follows the same rules. The public network's IPv6 space is the
 // documentation prefix 2001:db8::/32; NATs' external6 addresses are drawn
 // from 2001:db8::/48 (public6Pool); an inside6 network lies in fd00::/8
-// or in 2001:db8::/32 outside that /48.
+// or in 2001:db8::/32 outside that /48 and outside 2001:db8:4000::/40
+// (nptv6Pool): a NAT with ipv6 = "nptv6" translates its inside6 to the
+// prefix around its external6, so it takes a /48 of that pool of its own
+// (external6 ::1 of the next free one unless given), routed to it.
 
 import (
 	"errors"
@@ -81,7 +84,8 @@ type NATNode struct {
 	Gateway6 netip.Addr
 	// External6 are its IPv6 addresses on the upstream network: given,
 	// or with Inside6 the next free one (from 2001:db8::100 up on the
-	// public network, from ::2 up in an upstream NAT's Inside6).
+	// public network, from ::2 up in an upstream NAT's Inside6; for the
+	// nptv6 mode ::1 of the next free /48 of 2001:db8:4000::/40).
 	External6 []netip.Addr
 	Preset    string            // a table.PresetNames() name; DefaultPreset when the file names none
 	Settings  map[string]string // the behaviour settings given, by setting name, as text for table.ApplySetting

@@ -260,7 +260,7 @@ func TestExampleTopologiesParse(t *testing.T) {
 						t.Errorf("%s: public address %s outside the documentation ranges", h.Name, a)
 					}
 					if h.Network != Public && !privateRange(a) {
-						t.Errorf("%s: private address %s outside 10/8 and 100.64/10", h.Name, a)
+						t.Errorf("%s: private address %s outside 10/8, 100.64/10 and the inside IPv6 ranges", h.Name, a)
 					}
 				}
 			}
@@ -299,5 +299,8 @@ func docRange(a netip.Addr) bool {
 
 func privateRange(a netip.Addr) bool {
 	return netip.MustParsePrefix("10.0.0.0/8").Contains(a) || netip.MustParsePrefix("100.64.0.0/10").Contains(a) ||
-		netip.MustParsePrefix("fd00::/8").Contains(a)
+		netip.MustParsePrefix("fd00::/8").Contains(a) ||
+		// A global (documentation) prefix delegated to a home network, as
+		// routed IPv6 has, apart from the public hosts' /48.
+		doc6.Contains(a) && !public6Pool.Contains(a)
 }

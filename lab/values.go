@@ -194,6 +194,8 @@ func parseInside6(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, errors.New("want a prefix length from /48 to /124, e.g. /64")
 	case pf.Overlaps(public6Pool):
 		return netip.Prefix{}, fmt.Errorf("overlaps %s, the public network's IPv6 space", public6Pool)
+	case pf.Overlaps(nptv6Pool):
+		return netip.Prefix{}, fmt.Errorf("overlaps %s, the external prefixes of nptv6 NATs", nptv6Pool)
 	case !doc6.Overlaps(pf) && !ula6.Overlaps(pf):
 		return netip.Prefix{}, fmt.Errorf("outside %s and %s: want a range such as fd00:1::/64", ula6, doc6)
 	}

@@ -9,9 +9,8 @@ import (
 )
 
 // gonat he from a host behind a NAT, by the server's bare name through the
-// lab DNS server: today's labs are IPv4 only, so the AAAA answer is empty
-// and the one IPv4 attempt wins; the IPv6 outcomes (working, blackholed,
-// rejected, slow) need the dual-stack labs that come with IPv6 support.
+// lab DNS server, in an IPv4-only lab: the AAAA answer is empty and the
+// one IPv4 attempt wins. TestHappyEyeballsDualStack has the IPv6 outcomes.
 func TestHappyEyeballsInLab(t *testing.T) {
 	l := labtest.Up(t, labtest.Parse(t, dnsTopo), labOpts())
 	ln, err := ns.Listen(l.Node("server").Namespace, "tcp4", "203.0.113.10:8080")

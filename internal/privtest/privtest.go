@@ -51,6 +51,7 @@ var debianPackages = map[string]string{
 	"tracepath": "iputils-tracepath",
 	"stun":      "stun-client",
 	"tshark":    "tshark",
+	"curl":      "curl",
 	"chromium":  "chromium",
 	"nft":       "nftables",
 	"zsh":       "zsh",
