@@ -134,3 +134,44 @@ func addImpairDrops(packets map[string]uint64, r *forward.Router) {
 		}
 	}
 }
+
+// Impair sets the impairment of a node's link while the lab runs: a
+// NAT's uplink, or a host's link to its NAT, both ways. spec is in
+// impair.Syntax; "" or "off" clears it. Packets already delayed leave
+// when due.
+func (l *Lab) Impair(node, spec string) error {
+	var sp impair.Spec
+	if s := strings.TrimSpace(spec); s != "" && s != "off" {
+		var err error
+		if sp, err = impair.Parse(s); err != nil {
+			return fmt.Errorf("impair %q: %s", spec, impairErr(err))
+		}
+	}
+	n, port, err := l.impairPort(node)
+	if err != nil {
+		return err
+	}
+	return n.Router.SetImpair(port, forward.PortImpair{In: sp, Out: sp})
+}
+
+// impairPort finds the NAT and the port of that NAT whose link is node's:
+// a NAT's outside port, or the inside port of a host behind a NAT.
+func (l *Lab) impairPort(node string) (*NAT, int, error) {
+	if n := l.nats[node]; n != nil {
+		return n, 0, nil
+	}
+	nd := l.nodes[node]
+	if nd == nil || nd.Kind != "host" {
+		return nil, 0, fmt.Errorf("no NAT or host %q in lab %s (NATs: %s)", node, l.Name, strings.Join(l.natOrder, ", "))
+	}
+	n := l.nats[nd.Network]
+	if n == nil {
+		return nil, 0, fmt.Errorf("host %s is on the %s network: it has no NAT link to impair; impair a NAT's uplink instead", node, nd.Network)
+	}
+	for i, in := range n.spec.Inside {
+		if in.Namespace == nd.Namespace {
+			return n, i + 1, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("host %s: no port of NAT %s leads to it", node, nd.Network)
+}
