@@ -149,7 +149,9 @@ func (r *Router) Run(ctx context.Context) error {
 	if !r.Mode.Polled() || r.Mode.Readers == ReadersBusyPoll {
 		// A drain goroutine for delayed packets: impairment may be set
 		// at run time (SetImpair), so it runs whatever Impair says.
+		r.impMu.Lock()
 		r.impKick = make(chan struct{}, 1)
+		r.impMu.Unlock()
 	}
 	r.setupImpair()
 	// The busy-poll loop sleeps in poll(2) with no timeout; an eventfd
