@@ -11,7 +11,8 @@ import (
 // found, so an unsolicited packet is still counted no-mapping, and only
 // what the NAT would have let in is counted firewall. Inbound ICMP
 // errors meet it before the mapping of the packet they quote is looked
-// up. Hairpinned packets never cross the boundary and are not filtered.
+// up. Hairpinned packets never cross the boundary and are not filtered;
+// IPv6 goes by the ipv6 mode (ipv6.go), not by these rules.
 
 // setFirewall puts f in force for packets.
 func (e *Engine) setFirewall(f table.Firewall) {
