@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,15 +31,20 @@ const delaySlots = 4096
 // drainBatch is how many due packets are written to a device at once.
 const drainBatch = 64
 
-// impairState is a Router's impairers and delay queues, made by Run when
-// Router.Impair impairs anything; nil otherwise, which the packet path
-// checks once per batch. One mutex for all: impairment is an emulation
-// feature, and the readers of one Router take it once per impaired packet
-// and once per drain.
+// impairState is a Router's impairers and delay queues: nil when
+// nothing is impaired, which the packet path checks once per batch.
+// SetImpair replaces it whole (Router.imp is an atomic pointer), so a
+// batch sees one impairment throughout. One mutex for all, the Router's:
+// impairment is an emulation feature, and the readers of one Router take
+// it once per impaired packet and once per drain.
 type impairState struct {
-	mu      sync.Mutex
+	mu      *sync.Mutex        // the Router's impLock: the queues outlive a state
 	in, out []*impair.Impairer // by port; nil: that way is not impaired
-	queues  []*impair.Queue    // by port written to; nil when nothing delays
+	// queues are by port written to; nil while nothing has delayed.
+	// Once made they stay for the Router's life, in every later state,
+	// so packets delayed under one impairment still leave under the next
+	// (or under none).
+	queues []*impair.Queue
 	// kick wakes the Router's drain goroutine (per-device and busy-poll
 	// readers) when a packet becomes the earliest due; nil with per-CPU
 	// readers, whose timerfd is armed before each wait.
@@ -66,13 +72,56 @@ func (r *Router) ImpairDrops(why impair.Reason) uint64 {
 // setupImpair makes r.imp from r.Impair, seeded by r.ImpairSeed with a
 // stream per port and way.
 func (r *Router) setupImpair() {
-	r.imp = nil
-	st := &impairState{in: make([]*impair.Impairer, len(r.Ports)), out: make([]*impair.Impairer, len(r.Ports))}
-	some, delays := false, false
-	for i, pi := range r.Impair {
-		if i >= len(r.Ports) {
-			break
+	r.impMu.Lock()
+	defer r.impMu.Unlock()
+	if r.impNow == nil {
+		r.impNow = make([]PortImpair, len(r.Ports))
+		copy(r.impNow, r.Impair)
+	}
+	r.storeImpair()
+}
+
+// SetImpair replaces the impairment of the link beyond port (0 the first
+// port) while the Router runs, or before: the zero PortImpair clears it.
+// The port's impairers start again from the seed; packets already delayed
+// leave when due.
+func (r *Router) SetImpair(port int, pi PortImpair) error {
+	if port < 0 || port >= len(r.Ports) {
+		return fmt.Errorf("router: no port %d (it has %d)", port, len(r.Ports))
+	}
+	r.impMu.Lock()
+	defer r.impMu.Unlock()
+	if r.impNow == nil {
+		r.impNow = make([]PortImpair, len(r.Ports))
+		copy(r.impNow, r.Impair)
+	}
+	r.impNow[port] = pi
+	r.storeImpair()
+	return nil
+}
+
+// ImpairOf is the impairment of the link beyond port now.
+func (r *Router) ImpairOf(port int) PortImpair {
+	r.impMu.Lock()
+	defer r.impMu.Unlock()
+	if r.impNow == nil {
+		if port < len(r.Impair) {
+			return r.Impair[port]
 		}
+		return PortImpair{}
+	}
+	if port < 0 || port >= len(r.impNow) {
+		return PortImpair{}
+	}
+	return r.impNow[port]
+}
+
+// storeImpair makes a state from r.impNow and puts it in force; r.impMu
+// is held.
+func (r *Router) storeImpair() {
+	st := &impairState{mu: &r.impLock, in: make([]*impair.Impairer, len(r.Ports)), out: make([]*impair.Impairer, len(r.Ports)), kick: r.impKick}
+	some, delays := false, false
+	for i, pi := range r.impNow {
 		for k, s := range []impair.Spec{pi.In, pi.Out} {
 			if s.IsZero() {
 				continue
@@ -87,20 +136,20 @@ func (r *Router) setupImpair() {
 			delays = delays || im.Delays() || s.Duplicate > 0
 		}
 	}
-	if !some {
+	if delays && r.impQueues == nil {
+		size := Headroom + r.maxMTU()
+		q := make([]*impair.Queue, len(r.Ports))
+		for i := range q {
+			q[i] = impair.NewQueue(delaySlots, size)
+		}
+		r.impQueues = q
+	}
+	st.queues = r.impQueues
+	if !some && st.queues == nil {
+		r.imp.Store(nil)
 		return
 	}
-	if delays {
-		size := Headroom + r.maxMTU()
-		st.queues = make([]*impair.Queue, len(r.Ports))
-		for i := range st.queues {
-			st.queues[i] = impair.NewQueue(delaySlots, size)
-		}
-		if !r.Mode.Polled() || r.Mode.Readers == ReadersBusyPoll {
-			st.kick = make(chan struct{}, 1)
-		}
-	}
-	r.imp = st
+	r.imp.Store(st)
 }
 
 // applies reports whether a packet from port in to port to is impaired.
@@ -177,6 +226,9 @@ func (st *impairState) push(r *Router, to nat.Port, due int64, b []byte) {
 // next is the earliest due time of a delayed packet; ok is false when
 // none waits.
 func (st *impairState) next() (due int64, ok bool) {
+	if st == nil || st.queues == nil {
+		return 0, false
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, q := range st.queues {
@@ -190,7 +242,7 @@ func (st *impairState) next() (due int64, ok bool) {
 // drain writes the delayed packets due by now to their ports, in due
 // order, past the Tap; not coalesced (a slot has no room to grow).
 func (p *pumper) drain(st *impairState, now int64) {
-	if st.queues == nil {
+	if st == nil || st.queues == nil {
 		return
 	}
 	st.mu.Lock()
@@ -227,12 +279,11 @@ func (p *pumper) drain(st *impairState, now int64) {
 // not per packet, woken early by a kick when a packet becomes the
 // earliest due. It writes to ports, the queues of the first reader.
 func (r *Router) drainLoop(ctx context.Context, ports []tun.Device) error {
-	st := r.imp
 	p := r.newPumper(1, ports, nil)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		if due, ok := st.next(); ok {
+		if due, ok := r.imp.Load().next(); ok {
 			t.Reset(time.Duration(max(due-monoNow(), 0)))
 		} else {
 			t.Stop()
@@ -240,10 +291,10 @@ func (r *Router) drainLoop(ctx context.Context, ports []tun.Device) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-st.kick:
+		case <-r.impKick:
 		case <-t.C:
 		}
-		p.drain(st, monoNow())
+		p.drain(r.imp.Load(), monoNow())
 	}
 }
 

@@ -137,8 +137,8 @@ func TestImpairBatchNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocs per batch with a delay queue", allocs)
 	}
-	if r.imp.queues[0].Len() > 64 {
-		t.Errorf("%d packets still queued: the batches do not drain", r.imp.queues[0].Len())
+	if r.imp.Load().queues[0].Len() > 64 {
+		t.Errorf("%d packets still queued: the batches do not drain", r.imp.Load().queues[0].Len())
 	}
 	if r.ImpairDrops(impair.Loss) == 0 || r.ImpairDrops(impair.QueueOverflow) != 0 {
 		t.Errorf("drops: %d loss, %d overflow", r.ImpairDrops(impair.Loss), r.ImpairDrops(impair.QueueOverflow))
@@ -249,5 +249,61 @@ func BenchmarkImpairBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8), "ns/packet")
 		})
+	}
+}
+
+// SetImpair changes a port's impairment between batches: all lost, then
+// delayed, then none; packets delayed before the impairment was cleared
+// still leave when due.
+func TestSetImpairAtRunTime(t *testing.T) {
+	e := newEngine(t, "full-cone", hostA)
+	out, a := tuntest.NewChannel("out"), tuntest.NewChannel("a")
+	r := &Router{Engine: e, Ports: []tun.Device{out, a}, ImpairSeed: 1}
+	r.setupImpair()
+	if r.imp.Load() != nil {
+		t.Fatal("an unimpaired Router has impairment state")
+	}
+	p := r.newPumper(16, r.Ports, nil)
+	send := func(seq int) int {
+		p.sizes[0] = copy(p.bufs[0][Headroom:], seqPkt(seq))
+		p.batch(1, 1, t0())
+		return len(out.Out)
+	}
+	if n := send(0); n != 1 {
+		t.Fatalf("unimpaired: %d packets out, want 1", n)
+	}
+	<-out.Out
+	if err := r.SetImpair(0, PortImpair{Out: impair.MustParse("loss=100%")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := send(1); n != 0 || r.ImpairDrops(impair.Loss) != 1 {
+		t.Fatalf("loss=100%%: %d out, %d lost", n, r.ImpairDrops(impair.Loss))
+	}
+	if err := r.SetImpair(0, PortImpair{Out: impair.MustParse("delay=30ms")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := send(2); n != 0 {
+		t.Fatalf("delay=30ms: %d out at once", n)
+	}
+	if err := r.SetImpair(0, PortImpair{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ImpairOf(0); !got.Out.IsZero() {
+		t.Fatalf("ImpairOf after clearing: %+v", got)
+	}
+	if n := send(3); n != 1 || seqOf(t, <-out.Out) != 3 {
+		t.Fatalf("cleared: %d out", n)
+	}
+	time.Sleep(40 * time.Millisecond)
+	send(4)
+	var got []int
+	for len(out.Out) > 0 {
+		got = append(got, seqOf(t, <-out.Out))
+	}
+	if len(got) != 2 || got[0] != 2 || got[1] != 4 {
+		t.Fatalf("after the delay: %v, want the delayed 2 and then 4", got)
+	}
+	if err := r.SetImpair(2, PortImpair{}); err == nil {
+		t.Error("SetImpair of a port the Router lacks: no error")
 	}
 }

@@ -48,7 +48,7 @@ type poolReader struct {
 	// returned, and by register and unregister while they change the set.
 	mu      sync.Mutex
 	slots   []poolSlot // by the index each device's events carry
-	timed   []*member  // members whose Router delays packets
+	timed   []*member  // every member: its Router may delay packets (SetImpair)
 	free    []int32
 	scratch *pumper // batch buffers, shared by every member's pumper: one batch at a time runs here
 }
@@ -113,9 +113,9 @@ func (pl *readerPool) register(q int, r *Router, devs []polled, ports []tun.Devi
 			return nil, fmt.Errorf("per-CPU readers: adding %s (queue %d) to the epoll set: %w", d.dev.Name(), q, err)
 		}
 	}
-	if st := r.imp; st != nil && st.queues != nil {
-		rd.timed = append(rd.timed, m)
-	}
+	// Every member is timed: impairment that delays may be set at run
+	// time (Router.SetImpair); one that delays nothing costs a load.
+	rd.timed = append(rd.timed, m)
 	pl.members++
 	return m, nil
 }
@@ -297,7 +297,7 @@ func (rd *poolReader) run(allowed *unix.CPUSet) {
 		if len(rd.timed) > 0 {
 			now := monoNow()
 			for _, m := range rd.timed {
-				m.p.drain(m.p.r.imp, now)
+				m.p.drain(m.p.r.imp.Load(), now)
 			}
 		}
 		rd.mu.Unlock()
@@ -330,7 +330,7 @@ func (rd *poolReader) read(s *poolSlot) {
 func (rd *poolReader) arm() {
 	var due int64
 	for _, m := range rd.timed {
-		if d, ok := m.p.r.imp.next(); ok && (due == 0 || d < due) {
+		if d, ok := m.p.r.imp.Load().next(); ok && (due == 0 || d < due) {
 			due = max(d, 1)
 		}
 	}

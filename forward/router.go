@@ -55,12 +55,18 @@ type Router struct {
 	Tap Tap
 	// Impair, by port (nil or shorter: none), impairs the link beyond
 	// each port (PortImpair), seeded by ImpairSeed: the same seed and the
-	// same packets make the same decisions. Read once, by Run.
+	// same packets make the same decisions. Read once, by Run;
+	// SetImpair changes it later.
 	Impair     []PortImpair
 	ImpairSeed uint64
 
 	writeErrors atomic.Uint64
-	imp         *impairState // nil: nothing impaired
+	imp         atomic.Pointer[impairState] // nil: nothing impaired
+	impMu       sync.Mutex                  // guards impNow, impQueues and the making of states
+	impNow      []PortImpair                // the impairment in force, by port
+	impQueues   []*impair.Queue             // the delay queues, once something delayed
+	impKick     chan struct{}               // wakes drainLoop; nil with per-CPU readers
+	impLock     sync.Mutex                  // every state's mu: guards the queues and impairers
 	impairDrops [impair.NumReasons]atomic.Uint64
 }
 
@@ -139,6 +145,13 @@ func (r *Router) Run(ctx context.Context) error {
 	pollers, err := r.pollers(queues)
 	if err != nil {
 		return err
+	}
+	if !r.Mode.Polled() || r.Mode.Readers == ReadersBusyPoll {
+		// A drain goroutine for delayed packets: impairment may be set
+		// at run time (SetImpair), so it runs whatever Impair says.
+		r.impMu.Lock()
+		r.impKick = make(chan struct{}, 1)
+		r.impMu.Unlock()
 	}
 	r.setupImpair()
 	// The busy-poll loop sleeps in poll(2) with no timeout; an eventfd
@@ -221,7 +234,7 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		}
 	}
-	if r.imp != nil && r.imp.kick != nil {
+	if r.impKick != nil {
 		run(func() error { return r.drainLoop(ctx, portsOf(0)) })
 	}
 	every := r.ExpireEvery
@@ -455,7 +468,7 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
 	const hdrAt = Headroom - offload.VirtioHdrLen
 	// Impairment: delayed packets now due go first, ahead of this batch.
-	st := r.imp
+	st := r.imp.Load()
 	var mono int64
 	if st != nil {
 		mono = monoNow()

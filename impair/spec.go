@@ -130,6 +130,23 @@ func Parse(text string) (Spec, error) {
 	return s, nil
 }
 
+// Overlay is spec base with the keys spec over gives replaced or added:
+// a one-way spec given with a both-ways one keeps its own settings.
+func Overlay(base, over string) string {
+	given := map[string]bool{}
+	for _, f := range strings.Fields(over) {
+		k, _, _ := strings.Cut(f, "=")
+		given[k] = true
+	}
+	var fs []string
+	for _, f := range strings.Fields(base) {
+		if k, _, _ := strings.Cut(f, "="); !given[k] {
+			fs = append(fs, f)
+		}
+	}
+	return strings.Join(append(fs, strings.Fields(over)...), " ")
+}
+
 // MustParse is Parse for specs known to be valid, as in tests; it panics on an error.
 func MustParse(text string) Spec {
 	s, err := Parse(text)

@@ -284,6 +284,7 @@ func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Option
 		in.Hosts = n.prefixes(append(slices.Clone(m.External), m.External6...))
 		spec.Inside = append(spec.Inside, in)
 	}
+	spec.Impair = portImpair(n, hosts)
 	return spec
 }
 

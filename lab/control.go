@@ -34,9 +34,10 @@ const (
 	OpFlush  = "flush"  // Request.NAT forgets its mappings
 	OpWatch  = "watch"  // a stream of events; Request.Packets adds per-packet ones
 	OpDown   = "down"   // the lab answers, then stops
+	OpImpair = "impair" // Request.Node's link takes Request.Spec (impair.go)
 )
 
-var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown}
+var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpImpair}
 
 // ControlSocket is the path of lab name's control socket.
 func ControlSocket(name string) string { return filepath.Join(StateDir(name), "control.sock") }
@@ -48,6 +49,8 @@ type Request struct {
 	NAT      string            `json:"nat,omitempty"`
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"` // setting name to value, as text
+	Node     string            `json:"node,omitempty"`     // impair: a NAT or a host behind one
+	Spec     string            `json:"spec,omitempty"`     // impair: an impairment spec; "" or "off" clears
 }
 
 // Response answers a Request.
@@ -158,6 +161,10 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 		case OpWatch:
 			l.watch(c, req.Packets)
 			return
+		case OpImpair:
+			if err := l.Impair(req.Node, req.Spec); err != nil {
+				fail(err)
+			}
 		case OpDown:
 			defer stop()
 		default:

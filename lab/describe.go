@@ -70,7 +70,11 @@ func (t *Topology) Describe() string {
 		if n.Inside6.IsValid() {
 			addrs += fmt.Sprintf("; external6 %s, inside6 %s", joinAddrs(n.External6), n.Inside6)
 		}
-		fmt.Fprintf(w, "nat\t%s\t%s\t%s\t%s\n", n.Name, n.Upstream, addrs, n.Summary())
+		beh := n.Summary()
+		if im := n.impairSummary(); im != "" {
+			beh += "; " + im
+		}
+		fmt.Fprintf(w, "nat\t%s\t%s\t%s\t%s\n", n.Name, n.Upstream, addrs, beh)
 	}
 	for _, h := range t.Hosts {
 		run := "-"
@@ -78,6 +82,14 @@ func (t *Topology) Describe() string {
 			run = "run: " + quoteArgs(h.Run)
 			if h.Ready.Kind != "" {
 				run += " (ready " + h.Ready.String() + ")"
+			}
+		}
+		if !h.Impair.IsZero() {
+			im := "link impair " + h.Impair.String()
+			if run == "-" {
+				run = im
+			} else {
+				run += "; " + im
 			}
 		}
 		fmt.Fprintf(w, "host\t%s\t%s\t%s\t%s\n", h.Name, h.Network, joinAddrs(h.Addresses), run)

@@ -403,6 +403,7 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		}
 		n.Settings[k] = s
 	}
+	p.parseNATImpair(d, m, line)
 	return d
 }
 
@@ -489,5 +490,6 @@ func (p *parser) parseHost(i int, m map[string]any) *hostDraft {
 			h.Ready = r
 		}
 	}
+	p.parseHostImpair(d, m, line)
 	return d
 }

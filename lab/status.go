@@ -35,6 +35,7 @@ func (l *Lab) Status() *LabStatus {
 				s.Packets[v.String()] = n
 			}
 		}
+		addImpairDrops(s.Packets, l.nats[name].Router)
 		st.NATs = append(st.NATs, s)
 	}
 	st.Commands = l.HostCommands()

@@ -17,6 +17,7 @@ package lab
 //	inside6  = "fd00:1::/64"      # optional: IPv6 beside IPv4 (default none: IPv4 only)
 //	external6 = "2001:db8::100"   # optional, with inside6: default the next free IPv6 address upstream
 //	udp-timeout = "30s"           # any behaviour setting of table.Settings()
+//	impair   = "delay=20ms"       # optional: its uplink, both ways (impair-in, impair-out: one way)
 //
 //	[[host]]
 //	name    = "alice"             # required
@@ -24,6 +25,7 @@ package lab
 //	address = "10.0.1.2"          # optional: a string or an array of strings, IPv4 and IPv6
 //	run     = ["gonat", "probe"]  # optional: argv, or a string run by /bin/sh -c
 //	ready   = "udp:203.0.113.10:3478"  # optional: wait until the command serves (udp:, tcp:, log:TEXT)
+//	impair  = "loss=10%"          # optional: its link to its NAT, both ways (not for public hosts)
 //
 // Routing rules the checks enforce. Every NAT's inside network is a
 // private range seen only by the hosts and nested NATs behind it, so two
@@ -49,6 +51,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/table"
 )
 
@@ -90,7 +94,10 @@ type NATNode struct {
 	Preset    string            // a table.PresetNames() name; DefaultPreset when the file names none
 	Settings  map[string]string // the behaviour settings given, by setting name, as text for table.ApplySetting
 	Behavior  table.Config      // Behavior(Preset, Settings, External)
-	Line      int               // line of its [[nat]] header, for messages
+	// Impair is the impairment of its uplink: In what comes into the NAT
+	// from upstream, Out what leaves it upstream (impair.go).
+	Impair forward.PortImpair
+	Line   int // line of its [[nat]] header, for messages
 }
 
 // HostNode is one [[host]] entry.
@@ -107,7 +114,10 @@ type HostNode struct {
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
 	Ready     Ready    // when Up may consider Run serving; zero: once started
-	Line      int      // line of its [[host]] header, for messages
+	// Impair is the impairment of its link to its NAT, both ways (the
+	// NAT's inside port for it); always zero for a public host.
+	Impair impair.Spec
+	Line   int // line of its [[host]] header, for messages
 }
 
 // Keys of a topology file.
@@ -134,11 +144,11 @@ const (
 
 var (
 	topKeys  = []string{keyName, keyNAT, keyHost}
-	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady}
+	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair}
 )
 
 func natKeys() []string {
-	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6)
+	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and

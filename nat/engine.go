@@ -117,7 +117,10 @@ type Engine struct {
 	cfg Config // guarded by shared.Lock
 	// hairpin is cfg.Table.Hairpin, written with the table under
 	// shared.Lock; packets read it first without the lock, and again under it.
-	hairpin  atomic.Bool
+	hairpin atomic.Bool
+	// firewall is cfg.Table.Firewall when it has rules, nil when it has
+	// none, written with the table; packets read it without the lock.
+	firewall atomic.Pointer[table.Firewall]
 	external []netip.Addr
 	hosts    addrIndex // inside host address -> port
 	extIndex addrIndex // external address -> its position in external
@@ -176,6 +179,7 @@ func New(cfg Config) (*Engine, error) {
 	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
 	e.hairpin.Store(e.cfg.Table.Hairpin)
+	e.setFirewall(e.cfg.Table.Firewall)
 	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
@@ -252,6 +256,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.frags = fragCache{}
 	e.held.reset()
 	e.hairpin.Store(nc.Hairpin)
+	e.setFirewall(nc.Firewall)
 	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
 	e.v6.Store(st)
 	e.fw.reset()

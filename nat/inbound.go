@@ -32,6 +32,9 @@ func (e *Engine) inbound(pk *packet) Result {
 	}
 	if p.IPProto == header.ProtoICMP {
 		if header.IsICMPError(p.ICMPType) {
+			if e.firewallRefuses(p, false) {
+				return e.drop(pk, DropFirewall)
+			}
 			return e.inboundICMPError(pk)
 		}
 		if !header.IsICMPQuery(p.ICMPType) {
@@ -57,6 +60,9 @@ func (e *Engine) inbound(pk *packet) Result {
 			if tv != table.Accept {
 				return e.drop(pk, tableVerdict(tv))
 			}
+			if e.firewallRefuses(p, false) {
+				return e.drop(pk, DropFirewall)
+			}
 			return e.translatedIn(pk, m.Internal())
 		}
 	}
@@ -69,6 +75,10 @@ func (e *Engine) inbound(pk *packet) Result {
 		}
 		e.shared.Unlock()
 		return e.drop(pk, v)
+	}
+	if e.firewallRefuses(p, false) {
+		e.shared.Unlock()
+		return e.drop(pk, DropFirewall)
 	}
 	m.AddBytes(false, len(b))
 	internal := m.Internal()

@@ -57,6 +57,10 @@ func (e *Engine) outbound(pk *packet) Result {
 	if p.IsFragment() && !p.IsFirstFragment() {
 		return e.outboundFragment(pk)
 	}
+	hairpin := e.isExternal(dst)
+	if !hairpin && e.firewallRefuses(p, true) {
+		return e.drop(pk, DropFirewall)
+	}
 	if p.IPProto == header.ProtoICMP {
 		if header.IsICMPError(p.ICMPType) {
 			return e.outboundICMPError(pk)
@@ -68,7 +72,6 @@ func (e *Engine) outbound(pk *packet) Result {
 	if !p.HasPorts() {
 		return e.drop(pk, DropMalformed)
 	}
-	hairpin := e.isExternal(dst)
 	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
 		return e.drop(pk, DropHairpinOff)
 	}

@@ -39,6 +39,8 @@ const (
 	DropIPv6Blackhole // mode blackhole: lost, answered by nothing
 	DropIPv6Reject    // mode reject: refused, ICMPv6 1/0 to an inside sender
 	DropIPv6Filtered  // mode routed: from outside, no live session of the firewall admits it
+
+	DropFirewall // refused by the firewall setting's rules
 	numVerdicts
 )
 
@@ -70,6 +72,7 @@ var verdictNames = [numVerdicts]string{
 	DropIPv6Blackhole:           "ipv6-blackhole",
 	DropIPv6Reject:              "ipv6-reject",
 	DropIPv6Filtered:            "ipv6-filtered",
+	DropFirewall:                "firewall",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -102,6 +105,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropIPv6Blackhole:           "IPv6 with ipv6 mode blackhole: lost without a word, either way, as on a network whose IPv6 is silently broken",
 	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
 	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
+	DropFirewall:                "refused by a rule of the firewall setting (a profile such as block-udp or web-only, or a rule list): going out before translation, coming in after its mapping was found",
 }
 
 // Meaning says in a line what the verdict means.

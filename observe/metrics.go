@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/table"
 )
@@ -21,6 +23,8 @@ type MetricsNAT struct {
 	Engine   *nat.Engine
 	Outbound *Traffic // packets written to the outside port
 	Inbound  *Traffic // packets written to inside ports
+	// Router, if set, gives the drops of its links' impairment.
+	Router *forward.Router
 }
 
 // Collector exports NATs' counters to Prometheus, read at scrape time
@@ -32,8 +36,8 @@ type Collector struct {
 	// now, and turned away over the cap since start.
 	WebStreams func() (open int64, refused uint64)
 
-	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited *prometheus.Desc
-	webStreams, webRefused                                                                                 *prometheus.Desc
+	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited, impairDrops *prometheus.Desc
+	webStreams, webRefused                                                                                              *prometheus.Desc
 }
 
 // NewCollector describes the metrics.
@@ -57,12 +61,14 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 			"a packet of an existing mapping waits only for its own queue's lock and its mapping's stripe (another queue on the same flow, or on one whose mapping shares the stripe); a new mapping, a TCP state change or a query waits for every queue's packet in flight.", "nat"),
 		icmpLimited: d("icmp_errors_limited_total", "ICMP errors (Time Exceeded, 3/13) the NAT held back under its rate limits (icmp-rate, icmp-interval); "+
 			"their packets count under the verdict they were dropped for.", "nat"),
+		impairDrops: d("impair_drops_total", "Packets the impairment of the NAT's links dropped, by reason (impair-loss, queue-overflow): "+
+			"after the engine, which counted them under verdict forward.", "nat", "reason"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.webStreams, c.webRefused} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.impairDrops, c.webStreams, c.webRefused} {
 		ch <- d
 	}
 }
@@ -88,6 +94,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.lockWaits, prometheus.CounterValue, float64(n.Engine.LockWaits()), n.Name)
 		ch <- prometheus.MustNewConstMetric(c.icmpLimited, prometheus.CounterValue, float64(n.Engine.ICMPErrorsLimited()), n.Name)
+		if n.Router != nil {
+			for why := impair.Loss; why < impair.NumReasons; why++ {
+				ch <- prometheus.MustNewConstMetric(c.impairDrops, prometheus.CounterValue, float64(n.Router.ImpairDrops(why)), n.Name, why.String())
+			}
+		}
 		live := n.Engine.LiveMappings(now)
 		for _, p := range protos {
 			ch <- prometheus.MustNewConstMetric(c.mappings, prometheus.GaugeValue, float64(live[p]), n.Name, p.String())

@@ -4,8 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/table"
 )
 
 // /metrics carries the process's health (goroutines, open fds, RSS) and
@@ -30,6 +35,40 @@ func TestMetricsProcessAndWeb(t *testing.T) {
 		"\ngonat_web_event_streams 2\n", "\ngonat_web_event_streams_refused_total 5\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+}
+
+// A NAT with a Router exports its impairment drops by reason, zero
+// included, so a dashboard can graph them before the first loss.
+func TestMetricsImpairDrops(t *testing.T) {
+	c, err := table.Preset("full-cone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.External = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	e, err := nat.New(nat.Config{Table: c, Inside: []nat.InsidePort{
+		{Hosts: []netip.Prefix{netip.MustParsePrefix("10.0.1.2/24")}, Gateway: netip.MustParseAddr("10.0.1.1")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := NewCollector(nil, MetricsNAT{Name: "home", Engine: e, Router: &forward.Router{Engine: e}})
+	addr, err := ServeMetrics(ctx, "127.0.0.1:0", col)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`gonat_impair_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_impair_drops_total{nat="home",reason="queue-overflow"} 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 }

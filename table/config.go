@@ -150,6 +150,9 @@ type Config struct {
 	// IPv6 is what the NAT does with IPv6 packets (IPv6Mode): none by
 	// default. Stored for the engine; the table translates IPv4 only.
 	IPv6 IPv6Mode
+	// Firewall filters packets at the outside boundary, on top of the NAT
+	// behaviour: none by default. Stored for the engine.
+	Firewall Firewall
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and

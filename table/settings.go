@@ -43,6 +43,7 @@ const (
 	SettingICMPRate                = "icmp-rate"
 	SettingICMPInterval            = "icmp-interval"
 	SettingIPv6                    = "ipv6"
+	SettingFirewall                = "firewall"
 )
 
 // SettingKind is the type of a setting's value.
@@ -248,6 +249,18 @@ var settings = []Setting{
 			return err
 		},
 		value: func(c *Config) string { return c.IPv6.String() },
+	},
+	{
+		Name: SettingFirewall, Kind: KindWord, Words: FirewallProfiles(),
+		Help: "packet filter on the outside boundary: none | block-udp (no UDP either way) | web-only (TCP to remote ports 80 and 443 only) | block-inbound-icmp, or `rules` such as \"deny udp out; allow tcp 80,443\" (allow|deny [udp|tcp|icmp] [PORTS] [in|out], ports are the remote's, first match decides, none: pass)",
+		apply: func(c *Config, v string) error {
+			f, err := ParseFirewall(v)
+			if err == nil {
+				c.Firewall = f
+			}
+			return err
+		},
+		value: func(c *Config) string { return c.Firewall.String() },
 	},
 }
 

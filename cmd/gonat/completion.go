@@ -84,6 +84,7 @@ var commands = []command{
 		{name: "list"},
 		{name: "set", flags: "lab= " + runSettingFlags},
 		{name: "flush", flags: "lab= preset="},
+		{name: "impair", flags: "lab="},
 		{name: "down", flags: "all keep-logs= lab="},
 		{name: "verify", flags: "json lab="},
 	}},

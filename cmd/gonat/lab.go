@@ -29,6 +29,8 @@ Commands:
   list                              labs on this machine
   set [--lab N] NAT [--preset P] [--mapping M] ...   change a NAT's behaviour (drops its mappings)
   flush [--lab N] NAT               drop a NAT's mappings (a NAT reboot: rebinding)
+  impair [--lab N] NODE SPEC        impair a NAT's uplink or a host's link to its NAT, both ways,
+                                    e.g. "delay=50ms loss=1%" (off: none)
   down [N] [--all] [--keep-logs DIR]  remove a lab (also after kill -9 of its process)
   verify [N] [--json]               probe every NAT (RFC 5780) and compare with its configuration
 
@@ -40,7 +42,7 @@ All but validate need root. 'gonat lab help COMMAND' shows a command's flags.
 func labCmd(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, labHelp)
-		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, down, verify)")
+		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -62,6 +64,8 @@ func labCmd(args []string) error {
 		return labSet(rest, false)
 	case "flush":
 		return labSet(rest, true)
+	case "impair":
+		return labImpair(rest)
 	case "down":
 		return labDown(rest)
 	case "verify":
@@ -73,7 +77,7 @@ func labCmd(args []string) error {
 		fmt.Print(labHelp)
 		return errHelp
 	}
-	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, down, verify)", sub)
+	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify)", sub)
 }
 
 // parseMixed parses flags that may come before or after positional

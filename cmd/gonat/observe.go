@@ -125,7 +125,7 @@ func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
 	}
 	var nats []observe.MetricsNAT
 	for _, name := range l.NATNames() {
-		nats = append(nats, observe.MetricsNAT{Name: name, Engine: l.NAT(name).Engine, Outbound: &o.outbound, Inbound: &o.inbound})
+		nats = append(nats, observe.MetricsNAT{Name: name, Engine: l.NAT(name).Engine, Outbound: &o.outbound, Inbound: &o.inbound, Router: l.NAT(name).Router})
 	}
 	c := observe.NewCollector(l.Events, nats...)
 	if *o.web != "" {

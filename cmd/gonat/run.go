@@ -255,7 +255,7 @@ func outsideImpair(both, in, out string) ([]forward.PortImpair, error) {
 		for _, s := range w.to {
 			text := w.val
 			if w.flag != "impair" {
-				text = overlaySpec(both, w.val)
+				text = impair.Overlay(both, w.val)
 			}
 			sp, err := impair.Parse(text)
 			if err != nil {
@@ -265,22 +265,6 @@ func outsideImpair(both, in, out string) ([]forward.PortImpair, error) {
 		}
 	}
 	return []forward.PortImpair{pi}, nil
-}
-
-// overlaySpec is spec base with the keys over gives replaced or added.
-func overlaySpec(base, over string) string {
-	given := map[string]bool{}
-	for _, f := range strings.Fields(over) {
-		k, _, _ := strings.Cut(f, "=")
-		given[k] = true
-	}
-	var fs []string
-	for _, f := range strings.Fields(base) {
-		if k, _, _ := strings.Cut(f, "="); !given[k] {
-			fs = append(fs, f)
-		}
-	}
-	return strings.Join(append(fs, strings.Fields(over)...), " ")
 }
 
 func printCounters(e *nat.Engine, r *forward.Router) {

@@ -1,0 +1,177 @@
+package lab
+
+// Impairment in topology files: `impair`, `impair-in` and `impair-out`
+// on [[nat]] impair its uplink (the link beyond its outside port), as
+// gonat run's --impair flags impair the outside link; `impair` on
+// [[host]] impairs the host's link to its NAT (the NAT's inside port for
+// that host), both ways. In and out are the NAT's: impair-in is what
+// comes into the NAT from its upstream, impair-out what leaves it
+// upstream. A NAT's seed seeds every link of it.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/impair"
+)
+
+const (
+	keyImpair    = "impair"
+	keyImpairIn  = "impair-in"
+	keyImpairOut = "impair-out"
+)
+
+const impairExample = "delay=50ms loss=1%"
+
+// parseNATImpair reads a [[nat]] entry's impairment of its uplink. A
+// way given both by impair and by impair-in or impair-out keeps the
+// one-way key's settings over impair's.
+func (p *parser) parseNATImpair(d *natDraft, m map[string]any, line func(string) int) {
+	both, ok := p.str(m, keyImpair, d.who, line(keyImpair), impairExample)
+	if ok {
+		sp, err := impair.Parse(both)
+		if err != nil {
+			p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, both, impairErr(err))
+			return
+		}
+		d.n.Impair = forward.PortImpair{In: sp, Out: sp}
+	}
+	for _, w := range []struct {
+		key string
+		to  *impair.Spec
+	}{{keyImpairIn, &d.n.Impair.In}, {keyImpairOut, &d.n.Impair.Out}} {
+		s, ok := p.str(m, w.key, d.who, line(w.key), impairExample)
+		if !ok {
+			continue
+		}
+		sp, err := impair.Parse(impair.Overlay(both, s))
+		switch {
+		case err != nil && both != "":
+			p.errorf(line(w.key), "%s: %s %q over impair %q: %v", d.who, w.key, s, both, impairErr(err))
+		case err != nil:
+			p.errorf(line(w.key), "%s: %s %q: %v", d.who, w.key, s, impairErr(err))
+		default:
+			*w.to = sp
+		}
+	}
+}
+
+// parseHostImpair reads a [[host]] entry's impairment of its link to
+// its NAT.
+func (p *parser) parseHostImpair(d *hostDraft, m map[string]any, line func(string) int) {
+	s, ok := p.str(m, keyImpair, d.who, line(keyImpair), impairExample)
+	if !ok {
+		return
+	}
+	sp, err := impair.Parse(s)
+	if err != nil {
+		p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, s, impairErr(err))
+		return
+	}
+	if d.h.Network == Public && !sp.IsZero() {
+		p.errorf(line(keyImpair), "%s: impair: a public host has no link of a NAT's to impair; impair the uplink of a NAT instead (impair on its [[nat]])", d.who)
+		return
+	}
+	d.h.Impair = sp
+}
+
+// impairErr is an impair.Parse error without the package's prefix: the
+// message already names the key.
+func impairErr(err error) string {
+	return strings.TrimPrefix(err.Error(), "impair: ")
+}
+
+// portImpair is the impairment of NAT n's ports as specOf lays them
+// out: the outside port, then one inside port per host in hosts (then
+// the nested NATs', never impaired); nil when nothing is impaired.
+func portImpair(n *NATNode, hosts []*HostNode) []forward.PortImpair {
+	pis := make([]forward.PortImpair, 1+len(hosts))
+	pis[0] = n.Impair
+	some := !n.Impair.In.IsZero() || !n.Impair.Out.IsZero()
+	for i, h := range hosts {
+		if !h.Impair.IsZero() {
+			pis[1+i] = forward.PortImpair{In: h.Impair, Out: h.Impair}
+			some = true
+		}
+	}
+	if !some {
+		return nil
+	}
+	return pis
+}
+
+// impairSummary describes a NAT's uplink impairment for Describe:
+// "impair in=... out=..." or "" when none.
+func (n *NATNode) impairSummary() string {
+	in, out := n.Impair.In.String(), n.Impair.Out.String()
+	switch {
+	case in == "" && out == "":
+		return ""
+	case in == out:
+		return fmt.Sprintf("uplink impair %s", in)
+	}
+	var parts []string
+	if in != "" {
+		parts = append(parts, "in "+in)
+	}
+	if out != "" {
+		parts = append(parts, "out "+out)
+	}
+	return "uplink impair " + strings.Join(parts, ", ")
+}
+
+// addImpairDrops adds the drops of r's impairment to packets, by reason
+// (impair-loss, queue-overflow). The engine counted these packets as
+// forwarded: impairment comes after it, on the link.
+func addImpairDrops(packets map[string]uint64, r *forward.Router) {
+	if r == nil {
+		return
+	}
+	for why := impair.Loss; why < impair.NumReasons; why++ {
+		if n := r.ImpairDrops(why); n > 0 {
+			packets[why.String()] = n
+		}
+	}
+}
+
+// Impair sets the impairment of a node's link while the lab runs: a
+// NAT's uplink, or a host's link to its NAT, both ways. spec is in
+// impair.Syntax; "" or "off" clears it. Packets already delayed leave
+// when due.
+func (l *Lab) Impair(node, spec string) error {
+	var sp impair.Spec
+	if s := strings.TrimSpace(spec); s != "" && s != "off" {
+		var err error
+		if sp, err = impair.Parse(s); err != nil {
+			return fmt.Errorf("impair %q: %s", spec, impairErr(err))
+		}
+	}
+	n, port, err := l.impairPort(node)
+	if err != nil {
+		return err
+	}
+	return n.Router.SetImpair(port, forward.PortImpair{In: sp, Out: sp})
+}
+
+// impairPort finds the NAT and the port of that NAT whose link is node's:
+// a NAT's outside port, or the inside port of a host behind a NAT.
+func (l *Lab) impairPort(node string) (*NAT, int, error) {
+	if n := l.nats[node]; n != nil {
+		return n, 0, nil
+	}
+	nd := l.nodes[node]
+	if nd == nil || nd.Kind != "host" {
+		return nil, 0, fmt.Errorf("no NAT or host %q in lab %s (NATs: %s)", node, l.Name, strings.Join(l.natOrder, ", "))
+	}
+	n := l.nats[nd.Network]
+	if n == nil {
+		return nil, 0, fmt.Errorf("host %s is on the %s network: it has no NAT link to impair; impair a NAT's uplink instead", node, nd.Network)
+	}
+	for i, in := range n.spec.Inside {
+		if in.Namespace == nd.Namespace {
+			return n, i + 1, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("host %s: no port of NAT %s leads to it", node, nd.Network)
+}

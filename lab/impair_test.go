@@ -1,0 +1,94 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gonat/gonat/impair"
+)
+
+const impairLab = `
+[[nat]]
+name = "home1"
+external = "198.51.100.1"
+inside = "10.0.1.0/24"
+seed = 7
+impair = "delay=20ms loss=1%"
+impair-in = "loss=5%"
+
+[[host]]
+name = "alice"
+network = "home1"
+impair = "loss=10%"
+
+[[host]]
+name = "bob"
+network = "home1"
+`
+
+// The keys land on the NAT's ports as a run's flags would: the uplink
+// both ways with impair-in over impair, the host's link both ways, the
+// other host's not at all; lab validate shows them.
+func TestTopologyImpair(t *testing.T) {
+	topo, err := Parse([]byte(impairLab), "lab.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &topo.NATs[0]
+	if got, want := n.Impair.In, impair.MustParse("delay=20ms loss=5%"); got.String() != want.String() {
+		t.Errorf("uplink in %q, want %q", got, want)
+	}
+	if got, want := n.Impair.Out, impair.MustParse("delay=20ms loss=1%"); got.String() != want.String() {
+		t.Errorf("uplink out %q, want %q", got, want)
+	}
+	hosts := []*HostNode{&topo.Hosts[0], &topo.Hosts[1]}
+	pis := portImpair(n, hosts)
+	if len(pis) != 3 || pis[1].In.String() != "loss=10%" || pis[1].Out.String() != "loss=10%" || !pis[2].In.IsZero() || !pis[2].Out.IsZero() {
+		t.Errorf("ports' impairment %+v", pis)
+	}
+	d := topo.Describe()
+	for _, want := range []string{"uplink impair in delay=20ms loss=5%, out delay=20ms loss=1%", "link impair loss=10%"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Describe lacks %q:\n%s", want, d)
+		}
+	}
+	plain, err := Parse([]byte(strings.ReplaceAll(strings.ReplaceAll(impairLab, "impair", "#"), "#-in", "#")), "lab.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pis := portImpair(&plain.NATs[0], []*HostNode{&plain.Hosts[0]}); pis != nil {
+		t.Errorf("a lab without impairment impairs %+v", pis)
+	}
+}
+
+func TestTopologyImpairErrors(t *testing.T) {
+	nat := "[[nat]]\nname = \"home1\"\nexternal = \"198.51.100.1\"\ninside = \"10.0.1.0/24\"\n"
+	cases := []struct{ text, want string }{
+		{nat + "impair = \"loss=10\" #!\n", `nat "home1": impair "loss=10": ...`},
+		{nat + "impair-out = 5 #!\n", `nat "home1": impair-out: want a string such as "delay=50ms loss=1%", got integer 5`},
+		{nat + "impair = \"delay=10ms jitter=5ms\"\nimpair-in = \"jitter=20ms\" #!\n", `nat "home1": impair-in "jitter=20ms" over impair "delay=10ms jitter=5ms": jitter=20ms exceeds delay=10ms: expected jitter <= delay`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"los=1%\" #!\n", `host "alice": impair "los=1%": ...`},
+		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nimpair = \"loss=1%\" #!\n", `host "pub": impair: a public host has no link of a NAT's to impair; impair the uplink of a NAT instead (impair on its [[nat]])`},
+		{nat + "impair-both = \"loss=1%\" #!\n", `nat "home1": unknown key "impair-both"...`},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(c.text), "lab.toml")
+		if err == nil {
+			t.Errorf("no error for\n%s", c.text)
+			continue
+		}
+		want := fmt.Sprintf("lab.toml:%d: %s", markerLine(t, c.text, "#!"), c.want)
+		prefix := strings.HasSuffix(want, "...")
+		want = strings.TrimSuffix(want, "...")
+		found := false
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if l == want || prefix && strings.HasPrefix(l, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("want the line\n  %s\ngot\n  %s", want, err)
+		}
+	}
+}
