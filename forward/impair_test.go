@@ -207,8 +207,11 @@ func TestImpairDelayReaders(t *testing.T) {
 				case pkt := <-out.Out:
 					took := time.Since(sent)
 					t.Logf("out after %v", took)
-					if seqOf(t, pkt) != i || took < 30*time.Millisecond || took > 80*time.Millisecond {
-						t.Errorf("packet %d (sent %d) out after %v, want 30-80ms", seqOf(t, pkt), i, took)
+					// Never early; late only by what a loaded machine
+					// adds (a reader that waited for other traffic, or
+					// for a poll timeout, would be seconds late).
+					if seqOf(t, pkt) != i || took < 30*time.Millisecond || took > 530*time.Millisecond {
+						t.Errorf("packet %d (sent %d) out after %v, want 30-530ms", seqOf(t, pkt), i, took)
 					}
 				case <-time.After(2 * time.Second):
 					t.Fatal("a delayed packet never left")
@@ -217,8 +220,8 @@ func TestImpairDelayReaders(t *testing.T) {
 				out.Put(udpPkt(ap(srv1, 3478), ap(ext, 5000), 64, fmt.Sprint(i)))
 				select {
 				case <-a.Out:
-					if took := time.Since(sent); took < 20*time.Millisecond || took > 70*time.Millisecond {
-						t.Errorf("reply in after %v, want 20-70ms", took)
+					if took := time.Since(sent); took < 20*time.Millisecond || took > 520*time.Millisecond {
+						t.Errorf("reply in after %v, want 20-520ms", took)
 					}
 				case <-time.After(2 * time.Second):
 					t.Fatal("a delayed reply never arrived")
