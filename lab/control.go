@@ -36,7 +36,7 @@ const (
 	OpDown   = "down"   // the lab answers, then stops
 )
 
-var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown}
+var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpLink}
 
 // ControlSocket is the path of lab name's control socket.
 func ControlSocket(name string) string { return filepath.Join(StateDir(name), "control.sock") }
@@ -48,6 +48,9 @@ type Request struct {
 	NAT      string            `json:"nat,omitempty"`
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"` // setting name to value, as text
+	// Network events (lab/events.go):
+	Node  string `json:"node,omitempty"`  // link: the host or NAT whose link changes
+	State string `json:"state,omitempty"` // link: down or up
 }
 
 // Response answers a Request.
@@ -160,6 +163,10 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			return
 		case OpDown:
 			defer stop()
+		case OpLink:
+			if err := l.handleEvent(req); err != nil {
+				fail(err)
+			}
 		default:
 			fail(fmt.Errorf("unknown op %q (%s)", req.Op, strings.Join(ops, ", ")))
 		}

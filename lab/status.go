@@ -35,6 +35,10 @@ func (l *Lab) Status() *LabStatus {
 				s.Packets[v.String()] = n
 			}
 		}
+		if r := l.nats[name].Router; r != nil && r.LinkDownDrops() > 0 {
+			n := r.LinkDownDrops()
+			s.Packets["link-down"] = n // dropped beyond the engine (forward.Router.SetLinkDown)
+		}
 		st.NATs = append(st.NATs, s)
 	}
 	st.Commands = l.HostCommands()

@@ -86,6 +86,7 @@ var commands = []command{
 		{name: "flush", flags: "lab= preset="},
 		{name: "down", flags: "all keep-logs= lab="},
 		{name: "verify", flags: "json lab="},
+		{name: "link", flags: "lab="},
 	}},
 	{name: "table", flags: "json lab= nat= watch"},
 	{name: "stun-server", flags: "alt-port= alternate= port= primary= v"},

@@ -1,0 +1,85 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
+)
+
+// eventLab is controlLab with a router (not running: link state needs
+// only its ports) and the nodes of a host alice behind NAT home.
+func eventLab(t *testing.T) (*Lab, *nat.Engine) {
+	t.Helper()
+	l, e, _ := controlLab(t)
+	n := l.nats["home"]
+	n.Router = &forward.Router{Engine: e, Ports: []tun.Device{tuntest.NewChannel("out"), tuntest.NewChannel("alice")}}
+	n.spec.Inside = []InsideSpec{{Namespace: "ctl.alice"}}
+	l.nodes = map[string]*Node{
+		"alice":  {Name: "alice", Namespace: "ctl.alice", Kind: "host", Network: "home"},
+		"home":   {Name: "home", Namespace: "ctl.home", Kind: "nat", Network: Public},
+		"server": {Name: "server", Namespace: "ctl.server", Kind: "host", Network: Public},
+	}
+	return l, e
+}
+
+// nextEvent waits for the next event of kind on events.
+func nextEvent(t *testing.T, events <-chan observe.Event, kind string) observe.Event {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+func TestControlLink(t *testing.T) {
+	l, _ := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	r := l.nats["home"].Router
+	for _, c := range []struct {
+		node, state string
+		port        nat.Port
+		down        bool
+	}{
+		{"alice", "down", 1, true},
+		{"home", "down", nat.Outside, true},
+		{"alice", "up", 1, false},
+		{"home", "up", nat.Outside, false},
+	} {
+		before := time.Now()
+		if _, err := Call(l.Name, Request{Op: OpLink, Node: c.node, State: c.state}); err != nil {
+			t.Fatalf("link %s %s: %v", c.node, c.state, err)
+		}
+		if r.LinkDown(c.port) != c.down {
+			t.Fatalf("link %s %s: port %d down is %v", c.node, c.state, c.port, r.LinkDown(c.port))
+		}
+		ev := nextEvent(t, events, observe.KindLink)
+		if ev.Node != c.node || ev.Action != c.state || ev.NAT != "home" || ev.Time.Before(before) ||
+			!strings.HasPrefix(ev.Text, "LINK "+c.node+" "+c.state) {
+			t.Fatalf("link %s %s: event %+v", c.node, c.state, ev)
+		}
+	}
+	for _, bad := range []struct{ node, state, want string }{
+		{"alice", "sideways", "want down or up"},
+		{"server", "down", "not behind a NAT"},
+		{"nobody", "down", `no node "nobody"`},
+	} {
+		_, err := Call(l.Name, Request{Op: OpLink, Node: bad.node, State: bad.state})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("link %s %s: %v, want %q", bad.node, bad.state, err, bad.want)
+		}
+	}
+}
