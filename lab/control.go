@@ -36,7 +36,7 @@ const (
 	OpDown   = "down"   // the lab answers, then stops
 )
 
-var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpLink}
+var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpLink, OpRebind, OpReboot}
 
 // ControlSocket is the path of lab name's control socket.
 func ControlSocket(name string) string { return filepath.Join(StateDir(name), "control.sock") }
@@ -49,8 +49,9 @@ type Request struct {
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"` // setting name to value, as text
 	// Network events (lab/events.go):
-	Node  string `json:"node,omitempty"`  // link: the host or NAT whose link changes
-	State string `json:"state,omitempty"` // link: down or up
+	Node    string `json:"node,omitempty"`    // link: the host or NAT whose link changes
+	State   string `json:"state,omitempty"`   // link: down or up
+	Address string `json:"address,omitempty"` // rebind, reboot: the NAT's new external address
 }
 
 // Response answers a Request.
@@ -163,7 +164,7 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			return
 		case OpDown:
 			defer stop()
-		case OpLink:
+		case OpLink, OpRebind, OpReboot:
 			if err := l.handleEvent(req); err != nil {
 				fail(err)
 			}

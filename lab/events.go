@@ -6,15 +6,21 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 )
 
 // The network event ops.
 const (
-	OpLink = "link" // Request.Node's link goes Request.State: down or up
+	OpLink   = "link"   // Request.Node's link goes Request.State: down or up
+	OpRebind = "rebind" // NAT Request.NAT moves its live mappings, to Request.Address if set
+	OpReboot = "reboot" // NAT Request.NAT loses every mapping, taking Request.Address if set
 )
 
 // linkPort finds the link of node: a host's is its NAT's inside port for
@@ -88,6 +94,111 @@ func (l *Lab) handleEvent(req Request) error {
 			return err
 		}
 		return l.Link(req.Node, down)
+	case OpRebind, OpReboot:
+		var addr netip.Addr
+		if req.Address != "" {
+			a, err := netip.ParseAddr(req.Address)
+			if err != nil {
+				return fmt.Errorf("address: %v", err)
+			}
+			addr = a
+		}
+		return l.Renumber(req.NAT, req.Op == OpReboot, addr)
 	}
 	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// Renumber rebinds NAT natName (its live mappings move to new external
+// ports) or, with reboot, reboots it (every mapping is lost). With a
+// valid addr the NAT's external address becomes addr: the route to it in
+// the outside namespace replaces the old one. Only a NAT on the public
+// network with one external IPv4 address can take a new one: a nested
+// NAT's address is a host address of the NAT above it.
+func (l *Lab) Renumber(natName string, reboot bool, addr netip.Addr) error {
+	m := l.nats[natName]
+	if m == nil {
+		return fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
+	}
+	var ext []netip.Addr
+	var old netip.Addr
+	if addr.IsValid() {
+		var err error
+		if old, err = l.newAddressCheck(natName, m, addr); err != nil {
+			return err
+		}
+		ext = []netip.Addr{addr}
+	}
+	var dev string
+	if ext != nil {
+		dev = m.devices[0].Name()
+		if err := ns.AddRoute(m.spec.Outside, dev, netip.PrefixFrom(addr, 32), netip.Addr{}); err != nil {
+			return err
+		}
+	}
+	kind, text := observe.KindRebind, ""
+	var err error
+	if reboot {
+		kind = observe.KindReboot
+		err = m.Engine.Reboot(ext, time.Now())
+		text = fmt.Sprintf("REBOOT %s: every mapping lost", natName)
+	} else {
+		var moved int
+		moved, err = m.Engine.Rebind(ext, time.Now())
+		text = fmt.Sprintf("REBIND %s: %d mappings moved to new external ports", natName, moved)
+	}
+	if err != nil {
+		if ext != nil {
+			ns.DelRoute(m.spec.Outside, dev, netip.PrefixFrom(addr, 32))
+		}
+		return err
+	}
+	if ext != nil {
+		text += fmt.Sprintf("; external address %s, was %s", addr, old)
+		if err := ns.DelRoute(m.spec.Outside, dev, netip.PrefixFrom(old, 32)); err != nil {
+			text += fmt.Sprintf(" (its route stays: %v)", err)
+		}
+		l.mu.Lock()
+		if n := l.nodes[natName]; n != nil {
+			addrs := slices.Clone(n.Addresses)
+			for i, a := range addrs {
+				if a == old {
+					addrs[i] = addr
+				}
+			}
+			n.Addresses = addrs
+		}
+		l.mu.Unlock()
+	}
+	l.Events.Announce(observe.Event{NAT: natName, Kind: kind, Node: natName, External: addrString(ext), Text: text})
+	return nil
+}
+
+// newAddressCheck reports why NAT natName cannot take addr as its
+// external address, if it cannot, and the address it has.
+func (l *Lab) newAddressCheck(natName string, m *NAT, addr netip.Addr) (netip.Addr, error) {
+	if !addr.Is4() {
+		return netip.Addr{}, fmt.Errorf("address %s: an external address is IPv4", addr)
+	}
+	cur := m.Engine.Config().Table.External
+	if len(cur) != 1 {
+		return netip.Addr{}, fmt.Errorf("nat %s has %d external addresses; --address replaces one", natName, len(cur))
+	}
+	if n := l.nodes[natName]; n != nil && n.Network != Public {
+		return netip.Addr{}, fmt.Errorf("nat %s is behind nat %s: only a NAT on the public network can take a new address", natName, n.Network)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.nodes {
+		if slices.Contains(n.Addresses, addr) {
+			return netip.Addr{}, fmt.Errorf("address %s is %s's", addr, n.Name)
+		}
+	}
+	return cur[0], nil
+}
+
+func addrString(as []netip.Addr) string {
+	if len(as) == 0 {
+		return ""
+	}
+	return as[0].String()
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/tun/tuntest"
 )
@@ -81,5 +83,51 @@ func TestControlLink(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("link %s %s: %v, want %q", bad.node, bad.state, err, bad.want)
 		}
+	}
+}
+
+func TestControlRebindReboot(t *testing.T) {
+	l, e := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	sendOut(t, e)
+	var before []string
+	e.Mappings(time.Now(), func(m nat.MappingInfo) { before = append(before, m.External.String()) })
+	if _, err := Call(l.Name, Request{Op: OpRebind, NAT: "home"}); err != nil {
+		t.Fatal(err)
+	}
+	var after []string
+	e.Mappings(time.Now(), func(m nat.MappingInfo) { after = append(after, m.External.String()) })
+	if len(before) != 1 || len(after) != 1 || before[0] == after[0] {
+		t.Fatalf("mappings %v before the rebind, %v after", before, after)
+	}
+	if ev := nextEvent(t, events, observe.KindRebind); ev.Node != "home" || ev.Text != "REBIND home: 1 mappings moved to new external ports" {
+		t.Fatalf("rebind event %+v", ev)
+	}
+	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.LiveMappings(time.Now()); n[table.UDP] != 0 {
+		t.Fatalf("mappings after the reboot: %v", n)
+	}
+	if ev := nextEvent(t, events, observe.KindReboot); ev.Node != "home" {
+		t.Fatalf("reboot event %+v", ev)
+	}
+	l.nodes["home"].Addresses = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
+	for _, bad := range []struct{ nat, addr, want string }{
+		{"away", "", `no NAT "away"`},
+		{"home", "2001:db8::1", "an external address is IPv4"},
+		{"home", "203.0.113.10", "is server's"},
+		{"home", "nonsense", "address: "},
+	} {
+		_, err := Call(l.Name, Request{Op: OpRebind, NAT: bad.nat, Address: bad.addr})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("rebind %s --address %q: %v, want %q", bad.nat, bad.addr, err, bad.want)
+		}
+	}
+	l.nodes["home"].Network = "carrier"
+	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}); err == nil || !strings.Contains(err.Error(), "behind nat carrier") {
+		t.Errorf("reboot of a nested NAT with a new address: %v", err)
 	}
 }

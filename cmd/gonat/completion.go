@@ -87,6 +87,8 @@ var commands = []command{
 		{name: "down", flags: "all keep-logs= lab="},
 		{name: "verify", flags: "json lab="},
 		{name: "link", flags: "lab="},
+		{name: "rebind", flags: "address= lab="},
+		{name: "reboot", flags: "address= lab="},
 	}},
 	{name: "table", flags: "json lab= nat= watch"},
 	{name: "stun-server", flags: "alt-port= alternate= port= primary= v"},

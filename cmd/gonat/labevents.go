@@ -31,3 +31,31 @@ func labLink(args []string) error {
 	fmt.Printf("lab %s: link of %s %s\n", name, pos[0], pos[1])
 	return nil
 }
+
+// labRenumber is lab rebind (reboot false) and lab reboot.
+func labRenumber(args []string, reboot bool) error {
+	op := map[bool]string{false: lab.OpRebind, true: lab.OpReboot}[reboot]
+	fs := flag.NewFlagSet(op, flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	address := fs.String("address", "", "the NAT's new external `ADDR`ess (a NAT on the public network with one external address)")
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("want one NAT name, e.g. gonat lab %s home1", op)
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	if _, err := lab.Call(name, lab.Request{Op: op, NAT: pos[0], Address: *address}); err != nil {
+		return err
+	}
+	what := map[bool]string{false: "rebound: its live mappings moved to new external ports", true: "rebooted: its mappings are gone"}[reboot]
+	if *address != "" {
+		what += "; external address " + *address
+	}
+	fmt.Printf("lab %s: nat %s %s\n", name, pos[0], what)
+	return nil
+}
