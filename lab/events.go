@@ -126,6 +126,9 @@ func (l *Lab) Renumber(natName string, reboot bool, addr netip.Addr) error {
 		if old, err = l.newAddressCheck(natName, m, addr); err != nil {
 			return err
 		}
+		if len(m.devices) == 0 {
+			return fmt.Errorf("nat %s has no outside device to route a new address to", natName)
+		}
 		ext = []netip.Addr{addr}
 	}
 	var dev string

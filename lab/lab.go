@@ -104,6 +104,10 @@ type Lab struct {
 	dns      *labdns.Server
 	resolv   []string // /etc/netns directories given a resolv.conf
 	closed   bool
+	// The scheduled events' goroutines (schedule.go): Close stops them
+	// and waits for them before anything goes.
+	stopEvents context.CancelFunc
+	events     sync.WaitGroup
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.
@@ -240,6 +244,7 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if err := l.awaitHosts(ctx, opt.ReadyTimeout, logf); err != nil {
 		return nil, err
 	}
+	l.runEvents(time.Now(), topo.Events, logf)
 	return l, nil
 }
 
@@ -344,6 +349,10 @@ func (l *Lab) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	if l.stopEvents != nil {
+		l.stopEvents()
+		l.events.Wait()
+	}
 	l.stopHosts()
 	dnsErr := l.stopDNS()
 	l.closeNATs()
