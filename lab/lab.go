@@ -244,7 +244,6 @@ func Up(ctx context.Context, topo *Topology, opt Options) (l *Lab, err error) {
 	if err := l.awaitHosts(ctx, opt.ReadyTimeout, logf); err != nil {
 		return nil, err
 	}
-	l.runEvents(time.Now(), topo.Events, logf)
 	return l, nil
 }
 
@@ -348,9 +347,10 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
+	stopEvents := l.stopEvents
 	l.mu.Unlock()
-	if l.stopEvents != nil {
-		l.stopEvents()
+	if stopEvents != nil {
+		stopEvents()
 		l.events.Wait()
 	}
 	l.stopHosts()

@@ -1,10 +1,10 @@
 package lab
 
-// Scheduled network events: [[event]] tables of a topology file, run by
-// Up once the lab is up.
+// Scheduled network events: [[event]] tables of a topology file, run
+// once the lab is ready (StartEvents).
 //
 //	[[event]]
-//	at    = "5s"        # when, after the lab is up (its hosts ready); default: every
+//	at    = "5s"        # when, after the lab is ready; default: every
 //	every = "30s"       # optional: again at this interval
 //	link  = "alice"     # one action: link (with state), rebind or reboot
 //	state = "down"      # link: down or up
@@ -176,15 +176,24 @@ func (p *parser) checkEvents(t *Topology, events []EventNode, i0 []int) {
 	}
 }
 
-// runEvents makes the topology's events on their schedule, from start,
-// until the lab closes: a goroutine per event, asleep between its times.
-func (l *Lab) runEvents(start time.Time, events []EventNode, logf func(string, ...any)) {
-	if len(events) == 0 {
+// StartEvents starts the topology's [[event]] schedule, its times
+// counted from now: a goroutine per event, asleep between its times,
+// until the lab closes. Up leaves it to its caller, to call once the lab
+// is ready for use (`lab up` once its control socket answers). logf, if
+// set, reports events that fail. A second call does nothing.
+func (l *Lab) StartEvents(logf func(string, ...any)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Topo == nil || len(l.Topo.Events) == 0 || l.stopEvents != nil || l.closed {
 		return
 	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stopEvents = cancel
-	for _, ev := range events {
+	for _, ev := range l.Topo.Events {
 		l.events.Add(1)
 		go func() {
 			defer l.events.Done()
