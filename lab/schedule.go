@@ -209,7 +209,11 @@ func (l *Lab) StartEvents(logf func(string, ...any)) {
 				if err := l.handleEvent(ev.Request); err != nil {
 					msg := fmt.Sprintf("scheduled event %s (line %d) failed: %v", ev, ev.Line, err)
 					logf("%s", msg)
-					l.Events.Announce(observe.Event{Kind: observe.KindEventFailed, Node: ev.Request.Node + ev.Request.NAT, NAT: ev.Request.NAT, Text: msg})
+					node := ev.Request.Node // link's
+					if node == "" {
+						node = ev.Request.NAT // rebind's and reboot's
+					}
+					l.Events.Announce(observe.Event{Kind: observe.KindEventFailed, Node: node, NAT: ev.Request.NAT, Text: msg})
 				}
 				if ev.Every <= 0 {
 					return
