@@ -131,3 +131,34 @@ func TestControlRebindReboot(t *testing.T) {
 		t.Errorf("reboot of a nested NAT with a new address: %v", err)
 	}
 }
+
+// StartEvents runs each event at its time and again every Every; one
+// that fails shows as EVENT-FAILED.
+func TestStartEvents(t *testing.T) {
+	l, e := eventLab(t)
+	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
+	l.Topo = &Topology{Events: []EventNode{
+		{At: 0, Request: Request{Op: OpRebind, NAT: "home", Address: "203.0.113.10"}, Line: 7},
+		{At: 50 * time.Millisecond, Every: 100 * time.Millisecond, Request: Request{Op: OpRebind, NAT: "home"}, Line: 9},
+	}}
+	sendOut(t, e)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	start := time.Now()
+	l.StartEvents(nil)
+	l.StartEvents(nil) // a second call starts nothing more
+	defer func() {
+		l.stopEvents()
+		l.events.Wait()
+	}()
+	ev := nextEvent(t, events, observe.KindEventFailed)
+	if !strings.Contains(ev.Text, "scheduled event rebind home --address 203.0.113.10 (line 7) failed: address 203.0.113.10 is server's") || ev.Node != "home" {
+		t.Errorf("failed event %+v", ev)
+	}
+	for i, want := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond} {
+		ev := nextEvent(t, events, observe.KindRebind)
+		if off := ev.Time.Sub(start); off < want || off > want+150*time.Millisecond {
+			t.Errorf("rebind #%d at +%s, want +%s", i+1, off, want)
+		}
+	}
+}
