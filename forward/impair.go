@@ -260,7 +260,9 @@ func (p *pumper) drain(st *impairState, now int64) {
 						p.tap(nat.Port(to), ToDevice, b)
 					}
 				}
-				p.r.write(p.ports[to], p.due)
+				if !p.r.linkDropped(nat.Port(to), len(p.due)) {
+					p.r.write(p.ports[to], p.due)
+				}
 				for _, s := range p.dueSlots {
 					q.Free(s)
 				}

@@ -68,6 +68,7 @@ type Router struct {
 	impKick     chan struct{}               // wakes drainLoop; nil with per-CPU readers
 	impLock     sync.Mutex                  // every state's mu: guards the queues and impairers
 	impairDrops [impair.NumReasons]atomic.Uint64
+	links       links
 }
 
 // Validate reports what would stop Run at once: too few ports, a Mode
@@ -442,6 +443,9 @@ func (r *Router) pollLoop(ctx context.Context, devs []polled, ports []tun.Device
 // device, past the Tap, as UDP super-packets where the device takes
 // them.
 func (p *pumper) send(to nat.Port, q [][]byte) {
+	if len(q) == 0 || p.r.linkDropped(to, len(q)) {
+		return
+	}
 	if p.r.Tap != nil {
 		for _, b := range q {
 			p.tap(to, ToDevice, b)
@@ -464,6 +468,9 @@ func (p *pumper) flush(to nat.Port) {
 // batch.
 func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 	r := p.r
+	if r.linkDropped(in, n) {
+		return // the packets never reached the NAT
+	}
 	vin := p.vhdr[in]
 	bufs, sizes, h := p.bufs, p.sizes, &p.h
 	const hdrAt = Headroom - offload.VirtioHdrLen

@@ -37,7 +37,7 @@ const (
 	OpImpair = "impair" // Request.Node's link takes Request.Spec (impair.go)
 )
 
-var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpImpair}
+var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpImpair, OpLink, OpRebind, OpReboot}
 
 // ControlSocket is the path of lab name's control socket.
 func ControlSocket(name string) string { return filepath.Join(StateDir(name), "control.sock") }
@@ -49,8 +49,11 @@ type Request struct {
 	NAT      string            `json:"nat,omitempty"`
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"` // setting name to value, as text
-	Node     string            `json:"node,omitempty"`     // impair: a NAT or a host behind one
-	Spec     string            `json:"spec,omitempty"`     // impair: an impairment spec; "" or "off" clears
+	// impair and network events (lab/impair.go, lab/events.go):
+	Node    string `json:"node,omitempty"`    // impair: a NAT or a host behind one; link: the host or NAT whose link changes
+	Spec    string `json:"spec,omitempty"`    // impair: an impairment spec; "" or "off" clears
+	State   string `json:"state,omitempty"`   // link: down or up
+	Address string `json:"address,omitempty"` // rebind, reboot: the NAT's new external address
 }
 
 // Response answers a Request.
@@ -167,6 +170,10 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			}
 		case OpDown:
 			defer stop()
+		case OpLink, OpRebind, OpReboot:
+			if err := l.handleEvent(req); err != nil {
+				fail(err)
+			}
 		default:
 			fail(fmt.Errorf("unknown op %q (%s)", req.Op, strings.Join(ops, ", ")))
 		}

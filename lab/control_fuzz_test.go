@@ -63,7 +63,12 @@ func FuzzControl(f *testing.F) {
 		`{"op":"watch"}`,
 		`{"op":"watch","packets":true}`,
 		`{"op":"down"}`,
+		`{"op":"teleport"}`,
+		`{"op":"rebind","nat":"home"}`,
+		`{"op":"rebind","nat":"home","address":"198.51.100.9"}`,
+		`{"op":"reboot","nat":"home","address":"::1"}`,
 		`{"op":"reboot"}`,
+		`{"op":"link","node":"alice","state":"down"}`,
 		`{"op":1}`,
 		`{"op":"status","settings":[]}`,
 		`{"op":"status"}{"op":"down"}`,
@@ -151,6 +156,17 @@ func FuzzControl(f *testing.F) {
 			}
 			if !resp.OK && !reflect.DeepEqual(e.Config().Table, before) {
 				t.Fatalf("refused %s changed the NAT: %+v, was %+v", req.Op, e.Config().Table, before)
+			}
+		case OpRebind, OpReboot:
+			if req.NAT != "home" && !strings.HasPrefix(resp.Error, wrongNAT) {
+				t.Fatalf("%s of %q answered %q", req.Op, req.NAT, answer)
+			}
+			if req.NAT == "home" && req.Address == "" && !resp.OK {
+				t.Fatalf("%s answered %q", req.Op, answer)
+			}
+		case OpLink:
+			if resp.OK {
+				t.Fatalf("link in a lab without nodes answered %q", answer)
 			}
 		case OpWatch, OpDown:
 			if !resp.OK {

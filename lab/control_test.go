@@ -125,7 +125,7 @@ func TestControlWire(t *testing.T) {
 		t.Errorf("mapping %v", m)
 	}
 
-	if line := raw(t, l.Name, `{"op":"reboot"}`); !strings.Contains(line, `"error":"unknown op \"reboot\" (status, table, set, flush, watch, down, impair)"`) {
+	if line := raw(t, l.Name, `{"op":"teleport"}`); !strings.Contains(line, `"error":"unknown op \"teleport\" (`+strings.Join(ops, ", ")+`)"`) {
 		t.Errorf("unknown op answered %q", line)
 	}
 	if line := raw(t, l.Name, `not json`); !strings.Contains(line, `"error":"bad request: `) {

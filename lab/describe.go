@@ -95,6 +95,13 @@ func (t *Topology) Describe() string {
 		fmt.Fprintf(w, "host\t%s\t%s\t%s\t%s\n", h.Name, h.Network, joinAddrs(h.Addresses), run)
 	}
 	w.Flush()
+	for _, ev := range t.Events {
+		when := "at " + ev.At.String()
+		if ev.Every > 0 {
+			when += ", every " + ev.Every.String()
+		}
+		fmt.Fprintf(&b, "event %s: %s\n", when, ev)
+	}
 	return b.String()
 }
 

@@ -104,6 +104,10 @@ type Lab struct {
 	dns      *labdns.Server
 	resolv   []string // /etc/netns directories given a resolv.conf
 	closed   bool
+	// The scheduled events' goroutines (schedule.go): Close stops them
+	// and waits for them before anything goes.
+	stopEvents context.CancelFunc
+	events     sync.WaitGroup
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.
@@ -343,7 +347,12 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
+	stopEvents := l.stopEvents
 	l.mu.Unlock()
+	if stopEvents != nil {
+		stopEvents()
+		l.events.Wait()
+	}
 	l.stopHosts()
 	dnsErr := l.stopDNS()
 	l.closeNATs()

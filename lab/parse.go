@@ -188,6 +188,14 @@ func (p *parser) parse(data []byte) *Topology {
 	for _, d := range hosts {
 		t.Hosts = append(t.Hosts, d.h)
 	}
+	var idx []int
+	for i, m := range p.tables(raw, keyEvent) {
+		if ev, ok := p.parseEvent(i, m); ok {
+			t.Events = append(t.Events, ev)
+			idx = append(idx, i)
+		}
+	}
+	p.checkEvents(t, t.Events, idx)
 	return t
 }
 

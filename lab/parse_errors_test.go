@@ -33,7 +33,7 @@ type parseErrorCase struct {
 
 // parseErrorCases is every rule's case, for TestParseErrors and as
 // FuzzParse's seeds.
-var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, referenceErrorCases)
+var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, referenceErrorCases, eventErrorCases)
 
 // shapeErrorCases are the rules on the file's shape (TOML, tables), its
 // keys, names and settings.
@@ -59,7 +59,7 @@ name = "a"
 network = "public"
 [options] #!
 x = 1
-`, `unknown key "options" (known: name, nat, host)`},
+`, `unknown key "options" (known: name, nat, host, event)`},
 	{"unknown-nat-key-suggest", `
 [[nat]]
 name = "home1"

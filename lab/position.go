@@ -84,7 +84,7 @@ func scanPositions(src []byte) *positions {
 				break
 			}
 			setOnce(ps.top, path[0], line)
-			if path[0] != keyNAT && path[0] != keyHost {
+			if path[0] != keyNAT && path[0] != keyHost && path[0] != keyEvent {
 				break
 			}
 			secs := ps.arrays[path[0]]

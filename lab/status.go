@@ -13,6 +13,7 @@ import (
 // Status describes the lab.
 func (l *Lab) Status() *LabStatus {
 	st := &LabStatus{Name: l.Name, PID: os.Getpid()}
+	l.mu.Lock() // Renumber changes a NAT's addresses
 	for _, n := range l.Nodes() {
 		ns := NodeStatus{Name: n.Name, Kind: n.Kind, Namespace: n.Namespace, Network: n.Network}
 		for _, a := range n.Addresses {
@@ -20,6 +21,7 @@ func (l *Lab) Status() *LabStatus {
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
+	l.mu.Unlock()
 	now := time.Now()
 	for _, name := range l.natOrder {
 		e := l.nats[name].Engine
@@ -36,6 +38,10 @@ func (l *Lab) Status() *LabStatus {
 			}
 		}
 		addImpairDrops(s.Packets, l.nats[name].Router)
+		if r := l.nats[name].Router; r != nil && r.LinkDownDrops() > 0 {
+			n := r.LinkDownDrops()
+			s.Packets["link-down"] = n // dropped beyond the engine (forward.Router.SetLinkDown)
+		}
 		st.NATs = append(st.NATs, s)
 	}
 	st.Commands = l.HostCommands()

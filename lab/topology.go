@@ -70,6 +70,9 @@ type Topology struct {
 	File  string     // path it was loaded from ("" if parsed from bytes without a name)
 	NATs  []NATNode  // in file order
 	Hosts []HostNode // in file order
+	// Events are the [[event]] entries, in file order: network events
+	// Up makes on their schedule (schedule.go).
+	Events []EventNode
 }
 
 // NATNode is one [[nat]] entry.
@@ -143,7 +146,7 @@ const (
 )
 
 var (
-	topKeys  = []string{keyName, keyNAT, keyHost}
+	topKeys  = []string{keyName, keyNAT, keyHost, keyEvent}
 	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair}
 )
 

@@ -86,12 +86,17 @@ func (e *Engine) outbound(pk *packet) Result {
 
 	if !hairpin && !p.MoreFrags {
 		m := q.r.Lock().OutboundHitSeg(proto, p.Src, p.Dst, &seg, len(b), now)
-		if m != nil && pk.nonAtomic {
-			pk.newID = q.nextID(pk.segs)
+		var ext netip.AddrPort
+		if m != nil {
+			// Read under the lock: Rebind moves external endpoints.
+			ext = m.External()
+			if pk.nonAtomic {
+				pk.newID = q.nextID(pk.segs)
+			}
 		}
 		q.r.Unlock()
 		if m != nil {
-			return e.translatedOut(pk, m.External(), 0)
+			return e.translatedOut(pk, ext, 0)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package ns
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -133,6 +134,22 @@ func DelLocalAddrs(nsName string, addrs ...netip.Prefix) error {
 		}
 		for _, p := range addrs {
 			netlink.AddrDel(lo, &netlink.Addr{IPNet: prefixToIPNet(p)})
+		}
+		return nil
+	})
+}
+
+// DelRoute removes the route to dst through dev that AddRoute made in
+// the named namespace; a route that is not there is no error.
+func DelRoute(nsName, dev string, dst netip.Prefix) error {
+	return Do(nsName, func() error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixToIPNet(dst)}
+		if err := netlink.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("route %s via %s in %s: %w", dst, dev, nsName, err)
 		}
 		return nil
 	})

@@ -19,12 +19,14 @@ import (
 type Event struct {
 	Time     time.Time `json:"time"`
 	NAT      string    `json:"nat"`
-	Kind     string    `json:"kind"` // NEW | REFRESH | EXPIRE | DROP | XLATE
+	Kind     string    `json:"kind"` // NEW | REFRESH | EXPIRE | DROP | XLATE, or a network event: LINK | REBIND | REBOOT
 	Proto    string    `json:"proto"`
 	Internal string    `json:"internal,omitempty"` // the inside endpoint
 	External string    `json:"external,omitempty"` // the NAT's external endpoint
 	Remote   string    `json:"remote,omitempty"`   // the endpoint on the far side of the NAT
 	Reason   string    `json:"reason,omitempty"`   // DROP: filtered, no-mapping, ...
+	Node     string    `json:"node,omitempty"`     // network events: the node it happened to
+	Action   string    `json:"action,omitempty"`   // LINK: down | up
 
 	// Packet events (XLATE, REFRESH, DROP): which way the packet came
 	// (outbound from an inside port, inbound from the outside), its

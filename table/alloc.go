@@ -59,7 +59,13 @@ func (t *Table) create(proto Protocol, k outKey, h uint32, r remKey, now time.Du
 
 // remove takes m out of every index and frees its port.
 func (t *Table) remove(m *Mapping) {
-	t.out.remove(hashOut(m.okey.probe(), t.seed), m)
+	t.unbindExt(m)
+	t.removeRest(m)
+}
+
+// unbindExt takes m out of the index by external endpoint and frees its
+// port (or its share of it).
+func (t *Table) unbindExt(m *Mapping) {
 	k := m.extKey()
 	t.in.remove(hashExt(k.word(), t.seed), m)
 	switch c := t.shared[k]; {
@@ -70,6 +76,11 @@ func (t *Table) remove(m *Mapping) {
 	default:
 		t.freePort(m)
 	}
+}
+
+// removeRest is remove but for what unbindExt does.
+func (t *Table) removeRest(m *Mapping) {
+	t.out.remove(hashOut(m.okey.probe(), t.seed), m)
 	if t.forRemote(m.okey) {
 		t.secondaries--
 	}

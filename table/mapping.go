@@ -184,7 +184,8 @@ type sessionSet struct {
 // Mapping is one binding of an internal endpoint to an external endpoint
 // (RFC 4787 §4.1), with its filter permissions and, for TCP, its sessions.
 // The exported fields are read-only to callers; the table owns the Mapping.
-// Its endpoints never change; the rest (timers, sessions, counters) the
+// Its internal endpoint never changes, its external one only by Rebind
+// (with the table to itself); the rest (timers, sessions, counters) the
 // hit path changes under the Mapping's stripe lock (hit.go), and every
 // other call with the table to itself.
 //

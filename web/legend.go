@@ -14,6 +14,10 @@ var eventKinds = []term{
 	{"REFRESH", "packets on a live mapping kept it alive (at most one line a second per mapping)"},
 	{"EXPIRE", "a mapping lapsed: nothing renewed it within its timeout, and its external endpoint is free again"},
 	{"DROP", "a packet was not sent on; its reason says why (below)"},
+	{"LINK", "a host's link to its NAT, or a NAT's uplink, went down or came up (gonat lab link); packets on a down link count as link-down"},
+	{"REBIND", "a NAT moved its live mappings to new external ports, or to a new external address (gonat lab rebind)"},
+	{"REBOOT", "a NAT lost every mapping, maybe taking a new external address (gonat lab reboot)"},
+	{"EVENT-FAILED", "a scheduled network event ([[event]] in the topology file) could not be made; the text says why"},
 }
 
 // verdicts explains every verdict: the NAT panels count packets by them,

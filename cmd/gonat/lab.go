@@ -33,6 +33,13 @@ Commands:
                                     e.g. "delay=50ms loss=1%" (off: none)
   down [N] [--all] [--keep-logs DIR]  remove a lab (also after kill -9 of its process)
   verify [N] [--json]               probe every NAT (RFC 5780) and compare with its configuration
+  link [--lab N] NODE down|up       a host's link to its NAT, or a NAT's uplink, fails or returns
+                                    (its packets dropped and counted as link-down; mappings stay)
+  rebind [--lab N] NAT [--address ADDR]
+                                    the NAT's live mappings move to new external ports (and to
+                                    ADDR, its new external address); flows carry on
+  reboot [--lab N] NAT [--address ADDR]
+                                    the NAT loses every mapping (and takes ADDR as its address)
 
 N is a lab's name, given as --lab N or, where the command takes no other
 argument, as the argument; it may be left out when exactly one lab runs.
@@ -42,7 +49,7 @@ All but validate need root. 'gonat lab help COMMAND' shows a command's flags.
 func labCmd(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, labHelp)
-		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify)")
+		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -70,6 +77,12 @@ func labCmd(args []string) error {
 		return labDown(rest)
 	case "verify":
 		return labVerify(rest)
+	case "link":
+		return labLink(rest)
+	case "rebind":
+		return labRenumber(rest, false)
+	case "reboot":
+		return labRenumber(rest, true)
 	case "-h", "--help", "help":
 		if sub == "help" && len(rest) > 0 && !isHelp(rest[0]) {
 			return labCmd(append(rest, "--help"))
@@ -77,7 +90,7 @@ func labCmd(args []string) error {
 		fmt.Print(labHelp)
 		return errHelp
 	}
-	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify)", sub)
+	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot)", sub)
 }
 
 // parseMixed parses flags that may come before or after positional

@@ -176,6 +176,7 @@ func labUp(args []string) error {
 	if err := startObservers(ctx, l, &observers{web: webAddr, webStreams: webStreams, metrics: metricsAddr, expose: expose, pcapInside: &empty, pcapOutside: &empty}); err != nil {
 		return err
 	}
+	l.StartEvents(opts.Logf)
 	printStatus(os.Stdout, l.Status())
 	fmt.Printf("ready: lab %s up in %s; gonat lab exec --lab %s NODE -- CMD to use it, Ctrl-C or gonat lab down to remove it\n",
 		labName, time.Since(start).Round(time.Millisecond), labName)

@@ -123,6 +123,7 @@ func Up(t testing.TB, topo *lab.Topology, opt lab.Options) *Lab {
 			logHosts(t, l)
 		}
 	})
+	l.StartEvents(func(f string, a ...any) { t.Logf(f, a...) })
 	return &Lab{Lab: l, t: t}
 }
 

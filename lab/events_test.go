@@ -1,0 +1,164 @@
+package lab
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun"
+	"github.com/gonat/gonat/tun/tuntest"
+)
+
+// eventLab is controlLab with a router (not running: link state needs
+// only its ports) and the nodes of a host alice behind NAT home.
+func eventLab(t *testing.T) (*Lab, *nat.Engine) {
+	t.Helper()
+	l, e, _ := controlLab(t)
+	n := l.nats["home"]
+	n.Router = &forward.Router{Engine: e, Ports: []tun.Device{tuntest.NewChannel("out"), tuntest.NewChannel("alice")}}
+	n.spec.Inside = []InsideSpec{{Namespace: "ctl.alice"}}
+	l.nodes = map[string]*Node{
+		"alice":  {Name: "alice", Namespace: "ctl.alice", Kind: "host", Network: "home"},
+		"home":   {Name: "home", Namespace: "ctl.home", Kind: "nat", Network: Public},
+		"server": {Name: "server", Namespace: "ctl.server", Kind: "host", Network: Public},
+	}
+	return l, e
+}
+
+// nextEvent waits for the next event of kind on events.
+func nextEvent(t *testing.T, events <-chan observe.Event, kind string) observe.Event {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+func TestControlLink(t *testing.T) {
+	l, _ := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	r := l.nats["home"].Router
+	for _, c := range []struct {
+		node, state string
+		port        nat.Port
+		down        bool
+	}{
+		{"alice", "down", 1, true},
+		{"home", "down", nat.Outside, true},
+		{"alice", "up", 1, false},
+		{"home", "up", nat.Outside, false},
+	} {
+		before := time.Now()
+		if _, err := Call(l.Name, Request{Op: OpLink, Node: c.node, State: c.state}); err != nil {
+			t.Fatalf("link %s %s: %v", c.node, c.state, err)
+		}
+		if r.LinkDown(c.port) != c.down {
+			t.Fatalf("link %s %s: port %d down is %v", c.node, c.state, c.port, r.LinkDown(c.port))
+		}
+		ev := nextEvent(t, events, observe.KindLink)
+		if ev.Node != c.node || ev.Action != c.state || ev.NAT != "home" || ev.Time.Before(before) ||
+			!strings.HasPrefix(ev.Text, "LINK "+c.node+" "+c.state) {
+			t.Fatalf("link %s %s: event %+v", c.node, c.state, ev)
+		}
+	}
+	for _, bad := range []struct{ node, state, want string }{
+		{"alice", "sideways", "want down or up"},
+		{"server", "down", "not behind a NAT"},
+		{"nobody", "down", `no node "nobody"`},
+	} {
+		_, err := Call(l.Name, Request{Op: OpLink, Node: bad.node, State: bad.state})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("link %s %s: %v, want %q", bad.node, bad.state, err, bad.want)
+		}
+	}
+}
+
+func TestControlRebindReboot(t *testing.T) {
+	l, e := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	sendOut(t, e)
+	var before []string
+	e.Mappings(time.Now(), func(m nat.MappingInfo) { before = append(before, m.External.String()) })
+	if _, err := Call(l.Name, Request{Op: OpRebind, NAT: "home"}); err != nil {
+		t.Fatal(err)
+	}
+	var after []string
+	e.Mappings(time.Now(), func(m nat.MappingInfo) { after = append(after, m.External.String()) })
+	if len(before) != 1 || len(after) != 1 || before[0] == after[0] {
+		t.Fatalf("mappings %v before the rebind, %v after", before, after)
+	}
+	if ev := nextEvent(t, events, observe.KindRebind); ev.Node != "home" || ev.Text != "REBIND home: 1 mappings moved to new external ports" {
+		t.Fatalf("rebind event %+v", ev)
+	}
+	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.LiveMappings(time.Now()); n[table.UDP] != 0 {
+		t.Fatalf("mappings after the reboot: %v", n)
+	}
+	if ev := nextEvent(t, events, observe.KindReboot); ev.Node != "home" {
+		t.Fatalf("reboot event %+v", ev)
+	}
+	l.nodes["home"].Addresses = []netip.Addr{netip.MustParseAddr("198.51.100.1")}
+	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
+	for _, bad := range []struct{ nat, addr, want string }{
+		{"away", "", `no NAT "away"`},
+		{"home", "2001:db8::1", "an external address is IPv4"},
+		{"home", "203.0.113.10", "is server's"},
+		{"home", "nonsense", "address: "},
+	} {
+		_, err := Call(l.Name, Request{Op: OpRebind, NAT: bad.nat, Address: bad.addr})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("rebind %s --address %q: %v, want %q", bad.nat, bad.addr, err, bad.want)
+		}
+	}
+	l.nodes["home"].Network = "carrier"
+	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}); err == nil || !strings.Contains(err.Error(), "behind nat carrier") {
+		t.Errorf("reboot of a nested NAT with a new address: %v", err)
+	}
+}
+
+// StartEvents runs each event at its time and again every Every; one
+// that fails shows as EVENT-FAILED.
+func TestStartEvents(t *testing.T) {
+	l, e := eventLab(t)
+	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
+	l.Topo = &Topology{Events: []EventNode{
+		{At: 0, Request: Request{Op: OpRebind, NAT: "home", Address: "203.0.113.10"}, Line: 7},
+		{At: 50 * time.Millisecond, Every: 100 * time.Millisecond, Request: Request{Op: OpRebind, NAT: "home"}, Line: 9},
+	}}
+	sendOut(t, e)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	start := time.Now()
+	l.StartEvents(nil)
+	l.StartEvents(nil) // a second call starts nothing more
+	defer func() {
+		l.stopEvents()
+		l.events.Wait()
+	}()
+	ev := nextEvent(t, events, observe.KindEventFailed)
+	if !strings.Contains(ev.Text, "scheduled event rebind home --address 203.0.113.10 (line 7) failed: address 203.0.113.10 is server's") || ev.Node != "home" {
+		t.Errorf("failed event %+v", ev)
+	}
+	for i, want := range []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond} {
+		ev := nextEvent(t, events, observe.KindRebind)
+		if off := ev.Time.Sub(start); off < want || off > want+150*time.Millisecond {
+			t.Errorf("rebind #%d at +%s, want +%s", i+1, off, want)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package lab
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scheduleBase is a lab the event cases refer to: alice behind home,
+// home on the public network behind nothing, kid behind home, server
+// public.
+const scheduleBase = `
+[[nat]]
+name = "home"
+external = "198.51.100.1"
+inside = "10.0.1.0/24"
+[[nat]]
+name = "kid"
+upstream = "home"
+external = "10.0.1.50"
+inside = "10.0.2.0/24"
+[[host]]
+name = "alice"
+network = "home"
+[[host]]
+name = "server"
+network = "public"
+`
+
+// eventErrorCases are the rules on [[event]] tables.
+var eventErrorCases = []parseErrorCase{
+	{"event-no-time", scheduleBase + `
+[[event]] #!
+link = "alice"
+state = "down"
+`, `event #1: missing "at" or "every" (when: e.g. at = "5s")`},
+	{"event-bad-at", scheduleBase + `
+[[event]]
+at = "soon" #!
+reboot = "home"
+`, `event #1: at "soon": want a duration of at least 0s such as "5s"`},
+	{"event-every-too-short", scheduleBase + `
+[[event]]
+every = "1ms" #!
+reboot = "home"
+`, `event #1: every "1ms": want a duration of at least 100ms such as "5s"`},
+	{"event-two-actions", scheduleBase + `
+[[event]] #!
+at = "1s"
+reboot = "home"
+rebind = "home"
+`, `event #1: want one action, link = NODE (with state), rebind = NAT or reboot = NAT; got 2`},
+	{"event-no-state", scheduleBase + `
+[[event]] #!
+at = "1s"
+link = "alice"
+`, `event #1: link needs state = "down" or "up"`},
+	{"event-bad-state", scheduleBase + `
+[[event]]
+at = "1s"
+link = "alice"
+state = "sideways" #!
+`, `event #1: link needs state = "down" or "up"`},
+	{"event-unknown-node", scheduleBase + `
+[[event]]
+at = "1s"
+link = "bob" #!
+state = "down"
+`, `event #1: link "bob": no such host or NAT`},
+	{"event-public-host-link", scheduleBase + `
+[[event]]
+at = "1s"
+link = "server" #!
+state = "down"
+`, `event #1: link "server": a public host has no NAT link to fail`},
+	{"event-not-a-nat", scheduleBase + `
+[[event]]
+at = "1s"
+rebind = "alice" #!
+`, `event #1: rebind "alice": no such NAT`},
+	{"event-nested-address", scheduleBase + `
+[[event]]
+at = "1s"
+reboot = "kid"
+address = "10.0.1.60" #!
+`, `event #1: reboot "kid" --address: only a NAT on the public network can take a new address`},
+	{"event-bad-address", scheduleBase + `
+[[event]]
+at = "1s"
+reboot = "home"
+address = "2001:db8::9" #!
+`, `event #1: address "2001:db8::9": want the NAT's new external IPv4 address`},
+	{"event-state-on-rebind", scheduleBase + `
+[[event]]
+at = "1s"
+rebind = "home"
+state = "down" #!
+`, `event #1: state goes with link, not rebind`},
+	{"event-unknown-key", scheduleBase + `
+[[event]]
+at = "1s"
+reboot = "home"
+when = "now" #!
+`, `event #1: unknown key "when"...`},
+}
+
+func TestParseEvents(t *testing.T) {
+	text := scheduleBase + `
+[[event]]
+at = "2s"
+link = "alice"
+state = "down"
+[[event]]
+at = "4s"
+link = "home"
+state = "up"
+[[event]]
+every = "30s"
+rebind = "home"
+[[event]]
+at = "1s"
+every = "1m"
+reboot = "home"
+address = "198.51.100.9"
+`
+	topo, err := Parse([]byte(text), "lab.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []EventNode{
+		{At: 2 * time.Second, Request: Request{Op: OpLink, Node: "alice", State: "down"}},
+		{At: 4 * time.Second, Request: Request{Op: OpLink, Node: "home", State: "up"}},
+		{At: 30 * time.Second, Every: 30 * time.Second, Request: Request{Op: OpRebind, NAT: "home"}},
+		{At: time.Second, Every: time.Minute, Request: Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}},
+	}
+	var lines []int
+	for i, l := range strings.Split(text, "\n") {
+		if l == "[[event]]" {
+			lines = append(lines, i+1)
+		}
+	}
+	for i := range want {
+		want[i].Line = lines[i]
+	}
+	if !reflect.DeepEqual(topo.Events, want) {
+		t.Fatalf("events\n%+v\nwant\n%+v", topo.Events, want)
+	}
+	d := topo.Describe()
+	for _, line := range []string{"event at 2s: link alice down\n", "event at 30s, every 30s: rebind home\n",
+		"event at 1s, every 1m0s: reboot home --address 198.51.100.9\n"} {
+		if !strings.Contains(d, line) {
+			t.Errorf("Describe lacks %q:\n%s", line, d)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package nat
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Rebind moves every live mapping to a new external port, keeping its
+// sessions and counters (table.Table.Rebind); with ext, one address for
+// each external address, to new external addresses too. It reports how
+// many mappings moved.
+func (e *Engine) Rebind(ext []netip.Addr, now time.Time) (int, error) {
+	tab := e.shared.Lock()
+	defer e.shared.Unlock()
+	moved, err := tab.Rebind(ext, now)
+	if err != nil {
+		return 0, err
+	}
+	if ext != nil {
+		e.setExternalLocked(ext)
+	}
+	// Fragments wait for mappings by their old endpoints.
+	e.frags = fragCache{}
+	e.held.reset()
+	return moved, nil
+}
+
+// Reboot forgets every mapping, as Flush does, and with ext (one address
+// for each external address) takes new external addresses.
+func (e *Engine) Reboot(ext []netip.Addr, now time.Time) error {
+	if ext == nil {
+		e.Flush()
+		return nil
+	}
+	tab := e.shared.Lock()
+	tab.Flush()
+	_, err := tab.Rebind(ext, now)
+	if err == nil {
+		e.setExternalLocked(ext)
+	}
+	e.frags = fragCache{}
+	e.held.reset()
+	e.shared.Unlock()
+	e.fw.reset()
+	return err
+}
+
+// setExternalLocked puts ext in place of the external addresses, as many,
+// wherever the engine keeps them. The whole engine is locked.
+func (e *Engine) setExternalLocked(ext []netip.Addr) {
+	e.external = slices.Clone(ext)
+	e.cfg.Table.External = slices.Clone(ext)
+	exts := make(map[netip.Addr]uint32, len(ext))
+	for i, a := range ext {
+		exts[a] = uint32(i)
+	}
+	e.extIndex = newAddrIndex(exts)
+	if e.ownHasExternal {
+		e.ownMasks = e.ownMasks[:e.numNets:e.numNets]
+		for _, a := range ext {
+			e.ownMasks = append(e.ownMasks, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
+		}
+	}
+}
