@@ -57,44 +57,14 @@ func TestIPv6Routed(t *testing.T) {
 	if out, ok := ping6(l, "alice", "2001:db8::10"); !ok {
 		t.Fatalf("alice cannot ping the server over IPv6 through the routed NAT:\n%s", out)
 	}
-	ln, err := ns.Listen(l.Node("server").Namespace, "tcp6", "[2001:db8::10]:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	const size = 4 << 20
-	payload := bytes.Repeat([]byte("gonat-ipv6-routed"), size/17+1)[:size]
-	want := sha256.Sum256(payload)
-	from := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			from <- ""
-			return
-		}
-		defer c.Close()
-		from <- c.RemoteAddr().String()
-		io.Copy(c, io.LimitReader(c, size)) // echo it back
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := ns.DialContext(ctx, l.Node("alice").Namespace, &net.Dialer{}, "tcp6", "[2001:db8::10]:8080")
-	if err != nil {
-		t.Fatalf("alice -> [2001:db8::10]:8080: %v", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	go c.Write(payload)
-	h := sha256.New()
-	if n, err := io.CopyN(h, c, size); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("echo over IPv6: %d bytes, %v, sum match %v", n, err, bytes.Equal(h.Sum(nil), want[:]))
-	}
-	if got := <-from; !strings.HasPrefix(got, "[fd00:1::2]:") {
+	if got := echo6(t, l, "alice", 4<<20); !strings.HasPrefix(got, "[fd00:1::2]:") {
 		t.Errorf("the server saw the connection from %s, want alice's own address fd00:1::2", got)
 	}
 	if out, ok := ping6(l, "server", "fd00:1::2"); ok {
 		t.Errorf("the server's unsolicited ping reached alice through the firewall:\n%s", out)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if _, err := ns.DialContext(ctx, l.Node("server").Namespace, &net.Dialer{Timeout: time.Second}, "tcp6", "[fd00:1::2]:22"); err == nil {
 		t.Errorf("the server's unsolicited TCP connection to alice got through")
 	}
@@ -137,4 +107,43 @@ func TestIPv6Refused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// echo6 sends size bytes over TCP from node from to the server's
+// [2001:db8::10]:8080, which echoes them back; it checks they come back
+// intact and returns the address the server saw the connection from.
+func echo6(t *testing.T, l *labtest.Lab, from string, size int) string {
+	t.Helper()
+	ln, err := ns.Listen(l.Node("server").Namespace, "tcp6", "[2001:db8::10]:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	payload := bytes.Repeat([]byte("gonat-ipv6-echo"), size/15+1)[:size]
+	want := sha256.Sum256(payload)
+	seen := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			seen <- ""
+			return
+		}
+		defer c.Close()
+		seen <- c.RemoteAddr().String()
+		io.Copy(c, io.LimitReader(c, int64(size)))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := ns.DialContext(ctx, l.Node(from).Namespace, &net.Dialer{}, "tcp6", "[2001:db8::10]:8080")
+	if err != nil {
+		t.Fatalf("%s -> [2001:db8::10]:8080: %v", from, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	go c.Write(payload)
+	h := sha256.New()
+	if n, err := io.CopyN(h, c, int64(size)); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("echo over IPv6: %d bytes, %v, sum match %v", n, err, bytes.Equal(h.Sum(nil), want[:]))
+	}
+	return <-seen
 }

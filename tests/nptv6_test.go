@@ -7,22 +7,16 @@ package tests
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"io"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/internal/privtest"
 	"github.com/gonat/gonat/lab/labtest"
-	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/observe"
 	"github.com/gonat/gonat/tun"
 )
@@ -83,41 +77,10 @@ func TestIPv6NPTv6(t *testing.T) {
 	if out, ok := ping6(l, "alice", "2001:db8::10"); !ok {
 		t.Fatalf("alice cannot ping the server over IPv6 through the nptv6 NAT:\n%s", out)
 	}
-	ln, err := ns.Listen(l.Node("server").Namespace, "tcp6", "[2001:db8::10]:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	const size = 1 << 20
-	payload := bytes.Repeat([]byte("gonat-nptv6"), size/11+1)[:size]
-	want := sha256.Sum256(payload)
-	from := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			from <- ""
-			return
-		}
-		defer c.Close()
-		from <- c.RemoteAddr().String()
-		io.Copy(c, io.LimitReader(c, size))
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := ns.DialContext(ctx, l.Node("alice").Namespace, &net.Dialer{}, "tcp6", "[2001:db8::10]:8080")
-	if err != nil {
-		t.Fatalf("alice -> [2001:db8::10]:8080: %v", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	go c.Write(payload)
-	h := sha256.New()
-	if n, err := io.CopyN(h, c, size); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("echo over IPv6: %d bytes, %v, sum match %v", n, err, bytes.Equal(h.Sum(nil), want[:]))
-	}
+	seen := echo6(t, l, "alice", 1<<20)
 
 	alice := netip.MustParseAddr("fd00:1::2")
-	ap, err := netip.ParseAddrPort(<-from)
+	ap, err := netip.ParseAddrPort(seen)
 	if err != nil {
 		t.Fatalf("the server's view of the connection: %v", err)
 	}
