@@ -95,6 +95,11 @@ func (l *Lab) handleEvent(req Request) error {
 		}
 		return l.Link(req.Node, down)
 	case OpRebind, OpReboot:
+		// The NAT first: a request for no NAT is answered so, whatever
+		// its address says.
+		if l.nats[req.NAT] == nil {
+			return l.Renumber(req.NAT, false, netip.Addr{})
+		}
 		var addr netip.Addr
 		if req.Address != "" {
 			a, err := netip.ParseAddr(req.Address)
