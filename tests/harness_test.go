@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,12 +154,27 @@ func (tp *topo) startNAT(extra ...string) {
 	tp.stdout, tp.stderr = newLineBuffer(), newLineBuffer()
 	cmd.Stdout, cmd.Stderr = tp.stdout, tp.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig follows the thread that started the child, not the
+	// process: a thread Go ends (a goroutine that exits locked to it, as
+	// a test's pinned sender does) would take gonat with it. This
+	// goroutine keeps its thread until gonat has exited.
+	started := make(chan error, 1)
+	tp.waitDone = make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		tp.waitErr = cmd.Wait()
+		close(tp.waitDone)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("start gonat: %v", err)
 	}
 	tp.gonat = cmd
-	tp.waitDone = make(chan struct{})
-	go func() { tp.waitErr = cmd.Wait(); close(tp.waitDone) }()
 	// Registered after the namespaces: runs before their removal.
 	t.Cleanup(func() { tp.stopNAT() })
 	deadline := time.After(15 * time.Second)
