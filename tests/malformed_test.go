@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,47 +18,6 @@ import (
 	"github.com/gonat/gonat/ns"
 	"github.com/gonat/gonat/table"
 )
-
-// tunInjector writes raw bytes onto gonat's TUN device in namespace n, as
-// if that namespace's kernel had sent them: an AF_PACKET socket on the
-// device, so no IP stack checks or fixes anything first (a raw IP socket
-// would fill in the header checksum and total length).
-func tunInjector(t *testing.T, n string) func([]byte) {
-	t.Helper()
-	out, err := exec.Command("ip", "-n", n, "-o", "link", "show").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip link: %v\n%s", err, out)
-	}
-	var dev string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.Contains(f[1], "gnat") {
-			dev = strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")
-		}
-	}
-	if dev == "" {
-		t.Fatalf("no gonat device in %s:\n%s", n, out)
-	}
-	var fd, idx int
-	err = ns.Do(n, func() error {
-		ifc, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		idx = ifc.Index
-		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(htons(syscall.ETH_P_IP)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("packet socket on %s in %s: %v", dev, n, err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	to := &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_IP), Ifindex: idx}
-	return func(b []byte) {
-		if err := syscall.Sendto(fd, b, 0, to); err != nil {
-			t.Errorf("send %d bytes on %s: %v", len(b), dev, err)
-		}
-	}
-}
 
 // malformedCase is one packet of the set, sent into gonat's outside port
 // or (outbound) into host A's inside port.
@@ -515,7 +471,7 @@ func TestMalformedSetLiveFlows(t *testing.T) {
 			}
 		}
 	}()
-	outside, insideA := tunInjector(t, tp.WAN), tunInjector(t, tp.A)
+	outside, insideA := linkSender(t, tp.WAN), linkSender(t, tp.A)
 	ref0 := refCounts()
 	replies := 0
 	for _, c := range cases {

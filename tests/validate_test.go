@@ -46,17 +46,19 @@ func natLink(t *testing.T, n string) int {
 }
 
 // packetSocket is a packet socket (cooked: IP packets, no link header)
-// on the NAT's device in namespace n, closed when the test ends.
-func packetSocket(t *testing.T, n string) (fd, ifindex int) {
+// on the NAT's device in namespace n, closed when the test ends. It
+// receives what crosses the device with protocol proto (ETH_P_ALL: all);
+// with 0 it only sends, so nothing queues on it unread.
+func packetSocket(t *testing.T, n string, proto uint16) (fd, ifindex int) {
 	t.Helper()
 	ifindex = natLink(t, n)
 	err := ns.Do(n, func() error {
 		var err error
-		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(htons(syscall.ETH_P_ALL)))
-		if err != nil {
+		fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(htons(proto)))
+		if err != nil || proto == 0 {
 			return err
 		}
-		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifindex})
+		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifindex})
 	})
 	if err != nil {
 		t.Fatalf("packet socket in %s: %v", n, err)
@@ -65,14 +67,20 @@ func packetSocket(t *testing.T, n string) (fd, ifindex int) {
 	return fd, ifindex
 }
 
-// linkSender sends IPv4 packets exactly as built into the NAT's device
-// in namespace n, as if n's kernel had routed them there.
+// linkSender sends IP packets (v4 or v6, by their version) exactly as
+// built into the NAT's device in namespace n, as if n's kernel had
+// routed them there: no IP stack checks or fixes anything first (a raw
+// IP socket would fill in the header checksum and total length).
 func linkSender(t *testing.T, n string) func(pkt []byte) {
-	fd, ifindex := packetSocket(t, n)
+	fd, ifindex := packetSocket(t, n, 0)
 	return func(pkt []byte) {
 		t.Helper()
-		if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_IP), Ifindex: ifindex}); err != nil {
-			t.Fatalf("send on the NAT's device: %v", err)
+		proto := uint16(syscall.ETH_P_IP)
+		if len(pkt) > 0 && pkt[0]>>4 == 6 {
+			proto = syscall.ETH_P_IPV6
+		}
+		if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifindex}); err != nil {
+			t.Fatalf("send %d bytes on the NAT's device in %s: %v", len(pkt), n, err)
 		}
 	}
 }
@@ -88,7 +96,7 @@ type capture struct {
 }
 
 func startCapture(t *testing.T, n string) *capture {
-	fd, _ := packetSocket(t, n)
+	fd, _ := packetSocket(t, n, syscall.ETH_P_ALL)
 	tv := syscall.NsecToTimeval(int64(50 * time.Millisecond))
 	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
 	c := &capture{fd: fd, done: make(chan struct{})}
