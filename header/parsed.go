@@ -177,32 +177,17 @@ func (p *Parsed) Decode(b []byte) {
 	}
 	t := b[hl:tl]
 	switch p.IPProto {
-	case ProtoUDP:
-		if len(t) < UDPSize {
+	case ProtoUDP, ProtoTCP:
+		if !transportHeaderOK(t, p.IPProto, p.MoreFrags) {
 			p.Status = BadTransport
 			return
 		}
-		// The UDP length covers the header and the datagram: never under
-		// 8, and within the packet unless later fragments carry the rest.
-		// Shorter than the packet is padding, which receivers trim.
-		if l := int(binary.BigEndian.Uint16(t[udpLength:])); l < UDPSize || (l > len(t) && !p.MoreFrags) {
-			p.Status = BadTransport
-			return
+		if p.IPProto == ProtoTCP {
+			p.TCPFlags = t[tcpFlags]
 		}
+		// Same offsets in both.
 		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[udpSrcPort:]))
 		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[udpDstPort:]))
-	case ProtoTCP:
-		if len(t) < TCPMinSize {
-			p.Status = BadTransport
-			return
-		}
-		if off := TCP(t).DataOffset(); off < TCPMinSize || off > len(t) {
-			p.Status = BadTransport
-			return
-		}
-		p.TCPFlags = t[tcpFlags]
-		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[tcpSrcPort:]))
-		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[tcpDstPort:]))
 	case ProtoICMP:
 		if len(t) < ICMPv4MinSize {
 			p.Status = BadTransport
@@ -225,6 +210,46 @@ func (p *Parsed) Decode(b []byte) {
 	}
 }
 
+// transportHeaderOK reports whether t starts with a whole UDP or TCP
+// (proto) header the NAT can read ports from, in either IP version. The
+// UDP length covers the header and the datagram: never under 8, and
+// within the packet unless later fragments (more) carry the rest;
+// shorter than the packet is padding, which receivers trim.
+func transportHeaderOK(t []byte, proto uint8, more bool) bool {
+	if proto == ProtoUDP {
+		if len(t) < UDPSize {
+			return false
+		}
+		l := int(binary.BigEndian.Uint16(t[udpLength:]))
+		return l >= UDPSize && (l <= len(t) || more)
+	}
+	if len(t) < TCPMinSize {
+		return false
+	}
+	off := TCP(t).DataOffset()
+	return off >= TCPMinSize && off <= len(t)
+}
+
+// quotedPorts reads the ports of the upper-layer header t of a packet an
+// ICMP error quotes (at least 8 bytes of it): a UDP or TCP header, or an
+// echo (whose identifier stands for both ports) when proto is icmp, the
+// family's ICMP, and isEcho says t holds a query. ok is false for
+// anything else, which the NAT cannot translate.
+func quotedPorts(t []byte, proto, icmp uint8, isEcho bool) (sp, dp uint16, ok bool) {
+	switch proto {
+	case ProtoUDP, ProtoTCP:
+		// Same offsets in both.
+		return binary.BigEndian.Uint16(t[udpSrcPort:]), binary.BigEndian.Uint16(t[udpDstPort:]), true
+	case icmp:
+		if !isEcho {
+			return 0, 0, false
+		}
+		id := binary.BigEndian.Uint16(t[icmpIdent:])
+		return id, id, true
+	}
+	return 0, 0, false
+}
+
 // decodeInner decodes the packet quoted by an ICMP error into p's Inner
 // fields, except InnerOff, and reports whether it can be translated.
 func (p *Parsed) decodeInner(q []byte) bool {
@@ -241,19 +266,8 @@ func (p *Parsed) decodeInner(q []byte) bool {
 		return false
 	}
 	t := q[hl:]
-	var sp, dp uint16
-	switch proto := q[ipProtocol]; proto {
-	case ProtoUDP, ProtoTCP:
-		// Same offsets in both.
-		sp = binary.BigEndian.Uint16(t[udpSrcPort:])
-		dp = binary.BigEndian.Uint16(t[udpDstPort:])
-	case ProtoICMP:
-		if !IsICMPQuery(t[icmpType]) {
-			return false
-		}
-		sp = binary.BigEndian.Uint16(t[icmpIdent:])
-		dp = sp
-	default:
+	sp, dp, ok := quotedPorts(t, q[ipProtocol], ProtoICMP, IsICMPQuery(t[icmpType]))
+	if !ok {
 		return false
 	}
 	p.InnerHeaderLen = hl

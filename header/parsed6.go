@@ -117,29 +117,17 @@ func (p *ParsedV6) Decode(b []byte) {
 	}
 	t := pkt[c.Off:]
 	switch p.Proto {
-	case ProtoUDP:
-		if len(t) < UDPSize {
+	case ProtoUDP, ProtoTCP:
+		if !transportHeaderOK(t, p.Proto, p.MoreFrags) {
 			p.Status = BadTransport
 			return
 		}
-		if l := int(binary.BigEndian.Uint16(t[udpLength:])); l < UDPSize || (l > len(t) && !p.MoreFrags) {
-			p.Status = BadTransport
-			return
+		if p.Proto == ProtoTCP {
+			p.TCPFlags = t[tcpFlags]
 		}
+		// Same offsets in both.
 		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[udpSrcPort:]))
 		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[udpDstPort:]))
-	case ProtoTCP:
-		if len(t) < TCPMinSize {
-			p.Status = BadTransport
-			return
-		}
-		if off := TCP(t).DataOffset(); off < TCPMinSize || off > len(t) {
-			p.Status = BadTransport
-			return
-		}
-		p.TCPFlags = t[tcpFlags]
-		p.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[tcpSrcPort:]))
-		p.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[tcpDstPort:]))
 	case ProtoICMPv6:
 		if len(t) < ICMPv6MinSize {
 			p.Status = BadTransport
@@ -182,18 +170,8 @@ func (p *ParsedV6) decodeInner(q []byte) bool {
 		return false
 	}
 	t := q[c.Off:]
-	var sp, dp uint16
-	switch c.Proto {
-	case ProtoUDP, ProtoTCP:
-		sp = binary.BigEndian.Uint16(t[udpSrcPort:])
-		dp = binary.BigEndian.Uint16(t[udpDstPort:])
-	case ProtoICMPv6:
-		if !IsICMPv6Query(t[icmpType]) {
-			return false
-		}
-		sp = binary.BigEndian.Uint16(t[icmpIdent:])
-		dp = sp
-	default:
+	sp, dp, ok := quotedPorts(t, c.Proto, ProtoICMPv6, IsICMPv6Query(t[icmpType]))
+	if !ok {
 		return false
 	}
 	p.InnerHeaderLen = c.Off
