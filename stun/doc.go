@@ -3,7 +3,7 @@
 // that runs the RFC 5780 §4 behaviour discovery tests against such a server.
 //
 // The server (NewServer) listens on four UDP sockets, two addresses times two
-// ports (RFC 5780 §6), honours CHANGE-REQUEST (RFC 5780 §7.2, RFC 3489
+// ports (RFC 5780 §6), of one family, IPv4 or IPv6, honours CHANGE-REQUEST (RFC 5780 §7.2, RFC 3489
 // §11.2.4), RESPONSE-PORT (§7.5) and PADDING (§7.6), and reports
 // MAPPED-ADDRESS, XOR-MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS
 // (RFC 8489 §14.1-14.2, RFC 5780 §7.3-7.4), plus SOURCE-ADDRESS and
