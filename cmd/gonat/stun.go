@@ -198,6 +198,13 @@ with --lifetime how long an idle UDP mapping lives (RFC 5780 section 4.6,
 a search that costs 2-3 times the lifetime). Requests are retransmitted
 (RFC 8489), so one lost packet does not change a verdict.
 
+Over IPv6 when the server's address is IPv6 (--server 2001:db8::1, or
+[2001:db8::1]:3478 with a port): RFC 5780 applies as it is, and the
+verdict reads the same. Through a NAT that routes IPv6 untranslated
+(ipv6 = routed) mapping is endpoint-independent, the mapped address is
+the host's own, and the classic name says "open internet" or "udp
+firewall" by the firewall's filtering.
+
 Each test is announced on stderr as it starts. A test a filtering NAT
 answers with silence waits out the whole retransmission schedule; unless
 --rto is given, the RTO drops after the first answer to three times its
@@ -216,7 +223,7 @@ Flags:
 
 func probeCmd(args []string) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	server := fs.String("server", "203.0.113.1:3478", "RFC 5780 server `IP[:PORT]`")
+	server := fs.String("server", "203.0.113.1:3478", "RFC 5780 server `IP[:PORT]`, IPv4 or IPv6 ([IP]:PORT)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	rto := fs.Duration("rto", 500*time.Millisecond, "initial retransmission timeout")
 	retries := fs.Int("retries", 4, "requests per transaction before a test counts as silent")
@@ -229,7 +236,7 @@ func probeCmd(args []string) error {
 	if err != nil {
 		a, err2 := netip.ParseAddr(*server)
 		if err2 != nil {
-			return usageErr("--server %q: want IP or IP:PORT", *server)
+			return usageErr("--server %q: want IP or IP:PORT, such as 203.0.113.1, 2001:db8::1 or [2001:db8::1]:3478", *server)
 		}
 		srv = netip.AddrPortFrom(a, stun.DefaultPort)
 	}
