@@ -46,19 +46,17 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 		t.Errorf("OTHER-ADDRESS %v, RESPONSE-ORIGIN %v; want %v, %v", r.OtherAddress, r.ResponseOrigin, want, stun6)
 	}
 
-	// The firewall's filtering, as the lab set it (port-restricted cone)
-	// and then changed live; mapping is endpoint-independent throughout.
-	// coturn's client judges beside gonat probe, at the same time (its
-	// silent tests take 3 s each), where one silent test at most is
-	// waited for; the address-dependent run also measures the idle UDP
-	// lifetime, made 1 s.
+	// The firewall's filtering, set live to two of its values; mapping is
+	// endpoint-independent throughout. coturn's
+	// client judges beside gonat probe, at the same time (a silent test
+	// of its takes 3 s); the address-dependent run also measures the
+	// idle UDP lifetime, made 1 s.
 	for _, tc := range []struct {
 		filtering    table.Behavior
 		classic      string
-		natdiscovery string // coturn's verdict line; "" not asked
+		natdiscovery string // coturn's verdict line
 		lifetime     bool
 	}{
-		{table.AddressAndPortDependent, stun.ClassicUDPFirewall, "", false},
 		{table.AddressDependent, stun.ClassicUDPFirewall, "NAT with Address Dependent Filtering!", true},
 		{table.EndpointIndependent, stun.ClassicOpen, "NAT with Endpoint Independent Filtering!", false},
 	} {
@@ -74,10 +72,6 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 			}
 			judged := make(chan string, 1)
 			go func() {
-				if tc.natdiscovery == "" {
-					judged <- ""
-					return
-				}
 				got, _ := inNS(t, 30*time.Second, l.Node("alice").Namespace, natdiscovery, "-m", "-f", "-L", alice.String(), stun6.Addr().String())
 				judged <- got
 			}()
@@ -99,15 +93,15 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 				t.Errorf("probe: ports %q, local %q, mapped %v; want preserve and alice's own address", res.PortAssignment, res.Local, res.Mapped)
 			}
 			// The search's bracket is a tolerance wide, 200 ms at least;
-			// the pinhole lives from the last outbound packet.
+			// the pinhole lives from the last outbound packet, and a
+			// loaded machine expires it late.
 			if tc.lifetime {
 				t.Logf("probe: idle UDP lifetime %.2fs with udp-timeout 1s", res.Lifetime)
 			}
-			if tc.lifetime && (res.Lifetime < 0.7 || res.Lifetime > 2) {
+			if tc.lifetime && (res.Lifetime < 0.6 || res.Lifetime > 3) {
 				t.Errorf("probe: lifetime %.2fs; want about the 1s udp-timeout", res.Lifetime)
 			}
-			if got := <-judged; tc.natdiscovery != "" &&
-				(!strings.Contains(got, "No NAT! (Endpoint Independent Mapping)") || !strings.Contains(got, tc.natdiscovery)) {
+			if got := <-judged; !strings.Contains(got, "No NAT! (Endpoint Independent Mapping)") || !strings.Contains(got, tc.natdiscovery) {
 				t.Errorf("turnutils_natdiscovery -m -f says (want no NAT and %q):\n%s", tc.natdiscovery, got)
 			}
 		})
