@@ -33,7 +33,8 @@ func CheckIPv6Mode(m table.IPv6Mode) error {
 // Expected. routed translates nothing, so its mapping is
 // endpoint-independent (the host's own endpoint), and its stateful
 // firewall filters as t filters (RFC 6092); nptv6 maps prefixes
-// statelessly (RFC 6296): endpoint-independent, and no filter.
+// statelessly (RFC 6296): endpoint-independent, and no filter. A mode that
+// translates with the IPv4 side's behaviours behaves as t.
 func As6(t NATType, m table.IPv6Mode) NATType {
 	switch m {
 	case table.IPv6Routed:
