@@ -81,6 +81,7 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 				PortAssignment                     string  `json:"port_assignment"`
 				Lifetime                           float64 `json:"lifetime_seconds"`
 				Mapped                             []string
+				Hairpin                            *bool
 			}
 			if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil {
 				t.Fatalf("gonat probe: %v %v\n%s", err, jerr, out)
@@ -91,6 +92,11 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 			}
 			if res.PortAssignment != table.Preserve.String() || !strings.HasPrefix(res.Local, "[fd00:1::2]:") || len(res.Mapped) != 3 || res.Mapped[0] != res.Local {
 				t.Errorf("probe: ports %q, local %q, mapped %v; want preserve and alice's own address", res.PortAssignment, res.Local, res.Mapped)
+			}
+			// The hairpin test's packet goes from one of alice's sockets to
+			// another (her mapped address is her own): it arrives.
+			if res.Hairpin == nil || !*res.Hairpin {
+				t.Errorf("probe: hairpin %v; want true (alice to her own address)", res.Hairpin)
 			}
 			// The search's bracket is a tolerance wide, 200 ms at least;
 			// the pinhole lives from the last outbound packet, and a
