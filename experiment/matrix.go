@@ -144,6 +144,10 @@ type MatrixConfig struct {
 	// Permissive (UDP): the peers take any packet from the partner as the
 	// connection. TCP connections are symmetric by nature: judged strictly.
 	Permissive bool
+	// IPv6, unless IPv6None, runs the matrix over IPv6 with every NAT in
+	// this mode (one CheckIPv6Mode accepts); the expected table is that
+	// of the NAT types as the mode makes them behave (As6).
+	IPv6 table.IPv6Mode
 }
 
 // RunMatrix runs every unordered pair of cfg.Types (each with itself too),
@@ -154,6 +158,11 @@ func RunMatrix(ctx context.Context, cfg MatrixConfig) ([]Outcome, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.IPv6 != table.IPv6None {
+		if err := CheckIPv6Mode(cfg.IPv6); err != nil {
+			return nil, err
+		}
 	}
 	type pair struct{ a, b NATType }
 	var pairs []pair
@@ -216,23 +225,12 @@ var labSeq struct {
 }
 
 func runPair(ctx context.Context, a, b NATType, cfg MatrixConfig) Outcome {
-	o := Outcome{A: a.Name, B: b.Name, Proto: "udp", Expected: Expected(a, b, cfg.Permissive && !cfg.TCP)}
+	o := Outcome{A: a.Name, B: b.Name, Proto: "udp", Expected: Expected(As6(a, cfg.IPv6), As6(b, cfg.IPv6), cfg.Permissive && !cfg.TCP)}
 	if cfg.TCP {
 		o.Proto = "tcp"
 	}
 	fail := func(err error) Outcome { o.Err = err.Error(); return o }
-	text := "name = \"matrix\"\n" + natTOML("nat-a", a, "198.51.100.1", "10.0.1.0/24") + natTOML("nat-b", b, "198.51.100.2", "10.0.2.0/24") + `
-[[host]]
-name = "alice"
-network = "nat-a"
-[[host]]
-name = "bob"
-network = "nat-b"
-[[host]]
-name = "server"
-network = "public"
-address = ["203.0.113.10", "203.0.113.11"]
-`
+	text := matrixTOML(a, b, cfg.IPv6)
 	topo, err := lab.Parse([]byte(text), "matrix.toml")
 	if err != nil {
 		return fail(err)
@@ -250,7 +248,11 @@ address = ["203.0.113.10", "203.0.113.11"]
 	defer l.Close()
 
 	srvNS := l.Node("server").Namespace
-	st, err := stun.NewServer(stun.ServerConfig{Primary: serverAddr, Alternate: serverAddr2, ListenPacket: ns.ListenPacket(srvNS)})
+	srv, srv2 := serverAddr, serverAddr2
+	if cfg.IPv6 != table.IPv6None {
+		srv, srv2 = server6, server6b
+	}
+	st, err := stun.NewServer(stun.ServerConfig{Primary: srv, Alternate: srv2, ListenPacket: ns.ListenPacket(srvNS)})
 	if err != nil {
 		return fail(err)
 	}
@@ -259,7 +261,7 @@ address = ["203.0.113.10", "203.0.113.11"]
 	in := func(n string) traverse.Net {
 		return traverse.NetIn(func(fn func() error) error { return ns.Do(n, fn) }, nil)
 	}
-	rv, err := traverse.NewServer(traverse.ServerConfig{Listen: netip.AddrPortFrom(serverAddr, rvPort), Net: in(srvNS)})
+	rv, err := traverse.NewServer(traverse.ServerConfig{Listen: netip.AddrPortFrom(srv, rvPort), Net: in(srvNS)})
 	if err != nil {
 		return fail(err)
 	}
@@ -274,7 +276,7 @@ address = ["203.0.113.10", "203.0.113.11"]
 		go func() {
 			defer wg.Done()
 			reps[i], errs[i] = traverse.RunPeer(lctx, traverse.PeerConfig{
-				Rendezvous: netip.AddrPortFrom(serverAddr, rvPort), Name: who[0], Connect: who[1],
+				Rendezvous: netip.AddrPortFrom(srv, rvPort), Name: who[0], Connect: who[1],
 				TCP: cfg.TCP, Permissive: cfg.Permissive, Timeout: cfg.Timeout, Net: in(l.Node(who[0]).Namespace),
 			})
 		}()

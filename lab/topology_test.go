@@ -250,9 +250,25 @@ func TestExampleTopologiesParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The STUN host has two addresses of each family it serves
+			// (RFC 5780): IPv4, and IPv6 too where the lab has IPv6.
+			dual, want6 := false, 0
+			for _, n := range topo.NATs {
+				if n.Inside6.IsValid() {
+					dual, want6 = true, 2
+				}
+			}
 			stun := false
 			for _, h := range topo.Hosts {
-				if h.Network == Public && len(h.Run) > 1 && h.Run[0] == "gonat" && h.Run[1] == "stun-server" && len(h.Addresses) == 2 {
+				v4, v6 := 0, 0
+				for _, a := range h.Addresses {
+					if a.Is4() {
+						v4++
+					} else {
+						v6++
+					}
+				}
+				if h.Network == Public && len(h.Run) > 1 && h.Run[0] == "gonat" && h.Run[1] == "stun-server" && v4 == 2 && v6 == want6 {
 					stun = true
 				}
 				for _, a := range h.Addresses {
@@ -265,7 +281,7 @@ func TestExampleTopologiesParse(t *testing.T) {
 				}
 			}
 			if !stun {
-				t.Error("no public STUN server host")
+				t.Errorf("no public STUN server host with two IPv4 addresses (and two IPv6 ones in a lab with IPv6: %v)", dual)
 			}
 			for _, n := range topo.NATs {
 				if !privateRange(n.Inside.Addr()) {

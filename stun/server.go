@@ -24,8 +24,9 @@ const (
 // ServerConfig describes an RFC 5780 server: two IP addresses of this host,
 // each with the same two ports open (RFC 5780 §6).
 type ServerConfig struct {
-	// Primary and Alternate are two addresses of the same family (IPv4 in
-	// gonat's labs; 127.0.0.1 and 127.0.0.2 in tests, both on lo).
+	// Primary and Alternate are two addresses of the same family, IPv4 or
+	// IPv6 (RFC 5780 applies to both; 127.0.0.1 and 127.0.0.2 in tests,
+	// both on lo). A server answering both families is two Servers.
 	Primary, Alternate netip.Addr
 	// Port and AltPort are the two ports; zero means DefaultPort and
 	// DefaultAltPort.

@@ -96,7 +96,7 @@ var commands = []command{
 	{name: "probe", flags: "json lifetime max-lifetime= retries= rto= server="},
 	{name: "rendezvous", flags: "listen= v"},
 	{name: "peer", flags: "connect= json name= permissive predict= rendezvous= stun= tcp timeout= v"},
-	{name: "matrix", flags: "all json parallel= permissive tcp timeout="},
+	{name: "matrix", flags: "all ipv6= json parallel= permissive tcp timeout="},
 	{name: "he", flags: "attempt-delay= json resolution-delay= timeout="},
 	{name: "completion", args: "bash zsh fish"},
 	{name: "version"},

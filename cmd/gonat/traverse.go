@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/experiment"
+	"github.com/gonat/gonat/table"
 	"github.com/gonat/gonat/traverse"
 )
 
@@ -139,7 +140,7 @@ func peerCmd(args []string) error {
 // nothing: a TCP connection is its handshake.
 const permissiveTCP = "--permissive is for UDP: a TCP connection is judged by its handshake"
 
-const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all] [--permissive]
+const matrixHelp = `Usage: gonat matrix [--tcp] [--json] [--all] [--permissive] [--ipv6 MODE]
 
 Builds a lab with two peers behind every pair of NAT types (the four classic
 presets; --all: the nine mapping x filtering combinations), runs the
@@ -148,6 +149,12 @@ the expected one. Exit 1 on any disagreement.
 
 The peers judge a UDP connection as RFC 8445 (ICE) agents do (see gonat
 peer --help); --permissive as peers that take any packet from the partner.
+
+--ipv6 MODE runs the matrix over IPv6, every NAT in that IPv6 mode (the
+run flag's words): routed (no translation: each type's filtering, applied
+by the stateful firewall, is all that is left, and the expected table is
+all yes) or nptv6 (stateless prefix translation, nothing filtered). none,
+blackhole and reject let no IPv6 through and are refused.
 
 Flags:
 `
@@ -160,11 +167,23 @@ func matrixCmd(args []string) error {
 	parallel := fs.Int("parallel", 4, "labs at once")
 	timeout := fs.Duration("timeout", 5*time.Second, "per peer")
 	permissive := fs.Bool("permissive", false, "UDP: peers take any packet from the partner as the connection, not only RFC 8445 responses")
+	ipv6 := fs.String("ipv6", "", "run over IPv6 with every NAT in this IPv6 `mode`: routed or nptv6")
 	if err := parse(fs, args, matrixHelp); err != nil {
 		return err
 	}
 	if *tcp && *permissive {
 		return usageErr(permissiveTCP)
+	}
+	var mode6 table.IPv6Mode
+	if flagGiven(fs, "ipv6") {
+		m, err := table.ParseIPv6Mode(*ipv6)
+		if err != nil {
+			return usageErr("--ipv6 %q: %v", *ipv6, err)
+		}
+		if err := experiment.CheckIPv6Mode(m); err != nil {
+			return usageErr("--ipv6 %s: %v", m, err)
+		}
+		mode6 = m
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (it builds labs of network namespaces)")
@@ -178,7 +197,7 @@ func matrixCmd(args []string) error {
 	self, _ := os.Executable()
 	start := time.Now()
 	outs, err := experiment.RunMatrix(ctx, experiment.MatrixConfig{
-		Types: types, TCP: *tcp, Permissive: *permissive, Parallel: *parallel, Timeout: *timeout, GonatPath: self,
+		Types: types, TCP: *tcp, Permissive: *permissive, Parallel: *parallel, Timeout: *timeout, GonatPath: self, IPv6: mode6,
 		Progress: func(done, total int, o experiment.Outcome) {
 			res := "no"
 			if o.Connected {
@@ -207,7 +226,11 @@ func matrixCmd(args []string) error {
 		case *permissive:
 			judge = "permissive: any packet from the partner connects"
 		}
-		fmt.Printf("%s hole punching (%s), two peers behind NATs of these types (no port prediction); took %s\n\n", proto, judge, time.Since(start).Round(time.Second))
+		over := ""
+		if mode6 != table.IPv6None {
+			over = fmt.Sprintf(" over IPv6, every NAT's ipv6 mode %s", mode6)
+		}
+		fmt.Printf("%s hole punching%s (%s), two peers behind NATs of these types (no port prediction); took %s\n\n", proto, over, judge, time.Since(start).Round(time.Second))
 		experiment.RenderMatrix(os.Stdout, types, outs)
 	}
 	if bad := experiment.Disagreements(outs); len(bad) > 0 {

@@ -50,12 +50,14 @@ var debianPackages = map[string]string{
 	"ping":      "iputils-ping",
 	"tracepath": "iputils-tracepath",
 	"stun":      "stun-client",
-	"tshark":    "tshark",
-	"curl":      "curl",
-	"chromium":  "chromium",
-	"nft":       "nftables",
-	"zsh":       "zsh",
-	"fish":      "fish",
+	// coturn's RFC 5780 client, which speaks IPv6 (stun-client does not).
+	"turnutils_natdiscovery": "coturn",
+	"tshark":                 "tshark",
+	"curl":                   "curl",
+	"chromium":               "chromium",
+	"nft":                    "nftables",
+	"zsh":                    "zsh",
+	"fish":                   "fish",
 }
 
 // otherNames lists the other names a program goes by on some systems,
