@@ -165,3 +165,33 @@ func TestFragmentNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A DF-clear UDP super-packet whose segments exceed the link is cut into
+// its datagrams and each of those into fragments: every datagram put
+// back together carries its segment of the data with a valid checksum.
+func TestRouterUSOFragments(t *testing.T) {
+	const segSize, segs = 1000, 3
+	data := make([]byte, segs*segSize)
+	fill(data, 5)
+	buf := make([]byte, 4000)
+	n := header.BuildUDP(buf, header.IPv4Fields{Src: hostA, Dst: srv1, TTL: 64, ID: 500},
+		header.UDPFields{SrcPort: 5000, DstPort: 9}, data)
+	pkt := buf[:n]
+	tuntest.MakePartial(pkt)
+	h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOUDPL4, GSOSize: segSize, HdrLen: 28, CsumStart: 20, CsumOffset: 6}
+	outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
+	startRouter(t, &Router{Engine: newEngineMTU(t, 576), Ports: []tun.Device{outside, a, tuntest.NewVirtioChannel("b")}})
+	a.In <- tuntest.WithVirtioHdr(h, pkt)
+	for i := range segs {
+		pl, frags := reassemble(t, outside.Out, 576, offload.VirtioHdrLen)
+		if frags != 2 {
+			t.Errorf("datagram %d: %d fragments, want 2 (1008 bytes in 552-byte pieces)", i, frags)
+		}
+		whole := make([]byte, 20+len(pl))
+		k := header.BuildIPv4(whole, header.IPv4Fields{Src: ext, Dst: srv1, Protocol: header.ProtoUDP, TTL: 63}, pl)
+		checkSums(t, whole[:k])
+		if !bytes.Equal(pl[8:], data[i*segSize:(i+1)*segSize]) {
+			t.Errorf("datagram %d does not carry segment %d of the data", i, i)
+		}
+	}
+}
