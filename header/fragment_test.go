@@ -154,3 +154,39 @@ func TestFragmentIPv4NoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per datagram cut, want 0", allocs)
 	}
 }
+
+// FuzzFragmentIPv4: for any packet that decodes and any MTU, the
+// fragments stay within the MTU and their buffer, each header checksum
+// is right, and their payloads put the packet's back together.
+func FuzzFragmentIPv4(f *testing.F) {
+	// A small seed keeps the minimizing of what the fuzzer finds short.
+	buf := make([]byte, 200)
+	n := BuildUDP(buf, IPv4Fields{Src: netip.MustParseAddr("10.0.0.2"), Dst: netip.MustParseAddr("203.0.113.10"), TTL: 64}, UDPFields{SrcPort: 1, DstPort: 2}, make([]byte, 100))
+	f.Add(buf[:n], uint16(68))
+	f.Add(buf[:n], uint16(44))
+	f.Fuzz(func(t *testing.T, b []byte, mtu uint16) {
+		var p Parsed
+		p.Decode(b)
+		if p.Status != OK {
+			return
+		}
+		b = b[:p.Length]
+		pl := IPv4(b).Payload()
+		dst := make([]byte, 2000)
+		var joined []byte
+		for from := 0; from < len(pl); {
+			k, next := FragmentIPv4(dst, b, int(mtu), from)
+			if k == 0 {
+				return // refused: no room for 8 bytes, or dst too small
+			}
+			if k > int(mtu) || next <= from || !IPv4(dst[:k]).ChecksumValid() {
+				t.Fatalf("fragment from %d: %d bytes for MTU %d, next %d, checksum valid %v", from, k, mtu, next, IPv4(dst[:k]).ChecksumValid())
+			}
+			joined = append(joined, IPv4(dst[:k]).Payload()...)
+			from = next
+		}
+		if !bytes.Equal(joined, pl) {
+			t.Fatal("the fragments do not put the payload back together")
+		}
+	})
+}
