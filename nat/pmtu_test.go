@@ -7,6 +7,8 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun/offload"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // newEngineMTU is newEngine6 with the outside link's MTU out and inside
@@ -277,4 +279,42 @@ func TestPMTUNoAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocations per packet, want 0", name, allocs)
 		}
 	}
+}
+
+// A super-packet is measured by its segments: one whose segments fit
+// passes whole, one whose segments do not is refused, the error quoting
+// its first segment (IPv4) or its headers (IPv6).
+func TestPMTUSuperPackets(t *testing.T) {
+	e := newEngineMTU(t, table.IPv6Routed, 1280, 0)
+	reply := make([]byte, 1500)
+	t.Run("TSO", func(t *testing.T) {
+		pkt, h := tuntest.TSO(ap(hostA, 40000), ap(srv1, 80), make([]byte, 10*tuntest.MSS), header.TCPAck)
+		h.GSOSize = 1200 // 1240-byte segments
+		if r := e.ProcessVirtio(1, append([]byte(nil), pkt...), &h, reply, t0); r.Verdict != Forward || r.FragMTU != 0 {
+			t.Fatalf("segments that fit: %+v, want forwarded whole", r)
+		}
+		h.GSOSize = tuntest.MSS // 1488-byte segments
+		r := e.ProcessVirtio(1, pkt, &h, reply, t0)
+		if r.Verdict != DropTooBig || r.ReplyLen == 0 {
+			t.Fatalf("segments too big: %+v, want too-big with a reply", r)
+		}
+		if q := header.IPv4(reply[28:r.ReplyLen]); q.TotalLen() != 40+tuntest.MSS {
+			t.Errorf("quotes a packet of %d bytes, want the first segment's %d", q.TotalLen(), 40+tuntest.MSS)
+		}
+		checkSums(t, reply[:r.ReplyLen])
+	})
+	t.Run("TSO over IPv6", func(t *testing.T) {
+		b := make([]byte, 5000)
+		n := header.BuildTCP6(b, header.IPv6Fields{Src: h6A, Dst: srv6, HopLimit: 64},
+			header.TCPFields{SrcPort: 5000, DstPort: 80, Seq: 1, Flags: header.TCPAck, Window: 512}, make([]byte, 4000))
+		h := offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOTCPv6, GSOSize: 1220, CsumStart: 40, CsumOffset: 16}
+		if r := e.ProcessVirtio(1, append([]byte(nil), b[:n]...), &h, reply, t0); r.Verdict != Forward {
+			t.Fatalf("1280-byte segments: %+v, want forwarded whole", r)
+		}
+		h.GSOSize = 1221
+		if r := e.ProcessVirtio(1, b[:n], &h, reply, t0); r.Verdict != DropTooBig || r.ReplyLen == 0 {
+			t.Fatalf("1281-byte segments: %+v, want too-big with a reply", r)
+		}
+		ptb(t, reply[:1280], gw6A, h6A, 1280, ap(h6A, 5000), ap(srv6, 80))
+	})
 }
