@@ -61,6 +61,7 @@ type Router struct {
 	ImpairSeed uint64
 
 	writeErrors atomic.Uint64
+	fragmented  atomic.Uint64
 	imp         atomic.Pointer[impairState] // nil: nothing impaired
 	impMu       sync.Mutex                  // guards impNow, impQueues and the making of states
 	impNow      []PortImpair                // the impairment in force, by port
@@ -299,6 +300,7 @@ type pumper struct {
 	out        [][][]byte // by port: packets to write at the end of the batch
 	h          offload.VirtioHdr
 	seg        *offload.Segmenter // for super-packets bound for a device without offloads
+	frag       fragmenter         // for datagrams bound for a smaller link (fragment.go)
 	due        [][]byte           // delayed packets being written (impair.go drain)
 	dueSlots   []int              // their slots in the delay queue
 }
@@ -506,6 +508,10 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				// whole) to be cut in software: the segmenter cuts IPv4
 				// only. Lost, and counted so.
 				r.writeErrors.Add(1)
+				continue
+			case res.FragMTU > 0:
+				// Larger than the link it leaves by, DF clear: cut.
+				p.sendCut(st, in, to, pkt, vin, h, int(res.FragMTU), mono)
 				continue
 			case vin && h.IsGSO() && (impaired || !p.vhdr[to]):
 				// Cut in software for a device without offloads, and

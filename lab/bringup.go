@@ -265,7 +265,8 @@ func (l *Lab) closeNATs() {
 // (inner), in topology order.
 func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Options, backend string, logf func(string, ...any)) *NATSpec {
 	pfx := NamespacePrefix(l.Name)
-	spec := &NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode}
+	spec := &NATSpec{Outside: l.nodes[n.Name].Namespace, Behavior: n.Behavior, Backend: backend, ReadMode: opt.ReadMode,
+		OutsideMTU: n.UplinkMTU}
 	natName := n.Name
 	spec.Logf = func(f string, a ...any) { logf("nat %s: %s", natName, fmt.Sprintf(f, a...)) }
 	if opt.Tap != nil {
@@ -275,7 +276,7 @@ func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Option
 		spec.Outside = pfx + Public
 	}
 	for _, h := range hosts {
-		in := InsideSpec{Namespace: pfx + h.Name}
+		in := InsideSpec{Namespace: pfx + h.Name, MTU: h.MTU}
 		in.Hosts = n.prefixes(h.Addresses)
 		spec.Inside = append(spec.Inside, in)
 	}

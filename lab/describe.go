@@ -74,6 +74,9 @@ func (t *Topology) Describe() string {
 		if im := n.impairSummary(); im != "" {
 			beh += "; " + im
 		}
+		if m := n.mtuSummary(); m != "" {
+			beh += "; " + m
+		}
 		fmt.Fprintf(w, "nat\t%s\t%s\t%s\t%s\n", n.Name, n.Upstream, addrs, beh)
 	}
 	for _, h := range t.Hosts {
@@ -91,6 +94,14 @@ func (t *Topology) Describe() string {
 			} else {
 				run += "; " + im
 			}
+		}
+		if h.MTU > 0 {
+			if run == "-" {
+				run = ""
+			} else {
+				run += "; "
+			}
+			run += "link mtu " + strconv.Itoa(h.MTU)
 		}
 		fmt.Fprintf(w, "host\t%s\t%s\t%s\t%s\n", h.Name, h.Network, joinAddrs(h.Addresses), run)
 	}

@@ -31,6 +31,9 @@ type InsideSpec struct {
 	// address belongs to the nested NAT's outside port beyond it), only
 	// the default route.
 	Transit bool
+	// MTU is the MTU of the link to the hosts (0: NATSpec.MTU): their
+	// device gets it, and the NAT enforces it (nat.InsidePort.MTU).
+	MTU int
 }
 
 // NATSpec is one NAT between existing namespaces.
@@ -46,8 +49,12 @@ type NATSpec struct {
 	// ports it puts in one namespace itself, so that their names do not
 	// depend on which NAT came first.
 	OutsideName string
-	MTU         int
-	Backend     string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
+	MTU         int // of every device, unless OutsideMTU or InsideSpec.MTU says otherwise
+	// OutsideMTU is the MTU of the link beyond the outside port (0:
+	// MTU): the outside device gets it, and the NAT enforces it
+	// (nat.Config.OutsideMTU).
+	OutsideMTU int
+	Backend    string // TUN backend: tun.BackendAuto ("" too), tun.BackendOffload, tun.BackendWater
 	// ReadMode is how the NAT reads its devices, and so how many queues
 	// they get (forward.ReadMode). The zero value reads per CPU where it can,
 	// else per device.
@@ -147,7 +154,7 @@ func RandomSeed() int64 {
 // startNAT is StartNAT once the namespaces are checked and the mode
 // validated and resolved (not forward.ReadersAuto).
 func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, error) {
-	cfg := nat.Config{Table: spec.Behavior}
+	cfg := nat.Config{Table: spec.Behavior, OutsideMTU: spec.OutsideMTU}
 	hostSet := map[netip.Addr]bool{}
 	for _, in := range spec.Inside {
 		for _, h := range in.Hosts {
@@ -157,7 +164,7 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	gws := make([]netip.Addr, len(spec.Inside))
 	for i, in := range spec.Inside {
 		gws[i] = chooseGateway(in.Hosts, hostSet)
-		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i]})
+		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i], MTU: in.MTU})
 	}
 	eng, err := nat.New(cfg)
 	if err != nil {
@@ -216,6 +223,9 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	}
 	oc := devConfig()
 	oc.Namespace, oc.Routes = spec.Outside, routes
+	if spec.OutsideMTU > 0 {
+		oc.MTU = spec.OutsideMTU
+	}
 	if spec.OutsideName != "" {
 		oc.Name = spec.OutsideName
 	}
@@ -232,6 +242,9 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	for _, in := range spec.Inside {
 		tc := devConfig()
 		tc.Namespace, tc.Addresses = in.Namespace, in.Hosts
+		if in.MTU > 0 {
+			tc.MTU = in.MTU
+		}
 		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 		if hasIPv6(in.Hosts) {
 			// No router advertisements on a TUN port: the default

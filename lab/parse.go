@@ -171,6 +171,7 @@ func (p *parser) parse(data []byte) *Topology {
 	p.checkPaths(nats)
 	p.checkNPTv6(nats)
 	p.assign(nats, hosts)
+	p.checkMTUs(nats, hosts)
 
 	for _, d := range nats {
 		if d.behOK && d.extOK {
@@ -412,6 +413,7 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		n.Settings[k] = s
 	}
 	p.parseNATImpair(d, m, line)
+	p.parseNATMTU(d, m, line)
 	return d
 }
 
@@ -499,5 +501,6 @@ func (p *parser) parseHost(i int, m map[string]any) *hostDraft {
 		}
 	}
 	p.parseHostImpair(d, m, line)
+	p.parseHostMTU(d, m, line)
 	return d
 }

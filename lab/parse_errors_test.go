@@ -33,7 +33,7 @@ type parseErrorCase struct {
 
 // parseErrorCases is every rule's case, for TestParseErrors and as
 // FuzzParse's seeds.
-var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, referenceErrorCases, eventErrorCases)
+var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, referenceErrorCases, eventErrorCases, mtuErrorCases)
 
 // shapeErrorCases are the rules on the file's shape (TOML, tables), its
 // keys, names and settings.
@@ -104,7 +104,7 @@ hairpinning = false #!
 name = "alice"
 network = "public"
 colour = "red" #!
-`, `host "alice": unknown key "colour" (known: name, network, address, run, ready, impair)`},
+`, `host "alice": unknown key "colour" (known: name, network, address, run, ready, impair, mtu)`},
 	{"missing-nat-name", `
 [[nat]] #!
 external = ["198.51.100.1"]

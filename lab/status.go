@@ -42,6 +42,9 @@ func (l *Lab) Status() *LabStatus {
 			n := r.LinkDownDrops()
 			s.Packets["link-down"] = n // dropped beyond the engine (forward.Router.SetLinkDown)
 		}
+		if r := l.nats[name].Router; r != nil && r.Fragmented() > 0 {
+			s.Packets["fragmented"] = r.Fragmented() // forwarded, and cut for a smaller link
+		}
 		st.NATs = append(st.NATs, s)
 	}
 	st.Commands = l.HostCommands()

@@ -18,6 +18,7 @@ package lab
 //	external6 = "2001:db8::100"   # optional, with inside6: default the next free IPv6 address upstream
 //	udp-timeout = "30s"           # any behaviour setting of table.Settings()
 //	impair   = "delay=20ms"       # optional: its uplink, both ways (impair-in, impair-out: one way)
+//	uplink-mtu = 1280             # optional: MTU of its uplink (68-65535; 1280 up with external6)
 //
 //	[[host]]
 //	name    = "alice"             # required
@@ -26,6 +27,7 @@ package lab
 //	run     = ["gonat", "probe"]  # optional: argv, or a string run by /bin/sh -c
 //	ready   = "udp:203.0.113.10:3478"  # optional: wait until the command serves (udp:, tcp:, log:TEXT)
 //	impair  = "loss=10%"          # optional: its link to its NAT, both ways (not for public hosts)
+//	mtu     = 1400                # optional: MTU of its link to its NAT (not for public hosts)
 //
 // Routing rules the checks enforce. Every NAT's inside network is a
 // private range seen only by the hosts and nested NATs behind it, so two
@@ -100,7 +102,10 @@ type NATNode struct {
 	// Impair is the impairment of its uplink: In what comes into the NAT
 	// from upstream, Out what leaves it upstream (impair.go).
 	Impair forward.PortImpair
-	Line   int // line of its [[nat]] header, for messages
+	// UplinkMTU is the MTU of its uplink, the link beyond its outside
+	// port (0: the device's default); mtu.go.
+	UplinkMTU int
+	Line      int // line of its [[nat]] header, for messages
 }
 
 // HostNode is one [[host]] entry.
@@ -120,7 +125,10 @@ type HostNode struct {
 	// Impair is the impairment of its link to its NAT, both ways (the
 	// NAT's inside port for it); always zero for a public host.
 	Impair impair.Spec
-	Line   int // line of its [[host]] header, for messages
+	// MTU is the MTU of its link to its NAT (0: the device's default);
+	// never set for a public host.
+	MTU  int
+	Line int // line of its [[host]] header, for messages
 }
 
 // Keys of a topology file.
@@ -147,11 +155,11 @@ const (
 
 var (
 	topKeys  = []string{keyName, keyNAT, keyHost, keyEvent}
-	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair}
+	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair, keyMTU}
 )
 
 func natKeys() []string {
-	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut)
+	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut, keyUplinkMTU)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and

@@ -36,12 +36,18 @@ type InsidePort struct {
 	// ICMP errors it generates (Time Exceeded, so traceroute shows the NAT
 	// as a hop; 3/13 when ports run out).
 	Gateway netip.Addr
+	// MTU is the MTU of the link to these hosts (0: no limit): packets
+	// larger are fragmented, or refused with an ICMP error (pmtu.go).
+	MTU int
 }
 
 // Config is the engine's whole configuration.
 type Config struct {
 	Table  table.Config
 	Inside []InsidePort
+	// OutsideMTU is the MTU of the link beyond the outside port (0: no
+	// limit), enforced as InsidePort.MTU is.
+	OutsideMTU int
 }
 
 // Validate checks the parts of the configuration the table does not know
@@ -50,6 +56,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	if len(c.Inside) == 0 {
 		return errors.New("no inside port")
+	}
+	if err := c.validateMTUs(); err != nil {
+		return err
 	}
 	seen := map[netip.Addr]int{}
 	for i, ip := range c.Inside {
@@ -83,6 +92,10 @@ func (c *Config) Validate() error {
 // Result tells the caller what to do with a processed packet.
 type Result struct {
 	Verdict Verdict
+	// FragMTU, when not 0, is the MTU of the link to Out, which the
+	// forwarded packet exceeds: it is to be fragmented to fit (IPv4, DF
+	// clear; a super-packet segmented first).
+	FragMTU uint16
 	// Out is the port to send the (rewritten) packet to when Verdict is
 	// Forward.
 	Out Port
@@ -152,6 +165,13 @@ type Engine struct {
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
 
+	// mtu is each port's link MTU by Port (0: no limit), anyMTU whether
+	// any is set: fixed at New (pmtu.go). pmtuBlackhole is
+	// cfg.Table.PMTUBlackhole, read without the lock.
+	mtu           []uint16
+	anyMTU        bool
+	pmtuBlackhole atomic.Bool
+
 	// ipID numbers the non-atomic datagrams (DF clear or fragmented) that
 	// leave through the external addresses: inside hosts number theirs
 	// independently, and two of them behind one address could otherwise
@@ -181,6 +201,7 @@ func New(cfg Config) (*Engine, error) {
 	e.hairpin.Store(e.cfg.Table.Hairpin)
 	e.setFirewall(e.cfg.Table.Firewall)
 	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
+	e.setMTUs()
 	e.ipID.Store(rand.Uint32())
 	hosts := make(map[netip.Addr]uint32)
 	var nets []netip.Prefix // the inside networks and gateways, each once
@@ -258,6 +279,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.hairpin.Store(nc.Hairpin)
 	e.setFirewall(nc.Firewall)
 	e.icmpLimit.set(nc.ICMPRate, nc.ICMPInterval)
+	e.pmtuBlackhole.Store(nc.PMTUBlackhole)
 	e.v6.Store(st)
 	e.fw.reset()
 	e.shared.Unlock()

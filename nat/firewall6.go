@@ -332,10 +332,20 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 			if p.HopLimit <= 1 {
 				return e.timeExceeded6(pk, e.gateway6(pk.in))
 			}
+			if e.anyMTU {
+				if r, ok := e.fit6(pk, out, e.gateway6(pk.in)); !ok {
+					return r
+				}
+			}
 			return e.forward6(pk, out, 0)
 		}
 		if p.HopLimit <= 1 {
 			return e.timeExceeded6(pk, e.gateway6(pk.in))
+		}
+		if e.anyMTU {
+			if r, ok := e.fit6(pk, Outside, e.gateway6(pk.in)); !ok {
+				return r
+			}
 		}
 		switch {
 		case p.IsFragment() && !p.IsFirstFragment():
@@ -400,6 +410,11 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 	}
 	if p.HopLimit <= 1 {
 		return e.timeExceeded6(pk, st.ext)
+	}
+	if e.anyMTU {
+		if r, ok := e.fit6(pk, out, e.ext6Source(st, out)); !ok {
+			return r
+		}
 	}
 	if p.MoreFrags && p.IsFirstFragment() {
 		e.fw.admitFirstFragment(frag6Key{src: src.As16(), dst: dst.As16(), id: p.FragID}, now)

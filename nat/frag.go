@@ -137,7 +137,10 @@ func (e *Engine) outboundFragment(pk *packet) Result {
 		out = w.out
 	}
 	header.IPv4(b).DecTTL()
-	return e.done(Forward, out, 0)
+	if e.anyMTU {
+		e.cutToFit(pk, out)
+	}
+	return e.forwardFit(pk, out)
 }
 
 func (e *Engine) inboundFragment(pk *packet) Result {
@@ -155,7 +158,10 @@ func (e *Engine) inboundFragment(pk *packet) Result {
 	}
 	header.RewriteDst(b, p, netip.AddrPortFrom(internal, 0))
 	header.IPv4(b).DecTTL()
-	return e.done(Forward, out, 0)
+	if e.anyMTU {
+		e.cutToFit(pk, out)
+	}
+	return e.forwardFit(pk, out)
 }
 
 // laterFragment looks up how the first fragment of b's datagram was

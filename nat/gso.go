@@ -71,7 +71,7 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []b
 		// out of the next datagrams' way.
 		segs = h.Segments(b)
 	}
-	res := q.process(in, b, reply, now, segs)
+	res := q.process(in, b, reply, now, segs, segmentWire(b, h))
 	switch {
 	case res.Verdict == Forward:
 		// Process treated the field as a full checksum; put back the
@@ -137,7 +137,7 @@ func requote(b []byte, h *offload.VirtioHdr, reply []byte, n int) int {
 func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
 	if m := q.e.v6.Load().mode; h.IsGSO() &&
 		(m != table.IPv6Routed && m != table.IPv6NPTv6 || h.GSOType&^offload.GSOECN == offload.GSOTCPv6 || h.GSOType == offload.GSOUDPL4) {
-		return q.process6(in, b, reply, now)
+		return q.process6(in, b, reply, now, segmentWire6(b, h))
 	}
 	if h.IsGSO() {
 		pk := packet6{q: q, in: in, now: now, b: b}
@@ -152,5 +152,5 @@ func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []
 		return q.e.drop6(&pk, DropMalformed)
 	}
 	h.Flags &^= offload.VirtioNeedsCsum
-	return q.process6(in, b, reply, now)
+	return q.process6(in, b, reply, now, 0)
 }

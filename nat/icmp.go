@@ -105,7 +105,13 @@ func (e *Engine) refused(pk *packet, v Verdict, src netip.Addr) Result {
 // limiter held it back (counted in ICMPErrorsLimited). A packet no error
 // may answer (an ICMP error, a later fragment) takes no token.
 func (e *Engine) icmpError(pk *packet, src netip.Addr, typ, code uint8) (int, traceNote) {
-	n := header.BuildICMPError(pk.reply, pk.b, src, typ, code, 0)
+	return e.icmpErrorMTU(pk, src, typ, code, 0)
+}
+
+// icmpErrorMTU is icmpError with the next-hop MTU of a fragmentation
+// needed error (type 3 code 4).
+func (e *Engine) icmpErrorMTU(pk *packet, src netip.Addr, typ, code uint8, mtu uint16) (int, traceNote) {
+	n := header.BuildICMPError(pk.reply, pk.b, src, typ, code, mtu)
 	if n > 0 && !e.icmpLimit.allow(pk.p.Src.Addr(), pk.now) {
 		e.icmpLimited.Add(1)
 		return 0, noteICMPLimited

@@ -101,9 +101,16 @@ func (e *Engine) translatedIn(pk *packet, internal netip.AddrPort) Result {
 	if !ok {
 		return e.drop(pk, DropNoRoute)
 	}
+	// Refused before the rewrite: the error quotes the packet as sent,
+	// from the external address it was sent to.
+	if e.anyMTU {
+		if r, ok := e.fit(pk, out, p.Dst.Addr()); !ok {
+			return r
+		}
+	}
 	header.RewriteDst(b, p, internal)
 	header.IPv4(b).DecTTL()
 	e.trace(pk, Forward, out, 0)
 	pk.q.forwarded.Add(1)
-	return Result{Verdict: Forward, Out: out}
+	return Result{Verdict: Forward, Out: out, FragMTU: pk.fragMTU}
 }

@@ -109,13 +109,15 @@ type packet6 struct {
 	now          time.Time
 	p            header.ParsedV6
 	srcIn, dstIn netip.AddrPort // as it came in, for tracing
+	wire         int            // a super-packet's largest segment (0: len(b)); pmtu.go
 }
 
-// process6 handles an IPv6 packet by the NAT's mode.
-func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time) Result {
+// process6 handles an IPv6 packet by the NAT's mode; wire is the size
+// of a super-packet's largest segment (0: not one).
+func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time, wire int) Result {
 	e := q.e
 	var pk packet6
-	pk.q, pk.in, pk.reply, pk.now = q, in, reply, now
+	pk.q, pk.in, pk.reply, pk.now, pk.wire = q, in, reply, now, wire
 	pk.p.Decode(b)
 	pk.b = b
 	if pk.p.Length > 0 {

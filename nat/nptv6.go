@@ -40,10 +40,20 @@ func (e *Engine) nptv6(pk *packet6, st *v6State) Result {
 			if p.HopLimit <= 1 {
 				return e.timeExceeded6(pk, e.gateway6(pk.in))
 			}
+			if e.anyMTU {
+				if r, ok := e.fit6(pk, out, e.gateway6(pk.in)); !ok {
+					return r
+				}
+			}
 			return e.forward6(pk, out, 0)
 		}
 		if p.HopLimit <= 1 {
 			return e.timeExceeded6(pk, e.gateway6(pk.in))
+		}
+		if e.anyMTU {
+			if r, ok := e.fit6(pk, Outside, e.gateway6(pk.in)); !ok {
+				return r
+			}
 		}
 		to, ok := st.npt.Outbound(src.As16())
 		if !ok {
@@ -80,6 +90,13 @@ func (e *Engine) nptv6(pk *packet6, st *v6State) Result {
 	}
 	if p.HopLimit <= 1 {
 		return e.timeExceeded6(pk, st.ext)
+	}
+	if e.anyMTU {
+		// From the external address the packet was sent to: the
+		// quote is untranslated, as the sender sent it.
+		if r, ok := e.fit6(pk, out, dst); !ok {
+			return r
+		}
 	}
 	notes := traceNote(0)
 	if isErr {

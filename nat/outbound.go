@@ -24,8 +24,13 @@ func (e *Engine) outbound(pk *packet) Result {
 		if p.TTL <= 1 {
 			return e.timeExceeded(pk, e.gateway(in))
 		}
+		if e.anyMTU {
+			if r, ok := e.fit(pk, out, e.gateway(in)); !ok {
+				return r
+			}
+		}
 		header.IPv4(b).DecTTL()
-		return e.done(Forward, out, 0)
+		return e.forwardFit(pk, out)
 	}
 	if e.inInsideNetwork(dst) {
 		// The gateways are in the inside networks: a packet to one is
@@ -74,6 +79,12 @@ func (e *Engine) outbound(pk *packet) Result {
 	}
 	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
 		return e.drop(pk, DropHairpinOff)
+	}
+	// Before any mapping is made: a packet refused here never leaves.
+	if !hairpin && e.anyMTU {
+		if r, ok := e.fit(pk, Outside, e.gateway(in)); !ok {
+			return r
+		}
 	}
 	// A non-atomic datagram gets an identification of the NAT's; a first
 	// fragment leaves it for the rest of its datagram (the key is the
@@ -178,7 +189,7 @@ func (e *Engine) translatedOut(pk *packet, ext netip.AddrPort, notes traceNote) 
 	rewriteOut(pk, ext)
 	e.trace(pk, Forward, Outside, notes)
 	pk.q.forwarded.Add(1)
-	return Result{Verdict: Forward, Out: Outside}
+	return Result{Verdict: Forward, Out: Outside, FragMTU: pk.fragMTU}
 }
 
 // rewriteOut makes an outbound packet leave from external endpoint ext,

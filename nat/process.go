@@ -18,7 +18,12 @@ type packet struct {
 	reply []byte // scratch for an ICMP error the NAT answers with
 	now   time.Time
 	segs  int // how many datagrams it leaves as (a super-packet: more than one)
-	p     header.Parsed
+	// wire is the size of the largest datagram it leaves as, for a
+	// super-packet (0: len(b)); fragMTU the MTU to fragment it to
+	// (pmtu.go).
+	wire    int
+	fragMTU uint16
+	p       header.Parsed
 	// nonAtomic says an outbound packet may be fragmented (DF clear, or
 	// a fragment): it leaves with identification newID, the NAT's.
 	nonAtomic bool
@@ -85,18 +90,19 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) { e.q0.Prefetch(in, pkts) }
 
 // Process is Engine.Process through q.
 func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
-	return q.process(in, b, reply, now, 1)
+	return q.process(in, b, reply, now, 1, 0)
 }
 
 // process is Process for a packet that leaves as segs datagrams (a
 // super-packet the kernel will segment), which matters to the IP
-// identifications a non-atomic one uses up.
-func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int) Result {
+// identifications a non-atomic one uses up, the largest wire bytes long
+// (0: as long as b), which matters to the links it fits.
+func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs, wire int) Result {
 	e := q.e
 	// Field by field: a composite literal is built in a temporary and
 	// copied, twice the stores of a struct this size per packet.
 	var pk packet
-	pk.q, pk.in, pk.reply, pk.now, pk.segs = q, in, reply, now, segs
+	pk.q, pk.in, pk.reply, pk.now, pk.segs, pk.wire = q, in, reply, now, segs, wire
 	pk.p.Decode(b)
 	if pk.p.Status != header.OK {
 		if pk.p.Status == header.BadVersion {
@@ -104,7 +110,7 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs int
 				// From pk, not the arguments: the arguments would have
 				// to be kept across Decode, spills every IPv4 packet
 				// would pay for.
-				return pk.q.process6(pk.in, b, pk.reply, pk.now)
+				return pk.q.process6(pk.in, b, pk.reply, pk.now, 0)
 			}
 			return e.drop(&pk, DropNotIPv4)
 		}

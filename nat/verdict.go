@@ -41,6 +41,10 @@ const (
 	DropIPv6Filtered  // mode routed: from outside, no live session of the firewall admits it
 
 	DropFirewall // refused by the firewall setting's rules
+
+	// Path MTU (pmtu.go).
+	DropTooBig        // too big for the next link and may not be fragmented; ICMP 3/4 or Packet Too Big sent back
+	DropPMTUBlackhole // too big for the next link, dropped silently (setting pmtu-blackhole)
 	numVerdicts
 )
 
@@ -73,6 +77,8 @@ var verdictNames = [numVerdicts]string{
 	DropIPv6Reject:              "ipv6-reject",
 	DropIPv6Filtered:            "ipv6-filtered",
 	DropFirewall:                "firewall",
+	DropTooBig:                  "too-big",
+	DropPMTUBlackhole:           "pmtu-blackhole",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -106,6 +112,8 @@ var verdictMeanings = [numVerdicts]string{
 	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
 	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
 	DropFirewall:                "refused by a rule of the firewall setting (a profile such as block-udp or web-only, or a rule list): going out before translation, coming in after its mapping was found",
+	DropTooBig:                  "larger than the MTU of the link it would leave by, with DF set (or IPv6, which routers never fragment): an ICMP fragmentation needed (3/4) or ICMPv6 Packet Too Big with that MTU goes back to the sender, rate-limited, for path MTU discovery",
+	DropPMTUBlackhole:           "larger than the MTU of the link it would leave by, with DF set or IPv6, and dropped without a word (setting pmtu-blackhole): the path MTU black hole of RFC 2923",
 }
 
 // Meaning says in a line what the verdict means.

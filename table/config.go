@@ -153,6 +153,10 @@ type Config struct {
 	// Firewall filters packets at the outside boundary, on top of the NAT
 	// behaviour: none by default. Stored for the engine.
 	Firewall Firewall
+	// PMTUBlackhole is stored for the engine: packets too big for the
+	// next link (IPv4 with DF, any IPv6) are dropped without the ICMP
+	// error that path MTU discovery needs (RFC 2923 section 2.1).
+	PMTUBlackhole bool
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and

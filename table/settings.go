@@ -44,6 +44,7 @@ const (
 	SettingICMPInterval            = "icmp-interval"
 	SettingIPv6                    = "ipv6"
 	SettingFirewall                = "firewall"
+	SettingPMTUBlackhole           = "pmtu-blackhole"
 )
 
 // SettingKind is the type of a setting's value.
@@ -262,6 +263,8 @@ var settings = []Setting{
 		},
 		value: func(c *Config) string { return c.Firewall.String() },
 	},
+	boolSetting(SettingPMTUBlackhole, "drop packets too big for the next link silently instead of answering with ICMP fragmentation needed or Packet Too Big, as a path MTU black hole does (true|false)",
+		func(c *Config) *bool { return &c.PMTUBlackhole }),
 }
 
 // IPv6Mode is what a NAT does with IPv6 packets. The engine acts on it;

@@ -73,7 +73,7 @@ func valueArms(b *strings.Builder, arm string) {
 // against each command's --help.
 var commands = []command{
 	{name: "demo"},
-	{name: "run", flags: "busy-poll= expose external= impair= impair-in= impair-out= inside= metrics= mtu= name= outside= pcap-inside= pcap-outside= per-cpu trace tun-backend= tun-queues= v web= web-streams= " + runSettingFlags},
+	{name: "run", flags: "busy-poll= expose external= impair= impair-in= impair-out= inside= metrics= mtu= name= outside= outside-mtu= pcap-inside= pcap-outside= per-cpu trace tun-backend= tun-queues= v web= web-streams= " + runSettingFlags},
 	{name: "lab", subs: []command{
 		{name: "up", flags: "busy-poll= d dry-run expose metrics= name= pcap-dir= per-cpu trace tun-queues= v web= web-streams=", args: "files"},
 		{name: "validate", flags: "name=", args: "files"},

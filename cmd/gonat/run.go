@@ -91,6 +91,7 @@ func runCmd(args []string) error {
 	verbose := fs.Bool("v", false, "log every mapping created and expired")
 	trace := fs.Bool("trace", false, "print one line per packet: the packet before and after translation, or why it was dropped")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN devices")
+	outsideMTU := fs.Int("outside-mtu", 0, "MTU of the link beyond the outside port (`bytes`, 68-65535; 1280 up with an IPv6 --external): bigger packets are fragmented (IPv4, DF clear) or refused with ICMP fragmentation needed / Packet Too Big (0: --mtu)")
 	name := fs.String("name", fmt.Sprintf("run-%d", os.Getpid()), "name of this NAT: in gonat table, lab status/set/flush (state in /run/gonat/NAME), events, the web view and the metrics' nat label (\"nat\" when not given)")
 	obs := observerFlags(fs)
 	backend := fs.String("tun-backend", envOr("GONAT_TUN_BACKEND", tun.BackendAuto), "TUN `backend`: offload (TSO/checksum offload, fast) | water (one packet per syscall) | auto (offload where the kernel has it); default $GONAT_TUN_BACKEND or auto")
@@ -153,6 +154,10 @@ func runCmd(args []string) error {
 	}
 	behavior.External6 = ext6
 	spec.Behavior = behavior
+	if err := checkOutsideMTU(*outsideMTU, len(ext6) > 0); err != nil {
+		return err
+	}
+	spec.OutsideMTU = *outsideMTU
 	if err := ns.Check(*outside); err != nil {
 		return usageErr("--outside: %v", err)
 	}
@@ -390,4 +395,17 @@ func busyPollProcs(d time.Duration) {
 	if d > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+}
+
+// checkOutsideMTU checks --outside-mtu: 0, or an MTU IPv4 can use (at
+// least 68 bytes, RFC 791), and IPv6 too (1280, RFC 8200) when v6.
+func checkOutsideMTU(mtu int, v6 bool) error {
+	switch {
+	case mtu == 0:
+	case mtu < 68 || mtu > 65535:
+		return usageErr("--outside-mtu %d: want 68-65535 bytes (IPv4 needs at least 68), or 0 for --mtu", mtu)
+	case v6 && mtu < 1280:
+		return usageErr("--outside-mtu %d: the outside link carries IPv6 (an IPv6 --external), which needs at least 1280 bytes", mtu)
+	}
+	return nil
 }
