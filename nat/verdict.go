@@ -41,6 +41,8 @@ const (
 	DropIPv6Filtered  // mode routed: from outside, no live session of the firewall admits it
 
 	DropFirewall // refused by the firewall setting's rules
+
+	DropIPv6Aliases // mode nat66: the alias map of IPv6 addresses is full
 	numVerdicts
 )
 
@@ -72,6 +74,7 @@ var verdictNames = [numVerdicts]string{
 	DropIPv6Blackhole:           "ipv6-blackhole",
 	DropIPv6Reject:              "ipv6-reject",
 	DropIPv6Filtered:            "ipv6-filtered",
+	DropIPv6Aliases:             "ipv6-aliases-full",
 	DropFirewall:                "firewall",
 }
 
@@ -105,6 +108,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropIPv6Blackhole:           "IPv6 with ipv6 mode blackhole: lost without a word, either way, as on a network whose IPv6 is silently broken",
 	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
 	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
+	DropIPv6Aliases:             "IPv6 with ipv6 mode nat66: a new mapping or session needed an alias for an IPv6 address and the alias map was full (its limit is limit-mappings plus limit-sessions); from inside an ICMPv6 destination unreachable, administratively prohibited, goes back (rate-limited)",
 	DropFirewall:                "refused by a rule of the firewall setting (a profile such as block-udp or web-only, or a rule list): going out before translation, coming in after its mapping was found",
 }
 
