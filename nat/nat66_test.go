@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/gonat/gonat/header"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun/offload"
 )
 
 // out66 sends b from inside port in through e and returns its verdict
@@ -411,4 +413,70 @@ func FuzzNAT66(f *testing.F) {
 			t.Fatalf("let in %s -> %s proto %d type %d: %x", p.Src, p.Dst, p.Proto, p.ICMPType, buf)
 		}
 	})
+}
+
+// A super-packet from a device with offloads is translated whole: its
+// partial sum takes the address changes only, so that the checksum the
+// next device finishes is right for the translated segment; one whose
+// partial sum is not at its checksum field is unsupported.
+func TestNAT66Virtio(t *testing.T) {
+	e := newEngine6(t, table.IPv6NAT66, table.AddressAndPortDependent, func(c *table.Config) {
+		c.PortAssignment = table.Sequential
+	})
+	reply := make([]byte, 1500)
+	gso := func(b []byte, src, dst netip.Addr) *offload.VirtioHdr {
+		binary.BigEndian.PutUint16(b[56:], header.Fold(header.PseudoHeaderSum6(src, dst, header.ProtoTCP, uint32(len(b)-40))))
+		return &offload.VirtioHdr{Flags: offload.VirtioNeedsCsum, GSOType: offload.GSOTCPv6, GSOSize: 1000, CsumStart: 40, CsumOffset: 16}
+	}
+	pass66(t, e, 1, tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPSyn), t0)
+	out := tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck)
+	h := gso(out, h6A, srv6)
+	if r := e.ProcessVirtio(1, out, h, reply, t0); r.Verdict != Forward {
+		t.Fatal(r.Verdict)
+	}
+	var p header.ParsedV6
+	p.Decode(out)
+	if p.Src.Addr() != ext6 || p.Src.Port() == 5000 {
+		t.Fatalf("left from %s, want ext6 and a sequential port", p.Src)
+	}
+	if !h.FinishCsumAt(out) {
+		t.Fatal("cannot finish the checksum")
+	}
+	if err := sums6Valid(out); err != nil {
+		t.Fatalf("outbound super-packet: %v", err)
+	}
+	pass66(t, e, Outside, tcp6(ap(srv6, 80), p.Src, header.TCPSyn|header.TCPAck), t0)
+	in := tcp6(ap(srv6, 80), p.Src, header.TCPAck)
+	h = gso(in, srv6, ext6)
+	if r := e.ProcessVirtio(Outside, in, h, reply, t0); r.Verdict != Forward || !h.FinishCsumAt(in) {
+		t.Fatal(r.Verdict)
+	}
+	if err := sums6Valid(in); err != nil {
+		t.Fatalf("inbound super-packet: %v", err)
+	}
+	bad := tcp6(ap(h6A, 5000), ap(srv6, 80), header.TCPAck)
+	h = gso(bad, h6A, srv6)
+	h.CsumOffset = 6
+	if r := e.ProcessVirtio(1, bad, h, reply, t0); r.Verdict != DropUnsupported {
+		t.Fatalf("partial sum off its field: %v", r.Verdict)
+	}
+}
+
+// A new behaviour at run time reaches the nat66 table too, and drops
+// its mappings as it drops IPv4's.
+func TestNAT66SetTableConfig(t *testing.T) {
+	e := newEngine6(t, table.IPv6NAT66, table.AddressAndPortDependent, func(c *table.Config) { c.PortOverloading = false })
+	_, p := pass66(t, e, 1, udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "a"), t0)
+	c := e.Config().Table
+	c.Filtering = table.EndpointIndependent
+	if err := e.SetTableConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := pass66(t, e, Outside, udp6(ap(srv6, 3478), p.Src, 64, "b"), t0); r.Verdict != DropNoMapping {
+		t.Fatalf("a mapping survived the change: %v", r.Verdict)
+	}
+	_, p = pass66(t, e, 1, udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "a"), t0)
+	if r, _ := pass66(t, e, Outside, udp6(ap(srv6b, 9), p.Src, 64, "b"), t0); r.Verdict != Forward {
+		t.Fatalf("endpoint-independent filtering after the change: %v", r.Verdict)
+	}
 }
