@@ -152,6 +152,7 @@ type Engine struct {
 	// aliases, guarded by shared6 (nat66.go). Both exist in every mode.
 	shared6 *table.Shared
 	alias6  *table.Aliases6
+	frags66 frag66 // where later IPv6 fragments from outside go (frag66.go)
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -279,6 +280,7 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.shared6.LockReplace(tab6)
 	e.alias6 = newAliases6(&nc)
 	e.shared6.Unlock()
+	e.frags66.reset()
 	return nil
 }
 
@@ -292,6 +294,7 @@ func (e *Engine) Flush() {
 	e.shared6.Lock().Flush()
 	e.alias6.Reset()
 	e.shared6.Unlock()
+	e.frags66.reset()
 }
 
 // Count returns how many packets got verdict v.

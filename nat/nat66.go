@@ -29,7 +29,7 @@ import (
 // replacing alias6, under shared6.Lock). No path holds shared and
 // shared6 at once.
 //
-// Not translated: fragmented datagrams (dropped as unsupported).
+// Fragments: frag66.go.
 
 // extAlias6 stands for the NAT's external IPv6 address in the nat66
 // table: 240.0.0.1, in the reserved 240.0.0.0/4 (RFC 1112 section 4),
@@ -120,8 +120,10 @@ func (e *Engine) nat66(pk *packet6, st *v6State) Result {
 	}
 	proto, ok := proto66(p.Proto)
 	switch {
-	case !ok, p.IsFragment():
+	case !ok:
 		return e.drop6(pk, DropUnsupported)
+	case !p.IsFirstFragment():
+		return e.laterOut66(pk, st)
 	case p.Proto == header.ProtoICMPv6 && header.IsICMPv6Error(p.ICMPType):
 		return e.nat66OutError(pk, st)
 	case !p.HasPorts():
@@ -130,6 +132,9 @@ func (e *Engine) nat66(pk *packet6, st *v6State) Result {
 	hairpin := dst == st.ext
 	if hairpin && !e.hairpin.Load() { // without the lock: checked again under it
 		return e.drop6(pk, DropHairpinOff)
+	}
+	if hairpin && p.MoreFrags {
+		return e.drop6(pk, DropUnsupported) // its later fragments could not follow
 	}
 	var seg table.Segment
 	if proto == table.TCP {
@@ -258,8 +263,10 @@ func (e *Engine) nat66In(pk *packet6, st *v6State) Result {
 	}
 	proto, ok := proto66(p.Proto)
 	switch {
-	case !ok, p.IsFragment():
+	case !ok:
 		return e.drop6(pk, DropUnsupported)
+	case !p.IsFirstFragment():
+		return e.laterIn66(pk)
 	case isErr:
 		return e.nat66InError(pk, st)
 	case !p.HasPorts():
@@ -276,6 +283,9 @@ func (e *Engine) nat66In(pk *packet6, st *v6State) Result {
 	}
 	if v != Forward {
 		return e.drop6(pk, v)
+	}
+	if p.MoreFrags {
+		e.frags66.admit(fragKey66(pk), internal.Addr(), pk.now.UnixNano())
 	}
 	return e.in66(pk, internal, 0)
 }

@@ -167,10 +167,24 @@ func TestNAT66ICMP(t *testing.T) {
 		t.Fatalf("hop limit 1 in: %v, reply from %s", r.Verdict, te.Src)
 	}
 
+	// Fragments: out, each from the external address (the first with
+	// its port); in, a later one follows its first to the host, and
+	// one without its first is dropped.
 	first, later := frags6(udp6(ap(h6A, 6000), ap(srv6, 53), 64, "0123456789abcdef0123456789abcdef"), 5, 16)
-	for _, f := range [][]byte{first, later} {
-		if r, _ := pass66(t, e, 1, f, t0); r.Verdict != DropUnsupported {
-			t.Fatalf("fragment: %v", r.Verdict)
+	for i, f := range [][]byte{later, first} {
+		r, p := pass66(t, e, 1, f, t0)
+		if r.Verdict != Forward || p.Src.Addr() != ext6 || i == 1 && p.Src != sent.Src {
+			t.Fatalf("fragment %d out: %v from %s", i, r.Verdict, p.Src)
+		}
+	}
+	first, later = frags6(udp6(ap(srv6, 53), sent.Src, 64, "0123456789abcdef0123456789abcdef"), 6, 16)
+	if r, _ := pass66(t, e, Outside, append([]byte(nil), later...), t0); r.Verdict != DropFragment {
+		t.Fatalf("later fragment before its first: %v", r.Verdict)
+	}
+	for i, f := range [][]byte{first, later} {
+		r, p := pass66(t, e, Outside, f, t0)
+		if r.Verdict != Forward || r.Out != 1 || p.Dst.Addr() != h6A {
+			t.Fatalf("fragment %d in: %v to %d, %s", i, r.Verdict, r.Out, p.Dst)
 		}
 	}
 	// Between inside hosts: routed as is.
@@ -341,6 +355,28 @@ func TestNAT66HitPathAllocs(t *testing.T) {
 			}
 		}
 	}
+	// Later fragments, either way, once their first came in.
+	_, p := pass66(t, e, 1, udp6(ap(h6A, 6000), ap(srv6, 53), 64, "x"), t0)
+	first, laterIn := frags6(udp6(ap(srv6, 53), p.Src, 64, "0123456789abcdef0123456789abcdef"), 8, 16)
+	if r, _ := pass66(t, e, Outside, first, t0); r.Verdict != Forward {
+		t.Fatal(r.Verdict)
+	}
+	_, laterOut := frags6(udp6(ap(h6A, 6000), ap(srv6, 53), 64, "0123456789abcdef0123456789abcdef"), 9, 16)
+	for _, tc := range []struct {
+		port Port
+		b    []byte
+	}{{1, laterOut}, {Outside, laterIn}} {
+		buf := make([]byte, len(tc.b))
+		allocs := testing.AllocsPerRun(1000, func() {
+			copy(buf, tc.b)
+			if r := e.Process(tc.port, buf, reply, t0); r.Verdict != Forward {
+				t.Fatal(r.Verdict)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("a later fragment from port %d: %v allocations per packet", tc.port, allocs)
+		}
+	}
 }
 
 // FuzzNAT66 feeds arbitrary bytes into the nat66 mode either way, with
@@ -363,6 +399,11 @@ func FuzzNAT66(f *testing.F) {
 	f.Add(icmp6Err(out, netip.MustParseAddr("2001:db8:ee::1"), 2, 0), uint8(1))
 	f.Add(icmp6Err(udp6(ap(srv6, 3478), ap(h6A, 5000), 64, "x"), h6A, 1, 4), uint8(0))
 	f.Add([]byte{0x60, 0, 0, 0}, uint8(1))
+	first, later := frags6(udp6(ap(srv6, 3478), ap(ext6, 5000), 64, "0123456789abcdef0123456789abcdef"), 7, 16)
+	f.Add(first, uint8(1))
+	f.Add(later, uint8(1))
+	_, later = frags6(udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "0123456789abcdef0123456789abcdef"), 7, 16)
+	f.Add(later, uint8(0))
 	f.Fuzz(func(t *testing.T, pkt []byte, how uint8) {
 		port := Port(1 + how>>1&1)
 		if how&1 != 0 {
