@@ -4,7 +4,7 @@ package tests
 // and ports as their IPv4 sides do, one a port-restricted cone
 // (endpoint-independent mapping, address-and-port-dependent filtering),
 // one symmetric (address-and-port-dependent mapping). Real pings, a TCP
-// transfer and UDP sockets judge them.
+// transfer and UDP sockets (datagrams in fragments too) judge them.
 
 import (
 	"net"
@@ -142,6 +142,18 @@ func TestIPv6NAT66(t *testing.T) {
 	srv[0].WriteToUDPAddrPort([]byte("reply"), mapped)
 	if msg, from, err := recvFrom(alice, 3*time.Second); err != nil || msg != "reply" || from != netip.MustParseAddrPort(dsts[0]) {
 		t.Errorf("the server's reply to alice: %q from %s, %v", msg, from, err)
+	}
+	// A datagram larger than the links' MTU (1500) goes in fragments,
+	// each way: it arrives reassembled, its checksum right for the
+	// translation. 1800 bytes: two fragments, within recvFrom's buffer.
+	big := strings.Repeat("nat66-fragment ", 120)
+	alice.WriteToUDPAddrPort([]byte(big), netip.MustParseAddrPort(dsts[0]))
+	if msg, from, err := recvFrom(srv[0], 3*time.Second); err != nil || msg != big || from != mapped {
+		t.Errorf("a fragmented datagram out: %d bytes from %s, %v", len(msg), from, err)
+	}
+	srv[0].WriteToUDPAddrPort([]byte(big), mapped)
+	if msg, _, err := recvFrom(alice, 3*time.Second); err != nil || msg != big {
+		t.Errorf("a fragmented datagram in: %d bytes, %v", len(msg), err)
 	}
 	if p := routerPacketsOf(t, l, "cone"); p["filtered"] == 0 {
 		t.Errorf("no filtered drops counted: %v", p)
