@@ -291,10 +291,7 @@ func (e *Engine) Flush() {
 	e.held.reset()
 	e.shared.Unlock()
 	e.fw.reset()
-	e.shared6.Lock().Flush()
-	e.alias6.Reset()
-	e.shared6.Unlock()
-	e.frags66.reset()
+	e.flush66()
 }
 
 // Count returns how many packets got verdict v.

@@ -54,4 +54,4 @@ func (e *Engine) NewQueue() *Queue {
 // and its mapping's stripe lock (held by another queue on the same flow,
 // or on one whose mapping shares the stripe); any other packet needs
 // every queue's lock. One packet may count more than once.
-func (e *Engine) LockWaits() uint64 { return e.shared.Waits() }
+func (e *Engine) LockWaits() uint64 { return e.shared.Waits() + e.shared6.Waits() }

@@ -457,3 +457,11 @@ func (e *Engine) unaliasInfo(mi *MappingInfo) {
 		mi.Remotes[i].Remote = e.unalias6(mi.Remotes[i].Remote)
 	}
 }
+
+// flush66 forgets the nat66 mappings, their aliases and fragments.
+func (e *Engine) flush66() {
+	e.shared6.Lock().Flush()
+	e.alias6.Reset()
+	e.shared6.Unlock()
+	e.frags66.reset()
+}

@@ -521,3 +521,42 @@ func TestNAT66SetTableConfig(t *testing.T) {
 		t.Fatalf("endpoint-independent filtering after the change: %v", r.Verdict)
 	}
 }
+
+// Rebind moves the nat66 mappings to new ports of the external6 address
+// as it moves IPv4's; a reboot with a new IPv4 address forgets them too.
+func TestNAT66RebindReboot(t *testing.T) {
+	e := newEngine6(t, table.IPv6NAT66, table.AddressAndPortDependent)
+	send := func() netip.AddrPort {
+		t.Helper()
+		r, p := pass66(t, e, 1, udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "x"), t0)
+		if r.Verdict != Forward {
+			t.Fatalf("outbound: %v", r.Verdict)
+		}
+		return p.Src
+	}
+	reply := func(to netip.AddrPort) Verdict {
+		t.Helper()
+		r, _ := pass66(t, e, Outside, udp6(ap(srv6, 3478), to, 64, "y"), t0)
+		return r.Verdict
+	}
+	before := send()
+	if n, err := e.Rebind(nil, t0); err != nil || n != 1 {
+		t.Fatalf("rebind: %d moved, %v", n, err)
+	}
+	after := send()
+	if after.Addr() != ext6 || after == before {
+		t.Fatalf("left as %s before the rebind, %s after", before, after)
+	}
+	if v := reply(after); v != Forward {
+		t.Fatalf("reply to the new endpoint: %v", v)
+	}
+	if v := reply(before); v == Forward {
+		t.Fatalf("reply to the old endpoint %s forwarded", before)
+	}
+	if err := e.Reboot([]netip.Addr{netip.MustParseAddr("198.51.100.7")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if v := reply(after); v != DropNoMapping {
+		t.Fatalf("a nat66 mapping survived the reboot: %v", v)
+	}
+}
