@@ -155,6 +155,10 @@ func TestIPv6NAT66(t *testing.T) {
 	if msg, _, err := recvFrom(alice, 3*time.Second); err != nil || msg != big {
 		t.Errorf("a fragmented datagram in: %d bytes, %v", len(msg), err)
 	}
+	// And ping's own: 1800-byte echoes, fragmented each way.
+	if out, err := l.Node("alice").Command("ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1800", "2001:db8::10").CombinedOutput(); err != nil {
+		t.Errorf("fragmented echoes through nat66: %v\n%s", err, out)
+	}
 	if p := routerPacketsOf(t, l, "cone"); p["filtered"] == 0 {
 		t.Errorf("no filtered drops counted: %v", p)
 	}
