@@ -170,6 +170,7 @@ func (p *parser) parse(data []byte) *Topology {
 	p.checkAddresses(nats, hosts)
 	p.checkPaths(nats)
 	p.checkNPTv6(nats)
+	p.checkNAT66(nats)
 	p.assign(nats, hosts)
 	p.checkMTUs(nats, hosts)
 

@@ -161,6 +161,11 @@ type Engine struct {
 	v6     atomic.Pointer[v6State]
 	fw     firewall6
 	hosts6 map[netip.Addr]Port
+	// shared6 is the nat66 mode's table, alias6 its IPv6 addresses'
+	// aliases, guarded by shared6 (nat66.go). Both exist in every mode.
+	shared6 *table.Shared
+	alias6  *table.Aliases6
+	frags66 frag66 // where later IPv6 fragments from outside go (frag66.go)
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -190,10 +195,17 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := tab.Config()
+	tab6, err := table.New(table6Config(c))
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		shared:   table.NewShared(tab),
+		shared6:  table.NewShared(tab6),
+		alias6:   newAliases6(&c),
 		cfg:      cfg,
-		external: append([]netip.Addr(nil), tab.Config().External...),
+		external: append([]netip.Addr(nil), c.External...),
 		inside:   cfg.Inside,
 	}
 	e.q0 = e.NewQueue()
@@ -264,6 +276,10 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	if err != nil {
 		return err
 	}
+	tab6, err := table.New(table6Config(nc))
+	if err != nil {
+		return err
+	}
 	if len(nc.External) != len(e.external) {
 		return errors.New("external addresses cannot change at run time")
 	}
@@ -283,6 +299,10 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 	e.v6.Store(st)
 	e.fw.reset()
 	e.shared.Unlock()
+	e.shared6.LockReplace(tab6)
+	e.alias6 = newAliases6(&nc)
+	e.shared6.Unlock()
+	e.frags66.reset()
 	return nil
 }
 
@@ -293,6 +313,7 @@ func (e *Engine) Flush() {
 	e.held.reset()
 	e.shared.Unlock()
 	e.fw.reset()
+	e.flush66()
 }
 
 // Count returns how many packets got verdict v.
@@ -324,6 +345,13 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 		return true
 	})
 	e.shared.Unlock()
+	e.shared6.Lock().All(func(m *table.Mapping) bool {
+		if m.Expires().After(now) {
+			ms = append(ms, e.snapshot6(m))
+		}
+		return true
+	})
+	e.shared6.Unlock()
 	t := now.UnixNano()
 	e.fw.mu.Lock()
 	for k, s := range e.fw.sessions {
@@ -341,13 +369,15 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 // none of them.
 func (e *Engine) LiveMappings(now time.Time) map[table.Protocol]int {
 	live := map[table.Protocol]int{}
-	e.shared.Lock().All(func(m *table.Mapping) bool {
-		if m.Expires().After(now) {
-			live[m.Proto()]++
-		}
-		return true
-	})
-	e.shared.Unlock()
+	for _, sh := range [...]*table.Shared{e.shared, e.shared6} {
+		sh.Lock().All(func(m *table.Mapping) bool {
+			if m.Expires().After(now) {
+				live[m.Proto()]++
+			}
+			return true
+		})
+		sh.Unlock()
+	}
 	return live
 }
 
@@ -363,31 +393,40 @@ func (e *Engine) LiveMappings(now time.Time) map[table.Protocol]int {
 // the one live at the start; a mapping that goes away during the walk is
 // listed as it was when it went.
 func (e *Engine) MappingPages(now time.Time, size int, fn func([]MappingInfo) bool) {
+	var page []MappingInfo
+	if e.pages(e.shared, snapshot, now, size, page, fn) {
+		e.pages(e.shared6, e.snapshot6, now, size, page, fn)
+	}
+}
+
+// pages is MappingPages over the table of sh, each mapping seen through
+// snap; it reports whether fn asked for more.
+func (e *Engine) pages(sh *table.Shared, snap func(*table.Mapping) MappingInfo, now time.Time, size int, page []MappingInfo, fn func([]MappingInfo) bool) bool {
 	var ms []*table.Mapping
-	e.shared.Lock().All(func(m *table.Mapping) bool {
+	sh.Lock().All(func(m *table.Mapping) bool {
 		if m.Expires().After(now) {
 			ms = append(ms, m)
 		}
 		return true
 	})
-	e.shared.Unlock()
-	var page []MappingInfo
+	sh.Unlock()
 	for len(ms) > 0 {
 		page = page[:0]
 		n := 0
-		e.shared.Lock()
+		sh.Lock()
 		for len(ms) > 0 && (len(page) == 0 || n < size) {
-			mi := snapshot(ms[0])
+			mi := snap(ms[0])
 			ms[0] = nil // the walk no longer keeps it
 			ms = ms[1:]
 			n += 1 + len(mi.Remotes)
 			page = append(page, mi)
 		}
-		e.shared.Unlock()
+		sh.Unlock()
 		if !fn(page) {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // MappingWindow calls fn with the mappings live at now from the
@@ -402,29 +441,34 @@ func (e *Engine) MappingWindow(now time.Time, first, n, remotes int, fn func(m M
 		sessions int
 	}
 	var rows []row
-	e.shared.Lock().All(func(m *table.Mapping) bool {
-		if !m.Expires().After(now) {
-			return true
-		}
-		if live >= first && live-first < n {
-			r := row{m: MappingInfo{
-				Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
-				Created: m.Created(), Expires: m.Expires(),
-				PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
-			}}
-			m.Sessions(func(s table.SessionInfo) bool {
-				if r.sessions < remotes {
-					r.m.Remotes = append(r.m.Remotes, s)
-				}
-				r.sessions++
+	for _, sh := range [...]*table.Shared{e.shared, e.shared6} {
+		sh.Lock().All(func(m *table.Mapping) bool {
+			if !m.Expires().After(now) {
 				return true
-			})
-			rows = append(rows, r)
-		}
-		live++
-		return true
-	})
-	e.shared.Unlock()
+			}
+			if live >= first && live-first < n {
+				r := row{m: MappingInfo{
+					Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+					Created: m.Created(), Expires: m.Expires(),
+					PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
+				}}
+				m.Sessions(func(s table.SessionInfo) bool {
+					if r.sessions < remotes {
+						r.m.Remotes = append(r.m.Remotes, s)
+					}
+					r.sessions++
+					return true
+				})
+				if sh == e.shared6 {
+					e.unaliasInfo(&r.m)
+				}
+				rows = append(rows, r)
+			}
+			live++
+			return true
+		})
+		sh.Unlock()
+	}
 	for _, r := range rows {
 		fn(r.m, r.sessions)
 	}
@@ -449,6 +493,15 @@ func (e *Engine) Expire(now time.Time) int {
 		}
 	})
 	e.shared.Unlock()
+	// The nat66 table's lapsed mappings are reported before their
+	// aliases can go.
+	n += e.shared6.Lock().Expire(now, func(m *table.Mapping) {
+		if obs != nil {
+			gone = append(gone, e.snapshot6(m))
+		}
+	})
+	e.alias6.Sweep(now)
+	e.shared6.Unlock()
 	var gone6 func(fwKey, *fwSession)
 	if obs != nil {
 		gone6 = func(k fwKey, s *fwSession) { gone = append(gone, k.info(s)) }

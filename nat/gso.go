@@ -135,6 +135,9 @@ func requote(b []byte, h *offload.VirtioHdr, reply []byte, n int) int {
 // drop it with their reasons; a kind of super-packet the kernel does not
 // send is dropped as unsupported.
 func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
+	if m := q.e.v6.Load().mode; m == table.IPv6NAT66 && h.IsGSO() {
+		return q.nat66Virtio(in, b, h, reply, now)
+	}
 	if m := q.e.v6.Load().mode; h.IsGSO() &&
 		(m != table.IPv6Routed && m != table.IPv6NPTv6 || h.GSOType&^offload.GSOECN == offload.GSOTCPv6 || h.GSOType == offload.GSOUDPL4) {
 		return q.process6(in, b, reply, now, segmentWire6(b, h))
@@ -153,4 +156,40 @@ func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []
 	}
 	h.Flags &^= offload.VirtioNeedsCsum
 	return q.process6(in, b, reply, now, 0)
+}
+
+// nat66Virtio is processVirtio6 for a super-packet in the nat66 mode,
+// which changes addresses and ports: as for IPv4, the packet is
+// translated once, whole, and its partial sum (which holds the
+// pseudo-header, addresses included, but not the ports) takes the
+// address changes only. A super-packet whose partial sum is not where
+// its TCP or UDP checksum sits is dropped: the kernel sends none.
+func (q *Queue) nat66Virtio(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
+	var p header.ParsedV6
+	p.Decode(b)
+	at := -1
+	switch {
+	case p.Status != header.OK || !h.NeedsCsum() || int(h.CsumStart) != p.TransportOff:
+	case p.Proto == header.ProtoTCP && h.GSOType&^offload.GSOECN == offload.GSOTCPv6:
+		at = tcpChecksumAt
+	case p.Proto == header.ProtoUDP && h.GSOType == offload.GSOUDPL4:
+		at = 6 // UDP's checksum field
+	}
+	if at < 0 || int(h.CsumOffset) != at || p.IsFragment() {
+		pk := packet6{q: q, in: in, now: now, b: b, p: p}
+		pk.srcIn, pk.dstIn = p.Src, p.Dst
+		return q.e.drop6(&pk, DropUnsupported)
+	}
+	off := p.TransportOff + at
+	partial := binary.BigEndian.Uint16(b[off:])
+	src, dst := [16]byte(b[8:24]), [16]byte(b[24:40])
+	res := q.process6(in, b, reply, now, segmentWire6(b, h))
+	if res.Verdict == Forward {
+		// process6 treated the field as a full checksum; put back the
+		// partial sum with only the pseudo-header change in it.
+		partial = ^header.UpdateChecksum128(^partial, src, [16]byte(b[8:24]))
+		partial = ^header.UpdateChecksum128(^partial, dst, [16]byte(b[24:40]))
+		binary.BigEndian.PutUint16(b[off:], partial)
+	}
+	return res
 }

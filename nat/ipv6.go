@@ -26,6 +26,8 @@ import (
 //     6092; firewall6.go).
 //   - nptv6: the inside prefix translated to an external one (RFC 6296;
 //     nptv6.go).
+//   - nat66: addresses and ports translated as the IPv4 side's are, to
+//     the first external IPv6 address (nat66.go).
 //
 // Every answer the NAT makes passes the ICMP rate limits. IPv6 takes a
 // path of its own from the IPv4 one: process sends it here only after
@@ -53,7 +55,7 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 			break
 		}
 	}
-	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 {
+	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 || c.IPv6 == table.IPv6NAT66 {
 		// The NAT answers from each port's prefix::1 (gateway6): a host
 		// there would never be reached.
 		for h, p := range hosts6 {
@@ -63,6 +65,9 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 				}
 			}
 		}
+	}
+	if c.IPv6 == table.IPv6NAT66 && !st.ext.IsValid() {
+		return nil, errors.New("ipv6 nat66: no external IPv6 address to translate to (give external6, or --external with an IPv6 address)")
 	}
 	if c.IPv6 != table.IPv6NPTv6 {
 		return st, nil
@@ -136,8 +141,11 @@ func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time, wire in
 	if pk.p.Status != header.OK {
 		return e.drop6(&pk, DropMalformed)
 	}
-	if st.mode == table.IPv6NPTv6 {
+	switch st.mode {
+	case table.IPv6NPTv6:
 		return e.nptv6(&pk, st)
+	case table.IPv6NAT66:
+		return e.nat66(&pk, st)
 	}
 	return e.routed6(&pk, st)
 }
@@ -204,6 +212,8 @@ func (e *Engine) emitPacket6(pk *packet6, v Verdict, out Port, notes traceNote) 
 	if v == Forward {
 		ev.Kind, ev.Out = EventTranslated, out
 		ev.NewSrc, ev.NewDst = p.Src, p.Dst
+		ev.Created = notes&noteCreated != 0
+		ev.Hairpin = notes&noteHairpin != 0
 		ev.ICMPError = notes&noteICMPError != 0
 	}
 	ev.ICMPLimited = notes&noteICMPLimited != 0

@@ -256,10 +256,11 @@ func TestIPv6Trace(t *testing.T) {
 	}
 }
 
-// BenchmarkProcess6: a packet of a live routed session either way, and
-// an NPTv6 translation either way.
+// BenchmarkProcess6: a packet of a live routed session either way, an
+// NPTv6 translation either way, and a packet of a live nat66 mapping
+// either way.
 func BenchmarkProcess6(b *testing.B) {
-	for _, mode := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6} {
+	for _, mode := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6, table.IPv6NAT66} {
 		e := newEngine6(b, mode, table.AddressAndPortDependent)
 		a := h6A
 		if mode == table.IPv6NPTv6 {

@@ -14,8 +14,9 @@ import (
 // use, but it is meant for one goroutine: two on one Queue wait for each
 // other.
 type Queue struct {
-	e *Engine
-	r *table.Reader
+	e  *Engine
+	r  *table.Reader
+	r6 *table.Reader // of the nat66 table (nat66.go)
 	// forwarded counts the packets the queue forwarded by the hit path:
 	// a count shared by all queues (Engine.counters) would be a line
 	// every reader writes per packet.
@@ -28,14 +29,14 @@ type Queue struct {
 	idTaken      uint32            // the engine's counter when the block was taken
 	// 128 bytes in all, so that two readers' queues, written per batch
 	// or per packet, never share a line pair (see table.Reader).
-	_ [128 - 8 - 8 - 8 - 24 - 8]byte
+	_ [128 - 8 - 8 - 8 - 8 - 24 - 8]byte
 }
 
 // NewQueue returns a Queue with a lock of its own. It lasts as long as
 // the engine, and every packet that needs the whole engine takes its
 // lock: make one per reading goroutine, once.
 func (e *Engine) NewQueue() *Queue {
-	q := &Queue{e: e, r: e.shared.NewReader()}
+	q := &Queue{e: e, r: e.shared.NewReader(), r6: e.shared6.NewReader()}
 	e.shared.Lock()
 	var qs []*Queue
 	if p := e.queues.Load(); p != nil {
@@ -53,4 +54,4 @@ func (e *Engine) NewQueue() *Queue {
 // and its mapping's stripe lock (held by another queue on the same flow,
 // or on one whose mapping shares the stripe); any other packet needs
 // every queue's lock. One packet may count more than once.
-func (e *Engine) LockWaits() uint64 { return e.shared.Waits() }
+func (e *Engine) LockWaits() uint64 { return e.shared.Waits() + e.shared6.Waits() }

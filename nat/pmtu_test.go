@@ -215,6 +215,33 @@ func TestPMTUIPv6(t *testing.T) {
 		}
 		ptb(t, lastReply, netip.MustParseAddr("fd00:1::1"), ula6A, 1280, from, to)
 	})
+	t.Run("nat66", func(t *testing.T) {
+		e := newEngineMTU(t, table.IPv6NAT66, 1280, 1280)
+		from, to := ap(h6A, 5000), ap(srv6, 9)
+		r, _ := process(t, e, 1, bigUDP6(from, to, 1400), t0)
+		if r.Verdict != DropTooBig || r.ReplyLen == 0 {
+			t.Fatalf("outbound %+v, want too-big with a reply", r)
+		}
+		// Quoting the packet as the host sent it, untranslated.
+		ptb(t, lastReply, gw6A, h6A, 1280, from, to)
+		out := bigUDP6(from, to, 1280)
+		if r, _ := process(t, e, 1, out, t0); r.Verdict != Forward {
+			t.Fatalf("1280 bytes: %+v, want forwarded", r)
+		}
+		var p header.ParsedV6
+		p.Decode(out)
+		mapped := p.Src
+		if mapped.Addr() != ext6 {
+			t.Fatalf("left from %s, want %s", mapped, ext6)
+		}
+		// From outside, to the mapping: the error comes from the external
+		// address the server sent to and quotes what it sent.
+		r, _ = process(t, e, Outside, bigUDP6(to, mapped, 1400), t0)
+		if r.Verdict != DropTooBig || r.ReplyLen == 0 {
+			t.Fatalf("inbound %+v, want too-big with a reply", r)
+		}
+		ptb(t, lastReply, ext6, srv6, 1280, to, mapped)
+	})
 }
 
 // An inbound Packet Too Big quoting a live session's packet passes to

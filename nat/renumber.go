@@ -8,22 +8,29 @@ import (
 
 // Rebind moves every live mapping to a new external port, keeping its
 // sessions and counters (table.Table.Rebind); with ext, one address for
-// each external address, to new external addresses too. It reports how
+// each external address, to new external addresses too. The nat66
+// mappings move to new ports of their external6 address. It reports how
 // many mappings moved.
 func (e *Engine) Rebind(ext []netip.Addr, now time.Time) (int, error) {
 	tab := e.shared.Lock()
-	defer e.shared.Unlock()
 	moved, err := tab.Rebind(ext, now)
+	if err == nil {
+		if ext != nil {
+			e.setExternalLocked(ext)
+		}
+		// Fragments wait for mappings by their old endpoints.
+		e.frags = fragCache{}
+		e.held.reset()
+	}
+	e.shared.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	if ext != nil {
-		e.setExternalLocked(ext)
-	}
-	// Fragments wait for mappings by their old endpoints.
-	e.frags = fragCache{}
-	e.held.reset()
-	return moved, nil
+	// Later nat66 fragments keep their way in: it names the inside host,
+	// not the port.
+	moved6, err := e.shared6.Lock().Rebind(nil, now)
+	e.shared6.Unlock()
+	return moved + moved6, err
 }
 
 // Reboot forgets every mapping, as Flush does, and with ext (one address
@@ -43,6 +50,7 @@ func (e *Engine) Reboot(ext []netip.Addr, now time.Time) error {
 	e.held.reset()
 	e.shared.Unlock()
 	e.fw.reset()
+	e.flush66()
 	return err
 }
 

@@ -241,7 +241,7 @@ var settings = []Setting{
 	},
 	{
 		Name: SettingIPv6, Kind: KindWord, Words: append([]string(nil), ipv6ModeNames[:]...),
-		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296)",
+		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296) | nat66 (address and port translation, as IPv4's, to external6)",
 		apply: func(c *Config, v string) error {
 			m, err := ParseIPv6Mode(v)
 			if err == nil {
@@ -291,10 +291,14 @@ const (
 	// IPv6NPTv6: the inside prefix translated to an external one of the
 	// same length, statelessly and checksum-neutrally (RFC 6296).
 	IPv6NPTv6
+	// IPv6NAT66: address and port translation as the IPv4 side's, with
+	// its mapping, filtering, port and timeout settings, to the NAT's
+	// first external IPv6 address.
+	IPv6NAT66
 )
 
 var ipv6ModeNames = [...]string{
-	IPv6None: "none", IPv6Blackhole: "blackhole", IPv6Reject: "reject", IPv6Routed: "routed", IPv6NPTv6: "nptv6",
+	IPv6None: "none", IPv6Blackhole: "blackhole", IPv6Reject: "reject", IPv6Routed: "routed", IPv6NPTv6: "nptv6", IPv6NAT66: "nat66",
 }
 
 // ParseIPv6Mode parses an IPv6 mode's name.
