@@ -21,20 +21,20 @@ var (
 // peer can punch through.
 func CheckIPv6Mode(m table.IPv6Mode) error {
 	switch m {
-	case table.IPv6Routed, table.IPv6NPTv6:
+	case table.IPv6Routed, table.IPv6NPTv6, table.IPv6NAT66:
 		return nil
 	case table.IPv6None, table.IPv6Blackhole, table.IPv6Reject:
-		return fmt.Errorf("ipv6 mode %s lets no IPv6 through a NAT: every pair would fail whatever the NAT types, so the matrix over IPv6 does not run it (modes that forward IPv6: routed, nptv6)", m)
+		return fmt.Errorf("ipv6 mode %s lets no IPv6 through a NAT: every pair would fail whatever the NAT types, so the matrix over IPv6 does not run it (modes that forward IPv6: routed, nptv6, nat66)", m)
 	}
-	return fmt.Errorf("ipv6 mode %s: the matrix over IPv6 runs NATs in mode routed or nptv6", m)
+	return fmt.Errorf("ipv6 mode %s: the matrix over IPv6 runs NATs in mode routed, nptv6 or nat66", m)
 }
 
 // As6 is the behaviour a NAT of type t shows towards IPv6 in mode m, for
 // Expected. routed translates nothing, so its mapping is
 // endpoint-independent (the host's own endpoint), and its stateful
 // firewall filters as t filters (RFC 6092); nptv6 maps prefixes
-// statelessly (RFC 6296): endpoint-independent, and no filter. A mode that
-// translates with the IPv4 side's behaviours behaves as t.
+// statelessly (RFC 6296): endpoint-independent, and no filter; nat66
+// translates with the IPv4 side's behaviours, so it behaves as t.
 func As6(t NATType, m table.IPv6Mode) NATType {
 	switch m {
 	case table.IPv6Routed:

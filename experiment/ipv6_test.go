@@ -18,7 +18,7 @@ func TestCheckIPv6Mode(t *testing.T) {
 			t.Errorf("%s: %v; want a refusal naming the modes that forward IPv6", m, err)
 		}
 	}
-	for _, m := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6} {
+	for _, m := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6, table.IPv6NAT66} {
 		if err := CheckIPv6Mode(m); err != nil {
 			t.Errorf("%s: %v", m, err)
 		}

@@ -55,4 +55,28 @@ func TestMatrixIPv6(t *testing.T) {
 			}
 		}
 	}
+	// nat66 translates with the IPv4 side's behaviours, so the pairs
+	// come out as the IPv4 table says: port-restricted cones connect
+	// through their external IPv6 endpoints, a symmetric NAT beside a
+	// port-restricted or symmetric one does not.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	outs, err := experiment.RunMatrix(ctx, experiment.MatrixConfig{
+		Types: []experiment.NATType{classic[2], classic[3]}, Parallel: 3, Timeout: 3 * time.Second, GonatPath: gonatBin, IPv6: table.IPv6NAT66})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 3 {
+		t.Fatalf("nat66: %d outcomes, want 3", len(outs))
+	}
+	for _, o := range outs {
+		t.Logf("nat66: %s x %s: connected %v in %v: %s", o.A, o.B, o.Connected, o.Elapsed, o.Pair)
+		want := o.A == classic[2].Name && o.B == classic[2].Name
+		if !o.Agrees() || o.Connected != want {
+			t.Errorf("nat66: %s x %s: connected %v, want %v (expected %v), error %q, reason %q", o.A, o.B, o.Connected, want, o.Expected, o.Err, o.Reason)
+		}
+		if o.Connected && (strings.Contains(o.Pair, "fd00:") || !strings.Contains(o.Pair, "2001:db8:")) {
+			t.Errorf("nat66: %s x %s connected by %q, want both peers' external IPv6 endpoints", o.A, o.B, o.Pair)
+		}
+	}
 }

@@ -153,8 +153,9 @@ peer --help); --permissive as peers that take any packet from the partner.
 --ipv6 MODE runs the matrix over IPv6, every NAT in that IPv6 mode (the
 run flag's words): routed (no translation: each type's filtering, applied
 by the stateful firewall, is all that is left, and the expected table is
-all yes) or nptv6 (stateless prefix translation, nothing filtered). none,
-blackhole and reject let no IPv6 through and are refused.
+all yes), nptv6 (stateless prefix translation, nothing filtered) or nat66
+(addresses and ports translated with each type's behaviours: the IPv4
+table). none, blackhole and reject let no IPv6 through and are refused.
 
 Flags:
 `
@@ -167,7 +168,7 @@ func matrixCmd(args []string) error {
 	parallel := fs.Int("parallel", 4, "labs at once")
 	timeout := fs.Duration("timeout", 5*time.Second, "per peer")
 	permissive := fs.Bool("permissive", false, "UDP: peers take any packet from the partner as the connection, not only RFC 8445 responses")
-	ipv6 := fs.String("ipv6", "", "run over IPv6 with every NAT in this IPv6 `mode`: routed or nptv6")
+	ipv6 := fs.String("ipv6", "", "run over IPv6 with every NAT in this IPv6 `mode`: routed, nptv6 or nat66")
 	if err := parse(fs, args, matrixHelp); err != nil {
 		return err
 	}
