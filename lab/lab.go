@@ -320,7 +320,7 @@ func (n *NAT) Set(preset string, settings map[string]string) error {
 		if err != nil {
 			return err
 		}
-		base = p
+		base = cur.WithPreset(p)
 	}
 	if err := table.ApplySettings(&base, settings); err != nil {
 		return err

@@ -273,6 +273,22 @@ func Preset(name string) (Config, error) {
 	return Config{}, fmt.Errorf("preset %q: want one of %s", name, strings.Join(PresetNames(), ", "))
 }
 
+// WithPreset is c turned into preset p's type of NAT: every setting a
+// preset governs (mapping, filtering, ports, hairpinning, timeouts,
+// refresh, port hold) as p has it, and the settings that say where the
+// NAT stands and what guards it rather than what type it is kept from c:
+// its addresses and seed, its limits and ICMP rates, its IPv6 mode,
+// firewall and path-MTU handling. A NAT switched to another type at run
+// time keeps its IPv6 and its firewall.
+func (c Config) WithPreset(p Config) Config {
+	p.External, p.External6, p.Seed = c.External, c.External6, c.Seed
+	p.LimitMappingsPerHost, p.LimitSessionsPerMapping = c.LimitMappingsPerHost, c.LimitSessionsPerMapping
+	p.LimitMappings, p.LimitSessions = c.LimitMappings, c.LimitSessions
+	p.ICMPRate, p.ICMPInterval = c.ICMPRate, c.ICMPInterval
+	p.IPv6, p.Firewall, p.PMTUBlackhole = c.IPv6, c.Firewall, c.PMTUBlackhole
+	return p
+}
+
 // withDefaults fills zero timeouts and zero port range ends.
 func (c Config) withDefaults() Config {
 	c.External = append([]netip.Addr(nil), c.External...)

@@ -274,3 +274,60 @@ func TestValidate(t *testing.T) {
 		}
 	})
 }
+
+// WithPreset takes each setting a preset governs from the preset and
+// every other one from the NAT as it is. Every field of Config is named
+// in one of the two lists, so a new setting must be placed.
+func TestWithPreset(t *testing.T) {
+	fromPreset := []string{"Mapping", "Filtering", "PortAssignment", "PortLo", "PortHi", "PortOverloading",
+		"LinuxLowPorts", "Parity", "Pooling", "Hairpin", "UDPTimeout", "UDPUnrepliedTimeout",
+		"TCPEstablishedTimeout", "TCPTransitoryTimeout", "ICMPTimeout", "InboundRefresh", "PortHold"}
+	kept := []string{"External", "External6", "Seed", "LimitMappingsPerHost", "LimitSessionsPerMapping",
+		"LimitMappings", "LimitSessions", "ICMPRate", "ICMPInterval", "IPv6", "Firewall", "PMTUBlackhole"}
+	p, err := Preset("symmetric")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c differs from p in every field.
+	c := p
+	cv := reflect.ValueOf(&c).Elem()
+	for i := range cv.NumField() {
+		f := cv.Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 7)
+		case reflect.Uint8, reflect.Uint16:
+			f.SetUint(f.Uint() + 1)
+		}
+	}
+	c.External = []netip.Addr{netip.MustParseAddr("198.51.100.9")}
+	c.External6 = []netip.Addr{netip.MustParseAddr("2001:db8::9")}
+	if c.Firewall, err = ParseFirewall("block-udp"); err != nil {
+		t.Fatal(err)
+	}
+	got := reflect.ValueOf(c.WithPreset(p))
+	pv := reflect.ValueOf(p)
+	seen := map[string]bool{}
+	for _, names := range []struct {
+		names []string
+		want  reflect.Value
+		from  string
+	}{{fromPreset, pv, "the preset"}, {kept, cv, "the NAT"}} {
+		for _, n := range names.names {
+			seen[n] = true
+			if g, w := got.FieldByName(n), names.want.FieldByName(n); !reflect.DeepEqual(g.Interface(), w.Interface()) {
+				t.Errorf("%s: %v, want %v from %s", n, g, w, names.from)
+			}
+			if reflect.DeepEqual(pv.FieldByName(n).Interface(), cv.FieldByName(n).Interface()) {
+				t.Errorf("%s: the test's NAT and preset agree, so it checks nothing", n)
+			}
+		}
+	}
+	for i := range pv.NumField() {
+		if n := pv.Type().Field(i).Name; !seen[n] {
+			t.Errorf("Config.%s is in neither list: does a preset govern it?", n)
+		}
+	}
+}

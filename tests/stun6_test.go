@@ -4,7 +4,8 @@ package tests
 // routed (no translation, RFC 6092 stateful firewall): the dual-stack
 // lab's STUN host answers on 2001:db8::1 and ::2 beside its IPv4
 // addresses; gonat probe and coturn's RFC 5780 client
-// (turnutils_natdiscovery) read the firewall's filtering as configured.
+// (turnutils_natdiscovery) read the firewall's filtering as configured;
+// through a nat66 NAT they read its NAT type.
 
 import (
 	"context"
@@ -111,5 +112,47 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 				t.Errorf("turnutils_natdiscovery -m -f says (want no NAT and %q):\n%s", tc.natdiscovery, got)
 			}
 		})
+	}
+}
+
+// Through a nat66 NAT set to symmetric at run time, the probe over IPv6
+// reads what it reads over IPv4: address-and-port-dependent mapping and
+// filtering from the NAT's external6 address, classic symmetric; coturn's
+// client agrees. The preset keeps the NAT's ipv6 mode (it is not a
+// behaviour a preset sets).
+func TestSTUNOverIPv6NAT66(t *testing.T) {
+	natdiscovery := privtest.Tool(t, "turnutils_natdiscovery")
+	l := ipv6Lab(t, table.IPv6NAT66)
+	if err := l.NAT("router").Set("symmetric", nil); err != nil {
+		t.Fatal(err)
+	}
+	alice := netip.MustParseAddr("fd00:1::2")
+	judged := make(chan string, 1)
+	go func() {
+		got, _ := inNS(t, 30*time.Second, l.Node("alice").Namespace, natdiscovery, "-m", "-f", "-L", alice.String(), stun6.Addr().String())
+		judged <- got
+	}()
+	out, err := l.Node("alice").Command("gonat", "probe", "--server", stun6.Addr().String(), "--json").Output()
+	var res struct {
+		Mapping, Filtering, Classic string
+		Mapped                      []string
+	}
+	if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil {
+		t.Fatalf("gonat probe: %v %v\n%s", err, jerr, out)
+	}
+	apd := table.AddressAndPortDependent.String()
+	if res.Mapping != apd || res.Filtering != apd || res.Classic != stun.ClassicSymmetric {
+		t.Errorf("probe: mapping %q filtering %q classic %q; want %q %q %q", res.Mapping, res.Filtering, res.Classic, apd, apd, stun.ClassicSymmetric)
+	}
+	if len(res.Mapped) != 3 {
+		t.Fatalf("probe: mapped %v; want three mapped endpoints", res.Mapped)
+	}
+	for _, m := range res.Mapped {
+		if !strings.HasPrefix(m, "[2001:db8::100]:") {
+			t.Errorf("probe: mapped %q; want the NAT's external6 address 2001:db8::100", m)
+		}
+	}
+	if got := <-judged; !strings.Contains(got, "NAT with Address and Port Dependent Mapping!") || !strings.Contains(got, "NAT with Address and Port Dependent Filtering!") {
+		t.Errorf("turnutils_natdiscovery -m -f says (want address and port dependent mapping and filtering):\n%s", got)
 	}
 }
