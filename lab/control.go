@@ -150,17 +150,6 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			}
 			l.writeTable(c, req.NAT)
 			return
-		case OpSet, OpFlush:
-			n := l.NAT(req.NAT)
-			if n == nil {
-				fail(fmt.Errorf("no NAT %q in lab %s (NATs: %s)", req.NAT, l.Name, strings.Join(l.natOrder, ", ")))
-				break
-			}
-			if req.Op == OpFlush {
-				n.Flush()
-			} else if err := n.Set(req.Preset, req.Settings); err != nil {
-				fail(err)
-			}
 		case OpWatch:
 			l.watch(c, req.Packets)
 			return
@@ -170,7 +159,7 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			}
 		case OpDown:
 			defer stop()
-		case OpLink, OpRebind, OpReboot:
+		case OpSet, OpFlush, OpLink, OpRebind, OpReboot:
 			if err := l.handleEvent(req); err != nil {
 				fail(err)
 			}

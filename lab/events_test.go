@@ -117,6 +117,7 @@ func TestControlRebindReboot(t *testing.T) {
 	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
 	for _, bad := range []struct{ nat, addr, want string }{
 		{"away", "", `no NAT "away"`},
+		{"away", "nonsense", `no NAT "away"`}, // the NAT is looked up first
 		{"home", "2001:db8::1", "an external address is IPv4"},
 		{"home", "203.0.113.10", "is server's"},
 		{"home", "nonsense", "address: "},
@@ -129,6 +130,35 @@ func TestControlRebindReboot(t *testing.T) {
 	l.nodes["home"].Network = "carrier"
 	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}); err == nil || !strings.Contains(err.Error(), "behind nat carrier") {
 		t.Errorf("reboot of a nested NAT with a new address: %v", err)
+	}
+}
+
+// set and flush, by the command or on a schedule, show in the event
+// stream.
+func TestControlSetFlush(t *testing.T) {
+	l, e := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	sendOut(t, e)
+	if _, err := Call(l.Name, Request{Op: OpSet, NAT: "home", Preset: "symmetric", Settings: map[string]string{"udp-timeout": "5s"}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := nextEvent(t, events, observe.KindSet)
+	if want := "SET home --preset symmetric --udp-timeout=5s: mapping"; ev.NAT != "home" || !strings.HasPrefix(ev.Text, want) {
+		t.Errorf("set event %+v, want text %q...", ev, want)
+	}
+	sendOut(t, e)
+	l.Topo = &Topology{Events: []EventNode{{At: 0, Request: Request{Op: OpFlush, NAT: "home"}}}}
+	l.StartEvents(nil)
+	defer func() {
+		l.stopEvents()
+		l.events.Wait()
+	}()
+	if ev := nextEvent(t, events, observe.KindFlush); ev.NAT != "home" || ev.Text != "FLUSH home: every mapping dropped" {
+		t.Errorf("flush event %+v", ev)
+	}
+	if n := e.LiveMappings(time.Now()); n[table.UDP] != 0 {
+		t.Errorf("mappings after the scheduled flush: %v", n)
 	}
 }
 

@@ -13,7 +13,16 @@ package lab
 //	every   = "1m"
 //	rebind  = "home"    # or reboot = "home"
 //	address = "198.51.100.9"  # optional, as --address
-
+//
+//	[[event]]
+//	at      = "10s"
+//	set     = "home"    # as gonat lab set: a preset and/or settings
+//	preset  = "symmetric"
+//	udp-timeout = "5s"  # any behaviour setting of table.Settings()
+//
+//	[[event]]
+//	at    = "20s"
+//	flush = "home"      # as gonat lab flush
 import (
 	"context"
 	"fmt"
@@ -21,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
 )
 
 // Keys of an [[event]] table.
@@ -32,15 +42,20 @@ const (
 	keyState  = "state"
 	keyRebind = "rebind"
 	keyReboot = "reboot"
+	keySet    = "set"
+	keyFlush  = "flush"
 )
 
-var eventKeys = []string{keyAt, keyEvery, keyLink, keyState, keyRebind, keyReboot, keyAddress}
+// eventActions are the keys that name an event's action, one per event.
+var eventActions = []string{keyLink, keyRebind, keyReboot, keySet, keyFlush}
+
+var eventKeys = append(append([]string{keyAt, keyEvery, keyState, keyAddress, keyPreset}, eventActions...), table.SettingNames()...)
 
 // EventNode is one [[event]] entry: a control request to make at At after
 // the lab is up and then, if Every is set, every Every.
 type EventNode struct {
 	At, Every time.Duration
-	Request   Request // OpLink, OpRebind or OpReboot, as the commands send them
+	Request   Request // OpLink, OpRebind, OpReboot, OpSet or OpFlush, as the commands send them
 	Line      int     // of its [[event]] header, for messages
 }
 
@@ -50,6 +65,8 @@ func (ev EventNode) String() string {
 	switch r.Op {
 	case OpLink:
 		return fmt.Sprintf("link %s %s", r.Node, r.State)
+	case OpSet:
+		return "set " + r.NAT + setArgs(r)
 	}
 	s := r.Op + " " + r.NAT
 	if r.Address != "" {
@@ -98,13 +115,13 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 	}
 
 	var actions []string
-	for _, k := range []string{keyLink, keyRebind, keyReboot} {
+	for _, k := range eventActions {
 		if _, has := m[k]; has {
 			actions = append(actions, k)
 		}
 	}
 	if len(actions) != 1 {
-		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT or reboot = NAT; got %d", who, len(actions))
+		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings) or flush = NAT; got %d", who, len(actions))
 		return ev, false
 	}
 	act := actions[0]
@@ -114,6 +131,21 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 	}
 	state, hasState := p.str(m, keyState, who, line(keyState), "down")
 	addr, hasAddr := p.str(m, keyAddress, who, line(keyAddress), "198.51.100.9")
+	preset, settings, behOK := p.behaviorKeys(m, who, line)
+	_, hasPreset := m[keyPreset]
+	hasBehavior := hasPreset || len(settings) > 0 || !behOK
+	if hasBehavior && act != keySet {
+		p.errorf(ev.Line, "%s: preset and behaviour settings go with set, not %s", who, act)
+		ok = false
+	}
+	if hasState && act != keyLink {
+		p.errorf(line(keyState), "%s: state goes with link, not %s", who, act)
+		ok = false
+	}
+	if hasAddr && act != keyRebind && act != keyReboot {
+		p.errorf(line(keyAddress), "%s: address goes with rebind or reboot, not %s", who, act)
+		ok = false
+	}
 	switch act {
 	case keyLink:
 		ev.Request = Request{Op: OpLink, Node: name, State: state}
@@ -121,16 +153,21 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 			p.errorf(line(keyState), "%s: link needs state = \"down\" or \"up\"", who)
 			ok = false
 		}
-		if hasAddr {
-			p.errorf(line(keyAddress), "%s: address goes with rebind or reboot, not link", who)
+	case keySet:
+		ev.Request = Request{Op: OpSet, NAT: name, Preset: preset}
+		if len(settings) > 0 {
+			ev.Request.Settings = settings
+		}
+		if !behOK {
+			ok = false
+		} else if !hasBehavior {
+			p.errorf(line(act), "%s: set %q: nothing to set: give preset = \"...\" and/or behaviour settings (e.g. filtering = \"eif\")", who, name)
 			ok = false
 		}
+	case keyFlush:
+		ev.Request = Request{Op: OpFlush, NAT: name}
 	default:
 		ev.Request = Request{Op: act, NAT: name, Address: addr}
-		if hasState {
-			p.errorf(line(keyState), "%s: state goes with link, not %s", who, act)
-			ok = false
-		}
 		if hasAddr {
 			if a, err := netip.ParseAddr(addr); err != nil || !a.Is4() {
 				p.errorf(line(keyAddress), "%s: address %q: want the NAT's new external IPv4 address", who, addr)

@@ -50,7 +50,42 @@ reboot = "home"
 at = "1s"
 reboot = "home"
 rebind = "home"
-`, `event #1: want one action, link = NODE (with state), rebind = NAT or reboot = NAT; got 2`},
+`, `event #1: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings) or flush = NAT; got 2`},
+	{"event-set-nothing", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home" #!
+`, `event #1: set "home": nothing to set: give preset = "..." and/or behaviour settings (e.g. filtering = "eif")`},
+	{"event-set-bad-setting", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+udp-timeout = "soon" #!
+`, `event #1: udp-timeout...`},
+	{"event-set-bad-preset", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+preset = "symetric" #!
+`, `event #1: preset "symetric": want one of full-cone, restricted-cone, port-restricted-cone, symmetric, linux; did you mean "symmetric"?`},
+	{"event-preset-on-flush", scheduleBase + `
+[[event]] #!
+at = "1s"
+flush = "home"
+preset = "symmetric"
+`, `event #1: preset and behaviour settings go with set, not flush`},
+	{"event-address-on-set", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+preset = "symmetric"
+address = "198.51.100.9" #!
+`, `event #1: address goes with rebind or reboot, not set`},
+	{"event-flush-not-a-nat", scheduleBase + `
+[[event]]
+at = "1s"
+flush = "server" #!
+`, `event #1: flush "server": no such NAT`},
 	{"event-no-state", scheduleBase + `
 [[event]] #!
 at = "1s"
@@ -123,6 +158,14 @@ at = "1s"
 every = "1m"
 reboot = "home"
 address = "198.51.100.9"
+[[event]]
+at = "3s"
+set = "home"
+preset = "symmetric"
+udp-timeout = "5s"
+[[event]]
+at = "5s"
+flush = "kid"
 `
 	topo, err := Parse([]byte(text), "lab.toml")
 	if err != nil {
@@ -133,6 +176,8 @@ address = "198.51.100.9"
 		{At: 4 * time.Second, Request: Request{Op: OpLink, Node: "home", State: "up"}},
 		{At: 30 * time.Second, Every: 30 * time.Second, Request: Request{Op: OpRebind, NAT: "home"}},
 		{At: time.Second, Every: time.Minute, Request: Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}},
+		{At: 3 * time.Second, Request: Request{Op: OpSet, NAT: "home", Preset: "symmetric", Settings: map[string]string{"udp-timeout": "5s"}}},
+		{At: 5 * time.Second, Request: Request{Op: OpFlush, NAT: "kid"}},
 	}
 	var lines []int
 	for i, l := range strings.Split(text, "\n") {
@@ -148,7 +193,8 @@ address = "198.51.100.9"
 	}
 	d := topo.Describe()
 	for _, line := range []string{"event at 2s: link alice down\n", "event at 30s, every 30s: rebind home\n",
-		"event at 1s, every 1m0s: reboot home --address 198.51.100.9\n"} {
+		"event at 1s, every 1m0s: reboot home --address 198.51.100.9\n",
+		"event at 3s: set home --preset symmetric --udp-timeout=5s\n", "event at 5s: flush kid\n"} {
 		if !strings.Contains(d, line) {
 			t.Errorf("Describe lacks %q:\n%s", line, d)
 		}
