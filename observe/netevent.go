@@ -10,6 +10,7 @@ const (
 	KindReboot = "REBOOT" // a NAT lost every mapping, maybe taking a new external address
 	KindSet    = "SET"    // a NAT took a new behaviour (its mappings dropped)
 	KindFlush  = "FLUSH"  // a NAT's mappings were dropped
+	KindMove   = "MOVE"   // a host moved to another NAT's network (Event.NAT), from OldAddress to NewAddress
 	// KindEventFailed is a scheduled network event that could not be made.
 	KindEventFailed = "EVENT-FAILED"
 )
