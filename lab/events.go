@@ -39,12 +39,14 @@ func (l *Lab) linkPort(node string) (*NAT, string, nat.Port, error) {
 			return m, node, nat.Outside, nil
 		}
 	case "host":
+		l.mu.Lock() // a move changes the host's network and the ports' namespaces
+		defer l.mu.Unlock()
 		m := l.nats[n.Network]
 		if m == nil {
 			return nil, "", 0, fmt.Errorf("host %s is on the %s network, not behind a NAT: it has no NAT link to fail", node, n.Network)
 		}
 		for i, in := range m.spec.Inside {
-			if in.Namespace == n.Namespace {
+			if in.Namespace == n.Namespace && !in.Free {
 				return m, n.Network, nat.Port(i + 1), nil
 			}
 		}
@@ -110,6 +112,8 @@ func (l *Lab) handleEvent(req Request) error {
 			}
 		}
 		return l.renumber(req.NAT, m, req.Op == OpReboot, addr)
+	case OpMove:
+		return l.Move(req.Node, req.NAT)
 	case OpSet, OpFlush:
 		m, err := l.natNamed(req.NAT)
 		if err != nil {

@@ -162,6 +162,28 @@ func TestControlSetFlush(t *testing.T) {
 	}
 }
 
+// A move names a host behind a NAT and another NAT's network; anything
+// else is refused before anything changes.
+func TestControlMoveRefused(t *testing.T) {
+	l, _ := eventLab(t)
+	l.Topo = &Topology{}
+	l.nodes[Public] = &Node{Name: Public, Namespace: "ctl.public", Kind: "public"}
+	for _, bad := range []struct{ host, network, want string }{
+		{"nobody", "home", `no host "nobody" in lab ctl`},
+		{"home", "home", "home is a NAT: only a host moves"},
+		{"public", "home", "public is the public network, not a host"},
+		{"alice", "nowhere", `no network "nowhere" in lab ctl (a NAT's name: home)`},
+		{"alice", "public", "a host moves to a NAT's network, not to public"},
+		{"alice", "home", "host alice is on network home already"},
+		{"server", "home", "host server is on the public network: only a host behind a NAT moves"},
+	} {
+		_, err := Call(l.Name, Request{Op: OpMove, Node: bad.host, NAT: bad.network})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("move %s %s: %v, want %q", bad.host, bad.network, err, bad.want)
+		}
+	}
+}
+
 // StartEvents runs each event at its time and again every Every; one
 // that fails shows as EVENT-FAILED.
 func TestStartEvents(t *testing.T) {

@@ -108,6 +108,10 @@ type Lab struct {
 	// and waits for them before anything goes.
 	stopEvents context.CancelFunc
 	events     sync.WaitGroup
+	// moving makes moves one at a time (move.go); moved counts the
+	// device names they handed out.
+	moving sync.Mutex
+	moved  int
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.

@@ -383,6 +383,7 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 	n.Settings = settings
 	d.behOK = d.behOK && ok
 	p.parseNATImpair(d, m, line)
+	p.parseFreePorts(d, m, line)
 	return d
 }
 

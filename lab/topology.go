@@ -100,7 +100,10 @@ type NATNode struct {
 	// Impair is the impairment of its uplink: In what comes into the NAT
 	// from upstream, Out what leaves it upstream (impair.go).
 	Impair forward.PortImpair
-	Line   int // line of its [[nat]] header, for messages
+	// FreePorts is how many inside ports it keeps free for hosts that
+	// move in (move.go), beyond one for each [[event]] move into it.
+	FreePorts int
+	Line      int // line of its [[nat]] header, for messages
 }
 
 // HostNode is one [[host]] entry.
@@ -151,7 +154,7 @@ var (
 )
 
 func natKeys() []string {
-	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut)
+	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut, keyFreePorts)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and
