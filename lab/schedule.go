@@ -23,6 +23,11 @@ package lab
 //	[[event]]
 //	at    = "20s"
 //	flush = "home"      # as gonat lab flush
+//
+//	[[event]]
+//	at      = "30s"
+//	move    = "alice"   # as gonat lab move alice work
+//	network = "work"
 import (
 	"context"
 	"fmt"
@@ -47,15 +52,15 @@ const (
 )
 
 // eventActions are the keys that name an event's action, one per event.
-var eventActions = []string{keyLink, keyRebind, keyReboot, keySet, keyFlush}
+var eventActions = []string{keyLink, keyRebind, keyReboot, keySet, keyFlush, keyMove}
 
-var eventKeys = append(append([]string{keyAt, keyEvery, keyState, keyAddress, keyPreset}, eventActions...), table.SettingNames()...)
+var eventKeys = append(append([]string{keyAt, keyEvery, keyState, keyAddress, keyPreset, keyNetwork}, eventActions...), table.SettingNames()...)
 
 // EventNode is one [[event]] entry: a control request to make at At after
 // the lab is up and then, if Every is set, every Every.
 type EventNode struct {
 	At, Every time.Duration
-	Request   Request // OpLink, OpRebind, OpReboot, OpSet or OpFlush, as the commands send them
+	Request   Request // OpLink, OpRebind, OpReboot, OpSet, OpFlush or OpMove, as the commands send them
 	Line      int     // of its [[event]] header, for messages
 }
 
@@ -67,6 +72,8 @@ func (ev EventNode) String() string {
 		return fmt.Sprintf("link %s %s", r.Node, r.State)
 	case OpSet:
 		return "set " + r.NAT + setArgs(r)
+	case OpMove:
+		return fmt.Sprintf("move %s %s", r.Node, r.NAT)
 	}
 	s := r.Op + " " + r.NAT
 	if r.Address != "" {
@@ -121,7 +128,7 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 		}
 	}
 	if len(actions) != 1 {
-		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings) or flush = NAT; got %d", who, len(actions))
+		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings), flush = NAT or move = HOST (with network); got %d", who, len(actions))
 		return ev, false
 	}
 	act := actions[0]
@@ -140,6 +147,11 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 	}
 	if hasState && act != keyLink {
 		p.errorf(line(keyState), "%s: state goes with link, not %s", who, act)
+		ok = false
+	}
+	network, hasNetwork := p.str(m, keyNetwork, who, line(keyNetwork), "work")
+	if _, present := m[keyNetwork]; present && act != keyMove {
+		p.errorf(line(keyNetwork), "%s: network goes with move, not %s", who, act)
 		ok = false
 	}
 	if hasAddr && act != keyRebind && act != keyReboot {
@@ -166,6 +178,12 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 		}
 	case keyFlush:
 		ev.Request = Request{Op: OpFlush, NAT: name}
+	case keyMove:
+		ev.Request = Request{Op: OpMove, Node: name, NAT: network}
+		if !hasNetwork {
+			p.errorf(line(act), "%s: move %q needs network = NAT, the network it moves to", who, name)
+			ok = false
+		}
 	default:
 		ev.Request = Request{Op: act, NAT: name, Address: addr}
 		if hasAddr {
@@ -200,6 +218,20 @@ func (p *parser) checkEvents(t *Topology, events []EventNode, i0 []int) {
 				p.errorf(line, "%s: link %q: no such host or NAT", who, r.Node)
 			case kind[r.Node] == "host" && network[r.Node] == Public:
 				p.errorf(line, "%s: link %q: a public host has no NAT link to fail", who, r.Node)
+			}
+		case OpMove:
+			line := p.pos.key(keyEvent, i0[j], keyMove)
+			switch {
+			case kind[r.Node] != "host":
+				p.errorf(line, "%s: move %q: no such host (a host behind a NAT moves)", who, r.Node)
+			case network[r.Node] == Public:
+				p.errorf(line, "%s: move %q: a public host does not move (only a host behind a NAT: its link is the NAT's inside port)", who, r.Node)
+			case kind[r.NAT] != "nat":
+				p.errorf(p.pos.key(keyEvent, i0[j], keyNetwork), "%s: move %q: network %q: no such NAT (a host moves to a NAT's network)", who, r.Node, r.NAT)
+			default:
+				if n := dualStack(t, network[r.Node], r.NAT); n != "" {
+					p.errorf(line, "%s: move %q: nat %s has inside6: a host moves between IPv4-only networks", who, r.Node, n)
+				}
 			}
 		default:
 			line := p.pos.key(keyEvent, i0[j], r.Op)
