@@ -111,7 +111,7 @@ func (l *Lab) Move(host, network string) error {
 	if j < 0 {
 		return fmt.Errorf("nat %s has no free inside port for a host to move in: give it free-ports = N in the topology file (each [[event]] move into it keeps one too)", network)
 	}
-	netw := l.Topo.natNode(network)
+	netw := l.Topo.NAT(network)
 	addr, ok := l.freeAddress(network, netw.Inside, netw.Gateway)
 	if !ok {
 		return fmt.Errorf("network %s (%s) has no free address left for %s", network, netw.Inside, host)
@@ -121,7 +121,7 @@ func (l *Lab) Move(host, network string) error {
 	l.mu.Lock()
 	from, old := h.Network, h.Addresses
 	oldDev, newDev := src.spec.Inside[i].Name, dst.spec.Inside[j].Name
-	srcNet := l.Topo.natNode(from).Inside
+	srcNet := l.Topo.NAT(from).Inside
 	l.mu.Unlock()
 
 	// The old link leaves the host, its addresses and routes with it,
@@ -236,19 +236,9 @@ func (l *Lab) freeAddress(network string, inside netip.Prefix, gw netip.Addr) (n
 // address, routes and NPTv6 or NAT64 set-up would not follow it.
 func dualStack(t *Topology, a, b string) string {
 	for _, name := range []string{a, b} {
-		if n := t.natNode(name); n != nil && n.Inside6.IsValid() {
+		if n := t.NAT(name); n != nil && n.Inside6.IsValid() {
 			return name
 		}
 	}
 	return ""
-}
-
-// natNode is t's NAT of that name, or nil.
-func (t *Topology) natNode(name string) *NATNode {
-	for i := range t.NATs {
-		if t.NATs[i].Name == name {
-			return &t.NATs[i]
-		}
-	}
-	return nil
 }

@@ -245,7 +245,7 @@ network = "kid"
 	if !reflect.DeepEqual(topo.Events, want) {
 		t.Fatalf("events\n%+v\nwant\n%+v", topo.Events, want)
 	}
-	if n := topo.FreePortsOf(topo.natNode("kid")); n != 1 {
+	if n := topo.FreePortsOf(topo.NAT("kid")); n != 1 {
 		t.Errorf("kid keeps %d free ports, want 1 for the move into it", n)
 	}
 	d := topo.Describe()

@@ -236,13 +236,17 @@ func (t *Topology) HasIPv6() bool {
 func (t *Topology) Namespace(node string) string { return t.Name + "." + node }
 
 // Namespaces lists the namespaces Up creates, in its order: the public
-// core, the uplink of every NAT behind another NAT, every host.
+// core, the uplink of every NAT behind another NAT, where free inside
+// ports wait (move.go), every host.
 func (t *Topology) Namespaces() []string {
 	out := []string{t.Namespace(Public)}
 	for _, n := range t.NATs {
 		if n.Upstream != Public {
 			out = append(out, t.Namespace(n.Name))
 		}
+	}
+	if t.hasFreePorts() {
+		out = append(out, freeNamespace(t.Name))
 	}
 	for _, h := range t.Hosts {
 		out = append(out, t.Namespace(h.Name))
