@@ -142,6 +142,17 @@ func TestHostMove(t *testing.T) {
 	if got := internals("work"); len(got) != 1 || got[0] != moved.String()+":7000" {
 		t.Errorf("work's mappings after the move: %v, want alice's new one", got)
 	}
+	// What still comes to alice's old endpoint finds no host behind home.
+	noRoute := l.NAT("home").Engine.Count(nat.DropNoRoute)
+	if _, err := server.WriteToUDPAddrPort([]byte("stale"), before); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _, err := recvFrom(alice, 300*time.Millisecond); err == nil {
+		t.Errorf("alice got %q through home after the move", msg)
+	}
+	if n := l.NAT("home").Engine.Count(nat.DropNoRoute) - noRoute; n != 1 {
+		t.Errorf("home dropped %d packets as no-route after the move, want the 1 sent to alice's old endpoint", n)
+	}
 
 	// Back home: the port and the address alice left are free again.
 	if _, err := lab.Call(l.Name, lab.Request{Op: lab.OpMove, Node: "alice", NAT: "home"}); err != nil {
