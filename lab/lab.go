@@ -102,7 +102,8 @@ type Lab struct {
 	procs    []*hostProc
 	made     []string // namespaces, in creation order
 	dns      *labdns.Server
-	resolv   []string // /etc/netns directories given a resolv.conf
+	names    *labdns.Handler // what dns answers: a host that moves gets its new address there
+	resolv   []string        // /etc/netns directories given a resolv.conf
 	closed   bool
 	// The scheduled events' goroutines (schedule.go): Close stops them
 	// and waits for them before anything goes.

@@ -89,8 +89,8 @@ func (l *Lab) movedName() string {
 // Move moves host to the network of NAT network: its link to its NAT
 // goes (the port waits as a free one), and a free inside port of the
 // other NAT comes up in its namespace with the next free address of
-// that network and the default route. A MOVE event says when, from where
-// and to where.
+// that network and the default route; the lab's DNS server gives its
+// name the new address. A MOVE event says when, from where and to where.
 func (l *Lab) Move(host, network string) error {
 	l.moving.Lock()
 	defer l.moving.Unlock()
@@ -166,6 +166,11 @@ func (l *Lab) Move(host, network string) error {
 	l.Events.Announce(observe.Event{NAT: network, Kind: observe.KindMove, Node: host,
 		OldAddress: strings.Join(oldText, ","), NewAddress: addr.String(),
 		Text: fmt.Sprintf("MOVE %s from %s (%s) to %s (%s)", host, from, strings.Join(oldText, ", "), network, addr)})
+	if l.names != nil {
+		if err := l.names.SetAddrs(host, []netip.Addr{addr}); err != nil {
+			return fmt.Errorf("%s moved to %s, but its name does not: %w", host, network, err)
+		}
+	}
 	return nil
 }
 

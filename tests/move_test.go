@@ -49,8 +49,9 @@ address = ["203.0.113.20"]
 // A host that moves gets the next free address of the other network and
 // its traffic a new mapping at the other NAT: the server sees work's
 // external address; a socket bound to the old address can no longer
-// send; names still resolve; home's mapping is left to lapse. Moving
-// back recycles the port and address the host left. A NAT with no free port refuses a host.
+// send; names resolve, hers to the new address; home's mapping is left
+// to lapse. Moving back recycles the port and address the host left. A
+// NAT with no free port refuses a host.
 func TestHostMove(t *testing.T) {
 	l := labtest.Up(t, labtest.Parse(t, moveTopo), labOpts())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,9 +106,13 @@ func TestHostMove(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), " "+moved.String()+"/24") || strings.Contains(string(out), "10.0.0.2") {
 		t.Errorf("alice's addresses after the move (%v):\n%s", err, out)
 	}
-	// Names resolve as before: the lab's DNS server is reached through work.
+	// Names resolve as before, the lab's DNS server reached through work,
+	// and alice's name follows her.
 	if got := getent(t, l.Node("alice"), "server"); got != "203.0.113.20" {
 		t.Errorf("alice resolves server as %s after the move", got)
+	}
+	if got := getent(t, l.Node("bob"), "alice"); got != moved.String() {
+		t.Errorf("bob resolves alice as %s after the move, want %s", got, moved)
 	}
 	if _, err := bound.WriteToUDPAddrPort([]byte("hello"), eventsServer); err == nil {
 		t.Error("a socket bound to the old address still sends")
