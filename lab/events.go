@@ -226,6 +226,12 @@ func (l *Lab) renumber(natName string, m *NAT, reboot bool, addr netip.Addr) err
 				}
 			}
 			n.Addresses = addrs
+			if l.names != nil {
+				// Its name follows, as a dynamic DNS client would make it.
+				if err := l.names.SetAddrs(natName, addrs); err != nil {
+					text += fmt.Sprintf(" (its name does not follow: %v)", err)
+				}
+			}
 		}
 		l.mu.Unlock()
 	}

@@ -307,6 +307,9 @@ func TestRebindReboot(t *testing.T) {
 	if got := l.Status().Nodes; !nodeHas(got, "home", newAddr.String()) {
 		t.Errorf("status nodes %+v: home does not show %s", got, newAddr)
 	}
+	if got := getent(t, l.Node("server"), "home"); got != newAddr.String() {
+		t.Errorf("the server resolves home as %s after rebind --address, want %s", got, newAddr)
+	}
 
 	created, _ := l.Events.NATCounts("home")
 	before, after = step(lab.OpReboot, "")
