@@ -121,32 +121,42 @@ func (l *Lab) Move(host, network string) error {
 	l.mu.Lock()
 	from, old := h.Network, h.Addresses
 	oldDev, newDev := src.spec.Inside[i].Name, dst.spec.Inside[j].Name
+	oldHosts := src.spec.Inside[i].Hosts
 	srcNet := l.Topo.NAT(from).Inside
 	l.mu.Unlock()
 
 	// The old link leaves the host, its addresses and routes with it,
-	// then the new one comes in.
+	// then the new one comes in. A step that fails undoes those before
+	// it, so the host is where it was.
 	parked := l.movedName()
+	var undo []func()
+	fail := func(err error) error {
+		for k := len(undo) - 1; k >= 0; k-- {
+			undo[k]()
+		}
+		return fmt.Errorf("move %s: %w (it stays on %s)", host, err, from)
+	}
 	if err := ns.MoveLink(h.Namespace, oldDev, free, parked); err != nil {
-		return fmt.Errorf("move %s: %w", host, err)
+		return fail(err)
 	}
+	undo = append(undo, func() {
+		if ns.MoveLink(free, parked, h.Namespace, oldDev) == nil {
+			upLink(h.Namespace, oldDev, oldHosts)
+		}
+	})
 	if err := ns.MoveLink(free, newDev, h.Namespace, newDev); err != nil {
-		return fmt.Errorf("move %s: %w", host, err)
+		return fail(err)
 	}
-	if err := ns.AddAddr(h.Namespace, newDev, pf); err != nil {
-		return fmt.Errorf("move %s: %w", host, err)
-	}
-	if err := ns.LinkUp(h.Namespace, newDev); err != nil {
-		return fmt.Errorf("move %s: %w", host, err)
-	}
-	if err := ns.AddRoute(h.Namespace, newDev, netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.Addr{}); err != nil {
-		return fmt.Errorf("move %s: %w", host, err)
+	undo = append(undo, func() { ns.MoveLink(h.Namespace, newDev, free, newDev) })
+	if err := upLink(h.Namespace, newDev, []netip.Prefix{pf}); err != nil {
+		return fail(err)
 	}
 	if err := src.Engine.SetInsideHosts(nat.Port(i+1), nil); err != nil {
-		return fmt.Errorf("move %s: nat %s: %w", host, from, err)
+		return fail(fmt.Errorf("nat %s: %w", from, err))
 	}
+	undo = append(undo, func() { src.Engine.SetInsideHosts(nat.Port(i+1), oldHosts) })
 	if err := dst.Engine.SetInsideHosts(nat.Port(j+1), []netip.Prefix{pf}); err != nil {
-		return fmt.Errorf("move %s: nat %s: %w", host, network, err)
+		return fail(fmt.Errorf("nat %s: %w", network, err))
 	}
 	// The link the host left is no link of its any more: what was set
 	// on it (impairment, a link down) does not wait for the next host.
@@ -172,6 +182,20 @@ func (l *Lab) Move(host, network string) error {
 		}
 	}
 	return nil
+}
+
+// upLink gives device dev of namespace nsName the addresses hosts, brings
+// it up and routes the default through it: a host's link to its NAT.
+func upLink(nsName, dev string, hosts []netip.Prefix) error {
+	for _, p := range hosts {
+		if err := ns.AddAddr(nsName, dev, p); err != nil {
+			return err
+		}
+	}
+	if err := ns.LinkUp(nsName, dev); err != nil {
+		return err
+	}
+	return ns.AddRoute(nsName, dev, netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.Addr{})
 }
 
 // movable checks that host can move to network and returns it, the NAT

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,32 @@ func TestHostMove(t *testing.T) {
 	}
 	if back := seen(alice); back != before {
 		t.Errorf("back home the server saw %s, want %s (home's mapping had not lapsed)", back, before)
+	}
+
+	// A move that fails half-way leaves the host where it was: work's
+	// free port is renamed away under the lab, so it cannot come in.
+	free := lab.NamespacePrefix(l.Name) + "_free"
+	out, err = exec.Command("ip", "-n", free, "-o", "link", "show").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link in %s: %v\n%s", free, err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] != "lo:" {
+			dev := strings.TrimSuffix(strings.Split(f[1], "@")[0], ":")
+			if out, err := exec.Command("ip", "-n", free, "link", "set", dev, "name", "x"+dev).CombinedOutput(); err != nil {
+				t.Fatalf("rename %s: %v\n%s", dev, err, out)
+			}
+		}
+	}
+	if _, err := lab.Call(l.Name, lab.Request{Op: lab.OpMove, Node: "alice", NAT: "work"}); err == nil || !strings.Contains(err.Error(), "it stays on home") {
+		t.Errorf("move with work's port gone: %v", err)
+	} else {
+		t.Logf("move with work's port gone: %v", err)
+	}
+	if back := seen(alice); back != before {
+		t.Errorf("after the failed move the server saw %s, want %s", back, before)
+	}
+	if got := l.Status().Nodes; !nodeHas(got, "alice", "10.0.0.2") {
+		t.Errorf("status after the failed move: %+v", got)
 	}
 }
