@@ -87,6 +87,9 @@ func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 			return ns.Sysctl(name, "net/ipv4/ip_forward", "1")
 		})
 	}
+	if topo.hasFreePorts() {
+		jobs = append(jobs, func() error { return mk(freeNamespace(l.Name)) })
+	}
 	pubIndex := 0
 	for _, h := range topo.Hosts {
 		name := l.nodes[h.Name].Namespace
@@ -286,6 +289,12 @@ func (l *Lab) specOf(n *NATNode, hosts []*HostNode, inner []*NATNode, opt Option
 		spec.Inside = append(spec.Inside, in)
 	}
 	spec.Impair = portImpair(n, hosts)
+	if l.Topo != nil {
+		for range l.Topo.FreePortsOf(n) {
+			spec.Inside = append(spec.Inside, InsideSpec{Namespace: freeNamespace(l.Name), Free: true, Network: n.Inside, Name: fmt.Sprintf("gm%d", l.moved)})
+			l.moved++
+		}
+	}
 	return spec
 }
 

@@ -37,7 +37,7 @@ const (
 	OpImpair = "impair" // Request.Node's link takes Request.Spec (impair.go)
 )
 
-var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpImpair, OpLink, OpRebind, OpReboot}
+var ops = []string{OpStatus, OpTable, OpSet, OpFlush, OpWatch, OpDown, OpImpair, OpLink, OpRebind, OpReboot, OpMove}
 
 // ControlSocket is the path of lab name's control socket.
 func ControlSocket(name string) string { return filepath.Join(StateDir(name), "control.sock") }
@@ -46,11 +46,11 @@ func ControlSocket(name string) string { return filepath.Join(StateDir(name), "c
 type Request struct {
 	Op       string            `json:"op"`                // one of the Op constants
 	Packets  bool              `json:"packets,omitempty"` // watch: per-packet events too
-	NAT      string            `json:"nat,omitempty"`
+	NAT      string            `json:"nat,omitempty"`     // move: the network the host moves to
 	Preset   string            `json:"preset,omitempty"`
 	Settings map[string]string `json:"settings,omitempty"` // setting name to value, as text
 	// impair and network events (lab/impair.go, lab/events.go):
-	Node    string `json:"node,omitempty"`    // impair: a NAT or a host behind one; link: the host or NAT whose link changes
+	Node    string `json:"node,omitempty"`    // impair: a NAT or a host behind one; link: the host or NAT whose link changes; move: the host
 	Spec    string `json:"spec,omitempty"`    // impair: an impairment spec; "" or "off" clears
 	State   string `json:"state,omitempty"`   // link: down or up
 	Address string `json:"address,omitempty"` // rebind, reboot: the NAT's new external address
@@ -150,17 +150,6 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			}
 			l.writeTable(c, req.NAT)
 			return
-		case OpSet, OpFlush:
-			n := l.NAT(req.NAT)
-			if n == nil {
-				fail(fmt.Errorf("no NAT %q in lab %s (NATs: %s)", req.NAT, l.Name, strings.Join(l.natOrder, ", ")))
-				break
-			}
-			if req.Op == OpFlush {
-				n.Flush()
-			} else if err := n.Set(req.Preset, req.Settings); err != nil {
-				fail(err)
-			}
 		case OpWatch:
 			l.watch(c, req.Packets)
 			return
@@ -170,7 +159,7 @@ func (l *Lab) handle(c net.Conn, stop func()) {
 			}
 		case OpDown:
 			defer stop()
-		case OpLink, OpRebind, OpReboot:
+		case OpSet, OpFlush, OpLink, OpRebind, OpReboot, OpMove:
 			if err := l.handleEvent(req); err != nil {
 				fail(err)
 			}

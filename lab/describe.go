@@ -77,6 +77,9 @@ func (t *Topology) Describe() string {
 		if m := n.mtuSummary(); m != "" {
 			beh += "; " + m
 		}
+		if k := t.FreePortsOf(n); k > 0 {
+			beh += fmt.Sprintf("; %s for hosts moving in", plural(k, "free port"))
+		}
 		fmt.Fprintf(w, "nat\t%s\t%s\t%s\t%s\n", n.Name, n.Upstream, addrs, beh)
 	}
 	for _, h := range t.Hosts {

@@ -87,7 +87,7 @@ func (l *Lab) startDNS(topo *Topology, core string, logf func(string, ...any)) e
 		pc.Close()
 		return fmt.Errorf("lab DNS server: %w", err)
 	}
-	l.dns = labdns.Serve(pc, ln, h)
+	l.dns, l.names = labdns.Serve(pc, ln, h), h
 	conf := resolvConf(l.Name)
 	for _, hn := range topo.Hosts {
 		dir := filepath.Join(NetnsEtc, l.nodes[hn.Name].Namespace)

@@ -1,11 +1,14 @@
 package lab
 
 // Network events of a running lab: links that fail and return, NATs that
-// rebind their mappings or reboot. Each is a control op (docs/control.md)
-// and appears in the event stream (observe.Announce) with its time.
+// rebind their mappings or reboot, and the behaviour changes (set, flush)
+// a schedule may also make. Each is a control op (docs/control.md) and
+// the network events appear in the event stream (observe.Announce) with
+// their time.
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -36,12 +39,14 @@ func (l *Lab) linkPort(node string) (*NAT, string, nat.Port, error) {
 			return m, node, nat.Outside, nil
 		}
 	case "host":
+		l.mu.Lock() // a move changes the host's network and the ports' namespaces
+		defer l.mu.Unlock()
 		m := l.nats[n.Network]
 		if m == nil {
 			return nil, "", 0, fmt.Errorf("host %s is on the %s network, not behind a NAT: it has no NAT link to fail", node, n.Network)
 		}
 		for i, in := range m.spec.Inside {
-			if in.Namespace == n.Namespace {
+			if in.Namespace == n.Namespace && !in.Free {
 				return m, n.Network, nat.Port(i + 1), nil
 			}
 		}
@@ -85,7 +90,8 @@ func parseLinkState(s string) (down bool, err error) {
 	return false, fmt.Errorf("link state %q: want down or up", s)
 }
 
-// handleEvent answers the network event ops.
+// handleEvent answers the ops a schedule can make: the network events,
+// set and flush.
 func (l *Lab) handleEvent(req Request) error {
 	switch req.Op {
 	case OpLink:
@@ -95,22 +101,63 @@ func (l *Lab) handleEvent(req Request) error {
 		}
 		return l.Link(req.Node, down)
 	case OpRebind, OpReboot:
-		// The NAT first: a request for no NAT is answered so, whatever
-		// its address says.
-		if l.nats[req.NAT] == nil {
-			return l.Renumber(req.NAT, false, netip.Addr{})
+		m, err := l.natNamed(req.NAT)
+		if err != nil {
+			return err
 		}
 		var addr netip.Addr
 		if req.Address != "" {
-			a, err := netip.ParseAddr(req.Address)
-			if err != nil {
+			if addr, err = netip.ParseAddr(req.Address); err != nil {
 				return fmt.Errorf("address: %v", err)
 			}
-			addr = a
 		}
-		return l.Renumber(req.NAT, req.Op == OpReboot, addr)
+		return l.renumber(req.NAT, m, req.Op == OpReboot, addr)
+	case OpMove:
+		return l.Move(req.Node, req.NAT)
+	case OpSet, OpFlush:
+		m, err := l.natNamed(req.NAT)
+		if err != nil {
+			return err
+		}
+		text := "FLUSH " + req.NAT + ": every mapping dropped"
+		kind := observe.KindFlush
+		if req.Op == OpFlush {
+			m.Flush()
+		} else {
+			if err := m.Set(req.Preset, req.Settings); err != nil {
+				return err
+			}
+			c := m.Engine.Config().Table
+			kind = observe.KindSet
+			text = fmt.Sprintf("SET %s%s: mapping %s filtering %s port-assignment %s, its mappings dropped",
+				req.NAT, setArgs(req), c.Mapping, c.Filtering, c.PortAssignment)
+		}
+		l.Events.Announce(observe.Event{NAT: req.NAT, Kind: kind, Node: req.NAT, Text: text})
+		return nil
 	}
 	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// setArgs is a set request's preset and settings as the command's
+// flags: " --preset symmetric --filtering eif".
+func setArgs(req Request) string {
+	var b strings.Builder
+	if req.Preset != "" {
+		b.WriteString(" --preset " + req.Preset)
+	}
+	keys := slices.Sorted(maps.Keys(req.Settings))
+	for _, k := range keys {
+		fmt.Fprintf(&b, " --%s=%s", k, req.Settings[k])
+	}
+	return b.String()
+}
+
+// natNamed returns the lab's NAT natName, or an error that lists them.
+func (l *Lab) natNamed(natName string) (*NAT, error) {
+	if m := l.nats[natName]; m != nil {
+		return m, nil
+	}
+	return nil, fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
 }
 
 // Renumber rebinds NAT natName (its live mappings move to new external
@@ -120,10 +167,15 @@ func (l *Lab) handleEvent(req Request) error {
 // network with one external IPv4 address can take a new one: a nested
 // NAT's address is a host address of the NAT above it.
 func (l *Lab) Renumber(natName string, reboot bool, addr netip.Addr) error {
-	m := l.nats[natName]
-	if m == nil {
-		return fmt.Errorf("no NAT %q in lab %s (NATs: %s)", natName, l.Name, strings.Join(l.natOrder, ", "))
+	m, err := l.natNamed(natName)
+	if err != nil {
+		return err
 	}
+	return l.renumber(natName, m, reboot, addr)
+}
+
+// renumber is Renumber once the NAT is found.
+func (l *Lab) renumber(natName string, m *NAT, reboot bool, addr netip.Addr) error {
 	var ext []netip.Addr
 	var old netip.Addr
 	if addr.IsValid() {
@@ -174,6 +226,12 @@ func (l *Lab) Renumber(natName string, reboot bool, addr netip.Addr) error {
 				}
 			}
 			n.Addresses = addrs
+			if l.names != nil {
+				// Its name follows, as a dynamic DNS client would make it.
+				if err := l.names.SetAddrs(natName, addrs); err != nil {
+					text += fmt.Sprintf(" (its name does not follow: %v)", err)
+				}
+			}
 		}
 		l.mu.Unlock()
 	}

@@ -117,6 +117,7 @@ func TestControlRebindReboot(t *testing.T) {
 	l.nodes["server"].Addresses = []netip.Addr{netip.MustParseAddr("203.0.113.10")}
 	for _, bad := range []struct{ nat, addr, want string }{
 		{"away", "", `no NAT "away"`},
+		{"away", "nonsense", `no NAT "away"`}, // the NAT is looked up first
 		{"home", "2001:db8::1", "an external address is IPv4"},
 		{"home", "203.0.113.10", "is server's"},
 		{"home", "nonsense", "address: "},
@@ -129,6 +130,57 @@ func TestControlRebindReboot(t *testing.T) {
 	l.nodes["home"].Network = "carrier"
 	if _, err := Call(l.Name, Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}); err == nil || !strings.Contains(err.Error(), "behind nat carrier") {
 		t.Errorf("reboot of a nested NAT with a new address: %v", err)
+	}
+}
+
+// set and flush, by the command or on a schedule, show in the event
+// stream.
+func TestControlSetFlush(t *testing.T) {
+	l, e := eventLab(t)
+	events, cancel := l.Events.Subscribe(false)
+	defer cancel()
+	sendOut(t, e)
+	if _, err := Call(l.Name, Request{Op: OpSet, NAT: "home", Preset: "symmetric", Settings: map[string]string{"udp-timeout": "5s"}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := nextEvent(t, events, observe.KindSet)
+	if want := "SET home --preset symmetric --udp-timeout=5s: mapping"; ev.NAT != "home" || !strings.HasPrefix(ev.Text, want) {
+		t.Errorf("set event %+v, want text %q...", ev, want)
+	}
+	sendOut(t, e)
+	l.Topo = &Topology{Events: []EventNode{{At: 0, Request: Request{Op: OpFlush, NAT: "home"}}}}
+	l.StartEvents(nil)
+	defer func() {
+		l.stopEvents()
+		l.events.Wait()
+	}()
+	if ev := nextEvent(t, events, observe.KindFlush); ev.NAT != "home" || ev.Text != "FLUSH home: every mapping dropped" {
+		t.Errorf("flush event %+v", ev)
+	}
+	if n := e.LiveMappings(time.Now()); n[table.UDP] != 0 {
+		t.Errorf("mappings after the scheduled flush: %v", n)
+	}
+}
+
+// A move names a host behind a NAT and another NAT's network; anything
+// else is refused before anything changes.
+func TestControlMoveRefused(t *testing.T) {
+	l, _ := eventLab(t)
+	l.Topo = &Topology{}
+	l.nodes[Public] = &Node{Name: Public, Namespace: "ctl.public", Kind: "public"}
+	for _, bad := range []struct{ host, network, want string }{
+		{"nobody", "home", `no host "nobody" in lab ctl`},
+		{"home", "home", "home is a NAT: only a host moves"},
+		{"public", "home", "public is the public network, not a host"},
+		{"alice", "nowhere", `no network "nowhere" in lab ctl (a NAT's name: home)`},
+		{"alice", "public", "a host moves to a NAT's network, not to public"},
+		{"alice", "home", "host alice is on network home already"},
+		{"server", "home", "host server is on the public network: only a host behind a NAT moves"},
+	} {
+		_, err := Call(l.Name, Request{Op: OpMove, Node: bad.host, NAT: bad.network})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("move %s %s: %v, want %q", bad.host, bad.network, err, bad.want)
+		}
 	}
 }
 

@@ -164,12 +164,14 @@ func (l *Lab) impairPort(node string) (*NAT, int, error) {
 	if nd == nil || nd.Kind != "host" {
 		return nil, 0, fmt.Errorf("no NAT or host %q in lab %s (NATs: %s)", node, l.Name, strings.Join(l.natOrder, ", "))
 	}
+	l.mu.Lock() // a move changes the host's network and the ports' namespaces
+	defer l.mu.Unlock()
 	n := l.nats[nd.Network]
 	if n == nil {
 		return nil, 0, fmt.Errorf("host %s is on the %s network: it has no NAT link to impair; impair a NAT's uplink instead", node, nd.Network)
 	}
 	for i, in := range n.spec.Inside {
-		if in.Namespace == nd.Namespace {
+		if in.Namespace == nd.Namespace && !in.Free {
 			return n, i + 1, nil
 		}
 	}

@@ -102,12 +102,17 @@ type Lab struct {
 	procs    []*hostProc
 	made     []string // namespaces, in creation order
 	dns      *labdns.Server
-	resolv   []string // /etc/netns directories given a resolv.conf
+	names    *labdns.Handler // what dns answers: a host that moves gets its new address there
+	resolv   []string        // /etc/netns directories given a resolv.conf
 	closed   bool
 	// The scheduled events' goroutines (schedule.go): Close stops them
 	// and waits for them before anything goes.
 	stopEvents context.CancelFunc
 	events     sync.WaitGroup
+	// moving makes moves one at a time (move.go); moved counts the
+	// device names they handed out.
+	moving sync.Mutex
+	moved  int
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.

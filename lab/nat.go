@@ -34,6 +34,14 @@ type InsideSpec struct {
 	// MTU is the MTU of the link to the hosts (0: NATSpec.MTU): their
 	// device gets it, and the NAT enforces it (nat.InsidePort.MTU).
 	MTU int
+	// Free marks a port no host holds yet, kept for hosts that move in
+	// (move.go): its device waits in Namespace without addresses or
+	// routes, and Network is where its gateway comes from.
+	Free    bool
+	Network netip.Prefix
+	// Name, if set, names the port's device instead of NATSpec.DeviceName;
+	// once the NAT runs, it is the device's name.
+	Name string
 }
 
 // NATSpec is one NAT between existing namespaces.
@@ -110,7 +118,7 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	}
 	seen := map[string]bool{spec.Outside: true}
 	for _, in := range spec.Inside {
-		if seen[in.Namespace] {
+		if seen[in.Namespace] && !in.Free { // free ports wait together
 			return nil, fmt.Errorf("namespace %q used for two ports", in.Namespace)
 		}
 		seen[in.Namespace] = true
@@ -163,9 +171,14 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 	}
 	gws := make([]netip.Addr, len(spec.Inside))
 	for i, in := range spec.Inside {
-		gws[i] = chooseGateway(in.Hosts, hostSet)
-		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i], MTU: in.MTU})
+		if in.Free {
+			gws[i] = chooseGateway([]netip.Prefix{in.Network}, hostSet)
+		} else {
+			gws[i] = chooseGateway(in.Hosts, hostSet)
+		}
+		cfg.Inside = append(cfg.Inside, nat.InsidePort{Hosts: in.Hosts, Gateway: gws[i], Free: in.Free, MTU: in.MTU})
 	}
+	spec.Inside = slices.Clone(spec.Inside) // its names are filled in below
 	eng, err := nat.New(cfg)
 	if err != nil {
 		return nil, err
@@ -239,11 +252,14 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		out.Close()
 		return nil, errors.New("per-CPU readers need the offload TUN backend; the water backend has one queue per device")
 	}
-	for _, in := range spec.Inside {
+	for i, in := range spec.Inside {
 		tc := devConfig()
 		tc.Namespace, tc.Addresses = in.Namespace, in.Hosts
 		if in.MTU > 0 {
 			tc.MTU = in.MTU
+		}
+		if in.Name != "" {
+			tc.Name = in.Name
 		}
 		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 		if hasIPv6(in.Hosts) {
@@ -254,12 +270,16 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		if in.Transit {
 			tc.Addresses = nil
 		}
+		if in.Free {
+			tc.Addresses, tc.Routes = nil, nil
+		}
 		d, err := create(tc)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("inside port in %q: %w", in.Namespace, err)
 		}
 		devs = append(devs, d)
+		spec.Inside[i].Name = d.Name()
 	}
 	router := &forward.Router{Engine: eng, Ports: devs, Logf: spec.Logf, Mode: mode, Tap: spec.Tap,
 		Impair: spec.Impair, ImpairSeed: uint64(spec.Behavior.Seed)}
@@ -339,7 +359,7 @@ func (n *NAT) Describe() string {
 		for j, h := range in.Hosts {
 			hs[j] = h.String()
 		}
-		fmt.Fprintf(&b, "; inside %s/%s %s", in.Namespace, n.devices[i+1].Name(), strings.Join(hs, ","))
+		fmt.Fprintf(&b, "; inside %s/%s %s", in.Namespace, in.Name, strings.Join(hs, ","))
 		if n.gws[i].IsValid() {
 			fmt.Fprintf(&b, " gateway %s", n.gws[i])
 		}

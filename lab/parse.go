@@ -378,25 +378,40 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		}
 	}
 
-	if s, ok := p.str(m, keyPreset, d.who, line(keyPreset), "full-cone"); ok {
+	preset, settings, ok := p.behaviorKeys(m, d.who, line)
+	if preset != "" {
+		n.Preset = preset
+	}
+	n.Settings = settings
+	d.behOK = d.behOK && ok
+	p.parseNATImpair(d, m, line)
+	p.parseNATMTU(d, m, line)
+	p.parseFreePorts(d, m, line)
+	return d
+}
+
+// behaviorKeys reads a table's preset and behaviour settings (the keys
+// of table.Settings()), as [[nat]] and a set [[event]] give them: the
+// preset ("" if none) and the settings as text for table.ApplySetting.
+// ok is false if one was reported wrong.
+func (p *parser) behaviorKeys(m map[string]any, who string, line func(string) int) (preset string, settings map[string]string, ok bool) {
+	ok = true
+	settings = map[string]string{}
+	if s, given := p.str(m, keyPreset, who, line(keyPreset), "full-cone"); given {
 		name := strings.ToLower(strings.TrimSpace(s))
-		if name == "" {
-			name = DefaultPreset
-		}
-		if _, err := table.Preset(name); err != nil {
-			p.errorf(line(keyPreset), "%s: %v%s", d.who, err, didYouMean(name, table.PresetNames(), nil))
-			d.behOK = false
+		if _, err := table.Preset(name); name != "" && err != nil {
+			p.errorf(line(keyPreset), "%s: %v%s", who, err, didYouMean(name, table.PresetNames(), nil))
+			ok = false
 		} else {
-			n.Preset = name
+			preset = name
 		}
 	} else if _, present := m[keyPreset]; present {
-		d.behOK = false
+		ok = false
 	}
-
 	for _, set := range table.Settings() {
 		k := set.Name
-		v, ok := m[k]
-		if !ok {
+		v, present := m[k]
+		if !present {
 			continue
 		}
 		s, err := settingText(set, v)
@@ -407,15 +422,13 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 			err = fmt.Errorf("%s: %w", k, err)
 		}
 		if err != nil {
-			p.errorf(line(k), "%s: %v", d.who, err)
-			d.behOK = false
+			p.errorf(line(k), "%s: %v", who, err)
+			ok = false
 			continue
 		}
-		n.Settings[k] = s
+		settings[k] = s
 	}
-	p.parseNATImpair(d, m, line)
-	p.parseNATMTU(d, m, line)
-	return d
+	return preset, settings, ok
 }
 
 func (p *parser) parseHost(i int, m map[string]any) *hostDraft {

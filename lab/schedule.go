@@ -13,7 +13,21 @@ package lab
 //	every   = "1m"
 //	rebind  = "home"    # or reboot = "home"
 //	address = "198.51.100.9"  # optional, as --address
-
+//
+//	[[event]]
+//	at      = "10s"
+//	set     = "home"    # as gonat lab set: a preset and/or settings
+//	preset  = "symmetric"
+//	udp-timeout = "5s"  # any behaviour setting of table.Settings()
+//
+//	[[event]]
+//	at    = "20s"
+//	flush = "home"      # as gonat lab flush
+//
+//	[[event]]
+//	at      = "30s"
+//	move    = "alice"   # as gonat lab move alice work
+//	network = "work"
 import (
 	"context"
 	"fmt"
@@ -21,6 +35,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/observe"
+	"github.com/gonat/gonat/table"
 )
 
 // Keys of an [[event]] table.
@@ -32,15 +47,20 @@ const (
 	keyState  = "state"
 	keyRebind = "rebind"
 	keyReboot = "reboot"
+	keySet    = "set"
+	keyFlush  = "flush"
 )
 
-var eventKeys = []string{keyAt, keyEvery, keyLink, keyState, keyRebind, keyReboot, keyAddress}
+// eventActions are the keys that name an event's action, one per event.
+var eventActions = []string{keyLink, keyRebind, keyReboot, keySet, keyFlush, keyMove}
+
+var eventKeys = append(append([]string{keyAt, keyEvery, keyState, keyAddress, keyPreset, keyNetwork}, eventActions...), table.SettingNames()...)
 
 // EventNode is one [[event]] entry: a control request to make at At after
 // the lab is up and then, if Every is set, every Every.
 type EventNode struct {
 	At, Every time.Duration
-	Request   Request // OpLink, OpRebind or OpReboot, as the commands send them
+	Request   Request // OpLink, OpRebind, OpReboot, OpSet, OpFlush or OpMove, as the commands send them
 	Line      int     // of its [[event]] header, for messages
 }
 
@@ -50,6 +70,10 @@ func (ev EventNode) String() string {
 	switch r.Op {
 	case OpLink:
 		return fmt.Sprintf("link %s %s", r.Node, r.State)
+	case OpSet:
+		return "set " + r.NAT + setArgs(r)
+	case OpMove:
+		return fmt.Sprintf("move %s %s", r.Node, r.NAT)
 	}
 	s := r.Op + " " + r.NAT
 	if r.Address != "" {
@@ -98,13 +122,13 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 	}
 
 	var actions []string
-	for _, k := range []string{keyLink, keyRebind, keyReboot} {
+	for _, k := range eventActions {
 		if _, has := m[k]; has {
 			actions = append(actions, k)
 		}
 	}
 	if len(actions) != 1 {
-		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT or reboot = NAT; got %d", who, len(actions))
+		p.errorf(ev.Line, "%s: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings), flush = NAT or move = HOST (with network); got %d", who, len(actions))
 		return ev, false
 	}
 	act := actions[0]
@@ -114,6 +138,26 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 	}
 	state, hasState := p.str(m, keyState, who, line(keyState), "down")
 	addr, hasAddr := p.str(m, keyAddress, who, line(keyAddress), "198.51.100.9")
+	preset, settings, behOK := p.behaviorKeys(m, who, line)
+	_, hasPreset := m[keyPreset]
+	hasBehavior := hasPreset || len(settings) > 0 || !behOK
+	if hasBehavior && act != keySet {
+		p.errorf(ev.Line, "%s: preset and behaviour settings go with set, not %s", who, act)
+		ok = false
+	}
+	if hasState && act != keyLink {
+		p.errorf(line(keyState), "%s: state goes with link, not %s", who, act)
+		ok = false
+	}
+	network, hasNetwork := p.str(m, keyNetwork, who, line(keyNetwork), "work")
+	if _, present := m[keyNetwork]; present && act != keyMove {
+		p.errorf(line(keyNetwork), "%s: network goes with move, not %s", who, act)
+		ok = false
+	}
+	if hasAddr && act != keyRebind && act != keyReboot {
+		p.errorf(line(keyAddress), "%s: address goes with rebind or reboot, not %s", who, act)
+		ok = false
+	}
 	switch act {
 	case keyLink:
 		ev.Request = Request{Op: OpLink, Node: name, State: state}
@@ -121,16 +165,27 @@ func (p *parser) parseEvent(i int, m map[string]any) (EventNode, bool) {
 			p.errorf(line(keyState), "%s: link needs state = \"down\" or \"up\"", who)
 			ok = false
 		}
-		if hasAddr {
-			p.errorf(line(keyAddress), "%s: address goes with rebind or reboot, not link", who)
+	case keySet:
+		ev.Request = Request{Op: OpSet, NAT: name, Preset: preset}
+		if len(settings) > 0 {
+			ev.Request.Settings = settings
+		}
+		if !behOK {
+			ok = false
+		} else if !hasBehavior {
+			p.errorf(line(act), "%s: set %q: nothing to set: give preset = \"...\" and/or behaviour settings (e.g. filtering = \"eif\")", who, name)
+			ok = false
+		}
+	case keyFlush:
+		ev.Request = Request{Op: OpFlush, NAT: name}
+	case keyMove:
+		ev.Request = Request{Op: OpMove, Node: name, NAT: network}
+		if !hasNetwork {
+			p.errorf(line(act), "%s: move %q needs network = NAT, the network it moves to", who, name)
 			ok = false
 		}
 	default:
 		ev.Request = Request{Op: act, NAT: name, Address: addr}
-		if hasState {
-			p.errorf(line(keyState), "%s: state goes with link, not %s", who, act)
-			ok = false
-		}
 		if hasAddr {
 			if a, err := netip.ParseAddr(addr); err != nil || !a.Is4() {
 				p.errorf(line(keyAddress), "%s: address %q: want the NAT's new external IPv4 address", who, addr)
@@ -163,6 +218,20 @@ func (p *parser) checkEvents(t *Topology, events []EventNode, i0 []int) {
 				p.errorf(line, "%s: link %q: no such host or NAT", who, r.Node)
 			case kind[r.Node] == "host" && network[r.Node] == Public:
 				p.errorf(line, "%s: link %q: a public host has no NAT link to fail", who, r.Node)
+			}
+		case OpMove:
+			line := p.pos.key(keyEvent, i0[j], keyMove)
+			switch {
+			case kind[r.Node] != "host":
+				p.errorf(line, "%s: move %q: no such host (a host behind a NAT moves)", who, r.Node)
+			case network[r.Node] == Public:
+				p.errorf(line, "%s: move %q: a public host does not move (only a host behind a NAT: its link is the NAT's inside port)", who, r.Node)
+			case kind[r.NAT] != "nat":
+				p.errorf(p.pos.key(keyEvent, i0[j], keyNetwork), "%s: move %q: network %q: no such NAT (a host moves to a NAT's network)", who, r.Node, r.NAT)
+			default:
+				if n := dualStack(t, network[r.Node], r.NAT); n != "" {
+					p.errorf(line, "%s: move %q: nat %s has inside6: a host moves between IPv4-only networks", who, r.Node, n)
+				}
 			}
 		default:
 			line := p.pos.key(keyEvent, i0[j], r.Op)

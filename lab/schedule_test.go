@@ -50,7 +50,91 @@ reboot = "home"
 at = "1s"
 reboot = "home"
 rebind = "home"
-`, `event #1: want one action, link = NODE (with state), rebind = NAT or reboot = NAT; got 2`},
+`, `event #1: want one action, link = NODE (with state), rebind = NAT, reboot = NAT, set = NAT (with preset or settings), flush = NAT or move = HOST (with network); got 2`},
+	{"event-move-no-network", scheduleBase + `
+[[event]]
+at = "1s"
+move = "alice" #!
+`, `event #1: move "alice" needs network = NAT, the network it moves to`},
+	{"event-network-on-link", scheduleBase + `
+[[event]]
+at = "1s"
+link = "alice"
+state = "down"
+network = "kid" #!
+`, `event #1: network goes with move, not link`},
+	{"event-move-unknown-host", scheduleBase + `
+[[event]]
+at = "1s"
+move = "home" #!
+network = "kid"
+`, `event #1: move "home": no such host (a host behind a NAT moves)`},
+	{"event-move-public-host", scheduleBase + `
+[[event]]
+at = "1s"
+move = "server" #!
+network = "kid"
+`, `event #1: move "server": a public host does not move (only a host behind a NAT: its link is the NAT's inside port)`},
+	{"event-move-to-nowhere", scheduleBase + `
+[[event]]
+at = "1s"
+move = "alice"
+network = "public" #!
+`, `event #1: move "alice": network "public": no such NAT (a host moves to a NAT's network)`},
+	{"event-move-dual-stack", scheduleBase + `
+[[nat]]
+name = "cafe"
+external = "198.51.100.3"
+inside = "10.0.3.0/24"
+inside6 = "fd00:3::/64"
+external6 = "2001:db8::3"
+[[event]]
+at = "1s"
+move = "alice" #!
+network = "cafe"
+`, `event #1: move "alice": nat cafe has inside6: a host moves between IPv4-only networks`},
+	{"nat-free-ports-bad", scheduleBase + `
+[[nat]]
+name = "cafe"
+external = "198.51.100.3"
+inside = "10.0.3.0/24"
+free-ports = -1 #!
+`, `nat "cafe": free-ports: want a whole number from 0 to 64 (inside ports kept for hosts that move in), got integer -1`},
+	{"event-set-nothing", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home" #!
+`, `event #1: set "home": nothing to set: give preset = "..." and/or behaviour settings (e.g. filtering = "eif")`},
+	{"event-set-bad-setting", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+udp-timeout = "soon" #!
+`, `event #1: udp-timeout...`},
+	{"event-set-bad-preset", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+preset = "symetric" #!
+`, `event #1: preset "symetric": want one of full-cone, restricted-cone, port-restricted-cone, symmetric, linux; did you mean "symmetric"?`},
+	{"event-preset-on-flush", scheduleBase + `
+[[event]] #!
+at = "1s"
+flush = "home"
+preset = "symmetric"
+`, `event #1: preset and behaviour settings go with set, not flush`},
+	{"event-address-on-set", scheduleBase + `
+[[event]]
+at = "1s"
+set = "home"
+preset = "symmetric"
+address = "198.51.100.9" #!
+`, `event #1: address goes with rebind or reboot, not set`},
+	{"event-flush-not-a-nat", scheduleBase + `
+[[event]]
+at = "1s"
+flush = "server" #!
+`, `event #1: flush "server": no such NAT`},
 	{"event-no-state", scheduleBase + `
 [[event]] #!
 at = "1s"
@@ -123,6 +207,18 @@ at = "1s"
 every = "1m"
 reboot = "home"
 address = "198.51.100.9"
+[[event]]
+at = "3s"
+set = "home"
+preset = "symmetric"
+udp-timeout = "5s"
+[[event]]
+at = "5s"
+flush = "kid"
+[[event]]
+at = "6s"
+move = "alice"
+network = "kid"
 `
 	topo, err := Parse([]byte(text), "lab.toml")
 	if err != nil {
@@ -133,6 +229,9 @@ address = "198.51.100.9"
 		{At: 4 * time.Second, Request: Request{Op: OpLink, Node: "home", State: "up"}},
 		{At: 30 * time.Second, Every: 30 * time.Second, Request: Request{Op: OpRebind, NAT: "home"}},
 		{At: time.Second, Every: time.Minute, Request: Request{Op: OpReboot, NAT: "home", Address: "198.51.100.9"}},
+		{At: 3 * time.Second, Request: Request{Op: OpSet, NAT: "home", Preset: "symmetric", Settings: map[string]string{"udp-timeout": "5s"}}},
+		{At: 5 * time.Second, Request: Request{Op: OpFlush, NAT: "kid"}},
+		{At: 6 * time.Second, Request: Request{Op: OpMove, Node: "alice", NAT: "kid"}},
 	}
 	var lines []int
 	for i, l := range strings.Split(text, "\n") {
@@ -146,9 +245,14 @@ address = "198.51.100.9"
 	if !reflect.DeepEqual(topo.Events, want) {
 		t.Fatalf("events\n%+v\nwant\n%+v", topo.Events, want)
 	}
+	if n := topo.FreePortsOf(topo.NAT("kid")); n != 1 {
+		t.Errorf("kid keeps %d free ports, want 1 for the move into it", n)
+	}
 	d := topo.Describe()
 	for _, line := range []string{"event at 2s: link alice down\n", "event at 30s, every 30s: rebind home\n",
-		"event at 1s, every 1m0s: reboot home --address 198.51.100.9\n"} {
+		"event at 1s, every 1m0s: reboot home --address 198.51.100.9\n",
+		"event at 3s: set home --preset symmetric --udp-timeout=5s\n", "event at 5s: flush kid\n",
+		"event at 6s: move alice kid\n"} {
 		if !strings.Contains(d, line) {
 			t.Errorf("Describe lacks %q:\n%s", line, d)
 		}

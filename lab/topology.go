@@ -105,6 +105,9 @@ type NATNode struct {
 	// UplinkMTU is the MTU of its uplink, the link beyond its outside
 	// port (0: the device's default); mtu.go.
 	UplinkMTU int
+	// FreePorts is how many inside ports it keeps free for hosts that
+	// move in (move.go), beyond one for each [[event]] move into it.
+	FreePorts int
 	Line      int // line of its [[nat]] header, for messages
 }
 
@@ -159,7 +162,7 @@ var (
 )
 
 func natKeys() []string {
-	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut, keyUplinkMTU)
+	return append(append([]string{keyName, keyPreset, keyUpstream, keyExternal, keyInside}, table.SettingNames()...), keyInside6, keyExt6, keyImpair, keyImpairIn, keyImpairOut, keyUplinkMTU, keyFreePorts)
 }
 
 // ValidName checks a lab, NAT or host name: lowercase letters, digits and
@@ -241,13 +244,17 @@ func (t *Topology) HasIPv6() bool {
 func (t *Topology) Namespace(node string) string { return t.Name + "." + node }
 
 // Namespaces lists the namespaces Up creates, in its order: the public
-// core, the uplink of every NAT behind another NAT, every host.
+// core, the uplink of every NAT behind another NAT, where free inside
+// ports wait (move.go), every host.
 func (t *Topology) Namespaces() []string {
 	out := []string{t.Namespace(Public)}
 	for _, n := range t.NATs {
 		if n.Upstream != Public {
 			out = append(out, t.Namespace(n.Name))
 		}
+	}
+	if t.hasFreePorts() {
+		out = append(out, freeNamespace(t.Name))
 	}
 	for _, h := range t.Hosts {
 		out = append(out, t.Namespace(h.Name))

@@ -41,11 +41,13 @@ type Config struct {
 	TTL uint32
 }
 
-// Handler answers queries; it is a dns.Handler and immutable once made.
+// Handler answers queries; it is a dns.Handler. Only a name's addresses
+// change once it is made (SetAddrs).
 type Handler struct {
 	zone  string // canonical, fully qualified
 	ttl   uint32
-	names map[string][]netip.Addr // canonical FQDN -> addresses (v4 first, each family sorted)
+	mu    sync.RWMutex
+	names map[string][]netip.Addr // canonical FQDN -> addresses (v4 first, each family sorted); replaced whole, under mu
 	views []View
 	soa   *dns.SOA
 	ns    *dns.NS
@@ -77,13 +79,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		}
 	}
 	for fq, addrs := range h.names {
-		sort.Slice(addrs, func(i, j int) bool {
-			if addrs[i].Is4() != addrs[j].Is4() {
-				return addrs[i].Is4()
-			}
-			return addrs[i].Less(addrs[j])
-		})
-		h.names[fq] = compactAddrs(addrs)
+		h.names[fq] = sortAddrs(addrs)
 	}
 	for _, v := range cfg.Views {
 		v, err := v.check()
@@ -105,6 +101,38 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	h.ns = &dns.NS{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: h.ttl}, Ns: "ns." + zone}
 	return h, nil
+}
+
+// SetAddrs gives name (as in Config.Records) the addresses addrs in place
+// of those it had: a lab host that moved to another network. Queries
+// answered from then on see them.
+func (h *Handler) SetAddrs(name string, addrs []netip.Addr) error {
+	fq, err := h.qualify(name)
+	if err != nil {
+		return err
+	}
+	s := make([]netip.Addr, len(addrs))
+	for i, a := range addrs {
+		if !a.IsValid() {
+			return fmt.Errorf("labdns: %s: invalid address", fq)
+		}
+		s[i] = a.Unmap()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.names[fq] = sortAddrs(s)
+	return nil
+}
+
+// sortAddrs sorts s, IPv4 first, and drops repeats.
+func sortAddrs(s []netip.Addr) []netip.Addr {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Is4() != s[j].Is4() {
+			return s[i].Is4()
+		}
+		return s[i].Less(s[j])
+	})
+	return compactAddrs(s)
 }
 
 func compactAddrs(s []netip.Addr) []netip.Addr {
@@ -198,7 +226,10 @@ func (h *Handler) Answer(r *dns.Msg, client netip.Addr) *dns.Msg {
 	}
 	m.Authoritative = true
 	owner := q.Name // answers keep the question's spelling (RFC 4343)
+	h.mu.RLock()
 	addrs, exists := h.names[name]
+	below := !exists && h.hasBelow(name)
+	h.mu.RUnlock()
 	if name == h.zone {
 		exists = true
 		switch q.Qtype {
@@ -207,7 +238,7 @@ func (h *Handler) Answer(r *dns.Msg, client netip.Addr) *dns.Msg {
 		case dns.TypeNS:
 			m.Answer = append(m.Answer, dns.Copy(h.ns))
 		}
-	} else if !exists && h.hasBelow(name) {
+	} else if below {
 		exists = true // an empty non-terminal: NODATA, not NXDOMAIN (RFC 8020)
 	}
 	if !exists {
@@ -268,7 +299,8 @@ func (h *Handler) view(client netip.Addr) (View, bool) {
 	return View{}, false
 }
 
-// hasBelow reports whether some name in the table lies under name.
+// hasBelow reports whether some name in the table lies under name; h.mu
+// is held.
 func (h *Handler) hasBelow(name string) bool {
 	for n := range h.names {
 		if strings.HasSuffix(n, "."+name) {

@@ -137,6 +137,23 @@ func TestAnswers(t *testing.T) {
 	})
 }
 
+// SetAddrs replaces a name's addresses for the queries after it; a name
+// outside the zone or an invalid address is refused.
+func TestSetAddrs(t *testing.T) {
+	h := newHandler(t)
+	if err := h.SetAddrs("inside", []netip.Addr{netip.MustParseAddr("10.0.2.3"), netip.MustParseAddr("10.0.2.3")}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, h.Answer(query("inside.lab1.test.", dns.TypeA), v4Client), want{dns.RcodeSuccess, []string{"10.0.2.3"}, false})
+	check(t, h.Answer(query("server.lab1.test.", dns.TypeA), v4Client), want{dns.RcodeSuccess, []string{"203.0.113.10"}, false})
+	if err := h.SetAddrs("x.other.test.", nil); err == nil {
+		t.Error("a name outside the zone was taken")
+	}
+	if err := h.SetAddrs("inside", []netip.Addr{{}}); err == nil {
+		t.Error("an invalid address was taken")
+	}
+}
+
 func TestDNS64(t *testing.T) {
 	inside6 := netip.MustParsePrefix("fd00:1::/64")
 	client := netip.MustParseAddr("fd00:1::2")

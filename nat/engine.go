@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,9 @@ type InsidePort struct {
 	// Hosts are the inside hosts' addresses with their network prefix
 	// (10.0.0.2/24). Packets to one of these addresses leave by this port.
 	Hosts []netip.Prefix
+	// Free marks a port with no hosts yet: nothing is routed to it until
+	// SetInsideHosts gives it some (a host moving in, lab move).
+	Free bool
 	// Gateway is the NAT's own address on this side: the source of the
 	// ICMP errors it generates (Time Exceeded, so traceroute shows the NAT
 	// as a hop; 3/13 when ports run out).
@@ -62,7 +66,7 @@ func (c *Config) Validate() error {
 	}
 	seen := map[netip.Addr]int{}
 	for i, ip := range c.Inside {
-		if len(ip.Hosts) == 0 {
+		if len(ip.Hosts) == 0 && !ip.Free {
 			return fmt.Errorf("inside port %d: no host address", i+1)
 		}
 		for _, h := range ip.Hosts {
@@ -135,18 +139,12 @@ type Engine struct {
 	// none, written with the table; packets read it without the lock.
 	firewall atomic.Pointer[table.Firewall]
 	external []netip.Addr
-	hosts    addrIndex // inside host address -> port
 	extIndex addrIndex // external address -> its position in external
-	inside   []InsidePort
-	// portNets are each inside port's networks (port i at i-1), each
-	// once: a source from that port must lie in one of them.
-	portNets [][]netip.Prefix
-	// ownMasks are the inside networks and gateways, each once, as
-	// words (the first numNets); then the external addresses too when
-	// there are few (ownHasExternal). No source from outside is in them.
-	ownMasks       []netMask
-	numNets        int
-	ownHasExternal bool
+	// in is what packets read of the inside ports, without a lock:
+	// replaced whole under shared.Lock (SetInsideHosts, a new external
+	// address).
+	in             atomic.Pointer[insideView]
+	ownHasExternal bool // the external addresses are in insideView.ownMasks
 
 	counters [numVerdicts]atomic.Uint64
 
@@ -157,10 +155,9 @@ type Engine struct {
 
 	// v6 is the IPv6 path's view of the configuration (ipv6.go); fw is
 	// the routed mode's session table (firewall6.go), with a lock of its
-	// own; hosts6 are the inside hosts' IPv6 addresses and their ports.
-	v6     atomic.Pointer[v6State]
-	fw     firewall6
-	hosts6 map[netip.Addr]Port
+	// own.
+	v6 atomic.Pointer[v6State]
+	fw firewall6
 	// shared6 is the nat66 mode's table, alias6 its IPv6 addresses'
 	// aliases, guarded by shared6 (nat66.go). Both exist in every mode.
 	shared6 *table.Shared
@@ -186,6 +183,37 @@ type Engine struct {
 	ipID atomic.Uint32
 }
 
+// insideView is the inside ports as packets see them. It never changes:
+// a change makes a new one.
+type insideView struct {
+	ports []InsidePort
+	hosts addrIndex // inside host address -> port
+	// portNets are each inside port's networks (port i at i-1), each
+	// once: a source from that port must lie in one of them.
+	portNets [][]netip.Prefix
+	// hosts6 are the inside hosts' IPv6 addresses and their ports.
+	hosts6 map[netip.Addr]Port
+	// ownMasks are the inside networks and gateways, each once, as
+	// words (the first numNets); then the external addresses too when
+	// there are few (Engine.ownHasExternal). No source from outside is
+	// in them.
+	ownMasks []netMask
+	numNets  int
+}
+
+// withExternal returns the masks of the inside networks (the first
+// numNets of masks) followed, when the engine keeps them there, by
+// those of the external addresses ext.
+func (e *Engine) withExternal(masks []netMask, numNets int, ext []netip.Addr) []netMask {
+	out := slices.Clone(masks[:numNets])
+	if e.ownHasExternal {
+		for _, a := range ext {
+			out = append(out, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
+		}
+	}
+	return out
+}
+
 // New builds an engine. It does not touch any device.
 func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
@@ -206,7 +234,6 @@ func New(cfg Config) (*Engine, error) {
 		alias6:   newAliases6(&c),
 		cfg:      cfg,
 		external: append([]netip.Addr(nil), c.External...),
-		inside:   cfg.Inside,
 	}
 	e.q0 = e.NewQueue()
 	e.cfg.Table = tab.Config()
@@ -215,45 +242,80 @@ func New(cfg Config) (*Engine, error) {
 	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.setMTUs()
 	e.ipID.Store(rand.Uint32())
-	hosts := make(map[netip.Addr]uint32)
-	var nets []netip.Prefix // the inside networks and gateways, each once
-	e.portNets = make([][]netip.Prefix, len(cfg.Inside))
-	for i, ip := range cfg.Inside {
-		nets = appendNet(nets, netip.PrefixFrom(ip.Gateway, 32))
-		for _, h := range ip.Hosts {
-			if h.Addr().Is6() {
-				if e.hosts6 == nil {
-					e.hosts6 = make(map[netip.Addr]Port)
-				}
-				e.hosts6[h.Addr()] = Port(i + 1)
-				e.portNets[i] = appendNet(e.portNets[i], h.Masked())
-				continue
-			}
-			hosts[h.Addr()] = uint32(i + 1)
-			nets = appendNet(nets, h.Masked())
-			e.portNets[i] = appendNet(e.portNets[i], h.Masked())
-		}
-	}
-	e.hosts = newAddrIndex(hosts)
-	st, err := newV6State(&e.cfg.Table, e.portNets, e.hosts6)
-	if err != nil {
-		return nil, err
-	}
-	e.v6.Store(st)
 	exts := make(map[netip.Addr]uint32, len(e.external))
 	for i, a := range e.external {
 		exts[a] = uint32(i)
 	}
 	e.extIndex = newAddrIndex(exts)
-	e.ownMasks = netMasks(nets)
-	e.numNets = len(e.ownMasks)
-	if len(e.external) <= 8 {
-		for _, a := range e.external {
-			e.ownMasks = append(e.ownMasks, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
-		}
-		e.ownHasExternal = true
+	e.ownHasExternal = len(e.external) <= 8
+	if err := e.setInsideLocked(cfg.Inside); err != nil {
+		return nil, err
 	}
 	return e, nil
+}
+
+// setInsideLocked makes the view packets read of the inside ports
+// (host index, each port's networks, the inside networks as masks, the
+// IPv6 state) from inside. The whole engine is locked, or not yet
+// running.
+func (e *Engine) setInsideLocked(inside []InsidePort) error {
+	hosts := make(map[netip.Addr]uint32)
+	v := &insideView{ports: inside, portNets: make([][]netip.Prefix, len(inside))}
+	var nets []netip.Prefix // the inside networks and gateways, each once
+	for i, ip := range inside {
+		nets = appendNet(nets, netip.PrefixFrom(ip.Gateway, 32))
+		for _, h := range ip.Hosts {
+			if h.Addr().Is6() {
+				if v.hosts6 == nil {
+					v.hosts6 = make(map[netip.Addr]Port)
+				}
+				v.hosts6[h.Addr()] = Port(i + 1)
+				v.portNets[i] = appendNet(v.portNets[i], h.Masked())
+				continue
+			}
+			hosts[h.Addr()] = uint32(i + 1)
+			nets = appendNet(nets, h.Masked())
+			v.portNets[i] = appendNet(v.portNets[i], h.Masked())
+		}
+	}
+	v.hosts = newAddrIndex(hosts)
+	masks := netMasks(nets)
+	v.numNets = len(masks)
+	v.ownMasks = e.withExternal(masks, v.numNets, e.external)
+	st, err := newV6State(&e.cfg.Table, v.portNets, v.hosts6)
+	if err != nil {
+		return err
+	}
+	e.v6.Store(st)
+	e.in.Store(v)
+	return nil
+}
+
+// SetInsideHosts puts hosts behind inside port in, in place of those it
+// had: a host moving in or out of the NAT's network (lab move). Without
+// hosts the port is free. Mappings stay: those of a host that left lapse
+// by their timeouts, their inbound packets dropped (no-route) as no port
+// holds their host's address.
+func (e *Engine) SetInsideHosts(in Port, hosts []netip.Prefix) error {
+	e.shared.Lock()
+	defer e.shared.Unlock()
+	cur := e.in.Load().ports
+	if in < 1 || int(in) > len(cur) {
+		return fmt.Errorf("no inside port %d (the engine has %d)", in, len(cur))
+	}
+	inside := slices.Clone(cur)
+	inside[in-1].Hosts = slices.Clone(hosts)
+	inside[in-1].Free = len(hosts) == 0
+	c := e.cfg
+	c.Inside = inside
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := e.setInsideLocked(inside); err != nil {
+		return err
+	}
+	e.cfg.Inside = inside
+	return nil
 }
 
 // Config returns the configuration in force (with defaults filled in).
@@ -272,7 +334,8 @@ func (e *Engine) SetTableConfig(c table.Config) error {
 		return err
 	}
 	nc := tab.Config()
-	st, err := newV6State(&nc, e.portNets, e.hosts6)
+	v := e.in.Load()
+	st, err := newV6State(&nc, v.portNets, v.hosts6)
 	if err != nil {
 		return err
 	}
@@ -524,7 +587,7 @@ func (e *Engine) isExternal(a netip.Addr) bool {
 
 // insidePort returns the inside port of host address a.
 func (e *Engine) insidePort(a netip.Addr) (Port, bool) {
-	p, ok := e.hosts.lookup(a)
+	p, ok := e.in.Load().hosts.lookup(a)
 	return Port(p), ok
 }
 
@@ -537,7 +600,8 @@ func (e *Engine) inInsideNetwork(a netip.Addr) bool {
 	}
 	a4 := a.As4()
 	k := binary.BigEndian.Uint32(a4[:])
-	for _, n := range e.ownMasks[:e.numNets] {
+	v := e.in.Load()
+	for _, n := range v.ownMasks[:v.numNets] {
 		if k&n.mask == n.addr {
 			return true
 		}
@@ -547,7 +611,7 @@ func (e *Engine) inInsideNetwork(a netip.Addr) bool {
 
 // isGateway reports whether a is the NAT's own address on an inside port.
 func (e *Engine) isGateway(a netip.Addr) bool {
-	for _, ip := range e.inside {
+	for _, ip := range e.in.Load().ports {
 		if ip.Gateway.IsValid() && ip.Gateway == a {
 			return true
 		}
@@ -570,8 +634,8 @@ func appendNet(nets []netip.Prefix, n netip.Prefix) []netip.Prefix {
 }
 
 func (e *Engine) gateway(in Port) netip.Addr {
-	if in >= 1 && int(in) <= len(e.inside) {
-		return e.inside[in-1].Gateway
+	if ports := e.in.Load().ports; in >= 1 && int(in) <= len(ports) {
+		return ports[in-1].Gateway
 	}
 	return netip.Addr{}
 }

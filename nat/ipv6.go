@@ -225,10 +225,11 @@ func (e *Engine) emitPacket6(pk *packet6, v Verdict, out Port, notes traceNote) 
 // holds it (a host's other addresses in its prefix, such as temporary
 // ones, reach it too).
 func (e *Engine) port6(a netip.Addr) (Port, bool) {
-	if p, ok := e.hosts6[a]; ok {
+	v := e.in.Load()
+	if p, ok := v.hosts6[a]; ok {
 		return p, true
 	}
-	for i, nets := range e.portNets {
+	for i, nets := range v.portNets {
 		for _, n := range nets {
 			if n.Addr().Is6() && n.Contains(a) {
 				return Port(i + 1), true
@@ -242,7 +243,7 @@ func (e *Engine) port6(a netip.Addr) (Port, bool) {
 // as validate.go for IPv4): another port's host, or off the port's
 // networks.
 func (e *Engine) spoofed6(in Port, src netip.Addr) bool {
-	if p, ok := e.hosts6[src]; ok && p != in {
+	if p, ok := e.in.Load().hosts6[src]; ok && p != in {
 		return true
 	}
 	return e.offPort(in, src)
@@ -253,8 +254,8 @@ func (e *Engine) spoofed6(in Port, src netip.Addr) bool {
 // network (prefix::1, as routers commonly take), or fe80::1 on a port
 // without one.
 func (e *Engine) gateway6(in Port) netip.Addr {
-	if in >= 1 && int(in) <= len(e.portNets) {
-		for _, n := range e.portNets[in-1] {
+	if nets := e.in.Load().portNets; in >= 1 && int(in) <= len(nets) {
+		for _, n := range nets[in-1] {
 			if n.Addr().Is6() {
 				return n.Masked().Addr().Next()
 			}

@@ -65,9 +65,8 @@ func (e *Engine) setExternalLocked(ext []netip.Addr) {
 	}
 	e.extIndex = newAddrIndex(exts)
 	if e.ownHasExternal {
-		e.ownMasks = e.ownMasks[:e.numNets:e.numNets]
-		for _, a := range ext {
-			e.ownMasks = append(e.ownMasks, netMasks([]netip.Prefix{netip.PrefixFrom(a, 32)})...)
-		}
+		v := *e.in.Load()
+		v.ownMasks = e.withExternal(v.ownMasks, v.numNets, ext)
+		e.in.Store(&v)
 	}
 }

@@ -48,10 +48,11 @@ func martian(a [4]byte) bool {
 // offPort reports whether src, not a configured host, lies outside
 // every network of inside port in.
 func (e *Engine) offPort(in Port, src netip.Addr) bool {
-	if in < 1 || int(in) > len(e.portNets) {
+	nets := e.in.Load().portNets
+	if in < 1 || int(in) > len(nets) {
 		return true
 	}
-	for _, n := range e.portNets[in-1] {
+	for _, n := range nets[in-1] {
 		if n.Contains(src) {
 			return false
 		}
@@ -70,7 +71,7 @@ func (e *Engine) martianSource(pk *packet) bool {
 		return true
 	}
 	k := binary.BigEndian.Uint32(pk.srcIn[:])
-	for _, n := range e.ownMasks {
+	for _, n := range e.in.Load().ownMasks {
 		if k&n.mask == n.addr {
 			return true
 		}

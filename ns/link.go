@@ -154,3 +154,49 @@ func DelRoute(nsName, dev string, dst netip.Prefix) error {
 		return nil
 	})
 }
+
+// MoveLink moves device dev of namespace from into namespace to, renamed
+// name on the way (a device is renamed only while down, so it goes down
+// first). Its addresses and routes stay behind: in to it arrives down,
+// with none.
+func MoveLink(from, dev, to, name string) error {
+	target, err := netns.GetFromName(to)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, to)
+	}
+	defer target.Close()
+	return Do(from, func() error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", dev, from, err)
+		}
+		if err := netlink.LinkSetDown(l); err != nil {
+			return fmt.Errorf("down %s in %s: %w", dev, from, err)
+		}
+		if name != dev {
+			if err := netlink.LinkSetName(l, name); err != nil {
+				return fmt.Errorf("rename %s to %s in %s: %w", dev, name, from, err)
+			}
+		}
+		if err := netlink.LinkSetNsFd(l, int(target)); err != nil {
+			return fmt.Errorf("move %s from %s to %s: %w", name, from, to, err)
+		}
+		return nil
+	})
+}
+
+// LinkUp brings device dev of the named namespace up, IPv4 only (its
+// IPv6 off: nothing gonat would have to drop leaves it).
+func LinkUp(nsName, dev string) error {
+	return Do(nsName, func() error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", dev, nsName, err)
+		}
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6", []byte("1"), 0o644)
+		if err := netlink.LinkSetUp(l); err != nil {
+			return fmt.Errorf("up %s in %s: %w", dev, nsName, err)
+		}
+		return nil
+	})
+}

@@ -19,7 +19,7 @@ import (
 type Event struct {
 	Time     time.Time `json:"time"`
 	NAT      string    `json:"nat"`
-	Kind     string    `json:"kind"` // NEW | REFRESH | EXPIRE | DROP | XLATE, or a network event: LINK | REBIND | REBOOT
+	Kind     string    `json:"kind"` // NEW | REFRESH | EXPIRE | DROP | XLATE, or a network event: LINK | REBIND | REBOOT | SET | FLUSH | MOVE
 	Proto    string    `json:"proto"`
 	Internal string    `json:"internal,omitempty"` // the inside endpoint
 	External string    `json:"external,omitempty"` // the NAT's external endpoint
@@ -27,6 +27,9 @@ type Event struct {
 	Reason   string    `json:"reason,omitempty"`   // DROP: filtered, no-mapping, ...
 	Node     string    `json:"node,omitempty"`     // network events: the node it happened to
 	Action   string    `json:"action,omitempty"`   // LINK: down | up
+	// MOVE: the host's addresses before and after.
+	OldAddress string `json:"old_address,omitempty"`
+	NewAddress string `json:"new_address,omitempty"`
 
 	// Packet events (XLATE, REFRESH, DROP): which way the packet came
 	// (outbound from an inside port, inbound from the outside), its

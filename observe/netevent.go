@@ -8,6 +8,9 @@ const (
 	KindLink   = "LINK"   // a link went down or came up (Event.Action: down, up)
 	KindRebind = "REBIND" // a NAT moved its live mappings to new external ports or address
 	KindReboot = "REBOOT" // a NAT lost every mapping, maybe taking a new external address
+	KindSet    = "SET"    // a NAT took a new behaviour (its mappings dropped)
+	KindFlush  = "FLUSH"  // a NAT's mappings were dropped
+	KindMove   = "MOVE"   // a host moved to another NAT's network (Event.NAT), from OldAddress to NewAddress
 	// KindEventFailed is a scheduled network event that could not be made.
 	KindEventFailed = "EVENT-FAILED"
 )

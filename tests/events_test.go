@@ -307,6 +307,9 @@ func TestRebindReboot(t *testing.T) {
 	if got := l.Status().Nodes; !nodeHas(got, "home", newAddr.String()) {
 		t.Errorf("status nodes %+v: home does not show %s", got, newAddr)
 	}
+	if got := getent(t, l.Node("server"), "home"); got != newAddr.String() {
+		t.Errorf("the server resolves home as %s after rebind --address, want %s", got, newAddr)
+	}
 
 	created, _ := l.Events.NATCounts("home")
 	before, after = step(lab.OpReboot, "")
@@ -344,7 +347,9 @@ func nodeHas(nodes []lab.NodeStatus, name, addr string) bool {
 }
 
 // A scheduled [[event]] happens at its time after `lab up` (within
-// 300 ms) and shows in `gonat table --watch --json`.
+// 300 ms) and shows in `gonat table --watch --json`: a link that fails
+// and returns, then a move to another NAT's network; `gonat lab move`
+// moves the host back.
 func TestScheduledEvents(t *testing.T) {
 	privtest.Require(t)
 	c := newLabCLI(t)
@@ -359,6 +364,16 @@ state = "down"
 at = "3s"
 link = "alice"
 state = "up"
+
+[[nat]]
+name = "work"
+external = ["198.51.100.2"]
+inside = "10.0.1.0/24"
+
+[[event]]
+at = "4s"
+move = "alice"
+network = "work"
 `
 	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
 		t.Fatal(err)
@@ -415,7 +430,7 @@ state = "up"
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			var ev observe.Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Kind == observe.KindLink {
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && (ev.Kind == observe.KindLink || ev.Kind == observe.KindMove) {
 				got <- ev
 			}
 		}
@@ -423,19 +438,35 @@ state = "up"
 	for _, want := range []struct {
 		action string
 		at     time.Duration
-	}{{"down", 2 * time.Second}, {"up", 3 * time.Second}} {
+	}{{"down", 2 * time.Second}, {"up", 3 * time.Second}, {"move", 4 * time.Second}} {
 		select {
 		case ev := <-got:
 			off := ev.Time.Sub(upAt)
-			t.Logf("LINK alice %s at +%s after the lab answered (scheduled +%s): %s", ev.Action, off.Round(time.Millisecond), want.at, ev.Text)
-			if ev.Node != "alice" || ev.Action != want.action {
+			t.Logf("%s: at +%s after the lab answered (scheduled +%s)", ev.Text, off.Round(time.Millisecond), want.at)
+			if want.action == "move" {
+				if ev.Kind != observe.KindMove || ev.Node != "alice" || ev.NAT != "work" || ev.OldAddress != "10.0.0.2" || ev.NewAddress != "10.0.1.2" {
+					t.Errorf("event %+v, want alice's move from 10.0.0.2 to work's 10.0.1.2", ev)
+				}
+			} else if ev.Kind != observe.KindLink || ev.Node != "alice" || ev.Action != want.action {
 				t.Errorf("event %+v, want alice %s", ev, want.action)
 			}
 			if off < want.at-300*time.Millisecond || off > want.at+300*time.Millisecond {
 				t.Errorf("link %s happened %s after the lab was up, scheduled %s", want.action, off, want.at)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("no LINK %s event in table --watch --json", want.action)
+			t.Fatalf("no %s event in table --watch --json", want.action)
 		}
 	}
+	out, code := c.run("lab", "move", "--lab", name, "alice", "home")
+	oneLine(t, "lab move alice home", out, code, 0, "lab "+name+": alice moved to network home, address 10.0.0.2")
+	select {
+	case ev := <-got:
+		if ev.Kind != observe.KindMove || ev.NAT != "home" || ev.NewAddress != "10.0.0.2" {
+			t.Errorf("after lab move: %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no MOVE event for lab move")
+	}
+	out, code = c.run("lab", "move", "--lab", name, "alice", "home")
+	oneLine(t, "lab move alice home again", out, code, 1, "host alice is on network home already")
 }

@@ -252,7 +252,7 @@ func TestBrowserLayoutAndLegend(t *testing.T) {
 	if !slices.Equal(legend.Verdicts, names) || !slices.Equal(legend.Meanings, meanings) {
 		t.Errorf("legend verdicts %q, want every verdict of the engine %q, with its meaning", legend.Verdicts, names)
 	}
-	kinds := []string{"NEW", "XLATE", "REFRESH", "EXPIRE", "DROP", "LINK", "REBIND", "REBOOT", "EVENT-FAILED"}
+	kinds := []string{"NEW", "XLATE", "REFRESH", "EXPIRE", "DROP", "LINK", "REBIND", "REBOOT", "SET", "FLUSH", "MOVE", "EVENT-FAILED"}
 	if !slices.Equal(legend.Kinds, kinds) || !slices.Equal(legend.Filters, kinds) {
 		t.Errorf("legend kinds %q, filters %q, want %q", legend.Kinds, legend.Filters, kinds)
 	}

@@ -17,6 +17,9 @@ var eventKinds = []term{
 	{"LINK", "a host's link to its NAT, or a NAT's uplink, went down or came up (gonat lab link); packets on a down link count as link-down"},
 	{"REBIND", "a NAT moved its live mappings to new external ports, or to a new external address (gonat lab rebind)"},
 	{"REBOOT", "a NAT lost every mapping, maybe taking a new external address (gonat lab reboot)"},
+	{"SET", "a NAT took a new behaviour, its mappings dropped (gonat lab set)"},
+	{"FLUSH", "a NAT's mappings were dropped (gonat lab flush)"},
+	{"MOVE", "a host moved to another NAT's network, from its old address to a new one (gonat lab move); its old NAT's mappings lapse"},
 	{"EVENT-FAILED", "a scheduled network event ([[event]] in the topology file) could not be made; the text says why"},
 }
 

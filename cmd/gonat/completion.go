@@ -90,6 +90,7 @@ var commands = []command{
 		{name: "link", flags: "lab="},
 		{name: "rebind", flags: "address= lab="},
 		{name: "reboot", flags: "address= lab="},
+		{name: "move", flags: "lab="},
 	}},
 	{name: "table", flags: "json lab= nat= watch"},
 	{name: "stun-server", flags: "alt-port= alternate= port= primary= v"},

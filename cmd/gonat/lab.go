@@ -40,6 +40,8 @@ Commands:
                                     ADDR, its new external address); flows carry on
   reboot [--lab N] NAT [--address ADDR]
                                     the NAT loses every mapping (and takes ADDR as its address)
+  move [--lab N] HOST NETWORK       a host moves to another NAT's network: new address, new link
+                                    (the NAT needs a free port: free-ports on its [[nat]])
 
 N is a lab's name, given as --lab N or, where the command takes no other
 argument, as the argument; it may be left out when exactly one lab runs.
@@ -49,7 +51,7 @@ All but validate need root. 'gonat lab help COMMAND' shows a command's flags.
 func labCmd(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, labHelp)
-		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot)")
+		return usageErr("which lab command? (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot, move)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -83,6 +85,8 @@ func labCmd(args []string) error {
 		return labRenumber(rest, false)
 	case "reboot":
 		return labRenumber(rest, true)
+	case "move":
+		return labMove(rest)
 	case "-h", "--help", "help":
 		if sub == "help" && len(rest) > 0 && !isHelp(rest[0]) {
 			return labCmd(append(rest, "--help"))
@@ -90,7 +94,7 @@ func labCmd(args []string) error {
 		fmt.Print(labHelp)
 		return errHelp
 	}
-	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot)", sub)
+	return usageErr("unknown lab command %q (up, validate, exec, logs, status, table, list, set, flush, impair, down, verify, link, rebind, reboot, move)", sub)
 }
 
 // parseMixed parses flags that may come before or after positional

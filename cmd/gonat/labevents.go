@@ -3,12 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/gonat/gonat/lab"
 )
 
 // The network event commands: a link fails and returns, a NAT rebinds or
-// reboots. Each is one control op (lab/events.go) and appears in
+// reboots, a host moves. Each is one control op (lab/events.go) and appears in
 // `gonat table --watch`.
 
 func labLink(args []string) error {
@@ -57,5 +58,36 @@ func labRenumber(args []string, reboot bool) error {
 		what += "; external address " + *address
 	}
 	fmt.Printf("lab %s: nat %s %s\n", name, pos[0], what)
+	return nil
+}
+
+func labMove(args []string) error {
+	fs := flag.NewFlagSet("move", flag.ContinueOnError)
+	labName := fs.String("lab", "", "lab name")
+	pos, err := parseMixed(fs, args, labHelp)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageErr("want a host and the network it moves to (a NAT's name), e.g. gonat lab move alice work")
+	}
+	name, err := pickLab(*labName)
+	if err != nil {
+		return err
+	}
+	if _, err := lab.Call(name, lab.Request{Op: lab.OpMove, Node: pos[0], NAT: pos[1]}); err != nil {
+		return err
+	}
+	st, err := lab.Call(name, lab.Request{Op: lab.OpStatus})
+	if err != nil {
+		return err
+	}
+	for _, n := range st.Status.Nodes {
+		if n.Name == pos[0] {
+			fmt.Printf("lab %s: %s moved to network %s, address %s\n", name, pos[0], n.Network, strings.Join(n.Addresses, ", "))
+			return nil
+		}
+	}
+	fmt.Printf("lab %s: %s moved to network %s\n", name, pos[0], pos[1])
 	return nil
 }
