@@ -11,9 +11,12 @@ package table
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gonat/gonat/header"
 )
 
 // Setting names: the words of flags and topology keys.
@@ -44,6 +47,7 @@ const (
 	SettingICMPInterval            = "icmp-interval"
 	SettingIPv6                    = "ipv6"
 	SettingFirewall                = "firewall"
+	SettingNAT64Prefix             = "nat64-prefix"
 )
 
 // SettingKind is the type of a setting's value.
@@ -62,6 +66,8 @@ const (
 	KindPortRange
 	// KindInt takes an integer; a topology file takes a TOML integer.
 	KindInt
+	// KindPrefix takes an IP prefix such as 64:ff9b::/96.
+	KindPrefix
 )
 
 // Setting is one behaviour setting.
@@ -240,7 +246,7 @@ var settings = []Setting{
 	},
 	{
 		Name: SettingIPv6, Kind: KindWord, Words: append([]string(nil), ipv6ModeNames[:]...),
-		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296)",
+		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296) | nat64 (IPv6-only inside, IPv4 reached through NAT64, RFC 6146)",
 		apply: func(c *Config, v string) error {
 			m, err := ParseIPv6Mode(v)
 			if err == nil {
@@ -261,6 +267,22 @@ var settings = []Setting{
 			return err
 		},
 		value: func(c *Config) string { return c.Firewall.String() },
+	},
+	{
+		Name: SettingNAT64Prefix, Kind: KindPrefix,
+		Help: "with ipv6 nat64, the IPv6 `prefix` IPv4 addresses are embedded in (RFC 6052: /32, /40, /48, /56, /64 or /96; default the well-known 64:ff9b::/96)",
+		apply: func(c *Config, v string) error {
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+				return wantErr("an IPv6 prefix such as 64:ff9b::/96")
+			}
+			if _, err := header.NewNAT64Prefix(p); err != nil {
+				return wantErr("a prefix of length 32, 40, 48, 56, 64 or 96, bits 64-71 zero (RFC 6052)")
+			}
+			c.NAT64Prefix = p.Masked()
+			return nil
+		},
+		value: func(c *Config) string { return c.NAT64PrefixOrDefault().String() },
 	},
 }
 
@@ -288,10 +310,15 @@ const (
 	// IPv6NPTv6: the inside prefix translated to an external one of the
 	// same length, statelessly and checksum-neutrally (RFC 6296).
 	IPv6NPTv6
+	// IPv6NAT64: the inside network is IPv6-only and reaches IPv4 through
+	// stateful NAT64 (RFC 6146), IPv4 addresses embedded in
+	// Config.NAT64Prefix (RFC 6052), as on a mobile carrier's network.
+	IPv6NAT64
 )
 
 var ipv6ModeNames = [...]string{
 	IPv6None: "none", IPv6Blackhole: "blackhole", IPv6Reject: "reject", IPv6Routed: "routed", IPv6NPTv6: "nptv6",
+	IPv6NAT64: "nat64",
 }
 
 // ParseIPv6Mode parses an IPv6 mode's name.
