@@ -89,6 +89,10 @@ type Result struct {
 	// ReplyLen > 0 means reply[:ReplyLen] holds an ICMP error the NAT
 	// generated, to be sent back out of the port the packet came in on.
 	ReplyLen int
+	// Len > 0 is the forwarded packet's new length: NAT64 changes the
+	// header's size (it may grow into the buffer's capacity, by at most
+	// header.NAT64Growth). 0: the length is unchanged.
+	Len int
 }
 
 // Engine translates packets. It is safe for concurrent use: the router
@@ -148,6 +152,9 @@ type Engine struct {
 	v6     atomic.Pointer[v6State]
 	fw     firewall6
 	hosts6 map[netip.Addr]Port
+	// aliases are the IPv6 hosts' IPv4 aliases for NAT64 (nat64.go),
+	// fixed at New.
+	aliases aliases
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -200,6 +207,9 @@ func New(cfg Config) (*Engine, error) {
 			nets = appendNet(nets, h.Masked())
 			e.portNets[i] = appendNet(e.portNets[i], h.Masked())
 		}
+	}
+	if e.aliases, err = newAliases(cfg.Inside, hosts); err != nil {
+		return nil, err
 	}
 	e.hosts = newAddrIndex(hosts)
 	st, err := newV6State(&e.cfg.Table, e.portNets, e.hosts6)
@@ -297,7 +307,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	var ms []MappingInfo
 	e.shared.Lock().All(func(m *table.Mapping) bool {
 		if m.Expires().After(now) {
-			ms = append(ms, snapshot(m))
+			ms = append(ms, e.snapshot(m))
 		}
 		return true
 	})
@@ -355,7 +365,7 @@ func (e *Engine) MappingPages(now time.Time, size int, fn func([]MappingInfo) bo
 		n := 0
 		e.shared.Lock()
 		for len(ms) > 0 && (len(page) == 0 || n < size) {
-			mi := snapshot(ms[0])
+			mi := e.snapshot(ms[0])
 			ms[0] = nil // the walk no longer keeps it
 			ms = ms[1:]
 			n += 1 + len(mi.Remotes)
@@ -386,7 +396,7 @@ func (e *Engine) MappingWindow(now time.Time, first, n, remotes int, fn func(m M
 		}
 		if live >= first && live-first < n {
 			r := row{m: MappingInfo{
-				Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+				Proto: m.Proto(), Internal: e.unalias(m.Internal()), External: m.External(),
 				Created: m.Created(), Expires: m.Expires(),
 				PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
 			}}
@@ -423,7 +433,7 @@ func (e *Engine) Expire(now time.Time) int {
 	var gone []MappingInfo
 	n := e.shared.Lock().Expire(now, func(m *table.Mapping) {
 		if obs != nil {
-			gone = append(gone, snapshot(m))
+			gone = append(gone, e.snapshot(m))
 		}
 	})
 	e.shared.Unlock()

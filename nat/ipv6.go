@@ -26,6 +26,8 @@ import (
 //     6092; firewall6.go).
 //   - nptv6: the inside prefix translated to an external one (RFC 6296;
 //     nptv6.go).
+//   - nat64: IPv6-only inside hosts reach IPv4 through NAT64 (RFC 6146;
+//     nat64.go).
 //
 // Every answer the NAT makes passes the ICMP rate limits. IPv6 takes a
 // path of its own from the IPv4 one: process sends it here only after
@@ -38,9 +40,10 @@ type v6State struct {
 	mode table.IPv6Mode
 	// ext is the NAT's first IPv6 address on its outside port (invalid
 	// when it has none): the source of what it answers from outside.
-	ext netip.Addr
-	npt header.NPTv6 // nptv6 only
-	fw  fwConfig     // routed only
+	ext   netip.Addr
+	npt   header.NPTv6       // nptv6 only
+	fw    fwConfig           // routed only
+	nat64 header.NAT64Prefix // nat64 only
 }
 
 // newV6State derives the IPv6 path's state from c, the inside ports'
@@ -63,6 +66,11 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 				}
 			}
 		}
+	}
+	if c.IPv6 == table.IPv6NAT64 {
+		var err error
+		st.nat64, err = header.NewNAT64Prefix(c.NAT64PrefixOrDefault())
+		return st, err
 	}
 	if c.IPv6 != table.IPv6NPTv6 {
 		return st, nil
@@ -134,8 +142,11 @@ func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time) Result 
 	if pk.p.Status != header.OK {
 		return e.drop6(&pk, DropMalformed)
 	}
-	if st.mode == table.IPv6NPTv6 {
+	switch st.mode {
+	case table.IPv6NPTv6:
 		return e.nptv6(&pk, st)
+	case table.IPv6NAT64:
+		return e.nat64Out(&pk, st)
 	}
 	return e.routed6(&pk, st)
 }

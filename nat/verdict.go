@@ -41,6 +41,8 @@ const (
 	DropIPv6Filtered  // mode routed: from outside, no live session of the firewall admits it
 
 	DropFirewall // refused by the firewall setting's rules
+
+	DropNAT64Untranslatable // mode nat64: a packet gonat does not translate between IPv6 and IPv4
 	numVerdicts
 )
 
@@ -73,6 +75,7 @@ var verdictNames = [numVerdicts]string{
 	DropIPv6Reject:              "ipv6-reject",
 	DropIPv6Filtered:            "ipv6-filtered",
 	DropFirewall:                "firewall",
+	DropNAT64Untranslatable:     "nat64-untranslatable",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -105,6 +108,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropIPv6Blackhole:           "IPv6 with ipv6 mode blackhole: lost without a word, either way, as on a network whose IPv6 is silently broken",
 	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
 	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
+	DropNAT64Untranslatable:     "with ipv6 mode nat64, a packet gonat does not translate between IPv6 and IPv4: a fragment, a super-packet from a device with offloads, UDP from IPv6 without a checksum, an ICMP type RFC 7915 drops, or an ICMP error about no packet of an inside host",
 	DropFirewall:                "refused by a rule of the firewall setting (a profile such as block-udp or web-only, or a rule list): going out before translation, coming in after its mapping was found",
 }
 
