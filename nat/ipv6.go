@@ -27,7 +27,7 @@ import (
 //   - nptv6: the inside prefix translated to an external one (RFC 6296;
 //     nptv6.go).
 //   - nat64: IPv6-only inside hosts reach IPv4 through NAT64 (RFC 6146;
-//     nat64.go).
+//     nat64.go), and native IPv6 as in routed.
 //
 // Every answer the NAT makes passes the ICMP rate limits. IPv6 takes a
 // path of its own from the IPv4 one: process sends it here only after
@@ -56,7 +56,7 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 			break
 		}
 	}
-	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 {
+	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 || c.IPv6 == table.IPv6NAT64 {
 		// The NAT answers from each port's prefix::1 (gateway6): a host
 		// there would never be reached.
 		for h, p := range hosts6 {
@@ -146,7 +146,7 @@ func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time) Result 
 	case table.IPv6NPTv6:
 		return e.nptv6(&pk, st)
 	case table.IPv6NAT64:
-		return e.nat64Out(&pk, st)
+		return e.nat64(&pk, st)
 	}
 	return e.routed6(&pk, st)
 }

@@ -36,10 +36,12 @@ import (
 // Not translated, and counted as nat64-untranslatable: fragments either
 // way, super-packets of devices with offloads (the NAT opens plain
 // devices for nat64), UDP from IPv6 with a zero checksum (RFC 6145
-// section 5.1 lets it be dropped), ICMP types RFC 7915 drops. IPv6
-// packets to addresses outside the prefix are refused with an ICMPv6
-// destination unreachable, no route: the inside network has no IPv6
-// beyond the NAT.
+// section 5.1 lets it be dropped), ICMP types RFC 7915 drops.
+//
+// IPv6 to and from addresses outside the prefix is native and goes as in
+// mode routed, through the stateful firewall (RFC 6092): a carrier's
+// IPv6-only network has IPv6 beyond it too, and DNS64 gives a name's
+// real AAAA records when it has some (RFC 6147 section 5.1.4).
 
 // aliasFirst is the first byte of every alias.
 const aliasFirst = 240
@@ -105,30 +107,21 @@ func (e *Engine) unalias(ap netip.AddrPort) netip.AddrPort {
 	return ap
 }
 
-// nat64Out translates an IPv6 packet from an inside host: to IPv4 and on
-// through the IPv4 path when it is for the prefix, routed when it is for
-// another inside host, refused otherwise.
-func (e *Engine) nat64Out(pk *packet6, st *v6State) Result {
+// nat64 handles an IPv6 packet in mode nat64: from an inside host to
+// the prefix, translated to IPv4 and on through the IPv4 path; anything
+// else as mode routed does.
+func (e *Engine) nat64(pk *packet6, st *v6State) Result {
 	p := &pk.p
-	if pk.in == Outside {
-		return e.drop6(pk, DropNoRoute) // the outside is IPv4
+	d4, ok := st.nat64.Extract(p.Dst.Addr().As16())
+	if pk.in == Outside || !ok {
+		return e.routed6(pk, st)
 	}
-	src, dst := p.Src.Addr(), p.Dst.Addr()
+	src := p.Src.Addr()
 	if e.spoofed6(pk.in, src) {
 		return e.drop6(pk, DropSpoofed)
 	}
-	if martian6(dst) || martian6(src) {
+	if martian6(src) {
 		return e.drop6(pk, DropMartian)
-	}
-	d4, ok := st.nat64.Extract(dst.As16())
-	if !ok {
-		if out, ok := e.port6(dst); ok {
-			if p.HopLimit <= 1 {
-				return e.timeExceeded6(pk, e.gateway6(pk.in))
-			}
-			return e.forward6(pk, out, 0)
-		}
-		return e.refuse6(pk, DropNoRoute, header.ICMPv6CodeNoRoute)
 	}
 	if p.HopLimit <= 1 {
 		return e.timeExceeded6(pk, e.gateway6(pk.in))

@@ -148,11 +148,12 @@ func TestNAT64Refusals(t *testing.T) {
 	if r.Verdict != DropTTLExceeded || p6.ICMPType != header.ICMPv6TimeExceeded || p6.Src.Addr() != gw64 {
 		t.Fatalf("hop limit 1: %+v %+v", r, p6)
 	}
-	// No IPv6 beyond the NAT: refused at once.
-	r, reply = run64(t, e, 1, udp6(ap(h64A, 5000), ap(srv6, 53), 64, "q"))
-	p6 = decode6(t, reply)
-	if r.Verdict != DropNoRoute || p6.ICMPType != header.ICMPv6DestUnreachable || p6.ICMPCode != header.ICMPv6CodeNoRoute {
-		t.Fatalf("native IPv6: %+v %+v", r, p6)
+	// Native IPv6 goes as routed: out, and in only as a reply.
+	if r, _ = run64(t, e, 1, udp6(ap(h64A, 5000), ap(srv6, 53), 64, "q")); r.Verdict != Forward || r.Out != Outside || r.Len != 0 {
+		t.Fatalf("native IPv6 out: %+v", r)
+	}
+	if r, _ = run64(t, e, Outside, udp6(ap(srv6, 53), ap(h64A, 5000), 64, "a")); r.Verdict != Forward || r.Out != 1 {
+		t.Fatalf("native IPv6 reply: %+v", r)
 	}
 	// Between inside IPv6 hosts: routed untranslated.
 	if r, _ := run64(t, e, 1, udp6(ap(h64A, 5000), ap(h64B, 53), 64, "q")); r.Verdict != Forward || r.Out != 1 || r.Len != 0 {
@@ -173,8 +174,8 @@ func TestNAT64Refusals(t *testing.T) {
 	if r, _ := run64(t, e, 1, noSum); r.Verdict != DropNAT64Untranslatable {
 		t.Fatalf("zero UDP checksum: %+v", r)
 	}
-	// IPv6 from outside: the outside is IPv4.
-	if r, _ := run64(t, e, Outside, udp6(ap(srv6, 53), ap(h64A, 5000), 64, "q")); r.Verdict != DropNoRoute {
+	// Unsolicited native IPv6 from outside: filtered.
+	if r, _ := run64(t, e, Outside, udp6(ap(srv6b, 53), ap(h64A, 5000), 64, "q")); r.Verdict != DropIPv6Filtered {
 		t.Fatalf("IPv6 from outside: %+v", r)
 	}
 	if e.Count(DropNAT64Untranslatable) != 2 {
