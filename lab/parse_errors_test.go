@@ -33,7 +33,7 @@ type parseErrorCase struct {
 
 // parseErrorCases is every rule's case, for TestParseErrors and as
 // FuzzParse's seeds.
-var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, referenceErrorCases, eventErrorCases)
+var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, nat64ErrorCases, referenceErrorCases, eventErrorCases)
 
 // shapeErrorCases are the rules on the file's shape (TOML, tables), its
 // keys, names and settings.
