@@ -281,3 +281,37 @@ func decode6(t *testing.T, b []byte) header.ParsedV6 {
 	}
 	return p
 }
+
+// BenchmarkNAT64: a UDP packet of a live NAT64 mapping either way (IPv6
+// translated to IPv4 and mapped; IPv4 mapped back and translated to
+// IPv6), beside BenchmarkTranslate's IPv4 and BenchmarkProcess6's rows.
+func BenchmarkNAT64(b *testing.B) {
+	e := newEngine64(b)
+	const payload = "0123456789012345678901234567890123456789"
+	out := udp6(ap(h64A, 5000), ap(srv64, 3478), 64, payload)
+	first := room(out)
+	r := e.Process(1, first, make([]byte, 1500), t0)
+	if r.Verdict != Forward {
+		b.Fatal(r.Verdict)
+	}
+	var p header.Parsed
+	p.Decode(first[:r.Len])
+	in := udpPkt(ap(srv1, 3478), p.Src, 64, payload)
+	for _, tc := range []struct {
+		name string
+		port Port
+		pkt  []byte
+	}{{"outbound", 1, out}, {"inbound", Outside, in}} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf, reply := make([]byte, len(tc.pkt), len(tc.pkt)+header.NAT64Growth), make([]byte, 1500)
+			b.SetBytes(int64(len(tc.pkt)))
+			b.ReportAllocs()
+			for b.Loop() {
+				copy(buf, tc.pkt)
+				if r := e.Process(tc.port, buf[:len(tc.pkt)], reply, t0); r.Verdict != Forward {
+					b.Fatal(r.Verdict)
+				}
+			}
+		})
+	}
+}
