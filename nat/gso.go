@@ -74,6 +74,9 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []b
 		// out of the next datagrams' way.
 		segs = h.Segments(b)
 	}
+	if aliasSource(in, b) {
+		return q.dropAliasSource(in, b, now)
+	}
 	res := q.process(in, b, reply, now, segs)
 	switch {
 	case res.Verdict == Forward:

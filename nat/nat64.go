@@ -229,5 +229,24 @@ func (q *Queue) processVirtio64(in Port, b []byte, h *offload.VirtioHdr, reply [
 	return q.Process(in, b, reply, now)
 }
 
-// ipv4Dst is the offset of an IPv4 header's destination address.
-const ipv4Dst = 16
+// aliasSource reports whether b, read from inside port in, is an IPv4
+// packet from an alias: one only the NAT64 translation may make, which a
+// host sending it itself would pass off as an IPv6 host (its bindings
+// shown as that host's).
+func aliasSource(in Port, b []byte) bool {
+	return in != Outside && len(b) > ipv4Src && b[0]>>4 == 4 && b[ipv4Src] == aliasFirst
+}
+
+// dropAliasSource drops b, an IPv4 packet from an alias read from inside
+// port in, as spoofed.
+func (q *Queue) dropAliasSource(in Port, b []byte, now time.Time) Result {
+	pk := packet{q: q, in: in, now: now}
+	pk.p.Decode(b)
+	return q.e.drop(&pk, DropSpoofed)
+}
+
+// Offsets of an IPv4 header's source and destination addresses.
+const (
+	ipv4Src = 12
+	ipv4Dst = 16
+)

@@ -174,6 +174,12 @@ func TestNAT64Refusals(t *testing.T) {
 	if r, _ := run64(t, e, 1, noSum); r.Verdict != DropNAT64Untranslatable {
 		t.Fatalf("zero UDP checksum: %+v", r)
 	}
+	// IPv4 from an alias, sent by an inside host itself: spoofed, so
+	// that no host passes itself off as an IPv6 host of the NAT64.
+	spoofed := e.Count(DropSpoofed)
+	if r, _ := run64(t, e, 1, udpPkt(ap(netip.AddrFrom4([4]byte{aliasFirst, 0, 0, 1}), 5000), ap(srv1, 53), 64, "q")); r.Verdict != DropSpoofed || e.Count(DropSpoofed) != spoofed+1 {
+		t.Fatalf("IPv4 from an alias: %+v", r)
+	}
 	// Unsolicited native IPv6 from outside: filtered.
 	if r, _ := run64(t, e, Outside, udp6(ap(srv6b, 53), ap(h64A, 5000), 64, "q")); r.Verdict != DropIPv6Filtered {
 		t.Fatalf("IPv6 from outside: %+v", r)

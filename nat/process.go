@@ -85,6 +85,9 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) { e.q0.Prefetch(in, pkts) }
 
 // Process is Engine.Process through q.
 func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	if aliasSource(in, b) {
+		return q.dropAliasSource(in, b, now)
+	}
 	return q.process(in, b, reply, now, 1)
 }
 
