@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/gonat/gonat/labdns"
+	"github.com/gonat/gonat/nat"
+	"github.com/gonat/gonat/table"
 )
 
 // A nat64 NAT's hosts get IPv6 addresses only; the lab DNS server has a
@@ -100,4 +102,35 @@ external = "100.64.0.2"
 inside6 = "fd00:64::/64"
 ipv6 = "nat64" #!
 `, `nat "carrier": ipv6 = "nat64" behind nat "cgn": a NAT64 must be on the public network, where the lab DNS server tells its hosts' queries apart (DNS64)`},
+}
+
+// Set keeps a NAT64's mode, prefix and IPv6 addresses across a preset,
+// and refuses to change the mode or the prefix, which its hosts, devices
+// and the lab's DNS64 were made for.
+func TestSetKeepsNAT64(t *testing.T) {
+	c, err := Behavior("", map[string]string{"ipv6": "nat64"}, []netip.Addr{netip.MustParseAddr("198.51.100.64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.External6 = []netip.Addr{netip.MustParseAddr("2001:db8::100")}
+	e, err := nat.New(nat.Config{Table: c, Inside: []nat.InsidePort{{Hosts: []netip.Prefix{netip.MustParsePrefix("fd00:64::2/64")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &NAT{Engine: e}
+	if err := n.Set("symmetric", nil); err != nil {
+		t.Fatal(err)
+	}
+	got := e.Config().Table
+	if got.IPv6 != table.IPv6NAT64 || !slices.Equal(got.External6, c.External6) || got.Mapping != table.AddressAndPortDependent {
+		t.Errorf("after preset symmetric: ipv6 %s, external6 %v, mapping %s; want nat64 and 2001:db8::100 kept, APDM", got.IPv6, got.External6, got.Mapping)
+	}
+	for _, s := range []map[string]string{{"ipv6": "routed"}, {"nat64-prefix": "2001:db8:64::/96"}} {
+		if err := n.Set("", s); err == nil || !strings.Contains(err.Error(), "stay as the NAT started") {
+			t.Errorf("Set %v: %v, want it refused", s, err)
+		}
+	}
+	if got := e.Config().Table; got.IPv6 != table.IPv6NAT64 || got.NAT64PrefixOrDefault() != netip.MustParsePrefix("64:ff9b::/96") {
+		t.Errorf("a refused Set changed the NAT: %s %s", got.IPv6, got.NAT64PrefixOrDefault())
+	}
 }
