@@ -45,6 +45,11 @@ func (p *parser) checkNAT64(nats []*natDraft, maps []map[string]any) {
 			p.errorf(line, "%s: ipv6 = \"nat64\" behind nat %q: a NAT64 must be on the public network, where the lab DNS server tells its hosts' queries apart (DNS64)", d.who, nats[d.up].n.Name)
 		}
 	}
+	for _, d := range nats {
+		if d.up >= 0 && isNAT64(maps[d.up]) {
+			p.errorf(p.pos.key(keyNAT, d.idx, keyUpstream), "%s: upstream %q is a NAT64, whose inside network is IPv6-only: a NAT needs an IPv4 address upstream (put it on the public network or behind a NAT without ipv6 = \"nat64\")", d.who, nats[d.up].n.Name)
+		}
+	}
 }
 
 // IsNAT64 reports whether the NAT runs in the nat64 mode.

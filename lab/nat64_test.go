@@ -102,6 +102,17 @@ external = "100.64.0.2"
 inside6 = "fd00:64::/64"
 ipv6 = "nat64" #!
 `, `nat "carrier": ipv6 = "nat64" behind nat "cgn": a NAT64 must be on the public network, where the lab DNS server tells its hosts' queries apart (DNS64)`},
+	{"nat-behind-nat64", `
+[[nat]]
+name = "carrier"
+external = "198.51.100.1"
+inside6 = "fd00:64::/64"
+ipv6 = "nat64"
+[[nat]]
+name = "home"
+upstream = "carrier" #!
+inside = "10.1.0.0/24"
+`, `nat "home": upstream "carrier" is a NAT64, whose inside network is IPv6-only: a NAT needs an IPv4 address upstream (put it on the public network or behind a NAT without ipv6 = "nat64")`},
 }
 
 // Set keeps a NAT64's mode, prefix and IPv6 addresses across a preset,
