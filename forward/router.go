@@ -500,6 +500,12 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 			res = p.q.Process(in, pkt, p.reply[Headroom:], now)
 		}
 		if res.Verdict == nat.Forward {
+			if res.Len > 0 {
+				// NAT64 changed the header's size; the packet still
+				// starts at Headroom.
+				sizes[i] = res.Len
+				pkt = bufs[i][Headroom : Headroom+res.Len]
+			}
 			to := res.Out
 			impaired := st != nil && st.applies(in, to)
 			switch {

@@ -135,6 +135,10 @@ func (p *parser) take(nats []*natDraft, u use) {
 // not its network, gateway or broadcast address.
 func (p *parser) inNetwork4(net *network, gw netip.Addr, u use) bool {
 	pf, a := net.pf, u.addr
+	if !pf.IsValid() {
+		p.errorf(u.line, "%s: %s %s: network %s is IPv6-only (ipv6 = \"nat64\"): what is behind it takes IPv6 addresses only", u.who, u.key, a, net.name)
+		return false
+	}
 	what := fmt.Sprintf("network %s (%s)", net.name, pf)
 	if u.key == keyExternal {
 		what += ", the inside network of its upstream"
@@ -260,8 +264,8 @@ func (p *parser) assign(nats []*natDraft, hosts []*hostDraft) {
 		}
 		if d.net >= 0 {
 			net := p.nets[d.net]
-			if net == nil {
-				continue
+			if net == nil || !net.pf.IsValid() {
+				continue // IPv6-only (nat64)
 			}
 			last := lastAddr(net.pf)
 			found := false

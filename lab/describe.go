@@ -67,6 +67,9 @@ func (t *Topology) Describe() string {
 	}
 	for _, n := range nats {
 		addrs := fmt.Sprintf("external %s, inside %s", joinAddrs(n.External), n.Inside)
+		if !n.Inside.IsValid() {
+			addrs = fmt.Sprintf("external %s, IPv6-only inside", joinAddrs(n.External))
+		}
 		if n.Inside6.IsValid() {
 			addrs += fmt.Sprintf("; external6 %s, inside6 %s", joinAddrs(n.External6), n.Inside6)
 		}

@@ -4,6 +4,8 @@ package lab
 // namespace at DNSAddr, authoritative for ZoneOf(lab) with every host and
 // every NAT by name, and gives each host namespace a resolv.conf pointing
 // at it, with the zone as search domain so bare names ("server") resolve.
+// Hosts behind a NAT64 reach it through the NAT64 and get DNS64 answers
+// (lab/nat64.go).
 //
 // The resolv.conf files live in /etc/netns/NAMESPACE/, which `ip netns
 // exec` bind-mounts over /etc for the command it runs: host commands and
@@ -59,10 +61,11 @@ func (t *Topology) DNSRecords() map[string][]netip.Addr {
 	return rec
 }
 
-// resolvConf is the resolv.conf of a host in lab name.
-func resolvConf(name string) string {
+// resolvConf is the resolv.conf of a host in lab name that reaches the
+// DNS server at server.
+func resolvConf(name string, server netip.Addr) string {
 	return fmt.Sprintf("%s (lab %s): removed by `gonat lab down`\nnameserver %s\nsearch %s\noptions ndots:1 timeout:1 attempts:3\n",
-		resolvMarker, name, DNSAddr, strings.TrimSuffix(ZoneOf(name), "."))
+		resolvMarker, name, server, strings.TrimSuffix(ZoneOf(name), "."))
 }
 
 // startDNS serves the lab's names from the core namespace and writes each
@@ -70,7 +73,7 @@ func resolvConf(name string) string {
 // resolv.conf that cannot be written (a read-only /etc) is reported with
 // logf and leaves the lab up: only names are missing then.
 func (l *Lab) startDNS(topo *Topology, core string, logf func(string, ...any)) error {
-	h, err := labdns.NewHandler(labdns.Config{Zone: ZoneOf(l.Name), Records: topo.DNSRecords()})
+	h, err := labdns.NewHandler(labdns.Config{Zone: ZoneOf(l.Name), Records: topo.DNSRecords(), Views: topo.DNS64Views()})
 	if err != nil {
 		return err
 	}
@@ -88,8 +91,8 @@ func (l *Lab) startDNS(topo *Topology, core string, logf func(string, ...any)) e
 		return fmt.Errorf("lab DNS server: %w", err)
 	}
 	l.dns, l.names = labdns.Serve(pc, ln, h), h
-	conf := resolvConf(l.Name)
 	for _, hn := range topo.Hosts {
+		conf := resolvConf(l.Name, topo.DNSServer(hn.Network))
 		dir := filepath.Join(NetnsEtc, l.nodes[hn.Name].Namespace)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			logf("hosts get no resolv.conf for the lab DNS server: %v", err)

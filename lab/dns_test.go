@@ -71,11 +71,11 @@ func TestResolvConfCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("lab1.alice", resolvConf("lab1"))
-	write("lab1.bob", resolvConf("lab1"))
+	write("lab1.alice", resolvConf("lab1", DNSAddr))
+	write("lab1.bob", resolvConf("lab1", DNSAddr))
 	os.WriteFile(filepath.Join(dir, "lab1.bob", "hosts"), []byte("# a user's\n"), 0o644)
-	write("lab1.carol", "nameserver 192.0.2.1\n") // a user's own
-	write("lab10.dave", resolvConf("lab10"))      // another lab's
+	write("lab1.carol", "nameserver 192.0.2.1\n")     // a user's own
+	write("lab10.dave", resolvConf("lab10", DNSAddr)) // another lab's
 	if err := removeStaleResolvConfs("lab1"); err != nil {
 		t.Fatal(err)
 	}

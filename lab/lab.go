@@ -330,9 +330,16 @@ func (n *NAT) Set(preset string, settings map[string]string) error {
 	if err := table.ApplySettings(&base, settings); err != nil {
 		return err
 	}
-	base.External = cur.External
+	base.External, base.External6 = cur.External, cur.External6
 	if base.Seed == 0 {
 		base.Seed = cur.Seed
+	}
+	if (cur.IPv6 == table.IPv6NAT64 || base.IPv6 == table.IPv6NAT64) &&
+		(base.IPv6 != cur.IPv6 || base.NAT64PrefixOrDefault() != cur.NAT64PrefixOrDefault()) {
+		// Its hosts' addresses and routes, its devices and the lab's
+		// DNS64 were made for the mode and prefix it started with.
+		return fmt.Errorf("ipv6 nat64 and nat64-prefix stay as the NAT started with them (%s, %s): its hosts, devices and DNS64 follow them",
+			cur.IPv6, cur.NAT64PrefixOrDefault())
 	}
 	if err := base.Validate(); err != nil {
 		return err

@@ -113,6 +113,17 @@ func StartNAT(ctx context.Context, spec NATSpec) (*NAT, error) {
 	if spec.Outside == "" {
 		return nil, errors.New("no outside namespace")
 	}
+	if spec.Behavior.IPv6 == table.IPv6NAT64 {
+		// NAT64 changes each packet's header size, which the offload
+		// backend's super-packets and partial checksums do not allow
+		// for (nat/nat64.go): plain devices.
+		switch spec.Backend {
+		case "", tun.BackendAuto:
+			spec.Backend = tun.BackendWater
+		case tun.BackendOffload:
+			return nil, errors.New("ipv6 nat64 needs the water TUN backend: NAT64 translates single packets, not offload super-packets")
+		}
+	}
 	if err := ns.Check(spec.Outside); err != nil {
 		return nil, fmt.Errorf("outside: %w", err)
 	}
@@ -212,9 +223,9 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 			}
 		}
 	}
-	if spec.Behavior.IPv6 == table.IPv6Routed {
+	if spec.Behavior.IPv6 == table.IPv6Routed || spec.Behavior.IPv6 == table.IPv6NAT64 {
 		// Routed IPv6 keeps the inside addresses: the outside reaches
-		// them through the NAT.
+		// them through the NAT (beside NAT64, native IPv6 is routed).
 		for _, in := range spec.Inside {
 			for _, h := range in.Hosts {
 				if h.Addr().Is6() && !slices.Contains(routes, h.Masked()) {
@@ -261,7 +272,11 @@ func startNAT(ctx context.Context, spec NATSpec, mode forward.ReadMode) (*NAT, e
 		if in.Name != "" {
 			tc.Name = in.Name
 		}
-		tc.Routes = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+		tc.Routes = nil
+		if !hasIPv6(in.Hosts) || hasIPv4(in.Hosts) {
+			// An IPv6-only host (behind NAT64) has no IPv4 route.
+			tc.Routes = append(tc.Routes, netip.PrefixFrom(netip.IPv4Unspecified(), 0))
+		}
 		if hasIPv6(in.Hosts) {
 			// No router advertisements on a TUN port: the default
 			// route is set, as the IPv4 one is.
@@ -316,6 +331,16 @@ func sweepInterval(c table.Config) time.Duration {
 func hasIPv6(ps []netip.Prefix) bool {
 	for _, p := range ps {
 		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// hasIPv4 reports whether any prefix is IPv4.
+func hasIPv4(ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Addr().Is4() {
 			return true
 		}
 	}

@@ -171,6 +171,7 @@ func (p *parser) parse(data []byte) *Topology {
 	p.checkPaths(nats)
 	p.checkNPTv6(nats)
 	p.checkNAT66(nats)
+	p.checkNAT64(nats, natMaps)
 	p.assign(nats, hosts)
 	p.checkMTUs(nats, hosts)
 
@@ -360,7 +361,9 @@ func (p *parser) parseNAT(i int, m map[string]any) *natDraft {
 		} else {
 			n.Inside, n.Gateway, d.insideOK = pf, pf.Addr().Next(), true
 		}
-	} else if _, present := m[keyInside]; !present {
+	} else if _, present := m[keyInside]; !present && isNAT64(m) {
+		d.insideOK = true // IPv6-only: a network without an IPv4 range
+	} else if !present {
 		p.errorf(n.Line, "%s: missing required key \"inside\" (its inside network, e.g. inside = \"10.0.1.0/24\")", d.who)
 	}
 

@@ -33,7 +33,7 @@ type parseErrorCase struct {
 
 // parseErrorCases is every rule's case, for TestParseErrors and as
 // FuzzParse's seeds.
-var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, nat66ErrorCases, referenceErrorCases, eventErrorCases, mtuErrorCases)
+var parseErrorCases = slices.Concat(shapeErrorCases, addressErrorCases, address6ErrorCases, nptv6ErrorCases, nat66ErrorCases, nat64ErrorCases, referenceErrorCases, eventErrorCases, mtuErrorCases)
 
 // shapeErrorCases are the rules on the file's shape (TOML, tables), its
 // keys, names and settings.

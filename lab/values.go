@@ -255,6 +255,8 @@ func settingText(set table.Setting, v any) (string, error) {
 		want = `a duration string such as "30s", "5m" or "2h"`
 	case table.KindPortRange:
 		want = `a string "LO-HI" such as "20000-29999"`
+	case table.KindPrefix:
+		want = `a prefix string such as "64:ff9b::/96"`
 	default:
 		want = "a string"
 	}

@@ -106,6 +106,10 @@ type Result struct {
 	// ReplyLen > 0 means reply[:ReplyLen] holds an ICMP error the NAT
 	// generated, to be sent back out of the port the packet came in on.
 	ReplyLen int
+	// Len > 0 is the forwarded packet's new length: NAT64 changes the
+	// header's size (it may grow into the buffer's capacity, by at most
+	// header.NAT64Growth). 0: the length is unchanged.
+	Len int
 }
 
 // Engine translates packets. It is safe for concurrent use: the router
@@ -163,6 +167,9 @@ type Engine struct {
 	shared6 *table.Shared
 	alias6  *table.Aliases6
 	frags66 frag66 // where later IPv6 fragments from outside go (frag66.go)
+	// aliases are the IPv6 hosts' IPv4 aliases for NAT64 (nat64.go),
+	// fixed at New.
+	aliases aliases
 
 	observer atomic.Pointer[func(Event)]
 	tracing  atomic.Bool
@@ -242,12 +249,16 @@ func New(cfg Config) (*Engine, error) {
 	e.icmpLimit.set(e.cfg.Table.ICMPRate, e.cfg.Table.ICMPInterval)
 	e.setMTUs()
 	e.ipID.Store(rand.Uint32())
+
 	exts := make(map[netip.Addr]uint32, len(e.external))
 	for i, a := range e.external {
 		exts[a] = uint32(i)
 	}
 	e.extIndex = newAddrIndex(exts)
 	e.ownHasExternal = len(e.external) <= 8
+	if e.aliases, err = newAliases(cfg.Inside); err != nil {
+		return nil, err
+	}
 	if err := e.setInsideLocked(cfg.Inside); err != nil {
 		return nil, err
 	}
@@ -278,6 +289,7 @@ func (e *Engine) setInsideLocked(inside []InsidePort) error {
 			v.portNets[i] = appendNet(v.portNets[i], h.Masked())
 		}
 	}
+	e.aliases.index(inside, hosts)
 	v.hosts = newAddrIndex(hosts)
 	masks := netMasks(nets)
 	v.numNets = len(masks)
@@ -403,7 +415,7 @@ func (e *Engine) Mappings(now time.Time, fn func(MappingInfo)) {
 	var ms []MappingInfo
 	e.shared.Lock().All(func(m *table.Mapping) bool {
 		if m.Expires().After(now) {
-			ms = append(ms, snapshot(m))
+			ms = append(ms, e.snapshot(m))
 		}
 		return true
 	})
@@ -457,7 +469,7 @@ func (e *Engine) LiveMappings(now time.Time) map[table.Protocol]int {
 // listed as it was when it went.
 func (e *Engine) MappingPages(now time.Time, size int, fn func([]MappingInfo) bool) {
 	var page []MappingInfo
-	if e.pages(e.shared, snapshot, now, size, page, fn) {
+	if e.pages(e.shared, e.snapshot, now, size, page, fn) {
 		e.pages(e.shared6, e.snapshot6, now, size, page, fn)
 	}
 }
@@ -511,7 +523,7 @@ func (e *Engine) MappingWindow(now time.Time, first, n, remotes int, fn func(m M
 			}
 			if live >= first && live-first < n {
 				r := row{m: MappingInfo{
-					Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+					Proto: m.Proto(), Internal: e.unalias(m.Internal()), External: m.External(),
 					Created: m.Created(), Expires: m.Expires(),
 					PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
 				}}
@@ -552,7 +564,7 @@ func (e *Engine) Expire(now time.Time) int {
 	var gone []MappingInfo
 	n := e.shared.Lock().Expire(now, func(m *table.Mapping) {
 		if obs != nil {
-			gone = append(gone, snapshot(m))
+			gone = append(gone, e.snapshot(m))
 		}
 	})
 	e.shared.Unlock()

@@ -45,9 +45,10 @@ type MappingInfo struct {
 	PacketsOut, PacketsIn, BytesOut, BytesIn uint64
 }
 
-func snapshot(m *table.Mapping) MappingInfo {
+// snapshot copies what m holds; an alias's host stands in for it (NAT64).
+func (e *Engine) snapshot(m *table.Mapping) MappingInfo {
 	mi := MappingInfo{
-		Proto: m.Proto(), Internal: m.Internal(), External: m.External(),
+		Proto: m.Proto(), Internal: e.unalias(m.Internal()), External: m.External(),
 		Created: m.Created(), Expires: m.Expires(),
 		PacketsOut: m.PacketsOut(), PacketsIn: m.PacketsIn(), BytesOut: m.BytesOut(), BytesIn: m.BytesIn(),
 	}

@@ -50,6 +50,9 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []b
 	if len(b) > 0 && b[0]>>4 == 6 {
 		return q.processVirtio6(in, b, h, reply, now)
 	}
+	if e.v6.Load().mode == table.IPv6NAT64 {
+		return q.processVirtio64(in, b, h, reply, now)
+	}
 	off, ok := h.PartialCsumOffset(b)
 	if !ok {
 		if h.IsGSO() || !h.FinishCsumAt(b) {
@@ -70,6 +73,9 @@ func (q *Queue) ProcessVirtio(in Port, b []byte, h *offload.VirtioHdr, reply []b
 		// the ID the engine gives the whole, so it takes a run of them,
 		// out of the next datagrams' way.
 		segs = h.Segments(b)
+	}
+	if aliasSource(in, b) {
+		return q.dropAliasSource(in, b, now)
 	}
 	res := q.process(in, b, reply, now, segs, segmentWire(b, h))
 	switch {
@@ -135,6 +141,12 @@ func requote(b []byte, h *offload.VirtioHdr, reply []byte, n int) int {
 // drop it with their reasons; a kind of super-packet the kernel does not
 // send is dropped as unsupported.
 func (q *Queue) processVirtio6(in Port, b []byte, h *offload.VirtioHdr, reply []byte, now time.Time) Result {
+	if h.IsGSO() && q.e.v6.Load().mode == table.IPv6NAT64 {
+		pk := packet6{q: q, in: in, now: now, b: b}
+		pk.p.Decode(b)
+		pk.srcIn, pk.dstIn = pk.p.Src, pk.p.Dst
+		return q.e.drop6(&pk, DropNAT64Untranslatable)
+	}
 	if m := q.e.v6.Load().mode; m == table.IPv6NAT66 && h.IsGSO() {
 		return q.nat66Virtio(in, b, h, reply, now)
 	}

@@ -28,6 +28,8 @@ import (
 //     nptv6.go).
 //   - nat66: addresses and ports translated as the IPv4 side's are, to
 //     the first external IPv6 address (nat66.go).
+//   - nat64: IPv6-only inside hosts reach IPv4 through NAT64 (RFC 6146;
+//     nat64.go), and native IPv6 as in routed.
 //
 // Every answer the NAT makes passes the ICMP rate limits. IPv6 takes a
 // path of its own from the IPv4 one: process sends it here only after
@@ -40,9 +42,10 @@ type v6State struct {
 	mode table.IPv6Mode
 	// ext is the NAT's first IPv6 address on its outside port (invalid
 	// when it has none): the source of what it answers from outside.
-	ext netip.Addr
-	npt header.NPTv6 // nptv6 only
-	fw  fwConfig     // routed only
+	ext   netip.Addr
+	npt   header.NPTv6       // nptv6 only
+	fw    fwConfig           // routed only
+	nat64 header.NAT64Prefix // nat64 only
 }
 
 // newV6State derives the IPv6 path's state from c, the inside ports'
@@ -55,7 +58,7 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 			break
 		}
 	}
-	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 || c.IPv6 == table.IPv6NAT66 {
+	if c.IPv6 == table.IPv6Routed || c.IPv6 == table.IPv6NPTv6 || c.IPv6 == table.IPv6NAT66 || c.IPv6 == table.IPv6NAT64 {
 		// The NAT answers from each port's prefix::1 (gateway6): a host
 		// there would never be reached.
 		for h, p := range hosts6 {
@@ -68,6 +71,11 @@ func newV6State(c *table.Config, portNets [][]netip.Prefix, hosts6 map[netip.Add
 	}
 	if c.IPv6 == table.IPv6NAT66 && !st.ext.IsValid() {
 		return nil, errors.New("ipv6 nat66: no external IPv6 address to translate to (give external6, or --external with an IPv6 address)")
+	}
+	if c.IPv6 == table.IPv6NAT64 {
+		var err error
+		st.nat64, err = header.NewNAT64Prefix(c.NAT64PrefixOrDefault())
+		return st, err
 	}
 	if c.IPv6 != table.IPv6NPTv6 {
 		return st, nil
@@ -146,6 +154,8 @@ func (q *Queue) process6(in Port, b []byte, reply []byte, now time.Time, wire in
 		return e.nptv6(&pk, st)
 	case table.IPv6NAT66:
 		return e.nat66(&pk, st)
+	case table.IPv6NAT64:
+		return e.nat64(&pk, st)
 	}
 	return e.routed6(&pk, st)
 }

@@ -464,7 +464,7 @@ func (e *Engine) unalias6(a netip.AddrPort) netip.AddrPort {
 // snapshot6 is snapshot for a mapping of the nat66 table (under a lock
 // of shared6), its endpoints the IPv6 ones.
 func (e *Engine) snapshot6(m *table.Mapping) MappingInfo {
-	mi := snapshot(m)
+	mi := e.snapshot(m)
 	e.unaliasInfo(&mi)
 	return mi
 }

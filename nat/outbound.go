@@ -133,7 +133,7 @@ func (e *Engine) outbound(pk *packet) Result {
 	var info MappingInfo
 	var notes traceNote
 	if created {
-		info = snapshot(m)
+		info = e.snapshot(m)
 		notes = noteCreated
 	}
 	if p.MoreFrags && !hairpin {

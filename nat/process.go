@@ -56,12 +56,12 @@ func (e *Engine) trace(pk *packet, v Verdict, out Port, notes traceNote) {
 // emitPacket is trace's slow path, apart so that trace inlines.
 func (e *Engine) emitPacket(pk *packet, v Verdict, out Port, notes traceNote) {
 	p := &pk.p
-	ev := Event{Kind: EventDrop, Time: pk.now, Verdict: v, In: pk.in, Proto: table.Protocol(p.IPProto), Src: p.Src, Dst: p.Dst}
+	ev := Event{Kind: EventDrop, Time: pk.now, Verdict: v, In: pk.in, Proto: table.Protocol(p.IPProto), Src: e.unalias(p.Src), Dst: e.unalias(p.Dst)}
 	if v == Forward {
 		ev.Kind, ev.Out = EventTranslated, out
-		ev.Src = netip.AddrPortFrom(netip.AddrFrom4(pk.srcIn), pk.sportIn)
-		ev.Dst = netip.AddrPortFrom(netip.AddrFrom4(pk.dstIn), pk.dportIn)
-		ev.NewSrc, ev.NewDst = p.Src, p.Dst
+		ev.Src = e.unalias(netip.AddrPortFrom(netip.AddrFrom4(pk.srcIn), pk.sportIn))
+		ev.Dst = e.unalias(netip.AddrPortFrom(netip.AddrFrom4(pk.dstIn), pk.dportIn))
+		ev.NewSrc, ev.NewDst = e.unalias(p.Src), e.unalias(p.Dst)
 		ev.Created = notes&noteCreated != 0
 		ev.Hairpin = notes&noteHairpin != 0
 		ev.ICMPError = notes&noteICMPError != 0
@@ -90,6 +90,9 @@ func (e *Engine) Prefetch(in Port, pkts [][]byte) { e.q0.Prefetch(in, pkts) }
 
 // Process is Engine.Process through q.
 func (q *Queue) Process(in Port, b []byte, reply []byte, now time.Time) Result {
+	if aliasSource(in, b) {
+		return q.dropAliasSource(in, b, now)
+	}
 	return q.process(in, b, reply, now, 1, 0)
 }
 
@@ -122,10 +125,17 @@ func (q *Queue) process(in Port, b []byte, reply []byte, now time.Time, segs, wi
 	pk.b = b[:pk.p.Length]
 	pk.srcIn, pk.sportIn = pk.p.Src.Addr().As4(), pk.p.Src.Port()
 	pk.dstIn, pk.dportIn = pk.p.Dst.Addr().As4(), pk.p.Dst.Port()
+	var res Result
 	if in == Outside {
-		return e.inbound(&pk)
+		res = e.inbound(&pk)
+	} else {
+		res = e.outbound(&pk)
 	}
-	return e.outbound(&pk)
+	if res.Verdict == Forward && res.Out != Outside && pk.b[ipv4Dst] == aliasFirst {
+		// To an IPv6 host behind NAT64 (nat64.go).
+		return e.toInside6(&pk, res)
+	}
+	return res
 }
 
 // Prefetch starts the mapping-table loads that translating a batch of

@@ -44,8 +44,9 @@ const (
 
 	DropIPv6Aliases // mode nat66: the alias map of IPv6 addresses is full
 	// Path MTU (pmtu.go).
-	DropTooBig        // too big for the next link and may not be fragmented; ICMP 3/4 or Packet Too Big sent back
-	DropPMTUBlackhole // too big for the next link, dropped silently (setting pmtu-blackhole)
+	DropTooBig              // too big for the next link and may not be fragmented; ICMP 3/4 or Packet Too Big sent back
+	DropPMTUBlackhole       // too big for the next link, dropped silently (setting pmtu-blackhole)
+	DropNAT64Untranslatable // mode nat64: a packet gonat does not translate between IPv6 and IPv4
 	numVerdicts
 )
 
@@ -81,6 +82,7 @@ var verdictNames = [numVerdicts]string{
 	DropFirewall:                "firewall",
 	DropTooBig:                  "too-big",
 	DropPMTUBlackhole:           "pmtu-blackhole",
+	DropNAT64Untranslatable:     "nat64-untranslatable",
 }
 
 // verdictMeanings say in a line what each verdict means, for people:
@@ -114,6 +116,7 @@ var verdictMeanings = [numVerdicts]string{
 	DropIPv6Reject:              "IPv6 with ipv6 mode reject: from inside refused at once with an ICMPv6 destination unreachable, no route (rate-limited), as a router without an IPv6 route answers; from outside dropped",
 	DropIPv6Filtered:            "IPv6 from outside, ipv6 mode routed: no live session of the firewall admits it under the filtering behaviour (RFC 6092), or an ICMPv6 error quoting no live session",
 	DropIPv6Aliases:             "IPv6 with ipv6 mode nat66: a new mapping or session needed an alias for an IPv6 address and the alias map was full (its limit is limit-mappings plus limit-sessions); from inside an ICMPv6 destination unreachable, administratively prohibited, goes back (rate-limited)",
+	DropNAT64Untranslatable:     "with ipv6 mode nat64, a packet gonat does not translate between IPv6 and IPv4: a fragment, a super-packet from a device with offloads, UDP from IPv6 without a checksum, an ICMP type RFC 7915 drops, or an ICMP error about no packet of an inside host",
 	DropFirewall:                "refused by a rule of the firewall setting (a profile such as block-udp or web-only, or a rule list): going out before translation, coming in after its mapping was found",
 	DropTooBig:                  "larger than the MTU of the link it would leave by, with DF set (or IPv6, which routers never fragment): an ICMP fragmentation needed (3/4) or ICMPv6 Packet Too Big with that MTU goes back to the sender, rate-limited, for path MTU discovery",
 	DropPMTUBlackhole:           "larger than the MTU of the link it would leave by, with DF set or IPv6, and dropped without a word (setting pmtu-blackhole): the path MTU black hole of RFC 2923",

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/gonat/gonat/header"
 )
 
 // Default timeouts and port range. The UDP and TCP values are the RFCs'
@@ -157,6 +159,19 @@ type Config struct {
 	// next link (IPv4 with DF, any IPv6) are dropped without the ICMP
 	// error that path MTU discovery needs (RFC 2923 section 2.1).
 	PMTUBlackhole bool
+	// NAT64Prefix is where IPv6 mode nat64 embeds IPv4 addresses (RFC
+	// 6052); the zero prefix means the well-known 64:ff9b::/96. Stored
+	// for the engine.
+	NAT64Prefix netip.Prefix
+}
+
+// NAT64PrefixOrDefault is NAT64Prefix, or the well-known prefix when it
+// is not set.
+func (c *Config) NAT64PrefixOrDefault() netip.Prefix {
+	if c.NAT64Prefix.IsValid() {
+		return c.NAT64Prefix
+	}
+	return header.NAT64WellKnown
 }
 
 // DefaultConfig returns the recommended behaviour (RFC 4787 REQ-1, REQ-8 and
@@ -285,7 +300,7 @@ func (c Config) WithPreset(p Config) Config {
 	p.LimitMappingsPerHost, p.LimitSessionsPerMapping = c.LimitMappingsPerHost, c.LimitSessionsPerMapping
 	p.LimitMappings, p.LimitSessions = c.LimitMappings, c.LimitSessions
 	p.ICMPRate, p.ICMPInterval = c.ICMPRate, c.ICMPInterval
-	p.IPv6, p.Firewall, p.PMTUBlackhole = c.IPv6, c.Firewall, c.PMTUBlackhole
+	p.IPv6, p.NAT64Prefix, p.Firewall, p.PMTUBlackhole = c.IPv6, c.NAT64Prefix, c.Firewall, c.PMTUBlackhole
 	return p
 }
 
@@ -390,6 +405,11 @@ func (c *Config) Validate() error {
 		// Two inside hosts sharing an external endpoint could not be told
 		// apart when one sends to the other's (their shared) endpoint.
 		add("port-overloading: cannot be combined with hairpinning; set hairpin=false or port-overloading=false")
+	}
+	if c.NAT64Prefix.IsValid() {
+		if _, err := header.NewNAT64Prefix(c.NAT64Prefix); err != nil {
+			add("%s: want a prefix of length 32, 40, 48, 56, 64 or 96", err)
+		}
 	}
 	if c.UDPUnrepliedTimeout < 0 {
 		add("udp-unreplied-timeout %v: must be >= 0 (0: off)", c.UDPUnrepliedTimeout)

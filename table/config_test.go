@@ -283,7 +283,7 @@ func TestWithPreset(t *testing.T) {
 		"LinuxLowPorts", "Parity", "Pooling", "Hairpin", "UDPTimeout", "UDPUnrepliedTimeout",
 		"TCPEstablishedTimeout", "TCPTransitoryTimeout", "ICMPTimeout", "InboundRefresh", "PortHold"}
 	kept := []string{"External", "External6", "Seed", "LimitMappingsPerHost", "LimitSessionsPerMapping",
-		"LimitMappings", "LimitSessions", "ICMPRate", "ICMPInterval", "IPv6", "Firewall", "PMTUBlackhole"}
+		"LimitMappings", "LimitSessions", "ICMPRate", "ICMPInterval", "IPv6", "NAT64Prefix", "Firewall", "PMTUBlackhole"}
 	p, err := Preset("symmetric")
 	if err != nil {
 		t.Fatal(err)
@@ -304,6 +304,7 @@ func TestWithPreset(t *testing.T) {
 	}
 	c.External = []netip.Addr{netip.MustParseAddr("198.51.100.9")}
 	c.External6 = []netip.Addr{netip.MustParseAddr("2001:db8::9")}
+	c.NAT64Prefix = netip.MustParsePrefix("2001:db8:64::/96")
 	if c.Firewall, err = ParseFirewall("block-udp"); err != nil {
 		t.Fatal(err)
 	}

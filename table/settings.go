@@ -11,9 +11,12 @@ package table
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gonat/gonat/header"
 )
 
 // Setting names: the words of flags and topology keys.
@@ -45,6 +48,7 @@ const (
 	SettingIPv6                    = "ipv6"
 	SettingFirewall                = "firewall"
 	SettingPMTUBlackhole           = "pmtu-blackhole"
+	SettingNAT64Prefix             = "nat64-prefix"
 )
 
 // SettingKind is the type of a setting's value.
@@ -63,6 +67,8 @@ const (
 	KindPortRange
 	// KindInt takes an integer; a topology file takes a TOML integer.
 	KindInt
+	// KindPrefix takes an IP prefix such as 64:ff9b::/96.
+	KindPrefix
 )
 
 // Setting is one behaviour setting.
@@ -241,7 +247,7 @@ var settings = []Setting{
 	},
 	{
 		Name: SettingIPv6, Kind: KindWord, Words: append([]string(nil), ipv6ModeNames[:]...),
-		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296) | nat66 (address and port translation, as IPv4's, to external6)",
+		Help: "what the NAT does with IPv6: none (unreachable, prohibited, to inside hosts) | blackhole (silently lost) | reject (unreachable, no route) | routed (forwarded through a stateful firewall) | nptv6 (prefix translation, RFC 6296) | nat66 (address and port translation, as IPv4's, to external6) | nat64 (IPv6-only inside, IPv4 reached through NAT64, RFC 6146)",
 		apply: func(c *Config, v string) error {
 			m, err := ParseIPv6Mode(v)
 			if err == nil {
@@ -265,6 +271,22 @@ var settings = []Setting{
 	},
 	boolSetting(SettingPMTUBlackhole, "drop packets too big for the next link silently instead of answering with ICMP fragmentation needed or Packet Too Big, as a path MTU black hole does (true|false)",
 		func(c *Config) *bool { return &c.PMTUBlackhole }),
+	{
+		Name: SettingNAT64Prefix, Kind: KindPrefix,
+		Help: "with ipv6 nat64, the IPv6 `prefix` IPv4 addresses are embedded in (RFC 6052: /32, /40, /48, /56, /64 or /96; default the well-known 64:ff9b::/96)",
+		apply: func(c *Config, v string) error {
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+				return wantErr("an IPv6 prefix such as 64:ff9b::/96")
+			}
+			if _, err := header.NewNAT64Prefix(p); err != nil {
+				return wantErr("a prefix of length 32, 40, 48, 56, 64 or 96, bits 64-71 zero (RFC 6052)")
+			}
+			c.NAT64Prefix = p.Masked()
+			return nil
+		},
+		value: func(c *Config) string { return c.NAT64PrefixOrDefault().String() },
+	},
 }
 
 // IPv6Mode is what a NAT does with IPv6 packets. The engine acts on it;
@@ -295,10 +317,15 @@ const (
 	// its mapping, filtering, port and timeout settings, to the NAT's
 	// first external IPv6 address.
 	IPv6NAT66
+	// IPv6NAT64: the inside network is IPv6-only and reaches IPv4 through
+	// stateful NAT64 (RFC 6146), IPv4 addresses embedded in
+	// Config.NAT64Prefix (RFC 6052), as on a mobile carrier's network.
+	IPv6NAT64
 )
 
 var ipv6ModeNames = [...]string{
 	IPv6None: "none", IPv6Blackhole: "blackhole", IPv6Reject: "reject", IPv6Routed: "routed", IPv6NPTv6: "nptv6", IPv6NAT66: "nat66",
+	IPv6NAT64: "nat64",
 }
 
 // ParseIPv6Mode parses an IPv6 mode's name.

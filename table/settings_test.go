@@ -23,6 +23,8 @@ func otherValue(t *testing.T, s Setting, c Config) string {
 		candidates = []string{"2000-3000", "4000-5000"}
 	case KindInt:
 		candidates = []string{"42", "43"}
+	case KindPrefix:
+		candidates = []string{"64:ff9b::/96", "2001:db8:64::/96"}
 	}
 	for _, v := range candidates {
 		d := c
@@ -199,15 +201,32 @@ func TestIPv6Setting(t *testing.T) {
 	if m := DefaultConfig().IPv6; m != IPv6None {
 		t.Fatalf("default IPv6 mode %v, want none", m)
 	}
-	for _, m := range []IPv6Mode{IPv6None, IPv6Blackhole, IPv6Reject, IPv6Routed, IPv6NPTv6} {
+	for _, m := range []IPv6Mode{IPv6None, IPv6Blackhole, IPv6Reject, IPv6Routed, IPv6NPTv6, IPv6NAT64} {
 		c := DefaultConfig()
 		if err := ApplySetting(&c, SettingIPv6, m.String()); err != nil || c.IPv6 != m {
 			t.Errorf("ipv6 %s: got %v, %v", m, c.IPv6, err)
 		}
 	}
 	c := DefaultConfig()
-	err := ApplySetting(&c, SettingIPv6, "nat64")
+	err := ApplySetting(&c, SettingIPv6, "nat46")
 	if err == nil || !strings.Contains(err.Error(), "routed") || !strings.Contains(err.Error(), "ipv6") {
-		t.Fatalf("ipv6 nat64: %v", err)
+		t.Fatalf("ipv6 nat46: %v", err)
+	}
+}
+
+// The nat64-prefix setting defaults to the well-known prefix and takes
+// the RFC 6052 lengths only, saying so.
+func TestNAT64PrefixSetting(t *testing.T) {
+	c := DefaultConfig()
+	if s, _ := LookupSetting(SettingNAT64Prefix); s.Value(c) != "64:ff9b::/96" {
+		t.Fatalf("default %q", s.Value(c))
+	}
+	if err := ApplySetting(&c, SettingNAT64Prefix, "2001:db8:64::/48"); err != nil || c.NAT64PrefixOrDefault().String() != "2001:db8:64::/48" {
+		t.Fatalf("/48: %v, %v", c.NAT64Prefix, err)
+	}
+	for _, bad := range []string{"2001:db8::/33", "192.0.2.0/24", "64:ff9b::"} {
+		if err := ApplySetting(&c, SettingNAT64Prefix, bad); err == nil || !strings.Contains(err.Error(), "nat64-prefix") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

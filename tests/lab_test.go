@@ -38,10 +38,20 @@ func nodeUDP(t *testing.T, l *labtest.Lab, node, laddr string) *net.UDPConn {
 }
 
 // waitSTUN waits until the STUN server a host command started answers
-// from node.
+// from node (over IPv6 when server is IPv6).
 func waitSTUN(t *testing.T, l *labtest.Lab, node string, server netip.AddrPort) netip.AddrPort {
 	t.Helper()
-	c := nodeUDP(t, l, node, ":0")
+	var c *net.UDPConn
+	if server.Addr().Is6() {
+		pc, err := ns.ListenPacket(l.Node(node).Namespace)("udp6", "[::]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		c = pc.(*net.UDPConn)
+	} else {
+		c = nodeUDP(t, l, node, ":0")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for {
@@ -56,7 +66,8 @@ func waitSTUN(t *testing.T, l *labtest.Lab, node string, server netip.AddrPort) 
 }
 
 // Every example comes up, and every private host reaches the public STUN
-// server, which sees the outermost NAT's external address.
+// server, which sees the outermost NAT's external address (an IPv6-only
+// host behind a NAT64 at the server's address in the NAT64 prefix).
 func TestExamplesComeUp(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*.toml")
 	if len(files) < 3 {
@@ -81,7 +92,7 @@ func TestExamplesComeUp(t *testing.T) {
 				}
 				path := topo.Path(h.Network)
 				outer := path[len(path)-1]
-				m := waitSTUN(t, l, h.Name, server)
+				m := waitSTUN(t, l, h.Name, netip.AddrPortFrom(topo.Reach(h.Network, server.Addr()), server.Port()))
 				if m.Addr() != outer.External[0] && !contains(outer.External, m.Addr()) {
 					t.Errorf("%s (behind %s) seen as %s; want the outermost NAT %s's external address %v",
 						h.Name, names(path), m, outer.Name, outer.External)

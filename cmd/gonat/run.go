@@ -36,7 +36,9 @@ Dual stack: an --inside may list IPv6 prefixes beside its IPv4 ones
 (lan=10.0.0.2/24,fd00:1::2/64), and --external IPv6 addresses beside the
 IPv4 ones; the ports then carry IPv6 (addresses without duplicate address
 detection, ::/0 through the inside ports, the external IPv6 addresses
-routed to the outside port, no router advertisements).
+routed to the outside port, no router advertisements). With --ipv6 nat64
+an --inside may be IPv6-only (lan=fd00:64::2/64): its hosts reach IPv4
+at addresses in the NAT64 prefix (64:ff9b::203.0.113.10).
 
 gonat prints a line starting with "ready" once every port is up, and on
 Ctrl-C (SIGINT) or SIGTERM removes every device and route it made.
@@ -154,6 +156,13 @@ func runCmd(args []string) error {
 	}
 	behavior.External6 = ext6
 	spec.Behavior = behavior
+	for i, in := range spec.Inside {
+		// Behind NAT64 a port's hosts may be IPv6-only: the engine
+		// translates their packets to IPv4 (nat/nat64.go).
+		if !slices.ContainsFunc(in.Hosts, func(h netip.Prefix) bool { return h.Addr().Is4() }) && behavior.IPv6 != table.IPv6NAT64 {
+			return usageErr("--inside %q: no IPv4 ADDR/PREFIX: each port needs one (e.g. 10.0.0.2/24) beside its IPv6 ones, as the engine translates IPv4 (or --ipv6 nat64 for IPv6-only hosts)", inside.vals[i])
+		}
+	}
 	if err := checkOutsideMTU(*outsideMTU, len(ext6) > 0); err != nil {
 		return err
 	}
@@ -330,21 +339,20 @@ func parseExternal(vals []string) (ext, ext6 []netip.Addr, err error) {
 }
 
 // parseInside reads NS=ADDR/PREFIX[,ADDR/PREFIX...]: IPv4 prefixes and
-// IPv6 ones beside them (10.0.0.2/24,fd00:1::2/64).
+// IPv6 ones beside them (10.0.0.2/24,fd00:1::2/64), or IPv6 ones only,
+// which the caller allows with --ipv6 nat64.
 func parseInside(v string) (lab.InsideSpec, error) {
 	name, addrs, ok := strings.Cut(v, "=")
 	if !ok || name == "" || addrs == "" {
 		return lab.InsideSpec{}, fmt.Errorf("want NS=ADDR/PREFIX[,ADDR/PREFIX...], e.g. lan=10.0.0.2/24,fd00:1::2/64")
 	}
 	in := lab.InsideSpec{Namespace: name}
-	has4 := false
 	for _, s := range strings.Split(addrs, ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
 			return lab.InsideSpec{}, fmt.Errorf("%q is not an ADDR/PREFIX such as 10.0.0.2/24 or fd00:1::2/64", s)
 		}
 		if p.Addr().Is4() {
-			has4 = true
 			if p.Addr() == p.Masked().Addr() && p.Bits() < 31 {
 				return lab.InsideSpec{}, fmt.Errorf("%s is a network address; give the host's address, e.g. %s", p, p.Masked().Addr().Next())
 			}
@@ -355,9 +363,6 @@ func parseInside(v string) (lab.InsideSpec, error) {
 			return lab.InsideSpec{}, fmt.Errorf("%s given twice", p.Addr())
 		}
 		in.Hosts = append(in.Hosts, p)
-	}
-	if !has4 {
-		return lab.InsideSpec{}, fmt.Errorf("no IPv4 ADDR/PREFIX: each port needs one (e.g. 10.0.0.2/24) beside its IPv6 ones, as the engine translates IPv4")
 	}
 	return in, nil
 }
