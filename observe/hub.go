@@ -27,6 +27,9 @@ type Event struct {
 	Reason   string    `json:"reason,omitempty"`   // DROP: filtered, no-mapping, ...
 	Node     string    `json:"node,omitempty"`     // network events: the node it happened to
 	Action   string    `json:"action,omitempty"`   // LINK: down | up
+	// Count is, on a DROP line for a link's drops (DropLines), how many
+	// packets were dropped for Reason since the line before.
+	Count uint64 `json:"count,omitempty"`
 
 	// Packet events (XLATE, REFRESH, DROP): which way the packet came
 	// (outbound from an inside port, inbound from the outside), its
