@@ -310,3 +310,20 @@ func TestSetImpairAtRunTime(t *testing.T) {
 		t.Error("SetImpair of a port the Router lacks: no error")
 	}
 }
+
+// A link impaired for one family (family=) decides only that family's
+// packets; the other's pass at once, as if nothing were set.
+func TestImpairOneFamily(t *testing.T) {
+	const now = int64(1e9)
+	st := &impairState{in: make([]*impair.Impairer, 2), out: []*impair.Impairer{impair.New(impair.MustParse("family=ipv6 loss=100%"), 1, 0), nil}}
+	if d := st.decide(1, 0, now, 6, 100); d.Drop != impair.Loss {
+		t.Errorf("IPv6 under family=ipv6 loss=100%%: %+v, want lost", d)
+	}
+	if d := st.decide(1, 0, now, 4, 100); d.Drop != impair.Pass || d.Due != now {
+		t.Errorf("IPv4 under family=ipv6 loss=100%%: %+v, want passed at once", d)
+	}
+	st.in[1] = impair.New(impair.MustParse("family=ipv4 delay=10ms"), 1, 1)
+	if d := st.decide(1, 0, now, 4, 100); d.Drop != impair.Pass || d.Due != now+int64(10*time.Millisecond) {
+		t.Errorf("IPv4 in under family=ipv4 delay=10ms, out under family=ipv6: %+v, want delayed 10 ms", d)
+	}
+}
