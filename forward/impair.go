@@ -152,9 +152,12 @@ func (r *Router) storeImpair() {
 	r.imp.Store(st)
 }
 
-// applies reports whether a packet from port in to port to is impaired.
-func (st *impairState) applies(in, to nat.Port) bool {
-	return st.in[in] != nil || st.out[to] != nil
+// applies reports whether a packet of IP version v from port in to port
+// to is impaired: a link impaired for the other family (family=) leaves
+// it alone, a super-packet whole.
+func (st *impairState) applies(in, to nat.Port, v uint8) bool {
+	a, b := st.in[in], st.out[to]
+	return (a != nil && a.Matches(v)) || (b != nil && b.Matches(v))
 }
 
 // decide is the fate of a packet of IP version v from port in to port
