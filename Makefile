@@ -66,13 +66,14 @@ demo: build
 	@scripts/deps.sh
 	./$(BIN) demo
 
-# Go micro-benchmarks (translate paths, table lookups), then the data path
-# against the kernel: kernel routing, kernel NAT and gonat with each TUN
-# backend between the same namespaces (needs root; iperf3 and nftables are
-# installed with apt-get if missing, after saying so). The table also goes
-# to bench/results.md and bench/results.json.
+# Go micro-benchmarks (translate paths, table lookups, the impairment
+# hook), then the data path against the kernel: kernel routing, kernel NAT
+# and gonat with each TUN backend, with impairment, and over IPv6 beside
+# the kernel's IPv6 forwarding, between the same namespaces (needs root;
+# iperf3 and nftables are installed with apt-get if missing, after saying
+# so). The table also goes to bench/results.md and bench/results.json.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/ ./forward/
 	$(GO) run ./bench -gonat $(BIN) -out bench
 
 # The scale benchmark: `gonat lab up` of a lab of N NATs (one host each)
