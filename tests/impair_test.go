@@ -25,6 +25,7 @@ import (
 func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
 	tp := newTopo(t)
 	tp.startNAT("--seed", seed, "--impair-out", "loss=10%")
+	deepTUNQueue(t, tp.A)
 	srv := udp(t, tp.WAN, net.JoinHostPort(srv1.String(), "7000"))
 	cl := udp(t, tp.A, ":0")
 	arrived, _ := sendNumbered(t, cl, srv, n)
@@ -39,6 +40,17 @@ func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
 		}
 	}
 	return lost, packetCount(tp.stderr.String(), "impair-loss")
+}
+
+// deepTUNQueue lets gonat's TUN device in namespace n hold a second of
+// the numbered datagrams (10,000) while gonat is not scheduled: on a
+// loaded machine its default queue overflows, and datagrams lost before
+// gonat would shift every impairment decision after them.
+func deepTUNQueue(t *testing.T, n string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", n, "link", "set", "gnat0", "txqueuelen", "10000").CombinedOutput(); err != nil {
+		t.Fatalf("txqueuelen: %v: %s", err, out)
+	}
 }
 
 // arrival is a numbered datagram as it reached its receiver.

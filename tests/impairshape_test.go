@@ -20,6 +20,7 @@ func TestImpairShape(t *testing.T) {
 	iperf3 := privtest.Tool(t, "iperf3")
 	tp := newTopo(t)
 	tp.startNAT("--seed", "2121")
+	deepTUNQueue(t, tp.A)
 	srv := udp(t, tp.WAN, net.JoinHostPort(srv1.String(), "7000"))
 	cl := udp(t, tp.A, ":0")
 	impairNAT := func(spec string) {
