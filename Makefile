@@ -49,7 +49,7 @@ test: deps lint
 # lifecycle, host commands, labtest, traversal outcomes, observation,
 # impairments and timeouts, which sit above the TUN reader): the water
 # pass would only repeat them, at half its time.
-BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke|TestFilteringSweep|TestLimitOneHostFlood|TestLimitOutsideSYNFlood|TestSpoofedInsideSourceDropped|TestMartianSourcesDropped|TestMartianDestinationsNotSent|TestBadHeaderChecksumDropped|TestICMPErrorsRateLimited|TestRunDualStackBadFlags|TestImpairBadSpec|TestRunDoubleStartRefused|TestRunRestartAfterKill9|TestPcapSymlinkRefused|TestWebEventStreamsCapped|TestWebNonLoopbackRefused|TestLabUpWarnsAndHoldsNamespaces|TestLabDNS|TestLabDNSRemoveAfterCrash|TestHappyEyeballsInLab|TestDualStackNestedLab|TestTCPForgedTeardown|TestNetnsSetupScript|TestDemo|TestTwoLabsSideBySide|TestLabVerify|TestVerifyCatchesMismatch|TestFirewallBlockUDP|TestFirewallWebOnly|TestIPv6NPTv6|TestHappyEyeballsDualStack|TestIPv6Refused|TestRunDualStackPorts|TestRebindReboot|TestScheduledEvents|TestWebViewLive|TestLabPcapDir|TestTableWatch|TestTableJSON|TestMetrics|TestExamplesComeUp|TestLabImpairAtRunTime|TestImpairLossSeeded|TestImpairDelayPing|TestLabSetAndFlush|TestPeersThroughLabExec|TestLabHostImpairLoss|TestUDPMappingExpires|TestLinkDownUp|TestSTUNOverIPv6Routed|TestMatrixIPv6|TestSTUNOverIPv6NAT66|TestIPv6NAT66|TestRebindTCP|TestHostMove|TestNAT64DNS64)$$
+BACKEND_FREE := ^(TestMatrix|TestICEJudge|TestLabLifecycleCLI|TestHelpAndVersion|TestHelpTeaches|TestRunBadFlags|TestLabValidate|TestMakeInstall|TestLabtestFromAnotherModule|TestLabHostCommandsInBackground|TestHostReadiness|TestLabUpForegroundShowsHostOutput|TestLabUpFailsOnHostExit|TestLabSeeds|TestRunSeedDrawnAndRepeatable|TestPeerReportAfterNATChange|TestPeerStrictAndPermissive|TestRunNameNamesNAT|TestWebViewLabStable|TestLabDownAll|TestLabCLIAndCrash|TestProbeProgressAndWaits|TestLabUpDetachedLogsEvents|TestSoakSmoke|TestFilteringSweep|TestLimitOneHostFlood|TestLimitOutsideSYNFlood|TestSpoofedInsideSourceDropped|TestMartianSourcesDropped|TestMartianDestinationsNotSent|TestBadHeaderChecksumDropped|TestICMPErrorsRateLimited|TestRunDualStackBadFlags|TestImpairBadSpec|TestRunDoubleStartRefused|TestRunRestartAfterKill9|TestPcapSymlinkRefused|TestWebEventStreamsCapped|TestWebNonLoopbackRefused|TestLabUpWarnsAndHoldsNamespaces|TestLabDNS|TestLabDNSRemoveAfterCrash|TestHappyEyeballsInLab|TestDualStackNestedLab|TestTCPForgedTeardown|TestNetnsSetupScript|TestDemo|TestTwoLabsSideBySide|TestLabVerify|TestVerifyCatchesMismatch|TestFirewallBlockUDP|TestFirewallWebOnly|TestIPv6NPTv6|TestHappyEyeballsDualStack|TestIPv6Refused|TestRunDualStackPorts|TestRebindReboot|TestScheduledEvents|TestWebViewLive|TestLabPcapDir|TestTableWatch|TestTableJSON|TestMetrics|TestExamplesComeUp|TestLabImpairAtRunTime|TestImpairLossSeeded|TestImpairDelayPing|TestLabSetAndFlush|TestPeersThroughLabExec|TestLabHostImpairLoss|TestUDPMappingExpires|TestLinkDownUp|TestSTUNOverIPv6Routed|TestMatrixIPv6|TestSTUNOverIPv6NAT66|TestIPv6NAT66|TestRebindTCP|TestHostMove|TestNAT64DNS64|TestImpairShape)$$
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
@@ -67,13 +67,14 @@ demo: build
 	@scripts/deps.sh
 	./$(BIN) demo
 
-# Go micro-benchmarks (translate paths, table lookups), then the data path
-# against the kernel: kernel routing, kernel NAT and gonat with each TUN
-# backend between the same namespaces (needs root; iperf3 and nftables are
-# installed with apt-get if missing, after saying so). The table also goes
-# to bench/results.md and bench/results.json.
+# Go micro-benchmarks (translate paths, table lookups, the impairment
+# hook), then the data path against the kernel: kernel routing, kernel NAT
+# and gonat with each TUN backend, with impairment, and over IPv6 beside
+# the kernel's IPv6 forwarding, between the same namespaces (needs root;
+# iperf3 and nftables are installed with apt-get if missing, after saying
+# so). The table also goes to bench/results.md and bench/results.json.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms ./header/ ./table/ ./nat/ ./forward/
 	$(GO) run ./bench -gonat $(BIN) -out bench
 
 # The scale benchmark: `gonat lab up` of a lab of N NATs (one host each)

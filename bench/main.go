@@ -1,6 +1,6 @@
 // Command bench measures gonat against the Linux kernel on this machine:
-// the same client and server namespaces joined seven ways, one after the
-// other in one run,
+// the same client and server namespaces joined in several ways, one after
+// the other in one run,
 //
 //	kernel routing   client -veth- router -veth- server, no NAT (the limit)
 //	kernel NAT       the same with nftables (or iptables) MASQUERADE
@@ -14,8 +14,15 @@
 //	                 device, a reader each (IFF_MULTI_QUEUE)
 //	gonat perdevice  offload with --per-cpu=false: one queue per device,
 //	                 read by a goroutine that waits in Go's netpoller
+//	gonat impair0    offload with an impairer deciding every packet and
+//	                 losing almost none: the cost of the hook
+//	gonat delay50    offload with 50 ms delay towards the server: the
+//	                 traffic held in the delay queue
+//	kernel route6    the kernel routing row over IPv6 (the IPv6 baseline)
+//	gonat routed...  offload over IPv6, one row per --ipv6 mode (ipv6Modes)
 //
-// and prints a table of absolute figures and ratios to the kernel NAT:
+// and prints a table of absolute figures and ratios to the kernel NAT
+// (IPv6 rows: to the kernel's IPv6 forwarding):
 // iperf3 TCP with 1 and 4 streams, UDP 64-byte datagrams (the most the
 // receiver gets at full offered load, the highest rate with almost no
 // loss, and the loss at 40 kpps), ping round-trip latency under light
@@ -103,18 +110,37 @@ func main() {
 }
 
 // newRows returns the rows, in the order they run; natTool names the
-// kernel NAT's tool.
+// kernel NAT's tool. The IPv6 rows are one per mode of ipv6Modes after
+// the kernel's IPv6 forwarding, their baseline.
 func newRows(natTool string) []*row {
-	return []*row{
+	rows := []*row{
 		{Key: "route", Name: "kernel routing (no NAT)"},
 		{Key: "nat", Name: "kernel NAT (" + natTool + " masquerade)"},
 		{Key: "offload", Name: "gonat --tun-backend offload"},
 		{Key: "water", Name: "gonat --tun-backend water"},
-		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String()},
-		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2"},
-		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false"},
+		{Key: "busypoll", Name: "gonat --tun-backend offload --busy-poll " + busyPoll.String(), Flags: []string{"--busy-poll", busyPoll.String()}},
+		{Key: "queues", Name: "gonat --tun-backend offload --tun-queues 2", Flags: []string{"--tun-queues", "2"}},
+		{Key: "perdevice", Name: "gonat --tun-backend offload --per-cpu=false", Flags: []string{"--per-cpu=false"}},
+		// The impairment hook on, deciding every packet and losing
+		// almost none, against the offload row without it.
+		{Key: "impair0", Name: "gonat --tun-backend offload --impair " + impairZero, Flags: []string{"--impair", impairZero}},
+		// The delay queue carrying the traffic (held, then written).
+		{Key: "delay50", Name: "gonat --tun-backend offload --impair-out delay=50ms", Flags: []string{"--impair-out", "delay=50ms"}},
+		{Key: "route6", Name: "kernel IPv6 forwarding", IPv6: "kernel"},
 	}
+	for _, m := range ipv6Modes {
+		rows = append(rows, &row{Key: m, Name: "gonat --tun-backend offload --ipv6 " + m, IPv6: m, Flags: []string{"--ipv6", m}})
+	}
+	return rows
 }
+
+// impairZero is the impair0 row's spec: an impairer on the outside link
+// that decides every packet both ways and loses one in 100,000.
+const impairZero = "loss=0.001%"
+
+// ipv6Modes are gonat's --ipv6 modes measured, each a row over IPv6
+// beside the kernel's IPv6 forwarding in the same topology.
+var ipv6Modes = []string{"routed", "nptv6", "nat66"}
 
 // rowKeys are the rows' keys, in the order they run (-only picks some).
 func rowKeys() []string {

@@ -25,6 +25,12 @@ type row struct {
 	Key     string `json:"key"`
 	Name    string `json:"name"`
 	Skipped string `json:"skipped,omitempty"`
+	// IPv6 is the row's --ipv6 mode ("kernel" for the kernel's IPv6
+	// forwarding): the row measures IPv6 between client and server, and
+	// is compared with the kernel IPv6 row. Empty: IPv4, compared with
+	// the kernel NAT.
+	IPv6  string   `json:"ipv6,omitempty"`
+	Flags []string `json:"-"` // gonat flags beyond the backend's
 
 	TCP1Gbps float64 `json:"tcp_1_stream_gbit_s"`
 	TCP4Gbps float64 `json:"tcp_4_streams_gbit_s"`
@@ -60,19 +66,19 @@ func (r *row) fail(what string, err error) {
 func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 	var t *topo
 	var err error
-	switch r.Key {
-	case "route":
-		t, err = b.kernelTopo(ctx, false, natTool)
-	case "nat":
-		t, err = b.kernelTopo(ctx, true, natTool)
-	case "busypoll":
-		t, err = b.gonatTopo(ctx, "offload", "--busy-poll", busyPoll.String())
-	case "queues":
-		t, err = b.gonatTopo(ctx, "offload", "--tun-queues", "2")
-	case "perdevice":
-		t, err = b.gonatTopo(ctx, "offload", "--per-cpu=false")
+	switch {
+	case r.Key == "route":
+		t, err = b.kernelTopo(ctx, false, false, natTool)
+	case r.Key == "nat":
+		t, err = b.kernelTopo(ctx, true, false, natTool)
+	case r.IPv6 == "kernel":
+		t, err = b.kernelTopo(ctx, false, true, natTool)
+	case r.IPv6 != "":
+		t, err = b.gonatTopo6(ctx, r.IPv6)
+	case r.Key == "water":
+		t, err = b.gonatTopo(ctx, "water", r.Flags...)
 	default:
-		t, err = b.gonatTopo(ctx, r.Key)
+		t, err = b.gonatTopo(ctx, "offload", r.Flags...)
 	}
 	if err != nil {
 		r.Skipped = "setup failed: " + err.Error()
@@ -85,7 +91,7 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		b.measureLatency(ctx, r, t)
 		return
 	}
-	srv, _, err := b.start("ip", "netns", "exec", t.server, "iperf3", "-s", "-B", serverAddr)
+	srv, _, err := b.start("ip", "netns", "exec", t.server, "iperf3", "-s", "-B", t.serverAddr)
 	if err != nil {
 		r.Skipped = "iperf3 server: " + err.Error()
 		return
@@ -97,7 +103,7 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 	}
 	secs := strconv.Itoa(b.secs)
 	iperf := func(args ...string) (*iperfEnd, error) {
-		return b.iperf(ctx, t.client, append([]string{"-t", secs, "-O", "1"}, args...)...)
+		return b.iperf(ctx, t, append([]string{"-t", secs, "-O", "1"}, args...)...)
 	}
 	// TCP: the best of b.runs runs, every row alike, so a neighbour's
 	// burst on a shared machine costs less.
@@ -127,8 +133,11 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 	fmt.Printf("   TCP 4 streams  %6.2f Gbit/s, CPU %.0f%% busy\n", r.TCP4Gbps, r.TCP4Busy)
 	if e, err := iperf("-u", "-l", "64", "-b", "0"); err != nil {
 		r.fail("udp-max", err)
+	} else if s := e.SumReceived; s.LostPackets >= s.Packets {
+		// iperf3 counts what is still in flight at its end as lost: a
+		// delay queue can hold more than was received after it.
+		r.fail("udp-max", fmt.Errorf("iperf3 -u -b 0: %d of %d datagrams counted lost, more than the path can have lost", s.LostPackets, s.Packets))
 	} else {
-		s := e.SumReceived
 		r.UDPkpps = float64(s.Packets-s.LostPackets) / s.Seconds / 1e3
 		r.UDPOffered = float64(e.SumSent.Packets) / e.SumSent.Seconds / 1e3
 		r.UDPLoss = s.LostPercent
@@ -142,16 +151,19 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 		fmt.Printf("   UDP @40 kpps   %6.2f%% lost\n", r.Loss40k)
 	}
 	if r.UDPkpps > 0 {
-		r.UDPZeroLoss = b.lossSearch(ctx, t.client, r.Loss40k)
+		r.UDPZeroLoss = b.lossSearch(ctx, t, r.Loss40k)
 		fmt.Printf("   UDP 64 B       %6.1f kpps with <= %.1f%% loss (search)\n", r.UDPZeroLoss, lowLoss)
 	}
 	stop(srv)
 	b.measureLatency(ctx, r, t)
-	if rate, failed, err := mappings(ctx, t.client, t.server, b.flows); err != nil {
-		r.fail("mappings", err)
-	} else {
-		r.MapsPerSec, r.MapsFailed = rate, failed
-		fmt.Printf("   new mappings   %6.0f /s (%d flows unanswered)\n", rate, failed)
+	// Mappings are IPv4's: routed IPv6 makes none, NPTv6 is stateless.
+	if r.IPv6 == "" {
+		if rate, failed, err := mappings(ctx, t.client, t.server, b.flows); err != nil {
+			r.fail("mappings", err)
+		} else {
+			r.MapsPerSec, r.MapsFailed = rate, failed
+			fmt.Printf("   new mappings   %6.0f /s (%d flows unanswered)\n", rate, failed)
+		}
 	}
 	if t.gonat != nil {
 		if kb, err := peakRSS(t.gonat.Process.Pid); err != nil {
@@ -166,7 +178,7 @@ func (b *bench) measureRow(ctx context.Context, r *row, natTool string) {
 // measureLatency fills the ping RTT column of r (the only one a
 // -latency-only run fills).
 func (b *bench) measureLatency(ctx context.Context, r *row, t *topo) {
-	if p50, p99, err := latency(ctx, t.client, pings); err != nil {
+	if p50, p99, err := latency(ctx, t, pings); err != nil {
 		r.fail("rtt", err)
 	} else {
 		r.RTTp50us, r.RTTp99us = p50, p99
@@ -200,10 +212,10 @@ type iperfEnd struct {
 	SumReceived iperfSum `json:"sum_received"`
 }
 
-// iperf runs one bounded iperf3 client in namespace n and parses its
-// JSON report.
-func (b *bench) iperf(ctx context.Context, n string, args ...string) (*iperfEnd, error) {
-	args = append([]string{"netns", "exec", n, "iperf3", "-c", serverAddr, "-J"}, args...)
+// iperf runs one bounded iperf3 client in t's client namespace and
+// parses its JSON report.
+func (b *bench) iperf(ctx context.Context, t *topo, args ...string) (*iperfEnd, error) {
+	args = append([]string{"netns", "exec", t.client, "iperf3", "-c", t.serverAddr, "-J"}, args...)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.secs+15)*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
@@ -230,9 +242,9 @@ func (b *bench) iperf(ctx context.Context, n string, args ...string) (*iperfEnd,
 // from the client to the server, whose kernel answers; the percentiles
 // of the round trips in microseconds. The server end has no process to
 // wake, so what a path adds shows undiluted.
-func latency(ctx context.Context, client string, count int) (p50, p99 float64, err error) {
-	out, err := sh(ctx, time.Duration(count)*3*time.Millisecond+10*time.Second, "ip", "netns", "exec", client,
-		"ping", "-n", "-i", "0.002", "-W", "1", "-c", strconv.Itoa(count), serverAddr)
+func latency(ctx context.Context, t *topo, count int) (p50, p99 float64, err error) {
+	out, err := sh(ctx, time.Duration(count)*3*time.Millisecond+10*time.Second, "ip", "netns", "exec", t.client,
+		"ping", "-n", "-i", "0.002", "-W", "1", "-c", strconv.Itoa(count), t.serverAddr)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -408,7 +420,7 @@ const lowLoss = 0.5
 // for the highest with at most lowLoss percent lost, between 0 and 250
 // kpps, starting from the 40 kpps run already made. A 40 kpps run that
 // lost more is not tried again: the search then looks below it.
-func (b *bench) lossSearch(ctx context.Context, client string, loss40k float64) float64 {
+func (b *bench) lossSearch(ctx context.Context, t *topo, loss40k float64) float64 {
 	lo, hi := 0.0, 250.0
 	if loss40k <= lowLoss {
 		lo = 40
@@ -419,7 +431,7 @@ func (b *bench) lossSearch(ctx context.Context, client string, loss40k float64) 
 	// a shared machine would otherwise halve the answer.
 	ok := func(kpps float64) bool {
 		for range 2 {
-			e, err := b.iperf(ctx, client, "-t", "2", "-u", "-l", "64", "-b", strconv.Itoa(int(kpps*1000)*64*8))
+			e, err := b.iperf(ctx, t, "-t", "2", "-u", "-l", "64", "-b", strconv.Itoa(int(kpps*1000)*64*8))
 			if err == nil && e.SumReceived.LostPercent <= lowLoss {
 				return true
 			}

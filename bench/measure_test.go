@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,34 @@ func TestMarkdownCPUBusy(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// IPv6 rows are compared with the kernel's IPv6 forwarding, the others
+// with the kernel NAT; with no baseline measured a row has no ratios.
+func TestRatiosPerFamily(t *testing.T) {
+	res := results{Rows: []*row{
+		{Key: "nat", TCP1Gbps: 20, RTTp50us: 10, RTTp99us: 20},
+		{Key: "offload", TCP1Gbps: 10, RTTp50us: 30, RTTp99us: 60},
+		{Key: "route6", IPv6: "kernel", TCP1Gbps: 40, RTTp50us: 8, RTTp99us: 16},
+		{Key: "routed", IPv6: "routed", TCP1Gbps: 10, RTTp50us: 28, RTTp99us: 50},
+	}}
+	res.ratios()
+	for _, c := range []struct {
+		key        string
+		ratio, p50 float64
+	}{{"nat", 1, 0}, {"offload", 0.5, 20}, {"route6", 1, 0}, {"routed", 0.25, 20}} {
+		r := res.Rows[slices.IndexFunc(res.Rows, func(r *row) bool { return r.Key == c.key })]
+		if r.Ratio["tcp_1_stream"] != c.ratio || r.Added["p50"] != c.p50 {
+			t.Errorf("%s: ratio %v, +%v µs; want %v, +%v", c.key, r.Ratio["tcp_1_stream"], r.Added["p50"], c.ratio, c.p50)
+		}
+	}
+	if md := res.markdown(); !strings.Contains(md, "| 10.00 Gbit/s (0.25x) |") {
+		t.Errorf("markdown lacks the routed row's ratio to route6:\n%s", md)
+	}
+	alone := results{Rows: []*row{{Key: "nptv6", IPv6: "nptv6", TCP1Gbps: 5}}}
+	alone.ratios()
+	if alone.Rows[0].Ratio != nil {
+		t.Errorf("a row without its baseline has ratios: %v", alone.Rows[0].Ratio)
 	}
 }

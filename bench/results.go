@@ -21,17 +21,14 @@ type results struct {
 	Rows     []*row `json:"rows"`
 }
 
-// ratios fills each row's figures relative to the kernel NAT row:
+// ratios fills each row's figures relative to its baseline (base):
 // throughput as a ratio, latency as microseconds added.
 func (res *results) ratios() {
-	var k *row
+	bases := map[string]*row{}
 	for _, r := range res.Rows {
-		if r.Key == "nat" && r.Skipped == "" {
-			k = r
+		if r.Skipped == "" && (r.Key == "nat" || r.Key == "route6") {
+			bases[r.Key] = r
 		}
-	}
-	if k == nil {
-		return
 	}
 	ratio := func(a, b float64) float64 {
 		if a == 0 || b == 0 {
@@ -40,7 +37,8 @@ func (res *results) ratios() {
 		return a / b
 	}
 	for _, r := range res.Rows {
-		if r.Skipped != "" {
+		k := bases[r.base()]
+		if r.Skipped != "" || k == nil {
 			continue
 		}
 		r.Ratio = map[string]float64{
@@ -59,6 +57,15 @@ func (res *results) ratios() {
 	}
 }
 
+// base is the key of the row r is compared with: the kernel's IPv6
+// forwarding for IPv6 rows, the kernel NAT for the others.
+func (r *row) base() string {
+	if r.IPv6 != "" {
+		return "route6"
+	}
+	return "nat"
+}
+
 // perBusy is throughput per busy percent (0 when either is unknown).
 func perBusy(gbps, busy float64) float64 {
 	if busy <= 0 {
@@ -71,7 +78,7 @@ func (res *results) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "gonat bench, %s: %d cores, Linux %s, %s, TCP/UDP runs of %d s (+1 s omitted, TCP best of %d), MTU 1500; load average %s at the start.\n",
 		res.Date, res.CPUs, res.Kernel, res.Iperf3, res.Seconds, res.Runs, res.Load)
-	b.WriteString("Ratios in brackets are to the kernel NAT row; latency in brackets is what the path adds over it.\n\n")
+	b.WriteString("Ratios in brackets are to the kernel NAT row (IPv6 rows: to the kernel IPv6 forwarding row); latency in brackets is what the path adds over it.\n\n")
 	fmt.Fprintf(&b, "| path | TCP 1 stream | TCP 4 streams | UDP 64 B, most received | UDP 64 B at <= %.1f%% loss | UDP 64 B loss @40 kpps | RTT p50 / p99 | new mappings/s | RSS | CPU busy, TCP 1 / 4 streams |\n", lowLoss)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Rows {
@@ -94,7 +101,7 @@ func (res *results) markdown() string {
 		lat := "n/a"
 		if r.RTTp50us > 0 {
 			lat = fmt.Sprintf("%.0f / %.0f µs", r.RTTp50us, r.RTTp99us)
-			if r.Added != nil && r.Key != "nat" {
+			if r.Added != nil && r.Key != r.base() {
 				lat += fmt.Sprintf(" (%+.0f / %+.0f)", r.Added["p50"], r.Added["p99"])
 			}
 		}
@@ -123,7 +130,7 @@ func (res *results) markdown() string {
 	}
 	b.WriteString("\nUDP 64 B, most received: iperf3 -u -l 64 -b 0 (as fast as the client sends); what the server got per second.\n")
 	fmt.Fprintf(&b, "UDP 64 B at <= %.1f%% loss: the highest offered rate (bisected, 2 s runs, a rate failing only when two runs at it lose more; 250 kpps at most).\n", lowLoss)
-	fmt.Fprintf(&b, "RTT: ping, %d echo requests 2 ms apart, answered by the server's kernel. New mappings: 16 threads, each flow a fresh source port, one datagram and its echo.\n", pings)
+	fmt.Fprintf(&b, "RTT: ping, %d echo requests 2 ms apart, answered by the server's kernel. New mappings: 16 threads, each flow a fresh source port, one datagram and its echo (IPv4 rows only).\n", pings)
 	b.WriteString("CPU busy: the share of all CPU time on the machine (every process, iperf3's included) that was busy in the measured seconds of the best TCP run. Near 100% a path is bound by CPU; in brackets, its TCP 4-stream throughput per busy CPU against the kernel NAT's: what it costs per bit.\n")
 	for _, r := range res.Rows {
 		for what, e := range r.Errors {

@@ -21,6 +21,16 @@ const (
 	gonatExt   = "198.51.100.1"
 )
 
+// The IPv6 rows: the server is 2001:db8:2::1; the client 2001:db8:1::2
+// (the kernel's forwarding and routed) or fd00:1::2 (nptv6, which maps
+// it into the prefix of gonat's external 2001:db8:4000::1).
+const (
+	server6    = "2001:db8:2::1"
+	client6    = "2001:db8:1::2"
+	clientULA6 = "fd00:1::2"
+	gonatExt6  = "2001:db8:4000::1"
+)
+
 type bench struct {
 	prefix string
 	gonat  string
@@ -131,13 +141,15 @@ func (b *bench) cleanup() {
 // topo is one row's client and server namespaces, joined somehow.
 type topo struct {
 	client, server string
+	serverAddr     string    // what the client sends to
 	gonat          *exec.Cmd // gonat rows
 	teardown       func()
 }
 
 // kernelTopo joins client and server through a router namespace with
-// veths; with nat, the router masquerades what leaves towards the server.
-func (b *bench) kernelTopo(ctx context.Context, nat bool, tool string) (*topo, error) {
+// veths; with nat, the router masquerades what leaves towards the server;
+// with v6, it forwards IPv6 too, and the client sends to server6.
+func (b *bench) kernelTopo(ctx context.Context, nat, v6 bool, tool string) (*topo, error) {
 	c, err := b.newNS(ctx, "c")
 	if err != nil {
 		return nil, err
@@ -169,6 +181,23 @@ func (b *bench) kernelTopo(ctx context.Context, nat bool, tool string) (*topo, e
 	if _, err := sh(ctx, 10*time.Second, "ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		return nil, err
 	}
+	t := &topo{client: c, server: s, serverAddr: serverAddr, teardown: func() { b.delNS(c, r, s) }}
+	if v6 {
+		t.serverAddr = server6
+		err = ip(ctx, fmt.Sprintf(`
+			-n %[1]s addr add %[4]s/64 dev c0 nodad
+			-n %[1]s route add ::/0 via 2001:db8:1::1
+			-n %[2]s addr add 2001:db8:1::1/64 dev l0 nodad
+			-n %[2]s addr add 2001:db8:2::fe/64 dev w0 nodad
+			-n %[3]s addr add %[5]s/64 dev s0 nodad
+			-n %[3]s route add ::/0 via 2001:db8:2::fe`, c, r, s, client6, server6))
+		if err == nil {
+			_, err = sh(ctx, 10*time.Second, "ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	if nat {
 		switch tool {
 		case "nft":
@@ -189,13 +218,34 @@ func (b *bench) kernelTopo(ctx context.Context, nat bool, tool string) (*topo, e
 			}
 		}
 	}
-	return &topo{client: c, server: s, teardown: func() { b.delNS(c, r, s) }}, nil
+	return t, nil
 }
 
 // gonatTopo joins client and server through gonat, the way `gonat run`
 // is documented: its inside TUN in the client namespace, its outside one
 // in the server namespace, whose address is on loopback.
 func (b *bench) gonatTopo(ctx context.Context, backend string, extra ...string) (*topo, error) {
+	return b.gonatRun(ctx, clientAddr+"/24", append([]string{"--tun-backend", backend}, extra...))
+}
+
+// gonatTopo6 is gonatTopo, offload backend, carrying IPv6 in --ipv6 mode:
+// the client sends to server6.
+func (b *bench) gonatTopo6(ctx context.Context, mode string) (*topo, error) {
+	client := client6
+	if mode != "routed" {
+		client = clientULA6 // translated into gonatExt6's prefix
+	}
+	t, err := b.gonatRun(ctx, clientAddr+"/24,"+client+"/64",
+		[]string{"--tun-backend", "offload", "--external", gonatExt6, "--ipv6", mode})
+	if err == nil {
+		t.serverAddr = server6
+	}
+	return t, err
+}
+
+// gonatRun starts gonat with the client namespace's port at inside
+// (ADDR/PREFIX list) and the flags extra.
+func (b *bench) gonatRun(ctx context.Context, inside string, extra []string) (*topo, error) {
 	c, err := b.newNS(ctx, "c")
 	if err != nil {
 		return nil, err
@@ -204,13 +254,13 @@ func (b *bench) gonatTopo(ctx context.Context, backend string, extra ...string) 
 	if err != nil {
 		return nil, err
 	}
-	if err := ip(ctx, "-n "+s+" addr add 203.0.113.1/32 dev lo"); err != nil {
+	if err := ip(ctx, "-n "+s+" addr add 203.0.113.1/32 dev lo\n-n "+s+" addr add "+server6+"/128 dev lo"); err != nil {
 		return nil, err
 	}
 	// The new-mappings figure opens --flows flows from one host: more
 	// than its default limit, which the kernel NAT compared has not.
-	args := append([]string{"run", "--inside", c + "=10.0.0.2/24", "--outside", s,
-		"--external", gonatExt, "--tun-backend", backend, "--limit-mappings-per-host", "0"}, extra...)
+	args := append([]string{"run", "--inside", c + "=" + inside, "--outside", s,
+		"--external", gonatExt, "--limit-mappings-per-host", "0"}, extra...)
 	cmd, out, err := b.start(append([]string{b.gonat}, args...)...)
 	if err != nil {
 		return nil, err
@@ -238,7 +288,7 @@ func (b *bench) gonatTopo(ctx context.Context, backend string, extra ...string) 
 		stop(cmd)
 		return nil, fmt.Errorf("gonat not ready after 15 s")
 	}
-	return &topo{client: c, server: s, gonat: cmd, teardown: func() { stop(cmd); b.delNS(c, s) }}, nil
+	return &topo{client: c, server: s, serverAddr: serverAddr, gonat: cmd, teardown: func() { stop(cmd); b.delNS(c, s) }}, nil
 }
 
 func (b *bench) delNS(names ...string) {

@@ -100,11 +100,11 @@ func (p *pumper) cut(st *impairState, in, to nat.Port, pkt []byte, mtu int, mono
 	p.sendPieces(st, in, to, q, mono)
 }
 
-// sendPieces writes plain packets q (cut by cut) to port to: with an
-// empty virtio-net header for a device that takes one, through the
-// link's impairment if it has one.
+// sendPieces writes plain IPv4 packets q (cut by cut) to port to: with
+// an empty virtio-net header for a device that takes one, through the
+// link's impairment if it has one for IPv4.
 func (p *pumper) sendPieces(st *impairState, in, to nat.Port, q [][]byte, mono int64) {
-	if st != nil && st.applies(in, to) {
+	if st != nil && st.applies(in, to, 4) {
 		q = p.impairSegments(st, in, to, q, mono) // clears the headers too
 	} else if p.vhdr[to] {
 		const hdrAt = Headroom - offload.VirtioHdrLen

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/header"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/tun"
 	"github.com/gonat/gonat/tun/offload"
 	"github.com/gonat/gonat/tun/tuntest"
@@ -69,6 +70,15 @@ func TestRouterVirtio(t *testing.T) {
 			offloadToOffload(t, outside, a, payload)
 		})
 	}
+
+	// A link impaired for IPv6 only cuts no IPv4 super-packet into
+	// segments for its decisions: they cross whole, as unimpaired.
+	t.Run("offload to offload, impaired for the other family", func(t *testing.T) {
+		outside, a := tuntest.NewVirtioChannel("out"), tuntest.NewVirtioChannel("a")
+		startRouter(t, &Router{Engine: newEngine(t, "port-restricted-cone"), Ports: []tun.Device{outside, a, tuntest.NewVirtioChannel("b")},
+			Impair: []PortImpair{{In: impair.MustParse("family=ipv6 loss=100%"), Out: impair.MustParse("family=ipv6 delay=10ms")}}})
+		offloadToOffload(t, outside, a, payload)
+	})
 
 	t.Run("offload to plain", func(t *testing.T) {
 		outside, a := tuntest.NewChannel("out"), tuntest.NewVirtioChannel("a")

@@ -152,20 +152,32 @@ func (r *Router) storeImpair() {
 	r.imp.Store(st)
 }
 
-// applies reports whether a packet from port in to port to is impaired.
-func (st *impairState) applies(in, to nat.Port) bool {
-	return st.in[in] != nil || st.out[to] != nil
+// applies reports whether a packet of IP version v from port in to port
+// to is impaired: a link impaired for the other family (family=) leaves
+// it alone, a super-packet whole.
+func (st *impairState) applies(in, to nat.Port, v uint8) bool {
+	a, b := st.in[in], st.out[to]
+	return (a != nil && a.Matches(v)) || (b != nil && b.Matches(v))
 }
 
-// decide is the fate of a packet from port in to port to: the In link's
-// decision, then the Out link's for the packet as it leaves the first.
-// st.mu is held.
-func (st *impairState) decide(in, to nat.Port, now int64, size int) impair.Decision {
+// decide is the fate of a packet of IP version v from port in to port
+// to: the In link's decision, then the Out link's for the packet as it
+// leaves the first; a link whose impairment is for the other family
+// (family=) leaves it alone. st.mu is held.
+func (st *impairState) decide(in, to nat.Port, now int64, v uint8, size int) impair.Decision {
 	a, b := st.in[in], st.out[to]
-	if b == nil {
-		return a.Decide(now, size)
+	if a != nil && !a.Matches(v) {
+		a = nil
 	}
-	if a == nil {
+	if b != nil && !b.Matches(v) {
+		b = nil
+	}
+	switch {
+	case a == nil && b == nil:
+		return impair.Decision{Due: now}
+	case b == nil:
+		return a.Decide(now, size)
+	case a == nil:
 		return b.Decide(now, size)
 	}
 	d := a.Decide(now, size)
@@ -188,7 +200,7 @@ func (st *impairState) decide(in, to nat.Port, now int64, size int) impair.Decis
 func (p *pumper) impair(st *impairState, in, to nat.Port, b []byte, now int64) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d := st.decide(in, to, now, len(b)-Headroom)
+	d := st.decide(in, to, now, b[Headroom]>>4, len(b)-Headroom)
 	if d.Drop != impair.Pass {
 		p.r.impairDrops[d.Drop].Add(1)
 		return false

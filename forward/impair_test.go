@@ -232,10 +232,11 @@ func TestImpairDelayReaders(t *testing.T) {
 }
 
 // The cost of the hook: a batch of 8 datagrams with no impairment, with
-// an impairer that decides but drops almost nothing, and through a
-// 20 µs delay queue (copied in, drained by the next batches).
+// an impairer that decides but drops almost nothing, through a 20 µs
+// delay queue (copied in, drained by the next batches), and into a 50 ms
+// one (held: once its slots are full, the rest overflow).
 func BenchmarkImpairBatch(b *testing.B) {
-	for _, c := range []struct{ name, spec string }{{"off", ""}, {"loss=0.01%", "loss=0.01%"}, {"delay=20us", "delay=20us"}} {
+	for _, c := range []struct{ name, spec string }{{"off", ""}, {"loss=0.01%", "loss=0.01%"}, {"delay=20us", "delay=20us"}, {"delay=50ms", "delay=50ms"}} {
 		b.Run(c.name, func(b *testing.B) {
 			e := newEngine(b, "full-cone", hostA)
 			ports := []tun.Device{sinkDevice{tuntest.NewChannel("o")}, sinkDevice{tuntest.NewChannel("a")}}
@@ -308,5 +309,22 @@ func TestSetImpairAtRunTime(t *testing.T) {
 	}
 	if err := r.SetImpair(2, PortImpair{}); err == nil {
 		t.Error("SetImpair of a port the Router lacks: no error")
+	}
+}
+
+// A link impaired for one family (family=) decides only that family's
+// packets; the other's pass at once, as if nothing were set.
+func TestImpairOneFamily(t *testing.T) {
+	const now = int64(1e9)
+	st := &impairState{in: make([]*impair.Impairer, 2), out: []*impair.Impairer{impair.New(impair.MustParse("family=ipv6 loss=100%"), 1, 0), nil}}
+	if d := st.decide(1, 0, now, 6, 100); d.Drop != impair.Loss {
+		t.Errorf("IPv6 under family=ipv6 loss=100%%: %+v, want lost", d)
+	}
+	if d := st.decide(1, 0, now, 4, 100); d.Drop != impair.Pass || d.Due != now {
+		t.Errorf("IPv4 under family=ipv6 loss=100%%: %+v, want passed at once", d)
+	}
+	st.in[1] = impair.New(impair.MustParse("family=ipv4 delay=10ms"), 1, 1)
+	if d := st.decide(1, 0, now, 4, 100); d.Drop != impair.Pass || d.Due != now+int64(10*time.Millisecond) {
+		t.Errorf("IPv4 in under family=ipv4 delay=10ms, out under family=ipv6: %+v, want delayed 10 ms", d)
 	}
 }

@@ -507,7 +507,7 @@ func (p *pumper) batch(in nat.Port, n int, now time.Time) {
 				pkt = bufs[i][Headroom : Headroom+res.Len]
 			}
 			to := res.Out
-			impaired := st != nil && st.applies(in, to)
+			impaired := st != nil && st.applies(in, to, pkt[0]>>4)
 			switch {
 			case vin && h.IsGSO() && (impaired || !p.vhdr[to]) && header.IPv4(pkt).Version() != 4:
 				// An IPv6 super-packet (routed and NPTv6 pass them on

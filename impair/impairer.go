@@ -111,6 +111,10 @@ func (im *Impairer) Delays() bool {
 	return im.spec.Delay > 0 || im.spec.Jitter > 0 || im.spec.Rate > 0
 }
 
+// Matches reports whether im impairs packets of IP version v (4 or 6):
+// under family= the other version passes without a decision.
+func (im *Impairer) Matches(v uint8) bool { return im.spec.Matches(v) }
+
 // Decide decides the fate of the next packet, size bytes long, arriving at now. Clocks are
 // nanoseconds on any monotonic clock the caller keeps (time is passed in, never read here);
 // the same seed and the same sequence of (now, size) give the same decisions.

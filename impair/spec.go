@@ -26,7 +26,9 @@ const Syntax = `KEY=VALUE pairs separated by spaces, e.g. "delay=50ms jitter=10m
   queue=DUR|Np     queue bound for rate=, as time (50ms) or packets (100p); default 50ms
   duplicate=P%     send P% of packets twice
   reorder=P%       send P% of packets at once, ahead of the delayed ones (needs delay=)
-  corrupt=P%       flip one random bit in P% of packets`
+  corrupt=P%       flip one random bit in P% of packets
+  family=ipv4|ipv6 impair only packets of that IP version; the other passes untouched
+                   (a slow IPv6 path beside a good IPv4 one: "family=ipv6 delay=300ms")`
 
 // DefaultQueue is the queue bound for rate= when queue= is not given.
 const DefaultQueue = 50 * time.Millisecond
@@ -48,7 +50,13 @@ type Spec struct {
 	Duplicate    float64
 	Reorder      float64
 	Corrupt      float64
+	// Family, if set, is the only IP version impaired (4 or 6); packets
+	// of the other pass as if nothing were set. 0: both.
+	Family uint8
 }
+
+// Matches reports whether s impairs packets of IP version v (4 or 6).
+func (s Spec) Matches(v uint8) bool { return s.Family == 0 || s.Family == v }
 
 // Gilbert holds the two transition probabilities of the Gilbert-Elliott model.
 type Gilbert struct {
@@ -56,7 +64,7 @@ type Gilbert struct {
 	R float64 // bad -> good, per packet
 }
 
-// IsZero reports whether s impairs nothing.
+// IsZero reports whether s impairs nothing (family= alone impairs nothing).
 func (s Spec) IsZero() bool {
 	return s.Delay == 0 && s.Jitter == 0 && s.Loss == 0 && s.Gilbert == nil && s.Rate == 0 &&
 		s.Duplicate == 0 && s.Reorder == 0 && s.Corrupt == 0
@@ -107,8 +115,17 @@ func Parse(text string) (Spec, error) {
 			s.Reorder, err = parsePercent(key, val)
 		case "corrupt":
 			s.Corrupt, err = parsePercent(key, val)
+		case "family":
+			switch val {
+			case "ipv4":
+				s.Family = 4
+			case "ipv6":
+				s.Family = 6
+			default:
+				err = fmt.Errorf("impair: family=%s: expected ipv4 or ipv6", val)
+			}
 		default:
-			return Spec{}, fmt.Errorf("impair: unknown key %q (expected delay, jitter, loss, rate, queue, duplicate, reorder or corrupt)", key)
+			return Spec{}, fmt.Errorf("impair: unknown key %q (expected delay, jitter, loss, rate, queue, duplicate, reorder, corrupt or family)", key)
 		}
 		if err != nil {
 			return Spec{}, err
@@ -159,6 +176,9 @@ func MustParse(text string) Spec {
 // String formats s in the Syntax; Parse(s.String()) equals s.
 func (s Spec) String() string {
 	var b []string
+	if s.Family != 0 {
+		b = append(b, "family=ipv"+strconv.Itoa(int(s.Family)))
+	}
 	if s.Delay != 0 {
 		b = append(b, "delay="+s.Delay.String())
 	}

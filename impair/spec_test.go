@@ -17,6 +17,8 @@ func TestParse(t *testing.T) {
 		{"rate=1.5gbit queue=100p", Spec{Rate: 1.5e9, QueuePackets: 100}},
 		{"loss=gilbert:p=1%,r=25%", Spec{Gilbert: &Gilbert{P: 0.01, R: 0.25}}},
 		{"duplicate=2% reorder=5% delay=10ms corrupt=0.1%", Spec{Duplicate: 0.02, Reorder: 0.05, Delay: 10 * time.Millisecond, Corrupt: 0.001}},
+		{"family=ipv6 delay=300ms", Spec{Family: 6, Delay: 300 * time.Millisecond}},
+		{"loss=5% family=ipv4", Spec{Family: 4, Loss: 0.05}},
 	} {
 		got, err := Parse(tc.in)
 		if err != nil {
@@ -52,6 +54,7 @@ func TestParseErrors(t *testing.T) {
 		{"delay=5ms jitter=10ms", "expected jitter <= delay"},
 		{"loss=1% loss=2%", "loss given twice"},
 		{"speed=1", `unknown key "speed"`},
+		{"family=inet6 delay=1ms", "family=inet6: expected ipv4 or ipv6"},
 	} {
 		_, err := Parse(tc.in)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -61,7 +64,23 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestIsZero(t *testing.T) {
+	if !MustParse("family=ipv6").IsZero() {
+		t.Error("family= alone impairs nothing")
+	}
 	if !MustParse("").IsZero() || MustParse("loss=1%").IsZero() || MustParse("loss=0%").IsZero() != true {
 		t.Error("IsZero wrong")
+	}
+}
+
+// Matches: a family-less spec impairs both IP versions, family= only its own.
+func TestMatches(t *testing.T) {
+	for _, tc := range []struct {
+		spec   string
+		v4, v6 bool
+	}{{"delay=1ms", true, true}, {"family=ipv4 delay=1ms", true, false}, {"family=ipv6 delay=1ms", false, true}} {
+		s := MustParse(tc.spec)
+		if s.Matches(4) != tc.v4 || s.Matches(6) != tc.v6 {
+			t.Errorf("%q: Matches(4) %t, Matches(6) %t; want %t, %t", tc.spec, s.Matches(4), s.Matches(6), tc.v4, tc.v6)
+		}
 	}
 }

@@ -227,10 +227,23 @@ func (l *Lab) watch(c net.Conn, packets bool) {
 	if enc.Encode(Response{OK: true}) != nil {
 		return
 	}
+	// A packet watcher also gets a DROP line per reason for the drops of
+	// the links, which no packet event reports.
+	var tick <-chan time.Time
+	var lines []*observe.DropLines
+	if packets {
+		t := time.NewTicker(dropLinesEvery)
+		defer t.Stop()
+		tick, lines = t.C, l.linkDropLines()
+	}
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok || enc.Encode(ev) != nil {
+				return
+			}
+		case <-tick:
+			if !pollDropLines(lines, func(ev observe.Event) bool { return enc.Encode(ev) == nil }) {
 				return
 			}
 		case <-gone:

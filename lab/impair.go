@@ -121,20 +121,6 @@ func (n *NATNode) impairSummary() string {
 	return "uplink impair " + strings.Join(parts, ", ")
 }
 
-// addImpairDrops adds the drops of r's impairment to packets, by reason
-// (impair-loss, queue-overflow). The engine counted these packets as
-// forwarded: impairment comes after it, on the link.
-func addImpairDrops(packets map[string]uint64, r *forward.Router) {
-	if r == nil {
-		return
-	}
-	for why := impair.Loss; why < impair.NumReasons; why++ {
-		if n := r.ImpairDrops(why); n > 0 {
-			packets[why.String()] = n
-		}
-	}
-}
-
 // Impair sets the impairment of a node's link while the lab runs: a
 // NAT's uplink, or a host's link to its NAT, both ways. spec is in
 // impair.Syntax; "" or "off" clears it. Packets already delayed leave

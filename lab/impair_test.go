@@ -71,6 +71,7 @@ func TestTopologyImpairErrors(t *testing.T) {
 		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"los=1%\" #!\n", `host "alice": impair "los=1%": ...`},
 		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nimpair = \"loss=1%\" #!\n", `host "pub": impair: a public host has no link of a NAT's to impair; impair the uplink of a NAT instead (impair on its [[nat]])`},
 		{nat + "impair-both = \"loss=1%\" #!\n", `nat "home1": unknown key "impair-both"...`},
+		{nat + "impair = \"family=v6 delay=300ms\" #!\n", `nat "home1": impair "family=v6 delay=300ms": family=v6: expected ipv4 or ipv6`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.text), "lab.toml")

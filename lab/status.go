@@ -32,16 +32,16 @@ func (l *Lab) Status() *LabStatus {
 			s.Mappings += n
 		}
 		s.ICMPErrorsLimited = e.ICMPErrorsLimited()
-		for _, v := range nat.Verdicts() {
+		for _, v := range []nat.Verdict{nat.Forward, nat.HeldFragment} {
 			if n := e.Count(v); n > 0 {
 				s.Packets[v.String()] = n
 			}
 		}
-		addImpairDrops(s.Packets, l.nats[name].Router)
-		if r := l.nats[name].Router; r != nil && r.LinkDownDrops() > 0 {
-			n := r.LinkDownDrops()
-			s.Packets["link-down"] = n // dropped beyond the engine (forward.Router.SetLinkDown)
-		}
+		l.nats[name].Drops().Drops(func(reason string, n uint64) {
+			if n > 0 {
+				s.Packets[reason] = n
+			}
+		})
 		if r := l.nats[name].Router; r != nil && r.Fragmented() > 0 {
 			s.Packets["fragmented"] = r.Fragmented() // forwarded, and cut for a smaller link
 		}
@@ -91,4 +91,39 @@ func (l *Lab) TablePages(natName string, fn func([]observe.Mapping) error) error
 		}
 	}
 	return nil
+}
+
+// Drops is every drop of the NAT, by reason: its engine's and its links'.
+func (n *NAT) Drops() observe.DropCounter { return observe.NATDrops(n.Engine, n.Router) }
+
+// dropLinesEvery is how often a watcher of packet events is told of the
+// drops no packet event reports: those of the links beyond the engines.
+const dropLinesEvery = time.Second
+
+// linkDropLines makes a DropLines for the links of each of the lab's
+// NATs, their counts taken: each later Poll reports what rose since.
+func (l *Lab) linkDropLines() []*observe.DropLines {
+	var out []*observe.DropLines
+	for _, name := range l.natOrder {
+		if r := l.nats[name].Router; r != nil {
+			d := &observe.DropLines{NAT: name, Counter: r}
+			d.Poll(time.Now())
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// pollDropLines polls each of ds and hands every event to emit until
+// emit returns false; it reports whether all were taken.
+func pollDropLines(ds []*observe.DropLines, emit func(observe.Event) bool) bool {
+	now := time.Now()
+	for _, d := range ds {
+		for _, ev := range d.Poll(now) {
+			if !emit(ev) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -45,18 +45,29 @@ func (s webSource) Subscribe(ctx context.Context) <-chan web.Event {
 	go func() {
 		defer close(out)
 		defer cancel()
+		send := func(ev observe.Event) bool {
+			select {
+			case out <- web.Event{Time: ev.Time, NAT: ev.NAT, Kind: ev.Kind, Text: plainText(ev.Kind, ev.Text), Reason: ev.Reason}:
+			default: // the page shows its own count of what it missed
+			}
+			return true
+		}
+		// The links' drops, which no packet event reports, as a line
+		// per reason (as table --watch shows them).
+		t := time.NewTicker(dropLinesEvery)
+		defer t.Stop()
+		lines := s.l.linkDropLines()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-t.C:
+				pollDropLines(lines, send)
 			case ev, ok := <-events:
 				if !ok {
 					return
 				}
-				select {
-				case out <- web.Event{Time: ev.Time, NAT: ev.NAT, Kind: ev.Kind, Text: plainText(ev.Kind, ev.Text), Reason: ev.Reason}:
-				default: // the page shows its own count of what it missed
-				}
+				send(ev)
 			}
 		}
 	}()

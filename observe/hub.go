@@ -30,6 +30,9 @@ type Event struct {
 	// MOVE: the host's addresses before and after.
 	OldAddress string `json:"old_address,omitempty"`
 	NewAddress string `json:"new_address,omitempty"`
+	// Count is, on a DROP line for a link's drops (DropLines), how many
+	// packets were dropped for Reason since the line before.
+	Count uint64 `json:"count,omitempty"`
 
 	// Packet events (XLATE, REFRESH, DROP): which way the packet came
 	// (outbound from an inside port, inbound from the outside), its

@@ -36,8 +36,8 @@ type Collector struct {
 	// now, and turned away over the cap since start.
 	WebStreams func() (open int64, refused uint64)
 
-	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited, impairDrops *prometheus.Desc
-	webStreams, webRefused                                                                                              *prometheus.Desc
+	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited, impairDrops, drops *prometheus.Desc
+	webStreams, webRefused                                                                                                     *prometheus.Desc
 }
 
 // NewCollector describes the metrics.
@@ -63,12 +63,14 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 			"their packets count under the verdict they were dropped for.", "nat"),
 		impairDrops: d("impair_drops_total", "Packets the impairment of the NAT's links dropped, by reason (impair-loss, queue-overflow): "+
 			"after the engine, which counted them under verdict forward.", "nat", "reason"),
+		drops: d("drops_total", "Packets dropped, by reason, whichever layer dropped them: the engine's drop verdicts (as in verdicts_total) "+
+			"and the links' (link-down, impair-loss, queue-overflow). Each packet counts once.", "nat", "reason"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.impairDrops, c.webStreams, c.webRefused} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.impairDrops, c.drops, c.webStreams, c.webRefused} {
 		ch <- d
 	}
 }
@@ -99,6 +101,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.impairDrops, prometheus.CounterValue, float64(n.Router.ImpairDrops(why)), n.Name, why.String())
 			}
 		}
+		NATDrops(n.Engine, n.Router).Drops(func(reason string, v uint64) {
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), n.Name, reason)
+		})
 		live := n.Engine.LiveMappings(now)
 		for _, p := range protos {
 			ch <- prometheus.MustNewConstMetric(c.mappings, prometheus.GaugeValue, float64(live[p]), n.Name, p.String())

@@ -66,7 +66,8 @@ func TestMetricsImpairDrops(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{`gonat_impair_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_impair_drops_total{nat="home",reason="queue-overflow"} 0`} {
+	for _, want := range []string{`gonat_impair_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_impair_drops_total{nat="home",reason="queue-overflow"} 0`,
+		`gonat_drops_total{nat="home",reason="link-down"} 0`, `gonat_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_drops_total{nat="home",reason="no-mapping"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,6 +168,24 @@ func TestLinkDownUp(t *testing.T) {
 			f := startFlow(t, l, 20*time.Millisecond)
 			before := f.lastSource(t, 0)
 			dropsBefore := l.Status().NATs[0].Packets["link-down"]
+			// A packet watcher, as table --watch is, gets DROP lines
+			// for the link's drops.
+			var watchedDrops, stopWatch atomic.Uint64
+			watching := make(chan struct{})
+			var once sync.Once
+			go lab.Watch(l.Name, true, func(ev observe.Event) bool {
+				once.Do(func() { close(watching) })
+				if ev.Kind == "DROP" && ev.Reason == "link-down" {
+					watchedDrops.Add(ev.Count)
+				}
+				return stopWatch.Load() == 0
+			})
+			defer stopWatch.Store(1)
+			select {
+			case <-watching: // the flow's first REFRESH: the watch is on
+			case <-time.After(5 * time.Second):
+				t.Fatal("the watcher saw no event of the flow")
+			}
 			if _, err := lab.Call(l.Name, lab.Request{Op: lab.OpLink, Node: node, State: "down"}); err != nil {
 				t.Fatal(err)
 			}
@@ -207,6 +226,12 @@ func TestLinkDownUp(t *testing.T) {
 			}
 			if drops != uint64(len(lost)) {
 				t.Errorf("link-down counted %d, but %d datagrams were lost", drops, len(lost))
+			}
+			for deadline := time.Now().Add(3 * time.Second); watchedDrops.Load() < drops && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := watchedDrops.Load(); n != drops {
+				t.Errorf("the watcher's DROP link-down lines count %d, status %d", n, drops)
 			}
 			// Replies reach alice through the same mapping.
 			if _, err := f.srv.WriteToUDPAddrPort([]byte("reply"), before); err != nil {

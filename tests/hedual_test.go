@@ -2,7 +2,7 @@ package tests
 
 // Happy Eyeballs in examples/happy-eyeballs.toml: a dual-stack HTTP
 // server and clients behind NATs whose IPv6 works (routed), vanishes
-// (blackhole) or is refused (reject), judged by Debian's curl and by
+// (blackhole), is refused (reject) or is slow (300 ms each way), judged by Debian's curl and by
 // gonat he, by name through the lab DNS server.
 
 import (
@@ -51,6 +51,9 @@ func TestHappyEyeballsDualStack(t *testing.T) {
 		{"dark", "blackhole", "203.0.113.10", 180 * time.Millisecond, time.Second, 2},
 		// ICMPv6 "no route" fails the IPv6 attempt: IPv4 at once.
 		{"nope", "reject", "203.0.113.10", 0, 150 * time.Millisecond, 2},
+		// IPv6 works but its handshake takes 600 ms (300 ms each way):
+		// IPv4 starts after the attempt delay and wins.
+		{"slow", "routed +300ms", "203.0.113.10", 180 * time.Millisecond, 550 * time.Millisecond, 2},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			for i := 0; i < 3; i++ {
@@ -71,6 +74,26 @@ func TestHappyEyeballsDualStack(t *testing.T) {
 				t.Logf("curl on %s (ipv6 %s): %s connected after %s", tc.client, tc.mode, f[0], d)
 				if f[0] != tc.want || d < tc.min || d > tc.max {
 					t.Errorf("curl on %s (ipv6 %s): %s after %s; want %s after %s to %s", tc.client, tc.mode, f[0], d, tc.want, tc.min, tc.max)
+				}
+			}
+			if tc.client == "slow" {
+				// Only IPv6 is slow: alone, each family connects in its
+				// own time (two 300 ms legs for IPv6, none for IPv4).
+				for _, f := range []struct {
+					flag     string
+					min, max time.Duration
+				}{{"-6", 580 * time.Millisecond, 1500 * time.Millisecond}, {"-4", 0, 150 * time.Millisecond}} {
+					out, err := l.Node(tc.client).Command(curl, f.flag, "-s", "-o", "/dev/null", "--max-time", "10",
+						"-w", "%{time_connect}", "http://server:8080/").Output()
+					secs, perr := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+					if err != nil || perr != nil {
+						t.Fatalf("curl %s on slow: %v %v\n%s", f.flag, err, perr, out)
+					}
+					d := time.Duration(secs * float64(time.Second))
+					t.Logf("curl %s on slow alone: connected after %s", f.flag, d)
+					if d < f.min || d > f.max {
+						t.Errorf("curl %s on slow connected after %s, want %s to %s", f.flag, d, f.min, f.max)
+					}
 				}
 			}
 			out, err := l.Node(tc.client).Command("gonat", "he", "--json", "server", "8080").Output()

@@ -2,14 +2,17 @@ package tests
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,24 +25,81 @@ import (
 func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
 	tp := newTopo(t)
 	tp.startNAT("--seed", seed, "--impair-out", "loss=10%")
+	deepTUNQueue(t, tp.A)
 	srv := udp(t, tp.WAN, net.JoinHostPort(srv1.String(), "7000"))
-	srv.SetReadBuffer(8 << 20)
 	cl := udp(t, tp.A, ":0")
-	to := &net.UDPAddr{IP: net.IP(srv1.AsSlice()), Port: 7000}
+	arrived, _ := sendNumbered(t, cl, srv, n)
+	tp.stopNAT()
 	got := make([]bool, n)
+	for _, a := range arrived {
+		got[a.seq] = true
+	}
+	for i, ok := range got {
+		if !ok {
+			lost = append(lost, i)
+		}
+	}
+	return lost, packetCount(tp.stderr.String(), "impair-loss")
+}
+
+// deepTUNQueue lets gonat's TUN device in namespace n hold a second of
+// the numbered datagrams (10,000) while gonat is not scheduled: on a
+// loaded machine its default queue overflows, and datagrams lost before
+// gonat would shift every impairment decision after them.
+func deepTUNQueue(t *testing.T, n string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", n, "link", "set", "gnat0", "txqueuelen", "10000").CombinedOutput(); err != nil {
+		t.Fatalf("txqueuelen: %v: %s", err, out)
+	}
+}
+
+// arrival is a numbered datagram as it reached its receiver.
+type arrival struct {
+	seq int
+	at  time.Time
+}
+
+// sendNumbered sends n datagrams numbered 0 to n-1 from cl to srv's
+// address and returns those srv received, in the order they came (a
+// duplicate twice), once all are sent and srv has heard nothing for a
+// second, and when each was sent.
+func sendNumbered(t *testing.T, cl, srv *net.UDPConn, n int) (arrived []arrival, sentAt []time.Time) {
+	t.Helper()
+	// A buffer no stall of this process overflows (FORCE: past
+	// rmem_max), and each datagram stamped by the kernel as it arrives,
+	// not as this process gets round to reading it.
+	rc, err := srv.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		}
+	}); err != nil || serr != nil {
+		t.Fatalf("receive buffer and timestamps: %v %v", err, serr)
+	}
+	to := srv.LocalAddr().(*net.UDPAddr)
+	sentAt = make([]time.Time, n)
 	done := make(chan struct{})
+	var allSent atomic.Bool // a stalled sender is not a quiet path
 	go func() {
 		defer close(done)
-		buf := make([]byte, 64)
+		buf, oob := make([]byte, 64), make([]byte, 64)
 		for {
 			srv.SetReadDeadline(time.Now().Add(time.Second))
-			k, err := srv.Read(buf)
+			k, oobn, _, _, err := srv.ReadMsgUDP(buf, oob)
+			if errors.Is(err, os.ErrDeadlineExceeded) && !allSent.Load() {
+				continue
+			}
 			if err != nil {
 				return
 			}
 			if k == 4 {
 				if i := int(binary.BigEndian.Uint32(buf)); i < n {
-					got[i] = true
+					arrived = append(arrived, arrival{i, rxTime(oob[:oobn])})
 				}
 			}
 		}
@@ -63,6 +123,7 @@ func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
 		start := time.Now()
 		for i := range n {
 			binary.BigEndian.PutUint32(b[:], uint32(i))
+			sentAt[i] = time.Now()
 			if _, err := cl.WriteTo(b[:], to); err != nil {
 				sent <- err
 				return
@@ -73,17 +134,25 @@ func lossySend(t *testing.T, seed string, n int) (lost []int, counted int) {
 		}
 		sent <- nil
 	}()
-	if err := <-sent; err != nil {
+	err = <-sent
+	allSent.Store(true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	<-done // a second without a datagram
-	tp.stopNAT()
-	for i, ok := range got {
-		if !ok {
-			lost = append(lost, i)
+	return arrived, sentAt
+}
+
+// rxTime is the kernel's receive time in a datagram's control messages
+// (SO_TIMESTAMPNS), or now if it has none.
+func rxTime(oob []byte) time.Time {
+	msgs, _ := unix.ParseSocketControlMessage(oob)
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			return time.Unix(int64(binary.NativeEndian.Uint64(m.Data)), int64(binary.NativeEndian.Uint64(m.Data[8:])))
 		}
 	}
-	return lost, packetCount(tp.stderr.String(), "impair-loss")
+	return time.Now()
 }
 
 // With 10% loss on the outside link, 10,000 datagrams lose 10% +- 1.5%,

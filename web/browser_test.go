@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonat/gonat/forward"
 	"github.com/gonat/gonat/internal/browser"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/observe"
@@ -249,8 +250,12 @@ func TestBrowserLayoutAndLegend(t *testing.T) {
 		names = append(names, v.String())
 		meanings = append(meanings, v.Meaning())
 	}
+	for _, r := range forward.DropReasons() {
+		names = append(names, r)
+		meanings = append(meanings, forward.DropMeaning(r))
+	}
 	if !slices.Equal(legend.Verdicts, names) || !slices.Equal(legend.Meanings, meanings) {
-		t.Errorf("legend verdicts %q, want every verdict of the engine %q, with its meaning", legend.Verdicts, names)
+		t.Errorf("legend verdicts %q, want every verdict of the engine and drop reason of the links %q, with its meaning", legend.Verdicts, names)
 	}
 	kinds := []string{"NEW", "XLATE", "REFRESH", "EXPIRE", "DROP", "LINK", "REBIND", "REBOOT", "SET", "FLUSH", "MOVE", "EVENT-FAILED"}
 	if !slices.Equal(legend.Kinds, kinds) || !slices.Equal(legend.Filters, kinds) {

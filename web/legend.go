@@ -1,6 +1,9 @@
 package web
 
-import "github.com/gonat/gonat/nat"
+import (
+	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/nat"
+)
 
 // term is one entry of the page's legend: a word the page shows and
 // what it means.
@@ -23,13 +26,17 @@ var eventKinds = []term{
 	{"EVENT-FAILED", "a scheduled network event ([[event]] in the topology file) could not be made; the text says why"},
 }
 
-// verdicts explains every verdict: the NAT panels count packets by them,
-// and a DROP's reason is one. They come from the engine itself, so the
-// legend cannot fall behind it.
+// verdicts explains every verdict and every drop reason of the links
+// beyond the engine: the NAT panels count packets by them, and a DROP's
+// reason is one. They come from the engine and the forwarding plane
+// themselves, so the legend cannot fall behind them.
 var verdicts = func() []term {
 	var out []term
 	for _, v := range nat.Verdicts() {
 		out = append(out, term{v.String(), v.Meaning()})
+	}
+	for _, r := range forward.DropReasons() {
+		out = append(out, term{r, forward.DropMeaning(r)})
 	}
 	return out
 }()

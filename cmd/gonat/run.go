@@ -288,13 +288,13 @@ func printCounters(e *nat.Engine, r *forward.Router) {
 			parts = append(parts, fmt.Sprintf("%s=%d", v, c))
 		}
 	}
-	// Impairment drops come after the engine forwarded the packet: its
-	// forward count includes them.
-	for why := impair.Loss; why < impair.NumReasons; why++ {
-		if c := r.ImpairDrops(why); c > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", why, c))
+	// The links' drops (impairment, a down link) come after the engine
+	// forwarded the packet: its forward count includes them.
+	r.Drops(func(reason string, c uint64) {
+		if c > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", reason, c))
 		}
-	}
+	})
 	if len(parts) > 0 {
 		fmt.Fprintf(os.Stderr, "gonat: packets: %s\n", strings.Join(parts, " "))
 		// How often a reader waited for a lock another held: the cost
