@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what gonat's demo and tests use, only when missing, and says so.
 #   scripts/deps.sh            # runtime tools (iproute2)
-#   scripts/deps.sh test       # + test tools: ping, tracepath, the Debian STUN client, coturn's (its RFC 5780 client speaks IPv6), tshark, curl (Happy Eyeballs judge), chromium, nftables, zsh and fish (completion tests), staticcheck
+#   scripts/deps.sh test       # + test tools: ping, tracepath, the Debian STUN client, coturn's (its RFC 5780 client speaks IPv6), tshark, curl (Happy Eyeballs judge), iperf3 (impairment rate), chromium, nftables, zsh and fish (completion tests), staticcheck
 set -euo pipefail
 want=(ip:iproute2)
 if [ "${1:-}" = test ]; then
-	want+=(ping:iputils-ping tracepath:iputils-tracepath stun:stun-client turnutils_natdiscovery:coturn tshark:tshark curl:curl chromium:chromium nft:nftables zsh:zsh fish:fish)
+	want+=(ping:iputils-ping tracepath:iputils-tracepath stun:stun-client turnutils_natdiscovery:coturn tshark:tshark curl:curl iperf3:iperf3 chromium:chromium nft:nftables zsh:zsh fish:fish)
 fi
 missing=()
 for w in "${want[@]}"; do
