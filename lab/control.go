@@ -83,16 +83,12 @@ type NodeStatus struct {
 	Addresses []string `json:"addresses,omitempty"`
 }
 
-// NATStatus is a NAT's behaviour and counters.
+// NATStatus is a NAT's behaviour and counters (the fields the web view
+// shows too), its seed and how many mappings it has.
 type NATStatus struct {
-	Name           string            `json:"name"`
-	Mapping        string            `json:"mapping"`
-	Filtering      string            `json:"filtering"`
-	PortAssignment string            `json:"port_assignment"`
-	Hairpin        bool              `json:"hairpin"`
-	Seed           int64             `json:"seed"`     // of random port choice: set it to repeat a run
-	Mappings       int               `json:"mappings"` // how many are live (OpTable lists them)
-	Packets        map[string]uint64 `json:"packets"`  // per verdict: forward, filtered, ...
+	observe.NAT
+	Seed     int64 `json:"seed"`     // of random port choice: set it to repeat a run
+	Mappings int   `json:"mappings"` // how many are live (OpTable lists them)
 	// ICMPErrorsLimited counts the ICMP errors held back by the rate
 	// limits; their packets count in Packets under their own verdict.
 	ICMPErrorsLimited uint64 `json:"icmp_errors_limited"`

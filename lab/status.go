@@ -26,8 +26,8 @@ func (l *Lab) Status() *LabStatus {
 	for _, name := range l.natOrder {
 		e := l.nats[name].Engine
 		c := e.Config().Table
-		s := NATStatus{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
-			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Seed: c.Seed, Packets: map[string]uint64{}}
+		s := NATStatus{NAT: observe.NAT{Name: name, Mapping: c.Mapping.String(), Filtering: c.Filtering.String(),
+			PortAssignment: c.PortAssignment.String(), Hairpin: c.Hairpin, Packets: map[string]uint64{}}, Seed: c.Seed}
 		for _, n := range e.LiveMappings(now) {
 			s.Mappings += n
 		}

@@ -23,8 +23,7 @@ func (s webSource) Snapshot(page web.Page) web.Snapshot {
 	}
 	now := time.Now()
 	for _, n := range st.NATs {
-		v := web.NAT{Name: n.Name, Mapping: n.Mapping, Filtering: n.Filtering,
-			PortAssignment: n.PortAssignment, Hairpin: n.Hairpin, Packets: n.Packets}
+		v := web.NAT{NAT: n.NAT}
 		// Only the page's mappings, and their first remotes, are copied;
 		// the rest are counted.
 		v.MappingsTotal = s.l.NAT(n.Name).Engine.MappingWindow(now, page.Offset, page.Limit, page.Remotes, func(m nat.MappingInfo, sessions int) {

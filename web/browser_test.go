@@ -170,7 +170,7 @@ func TestBrowserHostileNames(t *testing.T) {
 	evil := `<img src=x onerror="window.__pwned=1">`
 	s := twoHomes()
 	nats := append([]NAT(nil), s.NATs...)
-	nats = append(nats, NAT{Name: evil, Mapping: evil, Filtering: "eif",
+	nats = append(nats, NAT{NAT: observe.NAT{Name: evil, Mapping: evil, Filtering: "eif"},
 		Mappings: []observe.Mapping{{Proto: evil, Internal: evil, External: evil}}})
 	s.NATs = nats
 	src.set(s)

@@ -121,9 +121,9 @@ func twoHomes() Snapshot {
 		},
 		NATs: []NAT{
 			{
-				Name: "home-a", Mapping: "endpoint-independent", Filtering: "address-and-port-dependent",
-				PortAssignment: "sequential", Hairpin: true,
-				Packets: map[string]uint64{"forward": 1234, "filtered": 3},
+				NAT: observe.NAT{Name: "home-a", Mapping: "endpoint-independent", Filtering: "address-and-port-dependent",
+					PortAssignment: "sequential", Hairpin: true,
+					Packets: map[string]uint64{"forward": 1234, "filtered": 3}},
 				Mappings: []observe.Mapping{
 					{Proto: "udp", Internal: "10.0.1.2:5000", External: "198.51.100.1:40001",
 						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 4*60 + 31, PacketsOut: 12, PacketsIn: 9},
@@ -132,9 +132,9 @@ func twoHomes() Snapshot {
 				},
 			},
 			{
-				Name: "home-b", Mapping: "address-and-port-dependent", Filtering: "address-and-port-dependent",
-				PortAssignment: "random", Hairpin: true,
-				Packets: map[string]uint64{"forward": 87, "no-mapping": 2, "filtered": 1},
+				NAT: observe.NAT{Name: "home-b", Mapping: "address-and-port-dependent", Filtering: "address-and-port-dependent",
+					PortAssignment: "random", Hairpin: true,
+					Packets: map[string]uint64{"forward": 87, "no-mapping": 2, "filtered": 1}},
 				Mappings: []observe.Mapping{
 					{Proto: "udp", Internal: "10.0.2.2:6000", External: "198.51.100.2:51234",
 						Remotes: []string{"203.0.113.10:3478"}, ExpiresIn: 27, PacketsOut: 4, PacketsIn: 4},

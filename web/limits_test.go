@@ -63,7 +63,7 @@ func TestEventStreamsCapped(t *testing.T) {
 // bigNAT is a snapshot of one NAT with n mappings.
 func bigNAT(n int) Snapshot {
 	s := Snapshot{Name: "big", Nodes: []Node{{Name: "public", Kind: "public"}, {Name: "nat", Kind: "nat", Network: "public"}}}
-	nat := NAT{Name: "nat", Mapping: "eim", Filtering: "eif", Packets: map[string]uint64{}}
+	nat := NAT{NAT: observe.NAT{Name: "nat", Mapping: "eim", Filtering: "eif", Packets: map[string]uint64{}}}
 	for i := range n {
 		nat.Mappings = append(nat.Mappings, observe.Mapping{Proto: "udp", Internal: fmt.Sprintf("10.0.%d.%d:5000", i/250, i%250+2),
 			External: fmt.Sprintf("198.51.100.1:%d", 1024+i), ExpiresIn: 60})

@@ -105,16 +105,10 @@ type Node struct {
 	Addresses []string `json:"addresses"`
 }
 
-// NAT is one NAT's behaviour, counters and live mappings.
+// NAT is one NAT's behaviour, counters (the fields lab status shows
+// too) and live mappings.
 type NAT struct {
-	Name           string `json:"name"`
-	Mapping        string `json:"mapping"`         // endpoint-independent | address-dependent | address-and-port-dependent (or eim, adm, apdm)
-	Filtering      string `json:"filtering"`       // the same, for filtering (or eif, adf, apdf)
-	PortAssignment string `json:"port_assignment"` // preserve | sequential | random
-	Hairpin        bool   `json:"hairpin"`
-	// Packets counts packets per verdict: forward, filtered,
-	// no-mapping, ... (as in gonat lab status).
-	Packets map[string]uint64 `json:"packets"`
+	observe.NAT
 	// Mappings are the live mappings of the page asked for, in the form
 	// gonat table --json prints them.
 	Mappings []observe.Mapping `json:"mappings"`

@@ -163,8 +163,7 @@ func TestHostileNamesEscaped(t *testing.T) {
 			{Name: evil, Kind: "host", Network: img, Addresses: []string{"1.2.3.4&<"}},
 		},
 		NATs: []NAT{{
-			Name: img, Mapping: evil, Filtering: "eif", PortAssignment: evil,
-			Packets:  map[string]uint64{evil: 1},
+			NAT:      observe.NAT{Name: img, Mapping: evil, Filtering: "eif", PortAssignment: evil, Packets: map[string]uint64{evil: 1}},
 			Mappings: []observe.Mapping{{Proto: evil, Internal: img, External: `'onmouseover='alert(4)`, Remotes: []string{evil}}},
 		}},
 	}
