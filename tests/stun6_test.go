@@ -115,44 +115,63 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 	}
 }
 
-// Through a nat66 NAT set to symmetric at run time, the probe over IPv6
-// reads what it reads over IPv4: address-and-port-dependent mapping and
-// filtering from the NAT's external6 address, classic symmetric; coturn's
-// client agrees. The preset keeps the NAT's ipv6 mode (it is not a
-// behaviour a preset sets).
+// Through a nat66 NAT set to each classic preset at run time, the probe
+// over IPv6 reads what it reads over IPv4, from the NAT's external6
+// address; coturn's client agrees on the symmetric one (the preset keeps
+// the NAT's ipv6 mode: it is not a behaviour a preset sets).
 func TestSTUNOverIPv6NAT66(t *testing.T) {
 	natdiscovery := privtest.Tool(t, "turnutils_natdiscovery")
 	l := ipv6Lab(t, table.IPv6NAT66)
-	if err := l.NAT("router").Set("symmetric", nil); err != nil {
-		t.Fatal(err)
-	}
 	alice := netip.MustParseAddr("fd00:1::2")
-	judged := make(chan string, 1)
-	go func() {
-		got, _ := inNS(t, 30*time.Second, l.Node("alice").Namespace, natdiscovery, "-m", "-f", "-L", alice.String(), stun6.Addr().String())
-		judged <- got
-	}()
-	out, err := l.Node("alice").Command("gonat", "probe", "--server", stun6.Addr().String(), "--json").Output()
-	var res struct {
-		Mapping, Filtering, Classic string
-		Mapped                      []string
-	}
-	if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil {
-		t.Fatalf("gonat probe: %v %v\n%s", err, jerr, out)
-	}
-	apd := table.AddressAndPortDependent.String()
-	if res.Mapping != apd || res.Filtering != apd || res.Classic != stun.ClassicSymmetric {
-		t.Errorf("probe: mapping %q filtering %q classic %q; want %q %q %q", res.Mapping, res.Filtering, res.Classic, apd, apd, stun.ClassicSymmetric)
-	}
-	if len(res.Mapped) != 3 {
-		t.Fatalf("probe: mapped %v; want three mapped endpoints", res.Mapped)
-	}
-	for _, m := range res.Mapped {
-		if !strings.HasPrefix(m, "[2001:db8::100]:") {
-			t.Errorf("probe: mapped %q; want the NAT's external6 address 2001:db8::100", m)
-		}
-	}
-	if got := <-judged; !strings.Contains(got, "NAT with Address and Port Dependent Mapping!") || !strings.Contains(got, "NAT with Address and Port Dependent Filtering!") {
-		t.Errorf("turnutils_natdiscovery -m -f says (want address and port dependent mapping and filtering):\n%s", got)
+	ei, ad, apd := table.EndpointIndependent.String(), table.AddressDependent.String(), table.AddressAndPortDependent.String()
+	for _, tc := range []struct {
+		preset, mapping, filtering, classic string
+		natdiscovery                        []string // coturn's verdict lines, if it judges too
+	}{
+		{"full-cone", ei, ei, stun.ClassicFullCone, nil},
+		{"restricted-cone", ei, ad, stun.ClassicRestrictedCone, nil},
+		{"port-restricted-cone", ei, apd, stun.ClassicPortRestrictedCone, nil},
+		{"symmetric", apd, apd, stun.ClassicSymmetric, []string{"NAT with Address and Port Dependent Mapping!", "NAT with Address and Port Dependent Filtering!"}},
+	} {
+		t.Run(tc.preset, func(t *testing.T) {
+			if err := l.NAT("router").Set(tc.preset, nil); err != nil {
+				t.Fatal(err)
+			}
+			judged := make(chan string, 1)
+			if tc.natdiscovery != nil {
+				go func() {
+					got, _ := inNS(t, 30*time.Second, l.Node("alice").Namespace, natdiscovery, "-m", "-f", "-L", alice.String(), stun6.Addr().String())
+					judged <- got
+				}()
+			}
+			out, err := l.Node("alice").Command("gonat", "probe", "--server", stun6.Addr().String(), "--json").Output()
+			var res struct {
+				Mapping, Filtering, Classic string
+				Mapped                      []string
+			}
+			if jerr := json.Unmarshal(out, &res); err != nil || jerr != nil {
+				t.Fatalf("gonat probe: %v %v\n%s", err, jerr, out)
+			}
+			if res.Mapping != tc.mapping || res.Filtering != tc.filtering || res.Classic != tc.classic {
+				t.Errorf("probe: mapping %q filtering %q classic %q; want %q %q %q", res.Mapping, res.Filtering, res.Classic, tc.mapping, tc.filtering, tc.classic)
+			}
+			if len(res.Mapped) != 3 {
+				t.Fatalf("probe: mapped %v; want three mapped endpoints", res.Mapped)
+			}
+			for _, m := range res.Mapped {
+				if !strings.HasPrefix(m, "[2001:db8::100]:") {
+					t.Errorf("probe: mapped %q; want the NAT's external6 address 2001:db8::100", m)
+				}
+			}
+			if tc.natdiscovery == nil {
+				return
+			}
+			got := <-judged
+			for _, line := range tc.natdiscovery {
+				if !strings.Contains(got, line) {
+					t.Errorf("turnutils_natdiscovery -m -f says (want %q):\n%s", line, got)
+				}
+			}
+		})
 	}
 }
