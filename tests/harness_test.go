@@ -1,6 +1,12 @@
 // End-to-end tests: real network namespaces, the real gonat binary, real
 // TUN devices and real kernel sockets. They need root; under CI (CI=true)
 // a missing privilege fails the run instead of skipping it.
+//
+// Every test's names (namespaces, labs, devices) are its own, so tests
+// could run side by side; a few long ones that mostly wait on timeouts
+// and whose checks have wide margins call t.Parallel, so that the suite
+// runs them two at a time (GOMAXPROCS on a 2-core machine) after the
+// others. Timing-sensitive tests (delay, rate, rate limits) stay alone.
 package tests
 
 import (

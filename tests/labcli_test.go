@@ -58,6 +58,7 @@ func oneLine(t *testing.T, what, out string, code, wantCode int, want string) {
 // lab gets one answer from every command, lab names may be arguments,
 // and without root every command says so in one line.
 func TestLabLifecycleCLI(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside another such test (see the package comment)
 	c := newLabCLI(t)
 	file := filepath.Join(t.TempDir(), "home.toml")
 	if err := os.WriteFile(file, []byte(homeTopo), 0o644); err != nil {

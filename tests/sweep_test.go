@@ -46,6 +46,7 @@ func countersMoved(before, after map[string]uint64) map[string]uint64 {
 // Each mapping's socket receives exactly one datagram from each source the
 // behaviour permits and nothing else; the counters equal the packets sent.
 func TestFilteringSweep(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside another such test (see the package comment)
 	const mappings, first = 8, 40000
 	var ports []int
 	for p := 1; p < 1024; p++ {

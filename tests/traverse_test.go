@@ -17,6 +17,7 @@ import (
 // `gonat matrix` agrees with the expected table: UDP and TCP over the
 // four classic types, and UDP over all nine mapping x filtering pairs.
 func TestMatrix(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside another such test (see the package comment)
 	for _, args := range [][]string{{"matrix", "--json"}, {"matrix", "--json", "--tcp"}, {"matrix", "--json", "--all"}} {
 		t.Run(strings.Join(args[1:], " "), func(t *testing.T) {
 			cmd := exec.Command(gonatBin, args...)
@@ -143,6 +144,7 @@ func runLabPeers(t *testing.T, name string, timeout, delay time.Duration, extra 
 // "filtered"; neither may claim the other received its packets (a result
 // left on the rendezvous server by the first run is not about this one).
 func TestPeerReportAfterNATChange(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside another such test (see the package comment)
 	file, _ := filepath.Abs("../examples/two-homes.toml")
 	name := labUp(t, file)
 	reps, outs := runLabPeers(t, name, 10*time.Second, 0)
@@ -167,6 +169,7 @@ func TestPeerReportAfterNATChange(t *testing.T) {
 // (an RFC 8445 agent by default) does not connect and says why, while
 // --permissive connects on those responses.
 func TestPeerStrictAndPermissive(t *testing.T) {
+	t.Parallel() // long and mostly waiting: runs beside another such test (see the package comment)
 	file, _ := labFile(t, `name = "apdm"
 [[nat]]
 name = "home-a"
