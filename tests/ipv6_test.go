@@ -49,7 +49,7 @@ func routerPackets(t *testing.T, l *labtest.Lab) map[string]uint64 {
 }
 
 // routed: IPv6 leaves untranslated through the stateful firewall: alice
-// reaches the server (ping, and 4 MB over TCP both ways intact, the server
+// reaches the server (ping, and 10 MB over TCP both ways intact, the server
 // seeing alice's own address), while the server's unsolicited ping and
 // TCP connection to alice are filtered (port-restricted cone: APDF).
 func TestIPv6Routed(t *testing.T) {
@@ -57,7 +57,7 @@ func TestIPv6Routed(t *testing.T) {
 	if out, ok := ping6(l, "alice", "2001:db8::10"); !ok {
 		t.Fatalf("alice cannot ping the server over IPv6 through the routed NAT:\n%s", out)
 	}
-	if got := echo6(t, l, "alice", 4<<20); !strings.HasPrefix(got, "[fd00:1::2]:") {
+	if got := echo6(t, l, "alice", 10<<20); !strings.HasPrefix(got, "[fd00:1::2]:") {
 		t.Errorf("the server saw the connection from %s, want alice's own address fd00:1::2", got)
 	}
 	if out, ok := ping6(l, "server", "fd00:1::2"); ok {
