@@ -131,7 +131,7 @@ func (w *Wire) Drops(fn func(reason string, n uint64)) {
 }
 
 // pump reads packets from devs[d] and writes those that go at once to
-// the other device, until the device is closed.
+// the other device, until the device is closed or fails.
 func (w *Wire) pump(d int) {
 	defer w.wg.Done()
 	from, to := w.devs[d], w.devs[1-d]
@@ -140,15 +140,9 @@ func (w *Wire) pump(d int) {
 	for {
 		n, err := from.Read(bufs, sizes, 0)
 		if err != nil {
-			select {
-			case <-w.done:
-				return
-			default:
-			}
-			if errors.Is(err, tun.ErrClosed) {
-				return
-			}
-			continue // a packet the device could not give: the next one
+			// Closed (by Close, or its namespace went): a device that
+			// fails otherwise would fail again at once.
+			return
 		}
 		if n == 0 {
 			continue
