@@ -101,7 +101,8 @@ func (n *NAT) Drops() observe.DropCounter { return observe.NATDrops(n.Engine, n.
 const dropLinesEvery = time.Second
 
 // linkDropLines makes a DropLines for the links of each of the lab's
-// NATs and for each public host's wire, their counts taken: each later Poll reports what rose since.
+// NATs and for each public host's wire, their counts taken: each later
+// Poll reports what rose since.
 func (l *Lab) linkDropLines() []*observe.DropLines {
 	var out []*observe.DropLines
 	for _, name := range l.natOrder {
