@@ -111,6 +111,19 @@ func (l *Lab) linkStatus(node string) *LinkStatus {
 	return st
 }
 
+// MetricsLinks are the wires as /metrics shows them, by host, in name
+// order: the wires are made by Up and stay until Close.
+func (l *Lab) MetricsLinks() []observe.MetricsLink {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []observe.MetricsLink
+	for name, w := range l.wires {
+		out = append(out, observe.MetricsLink{Name: name, Counter: w})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // wireDropLines makes a DropLines for each wire, under its host's name,
 // its counts taken.
 func (l *Lab) wireDropLines() []*observe.DropLines {
