@@ -56,7 +56,8 @@ func parallel(n, w int, f func(i int) error) error {
 
 // makeNamespaces creates the namespace of every node but the core (made
 // already), in parallel: NAT uplinks with forwarding on, hosts, and the
-// veth from each public host to the core with its addresses and routes.
+// veth (or wire) from each public host to the core with its addresses
+// and routes.
 // Every namespace made is in l.made, failure or not.
 func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 	var jobs []func() error
@@ -97,10 +98,19 @@ func (l *Lab) makeNamespaces(topo *Topology, core string) error {
 			jobs = append(jobs, func() error { return mk(name) })
 			continue
 		}
-		// A veth to the core: host side eth0 with its addresses, default
-		// via the core's on-link address; core side routes each address.
 		coreDev := fmt.Sprintf("pub%d", pubIndex)
 		pubIndex++
+		if h.Wire { // its link impaired: a wire (wire.go)
+			jobs = append(jobs, func() error {
+				if err := mk(name); err != nil {
+					return err
+				}
+				return l.makeWire(&h, name, core, coreDev)
+			})
+			continue
+		}
+		// A veth to the core: host side eth0 with its addresses, default
+		// via the core's on-link address; core side routes each address.
 		_, v6 := families(h.Addresses)
 		jobs = append(jobs, func() error {
 			if err := mk(name); err != nil {

@@ -81,6 +81,8 @@ type NodeStatus struct {
 	Namespace string   `json:"namespace"`
 	Network   string   `json:"network,omitempty"`
 	Addresses []string `json:"addresses,omitempty"`
+	// Link is a public host's impaired link (its wire), nil for others.
+	Link *LinkStatus `json:"link,omitempty"`
 }
 
 // NATStatus is a NAT's behaviour and counters (the fields the web view

@@ -4,9 +4,10 @@ package lab
 // on [[nat]] impair its uplink (the link beyond its outside port), as
 // gonat run's --impair flags impair the outside link; `impair` on
 // [[host]] impairs the host's link to its NAT (the NAT's inside port for
-// that host), both ways. In and out are the NAT's: impair-in is what
-// comes into the NAT from its upstream, impair-out what leaves it
-// upstream. A NAT's seed seeds every link of it.
+// that host), both ways, or a public host's link to the core (a wire,
+// wire.go, seeded by the host's seed). In and out are the NAT's:
+// impair-in is what comes into the NAT from its upstream, impair-out
+// what leaves it upstream. A NAT's seed seeds every link of it.
 
 import (
 	"fmt"
@@ -20,6 +21,7 @@ const (
 	keyImpair    = "impair"
 	keyImpairIn  = "impair-in"
 	keyImpairOut = "impair-out"
+	keySeed      = "seed"
 )
 
 const impairExample = "delay=50ms loss=1%"
@@ -57,23 +59,36 @@ func (p *parser) parseNATImpair(d *natDraft, m map[string]any, line func(string)
 	}
 }
 
-// parseHostImpair reads a [[host]] entry's impairment of its link to
-// its NAT.
+// parseHostImpair reads a [[host]] entry's impairment of its link, and
+// for a public host the seed of its Wire. A public host given impair
+// ("off" too) gets a Wire instead of a veth.
 func (p *parser) parseHostImpair(d *hostDraft, m map[string]any, line func(string) int) {
 	s, ok := p.str(m, keyImpair, d.who, line(keyImpair), impairExample)
-	if !ok {
+	public := d.h.Network == Public
+	if ok && !(public && strings.TrimSpace(s) == "off") {
+		sp, err := impair.Parse(s)
+		if err != nil {
+			p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, s, impairErr(err))
+			return
+		}
+		d.h.Impair = sp
+	}
+	d.h.Wire = ok && public
+	v, given := m[keySeed]
+	if !given {
 		return
 	}
-	sp, err := impair.Parse(s)
-	if err != nil {
-		p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, s, impairErr(err))
-		return
+	n, isInt := v.(int64)
+	switch {
+	case !isInt || n <= 0:
+		p.errorf(line(keySeed), "%s: seed: want a positive integer such as 7 (it seeds the impairment of the host's link), got %s", d.who, describe(v))
+	case !public:
+		p.errorf(line(keySeed), "%s: seed: the link of a host behind a NAT is impaired with its NAT's seed; set seed on the [[nat]]", d.who)
+	case !ok:
+		p.errorf(line(keySeed), "%s: seed: it seeds the impairment of the host's link, which has none: give it impair too (\"off\" to start unimpaired)", d.who)
+	default:
+		d.h.Seed = n
 	}
-	if d.h.Network == Public && !sp.IsZero() {
-		p.errorf(line(keyImpair), "%s: impair: a public host has no link of a NAT's to impair; impair the uplink of a NAT instead (impair on its [[nat]])", d.who)
-		return
-	}
-	d.h.Impair = sp
 }
 
 // impairErr is an impair.Parse error without the package's prefix: the
@@ -122,7 +137,8 @@ func (n *NATNode) impairSummary() string {
 }
 
 // Impair sets the impairment of a node's link while the lab runs: a
-// NAT's uplink, or a host's link to its NAT, both ways. spec is in
+// NAT's uplink, a host's link to its NAT, or a public host's wire, both
+// ways. spec is in
 // impair.Syntax; "" or "off" clears it. Packets already delayed leave
 // when due.
 func (l *Lab) Impair(node, spec string) error {
@@ -132,6 +148,13 @@ func (l *Lab) Impair(node, spec string) error {
 		if sp, err = impair.Parse(s); err != nil {
 			return fmt.Errorf("impair %q: %s", spec, impairErr(err))
 		}
+	}
+	if w, public, err := l.wireOf(node); public {
+		if err != nil {
+			return err
+		}
+		w.SetImpair(sp)
+		return nil
 	}
 	n, port, err := l.impairPort(node)
 	if err != nil {

@@ -69,7 +69,10 @@ func TestTopologyImpairErrors(t *testing.T) {
 		{nat + "impair-out = 5 #!\n", `nat "home1": impair-out: want a string such as "delay=50ms loss=1%", got integer 5`},
 		{nat + "impair = \"delay=10ms jitter=5ms\"\nimpair-in = \"jitter=20ms\" #!\n", `nat "home1": impair-in "jitter=20ms" over impair "delay=10ms jitter=5ms": jitter=20ms exceeds delay=10ms: expected jitter <= delay`},
 		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"los=1%\" #!\n", `host "alice": impair "los=1%": ...`},
-		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nimpair = \"loss=1%\" #!\n", `host "pub": impair: a public host has no link of a NAT's to impair; impair the uplink of a NAT instead (impair on its [[nat]])`},
+		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nimpair = \"loss=1\" #!\n", `host "pub": impair "loss=1": ...`},
+		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nimpair = \"off\"\nseed = \"7\" #!\n", `host "pub": seed: want a positive integer such as 7 (it seeds the impairment of the host's link), got string "7"`},
+		{"[[host]]\nname = \"pub\"\nnetwork = \"public\"\nseed = 7 #!\n", `host "pub": seed: it seeds the impairment of the host's link, which has none: give it impair too ("off" to start unimpaired)`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"loss=1%\"\nseed = 7 #!\n", `host "alice": seed: the link of a host behind a NAT is impaired with its NAT's seed; set seed on the [[nat]]`},
 		{nat + "impair-both = \"loss=1%\" #!\n", `nat "home1": unknown key "impair-both"...`},
 		{nat + "impair = \"family=v6 delay=300ms\" #!\n", `nat "home1": impair "family=v6 delay=300ms": family=v6: expected ipv4 or ipv6`},
 	}
@@ -90,6 +93,40 @@ func TestTopologyImpairErrors(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("want the line\n  %s\ngot\n  %s", want, err)
+		}
+	}
+}
+
+// A public host given impair ("off" too) gets a wire, seeded by its
+// seed; one without keeps its veth.
+func TestTopologyPublicImpair(t *testing.T) {
+	topo, err := Parse([]byte(`
+[[host]]
+name = "server"
+network = "public"
+impair = "delay=50ms"
+seed = 9
+
+[[host]]
+name = "quiet"
+network = "public"
+impair = "off"
+
+[[host]]
+name = "plain"
+network = "public"
+`), "lab.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		wire   bool
+		impair string
+		seed   int64
+	}{{true, "delay=50ms", 9}, {true, "", 0}, {false, "", 0}} {
+		h := topo.Hosts[i]
+		if h.Wire != want.wire || h.Impair.String() != want.impair || h.Seed != want.seed {
+			t.Errorf("host %s: wire %t impair %q seed %d, want %+v", h.Name, h.Wire, h.Impair, h.Seed, want)
 		}
 	}
 }

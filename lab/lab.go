@@ -33,7 +33,8 @@ import (
 //   - Each host H is namespace L.H. Behind a NAT, it is one of that NAT's
 //     inside ports: a TUN device carrying H's addresses and its default
 //     route (as `gonat run --inside` does). On the public network, a veth
-//     to L.public carries its addresses, default route via the core.
+//     to L.public carries its addresses, default route via the core (or,
+//     when its link is impaired, a wire of two TUN devices: wire.go).
 //   - A nested NAT N (upstream U) has an uplink namespace L.N, a router
 //     between U's inside port for N (no address, default route) and N's
 //     outside port (N's external addresses routed to it).
@@ -113,6 +114,9 @@ type Lab struct {
 	// device names they handed out.
 	moving sync.Mutex
 	moved  int
+
+	// wires are the public hosts' impaired links, by host (wire.go).
+	wires map[string]*forward.Wire
 }
 
 // Node is a host, a NAT's uplink, or the public core, by its name.
@@ -368,6 +372,7 @@ func (l *Lab) Close() error {
 	l.stopHosts()
 	dnsErr := l.stopDNS()
 	l.closeNATs()
+	l.closeWires()
 	// Every namespace, in parallel; all are tried whatever fails.
 	errs := make([]error, len(l.made))
 	parallel(len(l.made), workers(), func(i int) error {

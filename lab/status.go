@@ -15,7 +15,7 @@ func (l *Lab) Status() *LabStatus {
 	st := &LabStatus{Name: l.Name, PID: os.Getpid()}
 	l.mu.Lock() // Renumber changes a NAT's addresses
 	for _, n := range l.Nodes() {
-		ns := NodeStatus{Name: n.Name, Kind: n.Kind, Namespace: n.Namespace, Network: n.Network}
+		ns := NodeStatus{Name: n.Name, Kind: n.Kind, Namespace: n.Namespace, Network: n.Network, Link: l.linkStatus(n.Name)}
 		for _, a := range n.Addresses {
 			ns.Addresses = append(ns.Addresses, a.String())
 		}
@@ -101,7 +101,8 @@ func (n *NAT) Drops() observe.DropCounter { return observe.NATDrops(n.Engine, n.
 const dropLinesEvery = time.Second
 
 // linkDropLines makes a DropLines for the links of each of the lab's
-// NATs, their counts taken: each later Poll reports what rose since.
+// NATs and for each public host's wire, their counts taken: each later
+// Poll reports what rose since.
 func (l *Lab) linkDropLines() []*observe.DropLines {
 	var out []*observe.DropLines
 	for _, name := range l.natOrder {
@@ -111,7 +112,7 @@ func (l *Lab) linkDropLines() []*observe.DropLines {
 			out = append(out, d)
 		}
 	}
-	return out
+	return append(out, l.wireDropLines()...)
 }
 
 // pollDropLines polls each of ds and hands every event to emit until

@@ -125,9 +125,15 @@ type HostNode struct {
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
 	Ready     Ready    // when Up may consider Run serving; zero: once started
-	// Impair is the impairment of its link to its NAT, both ways (the
-	// NAT's inside port for it); always zero for a public host.
+	// Impair is the impairment of its link, both ways: the NAT's inside
+	// port for it, or for a public host its Wire.
 	Impair impair.Spec
+	// Wire says a public host's link to the core is a forward.Wire that
+	// gonat impairs (impair given, "off" included), not a veth.
+	Wire bool
+	// Seed seeds a public host's Wire (0: a random one); a host behind a
+	// NAT has its NAT's.
+	Seed int64
 	// MTU is the MTU of its link to its NAT (0: the device's default);
 	// never set for a public host.
 	MTU  int
@@ -158,7 +164,7 @@ const (
 
 var (
 	topKeys  = []string{keyName, keyNAT, keyHost, keyEvent}
-	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair, keyMTU}
+	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair, keyMTU, keySeed}
 )
 
 func natKeys() []string {

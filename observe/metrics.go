@@ -32,12 +32,23 @@ type MetricsNAT struct {
 type Collector struct {
 	NATs []MetricsNAT
 	Hub  *Hub
+	// Links are the links outside every NAT that drop packets: a lab's
+	// public hosts' impaired links.
+	Links []MetricsLink
 	// WebStreams, if set, reports the web view's event streams: open
 	// now, and turned away over the cap since start.
 	WebStreams func() (open int64, refused uint64)
 
 	packets, bytes, verdicts, mappings, created, expired, poolUsed, poolSize, lost, lockWaits, icmpLimited, impairDrops, drops *prometheus.Desc
 	webStreams, webRefused                                                                                                     *prometheus.Desc
+	linkDrops                                                                                                                  *prometheus.Desc
+}
+
+// MetricsLink is a link outside every NAT, by name, and what it drops:
+// a lab's public host's impaired link (its wire), by the host's name.
+type MetricsLink struct {
+	Name    string
+	Counter DropCounter
 }
 
 // NewCollector describes the metrics.
@@ -63,6 +74,8 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 			"their packets count under the verdict they were dropped for.", "nat"),
 		impairDrops: d("impair_drops_total", "Packets the impairment of the NAT's links dropped, by reason (impair-loss, queue-overflow): "+
 			"after the engine, which counted them under verdict forward.", "nat", "reason"),
+		linkDrops: d("link_drops_total", "Packets the impairment of a link outside every NAT (a lab's public host's, by the host's name) dropped, "+
+			"by reason (impair-loss, queue-overflow).", "link", "reason"),
 		drops: d("drops_total", "Packets dropped, by reason, whichever layer dropped them: the engine's drop verdicts (as in verdicts_total) "+
 			"and the links' (link-down, impair-loss, queue-overflow). Each packet counts once.", "nat", "reason"),
 	}
@@ -70,7 +83,7 @@ func NewCollector(hub *Hub, nats ...MetricsNAT) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.impairDrops, c.drops, c.webStreams, c.webRefused} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.verdicts, c.mappings, c.created, c.expired, c.poolUsed, c.poolSize, c.lost, c.lockWaits, c.icmpLimited, c.impairDrops, c.drops, c.webStreams, c.webRefused, c.linkDrops} {
 		ch <- d
 	}
 }
@@ -116,6 +129,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(cr), n.Name)
 			ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(ex), n.Name)
 		}
+	}
+	for _, l := range c.Links {
+		l.Counter.Drops(func(reason string, v uint64) {
+			ch <- prometheus.MustNewConstMetric(c.linkDrops, prometheus.CounterValue, float64(v), l.Name, reason)
+		})
 	}
 	if c.Hub != nil {
 		_, _, lost := c.Hub.Counts()

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/gonat/gonat/forward"
+	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/nat"
 	"github.com/gonat/gonat/table"
+	"github.com/gonat/gonat/tun/tuntest"
 )
 
 // /metrics carries the process's health (goroutines, open fds, RSS) and
@@ -68,6 +70,32 @@ func TestMetricsImpairDrops(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{`gonat_impair_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_impair_drops_total{nat="home",reason="queue-overflow"} 0`,
 		`gonat_drops_total{nat="home",reason="link-down"} 0`, `gonat_drops_total{nat="home",reason="impair-loss"} 0`, `gonat_drops_total{nat="home",reason="no-mapping"} 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// A link outside every NAT (a public host's wire) exports its drops by
+// reason under its own name, zero included.
+func TestMetricsLinkDrops(t *testing.T) {
+	w := forward.NewWire(tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0"), impair.MustParse("loss=10%"), 1)
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := NewCollector(nil)
+	col.Links = []MetricsLink{{Name: "server", Counter: w}}
+	addr, err := ServeMetrics(ctx, "127.0.0.1:0", col)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`gonat_link_drops_total{link="server",reason="impair-loss"} 0`, `gonat_link_drops_total{link="server",reason="queue-overflow"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

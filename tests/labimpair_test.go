@@ -102,7 +102,7 @@ func routerStatusPackets(t *testing.T, l *labtest.Lab, name string) map[string]u
 // gonat lab impair NAT delay=50ms while the lab runs: pings from a host
 // behind it take at least 100 ms (50 ms each way on the uplink); off
 // brings them back under 50 ms. A host's link takes a spec the same way,
-// and a public host, which has no NAT link, is refused.
+// and a public host without impair (a veth) is refused.
 func TestLabImpairAtRunTime(t *testing.T) {
 	c := newLabCLI(t)
 	file := filepath.Join(t.TempDir(), "home.toml")
@@ -148,7 +148,7 @@ func TestLabImpairAtRunTime(t *testing.T) {
 		t.Errorf("RTT from %.2f ms with 30 ms each way on alice's link, want >= 60", lo)
 	}
 	out, code = c.run("lab", "impair", "--lab", name, "stun", "loss=1%")
-	oneLine(t, "lab impair of a public host", out, code, 1, "no NAT link")
+	oneLine(t, "lab impair of a public host", out, code, 1, "give its [[host]] impair in the topology")
 	out, code = c.run("lab", "impair", "--lab", name, "home", "loss=1")
 	oneLine(t, "lab impair with a bad spec", out, code, 1, `impair "loss=1"`)
 }

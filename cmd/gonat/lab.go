@@ -29,7 +29,8 @@ Commands:
   list                              labs on this machine
   set [--lab N] NAT [--preset P] [--mapping M] ...   change a NAT's behaviour (drops its mappings)
   flush [--lab N] NAT               drop a NAT's mappings (a NAT reboot: rebinding)
-  impair [--lab N] NODE SPEC        impair a NAT's uplink or a host's link to its NAT, both ways,
+  impair [--lab N] NODE SPEC        impair a NAT's uplink, a host's link to its NAT, or the link
+                                    of a public host given impair, both ways,
                                     e.g. "delay=50ms loss=1%" (off: none)
   down [N] [--all] [--keep-logs DIR]  remove a lab (also after kill -9 of its process)
   verify [N] [--json]               probe every NAT (RFC 5780) and compare with its configuration

@@ -8,9 +8,9 @@ import (
 	"github.com/gonat/gonat/lab"
 )
 
-// labImpair is `gonat lab impair [--lab L] NODE SPEC`: a NAT's uplink or
-// a host's link to its NAT takes SPEC, both ways, while the lab runs;
-// "off" (or an empty SPEC) clears it.
+// labImpair is `gonat lab impair [--lab L] NODE SPEC`: a NAT's uplink, a
+// host's link to its NAT, or a public host's wire takes SPEC, both ways,
+// while the lab runs; "off" (or an empty SPEC) clears it.
 func labImpair(args []string) error {
 	fs := flag.NewFlagSet("impair", flag.ContinueOnError)
 	labName := fs.String("lab", "", "lab name")

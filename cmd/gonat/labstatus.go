@@ -46,7 +46,35 @@ func printStatus(w io.Writer, st *lab.LabStatus) {
 		}
 		tw.Flush()
 	}
+	printLinks(tw, st.Nodes)
 	printCommands(w, st.Commands)
+}
+
+// printLinks lists the public hosts' impaired links (their wires), if
+// any: the impairment in force, its seed and the packets counted.
+func printLinks(tw *tabwriter.Writer, nodes []lab.NodeStatus) {
+	header := false
+	for _, n := range nodes {
+		if n.Link == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw)
+			fmt.Fprintln(tw, "LINK\tIMPAIR\tSEED\tPACKETS")
+			header = true
+		}
+		var ps []string
+		for k, v := range n.Link.Packets {
+			ps = append(ps, fmt.Sprintf("%s=%d", k, v))
+		}
+		sort.Strings(ps)
+		im := n.Link.Impair
+		if im == "" {
+			im = "off"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, im, n.Link.Seed, strings.Join(ps, " "))
+	}
+	tw.Flush()
 }
 
 func short(behavior string, filtering bool) string {

@@ -128,6 +128,7 @@ func startObservers(ctx context.Context, l *lab.Lab, o *observers) error {
 		nats = append(nats, observe.MetricsNAT{Name: name, Engine: l.NAT(name).Engine, Outbound: &o.outbound, Inbound: &o.inbound, Router: l.NAT(name).Router})
 	}
 	c := observe.NewCollector(l.Events, nats...)
+	c.Links = l.MetricsLinks()
 	if *o.web != "" {
 		c.WebStreams = func() (int64, uint64) { return stats.Open(), stats.Refused() }
 	}
