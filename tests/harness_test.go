@@ -59,6 +59,11 @@ func testMain(m *testing.M) int {
 	// Labs from labtest carry the run's prefix too: the leak check below
 	// sees them.
 	os.Setenv("GONAT_LABTEST_PREFIX", runPrefix+"l")
+	// A race-built gonat sleeps a second at exit by default, so that
+	// goroutines still running can report races; every gonat command a
+	// test runs would pay it. Races found before exit are still reported
+	// and still fail the command.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	if why := cannotRun(); why != "" {
 		if privtest.CI() {
 			fmt.Fprintf(os.Stderr, "FAIL: end-to-end tests cannot run under CI: %s\n", why)

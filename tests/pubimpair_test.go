@@ -47,9 +47,6 @@ address = "203.0.113.20"
 // brings the link back; a public host without impair (a veth) is refused.
 func TestLabPublicHostImpair(t *testing.T) {
 	c := newLabCLI(t)
-	// A race-built gonat sleeps a second at exit (the race runtime's
-	// atexit_sleep_ms) unless told not to: seven commands here.
-	c.env = append(c.env, "GORACE=atexit_sleep_ms=0")
 	file := filepath.Join(t.TempDir(), "pub.toml")
 	if err := os.WriteFile(file, []byte(pubImpairTopo), 0o644); err != nil {
 		t.Fatal(err)
