@@ -319,33 +319,8 @@ func (e *Engine) routed6(pk *packet6, st *v6State) Result {
 	src, dst := p.Src.Addr(), p.Dst.Addr()
 	now := pk.now.UnixNano()
 	if pk.in != Outside {
-		if e.spoofed6(pk.in, src) {
-			return e.drop6(pk, DropSpoofed)
-		}
-		if martian6(dst) {
-			return e.drop6(pk, DropMartian)
-		}
-		if out, ok := e.port6(dst); ok {
-			if dst == e.gateway6(out) {
-				return e.drop6(pk, DropLocal)
-			}
-			if p.HopLimit <= 1 {
-				return e.timeExceeded6(pk, e.gateway6(pk.in))
-			}
-			if e.anyMTU {
-				if r, ok := e.fit6(pk, out, e.gateway6(pk.in)); !ok {
-					return r
-				}
-			}
-			return e.forward6(pk, out, 0)
-		}
-		if p.HopLimit <= 1 {
-			return e.timeExceeded6(pk, e.gateway6(pk.in))
-		}
-		if e.anyMTU {
-			if r, ok := e.fit6(pk, Outside, e.gateway6(pk.in)); !ok {
-				return r
-			}
+		if r, done := e.fromInside6(pk, true); done {
+			return r
 		}
 		switch {
 		case p.IsFragment() && !p.IsFirstFragment():

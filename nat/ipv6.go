@@ -249,6 +249,47 @@ func (e *Engine) port6(a netip.Addr) (Port, bool) {
 	return 0, false
 }
 
+// fromInside6 makes the checks every IPv6 mode that forwards makes of a
+// packet from an inside port before its own work: a spoofed source, a
+// martian destination, a packet for another inside host (routed as it
+// is, never translated), the hop limit, and for one going out (leaving)
+// the outside link's MTU, measured before any translation so that Packet
+// Too Big quotes what the host sent. done says whether it decided pk's
+// fate, r; if not, pk is the mode's to send out.
+func (e *Engine) fromInside6(pk *packet6, leaving bool) (r Result, done bool) {
+	p := &pk.p
+	src, dst := p.Src.Addr(), p.Dst.Addr()
+	if e.spoofed6(pk.in, src) {
+		return e.drop6(pk, DropSpoofed), true
+	}
+	if martian6(dst) {
+		return e.drop6(pk, DropMartian), true
+	}
+	if out, ok := e.port6(dst); ok {
+		if dst == e.gateway6(out) {
+			return e.drop6(pk, DropLocal), true
+		}
+		if p.HopLimit <= 1 {
+			return e.timeExceeded6(pk, e.gateway6(pk.in)), true
+		}
+		if e.anyMTU {
+			if r, ok := e.fit6(pk, out, e.gateway6(pk.in)); !ok {
+				return r, true
+			}
+		}
+		return e.forward6(pk, out, 0), true
+	}
+	if p.HopLimit <= 1 {
+		return e.timeExceeded6(pk, e.gateway6(pk.in)), true
+	}
+	if leaving && e.anyMTU {
+		if r, ok := e.fit6(pk, Outside, e.gateway6(pk.in)); !ok {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
 // spoofed6 reports whether src may not come from inside port in (BCP 38,
 // as validate.go for IPv4): another port's host, or off the port's
 // networks.

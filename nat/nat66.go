@@ -98,37 +98,10 @@ func (e *Engine) nat66(pk *packet6, st *v6State) Result {
 		return e.nat66In(pk, st)
 	}
 	p := &pk.p
-	src, dst := p.Src.Addr(), p.Dst.Addr()
-	if e.spoofed6(pk.in, src) {
-		return e.drop6(pk, DropSpoofed)
-	}
-	if martian6(dst) {
-		return e.drop6(pk, DropMartian)
-	}
-	if out, ok := e.port6(dst); ok {
-		// Between inside hosts: routed, not translated.
-		if dst == e.gateway6(out) {
-			return e.drop6(pk, DropLocal)
-		}
-		if p.HopLimit <= 1 {
-			return e.timeExceeded6(pk, e.gateway6(pk.in))
-		}
-		if e.anyMTU {
-			if r, ok := e.fit6(pk, out, e.gateway6(pk.in)); !ok {
-				return r
-			}
-		}
-		return e.forward6(pk, out, 0)
-	}
-	if p.HopLimit <= 1 {
-		return e.timeExceeded6(pk, e.gateway6(pk.in))
-	}
-	// Measured before translation, so that Packet Too Big quotes the
-	// packet as the host sent it; a hairpinned one stays inside.
-	if e.anyMTU && dst != st.ext {
-		if r, ok := e.fit6(pk, Outside, e.gateway6(pk.in)); !ok {
-			return r
-		}
+	dst := p.Dst.Addr()
+	// A hairpinned packet stays inside: no outside link to fit.
+	if r, done := e.fromInside6(pk, dst != st.ext); done {
+		return r
 	}
 	proto, ok := proto66(p.Proto)
 	switch {
