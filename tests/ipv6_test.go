@@ -37,17 +37,6 @@ func ping6(l *labtest.Lab, from, to string) (string, bool) {
 	return string(out), err == nil
 }
 
-func routerPackets(t *testing.T, l *labtest.Lab) map[string]uint64 {
-	t.Helper()
-	for _, n := range l.Status().NATs {
-		if n.Name == "router" {
-			return n.Packets
-		}
-	}
-	t.Fatal("no NAT router in the lab's status")
-	return nil
-}
-
 // routed: IPv6 leaves untranslated through the stateful firewall: alice
 // reaches the server (ping, and 10 MB over TCP both ways intact, the server
 // seeing alice's own address), while the server's unsolicited ping and
@@ -68,7 +57,7 @@ func TestIPv6Routed(t *testing.T) {
 	if _, err := ns.DialContext(ctx, l.Node("server").Namespace, &net.Dialer{Timeout: time.Second}, "tcp6", "[fd00:1::2]:22"); err == nil {
 		t.Errorf("the server's unsolicited TCP connection to alice got through")
 	}
-	if p := routerPackets(t, l); p["ipv6-filtered"] == 0 {
+	if p := natPackets(t, l, "router"); p["ipv6-filtered"] == 0 {
 		t.Errorf("no ipv6-filtered drops counted: %v", p)
 	}
 }
@@ -98,7 +87,7 @@ func TestIPv6Refused(t *testing.T) {
 			if tc.says == "" && strings.Contains(out, "nreachable") {
 				t.Errorf("blackhole answered: %q", out)
 			}
-			if p := routerPackets(t, l); p[tc.reason] == 0 {
+			if p := natPackets(t, l, "router"); p[tc.reason] == 0 {
 				t.Errorf("no %s drops counted: %v", tc.reason, p)
 			}
 			// IPv4 is untouched.

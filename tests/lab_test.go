@@ -26,6 +26,19 @@ import (
 // labOpts makes host commands run the gonat binary under test.
 func labOpts() lab.Options { return lab.Options{GonatPath: gonatBin} }
 
+// natPackets is NAT name's packet counters, by verdict and drop reason,
+// from the lab's status.
+func natPackets(t *testing.T, l *labtest.Lab, name string) map[string]uint64 {
+	t.Helper()
+	for _, n := range l.Status().NATs {
+		if n.Name == name {
+			return n.Packets
+		}
+	}
+	t.Fatalf("no NAT %s in the lab's status", name)
+	return nil
+}
+
 // nodeUDP opens a UDP socket on a lab node.
 func nodeUDP(t *testing.T, l *labtest.Lab, node, laddr string) *net.UDPConn {
 	t.Helper()

@@ -77,7 +77,7 @@ address = "203.0.113.10"
 		}
 	}
 	f := float64(lost) / n
-	counted := routerStatusPackets(t, l, "home")["impair-loss"]
+	counted := natPackets(t, l, "home")["impair-loss"]
 	t.Logf("lost %d of %d (%.2f%%), counted impair-loss=%d", lost, n, 100*f, counted)
 	if math.Abs(f-0.10) > 0.02 {
 		t.Errorf("lost %.2f%%, want 10%% +- 2", 100*f)
@@ -85,18 +85,6 @@ address = "203.0.113.10"
 	if counted != uint64(lost) {
 		t.Errorf("lab status counts impair-loss=%d, %d lost", counted, lost)
 	}
-}
-
-// routerStatusPackets is NAT name's packet counters in the lab's status.
-func routerStatusPackets(t *testing.T, l *labtest.Lab, name string) map[string]uint64 {
-	t.Helper()
-	for _, n := range l.Status().NATs {
-		if n.Name == name {
-			return n.Packets
-		}
-	}
-	t.Fatalf("no NAT %s in the lab's status", name)
-	return nil
 }
 
 // gonat lab impair NAT delay=50ms while the lab runs: pings from a host

@@ -448,7 +448,7 @@ func TestMalformedSetLiveFlows(t *testing.T) {
 		raw, _ := tc.(*net.TCPConn).SyscallConn()
 		var info *unix.TCPInfo
 		raw.Control(func(fd uintptr) { info, _ = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
-		return natPackets(t, tp.Name), info
+		return runPackets(t, tp.Name), info
 	}
 	before, info0 := quiet()
 	udpRounds.Store(0)

@@ -159,7 +159,7 @@ func TestIPv6NAT66(t *testing.T) {
 	if out, err := l.Node("alice").Command("ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1800", "2001:db8::10").CombinedOutput(); err != nil {
 		t.Errorf("fragmented echoes through nat66: %v\n%s", err, out)
 	}
-	if p := routerPacketsOf(t, l, "cone"); p["filtered"] == 0 {
+	if p := natPackets(t, l, "cone"); p["filtered"] == 0 {
 		t.Errorf("no filtered drops counted: %v", p)
 	}
 
@@ -172,16 +172,4 @@ func TestIPv6NAT66(t *testing.T) {
 	if !strings.Contains(all, "udp [fd00:1::2]:6000 ["+ext["cone"].String()+"]:") || strings.Contains(all, "0.0.0.") {
 		t.Errorf("the cone's table:\n%s", all)
 	}
-}
-
-// routerPacketsOf is the packet counters of NAT name.
-func routerPacketsOf(t *testing.T, l *labtest.Lab, name string) map[string]uint64 {
-	t.Helper()
-	for _, n := range l.Status().NATs {
-		if n.Name == name {
-			return n.Packets
-		}
-	}
-	t.Fatalf("no NAT %s in the lab's status", name)
-	return nil
 }

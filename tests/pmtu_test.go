@@ -77,18 +77,6 @@ func setPMTUDisc(t *testing.T, c *net.UDPConn, mode int) {
 	}
 }
 
-// labNATPackets is the named NAT's packet counters from the lab's status.
-func labNATPackets(t *testing.T, l *labtest.Lab, name string) map[string]uint64 {
-	t.Helper()
-	for _, n := range l.Status().NATs {
-		if n.Name == name {
-			return n.Packets
-		}
-	}
-	t.Fatalf("no NAT %s in the lab's status", name)
-	return nil
-}
-
 // Out through the small uplink: tracepath over IPv4 and IPv6 reports
 // pmtu 1280 (the NAT answering the host's 1500-byte probes with
 // fragmentation needed and Packet Too Big) and shows the NAT as hop 1
@@ -118,7 +106,7 @@ func TestPathMTU(t *testing.T) {
 		if err != nil || !bytes.Equal(buf[:n], msg) {
 			t.Fatalf("the server got %d bytes (%v), want the %d-byte datagram whole", n, err, len(msg))
 		}
-		if p := labNATPackets(t, l, "router"); p["fragmented"] == 0 {
+		if p := natPackets(t, l, "router"); p["fragmented"] == 0 {
 			t.Errorf("the NAT counted no fragmented datagram: %v", p)
 		}
 	})
@@ -139,7 +127,7 @@ func TestPathMTU(t *testing.T) {
 			t.Fatalf("2 MB over TCP through the 1280-byte uplink: %d bytes, %v", n, err)
 		}
 	})
-	if p := labNATPackets(t, l, "router"); p["too-big"] == 0 {
+	if p := natPackets(t, l, "router"); p["too-big"] == 0 {
 		t.Errorf("no too-big drops counted: %v", p)
 	}
 
@@ -176,7 +164,7 @@ func TestPathMTU(t *testing.T) {
 		if !errors.Is(werr, syscall.EMSGSIZE) {
 			t.Errorf("the server's kernel never refused a %d-byte DF datagram to %s (last error %v): no ICMP 3/4 reached it", len(msg), pub, werr)
 		}
-		if p := labNATPackets(t, l, "home"); p["too-big"] == 0 || p["fragmented"] == 0 {
+		if p := natPackets(t, l, "home"); p["too-big"] == 0 || p["fragmented"] == 0 {
 			t.Errorf("home counted too-big %d, fragmented %d; want both: %v", p["too-big"], p["fragmented"], p)
 		}
 	})
@@ -194,7 +182,7 @@ func TestPathMTU(t *testing.T) {
 			t.Fatalf("1 MB went through a path MTU black hole")
 		}
 		t.Logf("through the black hole: %d bytes in 2 s (%v)", n, err)
-		if p := labNATPackets(t, l, "router"); p["pmtu-blackhole"] == 0 {
+		if p := natPackets(t, l, "router"); p["pmtu-blackhole"] == 0 {
 			t.Errorf("no pmtu-blackhole drops counted: %v", p)
 		}
 	})

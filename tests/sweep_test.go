@@ -14,8 +14,8 @@ import (
 	"github.com/gonat/gonat/header"
 )
 
-// natPackets is the NAT's verdict counters, from gonat lab status.
-func natPackets(t *testing.T, name string) map[string]uint64 {
+// runPackets is a gonat run NAT's verdict counters, from gonat lab status.
+func runPackets(t *testing.T, name string) map[string]uint64 {
 	t.Helper()
 	out, err := exec.Command(gonatBin, "lab", "status", "--lab", name, "--json").CombinedOutput()
 	var st struct {
@@ -81,7 +81,7 @@ func TestFilteringSweep(t *testing.T) {
 				}
 				socks = append(socks, a)
 			}
-			before := natPackets(t, tp.Name)
+			before := runPackets(t, tp.Name)
 
 			raw := rawSender(t, tp.WAN)
 			syn := make([]byte, 64)
@@ -126,7 +126,7 @@ func TestFilteringSweep(t *testing.T) {
 					t.Errorf("mapping %s:%d got [%s], want [%s]", ext1, first+i, strings.Join(got, ", "), strings.Join(want, ", "))
 				}
 			}
-			moved := countersMoved(before, natPackets(t, tp.Name))
+			moved := countersMoved(before, runPackets(t, tp.Name))
 			delete(moved, "not-ipv4") // the inside kernel's IPv6 chatter on the TUN devices
 			delete(moved, "ipv6-none")
 			perSource := len(ports)
