@@ -54,6 +54,7 @@ var debianPackages = map[string]string{
 	"turnutils_natdiscovery": "coturn",
 	"tshark":                 "tshark",
 	"curl":                   "curl",
+	"iperf3":                 "iperf3",
 	"chromium":               "chromium",
 	"nft":                    "nftables",
 	"zsh":                    "zsh",
