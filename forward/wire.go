@@ -25,7 +25,7 @@ type Wire struct {
 	seed uint64
 
 	mu   sync.Mutex
-	spec impair.Spec
+	spec PortImpair          // In: WireIn's, Out: WireOut's
 	imp  [2]*impair.Impairer // by direction read from; nil: not impaired
 	// queues are by direction (the device read from); nil until a spec
 	// delays. Once made they stay, so packets delayed under one spec
@@ -49,9 +49,10 @@ const (
 // wireBuf is the size of a Wire's read buffers: the largest IP packet.
 const wireBuf = 65535
 
-// NewWire joins host (the host's side) and far, both ways impaired by
-// spec, seeded by seed with one stream per direction. Start runs it.
-func NewWire(host, far tun.Device, spec impair.Spec, seed uint64) *Wire {
+// NewWire joins host (the host's side) and far, impaired by spec: its In
+// what the host receives (WireIn), its Out what it sends (WireOut);
+// seeded by seed with one stream per direction. Start runs it.
+func NewWire(host, far tun.Device, spec PortImpair, seed uint64) *Wire {
 	w := &Wire{devs: [2]tun.Device{host, far}, seed: seed, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	w.SetImpair(spec)
 	return w
@@ -79,29 +80,31 @@ func (w *Wire) Close() error {
 	return err
 }
 
-// SetImpair replaces the impairment, both ways (the zero Spec clears
-// it). The impairers start again from the seed; packets already delayed
-// leave when due.
-func (w *Wire) SetImpair(spec impair.Spec) {
+// SetImpair replaces the impairment, In what the host receives and Out
+// what it sends (the zero PortImpair clears it). The impairers start
+// again from the seed; packets already delayed leave when due.
+func (w *Wire) SetImpair(spec PortImpair) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.spec = spec
 	w.imp = [2]*impair.Impairer{}
-	if spec.IsZero() {
-		return
+	queue := false
+	for d, sp := range [2]impair.Spec{WireOut: spec.Out, WireIn: spec.In} {
+		if sp.IsZero() {
+			continue
+		}
+		w.imp[d] = impair.New(sp, w.seed, uint64(d))
+		queue = queue || w.imp[d].Delays() || sp.Duplicate > 0
 	}
-	for d := range w.imp {
-		w.imp[d] = impair.New(spec, w.seed, uint64(d))
-	}
-	if (w.imp[0].Delays() || spec.Duplicate > 0) && w.queues[0] == nil {
+	if queue && w.queues[0] == nil {
 		for d := range w.queues {
 			w.queues[d] = impair.NewQueue(delaySlots, w.devs[1-d].MTU())
 		}
 	}
 }
 
-// Impair is the impairment in force.
-func (w *Wire) Impair() impair.Spec {
+// Impair is the impairment in force, as SetImpair takes it.
+func (w *Wire) Impair() PortImpair {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.spec

@@ -10,15 +10,20 @@ import (
 	"github.com/gonat/gonat/tun/tuntest"
 )
 
-// newWire starts a Wire between two channel devices.
-func newWire(t *testing.T, spec string, seed uint64) (w *Wire, host, far *tuntest.Channel) {
-	t.Helper()
-	host, far = tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0")
+// both is spec ("" for none) both ways.
+func both(spec string) PortImpair {
 	var sp impair.Spec
 	if spec != "" {
 		sp = impair.MustParse(spec)
 	}
-	w = NewWire(host, far, sp, seed)
+	return PortImpair{In: sp, Out: sp}
+}
+
+// newWire starts a Wire between two channel devices.
+func newWire(t *testing.T, spec string, seed uint64) (w *Wire, host, far *tuntest.Channel) {
+	t.Helper()
+	host, far = tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0")
+	w = NewWire(host, far, both(spec), seed)
 	w.Start()
 	t.Cleanup(func() { w.Close() })
 	return w, host, far
@@ -62,12 +67,34 @@ func TestWireDelay(t *testing.T) {
 	if el := time.Since(start); el < 35*time.Millisecond {
 		t.Errorf("the other way came after %v, want >= 40ms", el)
 	}
-	w.SetImpair(impair.Spec{})
+	w.SetImpair(PortImpair{})
 	start = time.Now()
 	host.In <- seqPkt(10)
 	recv(t, far.Out, "far side")
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("with impairment off a packet took %v", el)
+	}
+}
+
+// Each way takes its own spec: Out delays what the host sends, In (none
+// here) leaves what it receives alone.
+func TestWireOneWay(t *testing.T) {
+	w, host, far := newWire(t, "", 1)
+	w.SetImpair(PortImpair{Out: impair.MustParse("delay=200ms")})
+	start := time.Now()
+	host.In <- seqPkt(1)
+	recv(t, far.Out, "far side")
+	if el := time.Since(start); el < 200*time.Millisecond {
+		t.Errorf("out came after %v, want >= 200ms", el)
+	}
+	start = time.Now()
+	far.In <- seqPkt(2)
+	recv(t, host.Out, "host side")
+	if el := time.Since(start); el > 150*time.Millisecond {
+		t.Errorf("in came after %v, want it undelayed", el)
+	}
+	if got := w.Impair(); !got.In.IsZero() || got.Out.String() != "delay=200ms" {
+		t.Errorf("Impair() = %+v", got)
 	}
 }
 
@@ -118,7 +145,7 @@ func TestWireLossSeeded(t *testing.T) {
 
 // A full delay queue drops as queue-overflow.
 func TestWireQueueOverflow(t *testing.T) {
-	w := NewWire(tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0"), impair.MustParse("delay=10s"), 1)
+	w := NewWire(tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0"), both("delay=10s"), 1)
 	defer w.Close()
 	pkt := seqPkt(0)
 	for range delaySlots + 3 {
@@ -131,7 +158,7 @@ func TestWireQueueOverflow(t *testing.T) {
 
 // Deciding, queueing and draining a packet allocate nothing.
 func TestWireAllocs(t *testing.T) {
-	w := NewWire(tuntest.NewChannel("eth0"), discard{}, impair.MustParse("delay=1ms loss=10% duplicate=5%"), 1)
+	w := NewWire(tuntest.NewChannel("eth0"), discard{}, both("delay=1ms loss=10% duplicate=5%"), 1)
 	pkt := seqPkt(0)
 	out := [][]byte{nil}
 	now := int64(0)

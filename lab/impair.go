@@ -153,7 +153,7 @@ func (l *Lab) Impair(node, spec string) error {
 		if err != nil {
 			return err
 		}
-		w.SetImpair(sp)
+		w.SetImpair(forward.PortImpair{In: sp, Out: sp})
 		return nil
 	}
 	n, port, err := l.impairPort(node)

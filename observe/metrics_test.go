@@ -79,7 +79,7 @@ func TestMetricsImpairDrops(t *testing.T) {
 // A link outside every NAT (a public host's wire) exports its drops by
 // reason under its own name, zero included.
 func TestMetricsLinkDrops(t *testing.T) {
-	w := forward.NewWire(tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0"), impair.MustParse("loss=10%"), 1)
+	w := forward.NewWire(tuntest.NewChannel("eth0"), tuntest.NewChannel("pub0"), forward.PortImpair{In: impair.MustParse("loss=10%"), Out: impair.MustParse("loss=10%")}, 1)
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
