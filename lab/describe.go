@@ -93,8 +93,8 @@ func (t *Topology) Describe() string {
 				run += " (ready " + h.Ready.String() + ")"
 			}
 		}
-		if !h.Impair.IsZero() {
-			im := "link impair " + h.Impair.String()
+		if w := impairWays(h.Impair); w != "" {
+			im := "link impair " + w
 			if run == "-" {
 				run = im
 			} else {

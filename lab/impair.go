@@ -2,12 +2,13 @@ package lab
 
 // Impairment in topology files: `impair`, `impair-in` and `impair-out`
 // on [[nat]] impair its uplink (the link beyond its outside port), as
-// gonat run's --impair flags impair the outside link; `impair` on
-// [[host]] impairs the host's link to its NAT (the NAT's inside port for
-// that host), both ways, or a public host's link to the core (a wire,
-// wire.go, seeded by the host's seed). In and out are the NAT's:
-// impair-in is what comes into the NAT from its upstream, impair-out
-// what leaves it upstream. A NAT's seed seeds every link of it.
+// gonat run's --impair flags impair the outside link; on [[host]] they
+// impair the host's link to its NAT (the NAT's inside port for that
+// host) or a public host's link to the core (a wire, wire.go, seeded by
+// the host's seed). In and out are the node's own: a NAT's impair-in is
+// what comes into it from its upstream, a host's what the host
+// receives; impair-out is what each sends. A NAT's seed seeds every
+// link of it.
 
 import (
 	"fmt"
@@ -26,53 +27,65 @@ const (
 
 const impairExample = "delay=50ms loss=1%"
 
-// parseNATImpair reads a [[nat]] entry's impairment of its uplink. A
-// way given both by impair and by impair-in or impair-out keeps the
-// one-way key's settings over impair's.
+// parseNATImpair reads a [[nat]] entry's impairment of its uplink: In
+// what comes into the NAT from upstream, Out what leaves it upstream.
 func (p *parser) parseNATImpair(d *natDraft, m map[string]any, line func(string) int) {
-	both, ok := p.str(m, keyImpair, d.who, line(keyImpair), impairExample)
-	if ok {
+	d.n.Impair, _ = p.parseImpairWays(d.who, m, line, false)
+}
+
+// parseImpairWays reads an entry's impair (both ways), impair-in (In)
+// and impair-out (Out): a way given both by impair and by its one-way
+// key keeps the one-way key's settings over impair's. With off, "off"
+// stands for no impairment (that way, or both for impair). given says
+// whether any of the keys is there.
+func (p *parser) parseImpairWays(who string, m map[string]any, line func(string) int, off bool) (pi forward.PortImpair, given bool) {
+	isOff := func(s string) bool { return off && strings.TrimSpace(s) == "off" }
+	both, ok := p.str(m, keyImpair, who, line(keyImpair), impairExample)
+	given = ok
+	if isOff(both) {
+		both = ""
+	} else if ok {
 		sp, err := impair.Parse(both)
 		if err != nil {
-			p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, both, impairErr(err))
-			return
+			p.errorf(line(keyImpair), "%s: %s %q: %v", who, keyImpair, both, impairErr(err))
+			return pi, given
 		}
-		d.n.Impair = forward.PortImpair{In: sp, Out: sp}
+		pi = forward.PortImpair{In: sp, Out: sp}
 	}
 	for _, w := range []struct {
 		key string
 		to  *impair.Spec
-	}{{keyImpairIn, &d.n.Impair.In}, {keyImpairOut, &d.n.Impair.Out}} {
-		s, ok := p.str(m, w.key, d.who, line(w.key), impairExample)
+	}{{keyImpairIn, &pi.In}, {keyImpairOut, &pi.Out}} {
+		s, ok := p.str(m, w.key, who, line(w.key), impairExample)
 		if !ok {
+			continue
+		}
+		given = true
+		if isOff(s) {
+			*w.to = impair.Spec{}
 			continue
 		}
 		sp, err := impair.Parse(impair.Overlay(both, s))
 		switch {
 		case err != nil && both != "":
-			p.errorf(line(w.key), "%s: %s %q over impair %q: %v", d.who, w.key, s, both, impairErr(err))
+			p.errorf(line(w.key), "%s: %s %q over impair %q: %v", who, w.key, s, both, impairErr(err))
 		case err != nil:
-			p.errorf(line(w.key), "%s: %s %q: %v", d.who, w.key, s, impairErr(err))
+			p.errorf(line(w.key), "%s: %s %q: %v", who, w.key, s, impairErr(err))
 		default:
 			*w.to = sp
 		}
 	}
+	return pi, given
 }
 
-// parseHostImpair reads a [[host]] entry's impairment of its link, and
-// for a public host the seed of its Wire. A public host given impair
-// ("off" too) gets a Wire instead of a veth.
+// parseHostImpair reads a [[host]] entry's impairment of its link (In
+// what the host receives, Out what it sends), and for a public host the
+// seed of its Wire. A public host given any impair key ("off" too) gets
+// a Wire instead of a veth.
 func (p *parser) parseHostImpair(d *hostDraft, m map[string]any, line func(string) int) {
-	s, ok := p.str(m, keyImpair, d.who, line(keyImpair), impairExample)
 	public := d.h.Network == Public
-	if ok && !(public && strings.TrimSpace(s) == "off") {
-		sp, err := impair.Parse(s)
-		if err != nil {
-			p.errorf(line(keyImpair), "%s: %s %q: %v", d.who, keyImpair, s, impairErr(err))
-			return
-		}
-		d.h.Impair = sp
-	}
+	var ok bool
+	d.h.Impair, ok = p.parseImpairWays(d.who, m, line, public)
 	d.h.Wire = ok && public
 	v, given := m[keySeed]
 	if !given {
@@ -105,10 +118,9 @@ func portImpair(n *NATNode, hosts []*HostNode) []forward.PortImpair {
 	pis[0] = n.Impair
 	some := !n.Impair.In.IsZero() || !n.Impair.Out.IsZero()
 	for i, h := range hosts {
-		if !h.Impair.IsZero() {
-			pis[1+i] = forward.PortImpair{In: h.Impair, Out: h.Impair}
-			some = true
-		}
+		// The port reads what the host sends and writes what it receives.
+		pis[1+i] = forward.PortImpair{In: h.Impair.Out, Out: h.Impair.In}
+		some = some || !h.Impair.In.IsZero() || !h.Impair.Out.IsZero()
 	}
 	if !some {
 		return nil
@@ -117,14 +129,20 @@ func portImpair(n *NATNode, hosts []*HostNode) []forward.PortImpair {
 }
 
 // impairSummary describes a NAT's uplink impairment for Describe:
-// "impair in=... out=..." or "" when none.
+// "uplink impair ..." as impairWays puts it, or "" when none.
 func (n *NATNode) impairSummary() string {
-	in, out := n.Impair.In.String(), n.Impair.Out.String()
-	switch {
-	case in == "" && out == "":
-		return ""
-	case in == out:
-		return fmt.Sprintf("uplink impair %s", in)
+	if w := impairWays(n.Impair); w != "" {
+		return "uplink impair " + w
+	}
+	return ""
+}
+
+// impairWays describes pi: its spec when both ways are alike, else
+// "in SPEC, out SPEC" without a way that has none; "" when neither has.
+func impairWays(pi forward.PortImpair) string {
+	in, out := pi.In.String(), pi.Out.String()
+	if in == out {
+		return in
 	}
 	var parts []string
 	if in != "" {
@@ -133,7 +151,7 @@ func (n *NATNode) impairSummary() string {
 	if out != "" {
 		parts = append(parts, "out "+out)
 	}
-	return "uplink impair " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // Impair sets the impairment of a node's link while the lab runs: a

@@ -25,6 +25,12 @@ impair = "loss=10%"
 [[host]]
 name = "bob"
 network = "home1"
+
+[[host]]
+name = "carol"
+network = "home1"
+impair = "loss=2%"
+impair-out = "delay=50ms"
 `
 
 // The keys land on the NAT's ports as a run's flags would: the uplink
@@ -42,13 +48,21 @@ func TestTopologyImpair(t *testing.T) {
 	if got, want := n.Impair.Out, impair.MustParse("delay=20ms loss=1%"); got.String() != want.String() {
 		t.Errorf("uplink out %q, want %q", got, want)
 	}
-	hosts := []*HostNode{&topo.Hosts[0], &topo.Hosts[1]}
+	hosts := []*HostNode{&topo.Hosts[0], &topo.Hosts[1], &topo.Hosts[2]}
+	if got := topo.Hosts[2].Impair; got.In.String() != "loss=2%" || got.Out.String() != "delay=50ms loss=2%" {
+		t.Errorf("carol's link: in %q, out %q", got.In, got.Out)
+	}
 	pis := portImpair(n, hosts)
-	if len(pis) != 3 || pis[1].In.String() != "loss=10%" || pis[1].Out.String() != "loss=10%" || !pis[2].In.IsZero() || !pis[2].Out.IsZero() {
+	if len(pis) != 4 || pis[1].In.String() != "loss=10%" || pis[1].Out.String() != "loss=10%" || !pis[2].In.IsZero() || !pis[2].Out.IsZero() {
 		t.Errorf("ports' impairment %+v", pis)
 	}
+	// The port reads what carol sends (her out) and writes what she
+	// receives (her in).
+	if len(pis) == 4 && (pis[3].In.String() != "delay=50ms loss=2%" || pis[3].Out.String() != "loss=2%") {
+		t.Errorf("carol's port: in %q, out %q", pis[3].In, pis[3].Out)
+	}
 	d := topo.Describe()
-	for _, want := range []string{"uplink impair in delay=20ms loss=5%, out delay=20ms loss=1%", "link impair loss=10%"} {
+	for _, want := range []string{"uplink impair in delay=20ms loss=5%, out delay=20ms loss=1%", "link impair loss=10%", "link impair in loss=2%, out delay=50ms loss=2%"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("Describe lacks %q:\n%s", want, d)
 		}
@@ -75,6 +89,10 @@ func TestTopologyImpairErrors(t *testing.T) {
 		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"loss=1%\"\nseed = 7 #!\n", `host "alice": seed: the link of a host behind a NAT is impaired with its NAT's seed; set seed on the [[nat]]`},
 		{nat + "impair-both = \"loss=1%\" #!\n", `nat "home1": unknown key "impair-both"...`},
 		{nat + "impair = \"family=v6 delay=300ms\" #!\n", `nat "home1": impair "family=v6 delay=300ms": family=v6: expected ipv4 or ipv6`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair-out = \"delay=5\" #!\n", `host "alice": impair-out "delay=5": ...`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair-in = [\"loss=1%\"] #!\n", `host "alice": impair-in: want a string such as "delay=50ms loss=1%", got ...`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair = \"delay=10ms jitter=5ms\"\nimpair-in = \"jitter=20ms\" #!\n", `host "alice": impair-in "jitter=20ms" over impair "delay=10ms jitter=5ms": jitter=20ms exceeds delay=10ms: expected jitter <= delay`},
+		{nat + "[[host]]\nname = \"alice\"\nnetwork = \"home1\"\nimpair-in = \"off\" #!\n", `host "alice": impair-in "off": ...`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.text), "lab.toml")
@@ -97,8 +115,8 @@ func TestTopologyImpairErrors(t *testing.T) {
 	}
 }
 
-// A public host given impair ("off" too) gets a wire, seeded by its
-// seed; one without keeps its veth.
+// A public host given an impair key ("off" too) gets a wire, seeded by
+// its seed, each way as given; one without keeps its veth.
 func TestTopologyPublicImpair(t *testing.T) {
 	topo, err := Parse([]byte(`
 [[host]]
@@ -115,17 +133,29 @@ impair = "off"
 [[host]]
 name = "plain"
 network = "public"
+
+[[host]]
+name = "upload"
+network = "public"
+impair = "off"
+impair-out = "delay=5ms"
+
+[[host]]
+name = "download"
+network = "public"
+impair = "loss=1%"
+impair-out = "off"
 `), "lab.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []struct {
-		wire   bool
-		impair string
-		seed   int64
-	}{{true, "delay=50ms", 9}, {true, "", 0}, {false, "", 0}} {
+		wire    bool
+		in, out string
+		seed    int64
+	}{{true, "delay=50ms", "delay=50ms", 9}, {true, "", "", 0}, {false, "", "", 0}, {true, "", "delay=5ms", 0}, {true, "loss=1%", "", 0}} {
 		h := topo.Hosts[i]
-		if h.Wire != want.wire || h.Impair.String() != want.impair || h.Seed != want.seed {
+		if h.Wire != want.wire || h.Impair.In.String() != want.in || h.Impair.Out.String() != want.out || h.Seed != want.seed {
 			t.Errorf("host %s: wire %t impair %q seed %d, want %+v", h.Name, h.Wire, h.Impair, h.Seed, want)
 		}
 	}

@@ -104,7 +104,7 @@ hairpinning = false #!
 name = "alice"
 network = "public"
 colour = "red" #!
-`, `host "alice": unknown key "colour" (known: name, network, address, run, ready, impair, mtu, seed)`},
+`, `host "alice": unknown key "colour" (known: name, network, address, run, ready, impair, impair-in, impair-out, mtu, seed)`},
 	{"missing-nat-name", `
 [[nat]] #!
 external = ["198.51.100.1"]

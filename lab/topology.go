@@ -26,7 +26,7 @@ package lab
 //	address = "10.0.1.2"          # optional: a string or an array of strings, IPv4 and IPv6
 //	run     = ["gonat", "probe"]  # optional: argv, or a string run by /bin/sh -c
 //	ready   = "udp:203.0.113.10:3478"  # optional: wait until the command serves (udp:, tcp:, log:TEXT)
-//	impair  = "loss=10%"          # optional: its link to its NAT, both ways (not for public hosts)
+//	impair  = "loss=10%"          # optional: its link, both ways (impair-in: what it receives, impair-out: what it sends)
 //	mtu     = 1400                # optional: MTU of its link to its NAT (not for public hosts)
 //
 // Routing rules the checks enforce. Every NAT's inside network is a
@@ -54,7 +54,6 @@ import (
 	"strings"
 
 	"github.com/gonat/gonat/forward"
-	"github.com/gonat/gonat/impair"
 	"github.com/gonat/gonat/table"
 )
 
@@ -125,9 +124,10 @@ type HostNode struct {
 	Addresses []netip.Addr
 	Run       []string // command to start in the host's namespace; may be empty
 	Ready     Ready    // when Up may consider Run serving; zero: once started
-	// Impair is the impairment of its link, both ways: the NAT's inside
-	// port for it, or for a public host its Wire.
-	Impair impair.Spec
+	// Impair is the impairment of its link, the NAT's inside port for it
+	// or a public host's Wire: In what the host receives, Out what it
+	// sends (impair.go).
+	Impair forward.PortImpair
 	// Wire says a public host's link to the core is a forward.Wire that
 	// gonat impairs (impair given, "off" included), not a veth.
 	Wire bool
@@ -164,7 +164,7 @@ const (
 
 var (
 	topKeys  = []string{keyName, keyNAT, keyHost, keyEvent}
-	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair, keyMTU, keySeed}
+	hostKeys = []string{keyName, keyNetwork, keyAddress, keyRun, keyReady, keyImpair, keyImpairIn, keyImpairOut, keyMTU, keySeed}
 )
 
 func natKeys() []string {

@@ -21,7 +21,7 @@ import (
 
 // LinkStatus is a public host's impaired link (its wire) in LabStatus.
 type LinkStatus struct {
-	Impair string `json:"impair"` // the spec in force, "" for none
+	Impair string `json:"impair"` // the spec in force ("in SPEC, out SPEC" when the ways differ), "" for none
 	Seed   int64  `json:"seed"`   // seeds the impairment: set seed on the [[host]] to repeat a run
 	// Packets counts what it carried, both ways ("forward"), and what
 	// it dropped by reason (impair-loss, queue-overflow).
@@ -57,7 +57,7 @@ func (l *Lab) makeWire(h *HostNode, name, core, coreDev string) error {
 	if seed == 0 {
 		seed = RandomSeed()
 	}
-	w := forward.NewWire(hd, cd, forward.PortImpair{In: h.Impair, Out: h.Impair}, uint64(seed))
+	w := forward.NewWire(hd, cd, h.Impair, uint64(seed))
 	w.Start()
 	l.mu.Lock()
 	if l.wires == nil {
@@ -102,7 +102,7 @@ func (l *Lab) linkStatus(node string) *LinkStatus {
 	if w == nil {
 		return nil
 	}
-	st := &LinkStatus{Impair: w.Impair().In.String(), Seed: int64(w.Seed()), Packets: map[string]uint64{"forward": w.Passed()}}
+	st := &LinkStatus{Impair: impairWays(w.Impair()), Seed: int64(w.Seed()), Packets: map[string]uint64{"forward": w.Passed()}}
 	w.Drops(func(reason string, n uint64) {
 		if n > 0 {
 			st.Packets[reason] = n
