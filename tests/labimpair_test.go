@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,7 +16,9 @@ import (
 
 // impair = "loss=10%" on a host's link: 5,000 datagrams from the host to
 // a public server lose 10% +- 2%, and lab status counts each loss as
-// impair-loss.
+// impair-loss. impair-out = "delay=50ms" on another host's link delays
+// what it sends only: its pings take 50 ms more, not 100, and its
+// datagrams take them while the answers do not.
 func TestLabHostImpairLoss(t *testing.T) {
 	topo := labtest.Parse(t, `
 [[nat]]
@@ -28,6 +31,11 @@ seed = 21
 name = "alice"
 network = "home"
 impair = "loss=10%"
+
+[[host]]
+name = "bob"
+network = "home"
+impair-out = "delay=50ms"
 
 [[host]]
 name = "server"
@@ -84,6 +92,55 @@ address = "203.0.113.10"
 	}
 	if counted != uint64(lost) {
 		t.Errorf("lab status counts impair-loss=%d, %d lost", counted, lost)
+	}
+
+	out, err := l.Node("bob").Command("ping", "-n", "-c", "10", "-i", "0.05", "-W", "2", "203.0.113.10").CombinedOutput()
+	ms := rttRE.FindAllStringSubmatch(string(out), -1)
+	if err != nil || len(ms) != 10 {
+		t.Fatalf("ping from bob: %v, %d replies:\n%s", err, len(ms), out)
+	}
+	rtts := make([]float64, len(ms))
+	for i, m := range ms {
+		rtts[i], _ = strconv.ParseFloat(m[1], 64)
+	}
+	slices.Sort(rtts)
+	lo, med := rtts[0], rtts[len(rtts)/2]
+	t.Logf("bob, impair-out delay=50ms: RTT %.2f to %.2f ms, median %.2f", lo, rtts[len(rtts)-1], med)
+	// The median, not the maximum, must stay under both ways' 100 ms: one
+	// slow reply on a loaded machine is no second delay.
+	if lo < 50 || med >= 100 {
+		t.Errorf("RTT from %.2f ms, median %.2f, with 50 ms one way on bob's link: want >= 50 and < 100", lo, med)
+	}
+
+	// The way delayed is the one bob sends: one clock times both ways of
+	// a datagram and its answer (the least of 5 each way).
+	bc := nodeUDP(t, l, "bob", ":0")
+	up, down := time.Hour, time.Hour
+	buf := make([]byte, 64)
+	for range 5 {
+		sent := time.Now()
+		if _, err := bc.WriteTo([]byte("up"), to); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, from, err := srv.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("server: %v", err)
+		}
+		up = min(up, time.Since(sent))
+		sent = time.Now()
+		if _, err := srv.WriteToUDP([]byte("down"), from); err != nil {
+			t.Fatal(err)
+		}
+		bc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := bc.Read(buf); err != nil {
+			t.Fatalf("bob: %v", err)
+		}
+		down = min(down, time.Since(sent))
+	}
+	t.Logf("bob, one way: sent in %v, received in %v", up, down)
+	if up < 50*time.Millisecond || down >= 25*time.Millisecond {
+		t.Errorf("bob sends in %v and receives in %v: want >= 50ms and < 25ms", up, down)
 	}
 }
 
