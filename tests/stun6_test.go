@@ -47,8 +47,9 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 		t.Errorf("OTHER-ADDRESS %v, RESPONSE-ORIGIN %v; want %v, %v", r.OtherAddress, r.ResponseOrigin, want, stun6)
 	}
 
-	// The firewall's filtering, set live to two of its values; mapping is
-	// endpoint-independent throughout. coturn's
+	// The firewall's filtering, set live to each of its three values
+	// (RFC 5780's tests answer from the server's two addresses and two
+	// ports); mapping is endpoint-independent throughout. coturn's
 	// client judges beside gonat probe, at the same time (a silent test
 	// of its takes 3 s); the address-dependent run also measures the
 	// idle UDP lifetime, made 1 s.
@@ -59,6 +60,7 @@ func TestSTUNOverIPv6Routed(t *testing.T) {
 		lifetime     bool
 	}{
 		{table.AddressDependent, stun.ClassicUDPFirewall, "NAT with Address Dependent Filtering!", true},
+		{table.AddressAndPortDependent, stun.ClassicUDPFirewall, "NAT with Address and Port Dependent Filtering!", false},
 		{table.EndpointIndependent, stun.ClassicOpen, "NAT with Endpoint Independent Filtering!", false},
 	} {
 		t.Run(tc.filtering.String(), func(t *testing.T) {
