@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,37 @@ func TestHelpTeaches(t *testing.T) {
 
 // `gonat demo` (the README's first command) finishes by itself within a
 // minute, exits 0, shows each NAT type, and leaves nothing behind.
+// gonat demo --happy-eyeballs builds examples/happy-eyeballs.toml and
+// races from each client: IPv6 wins where it works, IPv4 after the
+// attempt delay where IPv6 is blackholed or slow, IPv4 at once where it
+// is refused.
+func TestDemoHappyEyeballs(t *testing.T) {
+	out, err := exec.Command(gonatBin, "demo", "--happy-eyeballs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gonat demo --happy-eyeballs: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		client, family string
+		atLeast, under float64 // ms
+	}{
+		{"ok", "IPv6", 0, 200},
+		{"dark", "IPv4", 250, 1000},
+		{"nope", "IPv4", 0, 200},
+		{"slow", "IPv4", 250, 590},
+	} {
+		re := regexp.MustCompile(`(?m)^   ` + c.client + `\s.*\n\s+=> (IPv[46]) wins: \S+ after ([0-9.]+) ms`)
+		m := re.FindStringSubmatch(string(out))
+		if m == nil {
+			t.Errorf("no outcome for %s:\n%s", c.client, out)
+			continue
+		}
+		ms, _ := strconv.ParseFloat(m[2], 64)
+		if m[1] != c.family || ms < c.atLeast || ms >= c.under {
+			t.Errorf("%s: %s won after %.1f ms, want %s in [%.0f, %.0f) ms", c.client, m[1], ms, c.family, c.atLeast, c.under)
+		}
+	}
+}
+
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(gonatBin, "demo")
 	done := make(chan struct{})

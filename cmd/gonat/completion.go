@@ -72,7 +72,7 @@ func valueArms(b *strings.Builder, arm string) {
 // commands lists gonat's commands for completion; a unit test checks it
 // against each command's --help.
 var commands = []command{
-	{name: "demo"},
+	{name: "demo", flags: "happy-eyeballs"},
 	{name: "run", flags: "busy-poll= expose external= impair= impair-in= impair-out= inside= metrics= mtu= name= outside= outside-mtu= pcap-inside= pcap-outside= per-cpu trace tun-backend= tun-queues= v web= web-streams= " + runSettingFlags},
 	{name: "lab", subs: []command{
 		{name: "up", flags: "busy-poll= d dry-run expose metrics= name= pcap-dir= per-cpu trace tun-queues= v web= web-streams=", args: "files"},

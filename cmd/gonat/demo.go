@@ -22,7 +22,7 @@ import (
 	"github.com/gonat/gonat/traverse"
 )
 
-const demoHelp = `Usage: gonat demo
+const demoHelp = `Usage: gonat demo [--happy-eyeballs]
 
 Builds a throwaway lab (a private host, gonat, a public RFC 5780 STUN
 server, each in its own network namespace), then for each classic NAT
@@ -30,6 +30,10 @@ type: sends a STUN request through the NAT, shows the packet before and
 after translation and the mapping it made, and lets the RFC 5780 probe
 discover the NAT's behaviour. Finishes by itself in well under a minute
 and removes everything it made (also on Ctrl-C).
+
+--happy-eyeballs shows instead, in examples/happy-eyeballs.toml, which
+family wins a Happy Eyeballs race (gonat he) and when, for a client whose
+IPv6 works, is blackholed, is refused or is slow.
 
 Flags:
 `
@@ -43,6 +47,7 @@ var (
 
 func demoCmd(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	he := fs.Bool("happy-eyeballs", false, "show the Happy Eyeballs race in each IPv6 situation instead")
 	if err := parse(fs, args, demoHelp); err != nil {
 		return err
 	}
@@ -55,6 +60,9 @@ func demoCmd(args []string) error {
 	// A name prefix of our own: two demos (or a demo and a test run) never
 	// collide, and everything we made is findable.
 	prefix := fmt.Sprintf("gd%d-", os.Getpid())
+	if *he {
+		return demoHappyEyeballs(ctx, prefix)
+	}
 	lan, wan := prefix+"lan", prefix+"wan"
 	var made []string
 	defer func() {
