@@ -41,31 +41,9 @@ func FuzzProcess6(f *testing.F) {
 				t.Fatal(r.Verdict)
 			}
 		}
-		validBefore := len(pkt) > 0 && pkt[0]>>4 == 6 && sums6Valid(pkt) == nil
-		buf := append([]byte(nil), pkt...)
-		reply := make([]byte, 1500)
-		r := e.Process(port, buf, reply, t0)
-		if r.ReplyLen > 0 {
-			// The quote may be of anything (a protocol the decoder does
-			// not read), so check the error's own checksum only.
-			m := header.IPv6(reply[:r.ReplyLen])
-			if m.Version() != 6 || m.NextHeader() != header.ProtoICMPv6 ||
-				header.Checksum(m.Payload(), header.PseudoHeaderSum6(m.Src(), m.Dst(), header.ProtoICMPv6, uint32(len(m.Payload())))) != 0 {
-				t.Fatalf("the NAT's own error is not a valid ICMPv6 message: %x", m)
-			}
-		}
-		if r.Verdict != Forward {
+		r, buf, p, forwarded := processFuzzed6(t, e, port, pkt)
+		if !forwarded {
 			return
-		}
-		var p header.ParsedV6
-		p.Decode(buf)
-		if p.Status != header.OK {
-			t.Fatalf("forwarded a packet that does not decode: %v", p.Status)
-		}
-		if validBefore {
-			if err := sums6Valid(buf); err != nil {
-				t.Fatalf("forwarded with %v: %x", err, buf)
-			}
 		}
 		if port != Outside {
 			if r.Out == Outside && (mode == table.IPv6Routed && !netip.MustParsePrefix("2001:db8:1::/64").Contains(p.Src.Addr()) ||
@@ -90,4 +68,38 @@ func FuzzProcess6(f *testing.F) {
 			t.Fatalf("the firewall let in %s -> %s proto %d type %d: %x", p.Src, p.Dst, p.Proto, p.ICMPType, buf)
 		}
 	})
+}
+
+// processFuzzed6 runs fuzzed pkt through e from port and checks what
+// every IPv6 mode owes any input: an error the NAT makes is a valid
+// ICMPv6 message (its quote may be of anything, so only its own checksum
+// counts), and a forwarded packet decodes and keeps valid checksums when
+// it came with them. forwarded says whether pkt was forwarded; buf is
+// then the packet as it left and p its decoding.
+func processFuzzed6(t *testing.T, e *Engine, port Port, pkt []byte) (r Result, buf []byte, p header.ParsedV6, forwarded bool) {
+	t.Helper()
+	validBefore := len(pkt) > 0 && pkt[0]>>4 == 6 && sums6Valid(pkt) == nil
+	buf = append([]byte(nil), pkt...)
+	reply := make([]byte, 1500)
+	r = e.Process(port, buf, reply, t0)
+	if r.ReplyLen > 0 {
+		m := header.IPv6(reply[:r.ReplyLen])
+		if m.Version() != 6 || m.NextHeader() != header.ProtoICMPv6 ||
+			header.Checksum(m.Payload(), header.PseudoHeaderSum6(m.Src(), m.Dst(), header.ProtoICMPv6, uint32(len(m.Payload())))) != 0 {
+			t.Fatalf("the NAT's own error is not a valid ICMPv6 message: %x", m)
+		}
+	}
+	if r.Verdict != Forward {
+		return r, buf, p, false
+	}
+	p.Decode(buf)
+	if p.Status != header.OK {
+		t.Fatalf("forwarded a packet that does not decode: %v", p.Status)
+	}
+	if validBefore {
+		if err := sums6Valid(buf); err != nil {
+			t.Fatalf("forwarded with %v: %x", err, buf)
+		}
+	}
+	return r, buf, p, true
 }
