@@ -206,10 +206,30 @@ func TestIPv6RefusalsRateLimited(t *testing.T) {
 	}
 }
 
+// forwardAllocs checks that forwarding out (from port 1) and in (from
+// outside), over and over, allocates nothing; what names the case.
+func forwardAllocs(t *testing.T, e *Engine, what string, out, in []byte) {
+	t.Helper()
+	buf, reply := make([]byte, max(len(out), len(in))), make([]byte, 1500)
+	for _, tc := range []struct {
+		port Port
+		b    []byte
+	}{{1, out}, {Outside, in}} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			n := copy(buf, tc.b)
+			if r := e.Process(tc.port, buf[:n], reply, t0); r.Verdict != Forward {
+				t.Fatal(r.Verdict)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s from port %d: %v allocations per packet", what, tc.port, allocs)
+		}
+	}
+}
+
 // A packet of a live session, either way, and an NPTv6 translation
 // allocate nothing.
 func TestIPv6HitPathAllocs(t *testing.T) {
-	reply := make([]byte, 1500)
 	for _, mode := range []table.IPv6Mode{table.IPv6Routed, table.IPv6NPTv6} {
 		e := newEngine6(t, mode, table.AddressDependent)
 		a := h6A
@@ -222,21 +242,7 @@ func TestIPv6HitPathAllocs(t *testing.T) {
 			t.Fatal(r.Verdict)
 		}
 		in := udp6(ap(srv6, 3478), p.Src, 64, "y")
-		buf := make([]byte, len(out))
-		for _, tc := range []struct {
-			port Port
-			b    []byte
-		}{{1, out}, {Outside, in}} {
-			allocs := testing.AllocsPerRun(1000, func() {
-				copy(buf, tc.b)
-				if r := e.Process(tc.port, buf, reply, t0); r.Verdict != Forward {
-					t.Fatal(r.Verdict)
-				}
-			})
-			if allocs != 0 {
-				t.Errorf("%v from port %d: %v allocations per packet", mode, tc.port, allocs)
-			}
-		}
+		forwardAllocs(t, e, mode.String(), out, in)
 	}
 }
 

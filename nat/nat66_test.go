@@ -322,7 +322,6 @@ func TestNAT66NeedsExternal6(t *testing.T) {
 
 // A packet of a live mapping, either way, allocates nothing.
 func TestNAT66HitPathAllocs(t *testing.T) {
-	reply := make([]byte, 1500)
 	e := newEngine6(t, table.IPv6NAT66, table.AddressAndPortDependent)
 	for _, proto := range []string{"udp", "tcp"} {
 		out := udp6(ap(h6A, 5000), ap(srv6, 3478), 64, "x")
@@ -339,21 +338,7 @@ func TestNAT66HitPathAllocs(t *testing.T) {
 		} else {
 			pass66(t, e, Outside, append([]byte(nil), in...), t0)
 		}
-		buf := make([]byte, len(out))
-		for _, tc := range []struct {
-			port Port
-			b    []byte
-		}{{1, out}, {Outside, in}} {
-			allocs := testing.AllocsPerRun(1000, func() {
-				copy(buf, tc.b)
-				if r := e.Process(tc.port, buf, reply, t0); r.Verdict != Forward {
-					t.Fatal(r.Verdict)
-				}
-			})
-			if allocs != 0 {
-				t.Errorf("%s from port %d: %v allocations per packet", proto, tc.port, allocs)
-			}
-		}
+		forwardAllocs(t, e, proto, out, in)
 	}
 	// Later fragments, either way, once their first came in.
 	_, p := pass66(t, e, 1, udp6(ap(h6A, 6000), ap(srv6, 53), 64, "x"), t0)
@@ -362,21 +347,7 @@ func TestNAT66HitPathAllocs(t *testing.T) {
 		t.Fatal(r.Verdict)
 	}
 	_, laterOut := frags6(udp6(ap(h6A, 6000), ap(srv6, 53), 64, "0123456789abcdef0123456789abcdef"), 9, 16)
-	for _, tc := range []struct {
-		port Port
-		b    []byte
-	}{{1, laterOut}, {Outside, laterIn}} {
-		buf := make([]byte, len(tc.b))
-		allocs := testing.AllocsPerRun(1000, func() {
-			copy(buf, tc.b)
-			if r := e.Process(tc.port, buf, reply, t0); r.Verdict != Forward {
-				t.Fatal(r.Verdict)
-			}
-		})
-		if allocs != 0 {
-			t.Errorf("a later fragment from port %d: %v allocations per packet", tc.port, allocs)
-		}
-	}
+	forwardAllocs(t, e, "a later fragment", laterOut, laterIn)
 }
 
 // FuzzNAT66 feeds arbitrary bytes into the nat66 mode either way, with
