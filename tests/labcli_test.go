@@ -28,6 +28,23 @@ func newLabCLI(t *testing.T) *labCLI {
 	return &labCLI{t: t, state: state, env: append(os.Environ(), "GONAT_STATE_DIR="+state)}
 }
 
+// upDetached brings up a lab of topology text topo in the background
+// under a name of its own, removed when the test ends, and returns the
+// name; a failing lab up fails the test.
+func (c *labCLI) upDetached(topo string) string {
+	c.t.Helper()
+	file := filepath.Join(c.t.TempDir(), "lab.toml")
+	if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	name := labtest.Name()
+	c.t.Cleanup(func() { c.run("lab", "down", "--lab", name) })
+	if out, code := c.run("lab", "up", "-d", file, "--name", name); code != 0 {
+		c.t.Fatalf("lab up -d: exit %d\n%s", code, out)
+	}
+	return name
+}
+
 // run returns the combined output and the exit code.
 func (c *labCLI) run(args ...string) (string, int) {
 	return c.runAs(nil, args...)

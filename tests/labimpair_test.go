@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -150,15 +148,7 @@ address = "203.0.113.10"
 // and a public host without impair (a veth) is refused.
 func TestLabImpairAtRunTime(t *testing.T) {
 	c := newLabCLI(t)
-	file := filepath.Join(t.TempDir(), "home.toml")
-	if err := os.WriteFile(file, []byte(homeTopo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	name := labtest.Name()
-	t.Cleanup(func() { c.run("lab", "down", "--lab", name) })
-	if out, code := c.run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up -d: exit %d\n%s", code, out)
-	}
+	name := c.upDetached(homeTopo)
 	rtts := func(what string) (lo, hi float64) {
 		t.Helper()
 		out, code := c.run("lab", "exec", "--lab", name, "alice", "--", "ping", "-n", "-c", "20", "-i", "0.05", "-W", "2", "203.0.113.10")

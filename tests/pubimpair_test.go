@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gonat/gonat/lab"
-	"github.com/gonat/gonat/lab/labtest"
 	"github.com/gonat/gonat/ns"
 )
 
@@ -47,15 +44,7 @@ address = "203.0.113.20"
 // brings the link back; a public host without impair (a veth) is refused.
 func TestLabPublicHostImpair(t *testing.T) {
 	c := newLabCLI(t)
-	file := filepath.Join(t.TempDir(), "pub.toml")
-	if err := os.WriteFile(file, []byte(pubImpairTopo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	name := labtest.Name()
-	t.Cleanup(func() { c.run("lab", "down", "--lab", name) })
-	if out, code := c.run("lab", "up", "-d", file, "--name", name); code != 0 {
-		t.Fatalf("lab up -d: exit %d\n%s", code, out)
-	}
+	name := c.upDetached(pubImpairTopo)
 	pfx := lab.NamespacePrefix(name)
 	ping := func(what string, n int) []float64 {
 		t.Helper()
