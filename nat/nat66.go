@@ -81,15 +81,7 @@ func proto66(p uint8) (table.Protocol, bool) {
 
 // tcpSegment6 is tcpSegment for an IPv6 packet.
 func tcpSegment6(g *table.Segment, b []byte, p *header.ParsedV6) {
-	t := header.TCP(b[p.TransportOff:p.Length])
-	_ = t[header.TCPMinSize-1]
-	off := t.DataOffset()
-	g.Seq, g.Ack, g.Window = t.Seq(), t.Ack(), t.Window()
-	g.Len = uint32(len(t) - off)
-	g.Flags, g.WScale, g.HasSeq = p.TCPFlags, table.NoWScale, true
-	if p.TCPFlags&header.TCPSyn != 0 {
-		g.WScale = windowScale(t[header.TCPMinSize:off])
-	}
+	fillSegment(g, header.TCP(b[p.TransportOff:p.Length]), p.TCPFlags)
 }
 
 // nat66 translates pk in the nat66 mode.

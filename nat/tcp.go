@@ -13,13 +13,18 @@ import (
 // the windows then lag, which only makes the check believe more. g is
 // filled in place: a Segment returned by value costs a copy per packet.
 func tcpSegment(g *table.Segment, b []byte, p *header.Parsed) {
-	t := header.TCP(b[p.IPHeaderLen:])
+	fillSegment(g, header.TCP(b[p.IPHeaderLen:]), p.TCPFlags)
+}
+
+// fillSegment is tcpSegment for TCP header and payload t with flags, in
+// either IP version.
+func fillSegment(g *table.Segment, t header.TCP, flags uint8) {
 	_ = t[header.TCPMinSize-1] // one bounds check for the fields below
 	off := t.DataOffset()
 	g.Seq, g.Ack, g.Window = t.Seq(), t.Ack(), t.Window()
 	g.Len = uint32(len(t) - off)
-	g.Flags, g.WScale, g.HasSeq = p.TCPFlags, table.NoWScale, true
-	if p.TCPFlags&header.TCPSyn != 0 {
+	g.Flags, g.WScale, g.HasSeq = flags, table.NoWScale, true
+	if flags&header.TCPSyn != 0 {
 		g.WScale = windowScale(t[header.TCPMinSize:off])
 	}
 }
