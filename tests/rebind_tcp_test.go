@@ -82,6 +82,10 @@ func TestRebindTCP(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			client, server := dial()
 			exchange(client, server)
+			// The client's kernel acknowledges "pong" up to 200 ms later
+			// (delayed ACK); an ACK that left after the rebind would draw
+			// the server's RST before the write below. Let it go first.
+			time.Sleep(300 * time.Millisecond)
 			before := server.RemoteAddr().String()
 			if _, err := lab.Call(l.Name, lab.Request{Op: lab.OpRebind, NAT: "home", Address: c.address}); err != nil {
 				t.Fatal(err)
